@@ -1,0 +1,189 @@
+//! Flows in the ovs-ofctl syntax: parsing and printing ([`syntax`]) and the table that picks the
+//! flow for a frame ([`table`]).
+//!
+//! A flow is a priority, a match over the fields of [`FrameKey`](crate::wire::ethernet::FrameKey)
+//! and the ingress port, and a list of actions naming ports.
+
+pub mod syntax;
+pub mod table;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::wire::ethernet::{FrameKey, Mac, L3};
+
+pub use syntax::{parse_flow, FlowParseError};
+pub use table::FlowTable;
+
+/// An OpenFlow port number. Port 1 is the local side (the TAP device); tunnels are 2 and up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortNo(pub u32);
+
+impl PortNo {
+    /// The local side: the TAP device.
+    pub const LOCAL: PortNo = PortNo(1);
+}
+
+impl fmt::Display for PortNo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Resolves the port names a flow may use (tunnel names, the device name, `LOCAL`) to numbers.
+pub trait PortNames {
+    /// The port called `name`, if there is one.
+    fn resolve(&self, name: &str) -> Option<PortNo>;
+    /// Whether a port with this number exists.
+    fn exists(&self, port: PortNo) -> bool;
+}
+
+/// OpenFlow's default flow priority.
+pub const DEFAULT_PRIORITY: u16 = 32768;
+
+/// One flow: the highest priority matching flow decides a frame's fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// 0 to 65535; higher wins.
+    pub priority: u16,
+    /// What the flow matches.
+    pub matches: Match,
+    /// What it does with a matching frame. Empty means drop.
+    pub actions: Vec<Action>,
+}
+
+/// A MAC address with a mask (all ones for an exact match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacMatch {
+    /// The address, already masked.
+    pub addr: Mac,
+    /// Bits that must match.
+    pub mask: Mac,
+}
+
+impl MacMatch {
+    fn matches(&self, mac: Mac) -> bool {
+        (0..6).all(|i| mac.0[i] & self.mask.0[i] == self.addr.0[i])
+    }
+
+    fn is_exact(&self) -> bool {
+        self.mask == Mac::BROADCAST
+    }
+}
+
+/// The match part of a flow. `None` is a wildcard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Match {
+    /// `in_port=`
+    pub in_port: Option<PortNo>,
+    /// `dl_src=`
+    pub dl_src: Option<MacMatch>,
+    /// `dl_dst=`
+    pub dl_dst: Option<MacMatch>,
+    /// `dl_type=`, or implied by `arp`, `ip`, `ipv6` ...
+    pub dl_type: Option<u16>,
+    /// `nw_proto=`, or implied by `icmp`, `tcp6` ...
+    pub nw_proto: Option<u8>,
+    /// `nw_src=` (for ARP: the sender protocol address)
+    pub nw_src: Option<Ipv4Net>,
+    /// `nw_dst=` (for ARP: the target protocol address)
+    pub nw_dst: Option<Ipv4Net>,
+    /// `ipv6_src=`
+    pub ipv6_src: Option<Ipv6Net>,
+    /// `ipv6_dst=`
+    pub ipv6_dst: Option<Ipv6Net>,
+}
+
+impl Match {
+    /// Whether a frame with `key` arriving on `in_port` matches.
+    pub fn matches(&self, in_port: PortNo, key: &FrameKey) -> bool {
+        if self.in_port.is_some_and(|p| p != in_port)
+            || self.dl_src.is_some_and(|m| !m.matches(key.dl_src))
+            || self.dl_dst.is_some_and(|m| !m.matches(key.dl_dst))
+            || self.dl_type.is_some_and(|t| t != key.dl_type)
+        {
+            return false;
+        }
+        if self.nw_proto.is_none()
+            && self.nw_src.is_none()
+            && self.nw_dst.is_none()
+            && self.ipv6_src.is_none()
+            && self.ipv6_dst.is_none()
+        {
+            return true;
+        }
+        match key.l3 {
+            L3::Arp { spa, tpa } => {
+                self.nw_proto.is_none()
+                    && self.ipv6_src.is_none()
+                    && self.ipv6_dst.is_none()
+                    && v4_in(self.nw_src, spa)
+                    && v4_in(self.nw_dst, tpa)
+            }
+            L3::Ipv4 { src, dst, proto } => {
+                self.nw_proto.is_none_or(|p| p == proto)
+                    && self.ipv6_src.is_none()
+                    && self.ipv6_dst.is_none()
+                    && v4_in(self.nw_src, src)
+                    && v4_in(self.nw_dst, dst)
+            }
+            L3::Ipv6 { src, dst, proto } => {
+                self.nw_proto.is_none_or(|p| p == proto)
+                    && self.nw_src.is_none()
+                    && self.nw_dst.is_none()
+                    && v6_in(self.ipv6_src, src)
+                    && v6_in(self.ipv6_dst, dst)
+            }
+            L3::Other => false,
+        }
+    }
+
+    /// How specific the match is, for choosing among flows of equal priority: the destination
+    /// prefix length first, then the source prefix length, then the number of exact fields.
+    pub fn specificity(&self) -> (u8, u8, u8) {
+        let dst = self
+            .nw_dst
+            .map(|n| n.prefix_len())
+            .or(self.ipv6_dst.map(|n| n.prefix_len()))
+            .unwrap_or(0);
+        let src = self
+            .nw_src
+            .map(|n| n.prefix_len())
+            .or(self.ipv6_src.map(|n| n.prefix_len()))
+            .unwrap_or(0);
+        let exact = u8::from(self.in_port.is_some())
+            + u8::from(self.dl_src.is_some_and(|m| m.is_exact()))
+            + u8::from(self.dl_dst.is_some_and(|m| m.is_exact()))
+            + u8::from(self.dl_type.is_some())
+            + u8::from(self.nw_proto.is_some());
+        (dst, src, exact)
+    }
+}
+
+fn v4_in(net: Option<Ipv4Net>, addr: Ipv4Addr) -> bool {
+    net.is_none_or(|n| n.contains(&addr))
+}
+
+fn v6_in(net: Option<Ipv6Net>, addr: Ipv6Addr) -> bool {
+    net.is_none_or(|n| n.contains(&addr))
+}
+
+/// An action of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `output:PORT`. Never sends back out of the ingress port (use `in_port` for that).
+    Output(PortNo),
+    /// `in_port`: back out of the ingress port.
+    InPort,
+    /// `flood`: every port but the ingress.
+    Flood,
+    /// `all`: every port but the ingress (no port is excluded from flooding yet, so the same
+    /// set as `flood`).
+    All,
+    /// `normal`: a MAC-learning L2 switch.
+    Normal,
+    /// `drop`.
+    Drop,
+}

@@ -1,0 +1,7 @@
+//! vxtund: a userspace VXLAN tunnel daemon with an OpenFlow-style prefix forwarding table.
+//!
+//! The crate is a pure core that decides ([`wire`], [`flow`], [`switch`], [`config`]) and a
+//! thin I/O shell that moves bytes ([`io`], [`daemon`]). See `ARCHITECTURE.md`.
+
+pub mod flow;
+pub mod wire;

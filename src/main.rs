@@ -1,0 +1,2 @@
+//! The `vxtund` command line.
+fn main() {}
