@@ -1,0 +1,593 @@
+//! The core of vxtund: decides, for every frame, which ports it leaves by.
+//!
+//! [`Switch::handle_frame`] takes a frame, the port it came in on and the time, and returns an
+//! [`Action`]: the egress ports, or a [`DropReason`]. [`Switch::handle_vxlan`] does the same for a
+//! VXLAN datagram received from the underlay, after checking who sent it. Nothing here touches a
+//! socket or the clock, and nothing here allocates per frame once the output buffer has grown to
+//! the number of ports.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::fdb::MacTable;
+use crate::flow::{self, FlowTable, PortNo};
+use crate::wire::ethernet::FrameKey;
+use crate::wire::vxlan;
+
+/// A port of the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// OpenFlow port number.
+    pub no: PortNo,
+    /// The device name for port 1, the tunnel name otherwise.
+    pub name: String,
+    /// What is behind the port.
+    pub kind: PortKind,
+}
+
+/// What is behind a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortKind {
+    /// The TAP device.
+    Local,
+    /// A VXLAN tunnel to one remote VTEP.
+    Vxlan(VxlanTunnel),
+}
+
+/// The far end of a VXLAN tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanTunnel {
+    /// The remote VTEP's underlay address.
+    pub remote: IpAddr,
+    /// The VXLAN Network Identifier sent and expected.
+    pub vni: u32,
+    /// UDP destination port on the remote, and the port we listen on for it.
+    pub dst_port: u16,
+}
+
+/// Why a frame or datagram was dropped. Each has a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    TruncatedFrame,
+    /// The source MAC is a group address, which no station may send from.
+    MulticastSource,
+    /// No flow matched.
+    NoMatchingFlow,
+    /// The matching flow's action is `drop`.
+    FlowDrop,
+    /// The flow's outputs were all the ingress port, or there was no other port to flood to.
+    NoEgress,
+    /// A datagram too short to hold the VXLAN header and an Ethernet header.
+    VxlanTruncated,
+    /// The VXLAN I flag is clear or a reserved flag is set.
+    VxlanBadFlags,
+    /// The datagram came from an address that is no tunnel's remote.
+    UnknownRemote,
+    /// The sender is a tunnel's remote, but no tunnel to it has this VNI.
+    WrongVni,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 9] = [
+        DropReason::TruncatedFrame,
+        DropReason::MulticastSource,
+        DropReason::NoMatchingFlow,
+        DropReason::FlowDrop,
+        DropReason::NoEgress,
+        DropReason::VxlanTruncated,
+        DropReason::VxlanBadFlags,
+        DropReason::UnknownRemote,
+        DropReason::WrongVni,
+    ];
+
+    /// The counter's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TruncatedFrame => "truncated_frame",
+            DropReason::MulticastSource => "multicast_source",
+            DropReason::NoMatchingFlow => "no_matching_flow",
+            DropReason::FlowDrop => "flow_drop",
+            DropReason::NoEgress => "no_egress",
+            DropReason::VxlanTruncated => "vxlan_truncated",
+            DropReason::VxlanBadFlags => "vxlan_bad_flags",
+            DropReason::UnknownRemote => "unknown_remote",
+            DropReason::WrongVni => "wrong_vni",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to do with a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Send it out of these ports (never empty).
+    Forward(&'a [PortNo]),
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+}
+
+/// Packet and byte counters of one port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames received on the port (before any drop).
+    pub rx_packets: u64,
+    /// Bytes of those frames (inner Ethernet frames for tunnels).
+    pub rx_bytes: u64,
+    /// Frames the switch sent out of the port.
+    pub tx_packets: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Sends that the device or socket refused.
+    pub tx_errors: u64,
+}
+
+/// Packet and byte counters of one flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Frames that matched.
+    pub n_packets: u64,
+    /// Bytes of those frames.
+    pub n_bytes: u64,
+}
+
+/// The switch: ports, flows, the MAC table and every counter.
+pub struct Switch {
+    ports: Vec<Port>,
+    port_stats: Vec<PortStats>,
+    table: FlowTable,
+    flow_stats: Vec<FlowStats>,
+    fdb: MacTable,
+    drops: [u64; DropReason::ALL.len()],
+    /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
+    vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>>,
+    out: Vec<PortNo>,
+}
+
+impl Switch {
+    /// A switch with these ports (port 1 must be the local side) and flows.
+    pub fn new(mut ports: Vec<Port>, table: FlowTable, fdb: MacTable) -> Switch {
+        ports.sort_by_key(|p| p.no);
+        let mut vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>> = HashMap::new();
+        for port in &ports {
+            if let PortKind::Vxlan(t) = &port.kind {
+                vxlan_rx
+                    .entry((t.remote, t.dst_port))
+                    .or_default()
+                    .push((t.vni, port.no));
+            }
+        }
+        let flow_count = table.flows().len();
+        Switch {
+            port_stats: vec![PortStats::default(); ports.len()],
+            out: Vec::with_capacity(ports.len()),
+            ports,
+            table,
+            flow_stats: vec![FlowStats::default(); flow_count],
+            fdb,
+            drops: [0; DropReason::ALL.len()],
+            vxlan_rx,
+        }
+    }
+
+    /// Decides where a frame that came in on `ingress` goes.
+    pub fn handle_frame(&mut self, ingress: PortNo, frame: &[u8], now: Instant) -> Action<'_> {
+        let len = frame.len() as u64;
+        if let Some(slot) = self.slot(ingress) {
+            let s = &mut self.port_stats[slot];
+            s.rx_packets += 1;
+            s.rx_bytes += len;
+        }
+        let key = match FrameKey::parse(frame) {
+            Ok(key) => key,
+            Err(_) => return self.drop(DropReason::TruncatedFrame),
+        };
+        if key.dl_src.is_multicast() {
+            return self.drop(DropReason::MulticastSource);
+        }
+        let Some(id) = self.table.lookup(ingress, &key) else {
+            return self.drop(DropReason::NoMatchingFlow);
+        };
+        let stats = &mut self.flow_stats[id];
+        stats.n_packets += 1;
+        stats.n_bytes += len;
+
+        self.out.clear();
+        let actions = &self.table.flows()[id].actions;
+        if actions.is_empty() {
+            return self.drop(DropReason::FlowDrop);
+        }
+        for action in actions {
+            match *action {
+                flow::Action::Output(p) if p != ingress => self.out.push(p),
+                flow::Action::Output(_) | flow::Action::Drop => {}
+                flow::Action::InPort => self.out.push(ingress),
+                flow::Action::Flood | flow::Action::All => {
+                    flood(&self.ports, ingress, &mut self.out)
+                }
+                flow::Action::Normal => {
+                    self.fdb.learn(key.dl_src, ingress, now);
+                    match self.fdb.lookup(key.dl_dst, now) {
+                        _ if key.dl_dst.is_multicast() => {
+                            flood(&self.ports, ingress, &mut self.out)
+                        }
+                        Some(p) if p == ingress => {}
+                        Some(p) => self.out.push(p),
+                        None => flood(&self.ports, ingress, &mut self.out),
+                    }
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return self.drop(DropReason::NoEgress);
+        }
+        for i in 0..self.out.len() {
+            if let Some(slot) = self.slot(self.out[i]) {
+                let s = &mut self.port_stats[slot];
+                s.tx_packets += 1;
+                s.tx_bytes += len;
+            }
+        }
+        Action::Forward(&self.out)
+    }
+
+    /// Checks a VXLAN datagram received on local UDP port `local_port` from `src`, and decides
+    /// where its inner frame (`datagram[vxlan::HEADER_LEN..]`) goes.
+    pub fn handle_vxlan(
+        &mut self,
+        local_port: u16,
+        src: IpAddr,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Action<'_> {
+        let header = match vxlan::Header::decode(datagram) {
+            Ok(h) => h,
+            Err(vxlan::DecodeError::Truncated) => return self.drop(DropReason::VxlanTruncated),
+            Err(vxlan::DecodeError::BadFlags) => return self.drop(DropReason::VxlanBadFlags),
+        };
+        let Some(tunnels) = self.vxlan_rx.get(&(src, local_port)) else {
+            return self.drop(DropReason::UnknownRemote);
+        };
+        let Some(&(_, port)) = tunnels.iter().find(|(vni, _)| *vni == header.vni) else {
+            return self.drop(DropReason::WrongVni);
+        };
+        self.handle_frame(port, &datagram[vxlan::HEADER_LEN..], now)
+    }
+
+    /// Counts a send that failed on `port`.
+    pub fn record_tx_error(&mut self, port: PortNo) {
+        if let Some(slot) = self.slot(port) {
+            self.port_stats[slot].tx_errors += 1;
+        }
+    }
+
+    /// The ports, by number.
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+
+    /// The counters of `port`.
+    pub fn port_stats(&self, port: PortNo) -> Option<PortStats> {
+        self.slot(port).map(|s| self.port_stats[s])
+    }
+
+    /// How many frames were dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// The flow table.
+    pub fn table(&self) -> &FlowTable {
+        &self.table
+    }
+
+    /// The counters of flow `id` (its index in the table).
+    pub fn flow_stats(&self, id: usize) -> Option<FlowStats> {
+        self.flow_stats.get(id).copied()
+    }
+
+    /// The MAC learning table.
+    pub fn fdb(&self) -> &MacTable {
+        &self.fdb
+    }
+
+    /// Every counter, one line per port and one line of drops, as logged on SIGUSR1 and at exit.
+    pub fn stats_report(&self) -> StatsReport<'_> {
+        StatsReport(self)
+    }
+
+    fn slot(&self, port: PortNo) -> Option<usize> {
+        self.ports.binary_search_by_key(&port, |p| p.no).ok()
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Action<'static> {
+        self.drops[reason.index()] += 1;
+        Action::Drop(reason)
+    }
+}
+
+fn flood(ports: &[Port], ingress: PortNo, out: &mut Vec<PortNo>) {
+    out.extend(ports.iter().map(|p| p.no).filter(|&p| p != ingress));
+}
+
+/// The counters of a switch, printable.
+pub struct StatsReport<'a>(&'a Switch);
+
+impl fmt::Display for StatsReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sw = self.0;
+        for (port, s) in sw.ports.iter().zip(&sw.port_stats) {
+            writeln!(
+                f,
+                "port {} {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}",
+                port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
+            )?;
+        }
+        write!(f, "drops:")?;
+        for reason in DropReason::ALL {
+            write!(f, " {}={}", reason.name(), sw.drops(reason))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdb::{DEFAULT_AGEING, DEFAULT_CAPACITY};
+    use crate::flow::parse_flow;
+    use crate::flow::syntax::tests::HubPorts;
+    use crate::wire::vectors::{KERNEL_ARP, KERNEL_NS};
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    const INNER: usize = vxlan::HEADER_LEN;
+
+    fn tunnel(no: u32, last: u8) -> Port {
+        Port {
+            no: PortNo(no),
+            name: format!("tun{no}"),
+            kind: PortKind::Vxlan(VxlanTunnel {
+                remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, last)),
+                vni: 0x123456,
+                dst_port: 8472,
+            }),
+        }
+    }
+
+    fn hub(rules: &[&str]) -> Switch {
+        let ports = vec![
+            Port {
+                no: PortNo(1),
+                name: "vxt0".into(),
+                kind: PortKind::Local,
+            },
+            tunnel(2, 102),
+            tunnel(3, 103),
+        ];
+        let flows = rules
+            .iter()
+            .map(|r| parse_flow(r, &HubPorts).unwrap())
+            .collect();
+        Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        )
+    }
+
+    fn ipv4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], dst: [u8; 4]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+            .ipv4([172, 31, 1, 1], dst, 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut frame, b"ping")
+            .unwrap();
+        frame
+    }
+
+    fn forward(action: Action<'_>) -> Vec<u32> {
+        match action {
+            Action::Forward(ports) => ports.iter().map(|p| p.0).collect(),
+            Action::Drop(r) => panic!("dropped: {r:?}"),
+        }
+    }
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+    #[test]
+    fn flood_goes_everywhere_but_the_ingress() {
+        let mut sw = hub(&["arp,actions=flood"]);
+        let now = Instant::now();
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &KERNEL_ARP[INNER..], now)),
+            [1, 3]
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &KERNEL_ARP[INNER..], now)),
+            [2, 3]
+        );
+        let s = sw.port_stats(PortNo(3)).unwrap();
+        assert_eq!((s.tx_packets, s.tx_bytes), (2, 84));
+        assert_eq!(
+            sw.flow_stats(0),
+            Some(FlowStats {
+                n_packets: 2,
+                n_bytes: 84
+            })
+        );
+    }
+
+    #[test]
+    fn output_picks_the_prefix_and_never_reflects() {
+        let mut sw = hub(&[
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip,nw_dst=172.31.3.0/24,actions=output:3",
+            "ip,nw_dst=172.31.9.0/24,actions=in_port",
+        ]);
+        let now = Instant::now();
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &ipv4_frame(A, B, [172, 31, 3, 1]), now)),
+            [3]
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 3, 1]), now)),
+            [3]
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 9, 1]), now)),
+            [2]
+        );
+        assert_eq!(
+            sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 2, 1]), now),
+            Action::Drop(DropReason::NoEgress)
+        );
+        assert_eq!(sw.drops(DropReason::NoEgress), 1);
+    }
+
+    #[test]
+    fn normal_learns_floods_unknown_and_forgets_after_ageing() {
+        let mut sw = hub(&["actions=normal"]);
+        let t0 = Instant::now();
+        // B unknown: flood. A learnt on 2.
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
+            [1, 3]
+        );
+        // The reply to A goes to 2 only; B learnt on 1.
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
+            [2]
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(3), &ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
+            [1]
+        );
+        // A moved to 3.
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
+            [3]
+        );
+        // Broadcast and multicast always flood.
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &KERNEL_NS[INNER..], t0)),
+            [2, 3]
+        );
+        // After ageing A is unknown again.
+        let later = t0 + DEFAULT_AGEING + Duration::from_secs(1);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), later)),
+            [2, 3]
+        );
+        // A frame to a MAC on its own ingress port goes nowhere.
+        sw.handle_frame(PortNo(1), &ipv4_frame(A, B, [1, 1, 1, 1]), later);
+        assert_eq!(
+            sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), later),
+            Action::Drop(DropReason::NoEgress)
+        );
+    }
+
+    #[test]
+    fn every_frame_drop_reason_is_counted() {
+        let mut sw = hub(&[
+            "ip,nw_dst=172.31.0.0/16,actions=drop",
+            "arp,actions=output:1",
+        ]);
+        let now = Instant::now();
+        let cases: [(Vec<u8>, PortNo, DropReason); 5] = [
+            (vec![0u8; 13], PortNo(1), DropReason::TruncatedFrame),
+            (
+                ipv4_frame([3, 0, 0, 0, 0, 1], B, [172, 31, 1, 1]),
+                PortNo(1),
+                DropReason::MulticastSource,
+            ),
+            (
+                ipv4_frame(A, B, [10, 0, 0, 1]),
+                PortNo(1),
+                DropReason::NoMatchingFlow,
+            ),
+            (
+                ipv4_frame(A, B, [172, 31, 1, 1]),
+                PortNo(1),
+                DropReason::FlowDrop,
+            ),
+            (
+                KERNEL_ARP[INNER..].to_vec(),
+                PortNo(1),
+                DropReason::NoEgress,
+            ),
+        ];
+        for (frame, port, reason) in cases {
+            assert_eq!(sw.handle_frame(port, &frame, now), Action::Drop(reason));
+            assert_eq!(sw.drops(reason), 1, "{reason:?}");
+        }
+        assert_eq!(sw.port_stats(PortNo(1)).unwrap().rx_packets, 5);
+    }
+
+    #[test]
+    fn vxlan_accepts_only_known_remotes_with_their_vni() {
+        let mut sw = hub(&["arp,actions=flood"]);
+        let now = Instant::now();
+        let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
+        assert_eq!(
+            forward(sw.handle_vxlan(8472, from(103), &KERNEL_ARP, now)),
+            [1, 2]
+        );
+
+        let mut other_vni = KERNEL_ARP;
+        other_vni[6] = 0x57;
+        let mut bad_flags = KERNEL_ARP;
+        bad_flags[0] = 0x0c;
+        let cases: [(u16, IpAddr, &[u8], DropReason); 5] = [
+            (
+                8472,
+                from(102),
+                &KERNEL_ARP[..20],
+                DropReason::VxlanTruncated,
+            ),
+            (8472, from(102), &bad_flags, DropReason::VxlanBadFlags),
+            (8472, from(99), &KERNEL_ARP, DropReason::UnknownRemote),
+            (4789, from(102), &KERNEL_ARP, DropReason::UnknownRemote),
+            (8472, from(102), &other_vni, DropReason::WrongVni),
+        ];
+        for (port, src, datagram, reason) in cases {
+            assert_eq!(
+                sw.handle_vxlan(port, src, datagram, now),
+                Action::Drop(reason),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(sw.drops(DropReason::UnknownRemote), 2);
+        // The data path still works after all that.
+        assert_eq!(
+            forward(sw.handle_vxlan(8472, from(102), &KERNEL_ARP, now)),
+            [1, 3]
+        );
+    }
+
+    #[test]
+    fn report_lists_ports_and_drops() {
+        let mut sw = hub(&["arp,actions=flood"]);
+        sw.handle_frame(PortNo(1), &KERNEL_ARP[INNER..], Instant::now());
+        sw.record_tx_error(PortNo(2));
+        let report = sw.stats_report().to_string();
+        assert!(
+            report.contains("port 1 vxt0: rx_packets=1 rx_bytes=42"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "port 2 tun2: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
+            ),
+            "{report}"
+        );
+        assert!(report.contains("drops: truncated_frame=0"), "{report}");
+    }
+}
