@@ -3,6 +3,7 @@
 //! The crate is a pure core that decides ([`wire`], [`flow`], [`switch`], [`config`]) and a
 //! thin I/O shell that moves bytes ([`io`], [`daemon`]). See `ARCHITECTURE.md`.
 
+pub mod config;
 pub mod fdb;
 pub mod flow;
 pub mod switch;

@@ -1,0 +1,519 @@
+//! The configuration file: the only module that knows TOML.
+//!
+//! [`Config::load`] reads a file into raw serde structs (unknown keys rejected), then turns them
+//! into validated domain types. Every error names the file, line and column and says what is
+//! wrong; nothing half-valid gets through.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::fdb;
+use crate::flow::{parse_flow, Action, Flow, PortNames, PortNo};
+use crate::switch::{Port, PortKind, VxlanTunnel};
+use crate::wire::{self, vxlan};
+
+/// The Linux kernel's default VXLAN port (IANA's is 4789).
+pub const DEFAULT_VXLAN_PORT: u16 = 8472;
+/// The device name used when the config gives none.
+pub const DEFAULT_DEVICE: &str = "vxt0";
+/// Underlay MTU assumed when none is configured and none can be read from the system.
+pub const FALLBACK_UNDERLAY_MTU: u16 = 1500;
+/// Longest interface name Linux accepts (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+/// Port numbers from here up are reserved in OpenFlow.
+const PORT_MAX: u32 = 0xffff_ff00;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The TAP device.
+    pub device: DeviceConfig,
+    /// The underlay network.
+    pub underlay: UnderlayConfig,
+    /// All ports: the device as port 1, then the tunnels.
+    pub ports: Vec<Port>,
+    /// The flows; `actions=normal` alone when the file has no `[flows]`.
+    pub flows: Vec<Flow>,
+    /// MAC learning table: ageing time.
+    pub fdb_ageing: Duration,
+    /// MAC learning table: most entries.
+    pub fdb_max_entries: usize,
+}
+
+/// The `[device]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// TAP device name.
+    pub name: String,
+    /// MTU; computed from the tunnels when not given.
+    pub mtu: Option<u16>,
+    /// Existing Linux bridge to enslave the TAP to.
+    pub bridge: Option<String>,
+    /// Addresses to put on the TAP.
+    pub addresses: Vec<IpNet>,
+}
+
+/// The `[underlay]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayConfig {
+    /// Source address of outer packets (and the address the daemon listens on).
+    pub local: IpAddr,
+    /// MTU of the underlay; read from the route to each remote when not given.
+    pub mtu: Option<u16>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<Range<usize>>, message: String| {
+            ConfigError::at(path, text, span, message)
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_owned()))?;
+
+        let device = validate_device(raw.device, &err)?;
+        let local =
+            parse_ip(&raw.underlay.local).map_err(|m| err(Some(raw.underlay.local.span()), m))?;
+        let underlay = UnderlayConfig {
+            local,
+            mtu: check_mtu(raw.underlay.mtu, 576, &err)?,
+        };
+
+        let mut ports = vec![Port {
+            no: PortNo::LOCAL,
+            name: device.name.clone(),
+            kind: PortKind::Local,
+        }];
+        let explicit: HashSet<u32> = raw
+            .tunnels
+            .iter()
+            .filter_map(|t| t.get_ref().port.as_ref().map(|p| *p.get_ref()))
+            .collect();
+        let mut next_port = 2;
+        let mut names = HashSet::new();
+        let mut endpoints = HashSet::new();
+        for spanned in raw.tunnels {
+            let span = spanned.span();
+            let t = spanned.into_inner();
+            let name = t.name.get_ref().clone();
+            check_tunnel_name(&name, &device.name).map_err(|m| err(Some(t.name.span()), m))?;
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    Some(t.name.span()),
+                    format!("duplicate tunnel name `{name}`"),
+                ));
+            }
+            match t.kind.get_ref().as_str() {
+                "vxlan" => {}
+                "gre" => {
+                    return Err(err(
+                        Some(t.kind.span()),
+                        "tunnel type `gre` is not supported yet (only `vxlan`)".into(),
+                    ))
+                }
+                other => {
+                    return Err(err(
+                        Some(t.kind.span()),
+                        format!("unknown tunnel type `{other}` (expected `vxlan`)"),
+                    ))
+                }
+            }
+            let remote = parse_ip(&t.remote).map_err(|m| err(Some(t.remote.span()), m))?;
+            if remote.is_ipv4() != local.is_ipv4() {
+                return Err(err(
+                    Some(t.remote.span()),
+                    format!("remote {remote} is not of the same address family as underlay.local {local}"),
+                ));
+            }
+            if remote == local || remote.is_unspecified() || remote.is_multicast() {
+                return Err(err(
+                    Some(t.remote.span()),
+                    format!("remote {remote} must be another host's unicast address"),
+                ));
+            }
+            let vni = match &t.vni {
+                Some(v) if *v.get_ref() > vxlan::VNI_MAX => {
+                    return Err(err(
+                        Some(v.span()),
+                        format!("vni {} is larger than 16777215 (24 bits)", v.get_ref()),
+                    ))
+                }
+                Some(v) => *v.get_ref(),
+                None => 0,
+            };
+            let dst_port = match &t.dst_port {
+                Some(p) if *p.get_ref() == 0 => {
+                    return Err(err(Some(p.span()), "dst_port must not be 0".into()))
+                }
+                Some(p) => *p.get_ref(),
+                None => DEFAULT_VXLAN_PORT,
+            };
+            if !endpoints.insert((remote, vni, dst_port)) {
+                return Err(err(
+                    Some(span),
+                    format!(
+                        "another tunnel already goes to {remote} port {dst_port} with vni {vni}"
+                    ),
+                ));
+            }
+            let no = match &t.port {
+                Some(p) => {
+                    let n = *p.get_ref();
+                    if n < 2 || n >= PORT_MAX {
+                        return Err(err(
+                            Some(p.span()),
+                            format!("port {n}: tunnel ports are numbered from 2 (1 is the device)"),
+                        ));
+                    }
+                    if ports.iter().any(|q| q.no == PortNo(n)) {
+                        return Err(err(Some(p.span()), format!("port {n} is used twice")));
+                    }
+                    n
+                }
+                None => {
+                    while explicit.contains(&next_port)
+                        || ports.iter().any(|q| q.no == PortNo(next_port))
+                    {
+                        next_port += 1;
+                    }
+                    next_port
+                }
+            };
+            ports.push(Port {
+                no: PortNo(no),
+                name,
+                kind: PortKind::Vxlan(VxlanTunnel {
+                    remote,
+                    vni,
+                    dst_port,
+                }),
+            });
+        }
+
+        let resolver = ConfigPorts(&ports);
+        let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
+            None => (
+                vec![Flow::normal()],
+                fdb::DEFAULT_AGEING,
+                fdb::DEFAULT_CAPACITY,
+            ),
+            Some(f) => {
+                let mut flows = Vec::with_capacity(f.rules.len());
+                for rule in &f.rules {
+                    let flow = parse_flow(rule.get_ref(), &resolver).map_err(|e| {
+                        // Point inside the string: past the opening quote, at the token.
+                        let at = rule.span().start + 1 + e.offset;
+                        err(
+                            Some(at..at + 1),
+                            format!("flow `{}`: {}", rule.get_ref(), e.message),
+                        )
+                    })?;
+                    flows.push(flow);
+                }
+                let ageing = match f.mac_ageing {
+                    Some(a) if *a.get_ref() == 0 => {
+                        return Err(err(
+                            Some(a.span()),
+                            "mac_ageing must be at least 1 second".into(),
+                        ))
+                    }
+                    Some(a) => Duration::from_secs(*a.get_ref()),
+                    None => fdb::DEFAULT_AGEING,
+                };
+                let size = match f.mac_table_size {
+                    Some(s) if *s.get_ref() == 0 => {
+                        return Err(err(
+                            Some(s.span()),
+                            "mac_table_size must be at least 1".into(),
+                        ))
+                    }
+                    Some(s) => *s.get_ref(),
+                    None => fdb::DEFAULT_CAPACITY,
+                };
+                (flows, ageing, size)
+            }
+        };
+        Ok(Config {
+            path: path.to_owned(),
+            device,
+            underlay,
+            ports,
+            flows,
+            fdb_ageing,
+            fdb_max_entries,
+        })
+    }
+
+    /// The tunnel ports (every port but the device).
+    pub fn tunnels(&self) -> impl Iterator<Item = (&Port, &VxlanTunnel)> {
+        self.ports.iter().filter_map(|p| match &p.kind {
+            PortKind::Vxlan(t) => Some((p, t)),
+            PortKind::Local => None,
+        })
+    }
+}
+
+impl Flow {
+    /// The single flow `actions=normal`: a learning switch.
+    pub fn normal() -> Flow {
+        Flow {
+            priority: crate::flow::DEFAULT_PRIORITY,
+            matches: Default::default(),
+            actions: vec![Action::Normal],
+        }
+    }
+}
+
+/// The largest inner IP packet a VXLAN tunnel carries on an underlay with `underlay_mtu`.
+pub fn tunnel_mtu(underlay_mtu: u16, remote: IpAddr) -> u16 {
+    let overhead = if remote.is_ipv4() {
+        wire::VXLAN_OVERHEAD_V4
+    } else {
+        wire::VXLAN_OVERHEAD_V6
+    };
+    underlay_mtu.saturating_sub(overhead as u16)
+}
+
+/// A configuration error, printed as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line (0 when the file could not be read).
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(path: &Path, text: &str, span: Option<Range<usize>>, message: String) -> ConfigError {
+        let (line, col) = match span {
+            Some(s) => line_col(text, s.start),
+            None => (1, 1),
+        };
+        ConfigError {
+            path: path.to_owned(),
+            line,
+            col,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+type ErrAt<'a> = dyn Fn(Option<Range<usize>>, String) -> ConfigError + 'a;
+
+fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, ConfigError> {
+    let name = match raw.name {
+        Some(n) => {
+            check_ifname(n.get_ref()).map_err(|m| err(Some(n.span()), m))?;
+            n.into_inner()
+        }
+        None => DEFAULT_DEVICE.to_owned(),
+    };
+    let bridge = match raw.bridge {
+        Some(b) => {
+            check_ifname(b.get_ref()).map_err(|m| err(Some(b.span()), m))?;
+            Some(b.into_inner())
+        }
+        None => None,
+    };
+    let mut addresses = Vec::new();
+    for a in &raw.addresses {
+        let net: IpNet = a.get_ref().parse().map_err(|_| {
+            err(
+                Some(a.span()),
+                format!(
+                    "address `{}`: expected ADDRESS/PREFIX such as 172.31.1.254/24",
+                    a.get_ref()
+                ),
+            )
+        })?;
+        addresses.push(net);
+    }
+    Ok(DeviceConfig {
+        name,
+        mtu: check_mtu(raw.mtu, 68, err)?,
+        bridge,
+        addresses,
+    })
+}
+
+fn check_mtu(
+    mtu: Option<Spanned<u16>>,
+    min: u16,
+    err: &ErrAt<'_>,
+) -> Result<Option<u16>, ConfigError> {
+    match mtu {
+        Some(m) if *m.get_ref() < min => Err(err(
+            Some(m.span()),
+            format!("mtu {} is below the minimum of {min}", m.get_ref()),
+        )),
+        Some(m) => Ok(Some(m.into_inner())),
+        None => Ok(None),
+    }
+}
+
+fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > IFNAME_MAX {
+        return Err(format!(
+            "interface name `{name}` must be 1 to {IFNAME_MAX} bytes long"
+        ));
+    }
+    if name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
+        || name == "."
+        || name == ".."
+    {
+        return Err(format!("`{name}` is not a valid interface name"));
+    }
+    Ok(())
+}
+
+fn check_tunnel_name(name: &str, device: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(format!(
+            "tunnel name `{name}` may only hold letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "tunnel name `{name}` must not be a number (numbers are port numbers)"
+        ));
+    }
+    if name.eq_ignore_ascii_case("local") || name == device {
+        return Err(format!(
+            "tunnel name `{name}` is taken by the device (port 1)"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
+    text.get_ref()
+        .parse()
+        .map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", text.get_ref()))
+}
+
+struct ConfigPorts<'a>(&'a [Port]);
+
+impl PortNames for ConfigPorts<'_> {
+    fn resolve(&self, name: &str) -> Option<PortNo> {
+        if name == "LOCAL" || name == "local" {
+            return Some(PortNo::LOCAL);
+        }
+        self.0.iter().find(|p| p.name == name).map(|p| p.no)
+    }
+
+    fn exists(&self, port: PortNo) -> bool {
+        self.0.iter().any(|p| p.no == port)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    device: RawDevice,
+    underlay: RawUnderlay,
+    #[serde(default, rename = "tunnel")]
+    tunnels: Vec<Spanned<RawTunnel>>,
+    flows: Option<RawFlows>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: Option<Spanned<String>>,
+    mtu: Option<Spanned<u16>>,
+    bridge: Option<Spanned<String>>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderlay {
+    local: Spanned<String>,
+    mtu: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunnel {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    remote: Spanned<String>,
+    vni: Option<Spanned<u32>>,
+    dst_port: Option<Spanned<u16>>,
+    port: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlows {
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
+    mac_ageing: Option<Spanned<u64>>,
+    mac_table_size: Option<Spanned<usize>>,
+}

@@ -1,0 +1,254 @@
+//! Configuration: the shipped scenario files load, and every class of mistake is reported with
+//! the file, line and column and a message saying what is wrong.
+
+use std::path::Path;
+
+use vxtund::config::{Config, ConfigError};
+use vxtund::flow::PortNo;
+use vxtund::switch::PortKind;
+
+const BASE: &str = r#"
+[device]
+name = "vxt0"
+
+[underlay]
+local = "192.168.200.101"
+
+[[tunnel]]
+name = "tun_kl"
+type = "vxlan"
+remote = "192.168.200.102"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("seg.toml"), text)
+}
+
+/// Asserts that `text` fails at `line:col` with a message containing `needle`.
+fn fails(text: &str, line: usize, col: usize, needle: &str) {
+    let e = parse(text).expect_err("config should be refused");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("seg.toml:{line}:{col}: ")),
+        "wrong position: {shown}"
+    );
+    assert!(shown.contains(needle), "message lacks `{needle}`: {shown}");
+}
+
+#[test]
+fn shipped_scenario_configs_load() {
+    for (file, tunnels) in [("seg1.toml", 2), ("seg2.toml", 1), ("seg3.toml", 1)] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(file);
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tunnels().count(), tunnels, "{file}");
+        assert_eq!(c.device.bridge.as_deref(), Some("br-lan"));
+        assert_eq!(c.flows.len(), if tunnels == 2 { 8 } else { 6 });
+    }
+}
+
+#[test]
+fn defaults_and_port_numbering() {
+    let c = parse(&format!(
+        "{BASE}\n[[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\nremote = \"192.168.200.9\"\nport = 2\nvni = 77\ndst_port = 4789\n"
+    ))
+    .unwrap();
+    let kl = c.ports.iter().find(|p| p.name == "tun_kl").unwrap();
+    let b = c.ports.iter().find(|p| p.name == "b").unwrap();
+    assert_eq!(
+        (kl.no, b.no),
+        (PortNo(3), PortNo(2)),
+        "explicit numbers are kept, others skip them"
+    );
+    let PortKind::Vxlan(t) = &kl.kind else {
+        panic!()
+    };
+    assert_eq!((t.vni, t.dst_port), (0, 8472));
+    let PortKind::Vxlan(t) = &b.kind else {
+        panic!()
+    };
+    assert_eq!((t.vni, t.dst_port), (77, 4789));
+    assert_eq!(c.flows.len(), 1);
+    assert_eq!(
+        c.flows[0].to_string(),
+        "actions=normal",
+        "no [flows] means a learning switch"
+    );
+}
+
+#[test]
+fn syntax_error() {
+    fails("[device\nname = 1\n", 1, 8, "");
+}
+
+#[test]
+fn unknown_key() {
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nmtuu = 1400"),
+        4,
+        1,
+        "unknown field `mtuu`",
+    );
+}
+
+#[test]
+fn missing_section() {
+    let e = parse("[device]\nname = \"vxt0\"\n").unwrap_err();
+    assert!(e.to_string().contains("missing field `underlay`"), "{e}");
+}
+
+#[test]
+fn bad_addresses() {
+    fails(
+        &BASE.replace("\"192.168.200.102\"", "\"192.168.200.300\""),
+        11,
+        10,
+        "not an IPv4 or IPv6 address",
+    );
+    fails(
+        &BASE.replace("local = \"192.168.200.101\"", "local = \"here\""),
+        6,
+        9,
+        "`here` is not an IPv4",
+    );
+    fails(
+        &BASE.replace("\"192.168.200.102\"", "\"2001:db8::2\""),
+        11,
+        10,
+        "same address family",
+    );
+    fails(
+        &BASE.replace("\"192.168.200.102\"", "\"192.168.200.101\""),
+        11,
+        10,
+        "another host's unicast",
+    );
+    fails(
+        &BASE.replace(
+            "name = \"vxt0\"",
+            "name = \"vxt0\"\naddresses = [\"10.0.0.1\"]",
+        ),
+        4,
+        14,
+        "ADDRESS/PREFIX",
+    );
+}
+
+#[test]
+fn duplicate_tunnel_name_and_endpoint() {
+    let dup = format!(
+        "{BASE}\n[[tunnel]]\nname = \"tun_kl\"\ntype = \"vxlan\"\nremote = \"192.168.200.9\"\n"
+    );
+    fails(&dup, 14, 8, "duplicate tunnel name `tun_kl`");
+    let same = format!(
+        "{BASE}\n[[tunnel]]\nname = \"x\"\ntype = \"vxlan\"\nremote = \"192.168.200.102\"\n"
+    );
+    fails(
+        &same,
+        13,
+        1,
+        "another tunnel already goes to 192.168.200.102 port 8472 with vni 0",
+    );
+}
+
+#[test]
+fn bad_tunnel_fields() {
+    fails(
+        &BASE.replace("type = \"vxlan\"", "type = \"geneve\""),
+        10,
+        8,
+        "unknown tunnel type `geneve`",
+    );
+    fails(
+        &BASE.replace("type = \"vxlan\"", "type = \"gre\""),
+        10,
+        8,
+        "not supported yet",
+    );
+    fails(
+        &format!("{BASE}vni = 16777216\n"),
+        12,
+        7,
+        "larger than 16777215",
+    );
+    fails(&format!("{BASE}dst_port = 70000\n"), 12, 12, "");
+    fails(&format!("{BASE}port = 1\n"), 12, 8, "numbered from 2");
+    fails(
+        &BASE.replace("name = \"tun_kl\"", "name = \"LOCAL\""),
+        9,
+        8,
+        "taken by the device",
+    );
+    fails(
+        &BASE.replace("name = \"tun_kl\"", "name = \"42\""),
+        9,
+        8,
+        "must not be a number",
+    );
+    fails(
+        &BASE.replace("name = \"tun_kl\"", "name = \"a,b\""),
+        9,
+        8,
+        "may only hold",
+    );
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"a-very-long-device-name\""),
+        3,
+        8,
+        "1 to 15 bytes",
+    );
+}
+
+#[test]
+fn bad_flows_point_into_the_rule() {
+    let flows = |rule: &str| {
+        format!("{BASE}\n[flows]\nrules = [\n  \"arp,actions=flood\",\n  \"{rule}\",\n]\n")
+    };
+    fails(
+        &flows("ip,actions=output:tun_xx"),
+        16,
+        15,
+        "unknown port `tun_xx`",
+    );
+    fails(&flows("ip,actions=output:7"), 16, 15, "unknown port 7");
+    fails(
+        &flows("ip,nw_dst=172.31.2.0/40,actions=drop"),
+        16,
+        7,
+        "IPv4 address or prefix",
+    );
+    fails(&flows("ipx,actions=drop"), 16, 4, "unknown keyword `ipx`");
+    fails(
+        &flows("ip,nw_dst=172.31.2.0/24"),
+        16,
+        27,
+        "missing `actions=`",
+    );
+}
+
+#[test]
+fn bad_mtu_and_learning_settings() {
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nmtu = 10"),
+        4,
+        7,
+        "below the minimum",
+    );
+    fails(
+        &format!("{BASE}\n[flows]\nmac_ageing = 0\n"),
+        14,
+        14,
+        "at least 1 second",
+    );
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let e = Config::load(Path::new("/nonexistent/seg9.toml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/seg9.toml: cannot read the file"),
+        "{e}"
+    );
+}
