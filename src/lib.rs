@@ -4,7 +4,9 @@
 //! thin I/O shell that moves bytes ([`io`], [`daemon`]). See `ARCHITECTURE.md`.
 
 pub mod config;
+pub mod daemon;
 pub mod fdb;
 pub mod flow;
+pub mod io;
 pub mod switch;
 pub mod wire;

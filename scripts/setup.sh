@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what vxtund's scenario, tests and benchmarks need on a fresh Debian machine:
+# iproute2 (ip), ping, iperf3 and tcpdump. Does nothing for tools already there.
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v iperf3 >/dev/null || need+=(iperf3)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
+        exit 0
+    fi
+    echo "setup.sh: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi

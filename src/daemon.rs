@@ -1,0 +1,486 @@
+//! Wiring: opens the TAP and the underlay sockets, runs the data path, handles signals.
+//!
+//! The data path is two threads, one per direction, each a tight loop that moves a batch of up to
+//! [`BATCH`] frames per wake-up: read the batch, lock the switch once to decide every frame, then
+//! send (with `sendmmsg`, header and frame gathered without a copy). The main thread waits for
+//! signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+use socket2::SockAddr;
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::fdb::MacTable;
+use crate::flow::{FlowTable, PortNo};
+use crate::io::tap::{Tap, TapError};
+use crate::io::udp::{RecvBatch, SendItem, UdpError, UdpPort, BATCH, MAX_DATAGRAM};
+use crate::io::{poll_readable, StopSignal};
+use crate::switch::{Action, PortKind, Switch};
+use crate::wire::vxlan;
+
+/// Failures that keep the daemon from starting or running.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// The TAP device.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// An underlay socket.
+    #[error(transparent)]
+    Udp(#[from] UdpError),
+    /// Signal handling or the stop eventfd could not be set up.
+    #[error("setting up signal handling: {0}")]
+    Signals(io::Error),
+}
+
+/// Where an MTU came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtuSource {
+    /// Written in the config.
+    Configured,
+    /// Read from the route to the remote.
+    Route,
+    /// Computed from the tunnels.
+    Computed,
+    /// Nothing could be read; the fallback was assumed.
+    Assumed,
+}
+
+impl MtuSource {
+    fn word(self) -> &'static str {
+        match self {
+            MtuSource::Configured => "configured",
+            MtuSource::Route => "from the route",
+            MtuSource::Computed => "computed",
+            MtuSource::Assumed => "assumed",
+        }
+    }
+}
+
+/// The MTUs in force: each tunnel's and the device's.
+#[derive(Debug, Clone)]
+pub struct Mtus {
+    /// The TAP device's MTU and where it came from.
+    pub device: (u16, MtuSource),
+    /// Per tunnel port: underlay MTU (and source) and the largest inner IP packet it carries.
+    pub tunnels: Vec<(PortNo, u16, MtuSource, u16)>,
+}
+
+impl Mtus {
+    /// Works out every MTU for `config`, reading underlay MTUs from the routing table where the
+    /// config gives none.
+    pub fn resolve(config: &Config) -> Mtus {
+        let mut tunnels = Vec::new();
+        for (port, t) in config.tunnels() {
+            let (underlay, source) = match config.underlay.mtu {
+                Some(m) => (m, MtuSource::Configured),
+                None => match crate::io::netdev::route_mtu(config.underlay.local, t.remote) {
+                    Ok(m) => (m, MtuSource::Route),
+                    Err(_) => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
+                },
+            };
+            tunnels.push((
+                port.no,
+                underlay,
+                source,
+                config::tunnel_mtu(underlay, t.remote),
+            ));
+        }
+        let device = match config.device.mtu {
+            Some(m) => (m, MtuSource::Configured),
+            None => match tunnels.iter().map(|t| t.3).min() {
+                Some(m) => (m, MtuSource::Computed),
+                None => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
+            },
+        };
+        Mtus { device, tunnels }
+    }
+
+    /// The effective MTU of tunnel `port`.
+    pub fn tunnel(&self, port: PortNo) -> Option<u16> {
+        self.tunnels.iter().find(|t| t.0 == port).map(|t| t.3)
+    }
+}
+
+/// Prints what `--check` shows: the resolved ports with their MTUs, and the flows.
+pub fn describe(config: &Config, mtus: &Mtus) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let (mtu, source) = mtus.device;
+    let _ = writeln!(s, "{}: ok", config.path.display());
+    let _ = writeln!(
+        s,
+        "device {} mtu {mtu} ({}){}",
+        config.device.name,
+        source.word(),
+        config
+            .device
+            .bridge
+            .as_ref()
+            .map(|b| format!(", bridge {b}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s, "underlay local {}", config.underlay.local);
+    let _ = writeln!(
+        s,
+        "{:<6}{:<16}{:<7}{:<26}{:<10}{}",
+        "PORT", "NAME", "TYPE", "REMOTE", "VNI", "MTU"
+    );
+    for port in &config.ports {
+        match &port.kind {
+            PortKind::Local => {
+                let _ = writeln!(
+                    s,
+                    "{:<6}{:<16}{:<7}{:<26}{:<10}{}",
+                    port.no, port.name, "local", "-", "-", mtu
+                );
+            }
+            PortKind::Vxlan(t) => {
+                let (_, underlay, usrc, tmtu) = mtus
+                    .tunnels
+                    .iter()
+                    .find(|x| x.0 == port.no)
+                    .copied()
+                    .unwrap_or((port.no, 0, MtuSource::Assumed, 0));
+                let remote = SocketAddr::new(t.remote, t.dst_port).to_string();
+                let _ = writeln!(
+                    s,
+                    "{:<6}{:<16}{:<7}{:<26}{:<10}{} (underlay {underlay}, {})",
+                    port.no,
+                    port.name,
+                    "vxlan",
+                    remote,
+                    t.vni,
+                    tmtu,
+                    usrc.word()
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "flows:");
+    for flow in &config.flows {
+        let _ = writeln!(s, "  {flow}");
+    }
+    s
+}
+
+/// How a frame leaves by a port.
+enum Egress {
+    Local,
+    Vxlan {
+        socket: usize,
+        dst: SockAddr,
+        header: [u8; vxlan::HEADER_LEN],
+    },
+}
+
+/// Everything both data-path threads share.
+struct Shared {
+    switch: Mutex<Switch>,
+    tap: Tap,
+    sockets: Vec<UdpPort>,
+    egress: Vec<(PortNo, Egress)>,
+    stop: StopSignal,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let mtus = Mtus::resolve(&config);
+    for (port, underlay, source, _) in &mtus.tunnels {
+        if *source == MtuSource::Assumed {
+            warn!(port = %port, "no route to the remote yet; assuming an underlay MTU of {underlay}");
+        }
+    }
+
+    // Sockets first: a bind failure then leaves no device behind.
+    let mut sockets: Vec<UdpPort> = Vec::new();
+    let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
+    for (port, t) in config.tunnels() {
+        let socket = match sockets.iter().position(|s| s.port() == t.dst_port) {
+            Some(i) => i,
+            None => {
+                sockets.push(UdpPort::bind(config.underlay.local, t.dst_port)?);
+                sockets.len() - 1
+            }
+        };
+        let dst = SockAddr::from(SocketAddr::new(t.remote, t.dst_port));
+        let header = vxlan::Header { vni: t.vni }.encode();
+        egress.push((
+            port.no,
+            Egress::Vxlan {
+                socket,
+                dst,
+                header,
+            },
+        ));
+    }
+    egress.sort_by_key(|e| e.0);
+
+    let device_mtu = mtus.device.0;
+    let tap = Tap::open(
+        &config.device.name,
+        device_mtu,
+        &config.device.addresses,
+        config.device.bridge.as_deref(),
+    )?;
+    info!(
+        device = tap.name(),
+        created = tap.created(),
+        mtu = device_mtu,
+        "TAP device ready"
+    );
+
+    let switch = Switch::new(
+        config.ports.clone(),
+        FlowTable::new(config.flows.clone()),
+        MacTable::new(config.fdb_max_entries, config.fdb_ageing),
+    );
+    let shared = Shared {
+        switch: Mutex::new(switch),
+        tap,
+        sockets,
+        egress,
+        stop: StopSignal::new().map_err(DaemonError::Signals)?,
+    };
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Signals)?;
+    let handle = signals.handle();
+
+    println!("{}", ready_line(&config, &mtus));
+    use std::io::Write;
+    let _ = io::stdout().flush();
+
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        let handle = &handle;
+        let stop_all = move || {
+            shared.stop.raise();
+            handle.close();
+        };
+        let tap_thread = std::thread::Builder::new()
+            .name("tap-rx".into())
+            .spawn_scoped(scope, move || {
+                tap_loop(shared);
+                stop_all();
+            });
+        let net_thread = std::thread::Builder::new()
+            .name("net-rx".into())
+            .spawn_scoped(scope, move || {
+                net_loop(shared);
+                stop_all();
+            });
+        if tap_thread.is_err() || net_thread.is_err() {
+            error!("could not start the data-path threads");
+            stop_all();
+        }
+        for signal in signals.forever() {
+            match signal {
+                SIGUSR1 => log_stats(shared),
+                SIGHUP => warn!("SIGHUP: reloading the configuration is not supported yet; restart vxtund to apply changes"),
+                _ => {
+                    info!(signal, "stopping");
+                    break;
+                }
+            }
+        }
+        shared.stop.raise();
+    });
+    log_stats(&shared);
+    if shared.tap.created() {
+        info!(device = shared.tap.name(), "removing the TAP device");
+    }
+    Ok(())
+}
+
+fn ready_line(config: &Config, mtus: &Mtus) -> String {
+    let mut ports = Vec::new();
+    for port in &config.ports {
+        match &port.kind {
+            PortKind::Local => ports.push(format!("{} {} (local)", port.no, port.name)),
+            PortKind::Vxlan(t) => ports.push(format!(
+                "{} {} (vxlan {} vni {} mtu {})",
+                port.no,
+                port.name,
+                SocketAddr::new(t.remote, t.dst_port),
+                t.vni,
+                mtus.tunnel(port.no).unwrap_or(0)
+            )),
+        }
+    }
+    format!(
+        "vxtund ready: device {} mtu {}, local {}, ports: {}",
+        config.device.name,
+        mtus.device.0,
+        config.underlay.local,
+        ports.join(", ")
+    )
+}
+
+fn log_stats(shared: &Shared) {
+    let report = match shared.switch.lock() {
+        Ok(sw) => sw.stats_report().to_string(),
+        Err(_) => return,
+    };
+    for line in report.lines() {
+        info!(target: "vxtund::stats", "{line}");
+    }
+}
+
+/// TAP -> switch -> tunnels.
+fn tap_loop(sh: &Shared) {
+    let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
+        .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
+        .collect();
+    let mut lens = [0usize; BATCH];
+    let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
+    let fds = [sh.tap.fd(), sh.stop.fd()];
+    let mut ready = [false; 2];
+    loop {
+        if let Err(e) = poll_readable(&fds, &mut ready, -1) {
+            error!("waiting for the TAP device: {e}");
+            return;
+        }
+        if ready[1] {
+            return;
+        }
+        let mut n = 0;
+        while n < BATCH {
+            match sh.tap.recv(&mut bufs[n]) {
+                Ok(len) => {
+                    lens[n] = len;
+                    n += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("reading from the TAP device: {e}");
+                    return;
+                }
+            }
+        }
+        plan.clear();
+        if let Ok(mut sw) = sh.switch.lock() {
+            let now = Instant::now();
+            for i in 0..n {
+                if let Action::Forward(ports) =
+                    sw.handle_frame(PortNo::LOCAL, &bufs[i][..lens[i]], now)
+                {
+                    plan.extend(ports.iter().map(|&p| (i, p)));
+                }
+            }
+        }
+        deliver(sh, &plan, |i| &bufs[i][..lens[i]]);
+    }
+}
+
+/// Tunnels -> switch -> TAP or other tunnels.
+fn net_loop(sh: &Shared) {
+    let mut batch = RecvBatch::default();
+    let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
+    let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
+    fds.push(sh.stop.fd());
+    let mut ready = vec![false; fds.len()];
+    loop {
+        if let Err(e) = poll_readable(&fds, &mut ready, -1) {
+            error!("waiting for the underlay sockets: {e}");
+            return;
+        }
+        if ready[fds.len() - 1] {
+            return;
+        }
+        for (s, socket) in sh.sockets.iter().enumerate() {
+            if !ready[s] {
+                continue;
+            }
+            loop {
+                let n = match socket.recv_batch(&mut batch) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warn!(port = socket.port(), "receiving from the underlay: {e}");
+                        0
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                plan.clear();
+                if let Ok(mut sw) = sh.switch.lock() {
+                    let now = Instant::now();
+                    for i in 0..n {
+                        let Some((src, datagram)) = batch.get(i) else {
+                            continue;
+                        };
+                        if let Action::Forward(ports) =
+                            sw.handle_vxlan(socket.port(), src, datagram, now)
+                        {
+                            plan.extend(ports.iter().map(|&p| (i, p)));
+                        }
+                    }
+                }
+                deliver(sh, &plan, |i| {
+                    batch
+                        .get(i)
+                        .map_or(&[][..], |(_, d)| &d[vxlan::HEADER_LEN..])
+                });
+                if n < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sends frame `i` out of port `p` for every `(i, p)` in `plan`.
+fn deliver<'a>(sh: &'a Shared, plan: &[(usize, PortNo)], frame: impl Fn(usize) -> &'a [u8] + Copy) {
+    // Vec::new() does not allocate: only a batch with failed sends pays for this list.
+    let mut failed: Vec<PortNo> = Vec::new();
+    let mut note = |port: PortNo, e: io::Error| {
+        failed.push(port);
+        tracing::debug!(port = %port, "send failed: {e}");
+    };
+    for (i, port) in plan {
+        if let Some(Egress::Local) = egress_of(sh, *port) {
+            if let Err(e) = sh.tap.send(frame(*i)) {
+                note(*port, e);
+            }
+        }
+    }
+    for (s, socket) in sh.sockets.iter().enumerate() {
+        let items = plan
+            .iter()
+            .filter_map(|&(i, port)| match egress_of(sh, port) {
+                Some(Egress::Vxlan {
+                    socket,
+                    dst,
+                    header,
+                }) if *socket == s => Some(SendItem {
+                    dst,
+                    header,
+                    payload: frame(i),
+                    tag: port.0,
+                }),
+                _ => None,
+            });
+        socket.send_batch(items, |tag, e| note(PortNo(tag), e));
+    }
+    if !failed.is_empty() {
+        if let Ok(mut sw) = sh.switch.lock() {
+            for port in failed {
+                sw.record_tx_error(port);
+            }
+        }
+    }
+}
+
+fn egress_of(sh: &Shared, port: PortNo) -> Option<&Egress> {
+    sh.egress
+        .binary_search_by_key(&port, |e| e.0)
+        .ok()
+        .map(|i| &sh.egress[i].1)
+}

@@ -1,0 +1,116 @@
+//! The TAP device: created (or opened, if it exists) with tun-rs, without the packet-information
+//! header, non-blocking so a thread can drain it in batches.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+
+use ipnet::IpNet;
+use thiserror::Error;
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
+
+/// Failures while setting up the TAP device.
+#[derive(Debug, Error)]
+pub enum TapError {
+    /// The device could not be created or opened.
+    #[error("opening TAP `{name}`: {source} (vxtund needs CAP_NET_ADMIN)")]
+    Open {
+        /// Device name.
+        name: String,
+        /// The system's answer.
+        source: io::Error,
+    },
+    /// A configuration step on the open device failed.
+    #[error("{what} on TAP `{name}`: {source}")]
+    Setup {
+        /// Device name.
+        name: String,
+        /// What was being done.
+        what: String,
+        /// The system's answer.
+        source: io::Error,
+    },
+}
+
+/// An open TAP device.
+pub struct Tap {
+    dev: SyncDevice,
+    name: String,
+    created: bool,
+}
+
+impl Tap {
+    /// Creates the TAP `name` (or attaches to an existing one), sets its MTU and addresses,
+    /// enslaves it to `bridge` and brings it up.
+    pub fn open(
+        name: &str,
+        mtu: u16,
+        addresses: &[IpNet],
+        bridge: Option<&str>,
+    ) -> Result<Tap, TapError> {
+        let existed = Path::new("/sys/class/net").join(name).exists();
+        let dev = DeviceBuilder::new()
+            .name(name)
+            .layer(Layer::L2)
+            .build_sync()
+            .map_err(|source| TapError::Open {
+                name: name.to_owned(),
+                source,
+            })?;
+        let setup = |what: String| {
+            let name = name.to_owned();
+            move |source| TapError::Setup { name, what, source }
+        };
+        dev.set_mtu(mtu)
+            .map_err(setup(format!("setting MTU {mtu}")))?;
+        for addr in addresses {
+            match addr.addr() {
+                IpAddr::V4(a) => dev.add_address_v4(a, addr.prefix_len()),
+                IpAddr::V6(a) => dev.add_address_v6(a, addr.prefix_len()),
+            }
+            .map_err(setup(format!("adding address {addr}")))?;
+        }
+        if let Some(bridge) = bridge {
+            let index = dev
+                .if_index()
+                .map_err(setup("reading the interface index".into()))?;
+            super::netdev::enslave(bridge, index)
+                .map_err(setup(format!("enslaving to bridge `{bridge}`")))?;
+        }
+        dev.enabled(true)
+            .map_err(setup("bringing the device up".into()))?;
+        dev.set_nonblocking(true)
+            .map_err(setup("making reads non-blocking".into()))?;
+        Ok(Tap {
+            dev,
+            name: name.to_owned(),
+            created: !existed,
+        })
+    }
+
+    /// Reads one frame; `WouldBlock` when none is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.dev.recv(buf)
+    }
+
+    /// Writes one frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        self.dev.send(frame)
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether vxtund created the device (it then disappears when vxtund exits).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The descriptor to poll.
+    pub fn fd(&self) -> RawFd {
+        self.dev.as_raw_fd()
+    }
+}

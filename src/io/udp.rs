@@ -1,0 +1,260 @@
+//! UDP sockets for the VXLAN underlay, with `recvmmsg` / `sendmmsg` batching.
+//!
+//! Sends gather two pieces per datagram (the VXLAN header and the frame, wherever each lives),
+//! so one frame flooded to several tunnels is never copied.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use thiserror::Error;
+
+/// Most datagrams moved by one system call.
+pub const BATCH: usize = 32;
+/// Largest UDP payload.
+pub const MAX_DATAGRAM: usize = 65_535;
+/// Socket buffer size asked for (bursts of a fast sender must not overflow it).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Failures while opening an underlay socket.
+#[derive(Debug, Error)]
+pub enum UdpError {
+    /// bind() or socket setup failed.
+    #[error("binding UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The system's answer.
+        source: io::Error,
+    },
+}
+
+/// A UDP socket bound to one local address and port.
+pub struct UdpPort {
+    sock: Socket,
+    port: u16,
+}
+
+/// Receive buffers for one batch, reused from call to call.
+pub struct RecvBatch {
+    bufs: Vec<Box<[u8]>>,
+    addrs: Vec<libc::sockaddr_storage>,
+    lens: Vec<usize>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
+                .collect(),
+            // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            lens: vec![0; BATCH],
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Datagram `i` of the last batch and its sender.
+    pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
+        let len = *self.lens.get(i)?;
+        let src = sockaddr_ip(&self.addrs[i])?;
+        Some((src, &self.bufs[i][..len]))
+    }
+}
+
+/// One datagram to send: `header` then `payload`, to `dst`.
+pub struct SendItem<'a> {
+    /// Destination address and port.
+    pub dst: &'a SockAddr,
+    /// First piece (the VXLAN header).
+    pub header: &'a [u8],
+    /// Second piece (the frame).
+    pub payload: &'a [u8],
+    /// Handed back to the error callback (the egress port number).
+    pub tag: u32,
+}
+
+impl UdpPort {
+    /// Binds `local:port` with large buffers.
+    pub fn bind(local: IpAddr, port: u16) -> Result<UdpPort, UdpError> {
+        let addr = SocketAddr::new(local, port);
+        let bind = || -> io::Result<Socket> {
+            let domain = if local.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            };
+            let sock = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+            if local.is_ipv6() {
+                sock.set_only_v6(true)?;
+            }
+            // Privileged daemons may exceed rmem_max/wmem_max; fall back to the capped size.
+            if set_int_option(&sock, libc::SO_RCVBUFFORCE, SOCKET_BUFFER).is_err() {
+                sock.set_recv_buffer_size(SOCKET_BUFFER)?;
+            }
+            if set_int_option(&sock, libc::SO_SNDBUFFORCE, SOCKET_BUFFER).is_err() {
+                sock.set_send_buffer_size(SOCKET_BUFFER)?;
+            }
+            sock.bind(&addr.into())?;
+            Ok(sock)
+        };
+        let sock = bind().map_err(|source| UdpError::Bind { addr, source })?;
+        Ok(UdpPort { sock, port })
+    }
+
+    /// The local port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The descriptor to poll.
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Receives up to [`BATCH`] datagrams without waiting; returns how many (0 when none).
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let mut iovs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..BATCH {
+            let iov = iovs[i].write(libc::iovec {
+                iov_base: batch.bufs[i].as_mut_ptr().cast(),
+                iov_len: batch.bufs[i].len(),
+            });
+            hdrs[i].msg_hdr.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            hdrs[i].msg_hdr.msg_iov = iov;
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        loop {
+            // SAFETY: every header points at a live buffer, address slot and iovec owned by
+            // `batch` or this frame, each with its true length; the kernel writes within them.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    self.fd(),
+                    hdrs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return Ok(0),
+                    _ => return Err(e),
+                }
+            }
+            let n = rc as usize;
+            for i in 0..n {
+                batch.lens[i] = hdrs[i].msg_len as usize;
+            }
+            return Ok(n);
+        }
+    }
+
+    /// Sends every item, [`BATCH`] per system call, and calls `on_error(tag, error)` for each
+    /// item the kernel refused, going on with the next. Builds nothing on the heap.
+    pub fn send_batch<'a>(
+        &self,
+        items: impl IntoIterator<Item = SendItem<'a>>,
+        mut on_error: impl FnMut(u32, io::Error),
+    ) {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let mut iovs = [[libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; 2]; BATCH];
+            let mut tags = [0u32; BATCH];
+            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            let mut count = 0;
+            for item in items.by_ref().take(BATCH) {
+                iovs[count] = [
+                    libc::iovec {
+                        iov_base: item.header.as_ptr() as *mut _,
+                        iov_len: item.header.len(),
+                    },
+                    libc::iovec {
+                        iov_base: item.payload.as_ptr() as *mut _,
+                        iov_len: item.payload.len(),
+                    },
+                ];
+                tags[count] = item.tag;
+                hdrs[count].msg_hdr.msg_name = item.dst.as_ptr() as *mut _;
+                hdrs[count].msg_hdr.msg_namelen = item.dst.len();
+                count += 1;
+            }
+            for (hdr, iov) in hdrs.iter_mut().zip(iovs.iter_mut()).take(count) {
+                hdr.msg_hdr.msg_iov = iov.as_mut_ptr();
+                hdr.msg_hdr.msg_iovlen = 2;
+            }
+            let mut start = 0;
+            while start < count {
+                // SAFETY: headers start..count point at iovecs, and through them at buffers and
+                // addresses, that all live until the end of this loop; sendmmsg only reads them.
+                let rc = unsafe {
+                    libc::sendmmsg(
+                        self.fd(),
+                        hdrs[start..].as_mut_ptr(),
+                        (count - start) as u32,
+                        0,
+                    )
+                };
+                if rc < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    on_error(tags[start], e);
+                    start += 1;
+                } else {
+                    start += rc as usize;
+                }
+            }
+        }
+    }
+}
+
+fn set_int_option(sock: &Socket, name: libc::c_int, value: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads a c_int from a live local of that size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn sockaddr_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in, which it is large enough for.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(u32::from_be(sin.sin_addr.s_addr).into()))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(sin6.sin6_addr.s6_addr.into()))
+        }
+        _ => None,
+    }
+}
