@@ -1,0 +1,246 @@
+//! Helpers for the privileged end-to-end tests: network namespaces and vxtund processes that
+//! clean up after themselves (on drop, so also when a test fails), with names unique to each
+//! test so tests can run in parallel.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// True when running as root. Otherwise says loudly, past the test harness's output capture,
+/// that `test` was skipped.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: needs root for network namespaces (run the test command as root) ***\n"
+    );
+    false
+}
+
+/// A name no other test or run uses at the same time: `vx<tag><pid><n>`.
+pub fn unique(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "vx{tag}{}{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command; panics with its output if it fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip ARGS` inside the namespace; panics on failure.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// A command inside the namespace, with its result (no panic).
+    pub fn exec(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .expect("running ip netns exec")
+    }
+
+    /// Whether `ping` (or `ping -6` for IPv6 targets) gets three of three answers within 6 s.
+    pub fn pings(&self, target: &str) -> bool {
+        self.exec("ping", &["-c", "3", "-i", "0.2", "-w", "6", "-q", target])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Joins two namespaces with a veth pair, names and addresses given per side.
+pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
+    run(
+        "ip",
+        &[
+            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+            &b.name,
+        ],
+    );
+    for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
+        ns.ip(&["addr", "add", addr, "dev", ifname, "nodad"]);
+        ns.ip(&["link", "set", ifname, "up"]);
+    }
+}
+
+/// A vxtund process in a namespace, killed (by PID) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts vxtund in `ns` with `config` and waits for its ready line.
+    pub fn start(ns: &Netns, config: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(unique("d"));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vxtund.toml");
+        fs::write(&path, config).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_vxtund"),
+                "--config",
+            ])
+            .arg(&path)
+            .stdout(fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(fs::File::create(dir.join("stderr")).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting vxtund");
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+        };
+        let stdout = d.dir.join("stdout");
+        d.wait_for(|| {
+            fs::read_to_string(&stdout)
+                .unwrap_or_default()
+                .contains("vxtund ready")
+        });
+        d
+    }
+
+    fn wait_for(&mut self, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("vxtund exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vxtund timed out:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// The ready line.
+    pub fn ready_line(&self) -> String {
+        fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
+    }
+
+    /// Asks for the counters (SIGUSR1) and returns them: `port N NAME` lines and `drops`, each a
+    /// map from counter name to value.
+    pub fn stats(&mut self) -> HashMap<String, HashMap<String, u64>> {
+        let before = self.log().matches(" drops:").count();
+        // SAFETY: kill with a PID of our own child and a valid signal number.
+        unsafe { libc::kill(self.pid(), libc::SIGUSR1) };
+        let path = self.dir.join("stderr");
+        self.wait_for(|| {
+            fs::read_to_string(&path)
+                .unwrap_or_default()
+                .matches(" drops:")
+                .count()
+                > before
+        });
+        let log = self.log();
+        let mut stats = HashMap::new();
+        let lines: Vec<&str> = log.lines().collect();
+        let last_drops = lines
+            .iter()
+            .rposition(|l| l.contains(" drops:"))
+            .expect("a drops line");
+        for line in &lines[..=last_drops] {
+            if !line.contains("vxtund::stats") {
+                continue;
+            }
+            let Some(i) = line.find("port ").or_else(|| line.find("drops:")) else {
+                continue;
+            };
+            let text = &line[i..];
+            let (head, counters) = text.split_once(':').unwrap();
+            let map = counters
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect();
+            stats.insert(head.trim().to_string(), map);
+        }
+        stats
+    }
+
+    /// Stops it with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill with a PID of our own, not yet reaped child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

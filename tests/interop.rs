@@ -1,0 +1,151 @@
+//! vxtund against the Linux kernel's own vxlan device, and against a peer that sends garbage.
+//! Needs root.
+
+mod common;
+
+use common::{veth, Daemon, Netns};
+
+/// vxtund in `a` (TAP 10.77.0.1, fd77::1) and the kernel's vxlan in `b` (10.77.0.2, fd77::2),
+/// VNI 5000, over the underlay 192.168.201.0/24.
+struct Pair {
+    a: Netns,
+    b: Netns,
+    daemon: Daemon,
+}
+
+impl Pair {
+    fn up() -> Pair {
+        let a = Netns::new("a");
+        let b = Netns::new("b");
+        veth(&a, "ul0", "192.168.201.1/24", &b, "ul0", "192.168.201.2/24");
+        b.ip(&["addr", "add", "192.168.201.3/24", "dev", "ul0"]);
+        b.ip(&[
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "5000",
+            "dstport",
+            "8472",
+            "local",
+            "192.168.201.2",
+            "remote",
+            "192.168.201.1",
+            "dev",
+            "ul0",
+        ]);
+        b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vx0"]);
+        b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0", "nodad"]);
+        b.ip(&["link", "set", "vx0", "up"]);
+        let daemon = Daemon::start(
+            &a,
+            r#"
+            [device]
+            name = "vxt0"
+            addresses = ["10.77.0.1/24", "fd77::1/64"]
+            [underlay]
+            local = "192.168.201.1"
+            [[tunnel]]
+            name = "kernel"
+            type = "vxlan"
+            remote = "192.168.201.2"
+            vni = 5000
+            "#,
+        );
+        // The TAP's IPv6 address goes through DAD; wait until it is usable.
+        for _ in 0..50 {
+            let out = a.exec("ip", &["-6", "addr", "show", "dev", "vxt0", "tentative"]);
+            if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Pair { a, b, daemon }
+    }
+}
+
+#[test]
+fn kernel_vxlan_peer_ping_and_ping6_both_ways() {
+    if !common::require_root("kernel_vxlan_peer_ping_and_ping6_both_ways") {
+        return;
+    }
+    let mut p = Pair::up();
+    assert!(
+        p.daemon
+            .ready_line()
+            .contains("kernel (vxlan 192.168.201.2:8472 vni 5000 mtu 1450)"),
+        "{}",
+        p.daemon.ready_line()
+    );
+    assert!(
+        p.a.pings("10.77.0.2"),
+        "vxtund -> kernel, IPv4\n{}",
+        p.daemon.log()
+    );
+    assert!(p.b.pings("10.77.0.1"), "kernel -> vxtund, IPv4");
+    assert!(p.a.pings("fd77::2"), "vxtund -> kernel, IPv6");
+    assert!(p.b.pings("fd77::1"), "kernel -> vxtund, IPv6");
+    let stats = p.daemon.stats();
+    assert!(stats["port 2 kernel"]["rx_packets"] >= 12, "{stats:?}");
+    assert_eq!(stats["drops"]["wrong_vni"], 0);
+    let daemon = p.daemon;
+    assert!(daemon.stop().success(), "vxtund should exit 0 on SIGTERM");
+    drop(p.a);
+    drop(p.b);
+}
+
+/// Sends `count` UDP datagrams holding `payload` (hex) from `src` to vxtund's port 8472.
+fn send_udp(ns: &Netns, src: &str, payload_hex: &str, count: u32) {
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{src}',0))\n\
+         for _ in range({count}): s.sendto(bytes.fromhex('{payload_hex}'),('192.168.201.1',8472))\n"
+    );
+    let out = ns.exec("python3", &["-c", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
+    if !common::require_root(
+        "garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working",
+    ) {
+        return;
+    }
+    let mut p = Pair::up();
+    assert!(p.a.pings("10.77.0.2"));
+
+    // A valid inner frame (broadcast ARP) behind different VXLAN headers.
+    let frame =
+        "ffffffffffff020000000001080600010800060400010200000000010a4d00090000000000000a4d0001";
+    send_udp(&p.b, "192.168.201.2", "00", 5); // truncated
+    send_udp(&p.b, "192.168.201.2", &"de".repeat(40), 6); // flags wrong: garbage
+    send_udp(
+        &p.b,
+        "192.168.201.2",
+        &format!("0800000000000700{frame}"),
+        7,
+    ); // VNI 7, not 5000
+    send_udp(
+        &p.b,
+        "192.168.201.3",
+        &format!("0800000000138800{frame}"),
+        8,
+    ); // right VNI, unknown sender
+
+    let stats = p.daemon.stats();
+    let drops = &stats["drops"];
+    assert_eq!(drops["vxlan_truncated"], 5, "{drops:?}");
+    assert_eq!(drops["vxlan_bad_flags"], 6, "{drops:?}");
+    assert_eq!(drops["wrong_vni"], 7, "{drops:?}");
+    assert_eq!(drops["unknown_remote"], 8, "{drops:?}");
+
+    assert!(p.a.pings("10.77.0.2"), "the tunnel must keep working");
+    assert!(p.b.pings("fd77::1"), "the tunnel must keep working");
+    assert!(p.daemon.log().contains("TAP device ready"));
+}
