@@ -1,1 +1,153 @@
-fn main() {}
+//! Per-frame costs of the core: decapsulation (VXLAN checks + switch decision), encapsulation
+//! (switch decision + VXLAN header), and flow lookup with 10, 1,000 and 100,000 prefixes.
+//!
+//! Run with `cargo bench --bench datapath`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use vxtund::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
+use vxtund::flow::{parse_flow, FlowTable, PortNames, PortNo};
+use vxtund::switch::{Action, Port, PortKind, Switch, VxlanTunnel};
+use vxtund::wire::ethernet::FrameKey;
+use vxtund::wire::vxlan;
+
+struct Ports(u32);
+
+impl PortNames for Ports {
+    fn resolve(&self, _: &str) -> Option<PortNo> {
+        None
+    }
+    fn exists(&self, port: PortNo) -> bool {
+        (1..=self.0).contains(&port.0)
+    }
+}
+
+fn ports(tunnels: u32) -> Vec<Port> {
+    let mut ports = vec![Port {
+        no: PortNo(1),
+        name: "vxt0".into(),
+        kind: PortKind::Local,
+    }];
+    for i in 0..tunnels {
+        ports.push(Port {
+            no: PortNo(2 + i),
+            name: format!("t{i}"),
+            kind: PortKind::Vxlan(VxlanTunnel {
+                remote: IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + i + 2)),
+                vni: 0,
+                dst_port: 8472,
+            }),
+        });
+    }
+    ports
+}
+
+/// `n` /24 prefixes under 10.0.0.0/8 pointing at ports 2 and 3, plus a catch-all.
+fn prefix_flows(n: u32) -> FlowTable {
+    let names = Ports(3);
+    let mut flows: Vec<_> = (0..n)
+        .map(|i| {
+            let text = format!(
+                "ip,nw_dst=10.{}.{}.0/24,actions=output:{}",
+                (i >> 8) & 0xff,
+                i & 0xff,
+                2 + i % 2
+            );
+            let text = if i >= 65536 {
+                text.replacen("10.", &format!("{}.", 11 + (i >> 16)), 1)
+            } else {
+                text
+            };
+            parse_flow(&text, &names).unwrap()
+        })
+        .collect();
+    flows.push(parse_flow("arp,actions=flood", &names).unwrap());
+    FlowTable::new(flows)
+}
+
+fn frame_to(dst: [u8; 4], payload: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([172, 31, 1, 1], dst, 64)
+        .udp(5000, 5001)
+        .write(&mut f, &vec![0u8; payload])
+        .unwrap();
+    f
+}
+
+fn lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lookup");
+    for n in [10u32, 1_000, 100_000] {
+        let table = prefix_flows(n);
+        let key = FrameKey::parse(&frame_to([10, 0, (n / 2 % 256) as u8, 7], 64)).unwrap();
+        assert!(table.lookup(PortNo(1), &key).is_some());
+        group.bench_with_input(BenchmarkId::from_parameter(n), &key, |b, key| {
+            b.iter(|| table.lookup(PortNo(1), black_box(key)))
+        });
+    }
+    group.finish();
+}
+
+fn encap_decap(c: &mut Criterion) {
+    let now = Instant::now();
+    let frame = frame_to([10, 0, 3, 7], 1400);
+    let mut group = c.benchmark_group("datapath");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+
+    let mut sw = Switch::new(
+        ports(2),
+        prefix_flows(10),
+        MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+    );
+    let headers = [
+        vxlan::Header { vni: 0 }.encode(),
+        vxlan::Header { vni: 1 }.encode(),
+    ];
+    group.bench_function("encap_1400B", |b| {
+        b.iter(
+            || match sw.handle_frame(PortNo(1), black_box(&frame), now) {
+                Action::Forward(ports) => black_box(&headers[(ports[0].0 - 2) as usize]).len(),
+                Action::Drop(_) => 0,
+            },
+        )
+    });
+
+    let mut datagram = vxlan::Header { vni: 0 }.encode().to_vec();
+    datagram.extend_from_slice(&frame);
+    let src = IpAddr::V4(Ipv4Addr::from(0xc0a8_0002));
+    let mut sw = Switch::new(
+        ports(2),
+        prefix_flows(10),
+        MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+    );
+    group.bench_function("decap_1400B", |b| {
+        b.iter(|| {
+            matches!(
+                sw.handle_vxlan(8472, src, black_box(&datagram), now),
+                Action::Forward(_)
+            )
+        })
+    });
+
+    let mut many = Switch::new(
+        ports(1000),
+        prefix_flows(10),
+        MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+    );
+    let far = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + 999 + 2));
+    group.bench_function("decap_1400B_1000_tunnels", |b| {
+        b.iter(|| {
+            matches!(
+                many.handle_vxlan(8472, far, black_box(&datagram), now),
+                Action::Forward(_)
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookup, encap_decap);
+criterion_main!(benches);

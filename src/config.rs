@@ -180,7 +180,7 @@ impl Config {
             let no = match &t.port {
                 Some(p) => {
                     let n = *p.get_ref();
-                    if n < 2 || n >= PORT_MAX {
+                    if !(2..PORT_MAX).contains(&n) {
                         return Err(err(
                             Some(p.span()),
                             format!("port {n}: tunnel ports are numbered from 2 (1 is the device)"),

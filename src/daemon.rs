@@ -129,8 +129,8 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
     let _ = writeln!(s, "underlay local {}", config.underlay.local);
     let _ = writeln!(
         s,
-        "{:<6}{:<16}{:<7}{:<26}{:<10}{}",
-        "PORT", "NAME", "TYPE", "REMOTE", "VNI", "MTU"
+        "{:<6}{:<16}{:<7}{:<26}{:<10}MTU",
+        "PORT", "NAME", "TYPE", "REMOTE", "VNI"
     );
     for port in &config.ports {
         match &port.kind {

@@ -152,8 +152,8 @@ impl UdpPort {
                 }
             }
             let n = rc as usize;
-            for i in 0..n {
-                batch.lens[i] = hdrs[i].msg_len as usize;
+            for (len, hdr) in batch.lens.iter_mut().zip(&hdrs[..n]) {
+                *len = hdr.msg_len as usize;
             }
             return Ok(n);
         }
