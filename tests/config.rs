@@ -252,3 +252,21 @@ fn unreadable_file_names_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn tunnel_mtu_follows_the_underlay_family() {
+    use std::net::IpAddr;
+    use vxtund::config::tunnel_mtu;
+    assert_eq!(
+        tunnel_mtu(1500, "192.168.200.102".parse::<IpAddr>().unwrap()),
+        1450
+    );
+    assert_eq!(
+        tunnel_mtu(1500, "2001:db8::2".parse::<IpAddr>().unwrap()),
+        1430
+    );
+    assert_eq!(
+        tunnel_mtu(9000, "192.168.200.102".parse::<IpAddr>().unwrap()),
+        8950
+    );
+}

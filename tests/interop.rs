@@ -149,3 +149,36 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
     assert!(p.b.pings("fd77::1"), "the tunnel must keep working");
     assert!(p.daemon.log().contains("TAP device ready"));
 }
+
+#[test]
+fn an_existing_persistent_tap_is_opened_and_left_in_place() {
+    if !common::require_root("an_existing_persistent_tap_is_opened_and_left_in_place") {
+        return;
+    }
+    let a = Netns::new("p");
+    let b = Netns::new("q");
+    veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
+    a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
+    let daemon = Daemon::start(
+        &a,
+        r#"
+        device.name = "vxt9"
+        underlay.local = "192.168.202.1"
+        [[tunnel]]
+        name = "b"
+        type = "vxlan"
+        remote = "192.168.202.2"
+        "#,
+    );
+    assert!(daemon.log().contains("created=false"), "{}", daemon.log());
+    let mtu = a.ip(&["-o", "link", "show", "vxt9"]);
+    assert!(
+        String::from_utf8_lossy(&mtu.stdout).contains("mtu 1450"),
+        "the MTU is applied to an existing TAP"
+    );
+    assert!(daemon.stop().success());
+    assert!(
+        a.exec("ip", &["link", "show", "vxt9"]).status.success(),
+        "a TAP vxtund did not create must stay"
+    );
+}

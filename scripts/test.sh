@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, simulated-fabric and config tests (no root needed), and the
+# end-to-end tests in network namespaces (root needed; without root they print SKIPPED).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/setup.sh"
+if [ "$(id -u)" != 0 ]; then
+    echo "*** not root: the network-namespace tests will be SKIPPED (run as root to run them) ***" >&2
+fi
+cd "$here"
+cargo test --all-targets "$@"
