@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what vxtund's scenario, tests and benchmarks need on a fresh Debian machine:
-# iproute2 (ip), ping, iperf3 and tcpdump. Does nothing for tools already there.
+# iproute2 (ip), ping, iperf3, tcpdump and python3 (the garbage-datagram test sends with it). Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ pub enum DaemonError {
     /// Signal handling or the stop eventfd could not be set up.
     #[error("setting up signal handling: {0}")]
     Signals(io::Error),
+    /// A data-path thread stopped on an I/O error (logged when it happened).
+    #[error("the data path stopped on an I/O error (see the log above)")]
+    DataPath,
 }
 
 /// Where an MTU came from.
@@ -256,28 +260,31 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     use std::io::Write;
     let _ = io::stdout().flush();
 
+    let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let shared = &shared;
         let handle = &handle;
-        let stop_all = move || {
+        let failed = &failed;
+        let stop_all = move |result: Result<(), ()>| {
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
             shared.stop.raise();
             handle.close();
         };
         let tap_thread = std::thread::Builder::new()
             .name("tap-rx".into())
             .spawn_scoped(scope, move || {
-                tap_loop(shared);
-                stop_all();
+                stop_all(tap_loop(shared));
             });
         let net_thread = std::thread::Builder::new()
             .name("net-rx".into())
             .spawn_scoped(scope, move || {
-                net_loop(shared);
-                stop_all();
+                stop_all(net_loop(shared));
             });
         if tap_thread.is_err() || net_thread.is_err() {
             error!("could not start the data-path threads");
-            stop_all();
+            stop_all(Err(()));
         }
         for signal in signals.forever() {
             match signal {
@@ -294,6 +301,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     log_stats(&shared);
     if shared.tap.created() {
         info!(device = shared.tap.name(), "removing the TAP device");
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err(DaemonError::DataPath);
     }
     Ok(())
 }
@@ -332,8 +342,8 @@ fn log_stats(shared: &Shared) {
     }
 }
 
-/// TAP -> switch -> tunnels.
-fn tap_loop(sh: &Shared) {
+/// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
+fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
@@ -344,10 +354,10 @@ fn tap_loop(sh: &Shared) {
     loop {
         if let Err(e) = poll_readable(&fds, &mut ready, -1) {
             error!("waiting for the TAP device: {e}");
-            return;
+            return Err(());
         }
         if ready[1] {
-            return;
+            return Ok(());
         }
         let mut n = 0;
         while n < BATCH {
@@ -360,7 +370,7 @@ fn tap_loop(sh: &Shared) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     error!("reading from the TAP device: {e}");
-                    return;
+                    return Err(());
                 }
             }
         }
@@ -379,8 +389,8 @@ fn tap_loop(sh: &Shared) {
     }
 }
 
-/// Tunnels -> switch -> TAP or other tunnels.
-fn net_loop(sh: &Shared) {
+/// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`].
+fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
     let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
@@ -389,10 +399,10 @@ fn net_loop(sh: &Shared) {
     loop {
         if let Err(e) = poll_readable(&fds, &mut ready, -1) {
             error!("waiting for the underlay sockets: {e}");
-            return;
+            return Err(());
         }
         if ready[fds.len() - 1] {
-            return;
+            return Ok(());
         }
         for (s, socket) in sh.sockets.iter().enumerate() {
             if !ready[s] {

@@ -182,3 +182,20 @@ fn an_existing_persistent_tap_is_opened_and_left_in_place() {
         "a TAP vxtund did not create must stay"
     );
 }
+
+#[test]
+fn losing_the_tap_stops_the_daemon_with_an_error() {
+    if !common::require_root("losing_the_tap_stops_the_daemon_with_an_error") {
+        return;
+    }
+    let p = Pair::up();
+    assert!(p.a.pings("10.77.0.2"));
+    p.a.ip(&["link", "del", "vxt0"]);
+    let (status, log) = p.daemon.wait_exit();
+    assert!(
+        !status.success(),
+        "the exit status must tell systemd to restart it"
+    );
+    assert!(log.contains("reading from the TAP device"), "{log}");
+    assert!(log.contains("the data path stopped"), "{log}");
+}

@@ -226,6 +226,22 @@ impl Daemon {
         stats
     }
 
+    /// Waits up to 10 s for it to exit by itself; returns its exit status and its log.
+    pub fn wait_exit(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            if Instant::now() > deadline {
+                self.child = Some(child);
+                panic!("vxtund did not exit:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops it with SIGTERM and returns its exit status.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
