@@ -3,7 +3,9 @@
 //! Every decoder here takes untrusted bytes and returns either a view or an error; none of them
 //! panics on any input (property tests in each module hold them to that).
 
+pub mod checksum;
 pub mod ethernet;
+pub mod gre;
 pub mod vxlan;
 
 #[cfg(test)]
@@ -23,6 +25,11 @@ pub const VXLAN_OVERHEAD_V4: usize =
 /// The same over an IPv6 underlay (a 40-byte outer header instead of 20).
 pub const VXLAN_OVERHEAD_V6: usize =
     IPV6_HEADER_LEN + UDP_HEADER_LEN + vxlan::HEADER_LEN + ethernet::HEADER_LEN;
+/// What Ethernet over GRE adds over an IPv4 underlay without options: outer IPv4 + the GRE base
+/// header + the inner Ethernet header. Each of key, checksum and sequence number adds 4 more.
+pub const GRE_OVERHEAD_V4: usize = IPV4_HEADER_LEN + gre::BASE_LEN + ethernet::HEADER_LEN;
+/// The same over an IPv6 underlay.
+pub const GRE_OVERHEAD_V6: usize = IPV6_HEADER_LEN + gre::BASE_LEN + ethernet::HEADER_LEN;
 
 #[cfg(test)]
 mod tests {
@@ -32,5 +39,8 @@ mod tests {
     fn overheads_match_the_scenario_arithmetic() {
         assert_eq!(VXLAN_OVERHEAD_V4, 50);
         assert_eq!(VXLAN_OVERHEAD_V6, 70);
+        assert_eq!(GRE_OVERHEAD_V4, 38);
+        assert_eq!(GRE_OVERHEAD_V4 + 4, 42, "with key");
+        assert_eq!(GRE_OVERHEAD_V6, 58);
     }
 }
