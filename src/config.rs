@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use crate::fdb;
 use crate::flow::{parse_flow, Action, Flow, PortNames, PortNo};
-use crate::switch::{Port, PortKind, VxlanTunnel};
+use crate::switch::{GreTunnel, Port, PortKind, VxlanTunnel};
 use crate::wire::{self, vxlan};
 
 /// The Linux kernel's default VXLAN port (IANA's is 4789).
@@ -66,10 +66,21 @@ pub struct DeviceConfig {
 /// The `[underlay]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderlayConfig {
-    /// Source address of outer packets (and the address the daemon listens on).
-    pub local: IpAddr,
+    /// Source addresses of outer packets (and where the daemon listens): at most one IPv4 and
+    /// one IPv6 address.
+    pub local: Vec<IpAddr>,
     /// MTU of the underlay; read from the route to each remote when not given.
     pub mtu: Option<u16>,
+}
+
+impl UnderlayConfig {
+    /// The local address of `remote`'s address family.
+    pub fn local_for(&self, remote: IpAddr) -> Option<IpAddr> {
+        self.local
+            .iter()
+            .copied()
+            .find(|l| l.is_ipv4() == remote.is_ipv4())
+    }
 }
 
 impl Config {
@@ -93,8 +104,8 @@ impl Config {
             toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_owned()))?;
 
         let device = validate_device(raw.device, &err)?;
-        let local =
-            parse_ip(&raw.underlay.local).map_err(|m| err(Some(raw.underlay.local.span()), m))?;
+        let local = parse_locals(&raw.underlay.local)
+            .map_err(|m| err(Some(raw.underlay.local.span()), m))?;
         let underlay = UnderlayConfig {
             local,
             mtu: check_mtu(raw.underlay.mtu, 576, &err)?,
@@ -124,59 +135,97 @@ impl Config {
                     format!("duplicate tunnel name `{name}`"),
                 ));
             }
-            match t.kind.get_ref().as_str() {
-                "vxlan" => {}
-                "gre" => {
-                    return Err(err(
-                        Some(t.kind.span()),
-                        "tunnel type `gre` is not supported yet (only `vxlan`)".into(),
-                    ))
-                }
-                other => {
-                    return Err(err(
-                        Some(t.kind.span()),
-                        format!("unknown tunnel type `{other}` (expected `vxlan`)"),
-                    ))
-                }
-            }
             let remote = parse_ip(&t.remote).map_err(|m| err(Some(t.remote.span()), m))?;
-            if remote.is_ipv4() != local.is_ipv4() {
+            let Some(local) = underlay.local_for(remote) else {
+                let family = if remote.is_ipv4() { "IPv4" } else { "IPv6" };
                 return Err(err(
                     Some(t.remote.span()),
-                    format!("remote {remote} is not of the same address family as underlay.local {local}"),
+                    format!(
+                        "remote {remote} is {family}, but underlay.local has no {family} address"
+                    ),
                 ));
-            }
+            };
             if remote == local || remote.is_unspecified() || remote.is_multicast() {
                 return Err(err(
                     Some(t.remote.span()),
                     format!("remote {remote} must be another host's unicast address"),
                 ));
             }
-            let vni = match &t.vni {
-                Some(v) if *v.get_ref() > vxlan::VNI_MAX => {
+            let only_for = |field: &str, span: Range<usize>, kind: &str| {
+                err(
+                    Some(span),
+                    format!("`{field}` applies only to {kind} tunnels"),
+                )
+            };
+            let kind = match t.kind.get_ref().as_str() {
+                "vxlan" => {
+                    if let Some(k) = &t.key {
+                        return Err(only_for("key", k.span(), "gre"));
+                    }
+                    if let Some(c) = &t.csum {
+                        return Err(only_for("csum", c.span(), "gre"));
+                    }
+                    if let Some(q) = &t.seq {
+                        return Err(only_for("seq", q.span(), "gre"));
+                    }
+                    let vni = match &t.vni {
+                        Some(v) if *v.get_ref() > vxlan::VNI_MAX => {
+                            return Err(err(
+                                Some(v.span()),
+                                format!("vni {} is larger than 16777215 (24 bits)", v.get_ref()),
+                            ))
+                        }
+                        Some(v) => *v.get_ref(),
+                        None => 0,
+                    };
+                    let dst_port = match &t.dst_port {
+                        Some(p) if *p.get_ref() == 0 => {
+                            return Err(err(Some(p.span()), "dst_port must not be 0".into()))
+                        }
+                        Some(p) => *p.get_ref(),
+                        None => DEFAULT_VXLAN_PORT,
+                    };
+                    if !endpoints.insert((remote, Endpoint::Vxlan(vni, dst_port))) {
+                        return Err(err(
+                            Some(span),
+                            format!("another tunnel already goes to {remote} port {dst_port} with vni {vni}"),
+                        ));
+                    }
+                    PortKind::Vxlan(VxlanTunnel {
+                        remote,
+                        vni,
+                        dst_port,
+                    })
+                }
+                "gre" => {
+                    if let Some(v) = &t.vni {
+                        return Err(only_for("vni", v.span(), "vxlan"));
+                    }
+                    if let Some(p) = &t.dst_port {
+                        return Err(only_for("dst_port", p.span(), "vxlan"));
+                    }
+                    let key = t.key.as_ref().map(|k| *k.get_ref());
+                    if !endpoints.insert((remote, Endpoint::Gre(key))) {
+                        let which = key.map_or("no key".to_owned(), |k| format!("key {k}"));
+                        return Err(err(
+                            Some(span),
+                            format!("another gre tunnel already goes to {remote} with {which} (tell them apart by key)"),
+                        ));
+                    }
+                    PortKind::Gre(GreTunnel {
+                        remote,
+                        key,
+                        csum: t.csum.as_ref().is_some_and(|c| *c.get_ref()),
+                        seq: t.seq.as_ref().is_some_and(|q| *q.get_ref()),
+                    })
+                }
+                other => {
                     return Err(err(
-                        Some(v.span()),
-                        format!("vni {} is larger than 16777215 (24 bits)", v.get_ref()),
+                        Some(t.kind.span()),
+                        format!("unknown tunnel type `{other}` (expected `vxlan` or `gre`)"),
                     ))
                 }
-                Some(v) => *v.get_ref(),
-                None => 0,
             };
-            let dst_port = match &t.dst_port {
-                Some(p) if *p.get_ref() == 0 => {
-                    return Err(err(Some(p.span()), "dst_port must not be 0".into()))
-                }
-                Some(p) => *p.get_ref(),
-                None => DEFAULT_VXLAN_PORT,
-            };
-            if !endpoints.insert((remote, vni, dst_port)) {
-                return Err(err(
-                    Some(span),
-                    format!(
-                        "another tunnel already goes to {remote} port {dst_port} with vni {vni}"
-                    ),
-                ));
-            }
             let no = match &t.port {
                 Some(p) => {
                     let n = *p.get_ref();
@@ -203,11 +252,7 @@ impl Config {
             ports.push(Port {
                 no: PortNo(no),
                 name,
-                kind: PortKind::Vxlan(VxlanTunnel {
-                    remote,
-                    vni,
-                    dst_port,
-                }),
+                kind,
             });
         }
 
@@ -265,12 +310,11 @@ impl Config {
         })
     }
 
-    /// The tunnel ports (every port but the device).
-    pub fn tunnels(&self) -> impl Iterator<Item = (&Port, &VxlanTunnel)> {
-        self.ports.iter().filter_map(|p| match &p.kind {
-            PortKind::Vxlan(t) => Some((p, t)),
-            PortKind::Local => None,
-        })
+    /// The tunnel ports (every port but the device), with their remotes.
+    pub fn tunnels(&self) -> impl Iterator<Item = (&Port, IpAddr)> {
+        self.ports
+            .iter()
+            .filter_map(|p| p.kind.remote().map(|r| (p, r)))
     }
 }
 
@@ -285,14 +329,32 @@ impl Flow {
     }
 }
 
-/// The largest inner IP packet a VXLAN tunnel carries on an underlay with `underlay_mtu`.
-pub fn tunnel_mtu(underlay_mtu: u16, remote: IpAddr) -> u16 {
-    let overhead = if remote.is_ipv4() {
-        wire::VXLAN_OVERHEAD_V4
-    } else {
-        wire::VXLAN_OVERHEAD_V6
-    };
-    underlay_mtu.saturating_sub(overhead as u16)
+/// What a tunnel adds to an inner IP packet: outer IP header, encapsulation header (with its
+/// options) and the inner Ethernet header.
+pub fn tunnel_overhead(kind: &PortKind) -> usize {
+    match kind {
+        PortKind::Local => 0,
+        PortKind::Vxlan(t) if t.remote.is_ipv4() => wire::VXLAN_OVERHEAD_V4,
+        PortKind::Vxlan(_) => wire::VXLAN_OVERHEAD_V6,
+        PortKind::Gre(t) => {
+            let base = if t.remote.is_ipv4() {
+                wire::GRE_OVERHEAD_V4
+            } else {
+                wire::GRE_OVERHEAD_V6
+            };
+            let header = wire::gre::Header {
+                csum: t.csum,
+                key: t.key,
+                seq: t.seq.then_some(0),
+            };
+            base - wire::gre::BASE_LEN + header.len()
+        }
+    }
+}
+
+/// The largest inner IP packet a tunnel of `kind` carries on an underlay with `underlay_mtu`.
+pub fn tunnel_mtu(underlay_mtu: u16, kind: &PortKind) -> u16 {
+    underlay_mtu.saturating_sub(tunnel_overhead(kind) as u16)
 }
 
 /// A configuration error, printed as `FILE:LINE:COL: message`.
@@ -448,6 +510,39 @@ fn check_tunnel_name(name: &str, device: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn parse_locals(value: &Spanned<toml::Value>) -> Result<Vec<IpAddr>, String> {
+    let texts: Vec<&str> = match value.get_ref() {
+        toml::Value::String(s) => vec![s.as_str()],
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| "underlay.local: expected addresses as strings".to_owned())
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("underlay.local: expected an address or a list of addresses".into()),
+    };
+    let mut locals: Vec<IpAddr> = Vec::new();
+    for text in texts {
+        let addr: IpAddr = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IPv4 or IPv6 address"))?;
+        if addr.is_unspecified() || addr.is_multicast() {
+            return Err(format!(
+                "underlay.local {addr} must be a unicast address of this host"
+            ));
+        }
+        if locals.iter().any(|l| l.is_ipv4() == addr.is_ipv4()) {
+            return Err("underlay.local takes at most one IPv4 and one IPv6 address".into());
+        }
+        locals.push(addr);
+    }
+    if locals.is_empty() {
+        return Err("underlay.local needs at least one address".into());
+    }
+    Ok(locals)
+}
+
 fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
@@ -490,10 +585,17 @@ struct RawDevice {
     addresses: Vec<Spanned<String>>,
 }
 
+/// What tells two tunnels to the same remote apart.
+#[derive(Hash, PartialEq, Eq)]
+enum Endpoint {
+    Vxlan(u32, u16),
+    Gre(Option<u32>),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUnderlay {
-    local: Spanned<String>,
+    local: Spanned<toml::Value>,
     mtu: Option<Spanned<u16>>,
 }
 
@@ -506,6 +608,9 @@ struct RawTunnel {
     remote: Spanned<String>,
     vni: Option<Spanned<u32>>,
     dst_port: Option<Spanned<u16>>,
+    key: Option<Spanned<u32>>,
+    csum: Option<Spanned<bool>>,
+    seq: Option<Spanned<bool>>,
     port: Option<Spanned<u32>>,
 }
 

@@ -7,7 +7,8 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -20,11 +21,13 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config};
 use crate::fdb::MacTable;
 use crate::flow::{FlowTable, PortNo};
+use crate::io::socket::{
+    RecvBatch, SendItem, SocketError, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM,
+};
 use crate::io::tap::{Tap, TapError};
-use crate::io::udp::{RecvBatch, SendItem, UdpError, UdpPort, BATCH, MAX_DATAGRAM};
 use crate::io::{poll_readable, StopSignal};
 use crate::switch::{Action, PortKind, Switch};
-use crate::wire::vxlan;
+use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
 /// Failures that keep the daemon from starting or running.
 #[derive(Debug, Error)]
@@ -34,7 +37,7 @@ pub enum DaemonError {
     Tap(#[from] TapError),
     /// An underlay socket.
     #[error(transparent)]
-    Udp(#[from] UdpError),
+    Socket(#[from] SocketError),
     /// Signal handling or the stop eventfd could not be set up.
     #[error("setting up signal handling: {0}")]
     Signals(io::Error),
@@ -81,19 +84,21 @@ impl Mtus {
     /// config gives none.
     pub fn resolve(config: &Config) -> Mtus {
         let mut tunnels = Vec::new();
-        for (port, t) in config.tunnels() {
-            let (underlay, source) = match config.underlay.mtu {
-                Some(m) => (m, MtuSource::Configured),
-                None => match crate::io::netdev::route_mtu(config.underlay.local, t.remote) {
+        for (port, remote) in config.tunnels() {
+            let (underlay, source) = match (config.underlay.mtu, config.underlay.local_for(remote))
+            {
+                (Some(m), _) => (m, MtuSource::Configured),
+                (None, Some(local)) => match crate::io::netdev::route_mtu(local, remote) {
                     Ok(m) => (m, MtuSource::Route),
                     Err(_) => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
                 },
+                (None, None) => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
             };
             tunnels.push((
                 port.no,
                 underlay,
                 source,
-                config::tunnel_mtu(underlay, t.remote),
+                config::tunnel_mtu(underlay, &port.kind),
             ));
         }
         let device = match config.device.mtu {
@@ -130,38 +135,34 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             .map(|b| format!(", bridge {b}"))
             .unwrap_or_default()
     );
-    let _ = writeln!(s, "underlay local {}", config.underlay.local);
+    let locals: Vec<String> = config
+        .underlay
+        .local
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let _ = writeln!(s, "underlay local {}", locals.join(", "));
     let _ = writeln!(
         s,
-        "{:<6}{:<16}{:<7}{:<26}{:<10}MTU",
-        "PORT", "NAME", "TYPE", "REMOTE", "VNI"
+        "{:<6}{:<16}{:<7}{:<42}{:<18}MTU",
+        "PORT", "NAME", "TYPE", "REMOTE", "VNI/KEY"
     );
     for port in &config.ports {
-        match &port.kind {
-            PortKind::Local => {
+        let (kind, remote, id) = port_summary(&port.kind);
+        match mtus.tunnels.iter().find(|x| x.0 == port.no) {
+            None => {
                 let _ = writeln!(
                     s,
-                    "{:<6}{:<16}{:<7}{:<26}{:<10}{}",
-                    port.no, port.name, "local", "-", "-", mtu
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{mtu}",
+                    port.no, port.name
                 );
             }
-            PortKind::Vxlan(t) => {
-                let (_, underlay, usrc, tmtu) = mtus
-                    .tunnels
-                    .iter()
-                    .find(|x| x.0 == port.no)
-                    .copied()
-                    .unwrap_or((port.no, 0, MtuSource::Assumed, 0));
-                let remote = SocketAddr::new(t.remote, t.dst_port).to_string();
+            Some(&(_, underlay, usrc, tmtu)) => {
                 let _ = writeln!(
                     s,
-                    "{:<6}{:<16}{:<7}{:<26}{:<10}{} (underlay {underlay}, {})",
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {})",
                     port.no,
                     port.name,
-                    "vxlan",
-                    remote,
-                    t.vni,
-                    tmtu,
                     usrc.word()
                 );
             }
@@ -174,21 +175,68 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
     s
 }
 
+/// Type, remote and identifier (VNI or key and GRE options) of a port, for listings.
+fn port_summary(kind: &PortKind) -> (&'static str, String, String) {
+    match kind {
+        PortKind::Local => ("local", "-".into(), "-".into()),
+        PortKind::Vxlan(t) => (
+            "vxlan",
+            SocketAddr::new(t.remote, t.dst_port).to_string(),
+            format!("vni {}", t.vni),
+        ),
+        PortKind::Gre(t) => {
+            let mut id = t.key.map_or("no key".to_owned(), |k| format!("key {k}"));
+            if t.csum {
+                id.push_str(",csum");
+            }
+            if t.seq {
+                id.push_str(",seq");
+            }
+            ("gre", t.remote.to_string(), id)
+        }
+    }
+}
+
 /// How a frame leaves by a port.
 enum Egress {
     Local,
-    Vxlan {
+    Tunnel {
         socket: usize,
         dst: SockAddr,
-        header: [u8; vxlan::HEADER_LEN],
+        /// The encapsulation header, when it is the same for every packet.
+        header: [u8; gre::MAX_LEN],
+        header_len: usize,
+        /// For GRE with a checksum or sequence numbers: the header is built per packet.
+        per_packet: Option<PerPacketGre>,
     },
+}
+
+/// A GRE header that changes with every packet.
+struct PerPacketGre {
+    template: gre::Header,
+    /// The next sequence number, when sequence numbers are sent.
+    next_seq: Option<AtomicU32>,
+}
+
+impl PerPacketGre {
+    fn encode(&self, payload: &[u8], out: &mut [u8; gre::MAX_LEN]) -> usize {
+        let seq = self
+            .next_seq
+            .as_ref()
+            .map(|n| n.fetch_add(1, Ordering::Relaxed));
+        gre::Header {
+            seq,
+            ..self.template
+        }
+        .encode(payload, out)
+    }
 }
 
 /// Everything both data-path threads share.
 struct Shared {
     switch: Mutex<Switch>,
     tap: Tap,
-    sockets: Vec<UdpPort>,
+    sockets: Vec<UnderlaySocket>,
     egress: Vec<(PortNo, Egress)>,
     stop: StopSignal,
 }
@@ -203,24 +251,63 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     // Sockets first: a bind failure then leaves no device behind.
-    let mut sockets: Vec<UdpPort> = Vec::new();
+    let mut sockets: Vec<UnderlaySocket> = Vec::new();
     let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
-    for (port, t) in config.tunnels() {
-        let socket = match sockets.iter().position(|s| s.port() == t.dst_port) {
+    for (port, remote) in config.tunnels() {
+        let Some(local) = config.underlay.local_for(remote) else {
+            continue; // refused by config validation
+        };
+        let (kind, dst_port) = match &port.kind {
+            PortKind::Vxlan(t) => (SocketKind::Udp(t.dst_port), t.dst_port),
+            _ => (SocketKind::Gre, 0),
+        };
+        let socket = match sockets
+            .iter()
+            .position(|s| s.kind() == kind && s.local() == local)
+        {
             Some(i) => i,
             None => {
-                sockets.push(UdpPort::bind(config.underlay.local, t.dst_port)?);
+                sockets.push(match kind {
+                    SocketKind::Udp(p) => UnderlaySocket::udp(local, p)?,
+                    SocketKind::Gre => UnderlaySocket::gre(local)?,
+                });
                 sockets.len() - 1
             }
         };
-        let dst = SockAddr::from(SocketAddr::new(t.remote, t.dst_port));
-        let header = vxlan::Header { vni: t.vni }.encode();
+        let mut header = [0u8; gre::MAX_LEN];
+        let (header_len, per_packet) = match &port.kind {
+            PortKind::Vxlan(t) => {
+                header[..vxlan::HEADER_LEN].copy_from_slice(&vxlan::Header { vni: t.vni }.encode());
+                (vxlan::HEADER_LEN, None)
+            }
+            PortKind::Gre(t) if !t.csum && !t.seq => {
+                let h = gre::Header {
+                    csum: false,
+                    key: t.key,
+                    seq: None,
+                };
+                (h.encode(&[], &mut header), None)
+            }
+            PortKind::Gre(t) => {
+                let template = gre::Header {
+                    csum: t.csum,
+                    key: t.key,
+                    seq: None,
+                };
+                let next_seq = t.seq.then(|| AtomicU32::new(0));
+                (0, Some(PerPacketGre { template, next_seq }))
+            }
+            PortKind::Local => continue,
+        };
+        let dst = SockAddr::from(SocketAddr::new(remote, dst_port));
         egress.push((
             port.no,
-            Egress::Vxlan {
+            Egress::Tunnel {
                 socket,
                 dst,
                 header,
+                header_len,
+                per_packet,
             },
         ));
     }
@@ -309,25 +396,28 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 fn ready_line(config: &Config, mtus: &Mtus) -> String {
-    let mut ports = Vec::new();
-    for port in &config.ports {
-        match &port.kind {
-            PortKind::Local => ports.push(format!("{} {} (local)", port.no, port.name)),
-            PortKind::Vxlan(t) => ports.push(format!(
-                "{} {} (vxlan {} vni {} mtu {})",
-                port.no,
-                port.name,
-                SocketAddr::new(t.remote, t.dst_port),
-                t.vni,
-                mtus.tunnel(port.no).unwrap_or(0)
-            )),
-        }
-    }
+    let ports: Vec<String> = config
+        .ports
+        .iter()
+        .map(|port| match (&port.kind, mtus.tunnel(port.no)) {
+            (PortKind::Local, _) | (_, None) => format!("{} {} (local)", port.no, port.name),
+            (kind, Some(mtu)) => {
+                let (kind, remote, id) = port_summary(kind);
+                format!("{} {} ({kind} {remote} {id} mtu {mtu})", port.no, port.name)
+            }
+        })
+        .collect();
+    let locals: Vec<String> = config
+        .underlay
+        .local
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
     format!(
         "vxtund ready: device {} mtu {}, local {}, ports: {}",
         config.device.name,
         mtus.device.0,
-        config.underlay.local,
+        locals.join(" "),
         ports.join(", ")
     )
 }
@@ -342,6 +432,9 @@ fn log_stats(shared: &Shared) {
     }
 }
 
+/// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
+type HeaderScratch = Vec<([u8; gre::MAX_LEN], usize)>;
+
 /// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
 fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
@@ -349,6 +442,7 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
         .collect();
     let mut lens = [0usize; BATCH];
     let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
+    let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
     let fds = [sh.tap.fd(), sh.stop.fd()];
     let mut ready = [false; 2];
     loop {
@@ -385,14 +479,16 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
                 }
             }
         }
-        deliver(sh, &plan, |i| &bufs[i][..lens[i]]);
+        deliver(sh, &plan, &mut scratch, |i| &bufs[i][..lens[i]]);
     }
 }
 
 /// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`].
 fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
+    let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
     let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
+    let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
     let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
     fds.push(sh.stop.fd());
     let mut ready = vec![false; fds.len()];
@@ -412,7 +508,7 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
                 let n = match socket.recv_batch(&mut batch) {
                     Ok(n) => n,
                     Err(e) => {
-                        warn!(port = socket.port(), "receiving from the underlay: {e}");
+                        warn!(local = %socket.local(), "receiving from the underlay: {e}");
                         0
                     }
                 };
@@ -422,21 +518,37 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
                 plan.clear();
                 if let Ok(mut sw) = sh.switch.lock() {
                     let now = Instant::now();
-                    for i in 0..n {
-                        let Some((src, datagram)) = batch.get(i) else {
+                    for (i, range) in inner.iter_mut().enumerate().take(n) {
+                        let Some((src, packet)) = batch.get(i) else {
                             continue;
                         };
-                        if let Action::Forward(ports) =
-                            sw.handle_vxlan(socket.port(), src, datagram, now)
-                        {
+                        let (action, start) = match socket.kind() {
+                            SocketKind::Udp(port) => {
+                                (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
+                            }
+                            SocketKind::Gre => {
+                                // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
+                                let skip = if src.is_ipv4() {
+                                    ipv4_header_len(packet)
+                                } else {
+                                    0
+                                };
+                                let (action, offset) =
+                                    sw.handle_gre(src, &packet[skip.min(packet.len())..], now);
+                                (action, skip + offset)
+                            }
+                        };
+                        if let Action::Forward(ports) = action {
+                            *range = start..packet.len();
                             plan.extend(ports.iter().map(|&p| (i, p)));
                         }
                     }
                 }
-                deliver(sh, &plan, |i| {
+                deliver(sh, &plan, &mut scratch, |i| {
                     batch
                         .get(i)
-                        .map_or(&[][..], |(_, d)| &d[vxlan::HEADER_LEN..])
+                        .and_then(|(_, p)| p.get(inner[i].clone()))
+                        .unwrap_or(&[])
                 });
                 if n < BATCH {
                     break;
@@ -446,37 +558,73 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
     }
 }
 
+/// Length of the IPv4 header at the start of `packet`; past the end when it is malformed, so
+/// that what follows is empty and counted as a truncated GRE packet.
+fn ipv4_header_len(packet: &[u8]) -> usize {
+    match packet.first() {
+        Some(&b) if usize::from(b & 0x0f) * 4 >= IPV4_HEADER_LEN => usize::from(b & 0x0f) * 4,
+        _ => usize::MAX,
+    }
+}
+
 /// Sends frame `i` out of port `p` for every `(i, p)` in `plan`.
-fn deliver<'a>(sh: &'a Shared, plan: &[(usize, PortNo)], frame: impl Fn(usize) -> &'a [u8] + Copy) {
+fn deliver<'a>(
+    sh: &'a Shared,
+    plan: &[(usize, PortNo)],
+    scratch: &mut HeaderScratch,
+    frame: impl Fn(usize) -> &'a [u8] + Copy,
+) {
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
     let mut failed: Vec<PortNo> = Vec::new();
     let mut note = |port: PortNo, e: io::Error| {
         failed.push(port);
         tracing::debug!(port = %port, "send failed: {e}");
     };
-    for (i, port) in plan {
-        if let Some(Egress::Local) = egress_of(sh, *port) {
-            if let Err(e) = sh.tap.send(frame(*i)) {
-                note(*port, e);
+    scratch.clear();
+    scratch.resize(plan.len(), ([0; gre::MAX_LEN], 0));
+    for (j, &(i, port)) in plan.iter().enumerate() {
+        match egress_of(sh, port) {
+            Some(Egress::Local) => {
+                if let Err(e) = sh.tap.send(frame(i)) {
+                    note(port, e);
+                }
             }
+            Some(Egress::Tunnel {
+                per_packet: Some(g),
+                ..
+            }) => {
+                let (header, len) = &mut scratch[j];
+                *len = g.encode(frame(i), header);
+            }
+            _ => {}
         }
     }
+    let scratch = &*scratch;
     for (s, socket) in sh.sockets.iter().enumerate() {
-        let items = plan
-            .iter()
-            .filter_map(|&(i, port)| match egress_of(sh, port) {
-                Some(Egress::Vxlan {
-                    socket,
-                    dst,
-                    header,
-                }) if *socket == s => Some(SendItem {
-                    dst,
-                    header,
-                    payload: frame(i),
-                    tag: port.0,
-                }),
-                _ => None,
-            });
+        let items =
+            plan.iter()
+                .enumerate()
+                .filter_map(|(j, &(i, port))| match egress_of(sh, port) {
+                    Some(Egress::Tunnel {
+                        socket,
+                        dst,
+                        header,
+                        header_len,
+                        per_packet,
+                    }) if *socket == s => {
+                        let header = match per_packet {
+                            Some(_) => &scratch[j].0[..scratch[j].1],
+                            None => &header[..*header_len],
+                        };
+                        Some(SendItem {
+                            dst,
+                            header,
+                            payload: frame(i),
+                            tag: port.0,
+                        })
+                    }
+                    _ => None,
+                });
         socket.send_batch(items, |tag, e| note(PortNo(tag), e));
     }
     if !failed.is_empty() {

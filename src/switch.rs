@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::fdb::MacTable;
 use crate::flow::{self, FlowTable, PortNo};
 use crate::wire::ethernet::FrameKey;
-use crate::wire::vxlan;
+use crate::wire::{gre, vxlan};
 
 /// A port of the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,32 @@ pub enum PortKind {
     Local,
     /// A VXLAN tunnel to one remote VTEP.
     Vxlan(VxlanTunnel),
+    /// An Ethernet-over-GRE tunnel to one remote.
+    Gre(GreTunnel),
+}
+
+impl PortKind {
+    /// The remote's underlay address, for tunnels.
+    pub fn remote(&self) -> Option<IpAddr> {
+        match self {
+            PortKind::Local => None,
+            PortKind::Vxlan(t) => Some(t.remote),
+            PortKind::Gre(t) => Some(t.remote),
+        }
+    }
+}
+
+/// The far end of an Ethernet-over-GRE tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreTunnel {
+    /// The remote's underlay address.
+    pub remote: IpAddr,
+    /// The key sent and expected (RFC 2890); `None` for no key on either side.
+    pub key: Option<u32>,
+    /// Whether to send a GRE checksum (received checksums are always verified).
+    pub csum: bool,
+    /// Whether to send sequence numbers (received ones are accepted and ignored).
+    pub seq: bool,
 }
 
 /// The far end of a VXLAN tunnel.
@@ -68,11 +94,21 @@ pub enum DropReason {
     UnknownRemote,
     /// The sender is a tunnel's remote, but no tunnel to it has this VNI.
     WrongVni,
+    /// A GRE packet too short for its header and an Ethernet header.
+    GreTruncated,
+    /// GRE version not 0, or routing / obsolete RFC 1701 bits set.
+    GreBadHeader,
+    /// A GRE payload other than Ethernet (protocol type not 0x6558).
+    GreNotEthernet,
+    /// The GRE checksum is wrong.
+    GreBadChecksum,
+    /// The sender is a GRE remote, but no tunnel to it has this key (or lack of key).
+    GreWrongKey,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::TruncatedFrame,
         DropReason::MulticastSource,
         DropReason::NoMatchingFlow,
@@ -82,6 +118,11 @@ impl DropReason {
         DropReason::VxlanBadFlags,
         DropReason::UnknownRemote,
         DropReason::WrongVni,
+        DropReason::GreTruncated,
+        DropReason::GreBadHeader,
+        DropReason::GreNotEthernet,
+        DropReason::GreBadChecksum,
+        DropReason::GreWrongKey,
     ];
 
     /// The counter's name.
@@ -96,6 +137,11 @@ impl DropReason {
             DropReason::VxlanBadFlags => "vxlan_bad_flags",
             DropReason::UnknownRemote => "unknown_remote",
             DropReason::WrongVni => "wrong_vni",
+            DropReason::GreTruncated => "gre_truncated",
+            DropReason::GreBadHeader => "gre_bad_header",
+            DropReason::GreNotEthernet => "gre_not_ethernet",
+            DropReason::GreBadChecksum => "gre_bad_checksum",
+            DropReason::GreWrongKey => "gre_wrong_key",
         }
     }
 
@@ -147,6 +193,8 @@ pub struct Switch {
     drops: [u64; DropReason::ALL.len()],
     /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
     vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>>,
+    /// remote -> the (key, port) pairs of the GRE tunnels to that remote.
+    gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>>,
     out: Vec<PortNo>,
 }
 
@@ -155,12 +203,15 @@ impl Switch {
     pub fn new(mut ports: Vec<Port>, table: FlowTable, fdb: MacTable) -> Switch {
         ports.sort_by_key(|p| p.no);
         let mut vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>> = HashMap::new();
+        let mut gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>> = HashMap::new();
         for port in &ports {
-            if let PortKind::Vxlan(t) = &port.kind {
-                vxlan_rx
+            match &port.kind {
+                PortKind::Vxlan(t) => vxlan_rx
                     .entry((t.remote, t.dst_port))
                     .or_default()
-                    .push((t.vni, port.no));
+                    .push((t.vni, port.no)),
+                PortKind::Gre(t) => gre_rx.entry(t.remote).or_default().push((t.key, port.no)),
+                PortKind::Local => {}
             }
         }
         let flow_count = table.flows().len();
@@ -173,6 +224,7 @@ impl Switch {
             fdb,
             drops: [0; DropReason::ALL.len()],
             vxlan_rx,
+            gre_rx,
         }
     }
 
@@ -258,6 +310,30 @@ impl Switch {
             return self.drop(DropReason::WrongVni);
         };
         self.handle_frame(port, &datagram[vxlan::HEADER_LEN..], now)
+    }
+
+    /// Checks a GRE packet (the IP payload) received from `src`, and decides where its inner
+    /// frame goes. Returns the action and where the inner frame starts in `packet`.
+    pub fn handle_gre(&mut self, src: IpAddr, packet: &[u8], now: Instant) -> (Action<'_>, usize) {
+        let (header, offset) = match gre::Header::decode(packet) {
+            Ok(h) => h,
+            Err(e) => {
+                let reason = match e {
+                    gre::DecodeError::Truncated => DropReason::GreTruncated,
+                    gre::DecodeError::BadHeader => DropReason::GreBadHeader,
+                    gre::DecodeError::NotEthernet => DropReason::GreNotEthernet,
+                    gre::DecodeError::BadChecksum => DropReason::GreBadChecksum,
+                };
+                return (self.drop(reason), 0);
+            }
+        };
+        let Some(tunnels) = self.gre_rx.get(&src) else {
+            return (self.drop(DropReason::UnknownRemote), 0);
+        };
+        let Some(&(_, port)) = tunnels.iter().find(|(key, _)| *key == header.key) else {
+            return (self.drop(DropReason::GreWrongKey), 0);
+        };
+        (self.handle_frame(port, &packet[offset..], now), offset)
     }
 
     /// Counts a send that failed on `port`.
@@ -570,6 +646,83 @@ mod tests {
             forward(sw.handle_vxlan(8472, from(102), &KERNEL_ARP, now)),
             [1, 3]
         );
+    }
+
+    #[test]
+    fn gre_accepts_only_known_remotes_with_their_key() {
+        let mut ports = vec![Port {
+            no: PortNo(1),
+            name: "vxt0".into(),
+            kind: PortKind::Local,
+        }];
+        for (no, key) in [(2, None), (3, Some(7))] {
+            ports.push(Port {
+                no: PortNo(no),
+                name: format!("gre{no}"),
+                kind: PortKind::Gre(GreTunnel {
+                    remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, 102)),
+                    key,
+                    csum: false,
+                    seq: false,
+                }),
+            });
+        }
+        let flows = vec![parse_flow("actions=output:1", &HubPorts).unwrap()];
+        let mut sw = Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        );
+        let now = Instant::now();
+        let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
+        let packet = |header: gre::Header| {
+            let frame = &KERNEL_ARP[INNER..];
+            let mut out = [0u8; gre::MAX_LEN];
+            let len = header.encode(frame, &mut out);
+            [&out[..len], frame].concat()
+        };
+        let plain = packet(gre::Header::default());
+        let keyed = packet(gre::Header {
+            key: Some(7),
+            csum: true,
+            seq: Some(1),
+        });
+        let (action, offset) = sw.handle_gre(from(102), &plain, now);
+        assert_eq!((forward(action), offset), (vec![1], 4));
+        assert_eq!(sw.port_stats(PortNo(2)).unwrap().rx_packets, 1);
+        let (action, offset) = sw.handle_gre(from(102), &keyed, now);
+        assert_eq!((forward(action), offset), (vec![1], 16));
+        assert_eq!(sw.port_stats(PortNo(3)).unwrap().rx_packets, 1);
+
+        let mut bad_sum = keyed.clone();
+        bad_sum[20] ^= 1;
+        let mut ipv4_payload = plain.clone();
+        ipv4_payload[2..4].copy_from_slice(&[0x08, 0x00]);
+        let mut version1 = plain.clone();
+        version1[1] = 1;
+        let cases: [(u8, Vec<u8>, DropReason); 6] = [
+            (102, plain[..10].to_vec(), DropReason::GreTruncated),
+            (102, version1, DropReason::GreBadHeader),
+            (102, ipv4_payload, DropReason::GreNotEthernet),
+            (102, bad_sum, DropReason::GreBadChecksum),
+            (
+                102,
+                packet(gre::Header {
+                    key: Some(8),
+                    ..Default::default()
+                }),
+                DropReason::GreWrongKey,
+            ),
+            (99, plain.clone(), DropReason::UnknownRemote),
+        ];
+        for (last, p, reason) in cases {
+            assert_eq!(
+                sw.handle_gre(from(last), &p, now).0,
+                Action::Drop(reason),
+                "{reason:?}"
+            );
+            assert_eq!(sw.drops(reason), 1, "{reason:?}");
+        }
     }
 
     #[test]

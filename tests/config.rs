@@ -116,7 +116,7 @@ fn bad_addresses() {
         &BASE.replace("\"192.168.200.102\"", "\"2001:db8::2\""),
         11,
         10,
-        "same address family",
+        "underlay.local has no IPv6 address",
     );
     fails(
         &BASE.replace("\"192.168.200.102\"", "\"192.168.200.101\""),
@@ -159,12 +159,6 @@ fn bad_tunnel_fields() {
         10,
         8,
         "unknown tunnel type `geneve`",
-    );
-    fails(
-        &BASE.replace("type = \"vxlan\"", "type = \"gre\""),
-        10,
-        8,
-        "not supported yet",
     );
     fails(
         &format!("{BASE}vni = 16777216\n"),
@@ -254,19 +248,137 @@ fn unreadable_file_names_the_file() {
 }
 
 #[test]
-fn tunnel_mtu_follows_the_underlay_family() {
-    use std::net::IpAddr;
+fn tunnel_mtu_follows_the_encapsulation_and_underlay_family() {
     use vxtund::config::tunnel_mtu;
+    use vxtund::switch::{GreTunnel, VxlanTunnel};
+    let v4 = "192.168.200.102".parse().unwrap();
+    let v6 = "2001:db8::2".parse().unwrap();
+    let vxlan = |remote| {
+        PortKind::Vxlan(VxlanTunnel {
+            remote,
+            vni: 0,
+            dst_port: 8472,
+        })
+    };
+    let gre = |remote, key: Option<u32>, csum, seq| {
+        PortKind::Gre(GreTunnel {
+            remote,
+            key,
+            csum,
+            seq,
+        })
+    };
+    // The rows of SCENARIO.md's overhead table, and their IPv6-underlay twins (20 bytes more).
+    assert_eq!(tunnel_mtu(1500, &vxlan(v4)), 1450);
+    assert_eq!(tunnel_mtu(1500, &gre(v4, None, false, false)), 1462);
+    assert_eq!(tunnel_mtu(1500, &gre(v4, Some(1), false, false)), 1458);
+    assert_eq!(tunnel_mtu(1500, &vxlan(v6)), 1430);
+    assert_eq!(tunnel_mtu(1500, &gre(v6, None, false, false)), 1442);
+    assert_eq!(tunnel_mtu(1500, &gre(v6, Some(1), false, false)), 1438);
     assert_eq!(
-        tunnel_mtu(1500, "192.168.200.102".parse::<IpAddr>().unwrap()),
-        1450
+        tunnel_mtu(1500, &gre(v4, Some(1), true, true)),
+        1450,
+        "key, csum and seq: 4 bytes each"
+    );
+    assert_eq!(tunnel_mtu(9000, &vxlan(v4)), 8950);
+}
+
+#[test]
+fn gre_tunnels_and_both_address_families() {
+    let c = parse(
+        r#"
+        [underlay]
+        local = ["192.168.200.101", "2001:db8:200::101"]
+        [[tunnel]]
+        name = "v6"
+        type = "vxlan"
+        remote = "2001:db8:200::102"
+        [[tunnel]]
+        name = "g"
+        type = "gre"
+        remote = "192.168.200.103"
+        key = 42
+        csum = true
+        seq = true
+        [[tunnel]]
+        name = "g2"
+        type = "gre"
+        remote = "192.168.200.103"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.underlay.local.len(), 2);
+    let g = c.ports.iter().find(|p| p.name == "g").unwrap();
+    assert_eq!(
+        g.kind,
+        PortKind::Gre(vxtund::switch::GreTunnel {
+            remote: "192.168.200.103".parse().unwrap(),
+            key: Some(42),
+            csum: true,
+            seq: true
+        })
     );
     assert_eq!(
-        tunnel_mtu(1500, "2001:db8::2".parse::<IpAddr>().unwrap()),
-        1430
+        c.underlay.local_for("2001:db8:200::102".parse().unwrap()),
+        Some("2001:db8:200::101".parse().unwrap())
     );
-    assert_eq!(
-        tunnel_mtu(9000, "192.168.200.102".parse::<IpAddr>().unwrap()),
-        8950
+}
+
+#[test]
+fn gre_and_family_mistakes() {
+    let gre = BASE.replace("type = \"vxlan\"", "type = \"gre\"");
+    fails(
+        &format!("{gre}vni = 5\n"),
+        12,
+        7,
+        "`vni` applies only to vxlan tunnels",
+    );
+    fails(
+        &format!("{gre}dst_port = 5\n"),
+        12,
+        12,
+        "`dst_port` applies only to vxlan",
+    );
+    fails(
+        &format!("{BASE}key = 5\n"),
+        12,
+        7,
+        "`key` applies only to gre tunnels",
+    );
+    fails(
+        &format!("{BASE}csum = true\n"),
+        12,
+        8,
+        "`csum` applies only to gre",
+    );
+    fails(&format!("{gre}key = -1\n"), 12, 7, "");
+    let twin =
+        format!("{gre}\n[[tunnel]]\nname = \"x\"\ntype = \"gre\"\nremote = \"192.168.200.102\"\n");
+    fails(&twin, 13, 1, "tell them apart by key");
+    let keyed = format!("{gre}key = 1\n\n[[tunnel]]\nname = \"x\"\ntype = \"gre\"\nremote = \"192.168.200.102\"\nkey = 2\n");
+    assert!(
+        parse(&keyed).is_ok(),
+        "two GRE tunnels to one remote, told apart by key"
+    );
+    fails(
+        &BASE.replace(
+            "local = \"192.168.200.101\"",
+            "local = [\"192.168.200.101\", \"10.0.0.1\"]",
+        ),
+        6,
+        9,
+        "at most one IPv4 and one IPv6",
+    );
+    fails(
+        &BASE.replace("local = \"192.168.200.101\"", "local = 5"),
+        6,
+        9,
+        "an address or a list",
+    );
+    fails(
+        &BASE.replace("local = \"192.168.200.101\"", "local = []"),
+        6,
+        9,
+        "at least one address",
     );
 }

@@ -1,7 +1,8 @@
 //! The reference scenario simulated in memory: three switches built from the shipped
-//! `config/seg*.toml`, joined by VXLAN links that really encapsulate and decapsulate, with no
-//! root and no kernel. Proves the flows of SCENARIO.md deliver ARP, neighbour discovery, IPv4
-//! and IPv6 between every pair of hosts, l1 <-> m1 through the hub.
+//! `config/seg*.toml` (or variants of them), joined by tunnels that really encapsulate and
+//! decapsulate (VXLAN or GRE), with no root and no kernel. Proves the flows of SCENARIO.md
+//! deliver ARP, neighbour discovery, IPv4 and IPv6 between every pair of hosts, l1 <-> m1
+//! through the hub, over each encapsulation and underlay family.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -12,28 +13,37 @@ use vxtund::config::Config;
 use vxtund::fdb::MacTable;
 use vxtund::flow::{FlowTable, PortNo};
 use vxtund::switch::{Action, PortKind, Switch};
-use vxtund::wire::vxlan;
+use vxtund::wire::{gre, vxlan};
 
 struct Segment {
     switch: Switch,
-    local: IpAddr,
+    local: Vec<IpAddr>,
     /// Frames delivered to the local side (the host).
     delivered: Vec<Vec<u8>>,
 }
 
+/// How a packet arrives at a segment: from its host, or over a tunnel from an underlay address.
+enum Arrival {
+    Host,
+    Vxlan(IpAddr),
+    Gre(IpAddr),
+}
+
 struct Fabric {
     segs: Vec<Segment>,
-    /// VXLAN datagrams that crossed the underlay: (from segment, to segment).
+    /// Packets that crossed the underlay: (from segment, to segment).
     underlay_log: Vec<(usize, usize)>,
 }
 
 impl Fabric {
-    fn scenario() -> Fabric {
+    /// The scenario with each shipped config text passed through `edit` first.
+    fn scenario_with(edit: impl Fn(&str) -> String) -> Fabric {
         let segs = (1..=3)
             .map(|n| {
                 let path =
                     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/seg{n}.toml"));
-                let c = Config::load(&path).unwrap();
+                let text = edit(&std::fs::read_to_string(&path).unwrap());
+                let c = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
                 Segment {
                     switch: Switch::new(
                         c.ports.clone(),
@@ -51,21 +61,24 @@ impl Fabric {
         }
     }
 
+    fn scenario() -> Fabric {
+        Fabric::scenario_with(str::to_owned)
+    }
+
     /// Host of segment `seg` (0-based) sends `frame`; runs the fabric until nothing moves.
     fn send(&mut self, seg: usize, frame: Vec<u8>) {
         let now = Instant::now();
-        // (segment, ingress, sender's underlay address or None for the host, bytes)
-        let mut queue: VecDeque<(usize, Option<IpAddr>, Vec<u8>)> =
-            VecDeque::from([(seg, None, frame)]);
+        let mut queue: VecDeque<(usize, Arrival, Vec<u8>)> =
+            VecDeque::from([(seg, Arrival::Host, frame)]);
         let mut steps = 0;
         while let Some((s, from, bytes)) = queue.pop_front() {
             steps += 1;
             assert!(steps < 100, "forwarding loop");
-            let inner_start = if from.is_some() { vxlan::HEADER_LEN } else { 0 };
             let sw = &mut self.segs[s].switch;
-            let action = match from {
-                None => sw.handle_frame(PortNo::LOCAL, &bytes, now),
-                Some(src) => sw.handle_vxlan(8472, src, &bytes, now),
+            let (action, inner_start) = match from {
+                Arrival::Host => (sw.handle_frame(PortNo::LOCAL, &bytes, now), 0),
+                Arrival::Vxlan(src) => (sw.handle_vxlan(8472, src, &bytes, now), vxlan::HEADER_LEN),
+                Arrival::Gre(src) => sw.handle_gre(src, &bytes, now),
             };
             let Action::Forward(ports) = action else {
                 continue;
@@ -84,15 +97,46 @@ impl Fabric {
                 match kind {
                     PortKind::Local => self.segs[s].delivered.push(inner.clone()),
                     PortKind::Vxlan(t) => {
-                        let to = self.segs.iter().position(|x| x.local == t.remote).unwrap();
-                        let mut datagram = vxlan::Header { vni: t.vni }.encode().to_vec();
-                        datagram.extend_from_slice(&inner);
+                        let (to, src) = self.route(s, t.remote);
+                        let datagram =
+                            [&vxlan::Header { vni: t.vni }.encode()[..], &inner].concat();
                         self.underlay_log.push((s, to));
-                        queue.push_back((to, Some(self.segs[s].local), datagram));
+                        queue.push_back((to, Arrival::Vxlan(src), datagram));
+                    }
+                    PortKind::Gre(t) => {
+                        let (to, src) = self.route(s, t.remote);
+                        let header = gre::Header {
+                            csum: t.csum,
+                            key: t.key,
+                            seq: t.seq.then_some(1),
+                        };
+                        let mut out = [0u8; gre::MAX_LEN];
+                        let len = header.encode(&inner, &mut out);
+                        self.underlay_log.push((s, to));
+                        queue.push_back((
+                            to,
+                            Arrival::Gre(src),
+                            [&out[..len], &inner[..]].concat(),
+                        ));
                     }
                 }
             }
         }
+    }
+
+    /// The segment that owns `remote`, and the sender's local address of that family.
+    fn route(&self, from: usize, remote: IpAddr) -> (usize, IpAddr) {
+        let to = self
+            .segs
+            .iter()
+            .position(|x| x.local.contains(&remote))
+            .expect("a segment owns the remote");
+        let src = *self.segs[from]
+            .local
+            .iter()
+            .find(|l| l.is_ipv4() == remote.is_ipv4())
+            .unwrap();
+        (to, src)
     }
 
     fn take_delivered(&mut self, seg: usize) -> Vec<Vec<u8>> {
@@ -167,7 +211,47 @@ fn icmp6(from: usize, to: usize) -> Vec<u8> {
 
 #[test]
 fn every_host_reaches_every_other_over_ipv4_and_ipv6() {
-    let mut fabric = Fabric::scenario();
+    check_every_pair(Fabric::scenario());
+}
+
+#[test]
+fn the_same_over_gre_with_keys_checksums_and_sequence_numbers() {
+    check_every_pair(Fabric::scenario_with(|t| {
+        t.replace(
+            "type = \"vxlan\"",
+            "type = \"gre\"\nkey = 7\ncsum = true\nseq = true",
+        )
+    }));
+}
+
+#[test]
+fn the_same_mixed_seg2_vxlan_seg3_gre_over_an_ipv6_underlay() {
+    check_every_pair(Fabric::scenario_with(|t| {
+        let t = t.replace("\"192.168.200.10", "\"2001:db8:200::10");
+        let t = t.replace(
+            "name = \"tun_km\"              # port 3: to seg3\ntype = \"vxlan\"",
+            "name = \"tun_km\"\ntype = \"gre\"",
+        );
+        let t = t.replace(
+            "name = \"tun_mk\"                # port 2: to the hub\ntype = \"vxlan\"",
+            "name = \"tun_mk\"\ntype = \"gre\"",
+        );
+        assert!(!t.contains("192.168."));
+        t
+    }));
+    let f = Fabric::scenario_with(|t| {
+        t.replace(
+            "name = \"tun_km\"              # port 3: to seg3\ntype = \"vxlan\"",
+            "name = \"tun_km\"\ntype = \"gre\"",
+        )
+    });
+    assert!(
+        matches!(f.segs[0].switch.ports()[2].kind, PortKind::Gre(_)),
+        "the edit took effect"
+    );
+}
+
+fn check_every_pair(mut fabric: Fabric) {
     for from in 0..3 {
         for to in 0..3 {
             if from == to {

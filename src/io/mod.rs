@@ -1,9 +1,9 @@
-//! The I/O shell: the TAP device, UDP sockets with batched system calls, and the few netdev
+//! The I/O shell: the TAP device, UDP and raw GRE sockets with batched system calls, and the few netdev
 //! operations the daemon needs. All `unsafe` in vxtund lives under this module.
 
 pub mod netdev;
+pub mod socket;
 pub mod tap;
-pub mod udp;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

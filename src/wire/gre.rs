@@ -52,7 +52,10 @@ pub struct Header {
 impl Header {
     /// Header length with these options.
     pub fn len(&self) -> usize {
-        BASE_LEN + 4 * (usize::from(self.csum) + usize::from(self.key.is_some()) + usize::from(self.seq.is_some()))
+        BASE_LEN
+            + 4 * (usize::from(self.csum)
+                + usize::from(self.key.is_some())
+                + usize::from(self.seq.is_some()))
     }
 
     /// Always false: a GRE header has at least its base.
@@ -76,7 +79,11 @@ impl Header {
             seq: None,
         };
         let mut offset = BASE_LEN + if header.csum { 4 } else { 0 };
-        let word = |at: usize| packet.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let word = |at: usize| {
+            packet
+                .get(at..at + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
         if flags & FLAG_KEY != 0 {
             header.key = Some(word(offset).ok_or(DecodeError::Truncated)?);
             offset += 4;
@@ -133,19 +140,58 @@ mod tests {
     use proptest::prelude::*;
 
     /// The inner frame of every vector: a broadcast ARP request.
-    const INNER: &str = "ffffffffffff020000000001080600010800060400010200000000010a4d00090000000000000a4d0001";
+    const INNER: &str =
+        "ffffffffffff020000000001080600010800060400010200000000010a4d00090000000000000a4d0001";
 
     /// Headers scapy (`GRE(proto=0x6558, ...) / inner`) built for INNER.
     const SCAPY: [(&str, Header); 5] = [
-        ("00006558", Header { csum: false, key: None, seq: None }),
-        ("2000655812345678", Header { csum: false, key: Some(0x12345678), seq: None }),
-        ("80006558ebf40000", Header { csum: true, key: None, seq: None }),
-        ("1000655800000007", Header { csum: false, key: None, seq: Some(7) }),
-        ("b00065581a510000deadbeef01020304", Header { csum: true, key: Some(0xdeadbeef), seq: Some(0x01020304) }),
+        (
+            "00006558",
+            Header {
+                csum: false,
+                key: None,
+                seq: None,
+            },
+        ),
+        (
+            "2000655812345678",
+            Header {
+                csum: false,
+                key: Some(0x12345678),
+                seq: None,
+            },
+        ),
+        (
+            "80006558ebf40000",
+            Header {
+                csum: true,
+                key: None,
+                seq: None,
+            },
+        ),
+        (
+            "1000655800000007",
+            Header {
+                csum: false,
+                key: None,
+                seq: Some(7),
+            },
+        ),
+        (
+            "b00065581a510000deadbeef01020304",
+            Header {
+                csum: true,
+                key: Some(0xdeadbeef),
+                seq: Some(0x01020304),
+            },
+        ),
     ];
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -171,13 +217,38 @@ mod tests {
     #[test]
     fn rejects_what_rfc_2784_receivers_discard() {
         let packet = |h: &str| [hex(h), hex(INNER)].concat();
-        assert_eq!(Header::decode(&packet("00016558")), Err(DecodeError::BadHeader), "version 1");
-        assert_eq!(Header::decode(&packet("40006558")), Err(DecodeError::BadHeader), "routing");
-        assert_eq!(Header::decode(&packet("08006558")), Err(DecodeError::BadHeader), "strict source route");
-        assert_eq!(Header::decode(&packet("00000800")), Err(DecodeError::NotEthernet), "IPv4 payload");
-        assert_eq!(Header::decode(&packet("80006558ebf50000")), Err(DecodeError::BadChecksum));
-        assert_eq!(Header::decode(&hex("2000655812")), Err(DecodeError::Truncated));
-        assert_eq!(Header::decode(&hex("00006558ffff")), Err(DecodeError::Truncated));
+        assert_eq!(
+            Header::decode(&packet("00016558")),
+            Err(DecodeError::BadHeader),
+            "version 1"
+        );
+        assert_eq!(
+            Header::decode(&packet("40006558")),
+            Err(DecodeError::BadHeader),
+            "routing"
+        );
+        assert_eq!(
+            Header::decode(&packet("08006558")),
+            Err(DecodeError::BadHeader),
+            "strict source route"
+        );
+        assert_eq!(
+            Header::decode(&packet("00000800")),
+            Err(DecodeError::NotEthernet),
+            "IPv4 payload"
+        );
+        assert_eq!(
+            Header::decode(&packet("80006558ebf50000")),
+            Err(DecodeError::BadChecksum)
+        );
+        assert_eq!(
+            Header::decode(&hex("2000655812")),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            Header::decode(&hex("00006558ffff")),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(Header::decode(&[]), Err(DecodeError::Truncated));
     }
 

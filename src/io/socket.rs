@@ -1,7 +1,9 @@
-//! UDP sockets for the VXLAN underlay, with `recvmmsg` / `sendmmsg` batching.
+//! Underlay sockets with `recvmmsg` / `sendmmsg` batching: UDP for VXLAN, raw IP protocol 47
+//! for GRE (one per address family, shared by every GRE tunnel of that family).
 //!
-//! Sends gather two pieces per datagram (the VXLAN header and the frame, wherever each lives),
-//! so one frame flooded to several tunnels is never copied.
+//! Sends gather two pieces per packet (the encapsulation header and the frame, wherever each
+//! lives), so one frame flooded to several tunnels is never copied. The kernel builds the outer
+//! IP header (and the UDP header and checksum, mandatory over IPv6).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -18,9 +20,12 @@ pub const MAX_DATAGRAM: usize = 65_535;
 /// Socket buffer size asked for (bursts of a fast sender must not overflow it).
 const SOCKET_BUFFER: usize = 4 << 20;
 
+/// IP protocol number of GRE.
+const IPPROTO_GRE: i32 = 47;
+
 /// Failures while opening an underlay socket.
 #[derive(Debug, Error)]
-pub enum UdpError {
+pub enum SocketError {
     /// bind() or socket setup failed.
     #[error("binding UDP {addr}: {source}")]
     Bind {
@@ -29,12 +34,32 @@ pub enum UdpError {
         /// The system's answer.
         source: io::Error,
     },
+    /// The raw GRE socket could not be opened or bound.
+    #[error("opening a raw GRE socket on {local}: {source}{hint}")]
+    Gre {
+        /// The local address.
+        local: IpAddr,
+        /// The system's answer.
+        source: io::Error,
+        /// A hint when the cause is a missing capability.
+        hint: &'static str,
+    },
 }
 
-/// A UDP socket bound to one local address and port.
-pub struct UdpPort {
+/// What an underlay socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// VXLAN over UDP on this local port.
+    Udp(u16),
+    /// Ethernet over GRE (raw IP protocol 47).
+    Gre,
+}
+
+/// A socket bound to one local address: UDP on a port, or raw GRE.
+pub struct UnderlaySocket {
     sock: Socket,
-    port: u16,
+    kind: SocketKind,
+    local: IpAddr,
 }
 
 /// Receive buffers for one batch, reused from call to call.
@@ -58,7 +83,7 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
-    /// Datagram `i` of the last batch and its sender.
+    /// Packet `i` of the last batch and its sender.
     pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
         let len = *self.lens.get(i)?;
         let src = sockaddr_ip(&self.addrs[i])?;
@@ -66,7 +91,7 @@ impl RecvBatch {
     }
 }
 
-/// One datagram to send: `header` then `payload`, to `dst`.
+/// One packet to send: `header` then `payload`, to `dst`.
 pub struct SendItem<'a> {
     /// Destination address and port.
     pub dst: &'a SockAddr,
@@ -78,9 +103,9 @@ pub struct SendItem<'a> {
     pub tag: u32,
 }
 
-impl UdpPort {
-    /// Binds `local:port` with large buffers.
-    pub fn bind(local: IpAddr, port: u16) -> Result<UdpPort, UdpError> {
+impl UnderlaySocket {
+    /// Binds UDP `local:port` with large buffers.
+    pub fn udp(local: IpAddr, port: u16) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
         let bind = || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
@@ -92,23 +117,63 @@ impl UdpPort {
             if local.is_ipv6() {
                 sock.set_only_v6(true)?;
             }
-            // Privileged daemons may exceed rmem_max/wmem_max; fall back to the capped size.
-            if set_int_option(&sock, libc::SO_RCVBUFFORCE, SOCKET_BUFFER).is_err() {
-                sock.set_recv_buffer_size(SOCKET_BUFFER)?;
-            }
-            if set_int_option(&sock, libc::SO_SNDBUFFORCE, SOCKET_BUFFER).is_err() {
-                sock.set_send_buffer_size(SOCKET_BUFFER)?;
-            }
+            grow_buffers(&sock)?;
             sock.bind(&addr.into())?;
             Ok(sock)
         };
-        let sock = bind().map_err(|source| UdpError::Bind { addr, source })?;
-        Ok(UdpPort { sock, port })
+        let sock = bind().map_err(|source| SocketError::Bind { addr, source })?;
+        Ok(UnderlaySocket {
+            sock,
+            kind: SocketKind::Udp(port),
+            local,
+        })
     }
 
-    /// The local port.
-    pub fn port(&self) -> u16 {
-        self.port
+    /// Opens a raw GRE socket bound to `local`: it receives GRE packets addressed to `local`
+    /// (over IPv4 with their IP header in front, over IPv6 without) and sends GRE packets from it.
+    pub fn gre(local: IpAddr) -> Result<UnderlaySocket, SocketError> {
+        let open = || -> io::Result<Socket> {
+            let domain = if local.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            };
+            let sock = Socket::new(
+                domain,
+                Type::RAW.cloexec(),
+                Some(Protocol::from(IPPROTO_GRE)),
+            )?;
+            grow_buffers(&sock)?;
+            sock.bind(&SocketAddr::new(local, 0).into())?;
+            Ok(sock)
+        };
+        let sock = open().map_err(|source| {
+            let hint = if source.kind() == io::ErrorKind::PermissionDenied {
+                " (GRE tunnels need CAP_NET_RAW)"
+            } else {
+                ""
+            };
+            SocketError::Gre {
+                local,
+                source,
+                hint,
+            }
+        })?;
+        Ok(UnderlaySocket {
+            sock,
+            kind: SocketKind::Gre,
+            local,
+        })
+    }
+
+    /// What the socket carries.
+    pub fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// The local address it is bound to.
+    pub fn local(&self) -> IpAddr {
+        self.local
     }
 
     /// The descriptor to poll.
@@ -116,7 +181,7 @@ impl UdpPort {
         self.sock.as_raw_fd()
     }
 
-    /// Receives up to [`BATCH`] datagrams without waiting; returns how many (0 when none).
+    /// Receives up to [`BATCH`] packets without waiting; returns how many (0 when none).
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let mut iovs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
         // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
@@ -221,6 +286,17 @@ impl UdpPort {
             }
         }
     }
+}
+
+/// Privileged daemons may exceed rmem_max/wmem_max; others fall back to the capped size.
+fn grow_buffers(sock: &Socket) -> io::Result<()> {
+    if set_int_option(sock, libc::SO_RCVBUFFORCE, SOCKET_BUFFER).is_err() {
+        sock.set_recv_buffer_size(SOCKET_BUFFER)?;
+    }
+    if set_int_option(sock, libc::SO_SNDBUFFORCE, SOCKET_BUFFER).is_err() {
+        sock.set_send_buffer_size(SOCKET_BUFFER)?;
+    }
+    Ok(())
 }
 
 fn set_int_option(sock: &Socket, name: libc::c_int, value: usize) -> io::Result<()> {
