@@ -4,8 +4,10 @@
 #   scripts/scenario.sh            build vxtund, bring everything up, show the pings, wait for
 #                                  Ctrl-C, then remove everything it made
 #   scripts/scenario.sh up|down|ping [--prefix P] [--bin PATH] [--state DIR] [--configs DIR]
+#                                    [--underlay6]
 #
-# Namespaces (P defaults to "vxt"): P-ul holds the underlay bridge (192.168.200.0/24);
+# Namespaces (P defaults to "vxt"): P-ul holds the underlay bridge (192.168.200.0/24, or with
+# --underlay6 an IPv6-only 2001:db8:200::/64, for configs that use those addresses);
 # P-seg1..3 each run one vxtund with config/segN.toml, its TAP enslaved to the bridge br-lan;
 # P-k1, P-l1, P-m1 are the hosts, each with eth0 on its segment's br-lan and on-link default
 # routes, so ARP and neighbour discovery cross the tunnels. Daemons are stopped by PID.
@@ -17,6 +19,7 @@ prefix=vxt
 bin=""
 state=""
 configs="$here/config"
+underlay6=no
 while [ $# -gt 0 ]; do
     case "$1" in
         up|down|ping|run) cmd=$1 ;;
@@ -24,7 +27,8 @@ while [ $# -gt 0 ]; do
         --bin) bin=$2; shift ;;
         --state) state=$2; shift ;;
         --configs) configs=$2; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --underlay6) underlay6=yes ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "scenario.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -50,7 +54,11 @@ up() {
         # underlay: seg's ul0 <-> port s$n on the underlay bridge
         ip link add ul0 netns "$prefix-$seg" type veth peer name "s$n" netns "$prefix-ul"
         ns ul ip link set "s$n" master br0 up
-        ns "$seg" ip addr add "192.168.200.10$n/24" dev ul0
+        if [ "$underlay6" = yes ]; then
+            ns "$seg" ip addr add "2001:db8:200::10$n/64" dev ul0 nodad
+        else
+            ns "$seg" ip addr add "192.168.200.10$n/24" dev ul0
+        fi
         ns "$seg" ip link set ul0 up
         # the segment's LAN: bridge br-lan with the host's eth0 on it
         ns "$seg" ip link add br-lan type bridge

@@ -6,7 +6,7 @@ mod common;
 use common::{veth, Daemon, Netns};
 
 /// vxtund in `a` (TAP 10.77.0.1, fd77::1) and the kernel's vxlan in `b` (10.77.0.2, fd77::2),
-/// VNI 5000, over the underlay 192.168.201.0/24.
+/// VNI 5000, over the underlay 192.168.201.0/24 or, with `v6`, 2001:db8:201::/64.
 struct Pair {
     a: Netns,
     b: Netns,
@@ -15,44 +15,54 @@ struct Pair {
 
 impl Pair {
     fn up() -> Pair {
+        Pair::up_over(false)
+    }
+
+    fn up_over(v6: bool) -> Pair {
         let a = Netns::new("a");
         let b = Netns::new("b");
-        veth(&a, "ul0", "192.168.201.1/24", &b, "ul0", "192.168.201.2/24");
-        b.ip(&["addr", "add", "192.168.201.3/24", "dev", "ul0"]);
+        let (ul_a, ul_b, ul_b2, local, remote) = if v6 {
+            (
+                "2001:db8:201::1/64",
+                "2001:db8:201::2/64",
+                "2001:db8:201::3/64",
+                "2001:db8:201::1",
+                "2001:db8:201::2",
+            )
+        } else {
+            (
+                "192.168.201.1/24",
+                "192.168.201.2/24",
+                "192.168.201.3/24",
+                "192.168.201.1",
+                "192.168.201.2",
+            )
+        };
+        veth(&a, "ul0", ul_a, &b, "ul0", ul_b);
+        b.ip(&["addr", "add", ul_b2, "dev", "ul0", "nodad"]);
         b.ip(&[
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            "5000",
-            "dstport",
-            "8472",
-            "local",
-            "192.168.201.2",
-            "remote",
-            "192.168.201.1",
-            "dev",
-            "ul0",
+            "link", "add", "vx0", "type", "vxlan", "id", "5000", "dstport", "8472", "local",
+            remote, "remote", local, "dev", "ul0",
         ]);
         b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vx0"]);
         b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0", "nodad"]);
         b.ip(&["link", "set", "vx0", "up"]);
         let daemon = Daemon::start(
             &a,
-            r#"
+            &format!(
+                r#"
             [device]
             name = "vxt0"
             addresses = ["10.77.0.1/24", "fd77::1/64"]
             [underlay]
-            local = "192.168.201.1"
+            local = "{local}"
             [[tunnel]]
             name = "kernel"
             type = "vxlan"
-            remote = "192.168.201.2"
+            remote = "{remote}"
             vni = 5000
-            "#,
+            "#
+            ),
         );
         // The TAP's IPv6 address goes through DAD; wait until it is usable.
         for _ in 0..50 {
@@ -64,6 +74,30 @@ impl Pair {
         }
         Pair { a, b, daemon }
     }
+}
+
+#[test]
+fn kernel_vxlan_peer_over_an_ipv6_underlay() {
+    if !common::require_root("kernel_vxlan_peer_over_an_ipv6_underlay") {
+        return;
+    }
+    let mut p = Pair::up_over(true);
+    assert!(
+        p.daemon
+            .ready_line()
+            .contains("kernel (vxlan [2001:db8:201::2]:8472 vni 5000 mtu 1430)"),
+        "{}",
+        p.daemon.ready_line()
+    );
+    assert!(
+        p.a.pings("10.77.0.2"),
+        "vxtund -> kernel, IPv4 over IPv6\n{}",
+        p.daemon.log()
+    );
+    assert!(p.b.pings("10.77.0.1"), "kernel -> vxtund, IPv4 over IPv6");
+    assert!(p.a.pings("fd77::2"), "vxtund -> kernel, IPv6 over IPv6");
+    assert!(p.b.pings("fd77::1"), "kernel -> vxtund, IPv6 over IPv6");
+    assert!(p.daemon.stats()["port 2 kernel"]["rx_packets"] >= 12);
 }
 
 #[test]

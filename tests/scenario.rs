@@ -19,11 +19,24 @@ impl Scenario {
     }
 
     fn up() -> Scenario {
+        Scenario::up_with(str::to_owned, false)
+    }
+
+    /// The scenario with each shipped config passed through `edit`, on an IPv6-only underlay
+    /// when `underlay6`.
+    fn up_with(edit: impl Fn(&str) -> String, underlay6: bool) -> Scenario {
         let prefix = common::unique("s");
         let state = std::env::temp_dir().join(format!("{prefix}-state"));
+        let configs = state.join("configs");
+        std::fs::create_dir_all(&configs).unwrap();
+        for n in 1..=3 {
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/seg{n}.toml"));
+            let text = edit(&std::fs::read_to_string(shipped).unwrap());
+            std::fs::write(configs.join(format!("seg{n}.toml")), text).unwrap();
+        }
         let s = Scenario { prefix, state };
-        let out = Command::new("bash")
-            .arg(Self::script())
+        let mut cmd = Command::new("bash");
+        cmd.arg(Self::script())
             .args([
                 "up",
                 "--prefix",
@@ -33,8 +46,12 @@ impl Scenario {
                 "--state",
             ])
             .arg(&s.state)
-            .output()
-            .unwrap();
+            .arg("--configs")
+            .arg(&configs);
+        if underlay6 {
+            cmd.arg("--underlay6");
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "scenario up failed:\n{}{}",
@@ -49,23 +66,25 @@ impl Scenario {
     }
 
     fn ping(&self, from: &str, target: &str) -> bool {
+        let args = [
+            "netns",
+            "exec",
+            &self.ns(from),
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-w",
+            "6",
+            "-q",
+            target,
+        ];
         Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns(from),
-                "ping",
-                "-c",
-                "3",
-                "-i",
-                "0.2",
-                "-w",
-                "6",
-                "-q",
-                target,
-            ])
-            .status()
+            .args(args)
+            .output()
             .unwrap()
+            .status
             .success()
     }
 
@@ -116,31 +135,148 @@ impl Drop for Scenario {
     }
 }
 
+impl Scenario {
+    /// Pings (IPv4 and IPv6) between all six directed pairs of hosts; panics listing failures.
+    fn assert_every_pair_pings(&self) {
+        let hosts = [("k1", 1), ("l1", 2), ("m1", 3)];
+        let mut failures = Vec::new();
+        for (from, a) in hosts {
+            for (to, b) in hosts {
+                if a == b {
+                    continue;
+                }
+                for target in [format!("172.31.{b}.1"), format!("fc00:0:0:{b}::1")] {
+                    if !self.ping(from, &target) {
+                        failures.push(format!("{from} -> {to} ({target})"));
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "pings failed: {failures:?}\nseg1 log:\n{}",
+            self.log("seg1")
+        );
+    }
+
+    /// The ready line of `seg`.
+    fn ready(&self, seg: &str) -> String {
+        std::fs::read_to_string(self.state.join(format!("{seg}.out"))).unwrap_or_default()
+    }
+}
+
+const TO_GRE: (&str, &str) = ("type = \"vxlan\"", "type = \"gre\"");
+
+fn to_v6_underlay(text: &str) -> String {
+    text.replace("\"192.168.200.10", "\"2001:db8:200::10")
+}
+
+#[test]
+fn scenario_over_gre() {
+    if !common::require_root("scenario_over_gre") {
+        return;
+    }
+    let s = Scenario::up_with(|t| t.replace(TO_GRE.0, TO_GRE.1), false);
+    assert!(
+        s.ready("seg1")
+            .contains("tun_kl (gre 192.168.200.102 no key mtu 1462)"),
+        "{}",
+        s.ready("seg1")
+    );
+    s.assert_every_pair_pings();
+}
+
+#[test]
+fn scenario_over_gre_with_keys_checksums_and_sequence_numbers() {
+    if !common::require_root("scenario_over_gre_with_keys_checksums_and_sequence_numbers") {
+        return;
+    }
+    let s = Scenario::up_with(
+        |t| {
+            t.replace(
+                TO_GRE.0,
+                "type = \"gre\"\nkey = 1001\ncsum = true\nseq = true",
+            )
+        },
+        false,
+    );
+    assert!(
+        s.ready("seg2")
+            .contains("(gre 192.168.200.101 key 1001,csum,seq mtu 1450)"),
+        "{}",
+        s.ready("seg2")
+    );
+    s.assert_every_pair_pings();
+}
+
+#[test]
+fn scenario_mixed_seg2_vxlan_seg3_gre_with_key() {
+    if !common::require_root("scenario_mixed_seg2_vxlan_seg3_gre_with_key") {
+        return;
+    }
+    // tun_km (hub -> seg3) and tun_mk (seg3 -> hub) become GRE with key 3; tun_kl/tun_lk stay VXLAN.
+    let gre_for_seg3 = |t: &str| {
+        t.replace(
+            "name = \"tun_km\"              # port 3: to seg3\ntype = \"vxlan\"",
+            "name = \"tun_km\"\ntype = \"gre\"\nkey = 3",
+        )
+        .replace(
+            "name = \"tun_mk\"                # port 2: to the hub\ntype = \"vxlan\"",
+            "name = \"tun_mk\"\ntype = \"gre\"\nkey = 3",
+        )
+    };
+    let s = Scenario::up_with(gre_for_seg3, false);
+    assert!(
+        s.ready("seg1").contains("tun_kl (vxlan") && s.ready("seg1").contains("tun_km (gre"),
+        "{}",
+        s.ready("seg1")
+    );
+    assert!(s.ready("seg2").contains("(vxlan"), "{}", s.ready("seg2"));
+    assert!(
+        s.ready("seg3").contains("(gre 192.168.200.101 key 3"),
+        "{}",
+        s.ready("seg3")
+    );
+    s.assert_every_pair_pings();
+}
+
+#[test]
+fn scenario_over_an_ipv6_only_underlay_vxlan() {
+    if !common::require_root("scenario_over_an_ipv6_only_underlay_vxlan") {
+        return;
+    }
+    let s = Scenario::up_with(to_v6_underlay, true);
+    assert!(
+        s.ready("seg1")
+            .contains("(vxlan [2001:db8:200::102]:8472 vni 0 mtu 1430)"),
+        "{}",
+        s.ready("seg1")
+    );
+    s.assert_every_pair_pings();
+}
+
+#[test]
+fn scenario_over_an_ipv6_only_underlay_gre() {
+    if !common::require_root("scenario_over_an_ipv6_only_underlay_gre") {
+        return;
+    }
+    let s = Scenario::up_with(|t| to_v6_underlay(t).replace(TO_GRE.0, TO_GRE.1), true);
+    assert!(
+        s.ready("seg1")
+            .contains("(gre 2001:db8:200::102 no key mtu 1442)"),
+        "{}",
+        s.ready("seg1")
+    );
+    s.assert_every_pair_pings();
+}
+
 #[test]
 fn scenario_ping_and_ping6_between_every_pair() {
     if !common::require_root("scenario_ping_and_ping6_between_every_pair") {
         return;
     }
     let s = Scenario::up();
-    let hosts = [("k1", 1), ("l1", 2), ("m1", 3)];
-    let mut failures = Vec::new();
-    for (from, a) in hosts {
-        for (to, b) in hosts {
-            if a == b {
-                continue;
-            }
-            for target in [format!("172.31.{b}.1"), format!("fc00:0:0:{b}::1")] {
-                if !s.ping(from, &target) {
-                    failures.push(format!("{from} -> {to} ({target})"));
-                }
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "pings failed: {failures:?}\nseg1 log:\n{}",
-        s.log("seg1")
-    );
+    s.assert_every_pair_pings();
 
     // l1 <-> m1 crossed the hub: in on tun_kl (port 2), out on tun_km (port 3), and back.
     let relayed_out = s.port_counter("seg1", "3 tun_km", "tx_packets");
