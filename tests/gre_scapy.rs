@@ -1,0 +1,188 @@
+//! GRE checked against an implementation nobody here wrote: scapy (Debian's python3-scapy) is
+//! the far end. It sends Ethernet-over-GRE packets, with and without key, checksum and sequence
+//! number, that vxtund must decapsulate, and dissects what vxtund sends back. Needs root.
+
+mod common;
+
+use std::path::Path;
+
+use common::{veth, Daemon, Netns};
+use serde_json::Value;
+
+const PEER_MAC: &str = "02:00:00:00:00:02";
+
+fn scapy_available() -> bool {
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import scapy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n*** FAILING: /usr/bin/python3 has no scapy (apt-get install python3-scapy; scripts/setup.sh does) ***\n");
+    }
+    ok
+}
+
+#[test]
+fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
+    if !common::require_root(
+        "scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly",
+    ) {
+        return;
+    }
+    assert!(scapy_available(), "scapy is needed for this test");
+    let a = Netns::new("g");
+    let b = Netns::new("h");
+    veth(&a, "ul0", "192.168.203.1/24", &b, "ul0", "192.168.203.2/24");
+    let mut daemon = Daemon::start(
+        &a,
+        r#"
+        [device]
+        name = "vxt0"
+        addresses = ["10.78.0.1/24"]
+        [underlay]
+        local = "192.168.203.1"
+        [[tunnel]]
+        name = "plain"
+        type = "gre"
+        remote = "192.168.203.2"
+        [[tunnel]]
+        name = "keyed"
+        type = "gre"
+        remote = "192.168.203.2"
+        key = 77
+        csum = true
+        seq = true
+        "#,
+    );
+    a.ip(&[
+        "neigh",
+        "add",
+        "10.78.0.2",
+        "lladdr",
+        PEER_MAC,
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
+    ]);
+    let link = String::from_utf8(a.ip(&["-o", "link", "show", "vxt0"]).stdout).unwrap();
+    let tap_mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap()
+        .to_string();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scapy/gre_peer.py");
+    let out = b.exec(
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            &tap_mac,
+            "192.168.203.2",
+            "192.168.203.1",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scapy peer failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let echo_replies = |name: &str| -> Vec<Value> {
+        let case = cases
+            .iter()
+            .find(|c| c["case"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {stdout}"));
+        case["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["icmp_id"] == 0x4242)
+            .cloned()
+            .collect()
+    };
+
+    // Every reply: Ethernet over GRE v0, no routing, from our local to the peer, and an
+    // ICMP echo reply carrying the request's id, sequence and payload to the peer's MAC.
+    let mut seqs = Vec::new();
+    for (n, name) in ["plain", "key", "key_csum", "key_csum_seq"]
+        .iter()
+        .enumerate()
+    {
+        let replies = echo_replies(name);
+        assert_eq!(
+            replies.len(),
+            1,
+            "{name}: one echo reply expected: {stdout}\n{}",
+            daemon.log()
+        );
+        let r = &replies[0];
+        assert_eq!(r["proto"], 0x6558, "{name}: {r}");
+        assert_eq!(r["version"], 0, "{name}: {r}");
+        assert_eq!(r["routing_present"], 0, "{name}: {r}");
+        assert_eq!(
+            (r["outer_src"].as_str(), r["outer_dst"].as_str()),
+            (Some("192.168.203.1"), Some("192.168.203.2"))
+        );
+        assert_eq!(r["inner_dst"], PEER_MAC, "{name}: {r}");
+        assert_eq!(r["inner_src"], tap_mac.as_str(), "{name}: {r}");
+        assert_eq!(
+            (r["icmp_type"].as_u64(), r["icmp_seq"].as_u64()),
+            (Some(0), Some(n as u64 + 1)),
+            "{name}: {r}"
+        );
+        assert_eq!(r["payload_ok"], true, "{name}: {r}");
+        if *name == "plain" {
+            // Answered by the tunnel without key: no options at all.
+            assert_eq!(
+                (
+                    r["key"].is_null(),
+                    r["csum_present"].as_bool(),
+                    r["seq"].is_null()
+                ),
+                (true, Some(false), true),
+                "{r}"
+            );
+        } else {
+            // Answered by the keyed tunnel: key 77, a checksum scapy finds correct, a sequence number.
+            assert_eq!(r["key"], 77, "{name}: {r}");
+            assert_eq!(r["csum_present"], true, "{name}: {r}");
+            assert_eq!(r["csum_ok"], true, "{name}: {r}");
+            seqs.push(r["seq"].as_u64().expect("a sequence number"));
+        }
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "sequence numbers must increase: {seqs:?}"
+    );
+
+    for name in [
+        "wrong_key",
+        "bad_checksum",
+        "version_1",
+        "routing",
+        "not_ethernet",
+    ] {
+        assert!(
+            echo_replies(name).is_empty(),
+            "{name} must not be answered: {stdout}"
+        );
+    }
+    let stats = daemon.stats();
+    let drops = &stats["drops"];
+    assert_eq!(drops["gre_wrong_key"], 6, "{drops:?}");
+    assert_eq!(drops["gre_bad_checksum"], 6, "{drops:?}");
+    assert_eq!(
+        drops["gre_bad_header"], 12,
+        "version 1 and routing: {drops:?}"
+    );
+    assert_eq!(drops["gre_not_ethernet"], 6, "{drops:?}");
+    assert_eq!(stats["port 2 plain"]["rx_packets"], 1, "{stats:?}");
+    assert_eq!(stats["port 3 keyed"]["rx_packets"], 3, "{stats:?}");
+}
