@@ -186,3 +186,39 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
     assert_eq!(stats["port 2 plain"]["rx_packets"], 1, "{stats:?}");
     assert_eq!(stats["port 3 keyed"]["rx_packets"], 3, "{stats:?}");
 }
+
+#[test]
+fn without_cap_net_raw_gre_fails_with_a_clear_message() {
+    if !common::require_root("without_cap_net_raw_gre_fails_with_a_clear_message") {
+        return;
+    }
+    let a = Netns::new("c");
+    let b = Netns::new("d");
+    veth(&a, "ul0", "192.168.204.1/24", &b, "ul0", "192.168.204.2/24");
+    let dir = std::env::temp_dir().join(common::unique("cap"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gre.toml");
+    std::fs::write(&config, "underlay.local = \"192.168.204.1\"\n[[tunnel]]\nname = \"g\"\ntype = \"gre\"\nremote = \"192.168.204.2\"\n").unwrap();
+    let out = a.exec(
+        "setpriv",
+        &[
+            "--bounding-set=-net_raw",
+            "--inh-caps=-net_raw",
+            env!("CARGO_BIN_EXE_vxtund"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "vxtund must refuse to run: {stderr}");
+    assert!(
+        stderr.contains("opening a raw GRE socket on 192.168.204.1")
+            && stderr.contains("GRE tunnels need CAP_NET_RAW"),
+        "{stderr}"
+    );
+    assert!(
+        !a.exec("ip", &["link", "show", "vxt0"]).status.success(),
+        "no TAP left behind"
+    );
+}
