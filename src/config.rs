@@ -264,8 +264,21 @@ impl Config {
                 fdb::DEFAULT_CAPACITY,
             ),
             Some(f) => {
-                let mut flows = Vec::with_capacity(f.rules.len());
-                for rule in &f.rules {
+                let rules = match f.rules {
+                    None => Vec::new(),
+                    Some(r) if r.get_ref().is_empty() => return Err(err(
+                        Some(r.span()),
+                        "`rules` is empty, which would drop every frame: write \"actions=drop\" \
+                             for that, or leave `rules` out for actions=normal"
+                            .into(),
+                    )),
+                    Some(r) => r.into_inner(),
+                };
+                let mut flows = Vec::with_capacity(rules.len().max(1));
+                if rules.is_empty() {
+                    flows.push(Flow::normal());
+                }
+                for rule in &rules {
                     let flow = parse_flow(rule.get_ref(), &resolver).map_err(|e| {
                         // Point inside the string: past the opening quote, at the token.
                         let at = rule.span().start + 1 + e.offset;
@@ -617,8 +630,7 @@ struct RawTunnel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFlows {
-    #[serde(default)]
-    rules: Vec<Spanned<String>>,
+    rules: Option<Spanned<Vec<Spanned<String>>>>,
     mac_ageing: Option<Spanned<u64>>,
     mac_table_size: Option<Spanned<usize>>,
 }

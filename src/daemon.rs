@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -25,7 +25,7 @@ use crate::io::socket::{
     RecvBatch, SendItem, SocketError, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM,
 };
 use crate::io::tap::{Tap, TapError};
-use crate::io::{poll_readable, StopSignal};
+use crate::io::{Poller, StopSignal};
 use crate::switch::{Action, PortKind, Switch};
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
@@ -362,12 +362,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let tap_thread = std::thread::Builder::new()
             .name("tap-rx".into())
             .spawn_scoped(scope, move || {
-                stop_all(tap_loop(shared));
+                stop_all(guarded("tap-rx", || tap_loop(shared)))
             });
         let net_thread = std::thread::Builder::new()
             .name("net-rx".into())
             .spawn_scoped(scope, move || {
-                stop_all(net_loop(shared));
+                stop_all(guarded("net-rx", || net_loop(shared)))
             });
         if tap_thread.is_err() || net_thread.is_err() {
             error!("could not start the data-path threads");
@@ -423,12 +423,21 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
 }
 
 fn log_stats(shared: &Shared) {
-    let report = match shared.switch.lock() {
-        Ok(sw) => sw.stats_report().to_string(),
-        Err(_) => return,
-    };
+    let report = lock(shared).stats_report().to_string();
     for line in report.lines() {
         info!(target: "vxtund::stats", "{line}");
+    }
+}
+
+/// Runs a data-path loop; a panic in it counts as a failure (logged) instead of silently
+/// ending one direction while the daemon stays up.
+fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(_) => {
+            error!(thread = name, "data-path thread panicked");
+            Err(())
+        }
     }
 }
 
@@ -443,14 +452,13 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut lens = [0usize; BATCH];
     let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
     let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
-    let fds = [sh.tap.fd(), sh.stop.fd()];
-    let mut ready = [false; 2];
+    let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
-        if let Err(e) = poll_readable(&fds, &mut ready, -1) {
+        if let Err(e) = poller.wait() {
             error!("waiting for the TAP device: {e}");
             return Err(());
         }
-        if ready[1] {
+        if poller.ready(1) {
             return Ok(());
         }
         let mut n = 0;
@@ -469,7 +477,8 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
             }
         }
         plan.clear();
-        if let Ok(mut sw) = sh.switch.lock() {
+        {
+            let mut sw = lock(sh);
             let now = Instant::now();
             for i in 0..n {
                 if let Action::Forward(ports) =
@@ -491,71 +500,87 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
     let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
     fds.push(sh.stop.fd());
-    let mut ready = vec![false; fds.len()];
+    let stop = fds.len() - 1;
+    let mut poller = Poller::new(&fds);
     loop {
-        if let Err(e) = poll_readable(&fds, &mut ready, -1) {
+        if let Err(e) = poller.wait() {
             error!("waiting for the underlay sockets: {e}");
             return Err(());
         }
-        if ready[fds.len() - 1] {
+        if poller.ready(stop) {
             return Ok(());
         }
+        // One batch per ready socket per wake-up: a busy socket cannot starve the others or
+        // the stop signal (poll is level-triggered, so the rest is read on the next pass).
         for (s, socket) in sh.sockets.iter().enumerate() {
-            if !ready[s] {
+            if !poller.ready(s) {
                 continue;
             }
-            loop {
-                let n = match socket.recv_batch(&mut batch) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        warn!(local = %socket.local(), "receiving from the underlay: {e}");
-                        0
-                    }
-                };
-                if n == 0 {
-                    break;
+            let n = match socket.recv_batch(&mut batch) {
+                Ok(n) => n,
+                Err(e) if is_fatal(&e) => {
+                    error!(local = %socket.local(), "receiving from the underlay: {e}");
+                    return Err(());
                 }
-                plan.clear();
-                if let Ok(mut sw) = sh.switch.lock() {
-                    let now = Instant::now();
-                    for (i, range) in inner.iter_mut().enumerate().take(n) {
-                        let Some((src, packet)) = batch.get(i) else {
-                            continue;
-                        };
-                        let (action, start) = match socket.kind() {
-                            SocketKind::Udp(port) => {
-                                (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
-                            }
-                            SocketKind::Gre => {
-                                // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
-                                let skip = if src.is_ipv4() {
-                                    ipv4_header_len(packet)
-                                } else {
-                                    0
-                                };
-                                let (action, offset) =
-                                    sw.handle_gre(src, &packet[skip.min(packet.len())..], now);
-                                (action, skip + offset)
-                            }
-                        };
-                        if let Action::Forward(ports) = action {
-                            *range = start..packet.len();
-                            plan.extend(ports.iter().map(|&p| (i, p)));
+                Err(e) => {
+                    warn!(local = %socket.local(), "receiving from the underlay: {e}");
+                    0
+                }
+            };
+            plan.clear();
+            {
+                let mut sw = lock(sh);
+                let now = Instant::now();
+                for (i, range) in inner.iter_mut().enumerate().take(n) {
+                    let Some((src, packet)) = batch.get(i) else {
+                        continue;
+                    };
+                    let (action, start) = match socket.kind() {
+                        SocketKind::Udp(port) => {
+                            (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
                         }
+                        SocketKind::Gre => {
+                            // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
+                            let skip = if src.is_ipv4() {
+                                ipv4_header_len(packet)
+                            } else {
+                                0
+                            };
+                            let (action, offset) =
+                                sw.handle_gre(src, &packet[skip.min(packet.len())..], now);
+                            (action, skip + offset)
+                        }
+                    };
+                    if let Action::Forward(ports) = action {
+                        *range = start..packet.len();
+                        plan.extend(ports.iter().map(|&p| (i, p)));
                     }
-                }
-                deliver(sh, &plan, &mut scratch, |i| {
-                    batch
-                        .get(i)
-                        .and_then(|(_, p)| p.get(inner[i].clone()))
-                        .unwrap_or(&[])
-                });
-                if n < BATCH {
-                    break;
                 }
             }
+            deliver(sh, &plan, &mut scratch, |i| {
+                batch
+                    .get(i)
+                    .and_then(|(_, p)| p.get(inner[i].clone()))
+                    .unwrap_or(&[])
+            });
         }
     }
+}
+
+/// Whether a receive error means the descriptor itself is broken (rather than one packet).
+fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EINVAL | libc::EFAULT)
+    )
+}
+
+/// The switch, also after a thread panicked while holding it: that panic stops the daemon
+/// anyway (see `guarded`), and the counters stay readable for the final report.
+fn lock(sh: &Shared) -> MutexGuard<'_, Switch> {
+    sh.switch
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Length of the IPv4 header at the start of `packet`; past the end when it is malformed, so
@@ -628,10 +653,9 @@ fn deliver<'a>(
         socket.send_batch(items, |tag, e| note(PortNo(tag), e));
     }
     if !failed.is_empty() {
-        if let Ok(mut sw) = sh.switch.lock() {
-            for port in failed {
-                sw.record_tx_error(port);
-            }
+        let mut sw = lock(sh);
+        for port in failed {
+            sw.record_tx_error(port);
         }
     }
 }

@@ -25,12 +25,14 @@ pub struct MacEntry {
     pub seen: Instant,
 }
 
-/// A bounded MAC table. When it is full, aged entries go first, then the one learnt longest ago.
+/// A bounded MAC table. When it is full, aged entries go first, then the one seen longest ago
+/// (approximately: a second-chance queue, so each frame costs O(1)).
 #[derive(Debug)]
 pub struct MacTable {
     entries: HashMap<Mac, MacEntry>,
-    /// Learning order, oldest first; may name MACs already removed (they are skipped).
-    order: VecDeque<Mac>,
+    /// Eviction queue, oldest first, with when each MAC was queued; may name MACs already
+    /// removed (they are skipped). An entry seen since it was queued is queued again.
+    order: VecDeque<(Mac, Instant)>,
     capacity: usize,
     ageing: Duration,
     last_sweep: Option<Instant>,
@@ -65,15 +67,19 @@ impl MacTable {
             self.sweep(now);
         }
         while self.entries.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
+            let Some((old, queued)) = self.order.pop_front() else {
+                break;
+            };
+            match self.entries.get(&old) {
+                None => {}
+                Some(e) if e.seen > queued => self.order.push_back((old, e.seen)),
+                Some(_) => {
                     self.entries.remove(&old);
                 }
-                None => break,
             }
         }
         self.entries.insert(mac, MacEntry { port, seen: now });
-        self.order.push_back(mac);
+        self.order.push_back((mac, now));
         if self
             .last_sweep
             .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_INTERVAL)
@@ -119,7 +125,7 @@ impl MacTable {
         self.entries
             .retain(|_, e| now.saturating_duration_since(e.seen) < ageing);
         let entries = &self.entries;
-        self.order.retain(|m| entries.contains_key(m));
+        self.order.retain(|(m, _)| entries.contains_key(m));
         self.last_sweep = Some(now);
     }
 }
@@ -171,6 +177,25 @@ mod tests {
         assert_eq!(t.lookup(mac(2), later), None);
         assert_eq!(t.lookup(mac(3), later), Some(PortNo(1)));
         assert_eq!(t.lookup(mac(5), later), Some(PortNo(2)));
+    }
+
+    #[test]
+    fn a_busy_station_outlives_idle_ones_when_the_table_is_full() {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(3, Duration::from_secs(300));
+        t.learn(mac(1), PortNo(1), t0); // the gateway, learnt first
+        t.learn(mac(2), PortNo(1), t0 + Duration::from_secs(1));
+        t.learn(mac(3), PortNo(1), t0 + Duration::from_secs(2));
+        t.learn(mac(1), PortNo(1), t0 + Duration::from_secs(3)); // the gateway talks again
+        let now = t0 + Duration::from_secs(4);
+        t.learn(mac(4), PortNo(2), now);
+        assert_eq!(
+            t.lookup(mac(1), now),
+            Some(PortNo(1)),
+            "recently seen: kept"
+        );
+        assert_eq!(t.lookup(mac(2), now), None, "seen longest ago: evicted");
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

@@ -405,6 +405,14 @@ impl fmt::Display for StatsReport<'_> {
                 port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
             )?;
         }
+        for (id, flow) in sw.table.flows().iter().enumerate() {
+            let s = sw.flow_stats[id];
+            writeln!(
+                f,
+                "flow {id}: n_packets={} n_bytes={} {flow}",
+                s.n_packets, s.n_bytes
+            )?;
+        }
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;
@@ -739,6 +747,10 @@ mod tests {
             report.contains(
                 "port 2 tun2: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
             ),
+            "{report}"
+        );
+        assert!(
+            report.contains("flow 0: n_packets=1 n_bytes=42 arp,actions=flood"),
             "{report}"
         );
         assert!(report.contains("drops: truncated_frame=0"), "{report}");

@@ -382,3 +382,17 @@ fn gre_and_family_mistakes() {
         "at least one address",
     );
 }
+
+#[test]
+fn flows_without_rules_mean_normal_and_empty_rules_are_refused() {
+    let c = parse(&format!("{BASE}\n[flows]\nmac_ageing = 60\n")).unwrap();
+    assert_eq!(c.flows.len(), 1);
+    assert_eq!(c.flows[0].to_string(), "actions=normal");
+    assert_eq!(c.fdb_ageing, std::time::Duration::from_secs(60));
+    fails(
+        &format!("{BASE}\n[flows]\nrules = []\n"),
+        14,
+        9,
+        "would drop every frame",
+    );
+}

@@ -185,36 +185,46 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
 }
 
 #[test]
-fn an_existing_persistent_tap_is_opened_and_left_in_place() {
-    if !common::require_root("an_existing_persistent_tap_is_opened_and_left_in_place") {
+fn an_existing_persistent_tap_is_opened_left_in_place_and_reused() {
+    if !common::require_root("an_existing_persistent_tap_is_opened_left_in_place_and_reused") {
         return;
     }
     let a = Netns::new("p");
     let b = Netns::new("q");
     veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
     a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
-    let daemon = Daemon::start(
-        &a,
-        r#"
-        device.name = "vxt9"
-        underlay.local = "192.168.202.1"
+    a.ip(&["link", "add", "br0", "type", "bridge"]);
+    let config = r#"
+        [device]
+        name = "vxt9"
+        bridge = "br0"
+        addresses = ["10.79.0.1/24"]
+        [underlay]
+        local = "192.168.202.1"
         [[tunnel]]
         name = "b"
         type = "vxlan"
         remote = "192.168.202.2"
-        "#,
-    );
-    assert!(daemon.log().contains("created=false"), "{}", daemon.log());
-    let mtu = a.ip(&["-o", "link", "show", "vxt9"]);
-    assert!(
-        String::from_utf8_lossy(&mtu.stdout).contains("mtu 1450"),
-        "the MTU is applied to an existing TAP"
-    );
-    assert!(daemon.stop().success());
-    assert!(
-        a.exec("ip", &["link", "show", "vxt9"]).status.success(),
-        "a TAP vxtund did not create must stay"
-    );
+        "#;
+    // The second start finds the address and the bridge already in place from the first.
+    for run in 1..=2 {
+        let daemon = Daemon::start(&a, config);
+        assert!(
+            daemon.log().contains("created=false"),
+            "run {run}: {}",
+            daemon.log()
+        );
+        let link = String::from_utf8(a.ip(&["-o", "link", "show", "vxt9"]).stdout).unwrap();
+        assert!(
+            link.contains("mtu 1450") && link.contains("master br0"),
+            "run {run}: {link}"
+        );
+        assert!(daemon.stop().success(), "run {run}");
+        assert!(
+            a.exec("ip", &["link", "show", "vxt9"]).status.success(),
+            "a TAP vxtund did not create must stay"
+        );
+    }
 }
 
 #[test]
@@ -232,4 +242,35 @@ fn losing_the_tap_stops_the_daemon_with_an_error() {
     );
     assert!(log.contains("reading from the TAP device"), "{log}");
     assert!(log.contains("the data path stopped"), "{log}");
+}
+
+#[test]
+fn sigterm_and_sigint_exit_cleanly_and_the_tap_goes() {
+    if !common::require_root("sigterm_and_sigint_exit_cleanly_and_the_tap_goes") {
+        return;
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let p = Pair::up();
+        assert!(p.a.pings("10.77.0.2"));
+        let (status, log) = p.daemon.signal_and_wait(signal);
+        assert!(
+            status.success(),
+            "signal {signal}: exit status {status}\n{log}"
+        );
+        let stopping = log.find("stopping").expect("a stopping line");
+        let report = log.rfind(" drops:").expect("a final counter report");
+        let removing = log.find("removing the TAP device").expect("a removal line");
+        assert!(
+            stopping < report && report < removing,
+            "shutdown order:\n{log}"
+        );
+        assert!(
+            log.contains("port 2 kernel: rx_packets="),
+            "the final report has the counters:\n{log}"
+        );
+        assert!(
+            !p.a.exec("ip", &["link", "show", "vxt0"]).status.success(),
+            "the TAP must be gone"
+        );
+    }
 }

@@ -285,32 +285,3 @@ fn scenario_ping_and_ping6_between_every_pair() {
     assert!(s.port_counter("seg1", "3 tun_km", "tx_packets") >= relayed_out + 3);
     assert!(s.port_counter("seg1", "2 tun_kl", "rx_packets") >= relayed_in + 3);
 }
-
-#[test]
-fn sigterm_exits_cleanly_and_removes_the_tap() {
-    if !common::require_root("sigterm_exits_cleanly_and_removes_the_tap") {
-        return;
-    }
-    let s = Scenario::up();
-    let ns = s.ns("seg2");
-    let tap_present = || {
-        Command::new("ip")
-            .args(["-n", &ns, "link", "show", "vxt0"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
-    assert!(tap_present());
-    let pid = s.pid("seg2");
-    // SAFETY: kill with the PID the scenario script recorded for this run's daemon.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        assert!(Instant::now() < deadline, "vxtund did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!tap_present(), "the TAP vxtund created is still there");
-    assert!(s.log("seg2").contains("removing the TAP device"));
-}

@@ -8,32 +8,47 @@ pub mod tap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Waits until one of `fds` is readable or `timeout_ms` passes; returns which are readable.
-pub fn poll_readable(fds: &[RawFd], ready: &mut [bool], timeout_ms: i32) -> io::Result<()> {
-    let mut pfds = [libc::pollfd {
-        fd: -1,
-        events: 0,
-        revents: 0,
-    }; 16];
-    let n = fds.len().min(pfds.len());
-    for (p, &fd) in pfds.iter_mut().zip(&fds[..n]) {
-        p.fd = fd;
-        p.events = libc::POLLIN;
-    }
-    // SAFETY: `pfds` is a valid array of `n` initialised pollfd structs that outlives the call.
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            ready.iter_mut().for_each(|r| *r = false);
-            return Ok(());
+/// Waits for any of a fixed set of descriptors to become readable (`poll`), for as many
+/// descriptors as it is given.
+pub struct Poller {
+    fds: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    /// A poller over `fds`, in this order.
+    pub fn new(fds: &[RawFd]) -> Poller {
+        Poller {
+            fds: fds
+                .iter()
+                .map(|&fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect(),
         }
-        return Err(e);
     }
-    for (r, p) in ready.iter_mut().zip(&pfds[..n]) {
-        *r = p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
+
+    /// Blocks until at least one descriptor is readable (or a signal interrupts the wait).
+    pub fn wait(&mut self) -> io::Result<()> {
+        // SAFETY: `fds` is a valid array of initialised pollfd structs that outlives the call.
+        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, -1) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            self.fds.iter_mut().for_each(|p| p.revents = 0);
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Whether descriptor `i` was readable (or in error) after the last wait.
+    pub fn ready(&self, i: usize) -> bool {
+        self.fds
+            .get(i)
+            .is_some_and(|p| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
+    }
 }
 
 /// A one-shot stop signal that threads can poll on (an eventfd).

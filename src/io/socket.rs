@@ -67,6 +67,8 @@ pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     addrs: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
+    /// How many packets the last call received.
+    count: usize,
 }
 
 impl Default for RecvBatch {
@@ -78,6 +80,7 @@ impl Default for RecvBatch {
             // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
             lens: vec![0; BATCH],
+            count: 0,
         }
     }
 }
@@ -85,7 +88,10 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Packet `i` of the last batch and its sender.
     pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
-        let len = *self.lens.get(i)?;
+        if i >= self.count {
+            return None;
+        }
+        let len = self.lens[i];
         let src = sockaddr_ip(&self.addrs[i])?;
         Some((src, &self.bufs[i][..len]))
     }
@@ -196,6 +202,7 @@ impl UnderlaySocket {
             hdrs[i].msg_hdr.msg_iov = iov;
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
+        batch.count = 0;
         loop {
             // SAFETY: every header points at a live buffer, address slot and iovec owned by
             // `batch` or this frame, each with its true length; the kernel writes within them.
@@ -220,6 +227,7 @@ impl UnderlaySocket {
             for (len, hdr) in batch.lens.iter_mut().zip(&hdrs[..n]) {
                 *len = hdr.msg_len as usize;
             }
+            batch.count = n;
             return Ok(n);
         }
     }

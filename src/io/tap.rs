@@ -14,7 +14,7 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 #[derive(Debug, Error)]
 pub enum TapError {
     /// The device could not be created or opened.
-    #[error("opening TAP `{name}`: {source} (vxtund needs CAP_NET_ADMIN)")]
+    #[error("opening TAP `{name}`: {source}{}", open_hint(source))]
     Open {
         /// Device name.
         name: String,
@@ -31,6 +31,18 @@ pub enum TapError {
         /// The system's answer.
         source: io::Error,
     },
+}
+
+/// A hint for the likely cause of a failed open.
+fn open_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => " (vxtund needs CAP_NET_ADMIN)",
+        _ if e.raw_os_error() == Some(libc::EBUSY) => " (is another process attached to it?)",
+        _ if e.raw_os_error() == Some(libc::EINVAL) => {
+            " (is the name taken by a device that is not a TAP?)"
+        }
+        _ => "",
+    }
 }
 
 /// An open TAP device.
@@ -65,13 +77,22 @@ impl Tap {
         dev.set_mtu(mtu)
             .map_err(setup(format!("setting MTU {mtu}")))?;
         for addr in addresses {
-            match addr.addr() {
+            let added = match addr.addr() {
                 IpAddr::V4(a) => dev.add_address_v4(a, addr.prefix_len()),
                 IpAddr::V6(a) => dev.add_address_v6(a, addr.prefix_len()),
+            };
+            // A persistent TAP may still carry the address from the last run.
+            match added {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                other => other.map_err(setup(format!("adding address {addr}")))?,
             }
-            .map_err(setup(format!("adding address {addr}")))?;
         }
-        if let Some(bridge) = bridge {
+        let master = std::fs::read_link(Path::new("/sys/class/net").join(name).join("master")).ok();
+        let already_enslaved = master
+            .as_ref()
+            .and_then(|m| m.file_name())
+            .is_some_and(|m| Some(m.to_string_lossy().as_ref()) == bridge);
+        if let (Some(bridge), false) = (bridge, already_enslaved) {
             let index = dev
                 .if_index()
                 .map_err(setup("reading the interface index".into()))?;

@@ -21,8 +21,10 @@ const FLAG_CSUM: u16 = 0x8000;
 const FLAG_ROUTING: u16 = 0x4000;
 const FLAG_KEY: u16 = 0x2000;
 const FLAG_SEQ: u16 = 0x1000;
-/// Strict source route and recursion control (RFC 1701): RFC 2784 receivers discard these.
-const OBSOLETE_BITS: u16 = 0x0f00;
+/// Bits 4 and 5 (strict source route and the first recursion-control bit of RFC 1701): with
+/// the routing bit, the bits 1-5 that RFC 2784 receivers discard on (K and S are RFC 2890's).
+/// Bits 6-12 are reserved and ignored on receipt.
+const OBSOLETE_BITS: u16 = 0x0c00;
 const VERSION_MASK: u16 = 0x0007;
 
 /// Why a packet is not a GRE packet we accept.
@@ -233,6 +235,11 @@ mod tests {
             "strict source route"
         );
         assert_eq!(
+            Header::decode(&packet("04006558")),
+            Err(DecodeError::BadHeader),
+            "bit 5 (recursion)"
+        );
+        assert_eq!(
             Header::decode(&packet("00000800")),
             Err(DecodeError::NotEthernet),
             "IPv4 payload"
@@ -254,7 +261,7 @@ mod tests {
 
     #[test]
     fn reserved_bits_6_to_12_are_ignored() {
-        let packet = [hex("00f86558"), hex(INNER)].concat();
+        let packet = [hex("03f86558"), hex(INNER)].concat();
         assert_eq!(Header::decode(&packet), Ok((Header::default(), 4)));
     }
 

@@ -19,6 +19,11 @@ pub fn require_root(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
+    // CI runs as root; a CI run that would skip these proves nothing, so it fails instead.
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root, and CI must run the tests as root"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "\n*** SKIPPED {test}: needs root for network namespaces (run the test command as root) ***\n"
@@ -240,6 +245,13 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends `signal` and waits for it to exit; returns its exit status and its log.
+    pub fn signal_and_wait(self, signal: i32) -> (ExitStatus, String) {
+        // SAFETY: kill with the PID of our own, not yet reaped child.
+        unsafe { libc::kill(self.pid(), signal) };
+        self.wait_exit()
     }
 
     /// Stops it with SIGTERM and returns its exit status.
