@@ -733,6 +733,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever arrives from the network, the switch answers with an action, never a panic,
+        /// and a forwarded GRE frame's offset lies inside the packet.
+        #[test]
+        fn receive_paths_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), last in 100u8..105) {
+            let mut sw = hub(&["actions=normal"]);
+            let now = Instant::now();
+            let src = IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
+            let _ = sw.handle_vxlan(8472, src, &bytes, now);
+            let _ = sw.handle_frame(PortNo(2), &bytes, now);
+            let mut datagram = KERNEL_ARP[..INNER].to_vec();
+            datagram.extend_from_slice(&bytes);
+            let _ = sw.handle_vxlan(8472, src, &datagram, now);
+            let (_, offset) = sw.handle_gre(src, &bytes, now);
+            proptest::prop_assert!(offset <= bytes.len());
+        }
+    }
+
     #[test]
     fn report_lists_ports_and_drops() {
         let mut sw = hub(&["arp,actions=flood"]);

@@ -86,14 +86,17 @@ pub fn parse_flow(text: &str, ports: &dyn PortNames) -> Result<Flow, FlowParseEr
 
 /// Splits on commas and white space, keeping each token's byte offset.
 fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut start = 0;
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .map(move |tok| {
-            let offset = start;
-            start += tok.len() + 1;
-            (offset, tok)
+    let is_separator = |c: char| c == ',' || c.is_whitespace();
+    text.char_indices()
+        .filter(move |&(i, c)| {
+            !is_separator(c) && text[..i].chars().next_back().is_none_or(is_separator)
         })
-        .filter(|(_, tok)| !tok.is_empty())
+        .map(move |(start, _)| {
+            let end = text[start..]
+                .find(is_separator)
+                .map_or(text.len(), |e| start + e);
+            (start, &text[start..end])
+        })
 }
 
 fn parse_field(
@@ -483,6 +486,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn offsets_are_byte_positions_after_any_white_space() {
+        let e = parse("ip,\u{a0}\u{2003}nw_dts=1.2.3.4,actions=drop").unwrap_err();
+        assert_eq!(e.offset, "ip,\u{a0}\u{2003}".len());
+        assert_eq!(
+            &"ip,\u{a0}\u{2003}nw_dts=1.2.3.4,actions=drop"[e.offset..e.offset + 6],
+            "nw_dts"
+        );
+    }
+
+    #[test]
     fn prints_canonical_form() {
         let cases = [
             ("arp,actions=flood", "arp,actions=flood"),
@@ -511,10 +524,15 @@ pub(crate) mod tests {
             .prop_map(|(a, l)| Ipv4Net::new(Ipv4Addr::from(a), l).unwrap().trunc());
         let v6 = (any::<u128>(), 0u8..=128)
             .prop_map(|(a, l)| Ipv6Net::new(Ipv6Addr::from(a), l).unwrap().trunc());
-        let mac = any::<[u8; 6]>().prop_map(|m| MacMatch {
-            addr: Mac(m),
-            mask: Mac::BROADCAST,
-        });
+        let mac =
+            (any::<[u8; 6]>(), any::<bool>(), any::<[u8; 6]>()).prop_map(|(m, exact, mask)| {
+                let mask = if exact { Mac::BROADCAST } else { Mac(mask) };
+                let mut addr = Mac(m);
+                for i in 0..6 {
+                    addr.0[i] &= mask.0[i];
+                }
+                MacMatch { addr, mask }
+            });
         let action = prop_oneof![
             (1u32..=3).prop_map(|p| Action::Output(PortNo(p))),
             Just(Action::Flood),
@@ -525,8 +543,8 @@ pub(crate) mod tests {
         (
             any::<u16>(),
             prop::option::of(1u32..=3),
-            prop::option::of(mac),
-            0..4u8,
+            (prop::option::of(mac.clone()), prop::option::of(mac)),
+            0..5u8,
             prop::option::of(prop_oneof![
                 Just(1u8),
                 Just(6),
@@ -539,10 +557,20 @@ pub(crate) mod tests {
             prop::collection::vec(action, 0..3),
         )
             .prop_map(
-                |(priority, in_port, dl_src, kind, proto, (s4, d4), (s6, d6), actions)| {
+                |(
+                    priority,
+                    in_port,
+                    (dl_src, dl_dst),
+                    kind,
+                    proto,
+                    (s4, d4),
+                    (s6, d6),
+                    actions,
+                )| {
                     let mut m = Match {
                         in_port: in_port.map(PortNo),
                         dl_src,
+                        dl_dst,
                         ..Match::default()
                     };
                     match kind {
@@ -557,6 +585,9 @@ pub(crate) mod tests {
                             m.nw_proto = proto;
                             m.nw_src = s4;
                             m.nw_dst = d4;
+                        }
+                        3 => {
+                            m.dl_type = Some(0x88cc);
                         }
                         _ => {
                             m.dl_type = Some(ETHERTYPE_IPV6);
@@ -582,7 +613,7 @@ pub(crate) mod tests {
         }
 
         #[test]
-        fn parser_never_panics(text in "[a-z0-9_=:,./ ]{0,60}") {
+                fn parser_never_panics(text in "[a-zA-Z0-9_=:,./ \\-\u{a0}\u{2003}é]{0,60}") {
             let _ = parse(&text);
         }
     }
