@@ -6,8 +6,13 @@
 pub mod checksum;
 pub mod ethernet;
 pub mod gre;
+pub mod icmp;
+pub mod ip;
+pub mod tcp;
 pub mod vxlan;
 
+#[cfg(test)]
+mod mtu_tests;
 #[cfg(test)]
 pub(crate) mod vectors;
 

@@ -1,0 +1,65 @@
+//! TCP MSS clamping on SYN and SYN-ACK segments, with the checksum patched incrementally
+//! (RFC 1624), as iptables' TCPMSS target and tinc's ClampMSS do.
+
+use super::ip::IpView;
+
+const PROTO_TCP: u8 = 6;
+const FLAG_SYN: u8 = 0x02;
+const OPTION_END: u8 = 0;
+const OPTION_NOP: u8 = 1;
+const OPTION_MSS: u8 = 2;
+
+/// Lowers the MSS option of a TCP SYN (or SYN-ACK) in `frame` to `max_mss`. Returns the old
+/// MSS when it changed it; never raises an MSS, never adds an option.
+pub fn clamp_mss(frame: &mut [u8], ip: &IpView, max_mss: u16) -> Option<u16> {
+    if ip.proto != PROTO_TCP || !ip.has_transport_header() {
+        return None;
+    }
+    let tcp = ip.l3 + ip.header_len;
+    let end = ip.l3 + ip.total_len;
+    let header = frame.get(tcp..end)?;
+    if header.len() < 20 || header[13] & FLAG_SYN == 0 {
+        return None;
+    }
+    let data_offset = usize::from(header[12] >> 4) * 4;
+    if data_offset < 20 || data_offset > header.len() {
+        return None;
+    }
+    let mut i = 20;
+    while i < data_offset {
+        match header[i] {
+            OPTION_END => return None,
+            OPTION_NOP => i += 1,
+            kind => {
+                let len = usize::from(*header.get(i + 1)?);
+                if len < 2 || i + len > data_offset {
+                    return None;
+                }
+                if kind == OPTION_MSS && len == 4 {
+                    let at = tcp + i + 2;
+                    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+                    if old <= max_mss {
+                        return None;
+                    }
+                    frame[at..at + 2].copy_from_slice(&max_mss.to_be_bytes());
+                    let sum_at = tcp + 16;
+                    let sum = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
+                    let patched = checksum_update(sum, old, max_mss);
+                    frame[sum_at..sum_at + 2].copy_from_slice(&patched.to_be_bytes());
+                    return Some(old);
+                }
+                i += len;
+            }
+        }
+    }
+    None
+}
+
+/// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit word changed from `old` to `new`.
+pub fn checksum_update(sum: u16, old: u16, new: u16) -> u16 {
+    let mut acc = u32::from(!sum) + u32::from(!old) + u32::from(new);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
