@@ -33,6 +33,7 @@ fn ports(tunnels: u32) -> Vec<Port> {
         no: PortNo(1),
         name: "vxt0".into(),
         kind: PortKind::Local,
+        options: Default::default(),
     }];
     for i in 0..tunnels {
         ports.push(Port {
@@ -43,6 +44,7 @@ fn ports(tunnels: u32) -> Vec<Port> {
                 vni: 0,
                 dst_port: 8472,
             }),
+            options: Default::default(),
         });
     }
     ports
@@ -97,7 +99,7 @@ fn lookup(c: &mut Criterion) {
 
 fn encap_decap(c: &mut Criterion) {
     let now = Instant::now();
-    let frame = frame_to([10, 0, 3, 7], 1400);
+    let mut frame = frame_to([10, 0, 3, 7], 1400);
     let mut group = c.benchmark_group("datapath");
     group.throughput(Throughput::Bytes(frame.len() as u64));
 
@@ -112,9 +114,9 @@ fn encap_decap(c: &mut Criterion) {
     ];
     group.bench_function("encap_1400B", |b| {
         b.iter(
-            || match sw.handle_frame(PortNo(1), black_box(&frame), now) {
+            || match sw.handle_frame(PortNo(1), black_box(&mut frame), now) {
                 Action::Forward(ports) => black_box(&headers[(ports[0].0 - 2) as usize]).len(),
-                Action::Drop(_) => 0,
+                _ => 0,
             },
         )
     });
@@ -130,7 +132,7 @@ fn encap_decap(c: &mut Criterion) {
     group.bench_function("decap_1400B", |b| {
         b.iter(|| {
             matches!(
-                sw.handle_vxlan(8472, src, black_box(&datagram), now),
+                sw.handle_vxlan(8472, src, black_box(&mut datagram), now),
                 Action::Forward(_)
             )
         })
@@ -145,7 +147,7 @@ fn encap_decap(c: &mut Criterion) {
     group.bench_function("decap_1400B_1000_tunnels", |b| {
         b.iter(|| {
             matches!(
-                many.handle_vxlan(8472, far, black_box(&datagram), now),
+                many.handle_vxlan(8472, far, black_box(&mut datagram), now),
                 Action::Forward(_)
             )
         })

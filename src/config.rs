@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use crate::fdb;
 use crate::flow::{parse_flow, Action, Flow, PortNames, PortNo};
-use crate::switch::{GreTunnel, Port, PortKind, VxlanTunnel};
+use crate::switch::{DfMode, GreTunnel, MssClamp, Port, PortKind, PortOptions, VxlanTunnel};
 use crate::wire::{self, vxlan};
 
 /// The Linux kernel's default VXLAN port (IANA's is 4789).
@@ -115,6 +115,7 @@ impl Config {
             no: PortNo::LOCAL,
             name: device.name.clone(),
             kind: PortKind::Local,
+            options: Default::default(),
         }];
         let explicit: HashSet<u32> = raw
             .tunnels
@@ -249,10 +250,28 @@ impl Config {
                     next_port
                 }
             };
+            let options = PortOptions {
+                mss_clamp: match &t.mss_clamp {
+                    None => MssClamp::Auto,
+                    Some(v) => parse_mss_clamp(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
+                },
+                df: match t.df.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+                    None | Some(("set", _)) => DfMode::Set,
+                    Some(("unset", _)) => DfMode::Unset,
+                    Some(("inherit", _)) => DfMode::Inherit,
+                    Some((other, span)) => {
+                        return Err(err(
+                            Some(span),
+                            format!("df `{other}`: expected \"set\", \"unset\" or \"inherit\""),
+                        ))
+                    }
+                },
+            };
             ports.push(Port {
                 no: PortNo(no),
                 name,
                 kind,
+                options,
             });
         }
 
@@ -556,6 +575,20 @@ fn parse_locals(value: &Spanned<toml::Value>) -> Result<Vec<IpAddr>, String> {
     Ok(locals)
 }
 
+fn parse_mss_clamp(value: &toml::Value) -> Result<MssClamp, String> {
+    const EXPECTED: &str = "mss_clamp: expected \"auto\", \"off\" or an MSS from 88 to 65495";
+    match value {
+        toml::Value::String(s) if s == "auto" => Ok(MssClamp::Auto),
+        toml::Value::String(s) if s == "off" => Ok(MssClamp::Off),
+        toml::Value::Integer(n) => u16::try_from(*n)
+            .ok()
+            .filter(|n| (88..=65495).contains(n))
+            .map(MssClamp::Fixed)
+            .ok_or_else(|| EXPECTED.to_owned()),
+        _ => Err(EXPECTED.to_owned()),
+    }
+}
+
 fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
@@ -624,6 +657,8 @@ struct RawTunnel {
     key: Option<Spanned<u32>>,
     csum: Option<Spanned<bool>>,
     seq: Option<Spanned<bool>>,
+    mss_clamp: Option<Spanned<toml::Value>>,
+    df: Option<Spanned<String>>,
     port: Option<Spanned<u32>>,
 }
 

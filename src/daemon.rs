@@ -26,7 +26,8 @@ use crate::io::socket::{
 };
 use crate::io::tap::{Tap, TapError};
 use crate::io::{Poller, StopSignal};
-use crate::switch::{Action, PortKind, Switch};
+use crate::switch::{Action, DfMode, PortKind, Switch};
+use crate::wire::ip::IpView;
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
 /// Failures that keep the daemon from starting or running.
@@ -198,10 +199,15 @@ fn port_summary(kind: &PortKind) -> (&'static str, String, String) {
 }
 
 /// How a frame leaves by a port.
+// One per port, looked up per frame: keeping tunnels inline (no Box) saves a pointer chase.
+#[allow(clippy::large_enum_variant)]
 enum Egress {
     Local,
     Tunnel {
-        socket: usize,
+        /// The sockets sending with DF set and with DF clear (the same one unless `df` is
+        /// `inherit`; over IPv6 both are the one socket).
+        sockets: [usize; 2],
+        df: DfMode,
         dst: SockAddr,
         /// The encapsulation header, when it is the same for every packet.
         header: [u8; gre::MAX_LEN],
@@ -261,19 +267,39 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             PortKind::Vxlan(t) => (SocketKind::Udp(t.dst_port), t.dst_port),
             _ => (SocketKind::Gre, 0),
         };
-        let socket = match sockets
-            .iter()
-            .position(|s| s.kind() == kind && s.local() == local)
-        {
-            Some(i) => i,
-            None => {
-                sockets.push(match kind {
-                    SocketKind::Udp(p) => UnderlaySocket::udp(local, p)?,
-                    SocketKind::Gre => UnderlaySocket::gre(local)?,
-                });
-                sockets.len() - 1
+        let df = port.options.df;
+        let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
+            // DF means nothing over IPv6: one socket serves both.
+            let want_df = want_df || local.is_ipv6();
+            if let Some(i) = sockets
+                .iter()
+                .position(|s| s.kind() == kind && s.local() == local && s.df() == want_df)
+            {
+                return Ok(i);
             }
+            let first = !sockets
+                .iter()
+                .any(|s| s.kind() == kind && s.local() == local);
+            sockets.push(match kind {
+                SocketKind::Udp(p) => UnderlaySocket::udp(local, p, want_df)?,
+                SocketKind::Gre => UnderlaySocket::gre(local, want_df, first)?,
+            });
+            Ok(sockets.len() - 1)
         };
+        let socket_df = if df == DfMode::Unset {
+            None
+        } else {
+            Some(socket_for(true)?)
+        };
+        let socket_nodf = if df == DfMode::Set {
+            None
+        } else {
+            Some(socket_for(false)?)
+        };
+        let sockets_pair = [
+            socket_df.or(socket_nodf).unwrap_or(0),
+            socket_nodf.or(socket_df).unwrap_or(0),
+        ];
         let mut header = [0u8; gre::MAX_LEN];
         let (header_len, per_packet) = match &port.kind {
             PortKind::Vxlan(t) => {
@@ -303,7 +329,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         egress.push((
             port.no,
             Egress::Tunnel {
-                socket,
+                sockets: sockets_pair,
+                df,
                 dst,
                 header,
                 header_len,
@@ -327,11 +354,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         "TAP device ready"
     );
 
-    let switch = Switch::new(
+    let mut switch = Switch::new(
         config.ports.clone(),
         FlowTable::new(config.flows.clone()),
         MacTable::new(config.fdb_max_entries, config.fdb_ageing),
     );
+    for &(port, _, _, mtu) in &mtus.tunnels {
+        switch.set_mtu(port, mtu);
+    }
     let shared = Shared {
         switch: Mutex::new(switch),
         tap,
@@ -444,14 +474,73 @@ fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> 
 /// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
 type HeaderScratch = Vec<([u8; gre::MAX_LEN], usize)>;
 
+/// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
+/// extra buffer (answers and fragments the switch made).
+#[derive(Clone, Copy)]
+enum FrameRef {
+    Batch(usize),
+    Extra(usize, usize),
+}
+
+/// What one thread sends after deciding a batch: (frame, egress port) pairs, the extra frames
+/// they may refer to, and scratch space for per-packet GRE headers. Reused batch after batch.
+struct Plan {
+    sends: Vec<(FrameRef, PortNo)>,
+    extra: Vec<u8>,
+    headers: HeaderScratch,
+}
+
+impl Plan {
+    fn new(sh: &Shared) -> Plan {
+        Plan {
+            sends: Vec::with_capacity(BATCH * sh.egress.len()),
+            extra: Vec::new(),
+            headers: Vec::with_capacity(BATCH * sh.egress.len()),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.sends.clear();
+        self.extra.clear();
+    }
+
+    /// Records what the switch decided for frame `i` of the batch.
+    fn add(&mut self, i: usize, action: Action<'_>) {
+        match action {
+            Action::Forward(ports) => self
+                .sends
+                .extend(ports.iter().map(|&p| (FrameRef::Batch(i), p))),
+            Action::Fragments {
+                ports,
+                frames,
+                ranges,
+            } => {
+                for r in ranges {
+                    let start = self.extra.len();
+                    self.extra.extend_from_slice(&frames[r.clone()]);
+                    let end = self.extra.len();
+                    self.sends
+                        .extend(ports.iter().map(|&p| (FrameRef::Extra(start, end), p)));
+                }
+            }
+            Action::Reply { port, frame } => {
+                let start = self.extra.len();
+                self.extra.extend_from_slice(frame);
+                self.sends
+                    .push((FrameRef::Extra(start, self.extra.len()), port));
+            }
+            Action::Drop(_) => {}
+        }
+    }
+}
+
 /// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
 fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
     let mut lens = [0usize; BATCH];
-    let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
-    let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
+    let mut plan = Plan::new(sh);
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
         if let Err(e) = poller.wait() {
@@ -480,15 +569,19 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
         {
             let mut sw = lock(sh);
             let now = Instant::now();
-            for i in 0..n {
-                if let Action::Forward(ports) =
-                    sw.handle_frame(PortNo::LOCAL, &bufs[i][..lens[i]], now)
-                {
-                    plan.extend(ports.iter().map(|&p| (i, p)));
-                }
+            for (i, buf) in bufs.iter_mut().enumerate().take(n) {
+                plan.add(i, sw.handle_frame(PortNo::LOCAL, &mut buf[..lens[i]], now));
             }
         }
-        deliver(sh, &plan, &mut scratch, |i| &bufs[i][..lens[i]]);
+        let Plan {
+            sends,
+            extra,
+            headers,
+        } = &mut plan;
+        deliver(sh, sends, headers, |r| match r {
+            FrameRef::Batch(i) => &bufs[i][..lens[i]],
+            FrameRef::Extra(a, b) => &extra[a..b],
+        });
     }
 }
 
@@ -496,8 +589,7 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
 fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
-    let mut plan: Vec<(usize, PortNo)> = Vec::with_capacity(BATCH * sh.egress.len());
-    let mut scratch: HeaderScratch = Vec::with_capacity(BATCH * sh.egress.len());
+    let mut plan = Plan::new(sh);
     let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
     fds.push(sh.stop.fd());
     let stop = fds.len() - 1;
@@ -532,9 +624,10 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
                 let mut sw = lock(sh);
                 let now = Instant::now();
                 for (i, range) in inner.iter_mut().enumerate().take(n) {
-                    let Some((src, packet)) = batch.get(i) else {
+                    let Some((src, packet)) = batch.get_mut(i) else {
                         continue;
                     };
+                    let len = packet.len();
                     let (action, start) = match socket.kind() {
                         SocketKind::Udp(port) => {
                             (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
@@ -547,21 +640,25 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
                                 0
                             };
                             let (action, offset) =
-                                sw.handle_gre(src, &packet[skip.min(packet.len())..], now);
-                            (action, skip + offset)
+                                sw.handle_gre(src, &mut packet[skip.min(len)..], now);
+                            (action, skip.saturating_add(offset))
                         }
                     };
-                    if let Action::Forward(ports) = action {
-                        *range = start..packet.len();
-                        plan.extend(ports.iter().map(|&p| (i, p)));
-                    }
+                    *range = start..len;
+                    plan.add(i, action);
                 }
             }
-            deliver(sh, &plan, &mut scratch, |i| {
-                batch
+            let Plan {
+                sends,
+                extra,
+                headers,
+            } = &mut plan;
+            deliver(sh, sends, headers, |r| match r {
+                FrameRef::Batch(i) => batch
                     .get(i)
                     .and_then(|(_, p)| p.get(inner[i].clone()))
-                    .unwrap_or(&[])
+                    .unwrap_or(&[]),
+                FrameRef::Extra(a, b) => &extra[a..b],
             });
         }
     }
@@ -592,12 +689,22 @@ fn ipv4_header_len(packet: &[u8]) -> usize {
     }
 }
 
-/// Sends frame `i` out of port `p` for every `(i, p)` in `plan`.
+/// Whether a frame goes out with DF under `df`: `inherit` copies an inner IPv4 packet's DF and
+/// sets it for everything else.
+fn outer_df(df: DfMode, frame: &[u8]) -> bool {
+    match df {
+        DfMode::Set => true,
+        DfMode::Unset => false,
+        DfMode::Inherit => IpView::parse(frame).is_none_or(|ip| ip.dont_fragment()),
+    }
+}
+
+/// Sends frame `f` out of port `p` for every `(f, p)` in `sends`.
 fn deliver<'a>(
     sh: &'a Shared,
-    plan: &[(usize, PortNo)],
+    sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
-    frame: impl Fn(usize) -> &'a [u8] + Copy,
+    frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
 ) {
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
     let mut failed: Vec<PortNo> = Vec::new();
@@ -606,11 +713,11 @@ fn deliver<'a>(
         tracing::debug!(port = %port, "send failed: {e}");
     };
     scratch.clear();
-    scratch.resize(plan.len(), ([0; gre::MAX_LEN], 0));
-    for (j, &(i, port)) in plan.iter().enumerate() {
+    scratch.resize(sends.len(), ([0; gre::MAX_LEN], 0));
+    for (j, &(f, port)) in sends.iter().enumerate() {
         match egress_of(sh, port) {
             Some(Egress::Local) => {
-                if let Err(e) = sh.tap.send(frame(i)) {
+                if let Err(e) = sh.tap.send(frame(f)) {
                     note(port, e);
                 }
             }
@@ -619,7 +726,7 @@ fn deliver<'a>(
                 ..
             }) => {
                 let (header, len) = &mut scratch[j];
-                *len = g.encode(frame(i), header);
+                *len = g.encode(frame(f), header);
             }
             _ => {}
         }
@@ -627,16 +734,27 @@ fn deliver<'a>(
     let scratch = &*scratch;
     for (s, socket) in sh.sockets.iter().enumerate() {
         let items =
-            plan.iter()
+            sends
+                .iter()
                 .enumerate()
-                .filter_map(|(j, &(i, port))| match egress_of(sh, port) {
+                .filter_map(|(j, &(f, port))| match egress_of(sh, port) {
                     Some(Egress::Tunnel {
-                        socket,
+                        sockets,
+                        df,
                         dst,
                         header,
                         header_len,
                         per_packet,
-                    }) if *socket == s => {
+                    }) => {
+                        let payload = frame(f);
+                        let chosen = if sockets[0] == sockets[1] || outer_df(*df, payload) {
+                            sockets[0]
+                        } else {
+                            sockets[1]
+                        };
+                        if chosen != s {
+                            return None;
+                        }
                         let header = match per_packet {
                             Some(_) => &scratch[j].0[..scratch[j].1],
                             None => &header[..*header_len],
@@ -644,7 +762,7 @@ fn deliver<'a>(
                         Some(SendItem {
                             dst,
                             header,
-                            payload: frame(i),
+                            payload,
                             tag: port.0,
                         })
                     }

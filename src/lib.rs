@@ -8,5 +8,6 @@ pub mod daemon;
 pub mod fdb;
 pub mod flow;
 pub mod io;
+pub mod ratelimit;
 pub mod switch;
 pub mod wire;

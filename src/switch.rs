@@ -9,12 +9,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::Range;
 use std::time::Instant;
 
 use crate::fdb::MacTable;
 use crate::flow::{self, FlowTable, PortNo};
+use crate::ratelimit::RateLimiter;
 use crate::wire::ethernet::FrameKey;
-use crate::wire::{gre, vxlan};
+use crate::wire::ip::{self, IpView};
+use crate::wire::tcp::clamp_mss;
+use crate::wire::{ethernet, gre, icmp, vxlan};
 
 /// A port of the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,41 @@ pub struct Port {
     pub name: String,
     /// What is behind the port.
     pub kind: PortKind,
+    /// MTU policies of a tunnel port (ignored for the local port).
+    pub options: PortOptions,
+}
+
+/// MTU policies of a tunnel port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortOptions {
+    /// TCP MSS clamping for SYNs crossing this tunnel.
+    pub mss_clamp: MssClamp,
+    /// The DF bit of outer IPv4 packets.
+    pub df: DfMode,
+}
+
+/// How SYNs crossing a tunnel have their MSS clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MssClamp {
+    /// To the tunnel MTU minus 40 (IPv4) or 60 (IPv6).
+    #[default]
+    Auto,
+    /// Not at all.
+    Off,
+    /// To this value.
+    Fixed(u16),
+}
+
+/// The DF bit of outer IPv4 packets (as the kernel's vxlan `df` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DfMode {
+    /// Always set: the underlay never fragments (RFC 7348 asks VTEPs not to fragment).
+    #[default]
+    Set,
+    /// Never set.
+    Unset,
+    /// Copied from the inner IPv4 packet (set for inner IPv6 and non-IP frames).
+    Inherit,
 }
 
 /// What is behind a port.
@@ -104,11 +143,15 @@ pub enum DropReason {
     GreBadChecksum,
     /// The sender is a GRE remote, but no tunnel to it has this key (or lack of key).
     GreWrongKey,
+    /// Larger than an egress tunnel carries; answered with ICMP "too big" (or rate-limited).
+    TooBig,
+    /// Larger than an egress tunnel carries, and neither answerable nor fragmentable.
+    Oversize,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::TruncatedFrame,
         DropReason::MulticastSource,
         DropReason::NoMatchingFlow,
@@ -123,6 +166,8 @@ impl DropReason {
         DropReason::GreNotEthernet,
         DropReason::GreBadChecksum,
         DropReason::GreWrongKey,
+        DropReason::TooBig,
+        DropReason::Oversize,
     ];
 
     /// The counter's name.
@@ -142,6 +187,8 @@ impl DropReason {
             DropReason::GreNotEthernet => "gre_not_ethernet",
             DropReason::GreBadChecksum => "gre_bad_checksum",
             DropReason::GreWrongKey => "gre_wrong_key",
+            DropReason::TooBig => "too_big",
+            DropReason::Oversize => "oversize",
         }
     }
 
@@ -153,10 +200,41 @@ impl DropReason {
 /// What to do with a frame.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// Send it out of these ports (never empty).
+    /// Send it (its TCP MSS perhaps clamped in place) out of these ports (never empty).
     Forward(&'a [PortNo]),
+    /// Send these fragments of it instead, each out of these ports: `frames[range]` per fragment.
+    Fragments {
+        /// The egress ports.
+        ports: &'a [PortNo],
+        /// The fragments' bytes, back to back.
+        frames: &'a [u8],
+        /// Where each fragment lies in `frames`.
+        ranges: &'a [Range<usize>],
+    },
+    /// Drop it, and send this answer (an ICMP "too big") out of `port`, the ingress.
+    Reply {
+        /// The port the frame came in on.
+        port: PortNo,
+        /// The answer.
+        frame: &'a [u8],
+    },
     /// Drop it; the reason has been counted.
     Drop(DropReason),
+}
+
+/// Counters of MTU handling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MtuStats {
+    /// SYNs whose MSS was lowered.
+    pub mss_clamped: u64,
+    /// ICMP Fragmentation Needed / ICMPv6 Packet Too Big answers sent.
+    pub too_big_sent: u64,
+    /// Answers not sent because their source was over its rate.
+    pub too_big_rate_limited: u64,
+    /// Packets fragmented (IPv4 without DF), and fragments made of them.
+    pub fragmented: u64,
+    /// Fragments made.
+    pub fragments: u64,
 }
 
 /// Packet and byte counters of one port.
@@ -196,6 +274,13 @@ pub struct Switch {
     /// remote -> the (key, port) pairs of the GRE tunnels to that remote.
     gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>>,
     out: Vec<PortNo>,
+    /// Per port slot: the tunnel MTU (largest inner IP packet), `None` for the local port.
+    mtu: Vec<Option<u16>>,
+    mtu_stats: MtuStats,
+    limiter: RateLimiter,
+    /// Scratch space for answers and fragments handed out in an [`Action`].
+    scratch: Vec<u8>,
+    scratch_ranges: Vec<Range<usize>>,
 }
 
 impl Switch {
@@ -215,6 +300,7 @@ impl Switch {
             }
         }
         let flow_count = table.flows().len();
+        let port_count = ports.len();
         Switch {
             port_stats: vec![PortStats::default(); ports.len()],
             out: Vec::with_capacity(ports.len()),
@@ -225,11 +311,31 @@ impl Switch {
             drops: [0; DropReason::ALL.len()],
             vxlan_rx,
             gre_rx,
+            mtu: vec![None; port_count],
+            mtu_stats: MtuStats::default(),
+            limiter: RateLimiter::default(),
+            scratch: Vec::new(),
+            scratch_ranges: Vec::new(),
         }
     }
 
+    /// Sets the MTU of tunnel `port`: the largest inner IP packet it carries. Larger ones are
+    /// answered with "too big", fragmented or dropped; SYNs crossing it are clamped to fit.
+    pub fn set_mtu(&mut self, port: PortNo, mtu: u16) {
+        if let Some(slot) = self.slot(port) {
+            if self.ports[slot].kind != PortKind::Local {
+                self.mtu[slot] = Some(mtu);
+            }
+        }
+    }
+
+    /// The MTU counters.
+    pub fn mtu_stats(&self) -> MtuStats {
+        self.mtu_stats
+    }
+
     /// Decides where a frame that came in on `ingress` goes.
-    pub fn handle_frame(&mut self, ingress: PortNo, frame: &[u8], now: Instant) -> Action<'_> {
+    pub fn handle_frame(&mut self, ingress: PortNo, frame: &mut [u8], now: Instant) -> Action<'_> {
         let len = frame.len() as u64;
         if let Some(slot) = self.slot(ingress) {
             let s = &mut self.port_stats[slot];
@@ -279,6 +385,115 @@ impl Switch {
         if self.out.is_empty() {
             return self.drop(DropReason::NoEgress);
         }
+        let ip = IpView::parse(frame);
+        if let Some(ip) = &ip {
+            if let Some(mss) = self.mss_limit(ingress, ip.version) {
+                if clamp_mss(frame, ip, mss).is_some() {
+                    self.mtu_stats.mss_clamped += 1;
+                }
+            }
+        }
+        let l2 = ip.as_ref().map_or(ethernet::HEADER_LEN, |ip| ip.l3);
+        let limit = self
+            .out
+            .iter()
+            .filter_map(|&p| self.slot(p).and_then(|s| self.mtu[s]))
+            .min();
+        // The tunnel carries the whole L2 frame: a VLAN tag takes 4 bytes of its MTU.
+        let limit = limit.map(|m| usize::from(m).saturating_sub(l2 - ethernet::HEADER_LEN));
+        if let Some(limit) = limit.filter(|&m| frame.len() - l2 > m) {
+            return self.too_big(ingress, frame, ip, limit, now);
+        }
+        self.count_tx(len);
+        Action::Forward(&self.out)
+    }
+
+    /// A frame larger than `limit` (the IP MTU towards `self.out`): answer, fragment or drop.
+    fn too_big(
+        &mut self,
+        ingress: PortNo,
+        frame: &[u8],
+        ip: Option<IpView>,
+        limit: usize,
+        now: Instant,
+    ) -> Action<'_> {
+        let Some(ip) = ip else {
+            return self.drop(DropReason::Oversize);
+        };
+        if !ip.dont_fragment() {
+            let mtu = limit.min(usize::from(u16::MAX));
+            if !ip::fragment_ipv4(frame, &ip, mtu, &mut self.scratch, &mut self.scratch_ranges) {
+                return self.drop(DropReason::Oversize);
+            }
+            self.mtu_stats.fragmented += 1;
+            self.mtu_stats.fragments += self.scratch_ranges.len() as u64;
+            for r in 0..self.scratch_ranges.len() {
+                let len = self.scratch_ranges[r].len() as u64;
+                self.count_tx(len);
+            }
+            return Action::Fragments {
+                ports: &self.out,
+                frames: &self.scratch,
+                ranges: &self.scratch_ranges,
+            };
+        }
+        let source = match (
+            ip.version,
+            frame.get(ip.l3 + 12..ip.l3 + 16),
+            frame.get(ip.l3 + 8..ip.l3 + 24),
+        ) {
+            (4, Some(a), _) => IpAddr::from([a[0], a[1], a[2], a[3]]),
+            (_, _, Some(a)) => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(a);
+                IpAddr::from(b)
+            }
+            _ => return self.drop(DropReason::Oversize),
+        };
+        let mtu = u16::try_from(limit).unwrap_or(u16::MAX);
+        let built = if ip.version == 4 {
+            icmp::frag_needed(frame, &ip, mtu, &mut self.scratch)
+        } else {
+            icmp::packet_too_big(frame, &ip, u32::from(mtu), &mut self.scratch)
+        };
+        if !built {
+            return self.drop(DropReason::Oversize);
+        }
+        self.drops[DropReason::TooBig.index()] += 1;
+        if !self.limiter.allow(source, now) {
+            self.mtu_stats.too_big_rate_limited += 1;
+            return Action::Drop(DropReason::TooBig);
+        }
+        self.mtu_stats.too_big_sent += 1;
+        if let Some(slot) = self.slot(ingress) {
+            let s = &mut self.port_stats[slot];
+            s.tx_packets += 1;
+            s.tx_bytes += self.scratch.len() as u64;
+        }
+        Action::Reply {
+            port: ingress,
+            frame: &self.scratch,
+        }
+    }
+
+    /// The MSS a SYN from `ingress` to `self.out` may carry: the tightest of the tunnels it
+    /// crosses (tunnel MTU minus 40 for IPv4, 60 for IPv6, or the tunnel's fixed value).
+    fn mss_limit(&self, ingress: PortNo, version: u8) -> Option<u16> {
+        let headers: u16 = if version == 4 { 40 } else { 60 };
+        std::iter::once(ingress)
+            .chain(self.out.iter().copied())
+            .filter_map(|p| {
+                let slot = self.slot(p)?;
+                match self.ports[slot].options.mss_clamp {
+                    MssClamp::Off => None,
+                    MssClamp::Fixed(n) => Some(n),
+                    MssClamp::Auto => self.mtu[slot].map(|m| m.saturating_sub(headers)),
+                }
+            })
+            .min()
+    }
+
+    fn count_tx(&mut self, len: u64) {
         for i in 0..self.out.len() {
             if let Some(slot) = self.slot(self.out[i]) {
                 let s = &mut self.port_stats[slot];
@@ -286,7 +501,6 @@ impl Switch {
                 s.tx_bytes += len;
             }
         }
-        Action::Forward(&self.out)
     }
 
     /// Checks a VXLAN datagram received on local UDP port `local_port` from `src`, and decides
@@ -295,7 +509,7 @@ impl Switch {
         &mut self,
         local_port: u16,
         src: IpAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
         now: Instant,
     ) -> Action<'_> {
         let header = match vxlan::Header::decode(datagram) {
@@ -309,12 +523,17 @@ impl Switch {
         let Some(&(_, port)) = tunnels.iter().find(|(vni, _)| *vni == header.vni) else {
             return self.drop(DropReason::WrongVni);
         };
-        self.handle_frame(port, &datagram[vxlan::HEADER_LEN..], now)
+        self.handle_frame(port, &mut datagram[vxlan::HEADER_LEN..], now)
     }
 
     /// Checks a GRE packet (the IP payload) received from `src`, and decides where its inner
     /// frame goes. Returns the action and where the inner frame starts in `packet`.
-    pub fn handle_gre(&mut self, src: IpAddr, packet: &[u8], now: Instant) -> (Action<'_>, usize) {
+    pub fn handle_gre(
+        &mut self,
+        src: IpAddr,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> (Action<'_>, usize) {
         let (header, offset) = match gre::Header::decode(packet) {
             Ok(h) => h,
             Err(e) => {
@@ -333,7 +552,7 @@ impl Switch {
         let Some(&(_, port)) = tunnels.iter().find(|(key, _)| *key == header.key) else {
             return (self.drop(DropReason::GreWrongKey), 0);
         };
-        (self.handle_frame(port, &packet[offset..], now), offset)
+        (self.handle_frame(port, &mut packet[offset..], now), offset)
     }
 
     /// Counts a send that failed on `port`.
@@ -413,6 +632,12 @@ impl fmt::Display for StatsReport<'_> {
                 s.n_packets, s.n_bytes
             )?;
         }
+        let m = sw.mtu_stats;
+        writeln!(
+            f,
+            "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
+            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
+        )?;
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;
@@ -442,6 +667,7 @@ mod tests {
                 vni: 0x123456,
                 dst_port: 8472,
             }),
+            options: Default::default(),
         }
     }
 
@@ -451,6 +677,7 @@ mod tests {
                 no: PortNo(1),
                 name: "vxt0".into(),
                 kind: PortKind::Local,
+                options: Default::default(),
             },
             tunnel(2, 102),
             tunnel(3, 103),
@@ -479,7 +706,7 @@ mod tests {
     fn forward(action: Action<'_>) -> Vec<u32> {
         match action {
             Action::Forward(ports) => ports.iter().map(|p| p.0).collect(),
-            Action::Drop(r) => panic!("dropped: {r:?}"),
+            other => panic!("not forwarded: {other:?}"),
         }
     }
 
@@ -491,11 +718,11 @@ mod tests {
         let mut sw = hub(&["arp,actions=flood"]);
         let now = Instant::now();
         assert_eq!(
-            forward(sw.handle_frame(PortNo(2), &KERNEL_ARP[INNER..], now)),
+            forward(sw.handle_frame(PortNo(2), &mut KERNEL_ARP[INNER..].to_vec(), now)),
             [1, 3]
         );
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &KERNEL_ARP[INNER..], now)),
+            forward(sw.handle_frame(PortNo(1), &mut KERNEL_ARP[INNER..].to_vec(), now)),
             [2, 3]
         );
         let s = sw.port_stats(PortNo(3)).unwrap();
@@ -518,19 +745,19 @@ mod tests {
         ]);
         let now = Instant::now();
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &ipv4_frame(A, B, [172, 31, 3, 1]), now)),
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), now)),
             [3]
         );
         assert_eq!(
-            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 3, 1]), now)),
+            forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [172, 31, 3, 1]), now)),
             [3]
         );
         assert_eq!(
-            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 9, 1]), now)),
+            forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [172, 31, 9, 1]), now)),
             [2]
         );
         assert_eq!(
-            sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [172, 31, 2, 1]), now),
+            sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now),
             Action::Drop(DropReason::NoEgress)
         );
         assert_eq!(sw.drops(DropReason::NoEgress), 1);
@@ -542,38 +769,38 @@ mod tests {
         let t0 = Instant::now();
         // B unknown: flood. A learnt on 2.
         assert_eq!(
-            forward(sw.handle_frame(PortNo(2), &ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
+            forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
             [1, 3]
         );
         // The reply to A goes to 2 only; B learnt on 1.
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
             [2]
         );
         assert_eq!(
-            forward(sw.handle_frame(PortNo(3), &ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
+            forward(sw.handle_frame(PortNo(3), &mut ipv4_frame(A, B, [1, 1, 1, 1]), t0)),
             [1]
         );
         // A moved to 3.
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(B, A, [1, 1, 1, 1]), t0)),
             [3]
         );
         // Broadcast and multicast always flood.
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &KERNEL_NS[INNER..], t0)),
+            forward(sw.handle_frame(PortNo(1), &mut KERNEL_NS[INNER..].to_vec(), t0)),
             [2, 3]
         );
         // After ageing A is unknown again.
         let later = t0 + DEFAULT_AGEING + Duration::from_secs(1);
         assert_eq!(
-            forward(sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), later)),
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(B, A, [1, 1, 1, 1]), later)),
             [2, 3]
         );
         // A frame to a MAC on its own ingress port goes nowhere.
-        sw.handle_frame(PortNo(1), &ipv4_frame(A, B, [1, 1, 1, 1]), later);
+        sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [1, 1, 1, 1]), later);
         assert_eq!(
-            sw.handle_frame(PortNo(1), &ipv4_frame(B, A, [1, 1, 1, 1]), later),
+            sw.handle_frame(PortNo(1), &mut ipv4_frame(B, A, [1, 1, 1, 1]), later),
             Action::Drop(DropReason::NoEgress)
         );
     }
@@ -609,7 +836,10 @@ mod tests {
             ),
         ];
         for (frame, port, reason) in cases {
-            assert_eq!(sw.handle_frame(port, &frame, now), Action::Drop(reason));
+            assert_eq!(
+                sw.handle_frame(port, &mut frame.clone(), now),
+                Action::Drop(reason)
+            );
             assert_eq!(sw.drops(reason), 1, "{reason:?}");
         }
         assert_eq!(sw.port_stats(PortNo(1)).unwrap().rx_packets, 5);
@@ -621,7 +851,7 @@ mod tests {
         let now = Instant::now();
         let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
         assert_eq!(
-            forward(sw.handle_vxlan(8472, from(103), &KERNEL_ARP, now)),
+            forward(sw.handle_vxlan(8472, from(103), &mut KERNEL_ARP.clone(), now)),
             [1, 2]
         );
 
@@ -633,7 +863,7 @@ mod tests {
             (
                 8472,
                 from(102),
-                &KERNEL_ARP[..20],
+                &mut KERNEL_ARP[..20].to_vec(),
                 DropReason::VxlanTruncated,
             ),
             (8472, from(102), &bad_flags, DropReason::VxlanBadFlags),
@@ -643,7 +873,7 @@ mod tests {
         ];
         for (port, src, datagram, reason) in cases {
             assert_eq!(
-                sw.handle_vxlan(port, src, datagram, now),
+                sw.handle_vxlan(port, src, &mut datagram.to_vec(), now),
                 Action::Drop(reason),
                 "{reason:?}"
             );
@@ -651,7 +881,7 @@ mod tests {
         assert_eq!(sw.drops(DropReason::UnknownRemote), 2);
         // The data path still works after all that.
         assert_eq!(
-            forward(sw.handle_vxlan(8472, from(102), &KERNEL_ARP, now)),
+            forward(sw.handle_vxlan(8472, from(102), &mut KERNEL_ARP.clone(), now)),
             [1, 3]
         );
     }
@@ -662,6 +892,7 @@ mod tests {
             no: PortNo(1),
             name: "vxt0".into(),
             kind: PortKind::Local,
+            options: Default::default(),
         }];
         for (no, key) in [(2, None), (3, Some(7))] {
             ports.push(Port {
@@ -673,6 +904,7 @@ mod tests {
                     csum: false,
                     seq: false,
                 }),
+                options: Default::default(),
             });
         }
         let flows = vec![parse_flow("actions=output:1", &HubPorts).unwrap()];
@@ -684,7 +916,7 @@ mod tests {
         let now = Instant::now();
         let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
         let packet = |header: gre::Header| {
-            let frame = &KERNEL_ARP[INNER..];
+            let frame = &mut KERNEL_ARP[INNER..].to_vec();
             let mut out = [0u8; gre::MAX_LEN];
             let len = header.encode(frame, &mut out);
             [&out[..len], frame].concat()
@@ -695,10 +927,10 @@ mod tests {
             csum: true,
             seq: Some(1),
         });
-        let (action, offset) = sw.handle_gre(from(102), &plain, now);
+        let (action, offset) = sw.handle_gre(from(102), &mut plain.clone(), now);
         assert_eq!((forward(action), offset), (vec![1], 4));
         assert_eq!(sw.port_stats(PortNo(2)).unwrap().rx_packets, 1);
-        let (action, offset) = sw.handle_gre(from(102), &keyed, now);
+        let (action, offset) = sw.handle_gre(from(102), &mut keyed.clone(), now);
         assert_eq!((forward(action), offset), (vec![1], 16));
         assert_eq!(sw.port_stats(PortNo(3)).unwrap().rx_packets, 1);
 
@@ -725,7 +957,7 @@ mod tests {
         ];
         for (last, p, reason) in cases {
             assert_eq!(
-                sw.handle_gre(from(last), &p, now).0,
+                sw.handle_gre(from(last), &mut p.clone(), now).0,
                 Action::Drop(reason),
                 "{reason:?}"
             );
@@ -741,12 +973,12 @@ mod tests {
             let mut sw = hub(&["actions=normal"]);
             let now = Instant::now();
             let src = IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
-            let _ = sw.handle_vxlan(8472, src, &bytes, now);
-            let _ = sw.handle_frame(PortNo(2), &bytes, now);
+            let _ = sw.handle_vxlan(8472, src, &mut bytes.clone(), now);
+            let _ = sw.handle_frame(PortNo(2), &mut bytes.clone(), now);
             let mut datagram = KERNEL_ARP[..INNER].to_vec();
             datagram.extend_from_slice(&bytes);
-            let _ = sw.handle_vxlan(8472, src, &datagram, now);
-            let (_, offset) = sw.handle_gre(src, &bytes, now);
+            let _ = sw.handle_vxlan(8472, src, &mut datagram, now);
+            let (_, offset) = sw.handle_gre(src, &mut bytes.clone(), now);
             proptest::prop_assert!(offset <= bytes.len());
         }
     }
@@ -754,7 +986,7 @@ mod tests {
     #[test]
     fn report_lists_ports_and_drops() {
         let mut sw = hub(&["arp,actions=flood"]);
-        sw.handle_frame(PortNo(1), &KERNEL_ARP[INNER..], Instant::now());
+        sw.handle_frame(PortNo(1), &mut KERNEL_ARP[INNER..].to_vec(), Instant::now());
         sw.record_tx_error(PortNo(2));
         let report = sw.stats_report().to_string();
         assert!(

@@ -71,14 +71,17 @@ impl Fabric {
         let mut queue: VecDeque<(usize, Arrival, Vec<u8>)> =
             VecDeque::from([(seg, Arrival::Host, frame)]);
         let mut steps = 0;
-        while let Some((s, from, bytes)) = queue.pop_front() {
+        while let Some((s, from, mut bytes)) = queue.pop_front() {
             steps += 1;
             assert!(steps < 100, "forwarding loop");
             let sw = &mut self.segs[s].switch;
             let (action, inner_start) = match from {
-                Arrival::Host => (sw.handle_frame(PortNo::LOCAL, &bytes, now), 0),
-                Arrival::Vxlan(src) => (sw.handle_vxlan(8472, src, &bytes, now), vxlan::HEADER_LEN),
-                Arrival::Gre(src) => sw.handle_gre(src, &bytes, now),
+                Arrival::Host => (sw.handle_frame(PortNo::LOCAL, &mut bytes, now), 0),
+                Arrival::Vxlan(src) => (
+                    sw.handle_vxlan(8472, src, &mut bytes, now),
+                    vxlan::HEADER_LEN,
+                ),
+                Arrival::Gre(src) => sw.handle_gre(src, &mut bytes, now),
             };
             let Action::Forward(ports) = action else {
                 continue;

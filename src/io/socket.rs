@@ -60,6 +60,7 @@ pub struct UnderlaySocket {
     sock: Socket,
     kind: SocketKind,
     local: IpAddr,
+    df: bool,
 }
 
 /// Receive buffers for one batch, reused from call to call.
@@ -86,6 +87,15 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
+    /// Packet `i` of the last batch and its sender, writable (for in-place MSS clamping).
+    pub fn get_mut(&mut self, i: usize) -> Option<(IpAddr, &mut [u8])> {
+        if i >= self.count {
+            return None;
+        }
+        let src = sockaddr_ip(&self.addrs[i])?;
+        Some((src, &mut self.bufs[i][..self.lens[i]]))
+    }
+
     /// Packet `i` of the last batch and its sender.
     pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
         if i >= self.count {
@@ -110,8 +120,10 @@ pub struct SendItem<'a> {
 }
 
 impl UnderlaySocket {
-    /// Binds UDP `local:port` with large buffers.
-    pub fn udp(local: IpAddr, port: u16) -> Result<UnderlaySocket, SocketError> {
+    /// Binds UDP `local:port` with large buffers. Outer IPv4 packets carry DF when `df`; over
+    /// IPv6 the kernel never fragments them. Several sockets may share the port (one per DF
+    /// setting); the kernel spreads received datagrams over them, and all are read.
+    pub fn udp(local: IpAddr, port: u16, df: bool) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
         let bind = || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
@@ -124,6 +136,8 @@ impl UnderlaySocket {
                 sock.set_only_v6(true)?;
             }
             grow_buffers(&sock)?;
+            set_df(&sock, local, df)?;
+            sock.set_reuse_port(true)?;
             sock.bind(&addr.into())?;
             Ok(sock)
         };
@@ -132,12 +146,15 @@ impl UnderlaySocket {
             sock,
             kind: SocketKind::Udp(port),
             local,
+            df,
         })
     }
 
     /// Opens a raw GRE socket bound to `local`: it receives GRE packets addressed to `local`
     /// (over IPv4 with their IP header in front, over IPv6 without) and sends GRE packets from it.
-    pub fn gre(local: IpAddr) -> Result<UnderlaySocket, SocketError> {
+    /// With `receive` false the socket only sends: a filter drops every packet the kernel would
+    /// copy to it, so that a second raw socket (for the other DF setting) duplicates nothing.
+    pub fn gre(local: IpAddr, df: bool, receive: bool) -> Result<UnderlaySocket, SocketError> {
         let open = || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
@@ -149,7 +166,11 @@ impl UnderlaySocket {
                 Type::RAW.cloexec(),
                 Some(Protocol::from(IPPROTO_GRE)),
             )?;
+            if !receive {
+                drop_all_received(&sock)?;
+            }
             grow_buffers(&sock)?;
+            set_df(&sock, local, df)?;
             sock.bind(&SocketAddr::new(local, 0).into())?;
             Ok(sock)
         };
@@ -169,12 +190,18 @@ impl UnderlaySocket {
             sock,
             kind: SocketKind::Gre,
             local,
+            df,
         })
     }
 
     /// What the socket carries.
     pub fn kind(&self) -> SocketKind {
         self.kind
+    }
+
+    /// Whether outer IPv4 packets it sends carry DF (always true over IPv6).
+    pub fn df(&self) -> bool {
+        self.df
     }
 
     /// The local address it is bound to.
@@ -296,26 +323,82 @@ impl UnderlaySocket {
     }
 }
 
+/// DF on outer IPv4 packets (`IP_PMTUDISC_DO`: set, and never fragment locally) or not
+/// (`IP_PMTUDISC_DONT`); over IPv6, never fragment locally.
+fn set_df(sock: &Socket, local: IpAddr, df: bool) -> io::Result<()> {
+    let (level, name, value) = match (local, df) {
+        (IpAddr::V4(_), true) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        ),
+        (IpAddr::V4(_), false) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        ),
+        (IpAddr::V6(_), _) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        ),
+    };
+    set_option(sock, level, name, value)
+}
+
+/// Attaches a one-instruction classic BPF program (`ret #0`) that drops every packet.
+fn drop_all_received(sock: &Socket) -> io::Result<()> {
+    let mut program = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = libc::sock_fprog {
+        len: 1,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: SO_ATTACH_FILTER reads a sock_fprog pointing at `program`; both outlive the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Privileged daemons may exceed rmem_max/wmem_max; others fall back to the capped size.
 fn grow_buffers(sock: &Socket) -> io::Result<()> {
-    if set_int_option(sock, libc::SO_RCVBUFFORCE, SOCKET_BUFFER).is_err() {
+    let size = libc::c_int::try_from(SOCKET_BUFFER).unwrap_or(libc::c_int::MAX);
+    if set_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
         sock.set_recv_buffer_size(SOCKET_BUFFER)?;
     }
-    if set_int_option(sock, libc::SO_SNDBUFFORCE, SOCKET_BUFFER).is_err() {
+    if set_option(sock, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
         sock.set_send_buffer_size(SOCKET_BUFFER)?;
     }
     Ok(())
 }
 
-fn set_int_option(sock: &Socket, name: libc::c_int, value: usize) -> io::Result<()> {
-    let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+fn set_option(
+    sock: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads a c_int from a live local of that size.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             name,
-            (&v as *const libc::c_int).cast(),
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
