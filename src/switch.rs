@@ -983,6 +983,243 @@ mod tests {
         }
     }
 
+    fn udp_frame(v6: bool, payload: usize, df: bool) -> Vec<u8> {
+        let mut f = Vec::new();
+        let b = etherparse::PacketBuilder::ethernet2(A, B);
+        if v6 {
+            let src = [0xfc, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+            let dst = [0xfc, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1];
+            b.ipv6(src, dst, 64)
+                .udp(1, 2)
+                .write(&mut f, &vec![7; payload])
+                .unwrap();
+        } else {
+            let mut ip = etherparse::Ipv4Header::new(
+                0,
+                64,
+                etherparse::IpNumber::UDP,
+                [172, 31, 1, 1],
+                [172, 31, 2, 1],
+            )
+            .unwrap();
+            ip.dont_fragment = df;
+            b.ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+                .udp(1, 2)
+                .write(&mut f, &vec![7; payload])
+                .unwrap();
+        }
+        f
+    }
+
+    fn syn(mss: u16) -> Vec<u8> {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2(A, B)
+            .ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+            .tcp(40000, 80, 1, 64240)
+            .syn()
+            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(mss)])
+            .unwrap()
+            .write(&mut f, &[])
+            .unwrap();
+        f
+    }
+
+    fn mss_of(frame: &[u8]) -> u16 {
+        let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+            panic!()
+        };
+        tcp.to_header()
+            .options_iterator()
+            .find_map(|o| match o {
+                Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// The hub's tables, with tunnel MTUs 1450 (port 2) and 1400 (port 3).
+    fn hub_with_mtus() -> Switch {
+        let mut sw = hub(&[
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip6,actions=output:2",
+            "ip,nw_dst=172.31.1.0/24,actions=output:1",
+            "arp,actions=flood",
+        ]);
+        sw.set_mtu(PortNo(2), 1450);
+        sw.set_mtu(PortNo(3), 1400);
+        sw.set_mtu(PortNo(1), 100); // the local port has no tunnel MTU: ignored
+        sw
+    }
+
+    #[test]
+    fn frames_that_fit_pass_and_the_local_port_has_no_limit() {
+        let mut sw = hub_with_mtus();
+        let now = Instant::now();
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &mut udp_frame(false, 1422, true), now)),
+            [2],
+            "1450 bytes of IP fit"
+        );
+        let mut big_in = udp_frame(false, 3000, true);
+        big_in[30..34].copy_from_slice(&[172, 31, 1, 1]);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &mut big_in, now)),
+            [1],
+            "towards the device: no tunnel limit"
+        );
+    }
+
+    #[test]
+    fn ipv4_df_too_big_is_answered_with_frag_needed_out_of_the_ingress() {
+        let mut sw = hub_with_mtus();
+        let mut big = udp_frame(false, 1423, true);
+        let (port, frame) = match sw.handle_frame(PortNo(1), &mut big, Instant::now()) {
+            Action::Reply { port, frame } => (port, frame.to_vec()),
+            other => panic!("no answer: {other:?}"),
+        };
+        assert_eq!(port, PortNo(1));
+        let p = etherparse::SlicedPacket::from_ethernet(&frame).unwrap();
+        let Some(etherparse::TransportSlice::Icmpv4(icmp)) = p.transport else {
+            panic!()
+        };
+        assert_eq!(
+            icmp.icmp_type(),
+            etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                    next_hop_mtu: 1450
+                }
+            )
+        );
+        assert_eq!(sw.drops(DropReason::TooBig), 1);
+        assert_eq!(sw.mtu_stats().too_big_sent, 1);
+        assert_eq!(
+            sw.port_stats(PortNo(2)).unwrap().tx_packets,
+            0,
+            "nothing sent into the tunnel"
+        );
+    }
+
+    #[test]
+    fn ipv6_too_big_is_answered_with_packet_too_big() {
+        let mut sw = hub_with_mtus();
+        let Action::Reply { port, frame } =
+            sw.handle_frame(PortNo(1), &mut udp_frame(true, 1403, false), Instant::now())
+        else {
+            panic!("no answer")
+        };
+        assert_eq!(port, PortNo(1));
+        let Some(etherparse::TransportSlice::Icmpv6(icmp)) =
+            etherparse::SlicedPacket::from_ethernet(frame)
+                .unwrap()
+                .transport
+        else {
+            panic!()
+        };
+        assert_eq!(
+            icmp.icmp_type(),
+            etherparse::Icmpv6Type::PacketTooBig { mtu: 1450 }
+        );
+    }
+
+    #[test]
+    fn ipv4_without_df_is_fragmented_to_the_tunnel_mtu() {
+        let mut sw = hub_with_mtus();
+        let Action::Fragments {
+            ports,
+            frames,
+            ranges,
+        } = sw.handle_frame(
+            PortNo(1),
+            &mut udp_frame(false, 2972, false),
+            Instant::now(),
+        )
+        else {
+            panic!("not fragmented")
+        };
+        assert_eq!(ports, [PortNo(2)]);
+        assert_eq!(ranges.len(), 3);
+        assert!(ranges.iter().all(|r| r.len() - 14 <= 1450));
+        assert!(frames.len() > 3000);
+        assert_eq!(sw.mtu_stats().fragments, 3);
+        assert_eq!(sw.port_stats(PortNo(2)).unwrap().tx_packets, 3);
+    }
+
+    #[test]
+    fn non_ip_too_big_is_dropped_and_counted() {
+        let mut sw = hub_with_mtus();
+        let mut arp = KERNEL_ARP[INNER..].to_vec();
+        arp.resize(1600, 0);
+        assert_eq!(
+            sw.handle_frame(PortNo(1), &mut arp, Instant::now()),
+            Action::Drop(DropReason::Oversize)
+        );
+    }
+
+    #[test]
+    fn answers_are_rate_limited_per_source() {
+        let mut sw = hub_with_mtus();
+        let now = Instant::now();
+        let replies = (0..30)
+            .filter(|_| {
+                matches!(
+                    sw.handle_frame(PortNo(1), &mut udp_frame(false, 1500, true), now),
+                    Action::Reply { .. }
+                )
+            })
+            .count();
+        assert_eq!(replies, crate::ratelimit::BURST as usize);
+        assert_eq!(sw.mtu_stats().too_big_rate_limited, 30 - replies as u64);
+        assert_eq!(sw.drops(DropReason::TooBig), 30);
+    }
+
+    #[test]
+    fn syns_are_clamped_to_the_tightest_tunnel_they_cross_in_both_directions() {
+        let mut sw = hub_with_mtus();
+        let now = Instant::now();
+        let mut out = syn(1460);
+        forward(sw.handle_frame(PortNo(1), &mut out, now));
+        assert_eq!(mss_of(&out), 1410, "device -> tunnel: 1450 - 40");
+        let mut back = syn(1460);
+        back[30..34].copy_from_slice(&[172, 31, 1, 1]);
+        forward(sw.handle_frame(PortNo(3), &mut back, now));
+        assert_eq!(mss_of(&back), 1360, "tunnel (1400) -> device: 1400 - 40");
+        let mut low = syn(1000);
+        forward(sw.handle_frame(PortNo(1), &mut low, now));
+        assert_eq!(mss_of(&low), 1000, "never raised");
+        assert_eq!(sw.mtu_stats().mss_clamped, 2);
+    }
+
+    #[test]
+    fn mss_clamp_off_and_fixed() {
+        let ports = |clamp| {
+            let mut t = tunnel(2, 102);
+            t.options.mss_clamp = clamp;
+            vec![
+                Port {
+                    no: PortNo(1),
+                    name: "vxt0".into(),
+                    kind: PortKind::Local,
+                    options: Default::default(),
+                },
+                t,
+            ]
+        };
+        let now = Instant::now();
+        for (clamp, expected) in [(MssClamp::Off, 1460), (MssClamp::Fixed(1300), 1300)] {
+            let flows = vec![parse_flow("ip,actions=output:2", &HubPorts).unwrap()];
+            let mut sw = Switch::new(
+                ports(clamp),
+                FlowTable::new(flows),
+                MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+            );
+            sw.set_mtu(PortNo(2), 1450);
+            let mut f = syn(1460);
+            forward(sw.handle_frame(PortNo(1), &mut f, now));
+            assert_eq!(mss_of(&f), expected, "{clamp:?}");
+        }
+    }
+
     #[test]
     fn report_lists_ports_and_drops() {
         let mut sw = hub(&["arp,actions=flood"]);
