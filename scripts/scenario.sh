@@ -4,13 +4,15 @@
 #   scripts/scenario.sh            build vxtund, bring everything up, show the pings, wait for
 #                                  Ctrl-C, then remove everything it made
 #   scripts/scenario.sh up|down|ping [--prefix P] [--bin PATH] [--state DIR] [--configs DIR]
-#                                    [--underlay6]
+#                                    [--underlay6] [--host-mtu N]
 #
 # Namespaces (P defaults to "vxt"): P-ul holds the underlay bridge (192.168.200.0/24, or with
 # --underlay6 an IPv6-only 2001:db8:200::/64, for configs that use those addresses);
 # P-seg1..3 each run one vxtund with config/segN.toml, its TAP enslaved to the bridge br-lan;
 # P-k1, P-l1, P-m1 are the hosts, each with eth0 on its segment's br-lan and on-link default
-# routes, so ARP and neighbour discovery cross the tunnels. Daemons are stopped by PID.
+# routes, so ARP and neighbour discovery cross the tunnels. The hosts' MTU is 1450 (the VXLAN
+# tunnels') unless --host-mtu says otherwise (1500 with device.mtu = 1500 is the bridged-hosts
+# setup of the README). Daemons are stopped by PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,7 @@ bin=""
 state=""
 configs="$here/config"
 underlay6=no
+host_mtu=1450
 while [ $# -gt 0 ]; do
     case "$1" in
         up|down|ping|run) cmd=$1 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
         --state) state=$2; shift ;;
         --configs) configs=$2; shift ;;
         --underlay6) underlay6=yes ;;
+        --host-mtu) host_mtu=$2; shift ;;
         -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "scenario.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -65,7 +69,7 @@ up() {
         ns "$seg" ip link set br-lan up
         ip link add h0 netns "$prefix-$seg" type veth peer name eth0 netns "$prefix-$host"
         ns "$seg" ip link set h0 master br-lan up
-        ns "$host" ip link set eth0 mtu 1450 up
+        ns "$host" ip link set eth0 mtu "$host_mtu" up
         ns "$host" ip addr add "172.31.$n.1/24" dev eth0
         ns "$host" ip addr add "fc00:0:0:$n::1/64" dev eth0 nodad
         ns "$host" ip route add default dev eth0

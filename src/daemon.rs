@@ -161,10 +161,11 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             Some(&(_, underlay, usrc, tmtu)) => {
                 let _ = writeln!(
                     s,
-                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {})",
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {}; {})",
                     port.no,
                     port.name,
-                    usrc.word()
+                    usrc.word(),
+                    largest_pings(tmtu)
                 );
             }
         }
@@ -174,6 +175,16 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
         let _ = writeln!(s, "  {flow}");
     }
     s
+}
+
+/// The largest ping payloads that cross a tunnel with this MTU unfragmented: the MTU less the
+/// IPv4 + ICMP (28) or IPv6 + ICMPv6 (48) headers.
+fn largest_pings(mtu: u16) -> String {
+    format!(
+        "largest ping -s {} / ping -6 -s {}",
+        mtu.saturating_sub(28),
+        mtu.saturating_sub(48)
+    )
 }
 
 /// Type, remote and identifier (VNI or key and GRE options) of a port, for listings.
@@ -433,7 +444,12 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
             (PortKind::Local, _) | (_, None) => format!("{} {} (local)", port.no, port.name),
             (kind, Some(mtu)) => {
                 let (kind, remote, id) = port_summary(kind);
-                format!("{} {} ({kind} {remote} {id} mtu {mtu})", port.no, port.name)
+                format!(
+                    "{} {} ({kind} {remote} {id} mtu {mtu}, {})",
+                    port.no,
+                    port.name,
+                    largest_pings(mtu)
+                )
             }
         })
         .collect();

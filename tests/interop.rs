@@ -85,7 +85,7 @@ fn kernel_vxlan_peer_over_an_ipv6_underlay() {
     assert!(
         p.daemon
             .ready_line()
-            .contains("kernel (vxlan [2001:db8:201::2]:8472 vni 5000 mtu 1430)"),
+            .contains("kernel (vxlan [2001:db8:201::2]:8472 vni 5000 mtu 1430,"),
         "{}",
         p.daemon.ready_line()
     );
@@ -109,7 +109,7 @@ fn kernel_vxlan_peer_ping_and_ping6_both_ways() {
     assert!(
         p.daemon
             .ready_line()
-            .contains("kernel (vxlan 192.168.201.2:8472 vni 5000 mtu 1450)"),
+            .contains("kernel (vxlan 192.168.201.2:8472 vni 5000 mtu 1450,"),
         "{}",
         p.daemon.ready_line()
     );

@@ -22,9 +22,13 @@ impl Scenario {
         Scenario::up_with(str::to_owned, false)
     }
 
+    fn up_with(edit: impl Fn(&str) -> String, underlay6: bool) -> Scenario {
+        Scenario::up_full(edit, underlay6, None)
+    }
+
     /// The scenario with each shipped config passed through `edit`, on an IPv6-only underlay
     /// when `underlay6`.
-    fn up_with(edit: impl Fn(&str) -> String, underlay6: bool) -> Scenario {
+    fn up_full(edit: impl Fn(&str) -> String, underlay6: bool, host_mtu: Option<u16>) -> Scenario {
         let prefix = common::unique("s");
         let state = std::env::temp_dir().join(format!("{prefix}-state"));
         let configs = state.join("configs");
@@ -50,6 +54,9 @@ impl Scenario {
             .arg(&configs);
         if underlay6 {
             cmd.arg("--underlay6");
+        }
+        if let Some(mtu) = host_mtu {
+            cmd.arg("--host-mtu").arg(mtu.to_string());
         }
         let out = cmd.output().unwrap();
         assert!(
@@ -111,11 +118,16 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = self.log(seg);
+        let needle = if port == "mtu" {
+            "mtu: ".to_owned()
+        } else {
+            format!("port {port}")
+        };
         let line = log
             .lines()
             .rev()
-            .find(|l| l.contains(&format!("port {port}")))
-            .unwrap();
+            .find(|l| l.contains(&needle))
+            .unwrap_or_else(|| panic!("no `{needle}` line in:\n{log}"));
         let value = line
             .split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{counter}=")))
@@ -179,7 +191,7 @@ fn scenario_over_gre() {
     let s = Scenario::up_with(|t| t.replace(TO_GRE.0, TO_GRE.1), false);
     assert!(
         s.ready("seg1")
-            .contains("tun_kl (gre 192.168.200.102 no key mtu 1462)"),
+            .contains("tun_kl (gre 192.168.200.102 no key mtu 1462,"),
         "{}",
         s.ready("seg1")
     );
@@ -202,7 +214,7 @@ fn scenario_over_gre_with_keys_checksums_and_sequence_numbers() {
     );
     assert!(
         s.ready("seg2")
-            .contains("(gre 192.168.200.101 key 1001,csum,seq mtu 1450)"),
+            .contains("(gre 192.168.200.101 key 1001,csum,seq mtu 1450,"),
         "{}",
         s.ready("seg2")
     );
@@ -248,7 +260,7 @@ fn scenario_over_an_ipv6_only_underlay_vxlan() {
     let s = Scenario::up_with(to_v6_underlay, true);
     assert!(
         s.ready("seg1")
-            .contains("(vxlan [2001:db8:200::102]:8472 vni 0 mtu 1430)"),
+            .contains("(vxlan [2001:db8:200::102]:8472 vni 0 mtu 1430,"),
         "{}",
         s.ready("seg1")
     );
@@ -263,7 +275,7 @@ fn scenario_over_an_ipv6_only_underlay_gre() {
     let s = Scenario::up_with(|t| to_v6_underlay(t).replace(TO_GRE.0, TO_GRE.1), true);
     assert!(
         s.ready("seg1")
-            .contains("(gre 2001:db8:200::102 no key mtu 1442)"),
+            .contains("(gre 2001:db8:200::102 no key mtu 1442,"),
         "{}",
         s.ready("seg1")
     );
@@ -284,4 +296,213 @@ fn scenario_ping_and_ping6_between_every_pair() {
     assert!(s.ping("l1", "172.31.3.1"));
     assert!(s.port_counter("seg1", "3 tun_km", "tx_packets") >= relayed_out + 3);
     assert!(s.port_counter("seg1", "2 tun_kl", "rx_packets") >= relayed_in + 3);
+}
+
+/// Runs a command in a host of the scenario and returns its exit success and output.
+fn run_in(s: &Scenario, host: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &s.ns(host)])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The device MTU 1500 above the tunnels: hosts bridged with MTU 1500, vxtund enforcing each
+/// tunnel's MTU itself (the README's setup for bridged hosts).
+fn bridged_1500(text: &str) -> String {
+    text.replacen("[device]\n", "[device]\nmtu = 1500\n", 1)
+}
+
+/// For one encapsulation and underlay: the tunnel MTU in the ready line is the expected one, the
+/// largest `ping -M do -s N` gets through (IPv4 and IPv6), and N+1 brings the sender the kernel's
+/// "Frag needed" / "Packet too big" report.
+fn check_largest_pings(edit: impl Fn(&str) -> String, underlay6: bool, mtu: u16) {
+    let s = Scenario::up_full(|t| bridged_1500(&edit(t)), underlay6, Some(1500));
+    assert!(
+        s.ready("seg1").contains(&format!("tun_kl ("))
+            && s.ready("seg1").contains(&format!("mtu {mtu},")),
+        "{}",
+        s.ready("seg1")
+    );
+    let (v4, v6) = (mtu - 28, mtu - 48);
+    // Resolve the neighbours first with small pings.
+    assert!(s.ping("k1", "172.31.2.1") && s.ping("k1", "fc00:0:0:2::1"));
+    let ping = |target: &str, size: u16| {
+        let size = size.to_string();
+        let family = if target.contains(':') { "-6" } else { "-4" };
+        run_in(
+            &s,
+            "k1",
+            &[
+                "ping", family, "-M", "do", "-s", &size, "-c", "1", "-W", "3", target,
+            ],
+        )
+    };
+    let (ok, out) = ping("172.31.2.1", v4);
+    assert!(ok, "ping -s {v4} must fit:\n{out}");
+    let (ok, out) = ping("172.31.2.1", v4 + 1);
+    assert!(
+        !ok && out.contains(&format!("Frag needed and DF set (mtu = {mtu})")),
+        "ping -s {}:\n{out}",
+        v4 + 1
+    );
+    let (ok, out) = ping("fc00:0:0:2::1", v6);
+    assert!(ok, "ping -6 -s {v6} must fit:\n{out}");
+    let (ok, out) = ping("fc00:0:0:2::1", v6 + 1);
+    assert!(
+        !ok && out.contains(&format!("Packet too big: mtu={mtu}")),
+        "ping -6 -s {}:\n{out}",
+        v6 + 1
+    );
+    let stats = s.port_counter("seg1", "1 vxt0", "tx_packets");
+    assert!(stats > 0);
+}
+
+fn gre(t: &str) -> String {
+    t.replace(TO_GRE.0, TO_GRE.1)
+}
+
+fn gre_key(t: &str) -> String {
+    t.replace(TO_GRE.0, "type = \"gre\"\nkey = 9")
+}
+
+macro_rules! largest_ping_tests {
+    ($($name:ident: $edit:expr, $v6:expr, $mtu:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            if !common::require_root(stringify!($name)) {
+                return;
+            }
+            check_largest_pings($edit, $v6, $mtu);
+        }
+    )*};
+}
+
+largest_ping_tests! {
+    largest_ping_vxlan_ipv4_underlay: str::to_owned, false, 1450;
+    largest_ping_gre_ipv4_underlay: gre, false, 1462;
+    largest_ping_gre_key_ipv4_underlay: gre_key, false, 1458;
+    largest_ping_vxlan_ipv6_underlay: to_v6_underlay, true, 1430;
+    largest_ping_gre_ipv6_underlay: |t: &str| gre(&to_v6_underlay(t)), true, 1442;
+    largest_ping_gre_key_ipv6_underlay: |t: &str| gre_key(&to_v6_underlay(t)), true, 1438;
+}
+
+#[test]
+fn bridged_1500_hosts_big_pings_and_tcp_transfers_work() {
+    if !common::require_root("bridged_1500_hosts_big_pings_and_tcp_transfers_work") {
+        return;
+    }
+    let s = Scenario::up_full(bridged_1500, false, Some(1500));
+    assert!(s.ping("k1", "172.31.2.1") && s.ping("k1", "fc00:0:0:2::1"));
+    // IPv4 without DF: the host fragments to 1500, vxtund fragments again to 1450.
+    let (ok, out) = run_in(
+        &s,
+        "k1",
+        &[
+            "ping",
+            "-4",
+            "-s",
+            "3000",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "3",
+            "172.31.2.1",
+        ],
+    );
+    assert!(ok && out.contains("3 received"), "ping -s 3000:\n{out}");
+    assert!(s.port_counter("seg1", "2 tun_kl", "tx_packets") > 0);
+    // IPv6: the first tries teach both senders the path MTU (the request's sender k1, then the
+    // reply's sender l1, each by a Packet Too Big from vxtund); after that pings pass.
+    let warm_up = [
+        "ping",
+        "-6",
+        "-s",
+        "3000",
+        "-c",
+        "2",
+        "-i",
+        "0.3",
+        "-W",
+        "2",
+        "fc00:0:0:2::1",
+    ];
+    let (_, first) = run_in(&s, "k1", &warm_up);
+    assert!(
+        first.contains("Packet too big: mtu=1450"),
+        "the sender hears Packet Too Big:\n{first}"
+    );
+    let (ok, out) = run_in(
+        &s,
+        "k1",
+        &[
+            "ping",
+            "-6",
+            "-s",
+            "3000",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "3",
+            "fc00:0:0:2::1",
+        ],
+    );
+    assert!(
+        ok && out.contains("3 received"),
+        "ping -6 -s 3000 after learning the path MTU:\nfirst: {first}\nthen: {out}"
+    );
+
+    // 20 MB of TCP each way over a path whose MTU is below the hosts': MSS clamping at work.
+    let (ok, out) = run_in(
+        &s,
+        "l1",
+        &[
+            "iperf3",
+            "-s",
+            "-D",
+            "-B",
+            "172.31.2.1",
+            "--pidfile",
+            &format!("/tmp/{}-iperf.pid", s.prefix),
+        ],
+    );
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    for direction in [&[][..], &["-R"][..]] {
+        let mut args = vec!["timeout", "60", "iperf3", "-c", "172.31.2.1", "-n", "20M"];
+        args.extend_from_slice(direction);
+        let (ok, out) = run_in(&s, "k1", &args);
+        assert!(ok, "20 MB transfer {direction:?} must complete:\n{out}");
+    }
+    if let Ok(pid) = std::fs::read_to_string(format!("/tmp/{}-iperf.pid", s.prefix)) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            // SAFETY: kill with the PID iperf3 wrote for the server this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+    let clamped = mtu_counter(&s, "seg1", "mss_clamped");
+    assert!(clamped >= 2, "SYNs clamped at the hub: {clamped}");
+    assert!(
+        mtu_counter(&s, "seg1", "fragments") >= 2,
+        "IPv4 fragments made"
+    );
+    assert!(
+        mtu_counter(&s, "seg1", "too_big_sent") >= 1,
+        "Packet Too Big sent"
+    );
+}
+
+/// A counter of the `mtu:` line of `seg`'s report.
+fn mtu_counter(s: &Scenario, seg: &str, name: &str) -> u64 {
+    s.port_counter(seg, "mtu", name)
 }
