@@ -325,8 +325,7 @@ fn bridged_1500(text: &str) -> String {
 fn check_largest_pings(edit: impl Fn(&str) -> String, underlay6: bool, mtu: u16) {
     let s = Scenario::up_full(|t| bridged_1500(&edit(t)), underlay6, Some(1500));
     assert!(
-        s.ready("seg1").contains(&format!("tun_kl ("))
-            && s.ready("seg1").contains(&format!("mtu {mtu},")),
+        s.ready("seg1").contains("tun_kl (") && s.ready("seg1").contains(&format!("mtu {mtu},")),
         "{}",
         s.ready("seg1")
     );
