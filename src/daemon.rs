@@ -800,3 +800,50 @@ fn egress_of(sh: &Shared, port: PortNo) -> Option<&Egress> {
         .ok()
         .map(|i| &sh.egress[i].1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(df: bool) -> Vec<u8> {
+        let mut ip = etherparse::Ipv4Header::new(
+            0,
+            64,
+            etherparse::IpNumber::UDP,
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+        )
+        .unwrap();
+        ip.dont_fragment = df;
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .udp(1, 2)
+            .write(&mut f, b"x")
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn outer_df_follows_the_tunnel_mode() {
+        let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        for frame in [udp(true), udp(false), arp.clone()] {
+            assert!(outer_df(DfMode::Set, &frame));
+            assert!(!outer_df(DfMode::Unset, &frame));
+        }
+        assert!(outer_df(DfMode::Inherit, &udp(true)), "inner DF copied");
+        assert!(
+            !outer_df(DfMode::Inherit, &udp(false)),
+            "inner DF clear copied"
+        );
+        assert!(outer_df(DfMode::Inherit, &arp), "non-IP: set");
+    }
+
+    #[test]
+    fn largest_pings_subtract_the_icmp_headers() {
+        assert_eq!(
+            largest_pings(1450),
+            "largest ping -s 1422 / ping -6 -s 1402"
+        );
+    }
+}

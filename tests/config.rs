@@ -396,3 +396,43 @@ fn flows_without_rules_mean_normal_and_empty_rules_are_refused() {
         "would drop every frame",
     );
 }
+
+#[test]
+fn mtu_options_per_tunnel() {
+    use vxtund::switch::{DfMode, MssClamp};
+    let c = parse(&format!("{BASE}mss_clamp = 1360\ndf = \"inherit\"\n")).unwrap();
+    let t = &c.ports[1].options;
+    assert_eq!(
+        (t.mss_clamp, t.df),
+        (MssClamp::Fixed(1360), DfMode::Inherit)
+    );
+    let c = parse(&format!("{BASE}mss_clamp = \"off\"\ndf = \"unset\"\n")).unwrap();
+    assert_eq!(
+        (c.ports[1].options.mss_clamp, c.ports[1].options.df),
+        (MssClamp::Off, DfMode::Unset)
+    );
+    let c = parse(BASE).unwrap();
+    assert_eq!(
+        (c.ports[1].options.mss_clamp, c.ports[1].options.df),
+        (MssClamp::Auto, DfMode::Set),
+        "defaults"
+    );
+    fails(
+        &format!("{BASE}mss_clamp = \"sometimes\"\n"),
+        12,
+        13,
+        "expected \"auto\", \"off\" or an MSS",
+    );
+    fails(
+        &format!("{BASE}mss_clamp = 40\n"),
+        12,
+        13,
+        "from 88 to 65495",
+    );
+    fails(
+        &format!("{BASE}df = \"maybe\"\n"),
+        12,
+        6,
+        "expected \"set\", \"unset\" or \"inherit\"",
+    );
+}

@@ -53,6 +53,7 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
         key = 77
         csum = true
         seq = true
+        df = "unset"
         "#,
     );
     a.ip(&[
@@ -138,6 +139,8 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
             "{name}: {r}"
         );
         assert_eq!(r["payload_ok"], true, "{name}: {r}");
+        // The plain tunnel keeps the default df = "set"; the keyed one says df = "unset".
+        assert_eq!(r["outer_df"], *name == "plain", "{name}: outer DF: {r}");
         if *name == "plain" {
             // Answered by the tunnel without key: no options at all.
             assert_eq!(
