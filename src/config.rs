@@ -74,6 +74,12 @@ pub struct UnderlayConfig {
 }
 
 impl UnderlayConfig {
+    /// The local addresses, for listings: `192.168.200.101, 2001:db8::101`.
+    pub fn locals_text(&self) -> String {
+        let texts: Vec<String> = self.local.iter().map(|l| l.to_string()).collect();
+        texts.join(", ")
+    }
+
     /// The local address of `remote`'s address family.
     pub fn local_for(&self, remote: IpAddr) -> Option<IpAddr> {
         self.local

@@ -136,13 +136,7 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             .map(|b| format!(", bridge {b}"))
             .unwrap_or_default()
     );
-    let locals: Vec<String> = config
-        .underlay
-        .local
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-    let _ = writeln!(s, "underlay local {}", locals.join(", "));
+    let _ = writeln!(s, "underlay local {}", config.underlay.locals_text());
     let _ = writeln!(
         s,
         "{:<6}{:<16}{:<7}{:<42}{:<18}MTU",
@@ -453,17 +447,11 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
             }
         })
         .collect();
-    let locals: Vec<String> = config
-        .underlay
-        .local
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
     format!(
         "vxtund ready: device {} mtu {}, local {}, ports: {}",
         config.device.name,
         mtus.device.0,
-        locals.join(" "),
+        config.underlay.locals_text(),
         ports.join(", ")
     )
 }
