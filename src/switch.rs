@@ -259,6 +259,8 @@ pub struct FlowStats {
     pub n_packets: u64,
     /// Bytes of those frames.
     pub n_bytes: u64,
+    /// When the flow was put in the table (`None` for the flows the switch started with).
+    pub added: Option<Instant>,
 }
 
 /// The switch: ports, flows, the MAC table and every counter.
@@ -555,6 +557,31 @@ impl Switch {
         (self.handle_frame(port, &mut packet[offset..], now), offset)
     }
 
+    /// Swaps in a new flow table in one step: a frame sees the whole old table or the whole new
+    /// one. Build `table` before taking the switch's lock; this only remaps counters. Flows
+    /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`);
+    /// new ones start at zero, added `now`.
+    pub fn replace_table(&mut self, table: FlowTable, now: Instant) {
+        let mut old: HashMap<(u16, crate::flow::Match), FlowStats> = self
+            .table
+            .flows()
+            .iter()
+            .zip(&self.flow_stats)
+            .map(|(f, s)| ((f.priority, f.matches), *s))
+            .collect();
+        self.flow_stats = table
+            .flows()
+            .iter()
+            .map(|f| {
+                old.remove(&(f.priority, f.matches)).unwrap_or(FlowStats {
+                    added: Some(now),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        self.table = table;
+    }
+
     /// Counts a send that failed on `port`.
     pub fn record_tx_error(&mut self, port: PortNo) {
         if let Some(slot) = self.slot(port) {
@@ -731,7 +758,8 @@ mod tests {
             sw.flow_stats(0),
             Some(FlowStats {
                 n_packets: 2,
-                n_bytes: 84
+                n_bytes: 84,
+                added: None
             })
         );
     }
@@ -1218,6 +1246,62 @@ mod tests {
             forward(sw.handle_frame(PortNo(1), &mut f, now));
             assert_eq!(mss_of(&f), expected, "{clamp:?}");
         }
+    }
+
+    #[test]
+    fn replacing_the_table_is_atomic_and_keeps_counters_of_surviving_flows() {
+        let mut sw = hub(&[
+            "arp,actions=flood",
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip,nw_dst=172.31.3.0/24,actions=output:3",
+        ]);
+        let now = Instant::now();
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), now));
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now));
+        // Move 172.31.3.0/24 to port 2 (same match: counters stay), drop the ARP flow, add one.
+        let mut flows = sw.table().flows().to_vec();
+        crate::flow::edit::add(
+            &mut flows,
+            parse_flow("ip,nw_dst=172.31.3.0/24,actions=output:2", &HubPorts).unwrap(),
+        );
+        crate::flow::edit::delete(
+            &mut flows,
+            &crate::flow::edit::Selector::Loose(
+                parse_flow("arp,actions=drop", &HubPorts).unwrap().matches,
+            ),
+        );
+        crate::flow::edit::add(
+            &mut flows,
+            parse_flow("ip,nw_dst=10.0.0.0/8,actions=output:1", &HubPorts).unwrap(),
+        );
+        let later = now + Duration::from_secs(5);
+        sw.replace_table(FlowTable::new(flows), later);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), later)),
+            [2],
+            "the new path"
+        );
+        let moved = sw
+            .table()
+            .flows()
+            .iter()
+            .position(|f| f.matches.nw_dst == Some("172.31.3.0/24".parse().unwrap()))
+            .unwrap();
+        assert_eq!(
+            sw.flow_stats(moved).unwrap().n_packets,
+            2,
+            "counters kept across the change"
+        );
+        let added = sw.table().flows().len() - 1;
+        assert_eq!(
+            sw.flow_stats(added),
+            Some(FlowStats {
+                n_packets: 0,
+                n_bytes: 0,
+                added: Some(later)
+            })
+        );
+        assert_eq!(sw.table().flows().len(), 3);
     }
 
     #[test]

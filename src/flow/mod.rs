@@ -4,6 +4,7 @@
 //! A flow is a priority, a match over the fields of [`FrameKey`](crate::wire::ethernet::FrameKey)
 //! and the ingress port, and a list of actions naming ports.
 
+pub mod edit;
 pub mod syntax;
 pub mod table;
 
@@ -55,7 +56,7 @@ pub struct Flow {
 }
 
 /// A MAC address with a mask (all ones for an exact match).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacMatch {
     /// The address, already masked.
     pub addr: Mac,
@@ -74,7 +75,7 @@ impl MacMatch {
 }
 
 /// The match part of a flow. `None` is a wildcard.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Match {
     /// `in_port=`
     pub in_port: Option<PortNo>,
