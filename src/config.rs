@@ -16,8 +16,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::fdb;
-use crate::flow::{parse_flow, Action, Flow, PortNames, PortNo};
-use crate::switch::{DfMode, GreTunnel, MssClamp, Port, PortKind, PortOptions, VxlanTunnel};
+use crate::flow::{parse_flow, Action, Flow, PortNo};
+use crate::switch::{
+    DfMode, GreTunnel, MssClamp, Port, PortKind, PortOptions, PortTable, VxlanTunnel,
+};
 use crate::wire::{self, vxlan};
 
 /// The Linux kernel's default VXLAN port (IANA's is 4789).
@@ -281,7 +283,7 @@ impl Config {
             });
         }
 
-        let resolver = ConfigPorts(&ports);
+        let resolver = PortTable(&ports);
         let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
             None => (
                 vec![Flow::normal()],
@@ -599,21 +601,6 @@ fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
         .map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", text.get_ref()))
-}
-
-struct ConfigPorts<'a>(&'a [Port]);
-
-impl PortNames for ConfigPorts<'_> {
-    fn resolve(&self, name: &str) -> Option<PortNo> {
-        if name == "LOCAL" || name == "local" {
-            return Some(PortNo::LOCAL);
-        }
-        self.0.iter().find(|p| p.name == name).map(|p| p.no)
-    }
-
-    fn exists(&self, port: PortNo) -> bool {
-        self.0.iter().any(|p| p.no == port)
-    }
 }
 
 #[derive(Deserialize)]

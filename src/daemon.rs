@@ -143,7 +143,7 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
         "PORT", "NAME", "TYPE", "REMOTE", "VNI/KEY"
     );
     for port in &config.ports {
-        let (kind, remote, id) = port_summary(&port.kind);
+        let (kind, remote, id) = port.kind.summary();
         match mtus.tunnels.iter().find(|x| x.0 == port.no) {
             None => {
                 let _ = writeln!(
@@ -179,28 +179,6 @@ fn largest_pings(mtu: u16) -> String {
         mtu.saturating_sub(28),
         mtu.saturating_sub(48)
     )
-}
-
-/// Type, remote and identifier (VNI or key and GRE options) of a port, for listings.
-fn port_summary(kind: &PortKind) -> (&'static str, String, String) {
-    match kind {
-        PortKind::Local => ("local", "-".into(), "-".into()),
-        PortKind::Vxlan(t) => (
-            "vxlan",
-            SocketAddr::new(t.remote, t.dst_port).to_string(),
-            format!("vni {}", t.vni),
-        ),
-        PortKind::Gre(t) => {
-            let mut id = t.key.map_or("no key".to_owned(), |k| format!("key {k}"));
-            if t.csum {
-                id.push_str(",csum");
-            }
-            if t.seq {
-                id.push_str(",seq");
-            }
-            ("gre", t.remote.to_string(), id)
-        }
-    }
 }
 
 /// How a frame leaves by a port.
@@ -437,7 +415,7 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
         .map(|port| match (&port.kind, mtus.tunnel(port.no)) {
             (PortKind::Local, _) | (_, None) => format!("{} {} (local)", port.no, port.name),
             (kind, Some(mtu)) => {
-                let (kind, remote, id) = port_summary(kind);
+                let (kind, remote, id) = kind.summary();
                 format!(
                     "{} {} ({kind} {remote} {id} mtu {mtu}, {})",
                     port.no,

@@ -4,6 +4,7 @@
 //! thin I/O shell that moves bytes ([`io`], [`daemon`]). See `ARCHITECTURE.md`.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod fdb;
 pub mod flow;

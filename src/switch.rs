@@ -77,7 +77,46 @@ pub enum PortKind {
     Gre(GreTunnel),
 }
 
+/// Resolves port names against a list of ports: `LOCAL` (or `local`) and the device name are
+/// port 1, tunnel names their ports.
+pub struct PortTable<'a>(pub &'a [Port]);
+
+impl crate::flow::PortNames for PortTable<'_> {
+    fn resolve(&self, name: &str) -> Option<PortNo> {
+        if name == "LOCAL" || name == "local" {
+            return Some(PortNo::LOCAL);
+        }
+        self.0.iter().find(|p| p.name == name).map(|p| p.no)
+    }
+
+    fn exists(&self, port: PortNo) -> bool {
+        self.0.iter().any(|p| p.no == port)
+    }
+}
+
 impl PortKind {
+    /// Type, remote and identifier (VNI, or key and GRE options), for listings.
+    pub fn summary(&self) -> (&'static str, String, String) {
+        match self {
+            PortKind::Local => ("local", "-".into(), "-".into()),
+            PortKind::Vxlan(t) => (
+                "vxlan",
+                std::net::SocketAddr::new(t.remote, t.dst_port).to_string(),
+                format!("vni {}", t.vni),
+            ),
+            PortKind::Gre(t) => {
+                let mut id = t.key.map_or("no key".to_owned(), |k| format!("key {k}"));
+                if t.csum {
+                    id.push_str(",csum");
+                }
+                if t.seq {
+                    id.push_str(",seq");
+                }
+                ("gre", t.remote.to_string(), id)
+            }
+        }
+    }
+
     /// The remote's underlay address, for tunnels.
     pub fn remote(&self) -> Option<IpAddr> {
         match self {
@@ -329,6 +368,16 @@ impl Switch {
                 self.mtu[slot] = Some(mtu);
             }
         }
+    }
+
+    /// The MTU of tunnel `port`, if set.
+    pub fn mtu(&self, port: PortNo) -> Option<u16> {
+        self.slot(port).and_then(|s| self.mtu[s])
+    }
+
+    /// Forgets every learnt MAC.
+    pub fn flush_fdb(&mut self) {
+        self.fdb.flush();
     }
 
     /// The MTU counters.

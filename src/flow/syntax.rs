@@ -109,6 +109,14 @@ fn parse_field(
         return parse_shorthand(token, m);
     };
     match key {
+        // What dump-flows prints beside a flow: accepted and ignored, so its output pastes back
+        // into add-flow (as with ovs-ofctl).
+        "n_packets" | "n_bytes" | "duration" | "idle_age" | "hard_age" => Ok(()),
+        "cookie" if value == "0x0" || value == "0" => Ok(()),
+        "table" if value == "0" => Ok(()),
+        "cookie" | "table" => Err(format!(
+            "`{key}={value}`: vxtund has one table and no cookies"
+        )),
         "priority" => {
             let p = value
                 .parse::<u16>()
@@ -493,6 +501,20 @@ pub(crate) mod tests {
             &"ip,\u{a0}\u{2003}nw_dts=1.2.3.4,actions=drop"[e.offset..e.offset + 6],
             "nw_dts"
         );
+    }
+
+    #[test]
+    fn dump_flows_counters_are_accepted_and_ignored() {
+        let dumped = "duration=12.5s, n_packets=3, n_bytes=294, priority=10,ip,nw_dst=172.31.2.0/24,actions=output:2";
+        assert_eq!(
+            parse(dumped).unwrap(),
+            parse("priority=10,ip,nw_dst=172.31.2.0/24,actions=output:2").unwrap()
+        );
+        assert!(parse("cookie=0x5,actions=drop")
+            .unwrap_err()
+            .message
+            .contains("no cookies"));
+        assert!(parse("table=0,cookie=0x0,actions=drop").is_ok());
     }
 
     #[test]

@@ -1,0 +1,547 @@
+//! The control protocol between `vxtunctl` and a running vxtund, as pure types: requests and
+//! responses, their text encoding, and their execution against the [`Switch`]. The socket glue
+//! lives in the daemon.
+//!
+//! A request is one line, `VERB [--strict] [--config-format] [ARG]`, followed by payload lines
+//! (flows, one per line), then the end of the stream. The answer is output lines, then a last
+//! line `OK` or `ERROR: message`.
+
+use std::fmt::Write;
+use std::time::Instant;
+
+use crate::flow::edit::{self, Selector};
+use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
+use crate::switch::{DropReason, PortKind, PortTable, Switch};
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Ports with their counters, drops per reason, MTU counters.
+    Show,
+    /// Every flow with its counters (or, with `config_format`, as TOML strings for a config).
+    DumpFlows {
+        /// Print as lines of a `[flows] rules` list, without counters.
+        config_format: bool,
+    },
+    /// Add (or replace, same match and priority) each flow.
+    AddFlows(Vec<String>),
+    /// Delete the flows a match covers (all when `None`), or with `strict` the one flow with
+    /// exactly that match and priority.
+    DelFlows {
+        /// Exact match and priority only.
+        strict: bool,
+        /// The match (may carry `priority=`).
+        pattern: Option<String>,
+    },
+    /// Change the actions of the flows a match covers (`MATCH,actions=...`).
+    ModFlows {
+        /// Exact match and priority only.
+        strict: bool,
+        /// The match with the new actions.
+        flow: String,
+    },
+    /// Replace the whole table with these flows, in one step.
+    ReplaceFlows(Vec<String>),
+    /// Counters of one port, or of all.
+    DumpPorts(Option<String>),
+    /// The learnt MACs with port and age.
+    FdbShow,
+    /// Forget every learnt MAC.
+    FdbFlush,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The output, or the error message.
+    pub text: String,
+}
+
+impl Request {
+    /// Parses a request as sent on the socket.
+    pub fn parse(text: &str) -> Result<Request, String> {
+        let mut lines = text.lines();
+        let head = lines.next().unwrap_or("").trim();
+        let payload: Vec<String> = lines
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        let mut words = head.split_whitespace();
+        let verb = words.next().unwrap_or("");
+        let mut strict = false;
+        let mut config_format = false;
+        let mut arg = None;
+        for w in words {
+            match w {
+                "--strict" => strict = true,
+                "--config-format" => config_format = true,
+                _ if w.starts_with("--") => return Err(format!("unknown option `{w}`")),
+                _ => arg = Some(w.to_owned()),
+            }
+        }
+        let one = |what: &str| -> Result<String, String> {
+            match payload.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => Err(format!("{verb} takes one {what}")),
+            }
+        };
+        Ok(match verb {
+            "show" => Request::Show,
+            "dump-flows" => Request::DumpFlows { config_format },
+            "add-flow" | "add-flows" if payload.is_empty() => {
+                return Err(format!("{verb}: no flow given"))
+            }
+            "add-flow" | "add-flows" => Request::AddFlows(payload),
+            "del-flows" if payload.len() > 1 => {
+                return Err("del-flows takes at most one match".into())
+            }
+            "del-flows" => Request::DelFlows {
+                strict,
+                pattern: payload.into_iter().next(),
+            },
+            "mod-flows" => Request::ModFlows {
+                strict,
+                flow: one("MATCH,actions=...")?,
+            },
+            "replace-flows" => Request::ReplaceFlows(payload),
+            "dump-ports" => Request::DumpPorts(arg),
+            "fdb-show" => Request::FdbShow,
+            "fdb-flush" => Request::FdbFlush,
+            "" => return Err("empty request".into()),
+            other => return Err(format!("unknown verb `{other}`")),
+        })
+    }
+
+    /// The request as sent on the socket.
+    pub fn encode(&self) -> String {
+        let (head, payload): (String, Vec<&String>) = match self {
+            Request::Show => ("show".into(), vec![]),
+            Request::DumpFlows { config_format } => (
+                if *config_format {
+                    "dump-flows --config-format"
+                } else {
+                    "dump-flows"
+                }
+                .into(),
+                vec![],
+            ),
+            Request::AddFlows(f) => ("add-flows".into(), f.iter().collect()),
+            Request::DelFlows { strict, pattern } => {
+                (strict_verb("del-flows", *strict), pattern.iter().collect())
+            }
+            Request::ModFlows { strict, flow } => (strict_verb("mod-flows", *strict), vec![flow]),
+            Request::ReplaceFlows(f) => ("replace-flows".into(), f.iter().collect()),
+            Request::DumpPorts(p) => (
+                p.as_ref()
+                    .map_or("dump-ports".into(), |p| format!("dump-ports {p}")),
+                vec![],
+            ),
+            Request::FdbShow => ("fdb-show".into(), vec![]),
+            Request::FdbFlush => ("fdb-flush".into(), vec![]),
+        };
+        let mut text = head;
+        text.push('\n');
+        for line in payload {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
+fn strict_verb(verb: &str, strict: bool) -> String {
+    if strict {
+        format!("{verb} --strict")
+    } else {
+        verb.to_owned()
+    }
+}
+
+impl Response {
+    fn ok(text: String) -> Response {
+        Response { ok: true, text }
+    }
+
+    fn error(text: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            text: text.into(),
+        }
+    }
+
+    /// The response as sent on the socket.
+    pub fn encode(&self) -> String {
+        if self.ok {
+            format!("{}OK\n", self.text)
+        } else {
+            format!("ERROR: {}\n", self.text)
+        }
+    }
+
+    /// Reads a response from the socket's text.
+    pub fn decode(text: &str) -> Response {
+        let trimmed = text.trim_end_matches('\n');
+        match trimmed
+            .rsplit_once('\n')
+            .map_or(("", trimmed), |(a, b)| (a, b))
+        {
+            (body, "OK") => Response::ok(if body.is_empty() {
+                String::new()
+            } else {
+                format!("{body}\n")
+            }),
+            (_, last) if last.starts_with("ERROR: ") => Response::error(&last["ERROR: ".len()..]),
+            _ => Response::error(format!("malformed answer from the daemon: {trimmed:?}")),
+        }
+    }
+}
+
+/// Executes `request` on the switch. `started` is when the daemon started (the age of the
+/// flows it began with).
+pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instant) -> Response {
+    match request {
+        Request::Show => Response::ok(show(sw, None)),
+        Request::DumpPorts(port) => {
+            let Some(port) = port else {
+                return Response::ok(show(sw, None));
+            };
+            match crate::flow::PortNames::resolve(&PortTable(sw.ports()), port)
+                .or_else(|| port.parse().ok().map(PortNo))
+            {
+                Some(p) if sw.port_stats(p).is_some() => Response::ok(show(sw, Some(p))),
+                _ => Response::error(format!("unknown port `{port}`")),
+            }
+        }
+        Request::DumpFlows { config_format } => {
+            Response::ok(dump_flows(sw, *config_format, started, now))
+        }
+        Request::FdbShow => {
+            let mut out = String::from(" port  MAC                Age\n");
+            let mut entries: Vec<_> = sw.fdb().entries(now).collect();
+            entries.sort_by_key(|(mac, e)| (e.port, *mac));
+            for (mac, e) in entries {
+                let _ = writeln!(
+                    out,
+                    "{:>5}  {mac}  {:>3}",
+                    e.port,
+                    now.saturating_duration_since(e.seen).as_secs()
+                );
+            }
+            Response::ok(out)
+        }
+        Request::FdbFlush => {
+            sw.flush_fdb();
+            Response::ok(String::new())
+        }
+        Request::AddFlows(_)
+        | Request::DelFlows { .. }
+        | Request::ModFlows { .. }
+        | Request::ReplaceFlows(_) => match edited_flows(sw, request) {
+            Ok((flows, summary)) => {
+                sw.replace_table(FlowTable::new(flows), now);
+                Response::ok(summary)
+            }
+            Err(e) => Response::error(e),
+        },
+    }
+}
+
+/// The flow list after an edit request, and a line saying what changed.
+fn edited_flows(sw: &Switch, request: &Request) -> Result<(Vec<Flow>, String), String> {
+    let names = PortTable(sw.ports());
+    let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
+    let parse_match = |text: &str| -> Result<Flow, String> {
+        let with_actions = if text.contains("actions=") {
+            text.to_owned()
+        } else {
+            format!("{text},actions=drop")
+        };
+        parse(&with_actions)
+    };
+    let mut flows = sw.table().flows().to_vec();
+    let summary = match request {
+        Request::AddFlows(texts) => {
+            let mut replaced = 0;
+            for t in texts {
+                replaced += usize::from(edit::add(&mut flows, parse(t)?));
+            }
+            format!(
+                "{} flow(s) added, {replaced} of them replacing a flow\n",
+                texts.len()
+            )
+        }
+        Request::ReplaceFlows(texts) => {
+            flows = texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?;
+            format!("table replaced: {} flow(s)\n", flows.len())
+        }
+        Request::DelFlows { strict, pattern } => {
+            let selector = match pattern {
+                None if *strict => return Err("del-flows --strict needs a match".into()),
+                None => Selector::Loose(Default::default()),
+                Some(p) => selector(parse_match(p)?, *strict),
+            };
+            format!("{} flow(s) deleted\n", edit::delete(&mut flows, &selector))
+        }
+        Request::ModFlows { strict, flow } => {
+            let f = parse(flow)?;
+            let actions = f.actions.clone();
+            format!(
+                "{} flow(s) modified\n",
+                edit::modify(&mut flows, &selector(f, *strict), &actions)
+            )
+        }
+        _ => String::new(),
+    };
+    Ok((flows, summary))
+}
+
+fn selector(f: Flow, strict: bool) -> Selector {
+    if strict {
+        Selector::Strict(f.matches, f.priority)
+    } else {
+        Selector::Loose(f.matches)
+    }
+}
+
+fn dump_flows(sw: &Switch, config_format: bool, started: Instant, now: Instant) -> String {
+    let mut out = String::new();
+    for (id, flow) in sw.table().flows().iter().enumerate() {
+        if config_format {
+            let _ = writeln!(out, "  \"{flow}\",");
+            continue;
+        }
+        let stats = sw.flow_stats(id).unwrap_or_default();
+        let age = now
+            .saturating_duration_since(stats.added.unwrap_or(started))
+            .as_secs_f64();
+        let _ = writeln!(
+            out,
+            " duration={age:.3}s, n_packets={}, n_bytes={}, {flow}",
+            stats.n_packets, stats.n_bytes
+        );
+    }
+    out
+}
+
+fn show(sw: &Switch, only: Option<PortNo>) -> String {
+    let mut out = String::new();
+    for port in sw.ports().iter().filter(|p| only.is_none_or(|o| o == p.no)) {
+        let (kind, remote, id) = port.kind.summary();
+        let desc = match (&port.kind, sw.mtu(port.no)) {
+            (PortKind::Local, _) => "local".to_owned(),
+            (_, mtu) => format!(
+                "{kind} {remote} {id} mtu {}",
+                mtu.map_or("-".into(), |m| m.to_string())
+            ),
+        };
+        let s = sw.port_stats(port.no).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            " {} {} ({desc}): rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}",
+            port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
+        );
+    }
+    if only.is_none() {
+        let m = sw.mtu_stats();
+        let _ = writeln!(
+            out,
+            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
+            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
+        );
+        out.push_str(" drops:");
+        for reason in DropReason::ALL {
+            let _ = write!(out, " {}={}", reason.name(), sw.drops(reason));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
+    use crate::switch::{Port, PortOptions, VxlanTunnel};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn hub() -> Switch {
+        let tunnel = |no: u32, name: &str, last: u8| Port {
+            no: PortNo(no),
+            name: name.into(),
+            kind: PortKind::Vxlan(VxlanTunnel {
+                remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, last)),
+                vni: 0,
+                dst_port: 8472,
+            }),
+            options: PortOptions::default(),
+        };
+        let ports = vec![
+            Port {
+                no: PortNo(1),
+                name: "vxt0".into(),
+                kind: PortKind::Local,
+                options: PortOptions::default(),
+            },
+            tunnel(2, "tun_kl", 102),
+            tunnel(3, "tun_km", 103),
+        ];
+        let names = PortTable(&ports);
+        let flows = [
+            "arp,actions=flood",
+            "ip,nw_dst=172.31.3.0/24,actions=output:tun_km",
+        ]
+        .iter()
+        .map(|r| parse_flow(r, &names).unwrap())
+        .collect();
+        let mut sw = Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        );
+        sw.set_mtu(PortNo(2), 1450);
+        sw.set_mtu(PortNo(3), 1450);
+        sw
+    }
+
+    fn run(sw: &mut Switch, text: &str) -> Response {
+        let now = Instant::now();
+        match Request::parse(text) {
+            Ok(r) => execute(sw, &r, now, now),
+            Err(e) => Response::error(e),
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_through_their_encoding() {
+        let requests = [
+            Request::Show,
+            Request::DumpFlows {
+                config_format: true,
+            },
+            Request::AddFlows(vec!["arp,actions=flood".into(), "ip,actions=drop".into()]),
+            Request::DelFlows {
+                strict: true,
+                pattern: Some("priority=5,ip".into()),
+            },
+            Request::DelFlows {
+                strict: false,
+                pattern: None,
+            },
+            Request::ModFlows {
+                strict: false,
+                flow: "ip,actions=output:2".into(),
+            },
+            Request::ReplaceFlows(vec![]),
+            Request::DumpPorts(Some("tun_kl".into())),
+            Request::FdbShow,
+            Request::FdbFlush,
+        ];
+        for r in requests {
+            assert_eq!(Request::parse(&r.encode()), Ok(r.clone()), "{}", r.encode());
+        }
+        for (text, err) in [
+            ("", "empty request"),
+            ("jump", "unknown verb"),
+            ("show --fast", "unknown option"),
+            ("add-flows", "no flow"),
+            ("mod-flows", "takes one"),
+        ] {
+            assert!(Request::parse(text).unwrap_err().contains(err), "{text}");
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        for r in [
+            Response::ok("a\nb\n".into()),
+            Response::ok(String::new()),
+            Response::error("unknown port `x`"),
+        ] {
+            assert_eq!(Response::decode(&r.encode()), r);
+        }
+        assert!(!Response::decode("garbage").ok);
+    }
+
+    #[test]
+    fn add_mod_del_change_the_path() {
+        let mut sw = hub();
+        let r = run(&mut sw, "add-flows\nip,nw_dst=172.31.2.0/24,actions=output:tun_kl\nip,nw_dst=172.31.3.0/24,actions=output:2\n");
+        assert!(r.ok, "{}", r.text);
+        assert_eq!(r.text, "2 flow(s) added, 1 of them replacing a flow\n");
+        assert_eq!(sw.table().flows().len(), 3);
+        let r = run(
+            &mut sw,
+            "mod-flows\nip,nw_dst=172.31.0.0/16,actions=output:3\n",
+        );
+        assert_eq!(r.text, "2 flow(s) modified\n");
+        let r = run(&mut sw, "del-flows --strict\nip,nw_dst=172.31.2.0/24\n");
+        assert_eq!(r.text, "1 flow(s) deleted\n");
+        let r = run(&mut sw, "del-flows\n");
+        assert_eq!(r.text, "2 flow(s) deleted\n");
+        assert!(sw.table().flows().is_empty());
+    }
+
+    #[test]
+    fn bad_flows_are_refused_with_the_position_and_change_nothing() {
+        let mut sw = hub();
+        let r = run(
+            &mut sw,
+            "add-flows\narp,actions=flood\nip,actions=output:tun_xx\n",
+        );
+        assert!(!r.ok);
+        assert_eq!(
+            r.text,
+            "flow `ip,actions=output:tun_xx`: at column 12: unknown port `tun_xx`"
+        );
+        assert_eq!(sw.table().flows().len(), 2, "nothing applied");
+        let r = run(&mut sw, "replace-flows\nip,nw_dts=1.2.3.4,actions=drop\n");
+        assert!(
+            !r.ok && r.text.contains("at column 4: unknown field `nw_dts`"),
+            "{}",
+            r.text
+        );
+        assert!(!run(&mut sw, "del-flows --strict\n").ok);
+        assert!(!run(&mut sw, "dump-ports tun_xx").ok);
+    }
+
+    #[test]
+    fn dump_flows_output_is_accepted_by_add_flows_and_replace_flows() {
+        let mut sw = hub();
+        let dumped = run(&mut sw, "dump-flows").text;
+        assert!(
+            dumped.contains("n_packets=0, n_bytes=0, ip,nw_dst=172.31.3.0/24,actions=output:3"),
+            "{dumped}"
+        );
+        let r = run(&mut sw, &format!("replace-flows\n{dumped}"));
+        assert!(r.ok, "{}", r.text);
+        assert_eq!(sw.table().flows().len(), 2);
+        let config = run(&mut sw, "dump-flows --config-format").text;
+        assert_eq!(
+            config,
+            "  \"arp,actions=flood\",\n  \"ip,nw_dst=172.31.3.0/24,actions=output:3\",\n"
+        );
+    }
+
+    #[test]
+    fn show_and_fdb() {
+        let mut sw = hub();
+        let show = run(&mut sw, "show").text;
+        assert!(
+            show.contains(" 2 tun_kl (vxlan 192.168.200.102:8472 vni 0 mtu 1450): rx_packets=0"),
+            "{show}"
+        );
+        assert!(show.contains(" drops: truncated_frame=0"), "{show}");
+        let one = run(&mut sw, "dump-ports tun_km").text;
+        assert!(
+            one.starts_with(" 3 tun_km") && one.lines().count() == 1,
+            "{one}"
+        );
+        let mut frame = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        let _ = sw.handle_frame(PortNo(2), &mut frame, Instant::now());
+        assert!(run(&mut sw, "fdb-show").ok);
+        assert!(run(&mut sw, "fdb-flush").ok);
+    }
+}
