@@ -67,6 +67,8 @@ name = "peer"
 type = "$3"
 remote = "10.201.0.$r"
 $id
+[control]
+socket = "$tmp/$n.sock"
 CONF
         ip netns exec "$p-$n" "$bin" --config "$tmp/$n.toml" --log-level warn >"$tmp/$n.out" 2>"$tmp/$n.log" &
         pids+=($!)

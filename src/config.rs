@@ -50,7 +50,12 @@ pub struct Config {
     pub fdb_ageing: Duration,
     /// MAC learning table: most entries.
     pub fdb_max_entries: usize,
+    /// The control socket `vxtunctl` talks to.
+    pub control_socket: PathBuf,
 }
+
+/// Where control sockets live by default: `/run/vxtund/<device>.sock`.
+pub const CONTROL_DIR: &str = "/run/vxtund";
 
 /// The `[device]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,7 +344,18 @@ impl Config {
                 (flows, ageing, size)
             }
         };
+        let control_socket = match raw.control.and_then(|c| c.socket) {
+            Some(p) if p.get_ref().is_empty() => {
+                return Err(err(
+                    Some(p.span()),
+                    "control.socket must not be empty".into(),
+                ))
+            }
+            Some(p) => PathBuf::from(p.into_inner()),
+            None => Path::new(CONTROL_DIR).join(format!("{}.sock", device.name)),
+        };
         Ok(Config {
+            control_socket,
             path: path.to_owned(),
             device,
             underlay,
@@ -612,6 +628,13 @@ struct RawConfig {
     #[serde(default, rename = "tunnel")]
     tunnels: Vec<Spanned<RawTunnel>>,
     flows: Option<RawFlows>,
+    control: Option<RawControl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -19,8 +19,10 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::control::{self, Request};
 use crate::fdb::MacTable;
 use crate::flow::{FlowTable, PortNo};
+use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{
     RecvBatch, SendItem, SocketError, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM,
 };
@@ -42,6 +44,9 @@ pub enum DaemonError {
     /// Signal handling or the stop eventfd could not be set up.
     #[error("setting up signal handling: {0}")]
     Signals(io::Error),
+    /// The control socket.
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// A data-path thread stopped on an I/O error (logged when it happened).
     #[error("the data path stopped on an I/O error (see the log above)")]
     DataPath,
@@ -323,6 +328,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     egress.sort_by_key(|e| e.0);
 
+    let control = ControlSocket::bind(&config.control_socket)?;
     let device_mtu = mtus.device.0;
     let tap = Tap::open(
         &config.device.name,
@@ -382,7 +388,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn_scoped(scope, move || {
                 stop_all(guarded("net-rx", || net_loop(shared)))
             });
-        if tap_thread.is_err() || net_thread.is_err() {
+        let control = &control;
+        let control_thread = std::thread::Builder::new()
+            .name("control".into())
+            .spawn_scoped(scope, move || {
+                stop_all(guarded("control", || control_loop(shared, control)))
+            });
+        if tap_thread.is_err() || net_thread.is_err() || control_thread.is_err() {
             error!("could not start the data-path threads");
             stop_all(Err(()));
         }
@@ -426,10 +438,11 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
         })
         .collect();
     format!(
-        "vxtund ready: device {} mtu {}, local {}, ports: {}",
+        "vxtund ready: device {} mtu {}, local {}, control {}, ports: {}",
         config.device.name,
         mtus.device.0,
         config.underlay.locals_text(),
+        config.control_socket.display(),
         ports.join(", ")
     )
 }
@@ -438,6 +451,42 @@ fn log_stats(shared: &Shared) {
     let report = lock(shared).stats_report().to_string();
     for line in report.lines() {
         info!(target: "vxtund::stats", "{line}");
+    }
+}
+
+/// Answers `vxtunctl` on the control socket, one request at a time, until stopped.
+fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
+    let started = Instant::now();
+    let mut poller = Poller::new(&[control.fd(), sh.stop.fd()]);
+    loop {
+        if let Err(e) = poller.wait() {
+            error!("waiting on the control socket: {e}");
+            return Err(());
+        }
+        if poller.ready(1) {
+            return Ok(());
+        }
+        let served = control.serve_one(|text| {
+            let response = match Request::parse(text) {
+                Ok(request) => {
+                    let response =
+                        control::execute(&mut lock(sh), &request, started, Instant::now());
+                    if response.ok && text.contains("-flows") && !text.starts_with("dump") {
+                        info!(
+                            request = text.lines().next().unwrap_or(""),
+                            "flows changed: {}",
+                            response.text.trim()
+                        );
+                    }
+                    response
+                }
+                Err(e) => control::Response { ok: false, text: e },
+            };
+            response.encode()
+        });
+        if let Err(e) = served {
+            warn!("serving a control request: {e}");
+        }
     }
 }
 

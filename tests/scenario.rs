@@ -36,6 +36,12 @@ impl Scenario {
         for n in 1..=3 {
             let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/seg{n}.toml"));
             let text = edit(&std::fs::read_to_string(shipped).unwrap());
+            // Each run's daemons get control sockets of their own (runs go side by side).
+            let socket = state.join(format!("seg{n}.sock"));
+            let text = text.replace(
+                &format!("/run/vxtund/seg{n}.sock"),
+                socket.to_str().unwrap(),
+            );
             std::fs::write(configs.join(format!("seg{n}.toml")), text).unwrap();
         }
         let s = Scenario { prefix, state };
@@ -504,4 +510,183 @@ fn bridged_1500_hosts_big_pings_and_tcp_transfers_work() {
 /// A counter of the `mtu:` line of `seg`'s report.
 fn mtu_counter(s: &Scenario, seg: &str, name: &str) -> u64 {
     s.port_counter(seg, "mtu", name)
+}
+
+/// The scenario plus a direct tunnel seg2 <-> seg3 (`tun_lm` / `tun_ml`, port 3 on each spoke),
+/// not used by any flow yet. ARP and neighbour discovery still go through the hub only: the
+/// spokes send them from the host to the hub and from any tunnel to the host, so the triangle
+/// has no flooding loop.
+fn with_direct_spoke_tunnel(text: &str) -> String {
+    let direct = |name: &str, remote: &str| {
+        format!("\n[[tunnel]]\nname = \"{name}\"\ntype = \"vxlan\"\nremote = \"{remote}\"\nport = 3\n\n[flows]")
+    };
+    let text = if text.contains("tun_lk") {
+        text.replacen("\n[flows]", &direct("tun_lm", "192.168.200.103"), 1)
+    } else if text.contains("tun_mk") {
+        text.replacen("\n[flows]", &direct("tun_ml", "192.168.200.102"), 1)
+    } else {
+        return text.to_owned();
+    };
+    text.replace("\"arp,actions=flood\",", "\"arp,in_port=1,actions=output:2\", \"arp,actions=output:1\",")
+        .replace("\"icmp6,ipv6_dst=ff00::/8,actions=flood\",", "\"icmp6,in_port=1,ipv6_dst=ff00::/8,actions=output:2\", \"icmp6,ipv6_dst=ff00::/8,actions=output:1\",")
+}
+
+fn vxtunctl(s: &Scenario, seg: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
+        .arg("-s")
+        .arg(s.state.join(format!("{seg}.sock")))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vxtunctl {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss() {
+    if !common::require_root("path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss") {
+        return;
+    }
+    let s = Scenario::up_with(with_direct_spoke_tunnel, false);
+    assert!(
+        s.ready("seg2").contains("3 tun_lm (vxlan 192.168.200.103"),
+        "{}",
+        s.ready("seg2")
+    );
+    assert!(s.ping("l1", "172.31.3.1"), "via the hub first");
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.ns("l1"),
+            "ping",
+            "-c",
+            "60",
+            "-i",
+            "0.1",
+            "-W",
+            "2",
+            "172.31.3.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let hub_before = s.port_counter("seg1", "3 tun_km", "tx_packets");
+    let direct_before = s.port_counter("seg2", "3 tun_lm", "tx_packets");
+    // Both directions direct.
+    vxtunctl(
+        &s,
+        "seg2",
+        &["add-flow", "ip,nw_dst=172.31.3.0/24,actions=output:tun_lm"],
+    );
+    vxtunctl(
+        &s,
+        "seg3",
+        &["add-flow", "ip,nw_dst=172.31.2.0/24,actions=output:tun_ml"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let hub_mid = s.port_counter("seg1", "3 tun_km", "tx_packets");
+    let direct_mid = s.port_counter("seg2", "3 tun_lm", "tx_packets");
+    assert!(
+        direct_mid >= direct_before + 10,
+        "traffic takes the direct tunnel: {direct_before} -> {direct_mid}"
+    );
+    let dumped = vxtunctl(&s, "seg2", &["dump-flows"]);
+    assert!(
+        dumped.contains("ip,nw_dst=172.31.3.0/24,actions=output:3"),
+        "{dumped}"
+    );
+    // And back through the hub.
+    vxtunctl(
+        &s,
+        "seg2",
+        &["del-flows", "--strict", "ip,nw_dst=172.31.3.0/24"],
+    );
+    vxtunctl(
+        &s,
+        "seg3",
+        &["del-flows", "--strict", "ip,nw_dst=172.31.2.0/24"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let hub_after = s.port_counter("seg1", "3 tun_km", "tx_packets");
+    let direct_after = s.port_counter("seg2", "3 tun_lm", "tx_packets");
+    assert!(
+        hub_after >= hub_mid + 10,
+        "back through the hub: {hub_mid} -> {hub_after}"
+    );
+    assert!(
+        direct_after <= direct_mid + 1,
+        "direct tunnel idle again: {direct_mid} -> {direct_after}"
+    );
+    assert!(
+        hub_mid <= hub_before + 3,
+        "the hub was bypassed meanwhile: {hub_before} -> {hub_mid}"
+    );
+    let out = ping.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("60 packets transmitted, 60 received"),
+        "a change that keeps a valid path loses nothing:\n{text}"
+    );
+}
+
+#[test]
+fn asymmetric_path_direct_one_way_through_the_hub_the_other() {
+    if !common::require_root("asymmetric_path_direct_one_way_through_the_hub_the_other") {
+        return;
+    }
+    let s = Scenario::up_with(with_direct_spoke_tunnel, false);
+    assert!(s.ping("l1", "172.31.3.1"));
+    vxtunctl(
+        &s,
+        "seg2",
+        &["add-flow", "ip,nw_dst=172.31.3.0/24,actions=output:tun_lm"],
+    );
+    let counters = |s: &Scenario| {
+        (
+            s.port_counter("seg2", "3 tun_lm", "tx_packets"),
+            s.port_counter("seg3", "3 tun_ml", "tx_packets"),
+            flow_packets(s, "seg1", "ip,nw_dst=172.31.2.0/24,actions=output:2"),
+            flow_packets(s, "seg1", "ip,nw_dst=172.31.3.0/24,actions=output:3"),
+        )
+    };
+    let before = counters(&s);
+    assert!(s.ping("l1", "172.31.3.1"));
+    let after = counters(&s);
+    assert!(
+        after.0 >= before.0 + 3,
+        "l1 -> m1 direct: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        after.1, before.1,
+        "m1 -> l1 not direct: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.2 >= before.2 + 3,
+        "m1 -> l1 relayed by the hub's flow to seg2: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        after.3, before.3,
+        "the hub's flow towards seg3 carries nothing: {before:?} -> {after:?}"
+    );
+}
+
+/// n_packets of the flow printed as `flow` in `seg`'s dump-flows.
+fn flow_packets(s: &Scenario, seg: &str, flow: &str) -> u64 {
+    let dump = vxtunctl(s, seg, &["dump-flows"]);
+    let line = dump
+        .lines()
+        .find(|l| l.ends_with(&format!(" {flow}")))
+        .unwrap_or_else(|| panic!("no `{flow}` in:\n{dump}"));
+    let n = line
+        .split(", ")
+        .find_map(|kv| kv.strip_prefix("n_packets="))
+        .unwrap();
+    n.parse().unwrap()
 }

@@ -130,6 +130,11 @@ impl Daemon {
         let dir = std::env::temp_dir().join(unique("d"));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vxtund.toml");
+        // Each daemon gets its own control socket, so tests can run side by side.
+        let config = format!(
+            "{config}\n[control]\nsocket = \"{}\"\n",
+            dir.join("ctl.sock").display()
+        );
         fs::write(&path, config).unwrap();
         let child = Command::new("ip")
             .args([
@@ -179,6 +184,11 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Its control socket.
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.join("ctl.sock")
     }
 
     /// Everything it logged so far.
