@@ -270,6 +270,9 @@ impl Config {
                 },
                 df: match t.df.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
                     None | Some(("set", _)) => DfMode::Set,
+                                        Some((mode @ ("unset" | "inherit"), span)) if remote.is_ipv6() => {
+                        return Err(err(Some(span), format!("df `{mode}`: IPv6 has no DF bit; outer IPv6 packets are never fragmented")))
+                    }
                     Some(("unset", _)) => DfMode::Unset,
                     Some(("inherit", _)) => DfMode::Inherit,
                     Some((other, span)) => {

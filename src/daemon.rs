@@ -238,7 +238,10 @@ struct Shared {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let mtus = Mtus::resolve(&config);
-    for (port, underlay, source, _) in &mtus.tunnels {
+    for (port, underlay, source, mtu) in &mtus.tunnels {
+        if *mtu < 1280 {
+            warn!(port = %port, "tunnel MTU {mtu} is below IPv6's minimum of 1280: IPv6 cannot cross this tunnel");
+        }
         if *source == MtuSource::Assumed {
             warn!(port = %port, "no route to the remote yet; assuming an underlay MTU of {underlay}");
         }
@@ -621,7 +624,8 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
     let mut plan = Plan::new(sh);
-    let mut fds: Vec<i32> = sh.sockets.iter().map(|s| s.fd()).collect();
+    let receiving: Vec<&UnderlaySocket> = sh.sockets.iter().filter(|s| s.receives()).collect();
+    let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
     fds.push(sh.stop.fd());
     let stop = fds.len() - 1;
     let mut poller = Poller::new(&fds);
@@ -635,7 +639,7 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
         }
         // One batch per ready socket per wake-up: a busy socket cannot starve the others or
         // the stop signal (poll is level-triggered, so the rest is read on the next pass).
-        for (s, socket) in sh.sockets.iter().enumerate() {
+        for (s, socket) in receiving.iter().enumerate() {
             if !poller.ready(s) {
                 continue;
             }

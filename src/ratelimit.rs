@@ -18,14 +18,22 @@ const IDLE: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: HashMap<IpAddr, (u32, Instant)>,
+    last_sweep: Option<Instant>,
 }
 
 impl RateLimiter {
     /// Whether `source` may get an answer now (and takes a token if so).
     pub fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&source) {
-            self.buckets
-                .retain(|_, (_, last)| now.saturating_duration_since(*last) < IDLE);
+            // Sweep at most once a second, so a flood of spoofed sources costs O(1) per packet.
+            if self
+                .last_sweep
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+            {
+                self.buckets
+                    .retain(|_, (_, last)| now.saturating_duration_since(*last) < IDLE);
+                self.last_sweep = Some(now);
+            }
             if self.buckets.len() >= MAX_SOURCES {
                 return false;
             }

@@ -61,6 +61,7 @@ pub struct UnderlaySocket {
     kind: SocketKind,
     local: IpAddr,
     df: bool,
+    receives: bool,
 }
 
 /// Receive buffers for one batch, reused from call to call.
@@ -147,6 +148,7 @@ impl UnderlaySocket {
             kind: SocketKind::Udp(port),
             local,
             df,
+            receives: true,
         })
     }
 
@@ -191,6 +193,7 @@ impl UnderlaySocket {
             kind: SocketKind::Gre,
             local,
             df,
+            receives: receive,
         })
     }
 
@@ -202,6 +205,11 @@ impl UnderlaySocket {
     /// Whether outer IPv4 packets it sends carry DF (always true over IPv6).
     pub fn df(&self) -> bool {
         self.df
+    }
+
+    /// Whether packets are read from it (a send-only raw GRE socket is never polled).
+    pub fn receives(&self) -> bool {
+        self.receives
     }
 
     /// The local address it is bound to.

@@ -21,7 +21,8 @@ const PROTO_ICMPV6: u8 = 58;
 
 /// Builds into `out` a Fragmentation Needed answer to the IPv4 packet in `frame`, announcing
 /// `mtu`. Returns false (and builds nothing) where RFC 1122 forbids an answer: the packet is an
-/// ICMP error, a non-first fragment, or from a source that is not a unicast host.
+/// ICMP error, a non-first fragment, from a source that is not a unicast host, or sent to a
+/// link-layer broadcast or multicast address (RFC 1122 3.2.2).
 pub fn frag_needed(frame: &[u8], ip: &IpView, mtu: u16, out: &mut Vec<u8>) -> bool {
     let p = &frame[ip.l3..ip.l3 + ip.total_len];
     let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
@@ -33,7 +34,7 @@ pub fn frag_needed(frame: &[u8], ip: &IpView, mtu: u16, out: &mut Vec<u8>) -> bo
         || src.is_loopback()
         || dst.is_multicast()
         || dst.is_broadcast()
-        || frame[6] & 1 != 0
+        || frame[0] & 1 != 0
         || (ip.proto == PROTO_ICMP && p.get(ip.header_len).is_some_and(|&t| is_icmp4_error(t)))
     {
         return false;
@@ -60,7 +61,8 @@ pub fn frag_needed(frame: &[u8], ip: &IpView, mtu: u16, out: &mut Vec<u8>) -> bo
 
 /// Builds into `out` a Packet Too Big answer to the IPv6 packet in `frame`, announcing `mtu`
 /// (never below 1280). Returns false where RFC 4443 forbids an answer: the packet is an ICMPv6
-/// error, or its source is not a unicast address, or its destination is multicast.
+/// error, or its source is not a unicast address, or its destination (IP or link layer) is
+/// multicast.
 pub fn packet_too_big(frame: &[u8], ip: &IpView, mtu: u32, out: &mut Vec<u8>) -> bool {
     let p = &frame[ip.l3..ip.l3 + ip.total_len];
     let src = v6(&p[8..24]);
@@ -69,6 +71,7 @@ pub fn packet_too_big(frame: &[u8], ip: &IpView, mtu: u32, out: &mut Vec<u8>) ->
         || src.is_multicast()
         || src.is_loopback()
         || dst.is_multicast()
+        || frame[0] & 1 != 0
         || (ip.proto == PROTO_ICMPV6 && p.get(ip.header_len).is_some_and(|&t| t < 128))
     {
         return false;

@@ -127,6 +127,10 @@ pub fn fragment_ipv4(
         return false;
     }
     let base_offset = usize::from(ip.frag & IPV4_OFFSET_MASK) * 8;
+    // Offsets count 8-byte units in 13 bits: a fragment reaching past 65535 cannot be cut again.
+    if base_offset + payload.len() + header.len() > usize::from(u16::MAX) {
+        return false;
+    }
     let more_after = ip.frag & IPV4_MF != 0;
     let mut pos = 0;
     while pos < payload.len() {

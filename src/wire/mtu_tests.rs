@@ -91,6 +91,33 @@ fn clamps_syn_and_syn_ack_over_ipv4_and_ipv6_with_valid_checksums() {
 }
 
 #[test]
+fn clamps_an_mss_at_an_odd_offset_with_a_valid_checksum() {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(A, B)
+        .ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+        .tcp(40000, 80, 7, 64240)
+        .syn()
+        .options(&[
+            TcpOptionElement::Noop,
+            TcpOptionElement::MaximumSegmentSize(1460),
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+        ])
+        .unwrap()
+        .write(&mut frame, &[])
+        .unwrap();
+    assert_eq!(
+        &frame[14 + 20 + 20..14 + 20 + 22],
+        &[1, 2],
+        "NOP then MSS: the value starts at an odd offset"
+    );
+    let ip = IpView::parse(&frame).unwrap();
+    assert_eq!(clamp_mss(&mut frame, &ip, 1410), Some(1460));
+    assert_eq!(mss_and_checksum(&frame), (Some(1410), true));
+}
+
+#[test]
 fn never_raises_and_leaves_other_segments_alone() {
     let mut low = syn_v4(1200, false);
     let ip = IpView::parse(&low).unwrap();
@@ -243,6 +270,77 @@ fn no_answer_to_errors_or_to_non_unicast_sources() {
         !frag_needed(&bcast, &ip, 1450, &mut out),
         "unspecified source"
     );
+}
+
+#[test]
+fn no_answer_to_a_frame_sent_to_a_link_layer_broadcast() {
+    let mut frame = udp_v4(1472, true);
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    let ip = IpView::parse(&frame).unwrap();
+    assert!(!frag_needed(&frame, &ip, 1450, &mut Vec::new()));
+}
+
+#[test]
+fn fragments_copy_only_copied_options_past_the_first() {
+    let mut ip = Ipv4Header::new(
+        0,
+        64,
+        etherparse::IpNumber::UDP,
+        [172, 31, 1, 1],
+        [172, 31, 3, 1],
+    )
+    .unwrap();
+    // Loose source route (0x83, copied) and record route (0x07, not copied), padded to 16.
+    let options = [0x83, 7, 4, 10, 0, 0, 1, 0x07, 7, 4, 0, 0, 0, 0, 0, 0];
+    ip.options = etherparse::Ipv4Options::try_from(&options[..]).unwrap();
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(A, B)
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .udp(1, 2)
+        .write(&mut frame, &[9; 2000])
+        .unwrap();
+    let view = IpView::parse(&frame).unwrap();
+    assert_eq!(view.header_len, 36);
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    assert!(fragment_ipv4(&frame, &view, 1450, &mut out, &mut ranges));
+    let (first, _) = Ipv4Header::from_slice(&out[ranges[0].start + 14..]).unwrap();
+    assert_eq!(
+        first.options.as_slice(),
+        &options,
+        "the first fragment keeps every option"
+    );
+    let (later, _) = Ipv4Header::from_slice(&out[ranges[1].start + 14..]).unwrap();
+    assert_eq!(
+        later.options.as_slice(),
+        &[0x83, 7, 4, 10, 0, 0, 1, 0],
+        "later ones only the copied option, padded"
+    );
+    assert_eq!(later.header_checksum, later.calc_header_checksum());
+    assert!(ranges.iter().all(|r| r.len() - 14 <= 1450));
+}
+
+#[test]
+fn refragmenting_a_fragment_keeps_its_offset_and_more_fragments_flag() {
+    let mut frame = udp_v4(2972, false);
+    // Make it a middle fragment: offset 800 bytes (100 units), MF set; fix the header checksum.
+    frame[20..22].copy_from_slice(&(0x2000u16 | 100).to_be_bytes());
+    let ip = IpView::parse(&frame).unwrap();
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    assert!(fragment_ipv4(&frame, &ip, 1450, &mut out, &mut ranges));
+    let headers: Vec<Ipv4Header> = ranges
+        .iter()
+        .map(|r| Ipv4Header::from_slice(&out[r.start + 14..]).unwrap().0)
+        .collect();
+    assert_eq!(headers[0].fragment_offset.byte_offset(), 800);
+    assert!(
+        headers.iter().all(|h| h.more_fragments),
+        "the original's MF stays on its last piece"
+    );
+    // A fragment whose end would pass offset 65535 cannot be cut again.
+    let mut far = udp_v4(2972, false);
+    far[20..22].copy_from_slice(&(0x2000u16 | 0x1f00).to_be_bytes());
+    let ip = IpView::parse(&far).unwrap();
+    assert!(!fragment_ipv4(&far, &ip, 1450, &mut out, &mut ranges));
 }
 
 #[test]

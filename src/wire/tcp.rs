@@ -44,7 +44,13 @@ pub fn clamp_mss(frame: &mut [u8], ip: &IpView, max_mss: u16) -> Option<u16> {
                     frame[at..at + 2].copy_from_slice(&max_mss.to_be_bytes());
                     let sum_at = tcp + 16;
                     let sum = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
-                    let patched = checksum_update(sum, old, max_mss);
+                    // The checksum sums 16-bit words from the header's start: a value at an odd
+                    // offset (after a single NOP) straddles two words, byte-swapped.
+                    let patched = if (i + 2) % 2 == 0 {
+                        checksum_update(sum, old, max_mss)
+                    } else {
+                        checksum_update(sum, old.swap_bytes(), max_mss.swap_bytes())
+                    };
                     frame[sum_at..sum_at + 2].copy_from_slice(&patched.to_be_bytes());
                     return Some(old);
                 }
