@@ -144,7 +144,8 @@ case "$cmd" in
 
 The scenario is running. Try, for example:
   ip netns exec $prefix-l1 ping fc00:0:0:3::1         # l1 -> m1, through the hub
-  ip netns exec $prefix-seg1 kill -USR1 \$(cat $state/seg1.pid); tail $state/seg1.log   # counters
+  $here/target/release/vxtunctl -s /run/vxtund/seg1.sock show          # ports, MTUs, counters
+  $here/target/release/vxtunctl -s /run/vxtund/seg1.sock dump-flows    # flows with counters
   ip netns exec $prefix-seg1 tcpdump -ni ul0 udp port 8472
 Press Ctrl-C to stop and remove everything.
 MSG
