@@ -2,8 +2,9 @@
 //!
 //! The data path is two threads, one per direction, each a tight loop that moves a batch of up to
 //! [`BATCH`] frames per wake-up: read the batch, lock the switch once to decide every frame, then
-//! send (with `sendmmsg`, header and frame gathered without a copy). The main thread waits for
-//! signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter.
+//! send (with `sendmmsg`, header and frame gathered without a copy). A third thread answers
+//! `vxtunctl` on the control socket. The main thread waits for signals: SIGTERM/SIGINT stop,
+//! SIGUSR1 logs every counter.
 
 use std::io;
 use std::net::SocketAddr;
@@ -462,12 +463,8 @@ fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
     let started = Instant::now();
     let mut poller = Poller::new(&[control.fd(), sh.stop.fd()]);
     loop {
-        if let Err(e) = poller.wait() {
-            error!("waiting on the control socket: {e}");
-            return Err(());
-        }
-        if poller.ready(1) {
-            return Ok(());
+        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the control socket") {
+            return end;
         }
         let served = control.serve_one(|text| {
             let response = match Request::parse(text) {
@@ -577,12 +574,8 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut plan = Plan::new(sh);
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
-        if let Err(e) = poller.wait() {
-            error!("waiting for the TAP device: {e}");
-            return Err(());
-        }
-        if poller.ready(1) {
-            return Ok(());
+        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the TAP device") {
+            return end;
         }
         let mut n = 0;
         while n < BATCH {
@@ -630,12 +623,8 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
     let stop = fds.len() - 1;
     let mut poller = Poller::new(&fds);
     loop {
-        if let Err(e) = poller.wait() {
-            error!("waiting for the underlay sockets: {e}");
-            return Err(());
-        }
-        if poller.ready(stop) {
-            return Ok(());
+        if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
+            return end;
         }
         // One batch per ready socket per wake-up: a busy socket cannot starve the others or
         // the stop signal (poll is level-triggered, so the rest is read on the next pass).
@@ -697,6 +686,16 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
             });
         }
     }
+}
+
+/// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor
+/// `stop`), `Err` (logged) when the wait itself fails.
+fn wait_unless_stopped(poller: &mut Poller, stop: usize, what: &str) -> Option<Result<(), ()>> {
+    if let Err(e) = poller.wait() {
+        error!("waiting for {what}: {e}");
+        return Some(Err(()));
+    }
+    poller.ready(stop).then_some(Ok(()))
 }
 
 /// Whether a receive error means the descriptor itself is broken (rather than one packet).
