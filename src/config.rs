@@ -52,6 +52,8 @@ pub struct Config {
     pub fdb_max_entries: usize,
     /// The control socket `vxtunctl` talks to.
     pub control_socket: PathBuf,
+    /// A group given read and write access to the control socket (mode 0660), besides root.
+    pub control_group: Option<String>,
 }
 
 /// Where control sockets live by default: `/run/vxtund/<device>.sock`.
@@ -263,7 +265,15 @@ impl Config {
                     next_port
                 }
             };
+            let split_horizon = match t.split_horizon {
+                Some(g) => {
+                    check_group_name(g.get_ref()).map_err(|m| err(Some(g.span()), m))?;
+                    Some(g.into_inner())
+                }
+                None => None,
+            };
             let options = PortOptions {
+                split_horizon,
                 mss_clamp: match &t.mss_clamp {
                     None => MssClamp::Auto,
                     Some(v) => parse_mss_clamp(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
@@ -347,7 +357,15 @@ impl Config {
                 (flows, ageing, size)
             }
         };
-        let control_socket = match raw.control.and_then(|c| c.socket) {
+        let (socket, group) = raw.control.map_or((None, None), |c| (c.socket, c.group));
+        let control_group = match group {
+            Some(g) => {
+                check_group_name(g.get_ref()).map_err(|m| err(Some(g.span()), m))?;
+                Some(g.into_inner())
+            }
+            None => None,
+        };
+        let control_socket = match socket {
             Some(p) if p.get_ref().is_empty() => {
                 return Err(err(
                     Some(p.span()),
@@ -359,6 +377,7 @@ impl Config {
         };
         Ok(Config {
             control_socket,
+            control_group,
             path: path.to_owned(),
             device,
             underlay,
@@ -546,6 +565,21 @@ fn check_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A split-horizon group or a system group: letters, digits, `_`, `-` and `.`.
+fn check_group_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(format!(
+            "group `{name}` must be 1 to 32 letters, digits, `_`, `-` or `.`"
+        ));
+    }
+    Ok(())
+}
+
 fn check_tunnel_name(name: &str, device: &str) -> Result<(), String> {
     if name.is_empty()
         || !name
@@ -638,6 +672,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawControl {
     socket: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -678,6 +713,7 @@ struct RawTunnel {
     seq: Option<Spanned<bool>>,
     mss_clamp: Option<Spanned<toml::Value>>,
     df: Option<Spanned<String>>,
+    split_horizon: Option<Spanned<String>>,
     port: Option<Spanned<u32>>,
 }
 

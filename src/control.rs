@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::flow::edit::{self, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
-use crate::switch::{DropReason, PortKind, PortTable, Switch};
+use crate::switch::{DropReason, Port, PortKind, PortTable, Switch};
 
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub enum Request {
     FdbShow,
     /// Forget every learnt MAC.
     FdbFlush,
+    /// Re-read the config file and apply it (as SIGHUP does).
+    Reload,
 }
 
 /// The answer to a request.
@@ -60,6 +62,17 @@ pub struct Response {
 }
 
 impl Request {
+    /// Whether the request changes the flow table (see [`edit`]).
+    pub fn is_edit(&self) -> bool {
+        matches!(
+            self,
+            Request::AddFlows(_)
+                | Request::DelFlows { .. }
+                | Request::ModFlows { .. }
+                | Request::ReplaceFlows(_)
+        )
+    }
+
     /// Parses a request as sent on the socket.
     pub fn parse(text: &str) -> Result<Request, String> {
         let mut lines = text.lines();
@@ -110,6 +123,7 @@ impl Request {
             "dump-ports" => Request::DumpPorts(arg),
             "fdb-show" => Request::FdbShow,
             "fdb-flush" => Request::FdbFlush,
+            "reload" => Request::Reload,
             "" => return Err("empty request".into()),
             other => return Err(format!("unknown verb `{other}`")),
         })
@@ -141,6 +155,7 @@ impl Request {
             ),
             Request::FdbShow => ("fdb-show".into(), vec![]),
             Request::FdbFlush => ("fdb-flush".into(), vec![]),
+            Request::Reload => ("reload".into(), vec![]),
         };
         let mut text = head;
         text.push('\n');
@@ -161,11 +176,13 @@ fn strict_verb(verb: &str, strict: bool) -> String {
 }
 
 impl Response {
-    fn ok(text: String) -> Response {
+    /// A success with this output.
+    pub fn ok(text: String) -> Response {
         Response { ok: true, text }
     }
 
-    fn error(text: impl Into<String>) -> Response {
+    /// A failure with this message.
+    pub fn error(text: impl Into<String>) -> Response {
         Response {
             ok: false,
             text: text.into(),
@@ -200,7 +217,9 @@ impl Response {
 }
 
 /// Executes `request` on the switch. `started` is when the daemon started (the age of the
-/// flows it began with).
+/// flows it began with). A flow edit builds the new table while holding `sw`; the daemon
+/// instead builds it with [`edit`] outside its lock and only swaps it in. `reload` needs the
+/// daemon and is refused here.
 pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instant) -> Response {
     match request {
         Request::Show => Response::ok(show(sw, None)),
@@ -239,19 +258,25 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
         Request::AddFlows(_)
         | Request::DelFlows { .. }
         | Request::ModFlows { .. }
-        | Request::ReplaceFlows(_) => match edited_flows(sw, request) {
-            Ok((flows, summary)) => {
-                sw.replace_table(FlowTable::new(flows), now);
+        | Request::ReplaceFlows(_) => match edit(sw.ports(), sw.table().flows(), request) {
+            Ok((table, summary)) => {
+                sw.replace_table(table, now);
                 Response::ok(summary)
             }
             Err(e) => Response::error(e),
         },
+        Request::Reload => Response::error("reload is carried out by the daemon"),
     }
 }
 
-/// The flow list after an edit request, and a line saying what changed.
-fn edited_flows(sw: &Switch, request: &Request) -> Result<(Vec<Flow>, String), String> {
-    let names = PortTable(sw.ports());
+/// The table `flows` becomes after the edit `request` (on a switch with `ports`), and a line
+/// saying what changed. Pure: the caller swaps the table in.
+pub fn edit(
+    ports: &[Port],
+    flows: &[Flow],
+    request: &Request,
+) -> Result<(FlowTable, String), String> {
+    let names = PortTable(ports);
     let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
     let parse_match = |text: &str| -> Result<Flow, String> {
         let with_actions = if text.contains("actions=") {
@@ -261,7 +286,7 @@ fn edited_flows(sw: &Switch, request: &Request) -> Result<(Vec<Flow>, String), S
         };
         parse(&with_actions)
     };
-    let mut flows = sw.table().flows().to_vec();
+    let mut flows = flows.to_vec();
     let summary = match request {
         Request::AddFlows(texts) => {
             let mut replaced = 0;
@@ -293,9 +318,9 @@ fn edited_flows(sw: &Switch, request: &Request) -> Result<(Vec<Flow>, String), S
                 edit::modify(&mut flows, &selector(f, *strict), &actions)
             )
         }
-        _ => String::new(),
+        _ => return Err("not a flow edit".into()),
     };
-    Ok((flows, summary))
+    Ok((FlowTable::new(flows), summary))
 }
 
 fn selector(f: Flow, strict: bool) -> Selector {
@@ -333,8 +358,12 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
         let desc = match (&port.kind, sw.mtu(port.no)) {
             (PortKind::Local, _) => "local".to_owned(),
             (_, mtu) => format!(
-                "{kind} {remote} {id} mtu {}",
-                mtu.map_or("-".into(), |m| m.to_string())
+                "{kind} {remote} {id} mtu {}{}",
+                mtu.map_or("-".into(), |m| m.to_string()),
+                port.options
+                    .split_horizon
+                    .as_ref()
+                    .map_or(String::new(), |g| format!(" split_horizon {g}"))
             ),
         };
         let s = sw.port_stats(port.no).unwrap_or_default();
@@ -438,6 +467,7 @@ mod tests {
             Request::DumpPorts(Some("tun_kl".into())),
             Request::FdbShow,
             Request::FdbFlush,
+            Request::Reload,
         ];
         for r in requests {
             assert_eq!(Request::parse(&r.encode()), Ok(r.clone()), "{}", r.encode());
@@ -451,6 +481,30 @@ mod tests {
         ] {
             assert!(Request::parse(text).unwrap_err().contains(err), "{text}");
         }
+    }
+
+    #[test]
+    fn edit_builds_the_new_table_without_touching_the_switch() {
+        let sw = hub();
+        let before = sw.table().flows().to_vec();
+        let request =
+            Request::parse("add-flow\nip,nw_dst=172.31.2.0/24,actions=output:tun_kl\n").unwrap();
+        assert!(request.is_edit());
+        let (table, summary) = edit(sw.ports(), sw.table().flows(), &request).unwrap();
+        assert_eq!(table.flows().len(), before.len() + 1);
+        assert_eq!(summary, "1 flow(s) added, 0 of them replacing a flow\n");
+        assert_eq!(sw.table().flows(), &before[..], "the switch is unchanged");
+        for other in [Request::Show, Request::Reload, Request::FdbFlush] {
+            assert!(!other.is_edit());
+            assert!(edit(sw.ports(), &before, &other).is_err());
+        }
+    }
+
+    #[test]
+    fn reload_needs_the_daemon() {
+        let mut sw = hub();
+        let r = run(&mut sw, "reload\n");
+        assert!(!r.ok && r.text.contains("daemon"), "{r:?}");
     }
 
     #[test]

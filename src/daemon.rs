@@ -4,13 +4,19 @@
 //! [`BATCH`] frames per wake-up: read the batch, lock the switch once to decide every frame, then
 //! send (with `sendmmsg`, header and frame gathered without a copy). A third thread answers
 //! `vxtunctl` on the control socket. The main thread waits for signals: SIGTERM/SIGINT stop,
-//! SIGUSR1 logs every counter.
+//! SIGUSR1 logs every counter, SIGHUP reloads the config.
+//!
+//! The switch and the underlay sockets with each port's egress (the [`Plumbing`]) sit together
+//! under one lock. A reload builds the new ones beside the running ones (binding only the
+//! sockets it lacks) and swaps both in one step; a flow edit builds the new table outside the
+//! lock and only swaps it in. So every frame is decided and sent under one whole configuration,
+//! old or new, and the data path waits only for the swap.
 
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -20,7 +26,7 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::control::{self, Request};
+use crate::control::{self, Request, Response};
 use crate::fdb::MacTable;
 use crate::flow::{FlowTable, PortNo};
 use crate::io::control::{ControlError, ControlSocket};
@@ -28,8 +34,8 @@ use crate::io::socket::{
     RecvBatch, SendItem, SocketError, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM,
 };
 use crate::io::tap::{Tap, TapError};
-use crate::io::{Poller, StopSignal};
-use crate::switch::{Action, DfMode, PortKind, Switch};
+use crate::io::{Event, Poller};
+use crate::switch::{Action, DfMode, Port, PortKind, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
@@ -161,11 +167,15 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             Some(&(_, underlay, usrc, tmtu)) => {
                 let _ = writeln!(
                     s,
-                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {}; {})",
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {}; {}){}",
                     port.no,
                     port.name,
                     usrc.word(),
-                    largest_pings(tmtu)
+                    largest_pings(tmtu),
+                    port.options
+                        .split_horizon
+                        .as_ref()
+                        .map_or(String::new(), |g| format!(", split horizon {g}"))
                 );
             }
         }
@@ -227,112 +237,168 @@ impl PerPacketGre {
     }
 }
 
-/// Everything both data-path threads share.
-struct Shared {
-    switch: Mutex<Switch>,
-    tap: Tap,
-    sockets: Vec<UnderlaySocket>,
+/// The underlay sockets and how frames leave by each port. Built for a config, and rebuilt on
+/// reload; it is swapped together with the switch so that every frame is decided and sent
+/// under one configuration.
+struct Plumbing {
+    sockets: Vec<Arc<UnderlaySocket>>,
+    /// Sorted by port.
     egress: Vec<(PortNo, Egress)>,
-    stop: StopSignal,
+}
+
+impl Plumbing {
+    /// Opens the sockets `config` needs, taking over those of `old` (the plumbing in force) that
+    /// fit, and works out every port's egress. GRE sequence numbers continue where `old` was.
+    fn build(config: &Config, old: Option<&Plumbing>) -> Result<Plumbing, SocketError> {
+        let mut sockets: Vec<Arc<UnderlaySocket>> = Vec::new();
+        let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
+        for (port, remote) in config.tunnels() {
+            let Some(local) = config.underlay.local_for(remote) else {
+                continue; // refused by config validation
+            };
+            let (kind, dst_port) = match &port.kind {
+                PortKind::Vxlan(t) => (SocketKind::Udp(t.dst_port), t.dst_port),
+                _ => (SocketKind::Gre, 0),
+            };
+            let df = port.options.df;
+            let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
+                // DF means nothing over IPv6: one socket serves both.
+                let want_df = want_df || local.is_ipv6();
+                let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
+                if let Some(i) = sockets.iter().position(|s| same(s) && s.df() == want_df) {
+                    return Ok(i);
+                }
+                // Of the raw GRE sockets on one address, only the first receives.
+                let receive = !sockets.iter().any(|s| same(s));
+                let reused = old.and_then(|o| {
+                    o.sockets.iter().find(|s| {
+                        same(s)
+                            && s.df() == want_df
+                            && (kind != SocketKind::Gre || s.receives() == receive)
+                    })
+                });
+                sockets.push(match reused {
+                    Some(s) => Arc::clone(s),
+                    None => Arc::new(match kind {
+                        SocketKind::Udp(p) => UnderlaySocket::udp(local, p, want_df)?,
+                        SocketKind::Gre => UnderlaySocket::gre(local, want_df, receive)?,
+                    }),
+                });
+                Ok(sockets.len() - 1)
+            };
+            let socket_df = if df == DfMode::Unset {
+                None
+            } else {
+                Some(socket_for(true)?)
+            };
+            let socket_nodf = if df == DfMode::Set {
+                None
+            } else {
+                Some(socket_for(false)?)
+            };
+            let sockets_pair = [
+                socket_df.or(socket_nodf).unwrap_or(0),
+                socket_nodf.or(socket_df).unwrap_or(0),
+            ];
+            let mut header = [0u8; gre::MAX_LEN];
+            let (header_len, per_packet) = match &port.kind {
+                PortKind::Vxlan(t) => {
+                    header[..vxlan::HEADER_LEN]
+                        .copy_from_slice(&vxlan::Header { vni: t.vni }.encode());
+                    (vxlan::HEADER_LEN, None)
+                }
+                PortKind::Gre(t) if !t.csum && !t.seq => {
+                    let h = gre::Header {
+                        csum: false,
+                        key: t.key,
+                        seq: None,
+                    };
+                    (h.encode(&[], &mut header), None)
+                }
+                PortKind::Gre(t) => {
+                    let template = gre::Header {
+                        csum: t.csum,
+                        key: t.key,
+                        seq: None,
+                    };
+                    let first = old.and_then(|o| o.next_seq(port.no)).unwrap_or(0);
+                    let next_seq = t.seq.then(|| AtomicU32::new(first));
+                    (0, Some(PerPacketGre { template, next_seq }))
+                }
+                PortKind::Local => continue,
+            };
+            let dst = SockAddr::from(SocketAddr::new(remote, dst_port));
+            egress.push((
+                port.no,
+                Egress::Tunnel {
+                    sockets: sockets_pair,
+                    df,
+                    dst,
+                    header,
+                    header_len,
+                    per_packet,
+                },
+            ));
+        }
+        egress.sort_by_key(|e| e.0);
+        Ok(Plumbing { sockets, egress })
+    }
+
+    fn egress(&self, port: PortNo) -> Option<&Egress> {
+        self.egress
+            .binary_search_by_key(&port, |e| e.0)
+            .ok()
+            .map(|i| &self.egress[i].1)
+    }
+
+    /// The next GRE sequence number of `port`, if it sends them.
+    fn next_seq(&self, port: PortNo) -> Option<u32> {
+        match self.egress(port)? {
+            Egress::Tunnel {
+                per_packet: Some(g),
+                ..
+            } => g.next_seq.as_ref().map(|n| n.load(Ordering::Relaxed)),
+            _ => None,
+        }
+    }
+}
+
+/// What the data path decides and sends with; swapped whole on reload.
+struct Core {
+    switch: Switch,
+    plumbing: Arc<Plumbing>,
+    /// Counts reloads, so that the underlay thread knows when to poll new sockets.
+    generation: u64,
+}
+
+/// The configuration in force.
+struct InForce {
+    config: Config,
+    mtus: Mtus,
+}
+
+/// Everything the threads share.
+struct Shared {
+    core: Mutex<Core>,
+    /// Bumped (with the core's generation) on reload; read without the lock.
+    generation: AtomicU64,
+    /// Raised after a reload swapped the sockets.
+    sockets_changed: Event,
+    tap: Tap,
+    stop: Event,
+    /// Its lock also serialises every change: reloads and flow edits.
+    in_force: Mutex<InForce>,
+    started: Instant,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let mtus = Mtus::resolve(&config);
-    for (port, underlay, source, mtu) in &mtus.tunnels {
-        if *mtu < 1280 {
-            warn!(port = %port, "tunnel MTU {mtu} is below IPv6's minimum of 1280: IPv6 cannot cross this tunnel");
-        }
-        if *source == MtuSource::Assumed {
-            warn!(port = %port, "no route to the remote yet; assuming an underlay MTU of {underlay}");
-        }
-    }
+    warn_about(&mtus);
 
     // Sockets first: a bind failure then leaves no device behind.
-    let mut sockets: Vec<UnderlaySocket> = Vec::new();
-    let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
-    for (port, remote) in config.tunnels() {
-        let Some(local) = config.underlay.local_for(remote) else {
-            continue; // refused by config validation
-        };
-        let (kind, dst_port) = match &port.kind {
-            PortKind::Vxlan(t) => (SocketKind::Udp(t.dst_port), t.dst_port),
-            _ => (SocketKind::Gre, 0),
-        };
-        let df = port.options.df;
-        let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
-            // DF means nothing over IPv6: one socket serves both.
-            let want_df = want_df || local.is_ipv6();
-            if let Some(i) = sockets
-                .iter()
-                .position(|s| s.kind() == kind && s.local() == local && s.df() == want_df)
-            {
-                return Ok(i);
-            }
-            let first = !sockets
-                .iter()
-                .any(|s| s.kind() == kind && s.local() == local);
-            sockets.push(match kind {
-                SocketKind::Udp(p) => UnderlaySocket::udp(local, p, want_df)?,
-                SocketKind::Gre => UnderlaySocket::gre(local, want_df, first)?,
-            });
-            Ok(sockets.len() - 1)
-        };
-        let socket_df = if df == DfMode::Unset {
-            None
-        } else {
-            Some(socket_for(true)?)
-        };
-        let socket_nodf = if df == DfMode::Set {
-            None
-        } else {
-            Some(socket_for(false)?)
-        };
-        let sockets_pair = [
-            socket_df.or(socket_nodf).unwrap_or(0),
-            socket_nodf.or(socket_df).unwrap_or(0),
-        ];
-        let mut header = [0u8; gre::MAX_LEN];
-        let (header_len, per_packet) = match &port.kind {
-            PortKind::Vxlan(t) => {
-                header[..vxlan::HEADER_LEN].copy_from_slice(&vxlan::Header { vni: t.vni }.encode());
-                (vxlan::HEADER_LEN, None)
-            }
-            PortKind::Gre(t) if !t.csum && !t.seq => {
-                let h = gre::Header {
-                    csum: false,
-                    key: t.key,
-                    seq: None,
-                };
-                (h.encode(&[], &mut header), None)
-            }
-            PortKind::Gre(t) => {
-                let template = gre::Header {
-                    csum: t.csum,
-                    key: t.key,
-                    seq: None,
-                };
-                let next_seq = t.seq.then(|| AtomicU32::new(0));
-                (0, Some(PerPacketGre { template, next_seq }))
-            }
-            PortKind::Local => continue,
-        };
-        let dst = SockAddr::from(SocketAddr::new(remote, dst_port));
-        egress.push((
-            port.no,
-            Egress::Tunnel {
-                sockets: sockets_pair,
-                df,
-                dst,
-                header,
-                header_len,
-                per_packet,
-            },
-        ));
-    }
-    egress.sort_by_key(|e| e.0);
-
-    let control = ControlSocket::bind(&config.control_socket)?;
+    let plumbing = Plumbing::build(&config, None)?;
+    let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     let device_mtu = mtus.device.0;
     let tap = Tap::open(
         &config.device.name,
@@ -347,26 +413,25 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         "TAP device ready"
     );
 
-    let mut switch = Switch::new(
-        config.ports.clone(),
-        FlowTable::new(config.flows.clone()),
-        MacTable::new(config.fdb_max_entries, config.fdb_ageing),
-    );
-    for &(port, _, _, mtu) in &mtus.tunnels {
-        switch.set_mtu(port, mtu);
-    }
+    let ready = ready_line(&config, &mtus);
     let shared = Shared {
-        switch: Mutex::new(switch),
+        core: Mutex::new(Core {
+            switch: new_switch(&config, &mtus),
+            plumbing: Arc::new(plumbing),
+            generation: 0,
+        }),
+        generation: AtomicU64::new(0),
+        sockets_changed: Event::new().map_err(DaemonError::Signals)?,
         tap,
-        sockets,
-        egress,
-        stop: StopSignal::new().map_err(DaemonError::Signals)?,
+        stop: Event::new().map_err(DaemonError::Signals)?,
+        in_force: Mutex::new(InForce { config, mtus }),
+        started: Instant::now(),
     };
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Signals)?;
     let handle = signals.handle();
 
-    println!("{}", ready_line(&config, &mtus));
+    println!("{ready}");
     use std::io::Write;
     let _ = io::stdout().flush();
 
@@ -405,7 +470,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         for signal in signals.forever() {
             match signal {
                 SIGUSR1 => log_stats(shared),
-                SIGHUP => warn!("SIGHUP: reloading the configuration is not supported yet; restart vxtund to apply changes"),
+                SIGHUP => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = reload(shared);
+                }
                 _ => {
                     info!(signal, "stopping");
                     break;
@@ -422,6 +490,162 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         return Err(DaemonError::DataPath);
     }
     Ok(())
+}
+
+/// Warns about tunnels too small for IPv6 and underlay MTUs that had to be assumed.
+fn warn_about(mtus: &Mtus) {
+    for (port, underlay, source, mtu) in &mtus.tunnels {
+        if *mtu < 1280 {
+            warn!(port = %port, "tunnel MTU {mtu} is below IPv6's minimum of 1280: IPv6 cannot cross this tunnel");
+        }
+        if *source == MtuSource::Assumed {
+            warn!(port = %port, "no route to the remote yet; assuming an underlay MTU of {underlay}");
+        }
+    }
+}
+
+/// The switch for `config`, with the tunnel MTUs of `mtus`.
+fn new_switch(config: &Config, mtus: &Mtus) -> Switch {
+    let mut switch = Switch::new(
+        config.ports.clone(),
+        FlowTable::new(config.flows.clone()),
+        MacTable::new(config.fdb_max_entries, config.fdb_ageing),
+    );
+    for &(port, _, _, mtu) in &mtus.tunnels {
+        switch.set_mtu(port, mtu);
+    }
+    switch
+}
+
+/// Re-reads the config file and applies it: tunnels added, removed or changed, new flows (the
+/// file's flows replace the table, run-time edits included), MTU and addresses of the device.
+/// The device itself stays. On any error nothing changes and the error is logged and returned.
+fn reload(sh: &Shared) -> Result<String, String> {
+    let mut in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
+    match apply(sh, &mut in_force) {
+        Ok(summary) => {
+            info!("{}", summary.trim_end());
+            Ok(summary)
+        }
+        Err(e) => {
+            error!("reload refused, the previous configuration stays in force: {e}");
+            Err(e)
+        }
+    }
+}
+
+fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
+    let config = Config::load(&in_force.config.path).map_err(|e| e.to_string())?;
+    needs_no_restart(&in_force.config, &config)?;
+    let mtus = Mtus::resolve(&config);
+    warn_about(&mtus);
+    let plumbing = {
+        let old = Arc::clone(&lock(sh).plumbing);
+        Plumbing::build(&config, Some(&old)).map_err(|e| e.to_string())?
+    };
+    if mtus.device.0 != in_force.mtus.device.0 {
+        sh.tap.set_mtu(mtus.device.0).map_err(|e| e.to_string())?;
+    }
+    let (old_addrs, new_addrs) = (&in_force.config.device.addresses, &config.device.addresses);
+    let added: Vec<_> = new_addrs
+        .iter()
+        .filter(|a| !old_addrs.contains(a))
+        .copied()
+        .collect();
+    let removed: Vec<_> = old_addrs
+        .iter()
+        .filter(|a| !new_addrs.contains(a))
+        .copied()
+        .collect();
+    sh.tap
+        .change_addresses(&added, &removed)
+        .map_err(|e| e.to_string())?;
+    let summary = reload_summary(&in_force.config, &config);
+    let mut switch = new_switch(&config, &mtus);
+    let retired = {
+        let mut core = lock(sh);
+        let core = &mut *core;
+        switch.take_over(&mut core.switch, Instant::now());
+        core.generation += 1;
+        sh.generation.store(core.generation, Ordering::Release);
+        (
+            std::mem::replace(&mut core.switch, switch),
+            std::mem::replace(&mut core.plumbing, Arc::new(plumbing)),
+        )
+    };
+    sh.sockets_changed.raise();
+    drop(retired);
+    *in_force = InForce { config, mtus };
+    Ok(summary)
+}
+
+/// Refuses changes a reload cannot make: the device's name and bridge, the control socket.
+fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
+    let show = |v: Option<&str>| v.map_or("(none)".to_owned(), |v| format!("`{v}`"));
+    let fixed = [
+        (
+            "device.name",
+            Some(old.device.name.as_str()),
+            Some(new.device.name.as_str()),
+        ),
+        (
+            "device.bridge",
+            old.device.bridge.as_deref(),
+            new.device.bridge.as_deref(),
+        ),
+        (
+            "control.socket",
+            old.control_socket.to_str(),
+            new.control_socket.to_str(),
+        ),
+        (
+            "control.group",
+            old.control_group.as_deref(),
+            new.control_group.as_deref(),
+        ),
+    ];
+    for (what, before, after) in fixed {
+        if before != after {
+            return Err(format!(
+                "{}: {what} changed from {} to {}: a reload cannot change that; restart vxtund",
+                new.path.display(),
+                show(before),
+                show(after)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One line saying what a reload changed.
+fn reload_summary(old: &Config, new: &Config) -> String {
+    let list = |ports: Vec<&Port>| {
+        if ports.is_empty() {
+            "none".to_owned()
+        } else {
+            let names: Vec<String> = ports
+                .iter()
+                .map(|p| format!("{} {}", p.no, p.name))
+                .collect();
+            names.join(", ")
+        }
+    };
+    let find = |ports: &'_ [Port], p: &Port| ports.iter().any(|q| q.no == p.no && q.name == p.name);
+    let added = new.ports.iter().filter(|p| !find(&old.ports, p)).collect();
+    let removed = old.ports.iter().filter(|p| !find(&new.ports, p)).collect();
+    let changed = new
+        .ports
+        .iter()
+        .filter(|p| find(&old.ports, p) && !old.ports.contains(p))
+        .collect();
+    format!(
+        "reloaded {}: ports added: {}; removed: {}; changed: {}; {} flows\n",
+        new.path.display(),
+        list(added),
+        list(removed),
+        list(changed),
+        new.flows.len()
+    )
 }
 
 fn ready_line(config: &Config, mtus: &Mtus) -> String {
@@ -452,7 +676,7 @@ fn ready_line(config: &Config, mtus: &Mtus) -> String {
 }
 
 fn log_stats(shared: &Shared) {
-    let report = lock(shared).stats_report().to_string();
+    let report = lock(shared).switch.stats_report().to_string();
     for line in report.lines() {
         info!(target: "vxtund::stats", "{line}");
     }
@@ -460,7 +684,6 @@ fn log_stats(shared: &Shared) {
 
 /// Answers `vxtunctl` on the control socket, one request at a time, until stopped.
 fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
-    let started = Instant::now();
     let mut poller = Poller::new(&[control.fd(), sh.stop.fd()]);
     loop {
         if let Some(end) = wait_unless_stopped(&mut poller, 1, "the control socket") {
@@ -468,10 +691,13 @@ fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
         }
         let served = control.serve_one(|text| {
             let response = match Request::parse(text) {
-                Ok(request) => {
-                    let response =
-                        control::execute(&mut lock(sh), &request, started, Instant::now());
-                    if response.ok && text.contains("-flows") && !text.starts_with("dump") {
+                Ok(Request::Reload) => match reload(sh) {
+                    Ok(summary) => Response::ok(summary),
+                    Err(e) => Response::error(e),
+                },
+                Ok(request) if request.is_edit() => {
+                    let response = edit_flows(sh, &request);
+                    if response.ok {
                         info!(
                             request = text.lines().next().unwrap_or(""),
                             "flows changed: {}",
@@ -480,13 +706,36 @@ fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
                     }
                     response
                 }
-                Err(e) => control::Response { ok: false, text: e },
+                Ok(request) => {
+                    control::execute(&mut lock(sh).switch, &request, sh.started, Instant::now())
+                }
+                Err(e) => Response::error(e),
             };
             response.encode()
         });
         if let Err(e) = served {
             warn!("serving a control request: {e}");
         }
+    }
+}
+
+/// Applies a flow edit: the new table is built without holding the switch, then swapped in.
+fn edit_flows(sh: &Shared, request: &Request) -> Response {
+    let _writer = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
+    let (ports, flows) = {
+        let core = lock(sh);
+        (
+            core.switch.ports().to_vec(),
+            core.switch.table().flows().to_vec(),
+        )
+    };
+    match control::edit(&ports, &flows, request) {
+        Ok((table, summary)) => {
+            let old = lock(sh).switch.replace_table(table, Instant::now());
+            drop(old);
+            Response::ok(summary)
+        }
+        Err(e) => Response::error(e),
     }
 }
 
@@ -522,11 +771,11 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(sh: &Shared) -> Plan {
+    fn new() -> Plan {
         Plan {
-            sends: Vec::with_capacity(BATCH * sh.egress.len()),
+            sends: Vec::with_capacity(BATCH * 4),
             extra: Vec::new(),
-            headers: Vec::with_capacity(BATCH * sh.egress.len()),
+            headers: Vec::with_capacity(BATCH * 4),
         }
     }
 
@@ -571,7 +820,7 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
         .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
         .collect();
     let mut lens = [0usize; BATCH];
-    let mut plan = Plan::new(sh);
+    let mut plan = Plan::new();
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
         if let Some(end) = wait_unless_stopped(&mut poller, 1, "the TAP device") {
@@ -593,99 +842,138 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
             }
         }
         plan.clear();
-        {
-            let mut sw = lock(sh);
+        let plumbing = {
+            let mut core = lock(sh);
+            let core = &mut *core;
             let now = Instant::now();
             for (i, buf) in bufs.iter_mut().enumerate().take(n) {
-                plan.add(i, sw.handle_frame(PortNo::LOCAL, &mut buf[..lens[i]], now));
+                plan.add(
+                    i,
+                    core.switch
+                        .handle_frame(PortNo::LOCAL, &mut buf[..lens[i]], now),
+                );
             }
-        }
+            Arc::clone(&core.plumbing)
+        };
         let Plan {
             sends,
             extra,
             headers,
         } = &mut plan;
-        deliver(sh, sends, headers, |r| match r {
+        deliver(sh, &plumbing, sends, headers, |r| match r {
             FrameRef::Batch(i) => &bufs[i][..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
         });
     }
 }
 
-/// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`].
+/// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`]. After a reload it
+/// polls the new set of sockets.
 fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
-    let mut plan = Plan::new(sh);
-    let receiving: Vec<&UnderlaySocket> = sh.sockets.iter().filter(|s| s.receives()).collect();
-    let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
-    fds.push(sh.stop.fd());
-    let stop = fds.len() - 1;
-    let mut poller = Poller::new(&fds);
+    let mut plan = Plan::new();
     loop {
-        if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
-            return end;
-        }
-        // One batch per ready socket per wake-up: a busy socket cannot starve the others or
-        // the stop signal (poll is level-triggered, so the rest is read on the next pass).
-        for (s, socket) in receiving.iter().enumerate() {
-            if !poller.ready(s) {
-                continue;
+        sh.sockets_changed.clear();
+        let (generation, receiving) = {
+            let core = lock(sh);
+            (core.generation, Arc::clone(&core.plumbing))
+        };
+        let receiving: Vec<&UnderlaySocket> = receiving
+            .sockets
+            .iter()
+            .map(|s| &**s)
+            .filter(|s| s.receives())
+            .collect();
+        let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
+        fds.extend([sh.sockets_changed.fd(), sh.stop.fd()]);
+        let (changed, stop) = (fds.len() - 2, fds.len() - 1);
+        let mut poller = Poller::new(&fds);
+        loop {
+            if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
+                return end;
             }
-            let n = match socket.recv_batch(&mut batch) {
-                Ok(n) => n,
-                Err(e) if is_fatal(&e) => {
-                    error!(local = %socket.local(), "receiving from the underlay: {e}");
-                    return Err(());
-                }
-                Err(e) => {
-                    warn!(local = %socket.local(), "receiving from the underlay: {e}");
-                    0
-                }
-            };
-            plan.clear();
-            {
-                let mut sw = lock(sh);
-                let now = Instant::now();
-                for (i, range) in inner.iter_mut().enumerate().take(n) {
-                    let Some((src, packet)) = batch.get_mut(i) else {
-                        continue;
-                    };
-                    let len = packet.len();
-                    let (action, start) = match socket.kind() {
-                        SocketKind::Udp(port) => {
-                            (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
-                        }
-                        SocketKind::Gre => {
-                            // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
-                            let skip = if src.is_ipv4() {
-                                ipv4_header_len(packet)
-                            } else {
-                                0
-                            };
-                            let (action, offset) =
-                                sw.handle_gre(src, &mut packet[skip.min(len)..], now);
-                            (action, skip.saturating_add(offset))
-                        }
-                    };
-                    *range = start..len;
-                    plan.add(i, action);
+            if poller.ready(changed) {
+                sh.sockets_changed.clear();
+                if sh.generation.load(Ordering::Acquire) != generation {
+                    break;
                 }
             }
-            let Plan {
-                sends,
-                extra,
-                headers,
-            } = &mut plan;
-            deliver(sh, sends, headers, |r| match r {
-                FrameRef::Batch(i) => batch
-                    .get(i)
-                    .and_then(|(_, p)| p.get(inner[i].clone()))
-                    .unwrap_or(&[]),
-                FrameRef::Extra(a, b) => &extra[a..b],
-            });
+            // One batch per ready socket per wake-up: a busy socket cannot starve the others
+            // or the stop signal (poll is level-triggered, so the rest is read next pass).
+            for (s, socket) in receiving.iter().enumerate() {
+                if poller.ready(s) {
+                    receive(sh, socket, &mut batch, &mut inner, &mut plan)?;
+                }
+            }
         }
     }
+}
+
+/// Reads one batch from `socket`, decides it, and sends what the switch says.
+fn receive(
+    sh: &Shared,
+    socket: &UnderlaySocket,
+    batch: &mut RecvBatch,
+    inner: &mut [Range<usize>; BATCH],
+    plan: &mut Plan,
+) -> Result<(), ()> {
+    let n = match socket.recv_batch(batch) {
+        Ok(n) => n,
+        Err(e) if is_fatal(&e) => {
+            error!(local = %socket.local(), "receiving from the underlay: {e}");
+            return Err(());
+        }
+        Err(e) => {
+            warn!(local = %socket.local(), "receiving from the underlay: {e}");
+            0
+        }
+    };
+    plan.clear();
+    let plumbing = {
+        let mut core = lock(sh);
+        let core = &mut *core;
+        let now = Instant::now();
+        for (i, range) in inner.iter_mut().enumerate().take(n) {
+            let Some((src, packet)) = batch.get_mut(i) else {
+                continue;
+            };
+            let len = packet.len();
+            let sw = &mut core.switch;
+            let (action, start) = match socket.kind() {
+                SocketKind::Udp(port) => {
+                    (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
+                }
+                SocketKind::Gre => {
+                    // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
+                    let skip = if src.is_ipv4() {
+                        ipv4_header_len(packet)
+                    } else {
+                        0
+                    };
+                    let (action, offset) = sw.handle_gre(src, &mut packet[skip.min(len)..], now);
+                    (action, skip.saturating_add(offset))
+                }
+            };
+            *range = start..len;
+            plan.add(i, action);
+        }
+        Arc::clone(&core.plumbing)
+    };
+    let Plan {
+        sends,
+        extra,
+        headers,
+    } = plan;
+    let batch = &*batch;
+    deliver(sh, &plumbing, sends, headers, |r| match r {
+        FrameRef::Batch(i) => batch
+            .get(i)
+            .and_then(|(_, p)| p.get(inner[i].clone()))
+            .unwrap_or(&[]),
+        FrameRef::Extra(a, b) => &extra[a..b],
+    });
+    Ok(())
 }
 
 /// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor
@@ -706,10 +994,10 @@ fn is_fatal(e: &io::Error) -> bool {
     )
 }
 
-/// The switch, also after a thread panicked while holding it: that panic stops the daemon
+/// The core, also after a thread panicked while holding it: that panic stops the daemon
 /// anyway (see `guarded`), and the counters stay readable for the final report.
-fn lock(sh: &Shared) -> MutexGuard<'_, Switch> {
-    sh.switch
+fn lock(sh: &Shared) -> MutexGuard<'_, Core> {
+    sh.core
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -735,7 +1023,8 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
 
 /// Sends frame `f` out of port `p` for every `(f, p)` in `sends`.
 fn deliver<'a>(
-    sh: &'a Shared,
+    sh: &Shared,
+    plumbing: &Plumbing,
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
     frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
@@ -749,7 +1038,7 @@ fn deliver<'a>(
     scratch.clear();
     scratch.resize(sends.len(), ([0; gre::MAX_LEN], 0));
     for (j, &(f, port)) in sends.iter().enumerate() {
-        match egress_of(sh, port) {
+        match plumbing.egress(port) {
             Some(Egress::Local) => {
                 if let Err(e) = sh.tap.send(frame(f)) {
                     note(port, e);
@@ -766,12 +1055,12 @@ fn deliver<'a>(
         }
     }
     let scratch = &*scratch;
-    for (s, socket) in sh.sockets.iter().enumerate() {
+    for (s, socket) in plumbing.sockets.iter().enumerate() {
         let items =
             sends
                 .iter()
                 .enumerate()
-                .filter_map(|(j, &(f, port))| match egress_of(sh, port) {
+                .filter_map(|(j, &(f, port))| match plumbing.egress(port) {
                     Some(Egress::Tunnel {
                         sockets,
                         df,
@@ -805,18 +1094,11 @@ fn deliver<'a>(
         socket.send_batch(items, |tag, e| note(PortNo(tag), e));
     }
     if !failed.is_empty() {
-        let mut sw = lock(sh);
+        let mut core = lock(sh);
         for port in failed {
-            sw.record_tx_error(port);
+            core.switch.record_tx_error(port);
         }
     }
-}
-
-fn egress_of(sh: &Shared, port: PortNo) -> Option<&Egress> {
-    sh.egress
-        .binary_search_by_key(&port, |e| e.0)
-        .ok()
-        .map(|i| &sh.egress[i].1)
 }
 
 #[cfg(test)]
@@ -855,6 +1137,52 @@ mod tests {
             "inner DF clear copied"
         );
         assert!(outer_df(DfMode::Inherit, &arp), "non-IP: set");
+    }
+
+    fn config(text: &str) -> Config {
+        let base = "[device]\nname = \"vxt0\"\n[underlay]\nlocal = \"192.168.200.101\"\n\
+                    [[tunnel]]\nname = \"a\"\ntype = \"vxlan\"\nremote = \"192.168.200.102\"\n";
+        Config::parse(std::path::Path::new("seg.toml"), &format!("{base}{text}")).unwrap()
+    }
+
+    #[test]
+    fn a_reload_refuses_what_needs_a_restart() {
+        let old = config("");
+        assert_eq!(needs_no_restart(&old, &config("vni = 9\n")), Ok(()));
+        let renamed = Config {
+            device: crate::config::DeviceConfig {
+                name: "vxt1".into(),
+                ..old.device.clone()
+            },
+            ..old.clone()
+        };
+        assert_eq!(
+            needs_no_restart(&old, &renamed),
+            Err(
+                "seg.toml: device.name changed from `vxt0` to `vxt1`: a reload cannot change \
+                 that; restart vxtund"
+                    .into()
+            )
+        );
+        let grouped = config("[control]\ngroup = \"adm\"\n");
+        assert!(needs_no_restart(&old, &grouped)
+            .unwrap_err()
+            .contains("control.group changed from (none) to `adm`"));
+    }
+
+    #[test]
+    fn the_reload_summary_names_ports_added_removed_and_changed() {
+        let old =
+            config("[[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\nremote = \"192.168.200.103\"\n");
+        let new = config(
+            "vni = 7\n[[tunnel]]\nname = \"c\"\ntype = \"gre\"\nremote = \"192.168.200.104\"\n\
+             port = 4\n",
+        );
+        assert_eq!(
+            reload_summary(&old, &new),
+            "reloaded seg.toml: ports added: 4 c; removed: 3 b; changed: 2 a; 1 flows\n"
+        );
+        assert!(reload_summary(&old, &old).contains("added: none; removed: none; changed: none"));
     }
 
     #[test]

@@ -33,13 +33,16 @@ pub struct Port {
     pub options: PortOptions,
 }
 
-/// MTU policies of a tunnel port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Policies of a tunnel port.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PortOptions {
     /// TCP MSS clamping for SYNs crossing this tunnel.
     pub mss_clamp: MssClamp,
     /// The DF bit of outer IPv4 packets.
     pub df: DfMode,
+    /// The split-horizon group: `flood`, `all` and `normal` never send a frame that came in on a
+    /// tunnel of this group out of another tunnel of the same group.
+    pub split_horizon: Option<String>,
 }
 
 /// How SYNs crossing a tunnel have their MSS clamped.
@@ -186,11 +189,13 @@ pub enum DropReason {
     TooBig,
     /// Larger than an egress tunnel carries, and neither answerable nor fragmentable.
     Oversize,
+    /// `normal` would send the frame to a tunnel of the ingress tunnel's split-horizon group.
+    SplitHorizon,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TruncatedFrame,
         DropReason::MulticastSource,
         DropReason::NoMatchingFlow,
@@ -207,6 +212,7 @@ impl DropReason {
         DropReason::GreWrongKey,
         DropReason::TooBig,
         DropReason::Oversize,
+        DropReason::SplitHorizon,
     ];
 
     /// The counter's name.
@@ -228,6 +234,7 @@ impl DropReason {
             DropReason::GreWrongKey => "gre_wrong_key",
             DropReason::TooBig => "too_big",
             DropReason::Oversize => "oversize",
+            DropReason::SplitHorizon => "split_horizon",
         }
     }
 
@@ -315,6 +322,8 @@ pub struct Switch {
     /// remote -> the (key, port) pairs of the GRE tunnels to that remote.
     gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>>,
     out: Vec<PortNo>,
+    /// Per port slot: the split-horizon group, as an index into the groups' names.
+    groups: Vec<Option<u16>>,
     /// Per port slot: the tunnel MTU (largest inner IP packet), `None` for the local port.
     mtu: Vec<Option<u16>>,
     mtu_stats: MtuStats,
@@ -342,7 +351,20 @@ impl Switch {
         }
         let flow_count = table.flows().len();
         let port_count = ports.len();
+        let mut names: Vec<&str> = Vec::new();
+        let groups = ports
+            .iter()
+            .map(|p| {
+                let name = p.options.split_horizon.as_deref()?;
+                let i = names.iter().position(|n| *n == name).unwrap_or_else(|| {
+                    names.push(name);
+                    names.len() - 1
+                });
+                u16::try_from(i).ok()
+            })
+            .collect();
         Switch {
+            groups,
             port_stats: vec![PortStats::default(); ports.len()],
             out: Vec::with_capacity(ports.len()),
             ports,
@@ -408,6 +430,7 @@ impl Switch {
         stats.n_bytes += len;
 
         self.out.clear();
+        let mut horizon = false;
         let actions = &self.table.flows()[id].actions;
         if actions.is_empty() {
             return self.drop(DropReason::FlowDrop);
@@ -418,23 +441,28 @@ impl Switch {
                 flow::Action::Output(_) | flow::Action::Drop => {}
                 flow::Action::InPort => self.out.push(ingress),
                 flow::Action::Flood | flow::Action::All => {
-                    flood(&self.ports, ingress, &mut self.out)
+                    flood(&self.ports, &self.groups, ingress, &mut self.out)
                 }
                 flow::Action::Normal => {
                     self.fdb.learn(key.dl_src, ingress, now);
                     match self.fdb.lookup(key.dl_dst, now) {
                         _ if key.dl_dst.is_multicast() => {
-                            flood(&self.ports, ingress, &mut self.out)
+                            flood(&self.ports, &self.groups, ingress, &mut self.out)
                         }
                         Some(p) if p == ingress => {}
+                        Some(p) if self.same_group(ingress, p) => horizon = true,
                         Some(p) => self.out.push(p),
-                        None => flood(&self.ports, ingress, &mut self.out),
+                        None => flood(&self.ports, &self.groups, ingress, &mut self.out),
                     }
                 }
             }
         }
         if self.out.is_empty() {
-            return self.drop(DropReason::NoEgress);
+            return self.drop(if horizon {
+                DropReason::SplitHorizon
+            } else {
+                DropReason::NoEgress
+            });
         }
         let ip = IpView::parse(frame);
         if let Some(ip) = &ip {
@@ -615,25 +643,43 @@ impl Switch {
     /// one. Build `table` before taking the switch's lock; this only remaps counters. Flows
     /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`);
     /// new ones start at zero, added `now`.
-    pub fn replace_table(&mut self, table: FlowTable, now: Instant) {
-        let mut old: HashMap<(u16, crate::flow::Match), FlowStats> = self
-            .table
-            .flows()
-            .iter()
-            .zip(&self.flow_stats)
-            .map(|(f, s)| ((f.priority, f.matches), *s))
-            .collect();
-        self.flow_stats = table
-            .flows()
-            .iter()
-            .map(|f| {
-                old.remove(&(f.priority, f.matches)).unwrap_or(FlowStats {
-                    added: Some(now),
-                    ..Default::default()
-                })
+    /// Returns the old table, to be dropped after the lock is released.
+    pub fn replace_table(&mut self, table: FlowTable, now: Instant) -> FlowTable {
+        self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
+        std::mem::replace(&mut self.table, table)
+    }
+
+    /// Takes over from `old`, the switch running until now, what a reload keeps: the counters
+    /// of ports with the same number and name, of flows with the same priority and match (new
+    /// flows start at zero, added `now`), every drop and MTU counter, the "too big" rate
+    /// limiter, and the learnt MACs of ports that are still there unchanged. MACs learnt on a
+    /// removed or changed tunnel are forgotten: their hosts may now be behind another port.
+    /// Build `self` before taking the lock; this only copies state, then `self` replaces `old`.
+    pub fn take_over(&mut self, old: &mut Switch, now: Instant) {
+        for (slot, port) in self.ports.iter().enumerate() {
+            if let Some(o) = old
+                .slot(port.no)
+                .filter(|&o| old.ports[o].name == port.name)
+            {
+                self.port_stats[slot] = old.port_stats[o];
+            }
+        }
+        self.flow_stats = carried_flow_stats(&old.table, &old.flow_stats, &self.table, now);
+        self.drops = old.drops;
+        self.mtu_stats = old.mtu_stats;
+        self.limiter = std::mem::take(&mut old.limiter);
+        let mut kept: Vec<_> = old
+            .fdb
+            .entries(now)
+            .filter(|(_, e)| {
+                let now = self.identity(e.port);
+                now.is_some() && now == old.identity(e.port)
             })
             .collect();
-        self.table = table;
+        kept.sort_by_key(|(_, e)| e.seen);
+        for (mac, e) in kept {
+            self.fdb.learn(mac, e.port, e.seen);
+        }
     }
 
     /// Counts a send that failed on `port`.
@@ -682,14 +728,63 @@ impl Switch {
         self.ports.binary_search_by_key(&port, |p| p.no).ok()
     }
 
+    /// The name and kind of `port`: what must not change for its learnt MACs to stay valid.
+    fn identity(&self, port: PortNo) -> Option<(&str, &PortKind)> {
+        self.slot(port)
+            .map(|s| (self.ports[s].name.as_str(), &self.ports[s].kind))
+    }
+
+    /// Whether ports `a` and `b` are in one split-horizon group.
+    fn same_group(&self, a: PortNo, b: PortNo) -> bool {
+        let group = |p| self.slot(p).and_then(|s| self.groups[s]);
+        group(a).is_some() && group(a) == group(b)
+    }
+
     fn drop(&mut self, reason: DropReason) -> Action<'static> {
         self.drops[reason.index()] += 1;
         Action::Drop(reason)
     }
 }
 
-fn flood(ports: &[Port], ingress: PortNo, out: &mut Vec<PortNo>) {
-    out.extend(ports.iter().map(|p| p.no).filter(|&p| p != ingress));
+/// Every port but the ingress and, when the ingress is in a split-horizon group, that group's
+/// other ports.
+fn flood(ports: &[Port], groups: &[Option<u16>], ingress: PortNo, out: &mut Vec<PortNo>) {
+    let group = ports
+        .binary_search_by_key(&ingress, |p| p.no)
+        .ok()
+        .and_then(|s| groups[s]);
+    out.extend(
+        ports
+            .iter()
+            .zip(groups)
+            .filter(|(p, g)| p.no != ingress && (group.is_none() || **g != group))
+            .map(|(p, _)| p.no),
+    );
+}
+
+/// The counters of `new`'s flows: those of the flow with the same priority and match in `old`,
+/// else zero, added `now`.
+fn carried_flow_stats(
+    old: &FlowTable,
+    old_stats: &[FlowStats],
+    new: &FlowTable,
+    now: Instant,
+) -> Vec<FlowStats> {
+    let mut old: HashMap<(u16, crate::flow::Match), FlowStats> = old
+        .flows()
+        .iter()
+        .zip(old_stats)
+        .map(|(f, s)| ((f.priority, f.matches), *s))
+        .collect();
+    new.flows()
+        .iter()
+        .map(|f| {
+            old.remove(&(f.priority, f.matches)).unwrap_or(FlowStats {
+                added: Some(now),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// The counters of a switch, printable.
@@ -733,6 +828,7 @@ mod tests {
     use crate::fdb::{DEFAULT_AGEING, DEFAULT_CAPACITY};
     use crate::flow::parse_flow;
     use crate::flow::syntax::tests::HubPorts;
+    use crate::wire::ethernet::Mac;
     use crate::wire::vectors::{KERNEL_ARP, KERNEL_NS};
     use std::net::Ipv4Addr;
     use std::time::Duration;
@@ -884,6 +980,138 @@ mod tests {
         assert_eq!(
             sw.handle_frame(PortNo(1), &mut ipv4_frame(B, A, [1, 1, 1, 1]), later),
             Action::Drop(DropReason::NoEgress)
+        );
+    }
+
+    /// Local port 1; tunnels 2 and 3 in split-horizon group `mesh`, tunnel 4 in none.
+    fn mesh(rules: &[&str]) -> Switch {
+        let grouped = |no, last| Port {
+            options: PortOptions {
+                split_horizon: Some("mesh".into()),
+                ..Default::default()
+            },
+            ..tunnel(no, last)
+        };
+        let ports = vec![
+            Port {
+                no: PortNo(1),
+                name: "vxt0".into(),
+                kind: PortKind::Local,
+                options: Default::default(),
+            },
+            grouped(2, 102),
+            grouped(3, 103),
+            tunnel(4, 104),
+        ];
+        let flows = rules
+            .iter()
+            .map(|r| parse_flow(r, &HubPorts).unwrap())
+            .collect();
+        Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        )
+    }
+
+    #[test]
+    fn split_horizon_keeps_floods_from_crossing_between_tunnels_of_one_group() {
+        let now = Instant::now();
+        for rules in [["actions=flood"], ["actions=all"], ["actions=normal"]] {
+            let mut sw = mesh(&rules);
+            let arp = || KERNEL_ARP[INNER..].to_vec();
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(2), &mut arp(), now)),
+                [1, 4],
+                "{rules:?}: from the group, not to its other member"
+            );
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(1), &mut arp(), now)),
+                [2, 3, 4],
+                "{rules:?}: from the host, to every tunnel"
+            );
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(4), &mut arp(), now)),
+                [1, 2, 3],
+                "{rules:?}: from outside the group, into it"
+            );
+        }
+        // An explicit output is the operator's choice and is not filtered.
+        let mut sw = mesh(&["actions=output:3"]);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &mut KERNEL_ARP[INNER..].to_vec(), now)),
+            [3]
+        );
+    }
+
+    #[test]
+    fn split_horizon_drops_a_learnt_unicast_into_the_same_group() {
+        let mut sw = mesh(&["actions=normal"]);
+        let now = Instant::now();
+        // B is learnt behind tunnel 3; A, behind tunnel 2, sends to it.
+        sw.handle_frame(PortNo(3), &mut ipv4_frame(B, A, [1, 1, 1, 1]), now);
+        assert_eq!(
+            sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 1]), now),
+            Action::Drop(DropReason::SplitHorizon)
+        );
+        assert_eq!(sw.drops(DropReason::SplitHorizon), 1);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [1, 1, 1, 1]), now)),
+            [3],
+            "from the host it goes"
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(4), &mut ipv4_frame(A, B, [1, 1, 1, 1]), now)),
+            [3],
+            "from outside the group it goes"
+        );
+    }
+
+    #[test]
+    fn take_over_keeps_counters_and_the_macs_of_unchanged_ports() {
+        let t0 = Instant::now();
+        let mut old = hub(&["arp,actions=flood", "actions=normal"]);
+        old.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 1]), t0);
+        old.handle_frame(PortNo(3), &mut ipv4_frame(B, A, [1, 1, 1, 1]), t0);
+        old.handle_frame(PortNo(1), &mut [0u8; 3], t0);
+        assert_eq!(old.fdb().len(), 2);
+
+        // Tunnel 2 stays, tunnel 3 moves to another remote, tunnel 5 is new; one flow stays.
+        let ports = vec![
+            old.ports()[0].clone(),
+            tunnel(2, 102),
+            tunnel(3, 33),
+            tunnel(5, 105),
+        ];
+        let flows = ["actions=normal", "ip,actions=output:5"]
+            .iter()
+            .map(|r| parse_flow(r, &PortTable(&ports)).unwrap())
+            .collect();
+        let mut new = Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        );
+        let t1 = t0 + Duration::from_secs(1);
+        new.take_over(&mut old, t1);
+
+        assert_eq!(new.port_stats(PortNo(2)).unwrap().rx_packets, 1);
+        assert_eq!(
+            new.port_stats(PortNo(3)).unwrap().rx_packets,
+            1,
+            "same name"
+        );
+        assert_eq!(new.port_stats(PortNo(5)).unwrap(), PortStats::default());
+        assert_eq!(new.drops(DropReason::TruncatedFrame), 1);
+        let normal = new.flow_stats(0).unwrap();
+        assert_eq!((normal.n_packets, normal.added), (2, None), "kept");
+        let fresh = new.flow_stats(1).unwrap();
+        assert_eq!((fresh.n_packets, fresh.added), (0, Some(t1)), "new");
+        assert_eq!(new.fdb().lookup(Mac(A), t1), Some(PortNo(2)), "kept");
+        assert_eq!(
+            new.fdb().lookup(Mac(B), t1),
+            None,
+            "learnt on a tunnel that changed: forgotten"
         );
     }
 

@@ -436,3 +436,40 @@ fn mtu_options_per_tunnel() {
         "expected \"set\", \"unset\" or \"inherit\"",
     );
 }
+
+#[test]
+fn shipped_full_mesh_configs_put_every_tunnel_in_one_split_horizon_group() {
+    for n in 1..=3 {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/mesh/seg{n}.toml"));
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let groups: Vec<_> = c
+            .tunnels()
+            .map(|(p, _)| p.options.split_horizon.as_deref())
+            .collect();
+        assert_eq!(groups, [Some("mesh"), Some("mesh")], "seg{n}");
+    }
+}
+
+#[test]
+fn split_horizon_and_control_group() {
+    let c = parse(&format!(
+        "{BASE}split_horizon = \"dc-1\"\n\n[control]\ngroup = \"netadm\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.ports[1].options.split_horizon.as_deref(), Some("dc-1"));
+    assert_eq!(c.control_group.as_deref(), Some("netadm"));
+    assert_eq!(parse(BASE).unwrap().ports[1].options.split_horizon, None);
+    assert_eq!(parse(BASE).unwrap().control_group, None);
+    fails(
+        &format!("{BASE}split_horizon = \"a b\"\n"),
+        12,
+        17,
+        "group `a b` must be 1 to 32 letters",
+    );
+    fails(
+        &format!("{BASE}\n[control]\ngroup = \"\"\n"),
+        14,
+        9,
+        "group `` must be",
+    );
+}

@@ -38,10 +38,15 @@ struct Fabric {
 impl Fabric {
     /// The scenario with each shipped config text passed through `edit` first.
     fn scenario_with(edit: impl Fn(&str) -> String) -> Fabric {
+        Fabric::from_configs("config", edit)
+    }
+
+    /// Three segments from `DIR/seg{1,2,3}.toml` (DIR relative to the crate), each config text
+    /// passed through `edit` first.
+    fn from_configs(dir: &str, edit: impl Fn(&str) -> String) -> Fabric {
         let segs = (1..=3)
             .map(|n| {
-                let path =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/seg{n}.toml"));
+                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("{dir}/seg{n}.toml"));
                 let text = edit(&std::fs::read_to_string(&path).unwrap());
                 let c = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
                 Segment {
@@ -67,13 +72,21 @@ impl Fabric {
 
     /// Host of segment `seg` (0-based) sends `frame`; runs the fabric until nothing moves.
     fn send(&mut self, seg: usize, frame: Vec<u8>) {
+        assert!(self.run(seg, frame, 100), "forwarding loop");
+    }
+
+    /// Like `send`, but gives up after `max_steps` decisions: false when the frames were still
+    /// moving then (a loop).
+    fn run(&mut self, seg: usize, frame: Vec<u8>, max_steps: usize) -> bool {
         let now = Instant::now();
         let mut queue: VecDeque<(usize, Arrival, Vec<u8>)> =
             VecDeque::from([(seg, Arrival::Host, frame)]);
         let mut steps = 0;
         while let Some((s, from, mut bytes)) = queue.pop_front() {
             steps += 1;
-            assert!(steps < 100, "forwarding loop");
+            if steps > max_steps {
+                return false;
+            }
             let sw = &mut self.segs[s].switch;
             let (action, inner_start) = match from {
                 Arrival::Host => (sw.handle_frame(PortNo::LOCAL, &mut bytes, now), 0),
@@ -125,6 +138,7 @@ impl Fabric {
                 }
             }
         }
+        true
     }
 
     /// The segment that owns `remote`, and the sender's local address of that family.
@@ -170,6 +184,18 @@ fn arp_request(from: usize, to: usize) -> Vec<u8> {
     f.extend_from_slice(&mac(from));
     f.extend_from_slice(&v4(from));
     f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&v4(to));
+    f
+}
+
+/// The ARP reply of host `from` to host `to`, unicast.
+fn arp_reply(from: usize, to: usize) -> Vec<u8> {
+    let mut f = mac(to).to_vec();
+    f.extend_from_slice(&mac(from));
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&mac(from));
+    f.extend_from_slice(&v4(from));
+    f.extend_from_slice(&mac(to));
     f.extend_from_slice(&v4(to));
     f
 }
@@ -314,4 +340,26 @@ fn a_frame_for_an_unknown_prefix_is_dropped_at_the_hub_and_counted() {
             .drops(vxtund::switch::DropReason::NoMatchingFlow),
         1
     );
+}
+
+#[test]
+fn a_full_mesh_with_split_horizon_delivers_a_broadcast_once_and_without_it_storms() {
+    let mut mesh = Fabric::from_configs("config/mesh", str::to_owned);
+    assert!(mesh.run(0, arp_request(1, 2), 1000), "no loop");
+    assert_eq!(mesh.take_delivered(1), [arp_request(1, 2)], "l1 once");
+    assert_eq!(mesh.take_delivered(2), [arp_request(1, 2)], "m1 once");
+    assert!(mesh.take_delivered(0).is_empty(), "not back to k1");
+    assert_eq!(mesh.underlay_log, [(0, 1), (0, 2)], "one copy per tunnel");
+    // The answer is unicast to a learnt MAC, over the direct tunnel only.
+    mesh.underlay_log.clear();
+    mesh.send(1, arp_reply(2, 1));
+    assert_eq!(mesh.take_delivered(0), [arp_reply(2, 1)]);
+    assert_eq!(mesh.underlay_log, [(1, 0)]);
+
+    // The same mesh without the groups: the broadcast goes round the triangle for ever.
+    let mut storm = Fabric::from_configs("config/mesh", |t| {
+        t.replace("split_horizon = \"mesh\"\n", "")
+    });
+    assert!(!storm.run(0, arp_request(1, 2), 1000), "a storm");
+    assert!(storm.take_delivered(1).len() > 100);
 }

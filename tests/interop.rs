@@ -274,3 +274,62 @@ fn sigterm_and_sigint_exit_cleanly_and_the_tap_goes() {
         );
     }
 }
+
+#[test]
+fn reload_puts_new_addresses_on_the_device_and_takes_old_ones_off() {
+    if !common::require_root("reload_puts_new_addresses_on_the_device_and_takes_old_ones_off") {
+        return;
+    }
+    let mut p = Pair::up();
+    assert!(p.b.pings("10.77.0.1"));
+    let path = p.daemon.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace("\"10.77.0.1/24\"", "\"10.77.0.11/24\"");
+    assert_ne!(changed, text);
+    std::fs::write(&path, changed).unwrap();
+    p.daemon.reload("reloaded");
+    let shown = p.a.exec("ip", &["-o", "addr", "show", "dev", "vxt0"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("10.77.0.11/24"), "{shown}");
+    assert!(!shown.contains("10.77.0.1/24"), "{shown}");
+    assert!(shown.contains("fd77::1/64"), "untouched: {shown}");
+    assert!(
+        p.b.pings("10.77.0.11"),
+        "the new address answers over the tunnel"
+    );
+}
+
+#[test]
+fn control_socket_with_a_group_is_shared_with_that_group_only() {
+    if !common::require_root("control_socket_with_a_group_is_shared_with_that_group_only") {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Debian's base system has the group `daemon` (GID 1).
+    let group = std::fs::read_to_string("/etc/group").unwrap();
+    let gid: u32 = group
+        .lines()
+        .find_map(|l| l.strip_prefix("daemon:x:"))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|g| g.parse().ok())
+        .expect("group daemon in /etc/group");
+    let a = Netns::new("g");
+    a.ip(&["link", "set", "lo", "up"]);
+    let daemon = Daemon::start(
+        &a,
+        r#"
+        [underlay]
+        local = "127.0.0.1"
+        [[tunnel]]
+        name = "t"
+        type = "vxlan"
+        remote = "127.0.0.2"
+        [control]
+        group = "daemon"
+        "#,
+    );
+    let meta = std::fs::metadata(daemon.control_socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), gid);
+    assert_eq!(meta.uid(), 0);
+}

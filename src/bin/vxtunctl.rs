@@ -69,6 +69,9 @@ enum Verb {
     FdbShow,
     /// Forget every learnt MAC address.
     FdbFlush,
+    /// Re-read the daemon's config file and apply it, as SIGHUP does (the file's flows replace
+    /// the table, run-time changes included); a broken file is refused and nothing changes.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +103,7 @@ fn run(args: Args) -> Result<String, String> {
         Verb::DumpPorts { port } => Request::DumpPorts(port),
         Verb::FdbShow => Request::FdbShow,
         Verb::FdbFlush => Request::FdbFlush,
+        Verb::Reload => Request::Reload,
     };
     let socket = match args.socket {
         Some(s) => s,

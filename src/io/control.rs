@@ -42,8 +42,9 @@ pub struct ControlSocket {
 
 impl ControlSocket {
     /// Binds `path` (creating its directory), replacing a stale socket left by a dead daemon,
-    /// and makes it accessible to its owner only.
-    pub fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+    /// and makes it accessible to its owner only (mode 0600), or with `group` to that group too
+    /// (mode 0660).
+    pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket, ControlError> {
         let setup = |what| {
             move |source| ControlError::Setup {
                 path: path.to_owned(),
@@ -62,9 +63,25 @@ impl ControlSocket {
             }
             std::fs::remove_file(path).map_err(setup("removing a stale socket"))?;
         }
+        let gid = match group {
+            Some(g) => Some(group_id(g).map_err(setup("looking up its group"))?),
+            None => None,
+        };
         let listener = UnixListener::bind(path).map_err(setup("binding"))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(setup("setting mode 0600"))?;
+        let secured = match gid {
+            None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(setup("setting mode 0600")),
+            Some(gid) => std::os::unix::fs::chown(path, None, Some(gid))
+                .map_err(setup("changing its group"))
+                .and_then(|()| {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                        .map_err(setup("setting mode 0660"))
+                }),
+        };
+        if let Err(e) = secured {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         listener
             .set_nonblocking(true)
             .map_err(setup("making it non-blocking"))?;
@@ -108,6 +125,37 @@ impl Drop for ControlSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// The ID of the system group `name`.
+fn group_id(name: &str) -> io::Result<libc::gid_t> {
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the group name"))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all-zero is a valid value of the plain C struct `group`.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live local that outlives the call; `buf.len()` is the
+    // buffer's true size.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if found.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no group `{name}` on this system"),
+        ));
+    }
+    Ok(grp.gr_gid)
 }
 
 /// Sends `request` to the daemon at `path` and returns its whole answer.

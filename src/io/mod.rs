@@ -52,26 +52,33 @@ impl Poller {
     }
 }
 
-/// A one-shot stop signal that threads can poll on (an eventfd).
-pub struct StopSignal(OwnedFd);
+/// An event threads can poll on (an eventfd): the stop signal, or "the sockets changed".
+pub struct Event(OwnedFd);
 
-impl StopSignal {
-    /// A new, unsignalled stop signal.
-    pub fn new() -> io::Result<StopSignal> {
+impl Event {
+    /// A new, unsignalled event.
+    pub fn new() -> io::Result<Event> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
-        Ok(StopSignal(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(Event(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Wakes every thread polling [`StopSignal::fd`]; it stays readable.
+    /// Wakes every thread polling [`Event::fd`]; it stays readable until [`Event::clear`].
     pub fn raise(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
         unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Makes the event unsignalled again.
+    pub fn clear(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64 from our own non-blocking eventfd.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     }
 
     /// The descriptor to poll.

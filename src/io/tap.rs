@@ -110,6 +110,44 @@ impl Tap {
         })
     }
 
+    /// Changes the MTU (on reload).
+    pub fn set_mtu(&self, mtu: u16) -> Result<(), TapError> {
+        self.dev.set_mtu(mtu).map_err(|source| TapError::Setup {
+            name: self.name.clone(),
+            what: format!("setting MTU {mtu}"),
+            source,
+        })
+    }
+
+    /// Puts `add` on the device and takes `remove` off it (on reload); an address already
+    /// there, or already gone, is not an error.
+    pub fn change_addresses(&self, add: &[IpNet], remove: &[IpNet]) -> Result<(), TapError> {
+        let setup = |what: String| {
+            move |source| TapError::Setup {
+                name: self.name.clone(),
+                what,
+                source,
+            }
+        };
+        for addr in remove {
+            match self.dev.remove_address(addr.addr()) {
+                Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+                other => other.map_err(setup(format!("removing address {addr}")))?,
+            }
+        }
+        for addr in add {
+            let added = match addr.addr() {
+                IpAddr::V4(a) => self.dev.add_address_v4(a, addr.prefix_len()),
+                IpAddr::V6(a) => self.dev.add_address_v6(a, addr.prefix_len()),
+            };
+            match added {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                other => other.map_err(setup(format!("adding address {addr}")))?,
+            }
+        }
+        Ok(())
+    }
+
     /// Reads one frame; `WouldBlock` when none is waiting.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.dev.recv(buf)

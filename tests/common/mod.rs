@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -131,10 +133,12 @@ impl Daemon {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vxtund.toml");
         // Each daemon gets its own control socket, so tests can run side by side.
-        let config = format!(
-            "{config}\n[control]\nsocket = \"{}\"\n",
-            dir.join("ctl.sock").display()
-        );
+        let socket = format!("socket = \"{}\"\n", dir.join("ctl.sock").display());
+        let config = if config.contains("[control]\n") {
+            config.replacen("[control]\n", &format!("[control]\n{socket}"), 1)
+        } else {
+            format!("{config}\n[control]\n{socket}")
+        };
         fs::write(&path, config).unwrap();
         let child = Command::new("ip")
             .args([
@@ -184,6 +188,26 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Its config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("vxtund.toml")
+    }
+
+    /// Sends SIGHUP and waits until the log has one more line containing `outcome`.
+    pub fn reload(&mut self, outcome: &str) {
+        let before = self.log().matches(outcome).count();
+        // SAFETY: kill with a PID of our own child and a valid signal number.
+        unsafe { libc::kill(self.pid(), libc::SIGHUP) };
+        let log = self.dir.join("stderr");
+        self.wait_for(|| {
+            fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(outcome)
+                .count()
+                > before
+        });
     }
 
     /// Its control socket.
@@ -280,5 +304,15 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A helper process (iperf3 server, capture) killed by PID and reaped on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
