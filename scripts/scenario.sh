@@ -3,6 +3,7 @@
 #
 #   scripts/scenario.sh            build vxtund, bring everything up, show the pings, wait for
 #                                  Ctrl-C, then remove everything it made
+#   scripts/scenario.sh --configs config/mesh    the same as a full mesh (split horizon)
 #   scripts/scenario.sh up|down|ping [--prefix P] [--bin PATH] [--state DIR] [--configs DIR]
 #                                    [--underlay6] [--host-mtu N]
 #
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --configs) configs=$2; shift ;;
         --underlay6) underlay6=yes ;;
         --host-mtu) host_mtu=$2; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "scenario.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -143,9 +144,10 @@ case "$cmd" in
         cat <<MSG
 
 The scenario is running. Try, for example:
-  ip netns exec $prefix-l1 ping fc00:0:0:3::1         # l1 -> m1, through the hub
+  ip netns exec $prefix-l1 ping fc00:0:0:3::1         # l1 -> m1 (through the hub in the star)
   $here/target/release/vxtunctl -s /run/vxtund/seg1.sock show          # ports, MTUs, counters
   $here/target/release/vxtunctl -s /run/vxtund/seg1.sock dump-flows    # flows with counters
+  kill -HUP \$(cat $state/seg1.pid)                    # reload seg1 after editing its config
   ip netns exec $prefix-seg1 tcpdump -ni ul0 udp port 8472
 Press Ctrl-C to stop and remove everything.
 MSG
