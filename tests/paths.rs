@@ -24,6 +24,28 @@ fn path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss() {
         s.ready("seg2")
     );
     assert!(s.ping("l1", "172.31.3.1"), "via the hub first");
+    // A capture on seg2's underlay side, written packet by packet.
+    let pcap = s.state.join("seg2-ul0.pcap");
+    let capture = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.ns("seg2"),
+            "tcpdump",
+            "-i",
+            "ul0",
+            "-n",
+            "-U",
+            "-w",
+        ])
+        .arg(&pcap)
+        .args(["udp", "port", "8472"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let capture = common::KillOnDrop(capture);
+    std::thread::sleep(Duration::from_millis(1000));
     let ping = Command::new("ip")
         .args([
             "netns",
@@ -96,6 +118,22 @@ fn path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss() {
         text.contains("60 packets transmitted, 60 received"),
         "a change that keeps a valid path loses nothing:\n{text}"
     );
+
+    // On the wire: seg2 sent to the hub, and for a while straight to seg3.
+    drop(capture);
+    let read = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let wire = String::from_utf8_lossy(&read.stdout);
+    let count = |to: &str| {
+        wire.lines()
+            .filter(|l| l.contains(&format!("192.168.200.102.8472 > {to}.8472")))
+            .count()
+    };
+    assert!(count("192.168.200.103") >= 10, "direct:\n{wire}");
+    assert!(count("192.168.200.101") >= 20, "through the hub:\n{wire}");
 }
 
 #[test]
