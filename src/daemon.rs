@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 use crate::config::{self, Config};
 use crate::control::{self, Request, Response};
 use crate::fdb::MacTable;
-use crate::flow::{FlowTable, PortNo};
+use crate::flow::{Flow, FlowTable, PortNo};
 use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{
     RecvBatch, SendItem, SocketError, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM,
@@ -219,8 +219,9 @@ enum Egress {
 /// A GRE header that changes with every packet.
 struct PerPacketGre {
     template: gre::Header,
-    /// The next sequence number, when sequence numbers are sent.
-    next_seq: Option<AtomicU32>,
+    /// The next sequence number, when sequence numbers are sent; shared with the plumbing a
+    /// reload replaces, so numbers never go back.
+    next_seq: Option<Arc<AtomicU32>>,
 }
 
 impl PerPacketGre {
@@ -261,27 +262,32 @@ impl Plumbing {
                 _ => (SocketKind::Gre, 0),
             };
             let df = port.options.df;
+            // UDP sockets send and receive. Raw GRE sockets each have one role: one per
+            // address receives and never sends, the others send and receive nothing; so a
+            // reload never has two receiving copies of one packet.
+            let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
+            let sender = |s: &UnderlaySocket| kind != SocketKind::Gre || !s.receives();
+            let receiver = |s: &UnderlaySocket| same(s) && !sender(s);
+            if kind == SocketKind::Gre && !sockets.iter().any(|s| receiver(s)) {
+                let reused = old.and_then(|o| o.sockets.iter().find(|s| receiver(s)));
+                sockets.push(match reused {
+                    Some(s) => Arc::clone(s),
+                    None => Arc::new(UnderlaySocket::gre(local, true, true)?),
+                });
+            }
             let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
                 // DF means nothing over IPv6: one socket serves both.
                 let want_df = want_df || local.is_ipv6();
-                let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
-                if let Some(i) = sockets.iter().position(|s| same(s) && s.df() == want_df) {
+                let fits = |s: &UnderlaySocket| same(s) && sender(s) && s.df() == want_df;
+                if let Some(i) = sockets.iter().position(|s| fits(s)) {
                     return Ok(i);
                 }
-                // Of the raw GRE sockets on one address, only the first receives.
-                let receive = !sockets.iter().any(|s| same(s));
-                let reused = old.and_then(|o| {
-                    o.sockets.iter().find(|s| {
-                        same(s)
-                            && s.df() == want_df
-                            && (kind != SocketKind::Gre || s.receives() == receive)
-                    })
-                });
+                let reused = old.and_then(|o| o.sockets.iter().find(|s| fits(s)));
                 sockets.push(match reused {
                     Some(s) => Arc::clone(s),
                     None => Arc::new(match kind {
                         SocketKind::Udp(p) => UnderlaySocket::udp(local, p, want_df)?,
-                        SocketKind::Gre => UnderlaySocket::gre(local, want_df, receive)?,
+                        SocketKind::Gre => UnderlaySocket::gre(local, want_df, false)?,
                     }),
                 });
                 Ok(sockets.len() - 1)
@@ -321,8 +327,9 @@ impl Plumbing {
                         key: t.key,
                         seq: None,
                     };
-                    let first = old.and_then(|o| o.next_seq(port.no)).unwrap_or(0);
-                    let next_seq = t.seq.then(|| AtomicU32::new(first));
+                    let next_seq = t
+                        .seq
+                        .then(|| old.and_then(|o| o.seq_counter(port.no)).unwrap_or_default());
                     (0, Some(PerPacketGre { template, next_seq }))
                 }
                 PortKind::Local => continue,
@@ -351,13 +358,13 @@ impl Plumbing {
             .map(|i| &self.egress[i].1)
     }
 
-    /// The next GRE sequence number of `port`, if it sends them.
-    fn next_seq(&self, port: PortNo) -> Option<u32> {
+    /// The GRE sequence counter of `port`, if it sends sequence numbers.
+    fn seq_counter(&self, port: PortNo) -> Option<Arc<AtomicU32>> {
         match self.egress(port)? {
             Egress::Tunnel {
                 per_packet: Some(g),
                 ..
-            } => g.next_seq.as_ref().map(|n| n.load(Ordering::Relaxed)),
+            } => g.next_seq.clone(),
             _ => None,
         }
     }
@@ -375,6 +382,8 @@ struct Core {
 struct InForce {
     config: Config,
     mtus: Mtus,
+    /// The flows in the switch: the config's, as changed by flow edits since.
+    flows: Vec<Flow>,
 }
 
 /// Everything the threads share.
@@ -393,6 +402,11 @@ struct Shared {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Signals first: a SIGHUP or SIGTERM that arrives while starting must not kill the process
+    // with the default action.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Signals)?;
+    let handle = signals.handle();
     let mtus = Mtus::resolve(&config);
     warn_about(&mtus);
 
@@ -424,12 +438,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         sockets_changed: Event::new().map_err(DaemonError::Signals)?,
         tap,
         stop: Event::new().map_err(DaemonError::Signals)?,
-        in_force: Mutex::new(InForce { config, mtus }),
+        in_force: Mutex::new(InForce {
+            flows: config.flows.clone(),
+            config,
+            mtus,
+        }),
         started: Instant::now(),
     };
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Signals)?;
-    let handle = signals.handle();
 
     println!("{ready}");
     use std::io::Write;
@@ -539,27 +554,20 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     needs_no_restart(&in_force.config, &config)?;
     let mtus = Mtus::resolve(&config);
     warn_about(&mtus);
+    // The device first, undone if anything after it fails; then the sockets; then the swap,
+    // which cannot fail.
+    let device = DeviceChange::apply(&sh.tap, in_force, &config, &mtus)?;
     let plumbing = {
         let old = Arc::clone(&lock(sh).plumbing);
-        Plumbing::build(&config, Some(&old)).map_err(|e| e.to_string())?
+        Plumbing::build(&config, Some(&old))
     };
-    if mtus.device.0 != in_force.mtus.device.0 {
-        sh.tap.set_mtu(mtus.device.0).map_err(|e| e.to_string())?;
-    }
-    let (old_addrs, new_addrs) = (&in_force.config.device.addresses, &config.device.addresses);
-    let added: Vec<_> = new_addrs
-        .iter()
-        .filter(|a| !old_addrs.contains(a))
-        .copied()
-        .collect();
-    let removed: Vec<_> = old_addrs
-        .iter()
-        .filter(|a| !new_addrs.contains(a))
-        .copied()
-        .collect();
-    sh.tap
-        .change_addresses(&added, &removed)
-        .map_err(|e| e.to_string())?;
+    let plumbing = match plumbing {
+        Ok(p) => p,
+        Err(e) => {
+            device.undo(&sh.tap);
+            return Err(e.to_string());
+        }
+    };
     let summary = reload_summary(&in_force.config, &config);
     let mut switch = new_switch(&config, &mtus);
     let retired = {
@@ -575,8 +583,77 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     };
     sh.sockets_changed.raise();
     drop(retired);
-    *in_force = InForce { config, mtus };
+    *in_force = InForce {
+        flows: config.flows.clone(),
+        config,
+        mtus,
+    };
     Ok(summary)
+}
+
+/// What a reload changed on the TAP device, so that it can be undone.
+struct DeviceChange {
+    old_mtu: Option<u16>,
+    /// The addresses before the change.
+    old: Vec<ipnet::IpNet>,
+    added: Vec<ipnet::IpNet>,
+}
+
+impl DeviceChange {
+    /// Sets the device's MTU and addresses to those of `config`: old addresses that are gone
+    /// are removed, then every configured one is (re)added (removing a primary IPv4 address can
+    /// take secondaries of its subnet with it). On failure, undoes what it did.
+    fn apply(
+        tap: &Tap,
+        in_force: &InForce,
+        config: &Config,
+        mtus: &Mtus,
+    ) -> Result<DeviceChange, String> {
+        let mut change = DeviceChange {
+            old_mtu: None,
+            old: in_force.config.device.addresses.clone(),
+            added: Vec::new(),
+        };
+        let result = (|| {
+            if mtus.device.0 != in_force.mtus.device.0 {
+                tap.set_mtu(mtus.device.0)?;
+                change.old_mtu = Some(in_force.mtus.device.0);
+            }
+            for addr in &in_force.config.device.addresses {
+                if !config.device.addresses.contains(addr) {
+                    tap.remove_address(addr)?;
+                }
+            }
+            for addr in &config.device.addresses {
+                if tap.add_address(addr)? {
+                    change.added.push(*addr);
+                }
+            }
+            Ok::<(), TapError>(())
+        })();
+        match result {
+            Ok(()) => Ok(change),
+            Err(e) => {
+                change.undo(tap);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Puts the device back as it was (best effort: each failure is logged).
+    fn undo(self, tap: &Tap) {
+        let mut failed = |e: TapError| warn!("undoing a device change: {e}");
+        for addr in self.added.iter().filter(|a| !self.old.contains(a)) {
+            tap.remove_address(addr).unwrap_or_else(&mut failed);
+        }
+        // All of them: removing one may have taken others of its subnet along.
+        for addr in &self.old {
+            tap.add_address(addr).map(drop).unwrap_or_else(&mut failed);
+        }
+        if let Some(mtu) = self.old_mtu {
+            tap.set_mtu(mtu).unwrap_or_else(&mut failed);
+        }
+    }
 }
 
 /// Refuses changes a reload cannot make: the device's name and bridge, the control socket.
@@ -721,18 +798,13 @@ fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
 
 /// Applies a flow edit: the new table is built without holding the switch, then swapped in.
 fn edit_flows(sh: &Shared, request: &Request) -> Response {
-    let _writer = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
-    let (ports, flows) = {
-        let core = lock(sh);
-        (
-            core.switch.ports().to_vec(),
-            core.switch.table().flows().to_vec(),
-        )
-    };
-    match control::edit(&ports, &flows, request) {
+    let mut in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
+    match control::edit(&in_force.config.ports, &in_force.flows, request) {
         Ok((table, summary)) => {
+            let flows = table.flows().to_vec();
             let old = lock(sh).switch.replace_table(table, Instant::now());
             drop(old);
+            in_force.flows = flows;
             Response::ok(summary)
         }
         Err(e) => Response::error(e),
@@ -873,13 +945,26 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
     let mut plan = Plan::new();
+    let mut retired: Option<Arc<Plumbing>> = None;
     loop {
         sh.sockets_changed.clear();
-        let (generation, receiving) = {
+        let (generation, plumbing) = {
             let core = lock(sh);
             (core.generation, Arc::clone(&core.plumbing))
         };
-        let receiving: Vec<&UnderlaySocket> = receiving
+        // What a reload retired may still hold datagrams: read them once before letting go.
+        if let Some(old) = retired.take() {
+            for socket in old.sockets.iter().filter(|s| s.receives()) {
+                if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
+                    for _ in 0..BATCH {
+                        if receive(sh, socket, &mut batch, &mut inner, &mut plan)? == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let receiving: Vec<&UnderlaySocket> = plumbing
             .sockets
             .iter()
             .map(|s| &**s)
@@ -893,12 +978,10 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
             if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
                 return end;
             }
-            if poller.ready(changed) {
+            let reloaded = poller.ready(changed) && {
                 sh.sockets_changed.clear();
-                if sh.generation.load(Ordering::Acquire) != generation {
-                    break;
-                }
-            }
+                sh.generation.load(Ordering::Acquire) != generation
+            };
             // One batch per ready socket per wake-up: a busy socket cannot starve the others
             // or the stop signal (poll is level-triggered, so the rest is read next pass).
             for (s, socket) in receiving.iter().enumerate() {
@@ -906,18 +989,24 @@ fn net_loop(sh: &Shared) -> Result<(), ()> {
                     receive(sh, socket, &mut batch, &mut inner, &mut plan)?;
                 }
             }
+            if reloaded {
+                break;
+            }
         }
+        drop(receiving);
+        retired = Some(plumbing);
     }
 }
 
-/// Reads one batch from `socket`, decides it, and sends what the switch says.
+/// Reads one batch from `socket`, decides it, and sends what the switch says. Returns how many
+/// datagrams it read.
 fn receive(
     sh: &Shared,
     socket: &UnderlaySocket,
     batch: &mut RecvBatch,
     inner: &mut [Range<usize>; BATCH],
     plan: &mut Plan,
-) -> Result<(), ()> {
+) -> Result<usize, ()> {
     let n = match socket.recv_batch(batch) {
         Ok(n) => n,
         Err(e) if is_fatal(&e) => {
@@ -973,7 +1062,7 @@ fn receive(
             .unwrap_or(&[]),
         FrameRef::Extra(a, b) => &extra[a..b],
     });
-    Ok(())
+    Ok(n)
 }
 
 /// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor
@@ -1183,6 +1272,35 @@ mod tests {
             "reloaded seg.toml: ports added: 4 c; removed: 3 b; changed: 2 a; 1 flows\n"
         );
         assert!(reload_summary(&old, &old).contains("added: none; removed: none; changed: none"));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_sockets_that_still_fit_and_opens_only_new_ones() {
+        // Unprivileged: UDP on loopback, on a port of this test's own.
+        let port = 20_000 + (std::process::id() % 20_000) as u16;
+        let config = |tunnels: &str| {
+            let text = format!("[underlay]\nlocal = \"127.0.0.1\"\n{tunnels}");
+            Config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        let tunnel = |name: &str, last: u8, extra: &str| {
+            format!(
+                "[[tunnel]]\nname = \"{name}\"\ntype = \"vxlan\"\nremote = \"127.0.0.{last}\"\n\
+                 dst_port = {port}\n{extra}"
+            )
+        };
+        let first = config(&(tunnel("a", 2, "") + &tunnel("b", 3, "df = \"inherit\"\n")));
+        let old = Plumbing::build(&first, None).unwrap();
+        assert_eq!(old.sockets.len(), 2, "DF set and DF clear");
+        let df_set = old.sockets.iter().find(|s| s.df()).unwrap();
+
+        let second = config(&(tunnel("a", 2, "") + &tunnel("c", 4, "vni = 5\n")));
+        let new = Plumbing::build(&second, Some(&old)).unwrap();
+        assert_eq!(new.sockets.len(), 1, "only DF set is still needed");
+        assert!(
+            Arc::ptr_eq(&new.sockets[0], df_set),
+            "and it is the same socket"
+        );
+        assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
     }
 
     #[test]

@@ -1116,6 +1116,13 @@ mod tests {
     }
 
     #[test]
+    fn drop_reasons_are_listed_in_counter_order() {
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+    }
+
+    #[test]
     fn every_frame_drop_reason_is_counted() {
         let mut sw = hub(&[
             "ip,nw_dst=172.31.0.0/16,actions=drop",

@@ -333,3 +333,63 @@ fn control_socket_with_a_group_is_shared_with_that_group_only() {
     assert_eq!(meta.gid(), gid);
     assert_eq!(meta.uid(), 0);
 }
+
+#[test]
+fn a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applies() {
+    if !common::require_root(
+        "a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applies",
+    ) {
+        return;
+    }
+    let mut p = Pair::up();
+    let device = |p: &Pair| {
+        let out = p.a.exec("ip", &["-o", "addr", "show", "dev", "vxt0"]);
+        let link = p.a.exec("ip", &["-o", "link", "show", "dev", "vxt0"]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&link.stdout),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    };
+    // With IPv6 off on the device, adding the IPv6 address fails after the MTU and the new
+    // IPv4 address were applied.
+    p.a.exec("sysctl", &["-qw", "net.ipv6.conf.vxt0.disable_ipv6=1"]);
+    let before = device(&p);
+    assert!(
+        before.contains("mtu 1450") && before.contains("10.77.0.1/24"),
+        "{before}"
+    );
+    let path = p.daemon.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let failing = text
+        .replace("name = \"vxt0\"", "name = \"vxt0\"\n            mtu = 1400")
+        .replace(
+            "[\"10.77.0.1/24\", \"fd77::1/64\"]",
+            "[\"10.77.0.11/24\", \"fd77::11/64\"]",
+        );
+    std::fs::write(&path, &failing).unwrap();
+    p.daemon.reload("reload refused");
+    assert!(
+        p.daemon.log().contains("adding address fd77::11/64"),
+        "{}",
+        p.daemon.log()
+    );
+    let after = device(&p);
+    assert!(after.contains("mtu 1450"), "MTU restored: {after}");
+    assert!(after.contains("10.77.0.1/24"), "old address back: {after}");
+    assert!(!after.contains("10.77.0.11"), "new address gone: {after}");
+    assert!(p.b.pings("10.77.0.1"), "still working");
+
+    // Only the MTU (and IPv6 back on, so the IPv6 address is put back too): applied in place.
+    p.a.exec("sysctl", &["-qw", "net.ipv6.conf.vxt0.disable_ipv6=0"]);
+    let mtu_only = text.replace("name = \"vxt0\"", "name = \"vxt0\"\n            mtu = 1400");
+    std::fs::write(&path, mtu_only).unwrap();
+    p.daemon.reload("reloaded");
+    let after = device(&p);
+    assert!(after.contains("mtu 1400"), "{after}");
+    assert!(
+        after.contains("fd77::1/64"),
+        "the configured IPv6 address is back: {after}"
+    );
+    assert!(p.b.pings("10.77.0.1"));
+}

@@ -1,5 +1,5 @@
-//! The control socket: a Unix stream socket (mode 0600) on which the daemon answers one
-//! request per connection (see [`crate::control`] for the protocol).
+//! The control socket: a Unix stream socket (mode 0600, or 0660 for a group) on which the
+//! daemon answers one request per connection (see [`crate::control`] for the protocol).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};

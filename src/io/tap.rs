@@ -119,33 +119,32 @@ impl Tap {
         })
     }
 
-    /// Puts `add` on the device and takes `remove` off it (on reload); an address already
-    /// there, or already gone, is not an error.
-    pub fn change_addresses(&self, add: &[IpNet], remove: &[IpNet]) -> Result<(), TapError> {
-        let setup = |what: String| {
-            move |source| TapError::Setup {
-                name: self.name.clone(),
-                what,
-                source,
-            }
+    /// Puts `addr` on the device (on reload); true when it was not there before.
+    pub fn add_address(&self, addr: &IpNet) -> Result<bool, TapError> {
+        let added = match addr.addr() {
+            IpAddr::V4(a) => self.dev.add_address_v4(a, addr.prefix_len()),
+            IpAddr::V6(a) => self.dev.add_address_v6(a, addr.prefix_len()),
         };
-        for addr in remove {
-            match self.dev.remove_address(addr.addr()) {
-                Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
-                other => other.map_err(setup(format!("removing address {addr}")))?,
-            }
+        match added {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(source) => Err(TapError::Setup {
+                name: self.name.clone(),
+                what: format!("adding address {addr}"),
+                source,
+            }),
         }
-        for addr in add {
-            let added = match addr.addr() {
-                IpAddr::V4(a) => self.dev.add_address_v4(a, addr.prefix_len()),
-                IpAddr::V6(a) => self.dev.add_address_v6(a, addr.prefix_len()),
-            };
-            match added {
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                other => other.map_err(setup(format!("adding address {addr}")))?,
-            }
-        }
-        Ok(())
+    }
+
+    /// Takes `addr` off the device (on reload); an address already gone is not an error.
+    pub fn remove_address(&self, addr: &IpNet) -> Result<(), TapError> {
+        self.dev
+            .remove_address(addr.addr())
+            .map_err(|source| TapError::Setup {
+                name: self.name.clone(),
+                what: format!("removing address {addr}"),
+                source,
+            })
     }
 
     /// Reads one frame; `WouldBlock` when none is waiting.
