@@ -70,6 +70,9 @@ pub struct DeviceConfig {
     pub bridge: Option<String>,
     /// Addresses to put on the TAP.
     pub addresses: Vec<IpNet>,
+    /// Whether to use the TAP's offloads (virtio-net header, checksum, TSO, USO): on unless
+    /// the config turns them off.
+    pub offload: bool,
 }
 
 /// The `[underlay]` section.
@@ -532,6 +535,7 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
         mtu: check_mtu(raw.mtu, 68, err)?,
         bridge,
         addresses,
+        offload: raw.offload.unwrap_or(true),
     })
 }
 
@@ -683,6 +687,7 @@ struct RawDevice {
     bridge: Option<Spanned<String>>,
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
+    offload: Option<bool>,
 }
 
 /// What tells two tunnels to the same remote apart.

@@ -35,8 +35,9 @@ use crate::io::socket::{
 };
 use crate::io::tap::{Tap, TapError};
 use crate::io::{Event, Poller};
-use crate::switch::{Action, DfMode, Port, PortKind, Switch};
+use crate::switch::{Action, DfMode, DropReason, Port, PortKind, Switch};
 use crate::wire::ip::IpView;
+use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
 /// Failures that keep the daemon from starting or running.
@@ -419,12 +420,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         device_mtu,
         &config.device.addresses,
         config.device.bridge.as_deref(),
+        config.device.offload,
     )?;
+    let offloads = tap.offloads();
     info!(
         device = tap.name(),
         created = tap.created(),
         mtu = device_mtu,
-        "TAP device ready"
+        "TAP device ready, offloads: {}",
+        match (config.device.offload, offloads.tcp, offloads.udp) {
+            (false, _, _) => "off (as configured)",
+            (true, false, _) => "none (the kernel refused them)",
+            (true, true, false) => "checksum, TSO4, TSO6 (no USO in this kernel)",
+            (true, true, true) => "checksum, TSO4, TSO6, USO4, USO6",
+        }
     );
 
     let ready = ready_line(&config, &mtus);
@@ -671,6 +680,11 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             new.device.bridge.as_deref(),
         ),
         (
+            "device.offload",
+            Some(if old.device.offload { "true" } else { "false" }),
+            Some(if new.device.offload { "true" } else { "false" }),
+        ),
+        (
             "control.socket",
             old.control_socket.to_str(),
             new.control_socket.to_str(),
@@ -823,6 +837,10 @@ fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> 
     }
 }
 
+/// A TAP read: the virtio-net header, then a superframe of up to 64 KiB of IP behind an
+/// Ethernet header and one VLAN tag.
+const TAP_BUFFER: usize = VNET_HDR_LEN + 18 + MAX_DATAGRAM;
+
 /// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
 type HeaderScratch = Vec<([u8; gre::MAX_LEN], usize)>;
 
@@ -832,6 +850,8 @@ type HeaderScratch = Vec<([u8; gre::MAX_LEN], usize)>;
 enum FrameRef {
     Batch(usize),
     Extra(usize, usize),
+    /// A segment of a superframe read from the TAP, in the thread's segment buffer.
+    Segment(usize, usize),
 }
 
 /// What one thread sends after deciding a batch: (frame, egress port) pairs, the extra frames
@@ -856,12 +876,10 @@ impl Plan {
         self.extra.clear();
     }
 
-    /// Records what the switch decided for frame `i` of the batch.
-    fn add(&mut self, i: usize, action: Action<'_>) {
+    /// Records what the switch decided for `frame`.
+    fn add(&mut self, frame: FrameRef, action: Action<'_>) {
         match action {
-            Action::Forward(ports) => self
-                .sends
-                .extend(ports.iter().map(|&p| (FrameRef::Batch(i), p))),
+            Action::Forward(ports) => self.sends.extend(ports.iter().map(|&p| (frame, p))),
             Action::Fragments {
                 ports,
                 frames,
@@ -887,11 +905,20 @@ impl Plan {
 }
 
 /// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
+///
+/// With offloads on, each read starts with a virtio-net header: a frame whose checksum was left
+/// to us is finished in place, and a TCP/UDP superframe is split (before taking the lock) into
+/// complete frames, each decided on its own.
 fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
-        .map(|_| vec![0u8; MAX_DATAGRAM].into_boxed_slice())
+        .map(|_| vec![0u8; TAP_BUFFER].into_boxed_slice())
         .collect();
     let mut lens = [0usize; BATCH];
+    // Per buffer: whether it was split, into which of `seg_ranges` (or refused).
+    let mut shapes: Vec<Result<Range<usize>, ()>> = Vec::with_capacity(BATCH);
+    let mut segs: Vec<u8> = Vec::new();
+    let mut seg_ranges: Vec<Range<usize>> = Vec::new();
+    let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
     let mut plan = Plan::new();
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
@@ -901,10 +928,11 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
         let mut n = 0;
         while n < BATCH {
             match sh.tap.recv(&mut bufs[n]) {
-                Ok(len) => {
+                Ok(len) if len >= skip => {
                     lens[n] = len;
                     n += 1;
                 }
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -913,17 +941,46 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
                 }
             }
         }
+        shapes.clear();
+        segs.clear();
+        seg_ranges.clear();
+        for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
+            let first = seg_ranges.len();
+            let shape = match (skip, VnetHdr::decode(buf)) {
+                (0, _) => Ok(first..first),
+                (_, Some(hdr)) => {
+                    offload::segment(&hdr, &mut buf[skip..len], &mut segs, &mut seg_ranges)
+                        .map(|_| first..seg_ranges.len())
+                        .map_err(drop)
+                }
+                (_, None) => Err(()),
+            };
+            shapes.push(shape);
+        }
         plan.clear();
         let plumbing = {
             let mut core = lock(sh);
             let core = &mut *core;
             let now = Instant::now();
-            for (i, buf) in bufs.iter_mut().enumerate().take(n) {
-                plan.add(
-                    i,
-                    core.switch
-                        .handle_frame(PortNo::LOCAL, &mut buf[..lens[i]], now),
-                );
+            for (i, shape) in shapes.iter().enumerate() {
+                match shape {
+                    Err(()) => core.switch.record_drop(DropReason::BadOffload),
+                    Ok(split) if split.is_empty() => {
+                        let frame = &mut bufs[i][skip..lens[i]];
+                        plan.add(
+                            FrameRef::Batch(i),
+                            core.switch.handle_frame(PortNo::LOCAL, frame, now),
+                        );
+                    }
+                    Ok(split) => {
+                        for r in &seg_ranges[split.clone()] {
+                            let action =
+                                core.switch
+                                    .handle_frame(PortNo::LOCAL, &mut segs[r.clone()], now);
+                            plan.add(FrameRef::Segment(r.start, r.end), action);
+                        }
+                    }
+                }
             }
             Arc::clone(&core.plumbing)
         };
@@ -933,8 +990,9 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
             headers,
         } = &mut plan;
         deliver(sh, &plumbing, sends, headers, |r| match r {
-            FrameRef::Batch(i) => &bufs[i][..lens[i]],
+            FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
+            FrameRef::Segment(a, b) => &segs[a..b],
         });
     }
 }
@@ -1045,7 +1103,7 @@ fn receive(
                 }
             };
             *range = start..len;
-            plan.add(i, action);
+            plan.add(FrameRef::Batch(i), action);
         }
         Arc::clone(&core.plumbing)
     };
@@ -1061,6 +1119,7 @@ fn receive(
             .and_then(|(_, p)| p.get(inner[i].clone()))
             .unwrap_or(&[]),
         FrameRef::Extra(a, b) => &extra[a..b],
+        FrameRef::Segment(..) => &[],
     });
     Ok(n)
 }

@@ -191,11 +191,13 @@ pub enum DropReason {
     Oversize,
     /// `normal` would send the frame to a tunnel of the ingress tunnel's split-horizon group.
     SplitHorizon,
+    /// A frame from the TAP whose offload (virtio-net) header made no sense.
+    BadOffload,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::TruncatedFrame,
         DropReason::MulticastSource,
         DropReason::NoMatchingFlow,
@@ -213,6 +215,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::Oversize,
         DropReason::SplitHorizon,
+        DropReason::BadOffload,
     ];
 
     /// The counter's name.
@@ -235,6 +238,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::Oversize => "oversize",
             DropReason::SplitHorizon => "split_horizon",
+            DropReason::BadOffload => "bad_offload",
         }
     }
 
@@ -680,6 +684,11 @@ impl Switch {
         for (mac, e) in kept {
             self.fdb.learn(mac, e.port, e.seen);
         }
+    }
+
+    /// Counts a frame dropped before it reached the switch (by the I/O shell).
+    pub fn record_drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
     }
 
     /// Counts a send that failed on `port`.

@@ -7,6 +7,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use ipnet::IpNet;
+
+use crate::wire::offload::VNET_HDR_LEN;
 use thiserror::Error;
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
@@ -50,21 +52,38 @@ pub struct Tap {
     dev: SyncDevice,
     name: String,
     created: bool,
+    /// Whether every read and write carries a virtio-net header (offloads on).
+    vnet: bool,
+}
+
+/// The virtio-net header of a plain frame: no superframe, checksum complete.
+const PLAIN: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
+
+/// What the TAP hands vxtund when offloads are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offloads {
+    /// Frames with the checksum left to vxtund, and TCP superframes (TSO, IPv4 and IPv6).
+    pub tcp: bool,
+    /// UDP superframes (USO, Linux 6.2 and later).
+    pub udp: bool,
 }
 
 impl Tap {
     /// Creates the TAP `name` (or attaches to an existing one), sets its MTU and addresses,
-    /// enslaves it to `bridge` and brings it up.
+    /// enslaves it to `bridge` and brings it up. With `offload`, asks for the virtio-net header
+    /// and the TCP offloads (checksum, TSO4, TSO6), and UDP's (USO) where the kernel has them.
     pub fn open(
         name: &str,
         mtu: u16,
         addresses: &[IpNet],
         bridge: Option<&str>,
+        offload: bool,
     ) -> Result<Tap, TapError> {
         let existed = Path::new("/sys/class/net").join(name).exists();
         let dev = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
+            .offload(offload)
             .build_sync()
             .map_err(|source| TapError::Open {
                 name: name.to_owned(),
@@ -104,10 +123,24 @@ impl Tap {
         dev.set_nonblocking(true)
             .map_err(setup("making reads non-blocking".into()))?;
         Ok(Tap {
+            vnet: dev.tcp_gso(),
             dev,
             name: name.to_owned(),
             created: !existed,
         })
+    }
+
+    /// Whether reads and writes carry a virtio-net header.
+    pub fn vnet(&self) -> bool {
+        self.vnet
+    }
+
+    /// The offloads in force (none when offloads are off).
+    pub fn offloads(&self) -> Offloads {
+        Offloads {
+            tcp: self.vnet,
+            udp: self.vnet && self.dev.udp_gso(),
+        }
     }
 
     /// Changes the MTU (on reload).
@@ -152,9 +185,14 @@ impl Tap {
         self.dev.recv(buf)
     }
 
-    /// Writes one frame.
+    /// Writes one complete frame.
     pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
-        self.dev.send(frame)
+        if self.vnet {
+            self.dev
+                .send_vectored(&[io::IoSlice::new(&PLAIN), io::IoSlice::new(frame)])
+        } else {
+            self.dev.send(frame)
+        }
     }
 
     /// The device name.

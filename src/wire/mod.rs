@@ -8,6 +8,7 @@ pub mod ethernet;
 pub mod gre;
 pub mod icmp;
 pub mod ip;
+pub mod offload;
 pub mod tcp;
 pub mod vxlan;
 

@@ -1,0 +1,520 @@
+//! Offloads between vxtund and the TAP device: the virtio-net header that prefixes every frame
+//! when the TAP has `IFF_VNET_HDR`, and turning what the kernel hands over (a frame whose
+//! checksum is left to us, or a TCP/UDP superframe of up to 64 KiB) into complete frames that a
+//! tunnel can carry.
+//!
+//! Splitting follows what the kernel's own GSO does for TCP and UDP: every segment gets a copy
+//! of the Ethernet, IP and transport headers, with the IPv4 total length, identification and
+//! header checksum (or the IPv6 payload length) set for its size, TCP sequence numbers advanced,
+//! FIN and PSH kept for the last segment only and CWR for the first only, and a full transport
+//! checksum.
+
+use std::ops::Range;
+
+use super::checksum;
+use super::ip::IpView;
+
+/// Bytes of the virtio-net header (`struct virtio_net_hdr`, without `num_buffers`).
+pub const VNET_HDR_LEN: usize = 10;
+/// `flags`: the transport checksum is to be completed from `csum_start` on.
+pub const F_NEEDS_CSUM: u8 = 1;
+/// `gso_type`: not a superframe.
+pub const GSO_NONE: u8 = 0;
+/// `gso_type`: a TCP over IPv4 superframe.
+pub const GSO_TCPV4: u8 = 1;
+/// `gso_type`: a TCP over IPv6 superframe.
+pub const GSO_TCPV6: u8 = 4;
+/// `gso_type`: a UDP superframe (IPv4 or IPv6), split per `gso_size` datagram payload.
+pub const GSO_UDP_L4: u8 = 5;
+/// `gso_type` bit: the TCP superframe has ECN (CWR) set.
+pub const GSO_ECN: u8 = 0x80;
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const TCP_FIN: u8 = 0x01;
+const TCP_PSH: u8 = 0x08;
+const TCP_CWR: u8 = 0x80;
+
+/// The virtio-net header, in the host's byte order (the TAP default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    /// [`F_NEEDS_CSUM`] and friends.
+    pub flags: u8,
+    /// [`GSO_NONE`], [`GSO_TCPV4`], [`GSO_TCPV6`] or [`GSO_UDP_L4`], maybe with [`GSO_ECN`].
+    pub gso_type: u8,
+    /// Length of the headers (a hint; vxtund parses them itself).
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where the checksummed part starts (from the Ethernet header).
+    pub csum_start: u16,
+    /// Where, from `csum_start`, the checksum goes.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Reads the header at the start of `buf`.
+    pub fn decode(buf: &[u8]) -> Option<VnetHdr> {
+        let b = buf.get(..VNET_HDR_LEN)?;
+        let word = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: word(2),
+            gso_size: word(4),
+            csum_start: word(6),
+            csum_offset: word(8),
+        })
+    }
+
+    /// The header's bytes.
+    pub fn encode(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+}
+
+/// What [`segment`] made of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segmented {
+    /// The frame is complete where it lies (its checksum finished if it needed one).
+    Whole,
+    /// The frame was a superframe: its segments were appended to the output buffer.
+    Split,
+}
+
+/// Why a frame from the TAP could not be made complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadError {
+    /// A checksum position outside the frame.
+    BadChecksumOffsets,
+    /// A superframe whose headers are not the TCP or UDP its type says, or whose segment size
+    /// is zero.
+    BadSuperframe,
+    /// A GSO type vxtund does not know.
+    UnknownGsoType,
+}
+
+/// Completes `frame` (the bytes after the virtio-net header `hdr`): finishes a checksum left
+/// to us in place, or splits a superframe into complete frames appended to `out`, each range
+/// pushed to `ranges` (neither is cleared first).
+pub fn segment(
+    hdr: &VnetHdr,
+    frame: &mut [u8],
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<Range<usize>>,
+) -> Result<Segmented, OffloadError> {
+    match hdr.gso_type & !GSO_ECN {
+        GSO_NONE => {
+            if hdr.flags & F_NEEDS_CSUM != 0 {
+                finish_checksum(frame, hdr.csum_start.into(), hdr.csum_offset.into())?;
+            }
+            Ok(Segmented::Whole)
+        }
+        GSO_TCPV4 | GSO_TCPV6 => {
+            split(frame, IPPROTO_TCP, hdr.gso_size.into(), out, ranges)?;
+            Ok(Segmented::Split)
+        }
+        GSO_UDP_L4 => {
+            split(frame, IPPROTO_UDP, hdr.gso_size.into(), out, ranges)?;
+            Ok(Segmented::Split)
+        }
+        _ => Err(OffloadError::UnknownGsoType),
+    }
+}
+
+/// Finishes a partial checksum: the field at `start + offset` holds the pseudo-header sum; the
+/// checksum covers everything from `start` to the end of the IP packet.
+fn finish_checksum(frame: &mut [u8], start: usize, offset: usize) -> Result<(), OffloadError> {
+    let end = IpView::parse(frame).map_or(frame.len(), |ip| ip.l3 + ip.total_len);
+    let field = start + offset;
+    if field + 2 > end || end > frame.len() {
+        return Err(OffloadError::BadChecksumOffsets);
+    }
+    let mut sum = checksum::finish(checksum::add(0, &frame[start..end]));
+    if sum == 0 && offset == 6 {
+        sum = 0xffff; // UDP sends a computed zero as all ones
+    }
+    frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+    Ok(())
+}
+
+/// Splits a TCP or UDP superframe into frames carrying at most `mss` payload bytes each.
+fn split(
+    frame: &[u8],
+    proto: u8,
+    mss: usize,
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<Range<usize>>,
+) -> Result<(), OffloadError> {
+    let bad = OffloadError::BadSuperframe;
+    let ip = IpView::parse(frame).ok_or(bad)?;
+    if ip.proto != proto || mss == 0 || (ip.version == 4 && ip.frag & 0x3fff != 0) {
+        return Err(bad);
+    }
+    let l4 = ip.l3 + ip.header_len;
+    let end = ip.l3 + ip.total_len;
+    let l4_len = match proto {
+        IPPROTO_TCP => usize::from(frame.get(l4 + 12).ok_or(bad)? >> 4) * 4,
+        _ => super::UDP_HEADER_LEN,
+    };
+    let headers = l4 + l4_len;
+    let min = if proto == IPPROTO_TCP {
+        20
+    } else {
+        super::UDP_HEADER_LEN
+    };
+    if l4_len < min || headers > end {
+        return Err(bad);
+    }
+    let payload = &frame[headers..end];
+    let count = payload.len().div_ceil(mss).max(1);
+    let seq0 = u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().map_err(|_| bad)?);
+    let id0 = u16::from_be_bytes([frame[ip.l3 + 4], frame[ip.l3 + 5]]);
+    for i in 0..count {
+        let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
+        let start = out.len();
+        out.extend_from_slice(&frame[..headers]);
+        out.extend_from_slice(chunk);
+        let seg = &mut out[start..];
+        let l4_total = l4_len + chunk.len();
+        if ip.version == 4 {
+            let h = &mut seg[ip.l3..l4];
+            h[2..4].copy_from_slice(&((ip.header_len + l4_total) as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            h[10..12].copy_from_slice(&[0, 0]);
+            let sum = checksum::of(&[h]);
+            h[10..12].copy_from_slice(&sum.to_be_bytes());
+        } else {
+            let payload_len = (ip.header_len - super::IPV6_HEADER_LEN + l4_total) as u16;
+            seg[ip.l3 + 4..ip.l3 + 6].copy_from_slice(&payload_len.to_be_bytes());
+        }
+        let field = if proto == IPPROTO_TCP {
+            let seq = seq0.wrapping_add((i * mss) as u32);
+            seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+            if i + 1 < count {
+                seg[l4 + 13] &= !(TCP_FIN | TCP_PSH);
+            }
+            if i > 0 {
+                seg[l4 + 13] &= !TCP_CWR;
+            }
+            l4 + 16
+        } else {
+            seg[l4 + 4..l4 + 6].copy_from_slice(&(l4_total as u16).to_be_bytes());
+            l4 + 6
+        };
+        seg[field..field + 2].copy_from_slice(&[0, 0]);
+        let mut sum = transport_checksum(seg, &ip, l4, proto);
+        if sum == 0 && proto == IPPROTO_UDP {
+            sum = 0xffff;
+        }
+        seg[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+        ranges.push(start..out.len());
+    }
+    Ok(())
+}
+
+/// The TCP or UDP checksum of the transport segment at `l4` in `frame` (its checksum field
+/// zeroed), with the pseudo-header of `ip`.
+fn transport_checksum(frame: &[u8], ip: &IpView, l4: usize, proto: u8) -> u16 {
+    let segment = &frame[l4..];
+    let len = segment.len() as u32;
+    let mut sum = if ip.version == 4 {
+        checksum::add(0, &frame[ip.l3 + 12..ip.l3 + 20])
+    } else {
+        checksum::add(0, &frame[ip.l3 + 8..ip.l3 + 40])
+    };
+    sum = checksum::add(sum, &len.to_be_bytes());
+    sum = checksum::add(sum, &[0, 0, 0, proto]);
+    checksum::finish(checksum::add(sum, segment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+
+    const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn payload(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    /// A TCP superframe as the TAP hands it over: full lengths, the checksum field holding
+    /// whatever (here zero).
+    fn tcp_superframe(v6: bool, data: &[u8], flags: (bool, bool, bool)) -> Vec<u8> {
+        let builder = PacketBuilder::ethernet2(MAC_A, MAC_B);
+        let builder = if v6 {
+            builder.ipv6(
+                [0xfc, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0xfc; 16],
+                64,
+            )
+        } else {
+            builder.ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+        };
+        let mut builder = builder.tcp(40000, 5201, 0xffff_ff00, 501).ack(7);
+        if flags.0 {
+            builder = builder.fin();
+        }
+        if flags.1 {
+            builder = builder.psh();
+        }
+        if flags.2 {
+            builder = builder.cwr();
+        }
+        let mut f = Vec::new();
+        builder.write(&mut f, data).unwrap();
+        f
+    }
+
+    /// A segment as the tests look at it: sequence number, (FIN, PSH, CWR), payload.
+    type Seg = (u32, (bool, bool, bool), Vec<u8>);
+
+    /// Checks every segment with etherparse's own checksum code, and returns (seq, flags,
+    /// payload) per segment.
+    fn check_segments(out: &[u8], ranges: &[Range<usize>]) -> Vec<Seg> {
+        ranges
+            .iter()
+            .map(|r| {
+                let seg = &out[r.clone()];
+                let p = SlicedPacket::from_ethernet(seg).expect("segment parses");
+                let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+                    panic!("not TCP")
+                };
+                let expected = match &p.net {
+                    Some(etherparse::NetSlice::Ipv4(ip)) => {
+                        let h = ip.header();
+                        assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+                        assert_eq!(usize::from(h.total_len()), seg.len() - 14);
+                        tcp.to_header()
+                            .calc_checksum_ipv4(&h.to_header(), tcp.payload())
+                            .unwrap()
+                    }
+                    Some(etherparse::NetSlice::Ipv6(ip)) => {
+                        assert_eq!(usize::from(ip.header().payload_length()), seg.len() - 54);
+                        tcp.to_header()
+                            .calc_checksum_ipv6(&ip.header().to_header(), tcp.payload())
+                            .unwrap()
+                    }
+                    _ => panic!("not IP"),
+                };
+                assert_eq!(tcp.checksum(), expected, "TCP checksum");
+                (
+                    tcp.sequence_number(),
+                    (tcp.fin(), tcp.psh(), tcp.cwr()),
+                    tcp.payload().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_round_trips_in_host_order() {
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 66,
+            gso_size: 1398,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        assert_eq!(VnetHdr::decode(&h.encode()), Some(h));
+        assert_eq!(VnetHdr::decode(&[0; 9]), None);
+    }
+
+    #[test]
+    fn tcp_superframes_split_into_mss_segments_with_valid_checksums() {
+        for v6 in [false, true] {
+            let data = payload(4000);
+            let mut frame = tcp_superframe(v6, &data, (true, true, true));
+            let hdr = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 | GSO_ECN },
+                gso_size: 1398,
+                ..Default::default()
+            };
+            let (mut out, mut ranges) = (Vec::new(), Vec::new());
+            assert_eq!(
+                segment(&hdr, &mut frame, &mut out, &mut ranges),
+                Ok(Segmented::Split)
+            );
+            let segs = check_segments(&out, &ranges);
+            assert_eq!(segs.len(), 3, "v6 {v6}");
+            let seqs: Vec<u32> = segs.iter().map(|s| s.0).collect();
+            assert_eq!(
+                seqs,
+                [
+                    0xffff_ff00,
+                    0xffff_ff00u32.wrapping_add(1398),
+                    0xffff_ff00u32.wrapping_add(2796)
+                ],
+                "sequence numbers advance (and wrap)"
+            );
+            let flags: Vec<_> = segs.iter().map(|s| s.1).collect();
+            assert_eq!(
+                flags,
+                [
+                    (false, false, true),
+                    (false, false, false),
+                    (true, true, false)
+                ],
+                "FIN/PSH on the last only, CWR on the first only"
+            );
+            let joined: Vec<u8> = segs.iter().flat_map(|s| s.2.clone()).collect();
+            assert_eq!(joined, data, "payload intact, in order");
+            assert_eq!(segs[2].2.len(), 4000 - 2 * 1398);
+        }
+    }
+
+    #[test]
+    fn ipv4_identification_advances_per_segment() {
+        let mut frame = tcp_superframe(false, &payload(3000), (false, false, false));
+        frame[18..20].copy_from_slice(&0xfffeu16.to_be_bytes());
+        let hdr = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+        let ids: Vec<u16> = ranges
+            .iter()
+            .map(|r| u16::from_be_bytes([out[r.start + 18], out[r.start + 19]]))
+            .collect();
+        assert_eq!(ids, [0xfffe, 0xffff, 0]);
+        check_segments(&out, &ranges);
+    }
+
+    #[test]
+    fn udp_superframes_split_per_datagram() {
+        let data = payload(2500);
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+            .udp(5000, 5201)
+            .write(&mut frame, &data)
+            .unwrap();
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_UDP_L4,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+        assert_eq!(ranges.len(), 3);
+        let mut joined = Vec::new();
+        for r in &ranges {
+            let p = SlicedPacket::from_ethernet(&out[r.clone()]).unwrap();
+            let (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Udp(udp))) =
+                (&p.net, &p.transport)
+            else {
+                panic!("not UDP over IPv4")
+            };
+            let expected = udp
+                .to_header()
+                .calc_checksum_ipv4(&ip.header().to_header(), udp.payload())
+                .unwrap();
+            assert_eq!(udp.checksum(), expected);
+            assert_eq!(usize::from(udp.length()), udp.payload().len() + 8);
+            joined.extend_from_slice(udp.payload());
+        }
+        assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn a_partial_checksum_is_finished_in_place() {
+        let data = payload(333);
+        let mut full = tcp_superframe(false, &data, (false, true, false));
+        let good = u16::from_be_bytes([full[50], full[51]]);
+        // What the kernel hands over: the pseudo-header sum, not complemented, in the field.
+        let src_dst = &full[26..34];
+        let tcp_len = (full.len() - 34) as u32;
+        let pseudo = checksum::add(
+            checksum::add(checksum::add(0, src_dst), &tcp_len.to_be_bytes()),
+            &[0, 0, 0, 6],
+        );
+        let folded = !checksum::finish(pseudo);
+        full[50..52].copy_from_slice(&folded.to_be_bytes());
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        assert_eq!(
+            segment(&hdr, &mut full, &mut out, &mut ranges),
+            Ok(Segmented::Whole)
+        );
+        assert_eq!(u16::from_be_bytes([full[50], full[51]]), good);
+        assert!(out.is_empty() && ranges.is_empty());
+    }
+
+    #[test]
+    fn nonsense_is_refused_not_panicked_on() {
+        let mut short = vec![0u8; 20];
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        let csum = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 60000,
+            csum_offset: 16,
+            ..Default::default()
+        };
+        assert_eq!(
+            segment(&csum, &mut short, &mut out, &mut ranges),
+            Err(OffloadError::BadChecksumOffsets)
+        );
+        let tso = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            ..Default::default()
+        };
+        assert_eq!(
+            segment(&tso, &mut short, &mut out, &mut ranges),
+            Err(OffloadError::BadSuperframe)
+        );
+        let mut udp_as_tcp = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+            .udp(1, 2)
+            .write(&mut udp_as_tcp, &[0; 100])
+            .unwrap();
+        assert_eq!(
+            segment(&tso, &mut udp_as_tcp, &mut out, &mut ranges),
+            Err(OffloadError::BadSuperframe)
+        );
+        let zero = VnetHdr { gso_size: 0, ..tso };
+        let mut tcp = tcp_superframe(false, &payload(10), (false, false, false));
+        assert_eq!(
+            segment(&zero, &mut tcp, &mut out, &mut ranges),
+            Err(OffloadError::BadSuperframe)
+        );
+        let odd = VnetHdr { gso_type: 9, ..tso };
+        assert_eq!(
+            segment(&odd, &mut tcp, &mut out, &mut ranges),
+            Err(OffloadError::UnknownGsoType)
+        );
+        assert!(out.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segment_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 10),
+        ) {
+            let hdr = VnetHdr::decode(&head).unwrap();
+            let mut frame = bytes;
+            let _ = segment(&hdr, &mut frame, &mut Vec::new(), &mut Vec::new());
+        }
+    }
+}
