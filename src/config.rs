@@ -83,6 +83,8 @@ pub struct UnderlayConfig {
     pub local: Vec<IpAddr>,
     /// MTU of the underlay; read from the route to each remote when not given.
     pub mtu: Option<u16>,
+    /// Whether VXLAN sockets use UDP GSO and GRO: on unless the config turns them off.
+    pub offload: bool,
 }
 
 impl UnderlayConfig {
@@ -127,6 +129,7 @@ impl Config {
         let underlay = UnderlayConfig {
             local,
             mtu: check_mtu(raw.underlay.mtu, 576, &err)?,
+            offload: raw.underlay.offload.unwrap_or(true),
         };
 
         let mut ports = vec![Port {
@@ -702,6 +705,7 @@ enum Endpoint {
 struct RawUnderlay {
     local: Spanned<toml::Value>,
     mtu: Option<Spanned<u16>>,
+    offload: Option<bool>,
 }
 
 #[derive(Deserialize)]

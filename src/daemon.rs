@@ -287,7 +287,9 @@ impl Plumbing {
                 sockets.push(match reused {
                     Some(s) => Arc::clone(s),
                     None => Arc::new(match kind {
-                        SocketKind::Udp(p) => UnderlaySocket::udp(local, p, want_df)?,
+                        SocketKind::Udp(p) => {
+                            UnderlaySocket::udp(local, p, want_df, config.underlay.offload)?
+                        }
                         SocketKind::Gre => UnderlaySocket::gre(local, want_df, false)?,
                     }),
                 });
@@ -413,6 +415,20 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     // Sockets first: a bind failure then leaves no device behind.
     let plumbing = Plumbing::build(&config, None)?;
+    for socket in &plumbing.sockets {
+        if let SocketKind::Udp(port) = socket.kind() {
+            let word = |on: bool| if on { "on" } else { "off" };
+            let (gso, gro) = socket.offloads();
+            info!(
+                local = %socket.local(),
+                port,
+                df = socket.df(),
+                "VXLAN socket: UDP GSO {}, UDP GRO {}",
+                word(gso),
+                word(gro)
+            );
+        }
+    }
     let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     let device_mtu = mtus.device.0;
     let tap = Tap::open(
@@ -678,6 +694,19 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             "device.bridge",
             old.device.bridge.as_deref(),
             new.device.bridge.as_deref(),
+        ),
+        (
+            "underlay.offload",
+            Some(if old.underlay.offload {
+                "true"
+            } else {
+                "false"
+            }),
+            Some(if new.underlay.offload {
+                "true"
+            } else {
+                "false"
+            }),
         ),
         (
             "device.offload",
@@ -1001,7 +1030,7 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
 /// polls the new set of sockets.
 fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
-    let mut inner: [Range<usize>; BATCH] = [const { 0..0 }; BATCH];
+    let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
     let mut retired: Option<Arc<Plumbing>> = None;
     loop {
@@ -1062,7 +1091,7 @@ fn receive(
     sh: &Shared,
     socket: &UnderlaySocket,
     batch: &mut RecvBatch,
-    inner: &mut [Range<usize>; BATCH],
+    inner: &mut Vec<Range<usize>>,
     plan: &mut Plan,
 ) -> Result<usize, ()> {
     let n = match socket.recv_batch(batch) {
@@ -1081,7 +1110,9 @@ fn receive(
         let mut core = lock(sh);
         let core = &mut *core;
         let now = Instant::now();
-        for (i, range) in inner.iter_mut().enumerate().take(n) {
+        inner.clear();
+        inner.resize(n, 0..0);
+        for (i, range) in inner.iter_mut().enumerate() {
             let Some((src, packet)) = batch.get_mut(i) else {
                 continue;
             };
@@ -1185,8 +1216,11 @@ fn deliver<'a>(
     };
     scratch.clear();
     scratch.resize(sends.len(), ([0; gre::MAX_LEN], 0));
+    // Frames for the TAP: with offloads, consecutive TCP segments of a flow go as one write.
+    let mut local: Vec<&[u8]> = Vec::new();
     for (j, &(f, port)) in sends.iter().enumerate() {
         match plumbing.egress(port) {
+            Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
             Some(Egress::Local) => {
                 if let Err(e) = sh.tap.send(frame(f)) {
                     note(port, e);
@@ -1200,6 +1234,25 @@ fn deliver<'a>(
                 *len = g.encode(frame(f), header);
             }
             _ => {}
+        }
+    }
+    if !local.is_empty() {
+        let mut runs = Vec::new();
+        offload::plan_runs(&local, &mut runs);
+        for run in &runs {
+            let sent = if run.count == 1 {
+                sh.tap.send(local[run.first])
+            } else {
+                let frames = &local[run.first..run.first + run.count];
+                sh.tap.send_superframe(
+                    &run.hdr,
+                    &run.headers[..run.headers_len],
+                    frames.iter().map(|f| offload::run_payload(run, f)),
+                )
+            };
+            if let Err(e) = sent {
+                note(PortNo::LOCAL, e);
+            }
         }
     }
     let scratch = &*scratch;

@@ -22,6 +22,18 @@ const SOCKET_BUFFER: usize = 4 << 20;
 
 /// IP protocol number of GRE.
 const IPPROTO_GRE: i32 = 47;
+/// UDP socket options (linux/udp.h): send several equal datagrams as one (GSO), receive
+/// several as one (GRO).
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+/// Most datagrams in one GSO send (the kernel's UDP_MAX_SEGMENTS).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most bytes in one GSO send (all datagrams' UDP payloads; the IPv4 limit is 65,507).
+const GSO_MAX_BYTES: usize = 65_000;
+/// Most iovecs one `send_batch` call hands to the kernel.
+const MAX_IOVECS: usize = 2 * 256;
+/// Room for one control message carrying an int (`CMSG_SPACE(4)`), 8-byte aligned.
+type Cmsg = [u64; 3];
 
 /// Failures while opening an underlay socket.
 #[derive(Debug, Error)]
@@ -62,15 +74,20 @@ pub struct UnderlaySocket {
     local: IpAddr,
     df: bool,
     receives: bool,
+    /// UDP GSO: consecutive equal datagrams to one destination go as one send.
+    gso: bool,
+    /// UDP GRO: the kernel may hand over several datagrams of one sender as one buffer.
+    gro: bool,
 }
 
-/// Receive buffers for one batch, reused from call to call.
+/// Receive buffers for one batch, reused from call to call. With UDP GRO one buffer may hold
+/// several datagrams back to back; packets are numbered across buffers.
 pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     addrs: Vec<libc::sockaddr_storage>,
-    lens: Vec<usize>,
-    /// How many packets the last call received.
-    count: usize,
+    cmsgs: Vec<Cmsg>,
+    /// Per packet of the last call: its buffer and where it lies in it.
+    packets: Vec<(usize, usize, usize)>,
 }
 
 impl Default for RecvBatch {
@@ -81,8 +98,8 @@ impl Default for RecvBatch {
                 .collect(),
             // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
-            lens: vec![0; BATCH],
-            count: 0,
+            cmsgs: vec![[0; 3]; BATCH],
+            packets: Vec::with_capacity(BATCH * GSO_MAX_SEGMENTS),
         }
     }
 }
@@ -90,21 +107,16 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Packet `i` of the last batch and its sender, writable (for in-place MSS clamping).
     pub fn get_mut(&mut self, i: usize) -> Option<(IpAddr, &mut [u8])> {
-        if i >= self.count {
-            return None;
-        }
-        let src = sockaddr_ip(&self.addrs[i])?;
-        Some((src, &mut self.bufs[i][..self.lens[i]]))
+        let &(buf, start, len) = self.packets.get(i)?;
+        let src = sockaddr_ip(&self.addrs[buf])?;
+        Some((src, &mut self.bufs[buf][start..start + len]))
     }
 
     /// Packet `i` of the last batch and its sender.
     pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
-        if i >= self.count {
-            return None;
-        }
-        let len = self.lens[i];
-        let src = sockaddr_ip(&self.addrs[i])?;
-        Some((src, &self.bufs[i][..len]))
+        let &(buf, start, len) = self.packets.get(i)?;
+        let src = sockaddr_ip(&self.addrs[buf])?;
+        Some((src, &self.bufs[buf][start..start + len]))
     }
 }
 
@@ -124,7 +136,14 @@ impl UnderlaySocket {
     /// Binds UDP `local:port` with large buffers. Outer IPv4 packets carry DF when `df`; over
     /// IPv6 the kernel never fragments them. Several sockets may share the port (one per DF
     /// setting); the kernel spreads received datagrams over them, and all are read.
-    pub fn udp(local: IpAddr, port: u16, df: bool) -> Result<UnderlaySocket, SocketError> {
+    ///
+    /// With `offload`, uses UDP GSO and GRO where the kernel has them (see [`Self::offloads`]).
+    pub fn udp(
+        local: IpAddr,
+        port: u16,
+        df: bool,
+        offload: bool,
+    ) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
         let bind = || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
@@ -143,12 +162,22 @@ impl UnderlaySocket {
             Ok(sock)
         };
         let sock = bind().map_err(|source| SocketError::Bind { addr, source })?;
+        let (gso, gro) = if offload {
+            (
+                set_option(&sock, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok(),
+                set_option(&sock, libc::SOL_UDP, UDP_GRO, 1).is_ok(),
+            )
+        } else {
+            (false, false)
+        };
         Ok(UnderlaySocket {
             sock,
             kind: SocketKind::Udp(port),
             local,
             df,
             receives: true,
+            gso,
+            gro,
         })
     }
 
@@ -194,6 +223,8 @@ impl UnderlaySocket {
             local,
             df,
             receives: receive,
+            gso: false,
+            gro: false,
         })
     }
 
@@ -212,6 +243,11 @@ impl UnderlaySocket {
         self.receives
     }
 
+    /// Whether UDP GSO (send) and UDP GRO (receive) are on.
+    pub fn offloads(&self) -> (bool, bool) {
+        (self.gso, self.gro)
+    }
+
     /// The local address it is bound to.
     pub fn local(&self) -> IpAddr {
         self.local
@@ -222,7 +258,8 @@ impl UnderlaySocket {
         self.sock.as_raw_fd()
     }
 
-    /// Receives up to [`BATCH`] packets without waiting; returns how many (0 when none).
+    /// Receives up to [`BATCH`] buffers without waiting; returns how many packets they hold
+    /// (0 when none): with GRO a buffer may hold several datagrams of one sender.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let mut iovs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
         // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
@@ -236,11 +273,17 @@ impl UnderlaySocket {
             hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             hdrs[i].msg_hdr.msg_iov = iov;
             hdrs[i].msg_hdr.msg_iovlen = 1;
+            if self.gro {
+                batch.cmsgs[i] = [0; 3];
+                hdrs[i].msg_hdr.msg_control = batch.cmsgs[i].as_mut_ptr().cast();
+                hdrs[i].msg_hdr.msg_controllen = std::mem::size_of::<Cmsg>();
+            }
         }
-        batch.count = 0;
+        batch.packets.clear();
         loop {
-            // SAFETY: every header points at a live buffer, address slot and iovec owned by
-            // `batch` or this frame, each with its true length; the kernel writes within them.
+            // SAFETY: every header points at a live buffer, address slot, control buffer and
+            // iovec owned by `batch` or this frame, each with its true length; the kernel writes
+            // within them.
             let rc = unsafe {
                 libc::recvmmsg(
                     self.fd(),
@@ -258,56 +301,123 @@ impl UnderlaySocket {
                     _ => return Err(e),
                 }
             }
-            let n = rc as usize;
-            for (len, hdr) in batch.lens.iter_mut().zip(&hdrs[..n]) {
-                *len = hdr.msg_len as usize;
+            for (buf, hdr) in hdrs.iter().enumerate().take(rc as usize) {
+                let len = hdr.msg_len as usize;
+                let stride = match self.gro {
+                    true => gro_stride(&hdr.msg_hdr).unwrap_or(len),
+                    false => len,
+                };
+                let mut start = 0;
+                while start < len {
+                    let n = stride.max(1).min(len - start);
+                    batch.packets.push((buf, start, n));
+                    start += n;
+                }
+                if len == 0 {
+                    batch.packets.push((buf, 0, 0));
+                }
             }
-            batch.count = n;
-            return Ok(n);
+            return Ok(batch.packets.len());
         }
     }
 
-    /// Sends every item, [`BATCH`] per system call, and calls `on_error(tag, error)` for each
-    /// item the kernel refused, going on with the next. Builds nothing on the heap.
+    /// Sends every item, up to [`BATCH`] messages per system call, and calls
+    /// `on_error(tag, error)` for each item the kernel refused, going on with the next. With
+    /// GSO, consecutive items to one destination of one size (the last may be shorter) go as
+    /// one message that the kernel cuts into datagrams. Builds nothing on the heap.
     pub fn send_batch<'a>(
         &self,
         items: impl IntoIterator<Item = SendItem<'a>>,
         mut on_error: impl FnMut(u32, io::Error),
     ) {
+        /// One message: its first iovec, datagram count and size, bytes, and whether a short
+        /// datagram ended it.
+        #[derive(Clone, Copy)]
+        struct Msg {
+            dst: *const SockAddr,
+            iov: usize,
+            segs: usize,
+            size: usize,
+            bytes: usize,
+            closed: bool,
+        }
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
-            let mut iovs = [[libc::iovec {
+            let mut iovs = [libc::iovec {
                 iov_base: std::ptr::null_mut(),
                 iov_len: 0,
-            }; 2]; BATCH];
-            let mut tags = [0u32; BATCH];
+            }; MAX_IOVECS];
+            let mut tags = [0u32; MAX_IOVECS / 2];
+            let mut msgs = [Msg {
+                dst: std::ptr::null(),
+                iov: 0,
+                segs: 0,
+                size: 0,
+                bytes: 0,
+                closed: false,
+            }; BATCH];
+            let mut count = 0;
+            let mut n_iov = 0;
+            while let Some(item) = items.peek() {
+                let len = item.header.len() + item.payload.len();
+                let joins = self.gso && count > 0 && {
+                    let m = &msgs[count - 1];
+                    std::ptr::eq(m.dst, item.dst)
+                        && !m.closed
+                        && m.segs < GSO_MAX_SEGMENTS
+                        && len <= m.size
+                        && m.bytes + len <= GSO_MAX_BYTES
+                };
+                if (!joins && count == BATCH) || n_iov + 2 > MAX_IOVECS {
+                    break;
+                }
+                let Some(item) = items.next() else { break };
+                if joins {
+                    let m = &mut msgs[count - 1];
+                    m.segs += 1;
+                    m.bytes += len;
+                    m.closed = len < m.size;
+                } else {
+                    msgs[count] = Msg {
+                        dst: item.dst,
+                        iov: n_iov,
+                        segs: 1,
+                        size: len,
+                        bytes: len,
+                        closed: false,
+                    };
+                    count += 1;
+                }
+                iovs[n_iov] = libc::iovec {
+                    iov_base: item.header.as_ptr() as *mut _,
+                    iov_len: item.header.len(),
+                };
+                iovs[n_iov + 1] = libc::iovec {
+                    iov_base: item.payload.as_ptr() as *mut _,
+                    iov_len: item.payload.len(),
+                };
+                tags[n_iov / 2] = item.tag;
+                n_iov += 2;
+            }
+            let mut cmsgs: [Cmsg; BATCH] = [[0; 3]; BATCH];
             // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
             let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            let mut count = 0;
-            for item in items.by_ref().take(BATCH) {
-                iovs[count] = [
-                    libc::iovec {
-                        iov_base: item.header.as_ptr() as *mut _,
-                        iov_len: item.header.len(),
-                    },
-                    libc::iovec {
-                        iov_base: item.payload.as_ptr() as *mut _,
-                        iov_len: item.payload.len(),
-                    },
-                ];
-                tags[count] = item.tag;
-                hdrs[count].msg_hdr.msg_name = item.dst.as_ptr() as *mut _;
-                hdrs[count].msg_hdr.msg_namelen = item.dst.len();
-                count += 1;
-            }
-            for (hdr, iov) in hdrs.iter_mut().zip(iovs.iter_mut()).take(count) {
-                hdr.msg_hdr.msg_iov = iov.as_mut_ptr();
-                hdr.msg_hdr.msg_iovlen = 2;
+            for ((hdr, m), cmsg) in hdrs.iter_mut().zip(&msgs).zip(cmsgs.iter_mut()).take(count) {
+                // SAFETY: `m.dst` came from a `&SockAddr` of an item, alive for 'a.
+                let dst = unsafe { &*m.dst };
+                hdr.msg_hdr.msg_name = dst.as_ptr() as *mut _;
+                hdr.msg_hdr.msg_namelen = dst.len();
+                hdr.msg_hdr.msg_iov = iovs[m.iov..].as_mut_ptr();
+                hdr.msg_hdr.msg_iovlen = 2 * m.segs;
+                if m.segs > 1 {
+                    set_segment_size(&mut hdr.msg_hdr, cmsg, m.size as u16);
+                }
             }
             let mut start = 0;
             while start < count {
-                // SAFETY: headers start..count point at iovecs, and through them at buffers and
-                // addresses, that all live until the end of this loop; sendmmsg only reads them.
+                // SAFETY: headers start..count point at iovecs, control buffers and, through
+                // them, at buffers and addresses that all live until the end of this loop;
+                // sendmmsg only reads them.
                 let rc = unsafe {
                     libc::sendmmsg(
                         self.fd(),
@@ -316,19 +426,78 @@ impl UnderlaySocket {
                         0,
                     )
                 };
-                if rc < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    on_error(tags[start], e);
-                    start += 1;
-                } else {
+                if rc >= 0 {
                     start += rc as usize;
+                    continue;
                 }
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let m = msgs[start];
+                if m.segs == 1 {
+                    on_error(tags[m.iov / 2], e);
+                } else {
+                    // The kernel refused the GSO send (a datagram above the path MTU, say):
+                    // send its datagrams one by one.
+                    for k in 0..m.segs {
+                        let mut one = hdrs[start];
+                        one.msg_hdr.msg_iov = iovs[m.iov + 2 * k..].as_mut_ptr();
+                        one.msg_hdr.msg_iovlen = 2;
+                        one.msg_hdr.msg_control = std::ptr::null_mut();
+                        one.msg_hdr.msg_controllen = 0;
+                        // SAFETY: as above, for one message of two iovecs.
+                        let rc = unsafe { libc::sendmsg(self.fd(), &one.msg_hdr, 0) };
+                        if rc < 0 {
+                            on_error(tags[m.iov / 2 + k], io::Error::last_os_error());
+                        }
+                    }
+                }
+                start += 1;
             }
         }
     }
+}
+
+/// Puts a `UDP_SEGMENT` control message (the datagram size) into `cmsg` and hangs it on `msg`.
+fn set_segment_size(msg: &mut libc::msghdr, cmsg: &mut Cmsg, size: u16) {
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+    // SAFETY: msg_control points at `cmsg`, at least CMSG_SPACE(2) bytes and 8-byte aligned,
+    // so CMSG_FIRSTHDR returns a pointer into it with room for the header and two data bytes.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+        std::ptr::copy_nonoverlapping(size.to_ne_bytes().as_ptr(), libc::CMSG_DATA(c), 2);
+    }
+}
+
+/// The datagram size of a GRO-coalesced receive, from its `UDP_GRO` control message.
+fn gro_stride(msg: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk within them.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let mut v = [0u8; 4];
+                let n = ((*c).cmsg_len as usize)
+                    .saturating_sub(libc::CMSG_LEN(0) as usize)
+                    .min(4);
+                std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), v.as_mut_ptr(), n);
+                let size = if n >= 4 {
+                    i32::from_ne_bytes(v) as usize
+                } else {
+                    usize::from(u16::from_ne_bytes([v[0], v[1]]))
+                };
+                return (size > 0).then_some(size);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
 }
 
 /// DF on outer IPv4 packets (`IP_PMTUDISC_DO`: set, and never fragment locally) or not

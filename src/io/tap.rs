@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use crate::wire::offload::VNET_HDR_LEN;
+use crate::wire::offload::{VnetHdr, VNET_HDR_LEN};
 use thiserror::Error;
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
@@ -203,6 +203,23 @@ impl Tap {
     /// Whether vxtund created the device (it then disappears when vxtund exits).
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// Writes a TCP superframe (offloads on): the virtio-net header `hdr`, then `headers`, then
+    /// the payloads, gathered in one write.
+    pub fn send_superframe<'a>(
+        &self,
+        hdr: &VnetHdr,
+        headers: &[u8],
+        payloads: impl Iterator<Item = &'a [u8]>,
+    ) -> io::Result<usize> {
+        let hdr = hdr.encode();
+        let mut pieces: Vec<io::IoSlice<'_>> =
+            vec![io::IoSlice::new(&hdr), io::IoSlice::new(headers)];
+        for payload in payloads {
+            pieces.push(io::IoSlice::new(payload));
+        }
+        self.dev.send_vectored(&pieces)
     }
 
     /// The descriptor to poll.

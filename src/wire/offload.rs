@@ -235,6 +235,203 @@ fn transport_checksum(frame: &[u8], ip: &IpView, l4: usize, proto: u8) -> u16 {
     checksum::finish(checksum::add(sum, segment))
 }
 
+/// Most header bytes a coalesced superframe keeps in front of its payloads (Ethernet with one
+/// VLAN tag, IPv4 with options or IPv6, TCP with options).
+pub const MAX_HEADERS: usize = 18 + 60 + 60;
+
+/// Consecutive frames to be written to the TAP as one TCP superframe: the frames
+/// `frames[first..first + count]` of [`plan_runs`]' input, whose payloads follow `headers`.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Index of the first frame.
+    pub first: usize,
+    /// How many frames (1: write the frame as it is, with a plain header).
+    pub count: usize,
+    /// The virtio-net header to write first.
+    pub hdr: VnetHdr,
+    /// The superframe's headers: the first frame's, with lengths, IPv4 checksum, PSH and the
+    /// TCP pseudo-header sum set for the whole.
+    pub headers: [u8; MAX_HEADERS],
+    /// How many bytes of `headers` are used.
+    pub headers_len: usize,
+}
+
+/// Where a frame's TCP segment lies, for coalescing.
+#[derive(Debug, Clone, Copy)]
+struct TcpSeg {
+    ip: IpView,
+    l4: usize,
+    headers: usize,
+    end: usize,
+    seq: u32,
+    flags: u8,
+}
+
+impl TcpSeg {
+    /// A TCP segment that may join a superframe: plain ACK (maybe PSH) with data, not a
+    /// fragment, IPv6 without extension headers, and a correct checksum.
+    fn parse(frame: &[u8]) -> Option<TcpSeg> {
+        let ip = IpView::parse(frame)?;
+        if ip.proto != IPPROTO_TCP
+            || (ip.version == 4 && ip.frag & 0x3fff != 0)
+            || (ip.version == 6 && ip.header_len != super::IPV6_HEADER_LEN)
+        {
+            return None;
+        }
+        let l4 = ip.l3 + ip.header_len;
+        let end = ip.l3 + ip.total_len;
+        let thl = usize::from(frame.get(l4 + 12)? >> 4) * 4;
+        let headers = l4 + thl;
+        let flags = *frame.get(l4 + 13)?;
+        if thl < 20 || headers >= end || headers > MAX_HEADERS || flags & !TCP_PSH != 0x10 {
+            return None;
+        }
+        if transport_checksum(&frame[..end], &ip, l4, IPPROTO_TCP) != 0 {
+            return None;
+        }
+        let seq = u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().ok()?);
+        Some(TcpSeg {
+            ip,
+            l4,
+            headers,
+            end,
+            seq,
+            flags,
+        })
+    }
+
+    fn payload_len(&self) -> usize {
+        self.end - self.headers
+    }
+
+    /// Whether `next` (in `b`) continues this run (first frame `a`, last segment `self`).
+    fn continued_by(&self, first: (&TcpSeg, &[u8]), next: (&TcpSeg, &[u8])) -> bool {
+        let ((f, a), (n, b)) = (first, next);
+        let same = |r: Range<usize>| a.get(r.clone()) == b.get(r);
+        let ip_same = if f.ip.version == 4 {
+            // All but total length, identification and header checksum.
+            same(0..f.ip.l3 + 2) && same(f.ip.l3 + 6..f.ip.l3 + 10) && same(f.ip.l3 + 12..f.l4)
+        } else {
+            same(0..f.ip.l3 + 4) && same(f.ip.l3 + 6..f.l4)
+        };
+        ip_same
+            && n.ip.l3 == f.ip.l3
+            && n.l4 == f.l4
+            && n.headers == f.headers
+            // Ports, then acknowledgement, data offset, window, urgent pointer and options.
+            && same(f.l4..f.l4 + 4)
+            && same(f.l4 + 8..f.l4 + 13)
+            && same(f.l4 + 14..f.l4 + 16)
+            && same(f.l4 + 18..f.headers)
+            && self.flags & TCP_PSH == 0
+            && self.payload_len() == f.payload_len()
+            && n.seq == self.seq.wrapping_add(self.payload_len() as u32)
+            && n.payload_len() <= f.payload_len()
+    }
+}
+
+/// Groups `frames` (complete frames bound for the TAP, in order) into runs: consecutive
+/// segments of one TCP flow, equal-sized but the last, become one superframe (as the kernel's
+/// GRO would make); every other frame is a run of one. Appends to `runs`.
+pub fn plan_runs(frames: &[&[u8]], runs: &mut Vec<Run>) {
+    let mut i = 0;
+    while i < frames.len() {
+        let Some(first) = TcpSeg::parse(frames[i]) else {
+            runs.push(single(i));
+            i += 1;
+            continue;
+        };
+        let mut last = first;
+        let mut total = first.payload_len();
+        let mut count = 1;
+        while let Some(next) = frames.get(i + count).and_then(|f| TcpSeg::parse(f)) {
+            let fits = first.headers - first.ip.l3 + total + next.payload_len() <= 65_535;
+            if !fits || !last.continued_by((&first, frames[i]), (&next, frames[i + count])) {
+                break;
+            }
+            total += next.payload_len();
+            last = next;
+            count += 1;
+        }
+        if count == 1 {
+            runs.push(single(i));
+        } else {
+            runs.push(superframe(frames[i], &first, &last, count, i, total));
+        }
+        i += count;
+    }
+}
+
+fn single(i: usize) -> Run {
+    Run {
+        first: i,
+        count: 1,
+        hdr: VnetHdr::default(),
+        headers: [0; MAX_HEADERS],
+        headers_len: 0,
+    }
+}
+
+fn superframe(
+    frame: &[u8],
+    f: &TcpSeg,
+    last: &TcpSeg,
+    count: usize,
+    i: usize,
+    total: usize,
+) -> Run {
+    let mut headers = [0u8; MAX_HEADERS];
+    let h = &mut headers[..f.headers];
+    h.copy_from_slice(&frame[..f.headers]);
+    let tcp_len = f.headers - f.l4 + total;
+    if f.ip.version == 4 {
+        let ip = &mut h[f.ip.l3..f.l4];
+        ip[2..4].copy_from_slice(&((f.ip.header_len + tcp_len) as u16).to_be_bytes());
+        ip[10..12].copy_from_slice(&[0, 0]);
+        let sum = checksum::of(&[ip]);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    } else {
+        h[f.ip.l3 + 4..f.ip.l3 + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+    }
+    h[f.l4 + 13] |= last.flags & TCP_PSH;
+    // The pseudo-header sum, not complemented: the kernel finishes the checksum per segment.
+    let addrs = if f.ip.version == 4 {
+        &frame[f.ip.l3 + 12..f.ip.l3 + 20]
+    } else {
+        &frame[f.ip.l3 + 8..f.ip.l3 + 40]
+    };
+    let pseudo = checksum::add(
+        checksum::add(checksum::add(0, addrs), &(tcp_len as u32).to_be_bytes()),
+        &[0, 0, 0, IPPROTO_TCP],
+    );
+    h[f.l4 + 16..f.l4 + 18].copy_from_slice(&(!checksum::finish(pseudo)).to_be_bytes());
+    Run {
+        first: i,
+        count,
+        hdr: VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: if f.ip.version == 4 {
+                GSO_TCPV4
+            } else {
+                GSO_TCPV6
+            },
+            hdr_len: f.headers as u16,
+            gso_size: f.payload_len() as u16,
+            csum_start: f.l4 as u16,
+            csum_offset: 16,
+        },
+        headers,
+        headers_len: f.headers,
+    }
+}
+
+/// The payload a frame contributes to a superframe run (its TCP data, without padding).
+pub fn run_payload<'a>(run: &Run, frame: &'a [u8]) -> &'a [u8] {
+    let ip = IpView::parse(frame);
+    let end = ip.map_or(frame.len(), |ip| ip.l3 + ip.total_len);
+    frame.get(run.headers_len..end).unwrap_or(&[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,7 +703,140 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// Splits a superframe of `len` payload bytes (MSS 1000) with [`segment`].
+    fn segments_of(v6: bool, len: usize, push: bool) -> Vec<Vec<u8>> {
+        let mut frame = tcp_superframe(v6, &payload(len), (false, push, false));
+        let hdr = VnetHdr {
+            gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            gso_size: 1000,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+        ranges.iter().map(|r| out[r.clone()].to_vec()).collect()
+    }
+
+    /// The bytes a run writes to the TAP after its virtio-net header.
+    fn written(run: &Run, frames: &[&[u8]]) -> Vec<u8> {
+        if run.count == 1 {
+            return frames[run.first].to_vec();
+        }
+        let mut out = run.headers[..run.headers_len].to_vec();
+        for f in &frames[run.first..run.first + run.count] {
+            out.extend_from_slice(run_payload(run, f));
+        }
+        out
+    }
+
+    #[test]
+    fn consecutive_segments_coalesce_and_split_back_to_the_same_frames() {
+        for v6 in [false, true] {
+            let frames = segments_of(v6, 4500, true);
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            let mut runs = Vec::new();
+            plan_runs(&refs, &mut runs);
+            assert_eq!(runs.len(), 1, "v6 {v6}");
+            let run = &runs[0];
+            assert_eq!((run.first, run.count), (0, 5));
+            assert_eq!(run.hdr.gso_size, 1000);
+            assert_eq!(run.hdr.flags, F_NEEDS_CSUM);
+            // What the kernel will do with it: segment it again.
+            let mut superframe = written(run, &refs);
+            let (mut out, mut ranges) = (Vec::new(), Vec::new());
+            segment(&run.hdr, &mut superframe, &mut out, &mut ranges).unwrap();
+            let again: Vec<Vec<u8>> = ranges.iter().map(|r| out[r.clone()].to_vec()).collect();
+            assert_eq!(again, frames, "v6 {v6}: the same frames, byte for byte");
+            // And the pseudo-header sum is what the kernel expects to finish.
+            let mut partial = written(run, &refs);
+            let hdr = VnetHdr {
+                gso_type: GSO_NONE,
+                ..run.hdr
+            };
+            segment(&hdr, &mut partial, &mut Vec::new(), &mut Vec::new()).unwrap();
+            let p = SlicedPacket::from_ethernet(&partial).unwrap();
+            let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+                panic!()
+            };
+            let expected = match &p.net {
+                Some(etherparse::NetSlice::Ipv4(ip)) => tcp
+                    .to_header()
+                    .calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
+                    .unwrap(),
+                Some(etherparse::NetSlice::Ipv6(ip)) => tcp
+                    .to_header()
+                    .calc_checksum_ipv6(&ip.header().to_header(), tcp.payload())
+                    .unwrap(),
+                _ => panic!(),
+            };
+            assert_eq!(tcp.checksum(), expected, "v6 {v6}");
+        }
+    }
+
+    #[test]
+    fn only_what_the_kernel_would_merge_is_merged() {
+        let runs_of = |frames: &[Vec<u8>]| {
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            let mut runs = Vec::new();
+            plan_runs(&refs, &mut runs);
+            runs.iter().map(|r| r.count).collect::<Vec<_>>()
+        };
+        let segs = segments_of(false, 4500, false);
+        assert_eq!(runs_of(&segs), [5]);
+        // A gap in the sequence numbers ends a run.
+        let gap = vec![
+            segs[0].clone(),
+            segs[1].clone(),
+            segs[3].clone(),
+            segs[4].clone(),
+        ];
+        assert_eq!(runs_of(&gap), [2, 2]);
+        // A short segment ends a run; the next starts another.
+        let mut short_first = segments_of(false, 1500, false);
+        short_first.extend(segments_of(false, 2000, false));
+        assert_eq!(
+            runs_of(&short_first),
+            [2, 2],
+            "the short segment ends the first run"
+        );
+        // Another flow (port) in between.
+        let other = {
+            let mut f = segs[1].clone();
+            f[34] ^= 1;
+            f
+        };
+        assert_eq!(
+            runs_of(&[segs[0].clone(), other, segs[1].clone()]),
+            [1, 1, 1]
+        );
+        // A corrupt segment is not merged (the kernel will drop it on its own).
+        let mut bad = segs.clone();
+        let last = bad[2].len() - 1;
+        bad[2][last] ^= 0xff;
+        assert_eq!(runs_of(&bad), [2, 1, 2]);
+        // PSH ends a run; FIN, SYN and non-TCP frames are never merged.
+        let pushed = segments_of(false, 2000, true);
+        let mut after = pushed.clone();
+        after.push(segs[0].clone());
+        assert_eq!(runs_of(&after), [2, 1]);
+        let mut fin = segments_of(false, 2000, false);
+        fin[1][47] |= TCP_FIN;
+        assert_eq!(runs_of(&fin), [1, 1]);
+        let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        assert_eq!(runs_of(&[arp.clone(), segs[0].clone(), arp]), [1, 1, 1]);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn plan_runs_never_panics(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..6),
+        ) {
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            let mut runs = Vec::new();
+            plan_runs(&refs, &mut runs);
+            let covered: usize = runs.iter().map(|r| r.count).sum();
+            proptest::prop_assert_eq!(covered, frames.len());
+        }
+
         #[test]
         fn segment_never_panics(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
