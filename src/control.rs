@@ -380,6 +380,7 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
         );
+        let _ = writeln!(out, " {}", sw.offload_stats());
         out.push_str(" drops:");
         for reason in DropReason::ALL {
             let _ = write!(out, " {}={}", reason.name(), sw.drops(reason));

@@ -1002,6 +1002,7 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
                         );
                     }
                     Ok(split) => {
+                        core.switch.record_split(split.len());
                         for r in &seg_ranges[split.clone()] {
                             let action =
                                 core.switch
@@ -1236,9 +1237,11 @@ fn deliver<'a>(
             _ => {}
         }
     }
+    let mut coalesced: Vec<usize> = Vec::new();
     if !local.is_empty() {
         let mut runs = Vec::new();
         offload::plan_runs(&local, &mut runs);
+        coalesced.extend(runs.iter().filter(|r| r.count > 1).map(|r| r.count));
         for run in &runs {
             let sent = if run.count == 1 {
                 sh.tap.send(local[run.first])
@@ -1294,10 +1297,13 @@ fn deliver<'a>(
                 });
         socket.send_batch(items, |tag, e| note(PortNo(tag), e));
     }
-    if !failed.is_empty() {
+    if !failed.is_empty() || !coalesced.is_empty() {
         let mut core = lock(sh);
         for port in failed {
             core.switch.record_tx_error(port);
+        }
+        for segments in coalesced {
+            core.switch.record_coalesced(segments);
         }
     }
 }

@@ -287,6 +287,29 @@ pub struct MtuStats {
     pub fragments: u64,
 }
 
+/// Counters of the TAP offloads (kept by the I/O shell, shown with the others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffloadStats {
+    /// Superframes read from the TAP and split.
+    pub split: u64,
+    /// Frames those were split into.
+    pub split_segments: u64,
+    /// Superframes written to the TAP.
+    pub coalesced: u64,
+    /// Frames those were made of.
+    pub coalesced_segments: u64,
+}
+
+impl fmt::Display for OffloadStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "offload: split={} split_segments={} coalesced={} coalesced_segments={}",
+            self.split, self.split_segments, self.coalesced, self.coalesced_segments
+        )
+    }
+}
+
 /// Packet and byte counters of one port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
@@ -331,6 +354,7 @@ pub struct Switch {
     /// Per port slot: the tunnel MTU (largest inner IP packet), `None` for the local port.
     mtu: Vec<Option<u16>>,
     mtu_stats: MtuStats,
+    offload_stats: OffloadStats,
     limiter: RateLimiter,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
@@ -380,6 +404,7 @@ impl Switch {
             gre_rx,
             mtu: vec![None; port_count],
             mtu_stats: MtuStats::default(),
+            offload_stats: OffloadStats::default(),
             limiter: RateLimiter::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
@@ -409,6 +434,23 @@ impl Switch {
     /// The MTU counters.
     pub fn mtu_stats(&self) -> MtuStats {
         self.mtu_stats
+    }
+
+    /// The offload counters.
+    pub fn offload_stats(&self) -> OffloadStats {
+        self.offload_stats
+    }
+
+    /// Counts a superframe from the TAP split into `segments` frames.
+    pub fn record_split(&mut self, segments: usize) {
+        self.offload_stats.split += 1;
+        self.offload_stats.split_segments += segments as u64;
+    }
+
+    /// Counts a superframe of `segments` frames written to the TAP.
+    pub fn record_coalesced(&mut self, segments: usize) {
+        self.offload_stats.coalesced += 1;
+        self.offload_stats.coalesced_segments += segments as u64;
     }
 
     /// Decides where a frame that came in on `ingress` goes.
@@ -671,6 +713,7 @@ impl Switch {
         self.flow_stats = carried_flow_stats(&old.table, &old.flow_stats, &self.table, now);
         self.drops = old.drops;
         self.mtu_stats = old.mtu_stats;
+        self.offload_stats = old.offload_stats;
         self.limiter = std::mem::take(&mut old.limiter);
         let mut kept: Vec<_> = old
             .fdb
@@ -823,6 +866,7 @@ impl fmt::Display for StatsReport<'_> {
             "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
         )?;
+        writeln!(f, "{}", sw.offload_stats)?;
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;

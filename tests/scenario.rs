@@ -326,3 +326,117 @@ fn bridged_1500_hosts_big_pings_and_tcp_transfers_work() {
 fn mtu_counter(s: &Scenario, seg: &str, name: &str) -> u64 {
     s.port_counter(seg, "mtu", name)
 }
+
+/// Sends `bytes` over TCP from host `from` to `addr` on host `to` and checks that the receiver
+/// got exactly the bytes sent (count and SHA-256).
+fn tcp_transfer_intact(s: &Scenario, from: &str, to: &str, addr: &str, bytes: usize) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
+    let mut rx = Command::new("ip")
+        .args(["netns", "exec", &s.ns(to), "/usr/bin/python3"])
+        .arg(&script)
+        .args(["recv", addr, "7000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(rx.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let tx = Command::new("ip")
+        .args(["netns", "exec", &s.ns(from), "/usr/bin/python3"])
+        .arg(&script)
+        .args(["send", addr, "7000", &bytes.to_string()])
+        .output()
+        .unwrap();
+    let mut received = String::new();
+    out.read_line(&mut received).unwrap();
+    let _ = rx.wait();
+    let sent = String::from_utf8_lossy(&tx.stdout);
+    assert!(
+        tx.status.success(),
+        "{from} -> {to}: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    assert_eq!(
+        received.trim(),
+        sent.trim(),
+        "{from} -> {to} ({addr}): what arrived is what was sent"
+    );
+    assert!(sent.starts_with(&format!("{bytes} ")), "{sent}");
+}
+
+/// TCP transfers between hosts, direct from the hub and relayed by it, IPv4 and IPv6.
+fn check_tcp_transfers(s: &Scenario) {
+    for (from, to, addr) in [
+        ("k1", "l1", "172.31.2.1"),
+        ("l1", "m1", "172.31.3.1"),
+        ("m1", "k1", "fc00:0:0:1::1"),
+        ("l1", "k1", "fc00:0:0:1::1"),
+    ] {
+        tcp_transfer_intact(s, from, to, addr, 20_000_000);
+    }
+}
+
+fn without_offloads(text: &str) -> String {
+    text.replacen("[device]\n", "[device]\noffload = false\n", 1)
+        .replacen("[underlay]\n", "[underlay]\noffload = false\n", 1)
+}
+
+#[test]
+fn tcp_transfers_arrive_intact_with_offloads() {
+    if !common::require_root("tcp_transfers_arrive_intact_with_offloads") {
+        return;
+    }
+    let s = Scenario::up();
+    assert!(
+        s.log("seg1").contains("offloads: checksum, TSO4, TSO6"),
+        "{}",
+        s.log("seg1")
+    );
+    assert!(
+        s.log("seg1").contains("UDP GSO on, UDP GRO on"),
+        "{}",
+        s.log("seg1")
+    );
+    check_tcp_transfers(&s);
+    // The offloads were used: superframes split on the way in, coalesced on the way out.
+    for seg in ["seg1", "seg2", "seg3"] {
+        let split = s.port_counter(seg, "offload", "split_segments");
+        let coalesced = s.port_counter(seg, "offload", "coalesced_segments");
+        assert!(
+            split > 1000 && coalesced > 1000,
+            "{seg}: {split} {coalesced}"
+        );
+    }
+}
+
+#[test]
+fn tcp_transfers_arrive_intact_without_offloads() {
+    if !common::require_root("tcp_transfers_arrive_intact_without_offloads") {
+        return;
+    }
+    let s = Scenario::up_with(without_offloads, false);
+    assert!(s.log("seg1").contains("offloads: off"), "{}", s.log("seg1"));
+    assert!(
+        s.log("seg1").contains("UDP GSO off, UDP GRO off"),
+        "{}",
+        s.log("seg1")
+    );
+    check_tcp_transfers(&s);
+    for seg in ["seg1", "seg2", "seg3"] {
+        assert_eq!(s.port_counter(seg, "offload", "split"), 0, "{seg}");
+        assert_eq!(s.port_counter(seg, "offload", "coalesced"), 0, "{seg}");
+    }
+}
+
+#[test]
+fn tcp_transfers_arrive_intact_over_gre_with_offloads() {
+    if !common::require_root("tcp_transfers_arrive_intact_over_gre_with_offloads") {
+        return;
+    }
+    let s = Scenario::up_with(gre, false);
+    check_tcp_transfers(&s);
+}

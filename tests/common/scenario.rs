@@ -136,8 +136,8 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = self.log(seg);
-        let needle = if port == "mtu" {
-            "mtu: ".to_owned()
+        let needle = if port == "mtu" || port == "offload" {
+            format!("{port}: ")
         } else {
             format!("port {port}")
         };
