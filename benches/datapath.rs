@@ -1,8 +1,10 @@
 //! Per-frame costs of the core: the decision for a frame from the TAP to a tunnel (flow lookup,
 //! counters, choosing the tunnel's precomputed VXLAN header: all the per-frame work of
 //! encapsulation, since the header and frame then go to the kernel as two iovecs), the same
-//! for a VXLAN datagram from a tunnel (header checks, sender and VNI lookup), and flow lookup
-//! with 10, 1,000 and 100,000 prefixes.
+//! for a VXLAN datagram from a tunnel (header checks, sender and VNI lookup), flow lookup with
+//! 10, 1,000 and 100,000 prefixes, the decision with 1,000 tunnels and 100,000 flows, MSS
+//! clamping of a SYN, and the offloads: splitting a 64 KiB TCP superframe from the TAP and
+//! planning the coalescing of 32 segments for it.
 //!
 //! Run with `cargo bench --bench datapath`.
 
@@ -15,7 +17,7 @@ use vxtund::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
 use vxtund::flow::{parse_flow, FlowTable, PortNames, PortNo};
 use vxtund::switch::{Action, Port, PortKind, Switch, VxlanTunnel};
 use vxtund::wire::ethernet::FrameKey;
-use vxtund::wire::vxlan;
+use vxtund::wire::{offload, vxlan};
 
 struct Ports(u32);
 
@@ -155,5 +157,90 @@ fn encap_decap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookup, encap_decap);
+fn scale_and_offloads(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("datapath");
+    let mut datagram = vxlan::Header { vni: 0 }.encode().to_vec();
+    datagram.extend_from_slice(&frame_to([10, 0, 3, 7], 1400));
+    let far = IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 + 999 + 2));
+    let mut big = Switch::new(
+        ports(1000),
+        prefix_flows(100_000),
+        MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+    );
+    group.bench_function("decap_1400B_1000_tunnels_100k_flows", |b| {
+        b.iter(|| {
+            matches!(
+                big.handle_vxlan(8472, far, black_box(&mut datagram), now),
+                Action::Forward(_)
+            )
+        })
+    });
+
+    let mut syn = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([172, 31, 1, 1], [10, 0, 3, 7], 64)
+        .tcp(40000, 5201, 1, 64240)
+        .syn()
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap()
+        .write(&mut syn, &[])
+        .unwrap();
+    let mut sw = Switch::new(
+        ports(2),
+        prefix_flows(10),
+        MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+    );
+    sw.set_mtu(PortNo(2), 1450);
+    sw.set_mtu(PortNo(3), 1450);
+    group.bench_function("encap_syn_mss_clamp", |b| {
+        b.iter(|| {
+            // Restore the MSS so that every iteration clamps.
+            let at = syn.len() - 2;
+            syn[at..].copy_from_slice(&1460u16.to_be_bytes());
+            matches!(
+                sw.handle_frame(PortNo(1), black_box(&mut syn), now),
+                Action::Forward(_)
+            )
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("offload");
+    let mut superframe = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([172, 31, 1, 1], [10, 0, 3, 7], 64)
+        .tcp(40000, 5201, 1, 64240)
+        .ack(1)
+        .write(&mut superframe, &vec![7u8; 64_000])
+        .unwrap();
+    group.throughput(Throughput::Bytes(superframe.len() as u64));
+    let hdr = offload::VnetHdr {
+        gso_type: offload::GSO_TCPV4,
+        gso_size: 1398,
+        ..Default::default()
+    };
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    group.bench_function("split_64KB_tso", |b| {
+        b.iter(|| {
+            out.clear();
+            ranges.clear();
+            offload::segment(&hdr, black_box(&mut superframe), &mut out, &mut ranges).unwrap();
+            ranges.len()
+        })
+    });
+    let frames: Vec<&[u8]> = ranges.iter().take(32).map(|r| &out[r.clone()]).collect();
+    let mut runs = Vec::new();
+    group.throughput(Throughput::Bytes(frames.iter().map(|f| f.len() as u64).sum()));
+    group.bench_function("coalesce_plan_32_segments", |b| {
+        b.iter(|| {
+            runs.clear();
+            offload::plan_runs(black_box(&frames), &mut runs);
+            runs.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookup, encap_decap, scale_and_offloads);
 criterion_main!(benches);

@@ -1,134 +1,226 @@
 #!/usr/bin/env bash
-# Throughput of vxtund against the kernel's vxlan, measured in the same run.
+# Throughput of vxtund against the kernel's vxlan and the userspace L2 tunnels people use
+# instead, all measured in the same run.
 #
-#   benches/iperf.sh                 (as root; DURATION=10 RUNS=1 by default)
+#   benches/iperf.sh                 (as root; DURATION=10 RUNS=3 by default)
+#   DURATION=20 RUNS=5 PATHS="kernel vxtund" benches/iperf.sh
 #
-# Three namespace pairs, each joined by a veth underlay (MTU 1500): one with the kernel's vxlan
-# device (id 42, dstport 8472, MTU 1450), one with a vxtund on each side over VXLAN (TAP MTU
-# 1450), one with vxtund over GRE (TAP MTU 1462). iperf3 runs TCP one stream in each direction
-# and UDP with 1400-byte datagrams over each, RUNS times (the median is reported), and prints a
-# Markdown table with the ratio to the kernel's vxlan and the CPU the two vxtund processes used.
-# Every process is stopped by PID and every namespace removed.
+# Each path is two network namespaces joined by a veth underlay (MTU 1500, 10.201.0.0/24) with
+# an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1462 for GRE):
+#   veth          no tunnel: the underlay itself (server on 10.201.0.2)
+#   kernel        the kernel's vxlan device (id 42, dstport 8472)
+#   vxtund        vxtund over VXLAN, offloads on (the default)
+#   vxtund_nooff  vxtund over VXLAN with device.offload and underlay.offload off
+#   gre           vxtund over GRE (key 42), offloads on
+#   tinc          tinc 1.0 in switch mode, Cipher/Digest none, no compression
+#   openvpn       OpenVPN 2.6 --dev tap, --cipher none --auth none
+# iperf3 runs TCP one stream each way, TCP four streams, and UDP with 1400-byte datagrams at
+# full speed, RUNS times each (median reported, paths interleaved), and the script prints a
+# Markdown table with the ratio to the kernel's vxlan, the CPU the tunnel's two processes used,
+# and vxtund's memory. Every process is stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
-RUNS=${RUNS:-1}
+RUNS=${RUNS:-3}
+PATHS=${PATHS:-"veth kernel vxtund vxtund_nooff gre tinc openvpn"}
+TESTS=${TESTS:-"tcp tcp_rev tcp4 udp"}
 [ "$(id -u)" = 0 ] || { echo "iperf.sh: needs root" >&2; exit 1; }
 "$here/scripts/setup.sh"
+for tool in tincd openvpn; do
+    command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q tinc openvpn >/dev/null
+done
 bin=${BIN:-$here/target/release/vxtund}
 if [ -z "${BIN:-}" ]; then (cd "$here" && cargo build --release -q); fi
-
 p=vxb$$
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for f in "$tmp"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-    sleep 0.3
-    for n in ka kb va vb ga gb; do ip netns del "$p-$n" 2>/dev/null || true; done
+    sleep 0.5
+    for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$p-" || true); do ip netns del "$ns"; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-pair() { # pair A B: namespaces joined by ul0 <-> ul0, 10.201.0.1 / .2
-    ip netns add "$p-$1"; ip netns add "$p-$2"
-    ip link add ul0 netns "$p-$1" type veth peer name ul0 netns "$p-$2"
-    local i=1
-    for n in "$1" "$2"; do
-        ip -n "$p-$n" link set lo up
-        ip -n "$p-$n" addr add "10.201.0.$i/24" dev ul0
-        ip -n "$p-$n" link set ul0 up
+pair() { # pair NAME: namespaces NAME-a and NAME-b joined by ul0 <-> ul0, 10.201.0.1 / .2
+    ip netns add "$p-$1-a"; ip netns add "$p-$1-b"
+    ip link add ul0 netns "$p-$1-a" type veth peer name ul0 netns "$p-$1-b"
+    local i=1 s
+    for s in a b; do
+        ip -n "$p-$1-$s" link set lo up
+        ip -n "$p-$1-$s" addr add "10.201.0.$i/24" dev ul0
+        ip -n "$p-$1-$s" link set ul0 up
         i=$((i + 1))
     done
 }
 
-pair ka kb
-for i in 1 2; do
-    n=$([ $i = 1 ] && echo ka || echo kb); r=$((3 - i))
-    ip -n "$p-$n" link add vx0 type vxlan id 42 dstport 8472 local "10.201.0.$i" remote "10.201.0.$r" dev ul0
-    ip -n "$p-$n" addr add "10.99.0.$i/24" dev vx0
-    ip -n "$p-$n" link set vx0 up
-done
+wait_ready() { # wait_ready FILE: until vxtund printed its ready line
+    for _ in $(seq 100); do grep -q "vxtund ready" "$1" 2>/dev/null && return; sleep 0.1; done
+    echo "vxtund did not start:" >&2; cat "${1%.out}.log" >&2; exit 1
+}
 
-vxtund_pair() { # vxtund_pair A B TYPE: two vxtund daemons with a TYPE tunnel between them
-    pair "$1" "$2"
-    local i=1 n
-    for n in "$1" "$2"; do
-        local r=$((3 - i)) id="vni = 42"
-        [ "$3" = gre ] && id="key = 42"
-        cat >"$tmp/$n.toml" <<CONF
+setup_veth() { pair veth; }
+
+setup_kernel() {
+    pair kernel
+    local i s
+    for i in 1 2; do
+        s=$([ $i = 1 ] && echo a || echo b)
+        ip -n "$p-kernel-$s" link add vx0 type vxlan id 42 dstport 8472 \
+            local "10.201.0.$i" remote "10.201.0.$((3 - i))" dev ul0
+        ip -n "$p-kernel-$s" addr add "10.99.0.$i/24" dev vx0
+        ip -n "$p-kernel-$s" link set vx0 up
+    done
+}
+
+vxtund_pair() { # vxtund_pair NAME TYPE OFFLOAD
+    pair "$1"
+    local i s id="vni = 42"
+    [ "$2" = gre ] && id="key = 42"
+    for i in 1 2; do
+        s=$([ $i = 1 ] && echo a || echo b)
+        cat >"$tmp/$1-$s.toml" <<CONF
 [device]
 name = "vxt0"
 addresses = ["10.99.0.$i/24"]
+offload = $3
 [underlay]
 local = "10.201.0.$i"
+offload = $3
 [[tunnel]]
 name = "peer"
-type = "$3"
-remote = "10.201.0.$r"
+type = "$2"
+remote = "10.201.0.$((3 - i))"
 $id
 [control]
-socket = "$tmp/$n.sock"
+socket = "$tmp/$1-$s.sock"
 CONF
-        ip netns exec "$p-$n" "$bin" --config "$tmp/$n.toml" --log-level warn >"$tmp/$n.out" 2>"$tmp/$n.log" &
-        pids+=($!)
-        echo $! >"$tmp/$n.daemon"
-        i=$((i + 1))
+        ip netns exec "$p-$1-$s" "$bin" --config "$tmp/$1-$s.toml" --log-level warn \
+            >"$tmp/$1-$s.out" 2>"$tmp/$1-$s.log" &
+        echo $! >"$tmp/$1-$s.pid"
     done
-    for n in "$1" "$2"; do
-        for _ in $(seq 100); do grep -q "vxtund ready" "$tmp/$n.out" && break; sleep 0.1; done
-        grep -q "vxtund ready" "$tmp/$n.out" || { cat "$tmp/$n.log"; exit 1; }
+    wait_ready "$tmp/$1-a.out"; wait_ready "$tmp/$1-b.out"
+}
+setup_vxtund() { vxtund_pair vxtund vxlan true; }
+setup_vxtund_nooff() { vxtund_pair vxtund_nooff vxlan false; }
+setup_gre() { vxtund_pair gre gre true; }
+
+setup_tinc() {
+    pair tinc
+    local i s o d
+    for i in 1 2; do
+        s=$([ $i = 1 ] && echo a || echo b); o=$([ $i = 1 ] && echo b || echo a)
+        d=$tmp/tinc-$s; mkdir -p "$d/hosts"
+        printf 'Name = %s\nMode = switch\nInterface = tinc0\nAddressFamily = ipv4\nBindToAddress = 10.201.0.%s\nConnectTo = %s\n' \
+            "$s" "$i" "$o" >"$d/tinc.conf"
+        printf '#!/bin/sh\nip link set $INTERFACE mtu 1450 up\nip addr add 10.99.0.%s/24 dev $INTERFACE\n' "$i" >"$d/tinc-up"
+        chmod +x "$d/tinc-up"
+        printf 'Address = 10.201.0.%s\nCipher = none\nDigest = none\nCompression = 0\n' "$i" >"$d/hosts/$s"
+        tincd -c "$d" -K 2048 </dev/null >/dev/null 2>&1
+    done
+    cp "$tmp/tinc-a/hosts/a" "$tmp/tinc-b/hosts/"; cp "$tmp/tinc-b/hosts/b" "$tmp/tinc-a/hosts/"
+    for s in a b; do
+        ip netns exec "$p-tinc-$s" tincd -c "$tmp/tinc-$s" --pidfile "$tmp/tinc-$s.pid" \
+            --logfile="$tmp/tinc-$s.log"
     done
 }
-vxtund_pair va vb vxlan
-vxtund_pair ga gb gre
 
-for n in kb vb gb; do
-    ip netns exec "$p-$n" iperf3 -s -D --pidfile "$tmp/iperf-$n.pid" -B 10.99.0.2
+setup_openvpn() {
+    pair openvpn
+    local i s
+    for i in 1 2; do
+        s=$([ $i = 1 ] && echo a || echo b)
+        ip netns exec "$p-openvpn-$s" openvpn --dev tap0 --dev-type tap --proto udp \
+            --local "10.201.0.$i" --lport 1194 --remote "10.201.0.$((3 - i))" --rport 1194 \
+            --ifconfig "10.99.0.$i" 255.255.255.0 --tun-mtu 1450 --cipher none --auth none \
+            --daemon --writepid "$tmp/openvpn-$s.pid" --log "$tmp/openvpn-$s.log"
+    done
+}
+
+server_addr() { if [ "$1" = veth ]; then echo 10.201.0.2; else echo 10.99.0.2; fi; }
+
+for path in $PATHS; do
+    "setup_$path"
+done
+sleep 2
+for path in $PATHS; do
+    addr=$(server_addr "$path")
+    for _ in $(seq 50); do
+        ip netns exec "$p-$path-a" ping -c 1 -W 1 -q "$addr" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    ip netns exec "$p-$path-a" ping -c 1 -W 2 -q "$addr" >/dev/null || { echo "$path does not ping" >&2; exit 1; }
+    ip netns exec "$p-$path-b" iperf3 -s -D --pidfile "$tmp/iperf-$path.pid" -B "$addr"
 done
 sleep 0.5
-ip netns exec "$p-ka" ping -c 2 -W 2 -q 10.99.0.2 >/dev/null
-ip netns exec "$p-va" ping -c 2 -W 2 -q 10.99.0.2 >/dev/null
-ip netns exec "$p-ga" ping -c 2 -W 2 -q 10.99.0.2 >/dev/null
 
-cpu_ticks() { # cpu_ticks A B: user + system ticks of the two vxtund processes of a pair
-    local total=0 n
-    for n in "$1" "$2"; do
-        read -r -a f <"/proc/$(cat "$tmp/$n.daemon")/stat"
+tunnel_pids() { # the tunnel's two processes, if it has any
+    local s
+    for s in a b; do [ -f "$tmp/$1-$s.pid" ] && cat "$tmp/$1-$s.pid"; done
+    return 0
+}
+
+cpu_ticks() { # user + system ticks of the tunnel's processes
+    local total=0 pid
+    for pid in $(tunnel_pids "$1"); do
+        read -r -a f <"/proc/$pid/stat"
         total=$((total + f[13] + f[14]))
     done
     echo "$total"
 }
 
-measure() { # measure NS TEST RUN -> writes JSON to $tmp/NS-TEST-RUN.json, CPU ticks used
-    local ns=$1 test=$2 run=$3 args=()
+rss_kib() { # rss_kib PID FIELD: VmRSS or VmHWM in KiB
+    awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
+}
+
+measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json and .cpu
+    local path=$1 test=$2 run=$3 args=()
     case "$test" in
         tcp) args=() ;;
         tcp_rev) args=(-R) ;;
+        tcp4) args=(-P 4) ;;
         udp) args=(-u -b 0 -l 1400) ;;
     esac
-    local before=0 peer=${ns/a/b}
-    [ "$ns" != ka ] && before=$(cpu_ticks "$ns" "$peer")
-    ip netns exec "$p-$ns" timeout $((DURATION + 20)) iperf3 -c 10.99.0.2 -t "$DURATION" -J "${args[@]}" \
-        >"$tmp/$ns-$test-$run.json" 2>>"$tmp/iperf.err" || true
-    if [ "$ns" != ka ]; then echo $(($(cpu_ticks "$ns" "$peer") - before)) >"$tmp/$ns-$test-$run.cpu"; fi
+    local before
+    before=$(cpu_ticks "$path")
+    ip netns exec "$p-$path-a" timeout $((DURATION + 20)) iperf3 -c "$(server_addr "$path")" \
+        -t "$DURATION" -J "${args[@]}" >"$tmp/$path-$test-$run.json" 2>>"$tmp/iperf.err" || true
+    echo $(($(cpu_ticks "$path") - before)) >"$tmp/$path-$test-$run.cpu"
 }
 
+rss_start=""
+if [[ " $PATHS " == *" vxtund "* ]]; then rss_start=$(rss_kib "$(cat "$tmp/vxtund-b.pid")" VmRSS); fi
 for run in $(seq "$RUNS"); do
-    for test in tcp tcp_rev udp; do
-        # alternate the order so neither path always runs first
-        if [ $((run % 2)) = 1 ]; then order="ka va ga"; else order="ga va ka"; fi
-        for ns in $order; do measure "$ns" "$test" "$run"; done
+    for test in $TESTS; do
+        order=$PATHS
+        # alternate the order so that no path always runs first
+        [ $((run % 2)) = 0 ] && order=$(echo "$PATHS" | tr ' ' '\n' | tac | tr '\n' ' ')
+        for path in $order; do measure "$path" "$test" "$run"; done
     done
 done
+memory=""
+if [ -n "$rss_start" ]; then
+    for s in a b; do
+        pid=$(cat "$tmp/vxtund-$s.pid")
+        memory+="vxtund-$s: VmRSS $(rss_kib "$pid" VmRSS) KiB (peak $(rss_kib "$pid" VmHWM) KiB)"
+        [ "$s" = b ] && memory+=", receiver's VmRSS at the start $rss_start KiB"
+        memory+="; "
+    done
+fi
 
-python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" <<'PY'
 import json, statistics, sys
 tmp, runs, duration, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+paths, tests, memory = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7]
+labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund VXLAN",
+          "vxtund_nooff": "vxtund VXLAN, offloads off", "gre": "vxtund GRE",
+          "tinc": "tinc 1.0 switch, no crypto", "openvpn": "OpenVPN 2.6 tap, no crypto"}
+heads = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP reverse, Gbit/s",
+         "tcp4": "TCP 4 streams, Gbit/s", "udp": "UDP 1400 B, kpps (loss)"}
 
-def value(ns, test, run):
+def value(path, test, run):
     try:
-        with open(f"{tmp}/{ns}-{test}-{run}.json") as f:
+        with open(f"{tmp}/{path}-{test}-{run}.json") as f:
             j = json.load(f)
         if test == "udp":
             s = j["end"]["sum"]
@@ -137,28 +229,41 @@ def value(ns, test, run):
     except Exception:
         return 0.0, None
 
-names = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP 1 stream reverse (-R), Gbit/s", "udp": "UDP 1400 B, kpps received (loss %)"}
-paths = [("va", "vxtund VXLAN"), ("ga", "vxtund GRE")]
-head = "| test (%d run(s) of %.0f s, median) | kernel vxlan |" % (runs, duration)
-for _, label in paths:
-    head += f" {label} | / kernel | CPU % |"
-print(head)
-print("|---|---|" + "---|---|---|" * len(paths))
+def median(path, test):
+    vs = [value(path, test, r) for r in range(1, runs + 1)]
+    loss = [v[1] for v in vs if v[1] is not None]
+    return statistics.median(v[0] for v in vs), (statistics.median(loss) if loss else None)
 
-def show(xs, m):
-    loss = [x[1] for x in xs if x[1] is not None]
-    return f"{m:.2f}" + (f" ({statistics.median(loss):.1f} %)" if loss else "")
+def cpu(path, test):
+    try:
+        return statistics.median(int(open(f"{tmp}/{path}-{test}-{r}.cpu").read()) / hz / duration * 100
+                                 for r in range(1, runs + 1))
+    except Exception:
+        return 0
 
-for test in ("tcp", "tcp_rev", "udp"):
-    k = [value("ka", test, r) for r in range(1, runs + 1)]
-    km = statistics.median(x[0] for x in k)
-    row = f"| {names[test]} | {show(k, km)} |"
-    for ns, _ in paths:
-        v = [value(ns, test, r) for r in range(1, runs + 1)]
-        vm = statistics.median(x[0] for x in v)
-        cpu = statistics.median(int(open(f"{tmp}/{ns}-{test}-{r}.cpu").read()) / hz / duration * 100 for r in range(1, runs + 1))
-        row += f" {show(v, vm)} | {vm / km if km else 0:.2f} | {cpu:.0f} |"
-    print(row)
+kernel = {t: median("kernel", t)[0] for t in tests} if "kernel" in paths else {}
+print(f"| path ({runs} run(s) of {duration:.0f} s, median) | " + " | ".join(heads[t] for t in tests) + " | CPU % (TCP, UDP) |")
+print("|---|" + "---|" * len(tests) + "---|")
+results = {}
+for path in paths:
+    cells = []
+    for t in tests:
+        m, loss = median(path, t)
+        results[(path, t)] = m
+        cell = f"{m:.2f}" if t != "udp" else f"{m:.1f}"
+        if loss is not None:
+            cell += f" ({loss:.1f} %)"
+        if kernel.get(t):
+            cell += f" · {m / kernel[t]:.2f}×"
+        cells.append(cell)
+    tunnel_cpu = "-" if path in ("veth", "kernel") else f"{cpu(path, 'tcp'):.0f}, {cpu(path, 'udp'):.0f}"
+    print(f"| {labels.get(path, path)} | " + " | ".join(cells) + f" | {tunnel_cpu} |")
 print()
-print("CPU %: both vxtund processes of the pair together; 200 = both cores.")
+print("· N× = ratio to the kernel's vxlan in the same run. CPU %: the tunnel's two processes together (200 = both cores); the kernel's own work is not counted.")
+for other in ("tinc", "openvpn"):
+    if ("vxtund", "tcp") in results and results.get((other, "tcp")):
+        print(f"vxtund VXLAN / {labels[other]}: TCP {results[('vxtund', 'tcp')] / results[(other, 'tcp')]:.1f}×" +
+              (f", reverse {results[('vxtund', 'tcp_rev')] / results[(other, 'tcp_rev')]:.1f}×" if results.get((other, 'tcp_rev')) else ""))
+if memory:
+    print("Memory: " + memory)
 PY
