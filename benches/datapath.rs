@@ -231,7 +231,9 @@ fn scale_and_offloads(c: &mut Criterion) {
     });
     let frames: Vec<&[u8]> = ranges.iter().take(32).map(|r| &out[r.clone()]).collect();
     let mut runs = Vec::new();
-    group.throughput(Throughput::Bytes(frames.iter().map(|f| f.len() as u64).sum()));
+    group.throughput(Throughput::Bytes(
+        frames.iter().map(|f| f.len() as u64).sum(),
+    ));
     group.bench_function("coalesce_plan_32_segments", |b| {
         b.iter(|| {
             runs.clear();

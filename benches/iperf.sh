@@ -38,6 +38,7 @@ cleanup() {
     sleep 0.5
     for f in "$tmp"/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
     for ns in $(ip netns list | awk '{print $1}' | grep "^$p-" || true); do ip netns del "$ns"; done
+    [ -n "${KEEP:-}" ] && cp -r "$tmp" "$KEEP"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -32,6 +32,9 @@ const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
 /// Most iovecs one `send_batch` call hands to the kernel.
 const MAX_IOVECS: usize = 2 * 256;
+/// Most messages one `sendmmsg` call carries: without GSO every datagram is a message, so a
+/// split superframe (about 45 datagrams) and more go in one call.
+const SEND_MESSAGES: usize = 128;
 /// Room for one control message carrying an int (`CMSG_SPACE(4)`), 8-byte aligned.
 type Cmsg = [u64; 3];
 
@@ -321,7 +324,7 @@ impl UnderlaySocket {
         }
     }
 
-    /// Sends every item, up to [`BATCH`] messages per system call, and calls
+    /// Sends every item, up to [`SEND_MESSAGES`] messages per system call, and calls
     /// `on_error(tag, error)` for each item the kernel refused, going on with the next. With
     /// GSO, consecutive items to one destination of one size (the last may be shorter) go as
     /// one message that the kernel cuts into datagrams. Builds nothing on the heap.
@@ -355,7 +358,7 @@ impl UnderlaySocket {
                 size: 0,
                 bytes: 0,
                 closed: false,
-            }; BATCH];
+            }; SEND_MESSAGES];
             let mut count = 0;
             let mut n_iov = 0;
             while let Some(item) = items.peek() {
@@ -368,7 +371,7 @@ impl UnderlaySocket {
                         && len <= m.size
                         && m.bytes + len <= GSO_MAX_BYTES
                 };
-                if (!joins && count == BATCH) || n_iov + 2 > MAX_IOVECS {
+                if (!joins && count == SEND_MESSAGES) || n_iov + 2 > MAX_IOVECS {
                     break;
                 }
                 let Some(item) = items.next() else { break };
@@ -399,9 +402,9 @@ impl UnderlaySocket {
                 tags[n_iov / 2] = item.tag;
                 n_iov += 2;
             }
-            let mut cmsgs: [Cmsg; BATCH] = [[0; 3]; BATCH];
+            let mut cmsgs: [Cmsg; SEND_MESSAGES] = [[0; 3]; SEND_MESSAGES];
             // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; SEND_MESSAGES] = unsafe { std::mem::zeroed() };
             for ((hdr, m), cmsg) in hdrs.iter_mut().zip(&msgs).zip(cmsgs.iter_mut()).take(count) {
                 // SAFETY: `m.dst` came from a `&SockAddr` of an item, alive for 'a.
                 let dst = unsafe { &*m.dst };
@@ -600,5 +603,69 @@ fn sockaddr_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
             Some(IpAddr::V6(sin6.sin6_addr.s6_addr.into()))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Receives until `want` packets arrived (or two seconds passed).
+    fn receive(socket: &UnderlaySocket, want: usize) -> Vec<Vec<u8>> {
+        let mut batch = RecvBatch::default();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.len() < want && Instant::now() < deadline {
+            let n = socket.recv_batch(&mut batch).unwrap();
+            for i in 0..n {
+                got.push(batch.get(i).unwrap().1.to_vec());
+            }
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn gso_sends_and_gro_receives_keep_every_datagram_and_its_bytes() {
+        // Unprivileged: loopback, ports of this test's own.
+        let base = 30_000 + (std::process::id() % 10_000) as u16;
+        let local = IpAddr::from([127, 0, 0, 1]);
+        for (offload, port) in [(true, base), (false, base + 1)] {
+            let tx = UnderlaySocket::udp(local, port + 20_000, true, offload).unwrap();
+            let rx = UnderlaySocket::udp(local, port, true, offload).unwrap();
+            if offload {
+                assert_eq!(tx.offloads(), (true, true), "loopback has UDP GSO and GRO");
+            }
+            let dst = SockAddr::from(SocketAddr::new(local, port));
+            let header = [0xaa; 8];
+            // 40 equal datagrams, a short one, then 5 more: at least three GSO messages.
+            let payloads: Vec<Vec<u8>> = (0..46)
+                .map(|i: usize| {
+                    let len = if i == 40 { 300 } else { 1400 };
+                    (0..len).map(|b| (b + i) as u8).collect()
+                })
+                .collect();
+            let mut errors = 0;
+            tx.send_batch(
+                payloads.iter().enumerate().map(|(i, p)| SendItem {
+                    dst: &dst,
+                    header: &header,
+                    payload: p,
+                    tag: i as u32,
+                }),
+                |_, _| errors += 1,
+            );
+            assert_eq!(errors, 0);
+            let got = receive(&rx, payloads.len());
+            let expected: Vec<Vec<u8>> =
+                payloads.iter().map(|p| [&header[..], p].concat()).collect();
+            assert_eq!(
+                got, expected,
+                "offload {offload}: every datagram, in order, intact"
+            );
+        }
     }
 }
