@@ -1003,10 +1003,18 @@ fn tap_loop(sh: &Shared) -> Result<(), ()> {
                     }
                     Ok(split) => {
                         core.switch.record_split(split.len());
+                        let mut first = true;
                         for r in &seg_ranges[split.clone()] {
-                            let action =
+                            // The segments share their headers: the first one's decision
+                            // holds for the rest.
+                            let action = if !first && core.switch.can_repeat(PortNo::LOCAL, r.len())
+                            {
+                                core.switch.repeat(r.len())
+                            } else {
                                 core.switch
-                                    .handle_frame(PortNo::LOCAL, &mut segs[r.clone()], now);
+                                    .handle_frame(PortNo::LOCAL, &mut segs[r.clone()], now)
+                            };
+                            first = false;
                             plan.add(FrameRef::Segment(r.start, r.end), action);
                         }
                     }

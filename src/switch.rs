@@ -355,6 +355,8 @@ pub struct Switch {
     mtu: Vec<Option<u16>>,
     mtu_stats: MtuStats,
     offload_stats: OffloadStats,
+    /// The last frame forwarded: ingress, flow and length, for [`Switch::repeat`].
+    last_forward: Option<(PortNo, usize, usize)>,
     limiter: RateLimiter,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
@@ -405,6 +407,7 @@ impl Switch {
             mtu: vec![None; port_count],
             mtu_stats: MtuStats::default(),
             offload_stats: OffloadStats::default(),
+            last_forward: None,
             limiter: RateLimiter::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
@@ -453,8 +456,38 @@ impl Switch {
         self.offload_stats.coalesced_segments += segments as u64;
     }
 
+    /// Whether a frame of `len` bytes from `ingress` can take the last frame's decision through
+    /// [`Switch::repeat`]: the last frame was forwarded from the same port and was not shorter.
+    /// Only for segments split from one superframe, which share every header the flows, the
+    /// MAC table and MSS clamping look at (superframes carry no SYN).
+    pub fn can_repeat(&self, ingress: PortNo, len: usize) -> bool {
+        self.last_forward
+            .is_some_and(|(p, _, max)| p == ingress && len <= max)
+    }
+
+    /// Forwards the next segment of a superframe where the last one went (see
+    /// [`Switch::can_repeat`]), counting it as [`Switch::handle_frame`] would.
+    pub fn repeat(&mut self, len: usize) -> Action<'_> {
+        let Some((ingress, id, _)) = self.last_forward else {
+            return self.drop(DropReason::NoEgress);
+        };
+        let len = len as u64;
+        if let Some(slot) = self.slot(ingress) {
+            let s = &mut self.port_stats[slot];
+            s.rx_packets += 1;
+            s.rx_bytes += len;
+        }
+        if let Some(stats) = self.flow_stats.get_mut(id) {
+            stats.n_packets += 1;
+            stats.n_bytes += len;
+        }
+        self.count_tx(len);
+        Action::Forward(&self.out)
+    }
+
     /// Decides where a frame that came in on `ingress` goes.
     pub fn handle_frame(&mut self, ingress: PortNo, frame: &mut [u8], now: Instant) -> Action<'_> {
+        self.last_forward = None;
         let len = frame.len() as u64;
         if let Some(slot) = self.slot(ingress) {
             let s = &mut self.port_stats[slot];
@@ -535,6 +568,7 @@ impl Switch {
             return self.too_big(ingress, frame, ip, limit, now);
         }
         self.count_tx(len);
+        self.last_forward = Some((ingress, id, frame.len()));
         Action::Forward(&self.out)
     }
 
@@ -692,6 +726,7 @@ impl Switch {
     /// Returns the old table, to be dropped after the lock is released.
     pub fn replace_table(&mut self, table: FlowTable, now: Instant) -> FlowTable {
         self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
+        self.last_forward = None;
         std::mem::replace(&mut self.table, table)
     }
 
@@ -1166,6 +1201,44 @@ mod tests {
             None,
             "learnt on a tunnel that changed: forgotten"
         );
+    }
+
+    #[test]
+    fn repeating_a_decision_counts_like_deciding_each_segment() {
+        let rules = [
+            "ip,nw_dst=172.31.3.0/24,actions=output:3",
+            "arp,actions=flood",
+        ];
+        let now = Instant::now();
+        let (mut each, mut once) = (hub(&rules), hub(&rules));
+        let segments = [1400usize, 1400, 900].map(|n| {
+            let mut f = ipv4_frame(A, B, [172, 31, 3, 1]);
+            f.resize(n, 0);
+            f
+        });
+        for seg in &segments {
+            assert_eq!(
+                forward(each.handle_frame(PortNo(1), &mut seg.clone(), now)),
+                [3]
+            );
+        }
+        assert!(!once.can_repeat(PortNo(1), 1400), "nothing decided yet");
+        assert_eq!(
+            forward(once.handle_frame(PortNo(1), &mut segments[0].clone(), now)),
+            [3]
+        );
+        assert!(!once.can_repeat(PortNo(2), 1400), "another ingress");
+        assert!(!once.can_repeat(PortNo(1), 1401), "longer than the first");
+        for seg in &segments[1..] {
+            assert!(once.can_repeat(PortNo(1), seg.len()));
+            assert_eq!(forward(once.repeat(seg.len())), [3]);
+        }
+        for port in [1, 3] {
+            assert_eq!(once.port_stats(PortNo(port)), each.port_stats(PortNo(port)));
+        }
+        assert_eq!(once.flow_stats(0), each.flow_stats(0));
+        once.handle_frame(PortNo(1), &mut [0u8; 5], now);
+        assert!(!once.can_repeat(PortNo(1), 5), "not after a drop");
     }
 
     #[test]
