@@ -947,6 +947,11 @@ mod tests {
             tunnel(2, 102),
             tunnel(3, 103),
         ];
+        switch_with(ports, rules)
+    }
+
+    /// A switch with `ports` and the flows `rules` (port numbers only).
+    fn switch_with(ports: Vec<Port>, rules: &[&str]) -> Switch {
         let flows = rules
             .iter()
             .map(|r| parse_flow(r, &HubPorts).unwrap())
@@ -1091,15 +1096,7 @@ mod tests {
             grouped(3, 103),
             tunnel(4, 104),
         ];
-        let flows = rules
-            .iter()
-            .map(|r| parse_flow(r, &HubPorts).unwrap())
-            .collect();
-        Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        )
+        switch_with(ports, rules)
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::scenario::{flow_packets, vxtunctl, with_direct_spoke_tunnel, Scenario};
+use common::scenario::{
+    flow_packets, vxtunctl, vxtunctl_may_fail, with_direct_spoke_tunnel, Scenario,
+};
 
 /// These tests run one at a time: each measures loss or counts frames, and three daemons plus
 /// traffic already fill this machine's two cores.
@@ -188,21 +190,6 @@ fn asymmetric_path_direct_one_way_through_the_hub_the_other() {
         after.3, before.3,
         "the hub's flow towards seg3 carries nothing: {before:?} -> {after:?}"
     );
-}
-
-/// vxtunctl against `seg`, failure allowed: (success, stdout, stderr).
-fn vxtunctl_may_fail(s: &Scenario, seg: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
-        .arg("-s")
-        .arg(s.state.join(format!("{seg}.sock")))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn config_path(s: &Scenario, seg: &str) -> PathBuf {

@@ -229,20 +229,26 @@ pub fn with_direct_spoke_tunnel(text: &str) -> String {
         .replace("\"icmp6,ipv6_dst=ff00::/8,actions=flood\",", "\"icmp6,in_port=1,ipv6_dst=ff00::/8,actions=output:2\", \"icmp6,ipv6_dst=ff00::/8,actions=output:1\",")
 }
 
+/// vxtunctl against `seg`'s control socket; panics unless it succeeds. Returns its output.
 pub fn vxtunctl(s: &Scenario, seg: &str, args: &[&str]) -> String {
+    let (ok, text, err) = vxtunctl_may_fail(s, seg, args);
+    assert!(ok, "vxtunctl {args:?}: {text}{err}");
+    text
+}
+
+/// vxtunctl against `seg`, failure allowed: (success, stdout, stderr).
+pub fn vxtunctl_may_fail(s: &Scenario, seg: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
         .arg("-s")
         .arg(s.state.join(format!("{seg}.sock")))
         .args(args)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
+    (
         out.status.success(),
-        "vxtunctl {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// n_packets of the flow printed as `flow` in `seg`'s dump-flows.
