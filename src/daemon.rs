@@ -1249,7 +1249,6 @@ fn deliver<'a>(
     if !local.is_empty() {
         let mut runs = Vec::new();
         offload::plan_runs(&local, &mut runs);
-        coalesced.extend(runs.iter().filter(|r| r.count > 1).map(|r| r.count));
         for run in &runs {
             let sent = if run.count == 1 {
                 sh.tap.send(local[run.first])
@@ -1261,8 +1260,10 @@ fn deliver<'a>(
                     frames.iter().map(|f| offload::run_payload(run, f)),
                 )
             };
-            if let Err(e) = sent {
-                note(PortNo::LOCAL, e);
+            match sent {
+                Ok(_) if run.count > 1 => coalesced.push(run.count),
+                Ok(_) => {}
+                Err(e) => note(PortNo::LOCAL, e),
             }
         }
     }

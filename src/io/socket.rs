@@ -9,6 +9,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
@@ -77,8 +78,9 @@ pub struct UnderlaySocket {
     local: IpAddr,
     df: bool,
     receives: bool,
-    /// UDP GSO: consecutive equal datagrams to one destination go as one send.
-    gso: bool,
+    /// UDP GSO: consecutive equal datagrams to one destination go as one send. Turned off for
+    /// good when the kernel answers a GSO send with EIO (no checksum offload on the route).
+    gso: AtomicBool,
     /// UDP GRO: the kernel may hand over several datagrams of one sender as one buffer.
     gro: bool,
 }
@@ -179,7 +181,7 @@ impl UnderlaySocket {
             local,
             df,
             receives: true,
-            gso,
+            gso: AtomicBool::new(gso),
             gro,
         })
     }
@@ -226,7 +228,7 @@ impl UnderlaySocket {
             local,
             df,
             receives: receive,
-            gso: false,
+            gso: AtomicBool::new(false),
             gro: false,
         })
     }
@@ -248,7 +250,7 @@ impl UnderlaySocket {
 
     /// Whether UDP GSO (send) and UDP GRO (receive) are on.
     pub fn offloads(&self) -> (bool, bool) {
-        (self.gso, self.gro)
+        (self.gso.load(Ordering::Relaxed), self.gro)
     }
 
     /// The local address it is bound to.
@@ -345,6 +347,7 @@ impl UnderlaySocket {
             closed: bool,
         }
         let mut items = items.into_iter().peekable();
+        let gso = self.gso.load(Ordering::Relaxed);
         while items.peek().is_some() {
             let mut iovs = [libc::iovec {
                 iov_base: std::ptr::null_mut(),
@@ -363,7 +366,7 @@ impl UnderlaySocket {
             let mut n_iov = 0;
             while let Some(item) = items.peek() {
                 let len = item.header.len() + item.payload.len();
-                let joins = self.gso && count > 0 && {
+                let joins = gso && count > 0 && {
                     let m = &msgs[count - 1];
                     std::ptr::eq(m.dst, item.dst)
                         && !m.closed
@@ -442,7 +445,10 @@ impl UnderlaySocket {
                     on_error(tags[m.iov / 2], e);
                 } else {
                     // The kernel refused the GSO send (a datagram above the path MTU, say):
-                    // send its datagrams one by one.
+                    // send its datagrams one by one; on EIO it never will take one.
+                    if e.raw_os_error() == Some(libc::EIO) {
+                        self.gso.store(false, Ordering::Relaxed);
+                    }
                     for k in 0..m.segs {
                         let mut one = hdrs[start];
                         one.msg_hdr.msg_iov = iovs[m.iov + 2 * k..].as_mut_ptr();

@@ -80,19 +80,35 @@ impl Tap {
         offload: bool,
     ) -> Result<Tap, TapError> {
         let existed = Path::new("/sys/class/net").join(name).exists();
-        let dev = DeviceBuilder::new()
-            .name(name)
-            .layer(Layer::L2)
-            .offload(offload)
-            .build_sync()
-            .map_err(|source| TapError::Open {
+        let build = |offload: bool| {
+            DeviceBuilder::new()
+                .name(name)
+                .layer(Layer::L2)
+                .offload(offload)
+                .build_sync()
+        };
+        // A kernel that refuses the offloads still gets a working device, without them.
+        let dev = match build(offload) {
+            Err(e) if offload && e.kind() != io::ErrorKind::PermissionDenied => build(false)
+                .map_err(|_| TapError::Open {
+                    name: name.to_owned(),
+                    source: e,
+                })?,
+            other => other.map_err(|source| TapError::Open {
                 name: name.to_owned(),
                 source,
-            })?;
+            })?,
+        };
         let setup = |what: String| {
             let name = name.to_owned();
             move |source| TapError::Setup { name, what, source }
         };
+        if dev.tcp_gso() {
+            // A persistent TAP keeps the header size its last user set (12 for some): ours
+            // is 10.
+            set_vnet_hdr_size(dev.as_raw_fd())
+                .map_err(setup("setting the virtio-net header size".into()))?;
+        }
         dev.set_mtu(mtu)
             .map_err(setup(format!("setting MTU {mtu}")))?;
         for addr in addresses {
@@ -226,4 +242,18 @@ impl Tap {
     pub fn fd(&self) -> RawFd {
         self.dev.as_raw_fd()
     }
+}
+
+/// `TUNSETVNETHDRSZ`: `_IOW('T', 216, int)`.
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+
+/// Sets the virtio-net header size of the TAP behind `fd` to [`VNET_HDR_LEN`].
+fn set_vnet_hdr_size(fd: RawFd) -> io::Result<()> {
+    let size = VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int from a live local; `fd` is our open TAP.
+    let rc = unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ as _, &size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

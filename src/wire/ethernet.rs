@@ -18,6 +18,8 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// EtherType of an 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType of an 802.1ad service (outer) VLAN tag.
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
 
 const DST_OFFSET: usize = 0;
 const SRC_OFFSET: usize = 6;

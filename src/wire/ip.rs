@@ -1,7 +1,7 @@
 //! The inner IP packet of an Ethernet frame, as MTU handling needs it: where the IP header
 //! starts, its length fields, DF, and where the transport header is.
 
-use super::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, HEADER_LEN};
+use super::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, HEADER_LEN};
 use super::{IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// IPv4 "don't fragment" flag in the flags/fragment-offset word.
@@ -14,7 +14,7 @@ pub const IPV4_OFFSET_MASK: u16 = 0x1fff;
 /// The IP packet inside a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpView {
-    /// Offset of the IP header in the frame (14, or 18 behind one VLAN tag).
+    /// Offset of the IP header in the frame (14; 18 or 22 behind one or two VLAN tags).
     pub l3: usize,
     /// IP version: 4 or 6.
     pub version: u8,
@@ -33,8 +33,12 @@ impl IpView {
     pub fn parse(frame: &[u8]) -> Option<IpView> {
         let mut l3 = HEADER_LEN;
         let mut ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-        if ethertype == ETHERTYPE_VLAN {
-            ethertype = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
+        // Up to two tags: 802.1Q, or an 802.1ad service tag with a customer tag inside.
+        for _ in 0..2 {
+            if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+                break;
+            }
+            ethertype = u16::from_be_bytes([*frame.get(l3 + 2)?, *frame.get(l3 + 3)?]);
             l3 += 4;
         }
         let p = frame.get(l3..)?;

@@ -235,9 +235,11 @@ fn transport_checksum(frame: &[u8], ip: &IpView, l4: usize, proto: u8) -> u16 {
     checksum::finish(checksum::add(sum, segment))
 }
 
-/// Most header bytes a coalesced superframe keeps in front of its payloads (Ethernet with one
-/// VLAN tag, IPv4 with options or IPv6, TCP with options).
-pub const MAX_HEADERS: usize = 18 + 60 + 60;
+/// Most header bytes a coalesced superframe keeps in front of its payloads (Ethernet with two
+/// VLAN tags, IPv4 with options or IPv6, TCP with options).
+pub const MAX_HEADERS: usize = 22 + 60 + 60;
+/// Most frames in one coalesced write (each is an iovec; the kernel takes at most 1,024).
+pub const MAX_RUN: usize = 64;
 
 /// Consecutive frames to be written to the TAP as one TCP superframe: the frames
 /// `frames[first..first + count]` of [`plan_runs`]' input, whose payloads follow `headers`.
@@ -265,6 +267,8 @@ struct TcpSeg {
     end: usize,
     seq: u32,
     flags: u8,
+    /// IPv4 identification (0 for IPv6).
+    id: u16,
 }
 
 impl TcpSeg {
@@ -286,10 +290,16 @@ impl TcpSeg {
         if thl < 20 || headers >= end || headers > MAX_HEADERS || flags & !TCP_PSH != 0x10 {
             return None;
         }
-        if transport_checksum(&frame[..end], &ip, l4, IPPROTO_TCP) != 0 {
+        if (ip.version == 4 && checksum::of(&[&frame[ip.l3..l4]]) != 0)
+            || transport_checksum(&frame[..end], &ip, l4, IPPROTO_TCP) != 0
+        {
             return None;
         }
         let seq = u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().ok()?);
+        let id = match ip.version {
+            4 => u16::from_be_bytes([frame[ip.l3 + 4], frame[ip.l3 + 5]]),
+            _ => 0,
+        };
         Some(TcpSeg {
             ip,
             l4,
@@ -297,6 +307,7 @@ impl TcpSeg {
             end,
             seq,
             flags,
+            id,
         })
     }
 
@@ -327,7 +338,14 @@ impl TcpSeg {
             && self.payload_len() == f.payload_len()
             && n.seq == self.seq.wrapping_add(self.payload_len() as u32)
             && n.payload_len() <= f.payload_len()
+            && (f.ip.version == 6 || ids_follow(self, n))
     }
+}
+
+/// Whether IPv4 `next` has the identification the kernel's GRO wants after `last`: one more,
+/// or the same with DF set.
+fn ids_follow(last: &TcpSeg, next: &TcpSeg) -> bool {
+    next.id == last.id.wrapping_add(1) || (next.id == last.id && next.ip.dont_fragment())
 }
 
 /// Groups `frames` (complete frames bound for the TAP, in order) into runs: consecutive
@@ -346,7 +364,10 @@ pub fn plan_runs(frames: &[&[u8]], runs: &mut Vec<Run>) {
         let mut count = 1;
         while let Some(next) = frames.get(i + count).and_then(|f| TcpSeg::parse(f)) {
             let fits = first.headers - first.ip.l3 + total + next.payload_len() <= 65_535;
-            if !fits || !last.continued_by((&first, frames[i]), (&next, frames[i + count])) {
+            if !fits
+                || count == MAX_RUN
+                || !last.continued_by((&first, frames[i]), (&next, frames[i + count]))
+            {
                 break;
             }
             total += next.payload_len();
@@ -705,10 +726,14 @@ mod tests {
 
     /// Splits a superframe of `len` payload bytes (MSS 1000) with [`segment`].
     fn segments_of(v6: bool, len: usize, push: bool) -> Vec<Vec<u8>> {
+        segments_mss(v6, len, push, 1000)
+    }
+
+    fn segments_mss(v6: bool, len: usize, push: bool, mss: u16) -> Vec<Vec<u8>> {
         let mut frame = tcp_superframe(v6, &payload(len), (false, push, false));
         let hdr = VnetHdr {
             gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
-            gso_size: 1000,
+            gso_size: mss,
             ..Default::default()
         };
         let (mut out, mut ranges) = (Vec::new(), Vec::new());
@@ -823,6 +848,55 @@ mod tests {
         assert_eq!(runs_of(&fin), [1, 1]);
         let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
         assert_eq!(runs_of(&[arp.clone(), segs[0].clone(), arp]), [1, 1, 1]);
+        // IPv4 identifications must follow (or stay equal under DF), and the IPv4 header
+        // checksum must be right.
+        let set_id = |f: &mut Vec<u8>, id: u16| {
+            f[18..20].copy_from_slice(&id.to_be_bytes());
+            f[24..26].copy_from_slice(&[0, 0]);
+            let sum = checksum::of(&[&f[14..34]]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+        };
+        let mut jumpy = segs.clone();
+        set_id(&mut jumpy[2], 999);
+        assert_eq!(runs_of(&jumpy), [2, 1, 2]);
+        let mut broken = segs.clone();
+        broken[1][22] ^= 1; // TTL, which only the IPv4 header checksum covers
+        assert_eq!(runs_of(&broken), [1, 1, 3]);
+        // At most MAX_RUN frames per write.
+        assert_eq!(
+            runs_of(&segments_mss(false, 7000, false, 100)),
+            [MAX_RUN, 70 - MAX_RUN]
+        );
+    }
+
+    #[test]
+    fn superframes_behind_service_and_customer_tags_split_too() {
+        for tags in [
+            &[0x88, 0xa8, 0, 5][..],
+            &[0x88, 0xa8, 0, 5, 0x81, 0, 0, 7][..],
+        ] {
+            let plain = tcp_superframe(false, &payload(3000), (false, false, false));
+            let mut frame = plain[..12].to_vec();
+            frame.extend_from_slice(tags);
+            frame.extend_from_slice(&plain[12..]);
+            let hdr = VnetHdr {
+                gso_type: GSO_TCPV4,
+                gso_size: 1000,
+                ..Default::default()
+            };
+            let (mut out, mut ranges) = (Vec::new(), Vec::new());
+            segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+            assert_eq!(ranges.len(), 3);
+            for r in &ranges {
+                let seg = &out[r.clone()];
+                assert_eq!(&seg[12..12 + tags.len()], tags, "tags kept");
+                let ip = IpView::parse(seg).unwrap();
+                assert_eq!(ip.l3, 14 + tags.len());
+                assert_eq!(checksum::of(&[&seg[ip.l3..ip.l3 + 20]]), 0, "IPv4 header");
+                let l4 = ip.l3 + ip.header_len;
+                assert_eq!(transport_checksum(seg, &ip, l4, IPPROTO_TCP), 0, "TCP");
+            }
+        }
     }
 
     proptest::proptest! {
