@@ -592,17 +592,23 @@ mod tests {
         }
     }
 
+    /// Splits an IPv4 TCP superframe with segments of `mss` payload bytes.
+    fn split_tso4(frame: &mut [u8], mss: u16) -> (Vec<u8>, Vec<Range<usize>>) {
+        let hdr = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: mss,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&hdr, frame, &mut out, &mut ranges).unwrap();
+        (out, ranges)
+    }
+
     #[test]
     fn ipv4_identification_advances_per_segment() {
         let mut frame = tcp_superframe(false, &payload(3000), (false, false, false));
         frame[18..20].copy_from_slice(&0xfffeu16.to_be_bytes());
-        let hdr = VnetHdr {
-            gso_type: GSO_TCPV4,
-            gso_size: 1000,
-            ..Default::default()
-        };
-        let (mut out, mut ranges) = (Vec::new(), Vec::new());
-        segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+        let (out, ranges) = split_tso4(&mut frame, 1000);
         let ids: Vec<u16> = ranges
             .iter()
             .map(|r| u16::from_be_bytes([out[r.start + 18], out[r.start + 19]]))
@@ -879,13 +885,7 @@ mod tests {
             let mut frame = plain[..12].to_vec();
             frame.extend_from_slice(tags);
             frame.extend_from_slice(&plain[12..]);
-            let hdr = VnetHdr {
-                gso_type: GSO_TCPV4,
-                gso_size: 1000,
-                ..Default::default()
-            };
-            let (mut out, mut ranges) = (Vec::new(), Vec::new());
-            segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+            let (out, ranges) = split_tso4(&mut frame, 1000);
             assert_eq!(ranges.len(), 3);
             for r in &ranges {
                 let seg = &out[r.clone()];
