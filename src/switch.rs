@@ -936,17 +936,18 @@ mod tests {
         }
     }
 
+    /// Port 1, the TAP.
+    fn local() -> Port {
+        Port {
+            no: PortNo(1),
+            name: "vxt0".into(),
+            kind: PortKind::Local,
+            options: Default::default(),
+        }
+    }
+
     fn hub(rules: &[&str]) -> Switch {
-        let ports = vec![
-            Port {
-                no: PortNo(1),
-                name: "vxt0".into(),
-                kind: PortKind::Local,
-                options: Default::default(),
-            },
-            tunnel(2, 102),
-            tunnel(3, 103),
-        ];
+        let ports = vec![local(), tunnel(2, 102), tunnel(3, 103)];
         switch_with(ports, rules)
     }
 
@@ -1085,17 +1086,7 @@ mod tests {
             },
             ..tunnel(no, last)
         };
-        let ports = vec![
-            Port {
-                no: PortNo(1),
-                name: "vxt0".into(),
-                kind: PortKind::Local,
-                options: Default::default(),
-            },
-            grouped(2, 102),
-            grouped(3, 103),
-            tunnel(4, 104),
-        ];
+        let ports = vec![local(), grouped(2, 102), grouped(3, 103), tunnel(4, 104)];
         switch_with(ports, rules)
     }
 
