@@ -109,18 +109,16 @@ impl Tap {
             set_vnet_hdr_size(dev.as_raw_fd())
                 .map_err(setup("setting the virtio-net header size".into()))?;
         }
-        dev.set_mtu(mtu)
-            .map_err(setup(format!("setting MTU {mtu}")))?;
+        let tap = Tap {
+            vnet: dev.tcp_gso(),
+            dev,
+            name: name.to_owned(),
+            created: !existed,
+        };
+        tap.set_mtu(mtu)?;
         for addr in addresses {
-            let added = match addr.addr() {
-                IpAddr::V4(a) => dev.add_address_v4(a, addr.prefix_len()),
-                IpAddr::V6(a) => dev.add_address_v6(a, addr.prefix_len()),
-            };
-            // A persistent TAP may still carry the address from the last run.
-            match added {
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                other => other.map_err(setup(format!("adding address {addr}")))?,
-            }
+            // A persistent TAP may still carry the address from the last run: not an error.
+            tap.add_address(addr)?;
         }
         let master = std::fs::read_link(Path::new("/sys/class/net").join(name).join("master")).ok();
         let already_enslaved = master
@@ -128,22 +126,20 @@ impl Tap {
             .and_then(|m| m.file_name())
             .is_some_and(|m| Some(m.to_string_lossy().as_ref()) == bridge);
         if let (Some(bridge), false) = (bridge, already_enslaved) {
-            let index = dev
+            let index = tap
+                .dev
                 .if_index()
                 .map_err(setup("reading the interface index".into()))?;
             super::netdev::enslave(bridge, index)
                 .map_err(setup(format!("enslaving to bridge `{bridge}`")))?;
         }
-        dev.enabled(true)
+        tap.dev
+            .enabled(true)
             .map_err(setup("bringing the device up".into()))?;
-        dev.set_nonblocking(true)
+        tap.dev
+            .set_nonblocking(true)
             .map_err(setup("making reads non-blocking".into()))?;
-        Ok(Tap {
-            vnet: dev.tcp_gso(),
-            dev,
-            name: name.to_owned(),
-            created: !existed,
-        })
+        Ok(tap)
     }
 
     /// Whether reads and writes carry a virtio-net header.
