@@ -237,7 +237,7 @@ fn scale_and_offloads(c: &mut Criterion) {
     group.bench_function("coalesce_plan_32_segments", |b| {
         b.iter(|| {
             runs.clear();
-            offload::plan_runs(black_box(&frames), &mut runs);
+            offload::plan_runs(black_box(&frames), true, &mut runs);
             runs.len()
         })
     });

@@ -1225,7 +1225,8 @@ fn deliver<'a>(
     };
     scratch.clear();
     scratch.resize(sends.len(), ([0; gre::MAX_LEN], 0));
-    // Frames for the TAP: with offloads, consecutive TCP segments of a flow go as one write.
+    // Frames for the TAP: with offloads, consecutive TCP segments (and UDP datagrams, where the
+    // TAP takes UDP superframes) of a flow go as one write.
     let mut local: Vec<&[u8]> = Vec::new();
     for (j, &(f, port)) in sends.iter().enumerate() {
         match plumbing.egress(port) {
@@ -1248,7 +1249,7 @@ fn deliver<'a>(
     let mut coalesced: Vec<usize> = Vec::new();
     if !local.is_empty() {
         let mut runs = Vec::new();
-        offload::plan_runs(&local, &mut runs);
+        offload::plan_runs(&local, sh.tap.offloads().udp, &mut runs);
         for run in &runs {
             let sent = if run.count == 1 {
                 sh.tap.send(local[run.first])

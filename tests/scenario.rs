@@ -413,6 +413,80 @@ fn tcp_transfers_arrive_intact_with_offloads() {
     }
 }
 
+/// Sends `count` numbered UDP datagrams (`tests/scripts/udp_check.py`) from host `from` to
+/// `addr` on host `to`; returns what the receiver counted: (received, intact, distinct).
+fn udp_datagrams(s: &Scenario, from: &str, to: &str, addr: &str, count: usize) -> [usize; 3] {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/udp_check.py");
+    let mut rx = common::KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &s.ns(to), "/usr/bin/python3"])
+            .arg(&script)
+            .args(["recv", addr, "7001", &count.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(rx.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let tx = Command::new("ip")
+        .args(["netns", "exec", &s.ns(from), "/usr/bin/python3"])
+        .arg(&script)
+        .args(["send", addr, "7001", &count.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        tx.status.success(),
+        "{from} -> {to}: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    let mut received = String::new();
+    out.read_line(&mut received).unwrap();
+    let counts: Vec<usize> = received
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    counts.try_into().unwrap_or_else(|_| panic!("{received:?}"))
+}
+
+#[test]
+fn udp_datagrams_arrive_intact_through_coalescing() {
+    if !common::require_root("udp_datagrams_arrive_intact_through_coalescing") {
+        return;
+    }
+    let s = Scenario::up();
+    assert!(
+        s.log("seg2").contains("USO4, USO6"),
+        "the TAP takes UDP superframes: {}",
+        s.log("seg2")
+    );
+    // Direct (seg1 -> seg2) and relayed by the hub (seg2 -> seg1 -> seg3), IPv4 and IPv6.
+    for (from, to, seg, addr) in [
+        ("k1", "l1", "seg2", "172.31.2.1"),
+        ("l1", "m1", "seg3", "fc00:0:0:3::1"),
+    ] {
+        let before = s.port_counter(seg, "offload", "coalesced_segments");
+        let count = 5000;
+        let [received, intact, distinct] = udp_datagrams(&s, from, to, addr, count);
+        assert_eq!(intact, received, "{from} -> {to}: every datagram byte for byte");
+        assert_eq!(distinct, received, "{from} -> {to}: none twice");
+        assert!(
+            received >= count * 99 / 100,
+            "{from} -> {to}: {received} of {count} arrived"
+        );
+        // Most went to the TAP in UDP superframes, which the kernel split again.
+        let coalesced = s.port_counter(seg, "offload", "coalesced_segments") - before;
+        assert!(
+            coalesced >= count as u64 / 2,
+            "{from} -> {to}: {coalesced} datagrams coalesced"
+        );
+    }
+}
+
 #[test]
 fn tcp_transfers_arrive_intact_without_offloads() {
     if !common::require_root("tcp_transfers_arrive_intact_without_offloads") {

@@ -241,7 +241,7 @@ pub const MAX_HEADERS: usize = 22 + 60 + 60;
 /// Most frames in one coalesced write (each is an iovec; the kernel takes at most 1,024).
 pub const MAX_RUN: usize = 64;
 
-/// Consecutive frames to be written to the TAP as one TCP superframe: the frames
+/// Consecutive frames to be written to the TAP as one TCP or UDP superframe: the frames
 /// `frames[first..first + count]` of [`plan_runs`]' input, whose payloads follow `headers`.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -252,55 +252,76 @@ pub struct Run {
     /// The virtio-net header to write first.
     pub hdr: VnetHdr,
     /// The superframe's headers: the first frame's, with lengths, IPv4 checksum, PSH and the
-    /// TCP pseudo-header sum set for the whole.
+    /// transport pseudo-header sum set for the whole.
     pub headers: [u8; MAX_HEADERS],
     /// How many bytes of `headers` are used.
     pub headers_len: usize,
 }
 
-/// Where a frame's TCP segment lies, for coalescing.
+/// Where a frame's TCP segment or UDP datagram lies, for coalescing.
 #[derive(Debug, Clone, Copy)]
-struct TcpSeg {
+struct Piece {
     ip: IpView,
     l4: usize,
     headers: usize,
     end: usize,
+    /// TCP sequence number (0 for UDP).
     seq: u32,
+    /// TCP flags (0 for UDP).
     flags: u8,
     /// IPv4 identification (0 for IPv6).
     id: u16,
 }
 
-impl TcpSeg {
-    /// A TCP segment that may join a superframe: plain ACK (maybe PSH) with data, not a
-    /// fragment, IPv6 without extension headers, and a correct checksum.
-    fn parse(frame: &[u8]) -> Option<TcpSeg> {
+impl Piece {
+    /// A TCP segment that may join a superframe (plain ACK, maybe PSH, with data) or, with
+    /// `udp`, a UDP datagram with data and a checksum: not a fragment, IPv6 without extension
+    /// headers, and with correct checksums.
+    fn parse(frame: &[u8], udp: bool) -> Option<Piece> {
         let ip = IpView::parse(frame)?;
-        if ip.proto != IPPROTO_TCP
-            || (ip.version == 4 && ip.frag & 0x3fff != 0)
+        if (ip.version == 4 && ip.frag & 0x3fff != 0)
             || (ip.version == 6 && ip.header_len != super::IPV6_HEADER_LEN)
         {
             return None;
         }
         let l4 = ip.l3 + ip.header_len;
         let end = ip.l3 + ip.total_len;
-        let thl = usize::from(frame.get(l4 + 12)? >> 4) * 4;
-        let headers = l4 + thl;
-        let flags = *frame.get(l4 + 13)?;
-        if thl < 20 || headers >= end || headers > MAX_HEADERS || flags & !TCP_PSH != 0x10 {
+        let (headers, flags) = match ip.proto {
+            IPPROTO_TCP => {
+                let thl = usize::from(frame.get(l4 + 12)? >> 4) * 4;
+                let flags = *frame.get(l4 + 13)?;
+                if thl < 20 || flags & !TCP_PSH != 0x10 {
+                    return None;
+                }
+                (l4 + thl, flags)
+            }
+            IPPROTO_UDP if udp => {
+                let field = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, frame[at + 1]]));
+                // The length must say what IP says, and a checksum must be there to redo.
+                if usize::from(field(l4 + 4)?) != end.checked_sub(l4)? || field(l4 + 6)? == 0 {
+                    return None;
+                }
+                (l4 + 8, 0)
+            }
+            _ => return None,
+        };
+        if headers >= end || headers > MAX_HEADERS {
             return None;
         }
         if (ip.version == 4 && checksum::of(&[&frame[ip.l3..l4]]) != 0)
-            || transport_checksum(&frame[..end], &ip, l4, IPPROTO_TCP) != 0
+            || transport_checksum(&frame[..end], &ip, l4, ip.proto) != 0
         {
             return None;
         }
-        let seq = u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().ok()?);
+        let seq = match ip.proto {
+            IPPROTO_TCP => u32::from_be_bytes(frame[l4 + 4..l4 + 8].try_into().ok()?),
+            _ => 0,
+        };
         let id = match ip.version {
             4 => u16::from_be_bytes([frame[ip.l3 + 4], frame[ip.l3 + 5]]),
             _ => 0,
         };
-        Some(TcpSeg {
+        Some(Piece {
             ip,
             l4,
             headers,
@@ -315,8 +336,8 @@ impl TcpSeg {
         self.end - self.headers
     }
 
-    /// Whether `next` (in `b`) continues this run (first frame `a`, last segment `self`).
-    fn continued_by(&self, first: (&TcpSeg, &[u8]), next: (&TcpSeg, &[u8])) -> bool {
+    /// Whether `next` (in `b`) continues this run (first frame `a`, last piece `self`).
+    fn continued_by(&self, first: (&Piece, &[u8]), next: (&Piece, &[u8])) -> bool {
         let ((f, a), (n, b)) = (first, next);
         let same = |r: Range<usize>| a.get(r.clone()) == b.get(r);
         let ip_same = if f.ip.version == 4 {
@@ -325,18 +346,24 @@ impl TcpSeg {
         } else {
             same(0..f.ip.l3 + 4) && same(f.ip.l3 + 6..f.l4)
         };
+        let transport_same = if f.ip.proto == IPPROTO_TCP {
+            // Ports, then acknowledgement, data offset, window, urgent pointer and options;
+            // the sequence number follows on.
+            same(f.l4 + 8..f.l4 + 13)
+                && same(f.l4 + 14..f.l4 + 16)
+                && same(f.l4 + 18..f.headers)
+                && self.flags & TCP_PSH == 0
+                && n.seq == self.seq.wrapping_add(self.payload_len() as u32)
+        } else {
+            true
+        };
         ip_same
             && n.ip.l3 == f.ip.l3
             && n.l4 == f.l4
             && n.headers == f.headers
-            // Ports, then acknowledgement, data offset, window, urgent pointer and options.
             && same(f.l4..f.l4 + 4)
-            && same(f.l4 + 8..f.l4 + 13)
-            && same(f.l4 + 14..f.l4 + 16)
-            && same(f.l4 + 18..f.headers)
-            && self.flags & TCP_PSH == 0
+            && transport_same
             && self.payload_len() == f.payload_len()
-            && n.seq == self.seq.wrapping_add(self.payload_len() as u32)
             && n.payload_len() <= f.payload_len()
             && (f.ip.version == 6 || ids_follow(self, n))
     }
@@ -344,17 +371,18 @@ impl TcpSeg {
 
 /// Whether IPv4 `next` has the identification the kernel's GRO wants after `last`: one more,
 /// or the same with DF set.
-fn ids_follow(last: &TcpSeg, next: &TcpSeg) -> bool {
+fn ids_follow(last: &Piece, next: &Piece) -> bool {
     next.id == last.id.wrapping_add(1) || (next.id == last.id && next.ip.dont_fragment())
 }
 
 /// Groups `frames` (complete frames bound for the TAP, in order) into runs: consecutive
 /// segments of one TCP flow, equal-sized but the last, become one superframe (as the kernel's
-/// GRO would make); every other frame is a run of one. Appends to `runs`.
-pub fn plan_runs(frames: &[&[u8]], runs: &mut Vec<Run>) {
+/// GRO would make); with `udp` (the TAP takes UDP superframes), so do consecutive datagrams of
+/// one UDP flow. Every other frame is a run of one. Appends to `runs`.
+pub fn plan_runs(frames: &[&[u8]], udp: bool, runs: &mut Vec<Run>) {
     let mut i = 0;
     while i < frames.len() {
-        let Some(first) = TcpSeg::parse(frames[i]) else {
+        let Some(first) = Piece::parse(frames[i], udp) else {
             runs.push(single(i));
             i += 1;
             continue;
@@ -362,7 +390,7 @@ pub fn plan_runs(frames: &[&[u8]], runs: &mut Vec<Run>) {
         let mut last = first;
         let mut total = first.payload_len();
         let mut count = 1;
-        while let Some(next) = frames.get(i + count).and_then(|f| TcpSeg::parse(f)) {
+        while let Some(next) = frames.get(i + count).and_then(|f| Piece::parse(f, udp)) {
             let fits = first.headers - first.ip.l3 + total + next.payload_len() <= 65_535;
             if !fits
                 || count == MAX_RUN
@@ -393,28 +421,28 @@ fn single(i: usize) -> Run {
     }
 }
 
-fn superframe(
-    frame: &[u8],
-    f: &TcpSeg,
-    last: &TcpSeg,
-    count: usize,
-    i: usize,
-    total: usize,
-) -> Run {
+fn superframe(frame: &[u8], f: &Piece, last: &Piece, count: usize, i: usize, total: usize) -> Run {
     let mut headers = [0u8; MAX_HEADERS];
     let h = &mut headers[..f.headers];
     h.copy_from_slice(&frame[..f.headers]);
-    let tcp_len = f.headers - f.l4 + total;
+    let l4_len = f.headers - f.l4 + total;
     if f.ip.version == 4 {
         let ip = &mut h[f.ip.l3..f.l4];
-        ip[2..4].copy_from_slice(&((f.ip.header_len + tcp_len) as u16).to_be_bytes());
+        ip[2..4].copy_from_slice(&((f.ip.header_len + l4_len) as u16).to_be_bytes());
         ip[10..12].copy_from_slice(&[0, 0]);
         let sum = checksum::of(&[ip]);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
     } else {
-        h[f.ip.l3 + 4..f.ip.l3 + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        h[f.ip.l3 + 4..f.ip.l3 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
     }
-    h[f.l4 + 13] |= last.flags & TCP_PSH;
+    let tcp = f.ip.proto == IPPROTO_TCP;
+    let csum_offset = if tcp {
+        h[f.l4 + 13] |= last.flags & TCP_PSH;
+        16
+    } else {
+        h[f.l4 + 4..f.l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        6
+    };
     // The pseudo-header sum, not complemented: the kernel finishes the checksum per segment.
     let addrs = if f.ip.version == 4 {
         &frame[f.ip.l3 + 12..f.ip.l3 + 20]
@@ -422,31 +450,33 @@ fn superframe(
         &frame[f.ip.l3 + 8..f.ip.l3 + 40]
     };
     let pseudo = checksum::add(
-        checksum::add(checksum::add(0, addrs), &(tcp_len as u32).to_be_bytes()),
-        &[0, 0, 0, IPPROTO_TCP],
+        checksum::add(checksum::add(0, addrs), &(l4_len as u32).to_be_bytes()),
+        &[0, 0, 0, f.ip.proto],
     );
-    h[f.l4 + 16..f.l4 + 18].copy_from_slice(&(!checksum::finish(pseudo)).to_be_bytes());
+    h[f.l4 + csum_offset..f.l4 + csum_offset + 2]
+        .copy_from_slice(&(!checksum::finish(pseudo)).to_be_bytes());
+    let gso_type = match (tcp, f.ip.version) {
+        (false, _) => GSO_UDP_L4,
+        (true, 4) => GSO_TCPV4,
+        (true, _) => GSO_TCPV6,
+    };
     Run {
         first: i,
         count,
         hdr: VnetHdr {
             flags: F_NEEDS_CSUM,
-            gso_type: if f.ip.version == 4 {
-                GSO_TCPV4
-            } else {
-                GSO_TCPV6
-            },
+            gso_type,
             hdr_len: f.headers as u16,
             gso_size: f.payload_len() as u16,
             csum_start: f.l4 as u16,
-            csum_offset: 16,
+            csum_offset: csum_offset as u16,
         },
         headers,
         headers_len: f.headers,
     }
 }
 
-/// The payload a frame contributes to a superframe run (its TCP data, without padding).
+/// The payload a frame contributes to a superframe run (its TCP or UDP data, without padding).
 pub fn run_payload<'a>(run: &Run, frame: &'a [u8]) -> &'a [u8] {
     let ip = IpView::parse(frame);
     let end = ip.map_or(frame.len(), |ip| ip.l3 + ip.total_len);
@@ -765,7 +795,7 @@ mod tests {
             let frames = segments_of(v6, 4500, true);
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
             let mut runs = Vec::new();
-            plan_runs(&refs, &mut runs);
+            plan_runs(&refs, false, &mut runs);
             assert_eq!(runs.len(), 1, "v6 {v6}");
             let run = &runs[0];
             assert_eq!((run.first, run.count), (0, 5));
@@ -808,7 +838,7 @@ mod tests {
         let runs_of = |frames: &[Vec<u8>]| {
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
             let mut runs = Vec::new();
-            plan_runs(&refs, &mut runs);
+            plan_runs(&refs, false, &mut runs);
             runs.iter().map(|r| r.count).collect::<Vec<_>>()
         };
         let segs = segments_of(false, 4500, false);
@@ -875,6 +905,133 @@ mod tests {
         );
     }
 
+    /// The datagrams of a UDP superframe of `len` payload bytes split at `size` by
+    /// [`segment`], as a sender's UDP_SEGMENT would put them on the wire.
+    fn datagrams_of(v6: bool, len: usize, size: u16) -> Vec<Vec<u8>> {
+        let builder = PacketBuilder::ethernet2(MAC_A, MAC_B);
+        let builder = if v6 {
+            builder.ipv6([0xfc; 16], [0xfd; 16], 64)
+        } else {
+            builder.ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+        };
+        let mut frame = Vec::new();
+        builder
+            .udp(5000, 5201)
+            .write(&mut frame, &payload(len))
+            .unwrap();
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_UDP_L4,
+            gso_size: size,
+            ..Default::default()
+        };
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&hdr, &mut frame, &mut out, &mut ranges).unwrap();
+        ranges.iter().map(|r| out[r.clone()].to_vec()).collect()
+    }
+
+    #[test]
+    fn consecutive_datagrams_coalesce_and_split_back_to_the_same_frames() {
+        for v6 in [false, true] {
+            let frames = datagrams_of(v6, 4500, 1000);
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            let mut runs = Vec::new();
+            plan_runs(&refs, false, &mut runs);
+            assert_eq!(
+                runs.len(),
+                5,
+                "v6 {v6}: no UDP superframes unless the TAP takes them"
+            );
+            runs.clear();
+            plan_runs(&refs, true, &mut runs);
+            assert_eq!(runs.len(), 1, "v6 {v6}");
+            let run = &runs[0];
+            assert_eq!((run.first, run.count), (0, 5));
+            assert_eq!(
+                (run.hdr.gso_type, run.hdr.gso_size, run.hdr.flags),
+                (GSO_UDP_L4, 1000, F_NEEDS_CSUM)
+            );
+            assert_eq!(run.hdr.csum_offset, 6);
+            // What the kernel will do with it: split it again.
+            let mut superframe = written(run, &refs);
+            let (mut out, mut ranges) = (Vec::new(), Vec::new());
+            segment(&run.hdr, &mut superframe, &mut out, &mut ranges).unwrap();
+            let again: Vec<Vec<u8>> = ranges.iter().map(|r| out[r.clone()].to_vec()).collect();
+            assert_eq!(again, frames, "v6 {v6}: the same frames, byte for byte");
+            // The UDP length covers the whole, and the pseudo-header sum is the one the
+            // kernel finishes: completing it gives the checksum etherparse computes.
+            let mut whole = written(run, &refs);
+            let hdr = VnetHdr {
+                gso_type: GSO_NONE,
+                ..run.hdr
+            };
+            segment(&hdr, &mut whole, &mut Vec::new(), &mut Vec::new()).unwrap();
+            let p = SlicedPacket::from_ethernet(&whole).unwrap();
+            let Some(TransportSlice::Udp(udp)) = p.transport else {
+                panic!("not UDP")
+            };
+            assert_eq!(usize::from(udp.length()), 8 + 4500);
+            let expected = match &p.net {
+                Some(etherparse::NetSlice::Ipv4(ip)) => udp
+                    .to_header()
+                    .calc_checksum_ipv4(&ip.header().to_header(), udp.payload())
+                    .unwrap(),
+                Some(etherparse::NetSlice::Ipv6(ip)) => udp
+                    .to_header()
+                    .calc_checksum_ipv6(&ip.header().to_header(), udp.payload())
+                    .unwrap(),
+                _ => panic!(),
+            };
+            assert_eq!(udp.checksum(), expected, "v6 {v6}");
+        }
+    }
+
+    #[test]
+    fn only_datagrams_the_kernel_would_merge_are_merged() {
+        let runs_of = |frames: &[Vec<u8>]| {
+            let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+            let mut runs = Vec::new();
+            plan_runs(&refs, true, &mut runs);
+            runs.iter().map(|r| r.count).collect::<Vec<_>>()
+        };
+        let dgrams = datagrams_of(false, 5000, 1000);
+        assert_eq!(runs_of(&dgrams), [5]);
+        // A short datagram ends a run.
+        let mut short_first = datagrams_of(false, 1500, 1000);
+        short_first.extend(datagrams_of(false, 2000, 1000));
+        assert_eq!(runs_of(&short_first), [2, 2]);
+        // Another destination port in between.
+        let mut other = dgrams[1].clone();
+        other[37] ^= 1;
+        assert_eq!(
+            runs_of(&[dgrams[0].clone(), other, dgrams[1].clone()]),
+            [1, 1, 1]
+        );
+        // A corrupt datagram is not merged, nor one without a checksum (IPv4 allows it, and
+        // the kernel would give it one), nor one whose UDP length disagrees with IP's.
+        let mut bad = dgrams.clone();
+        let last = bad[2].len() - 1;
+        bad[2][last] ^= 0xff;
+        assert_eq!(runs_of(&bad), [2, 1, 2]);
+        let mut unsummed = dgrams.clone();
+        unsummed[2][40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(runs_of(&unsummed), [2, 1, 2]);
+        let mut lying = dgrams.clone();
+        lying[2][38..40].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(runs_of(&lying), [2, 1, 2]);
+        // IPv4 identifications must follow.
+        let mut jumpy = dgrams.clone();
+        jumpy[3][18..20].copy_from_slice(&999u16.to_be_bytes());
+        jumpy[3][24..26].copy_from_slice(&[0, 0]);
+        let sum = checksum::of(&[&jumpy[3][14..34]]);
+        jumpy[3][24..26].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(runs_of(&jumpy), [3, 1, 1]);
+        // TCP and UDP of the same hosts never share a run.
+        let mut mixed = dgrams[..2].to_vec();
+        mixed.extend(segments_of(false, 2000, false));
+        assert_eq!(runs_of(&mixed), [2, 2]);
+    }
+
     #[test]
     fn superframes_behind_service_and_customer_tags_split_too() {
         for tags in [
@@ -906,7 +1063,7 @@ mod tests {
         ) {
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
             let mut runs = Vec::new();
-            plan_runs(&refs, &mut runs);
+            plan_runs(&refs, true, &mut runs);
             let covered: usize = runs.iter().map(|r| r.count).sum();
             proptest::prop_assert_eq!(covered, frames.len());
         }
