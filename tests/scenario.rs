@@ -472,7 +472,10 @@ fn udp_datagrams_arrive_intact_through_coalescing() {
         let before = s.port_counter(seg, "offload", "coalesced_segments");
         let count = 5000;
         let [received, intact, distinct] = udp_datagrams(&s, from, to, addr, count);
-        assert_eq!(intact, received, "{from} -> {to}: every datagram byte for byte");
+        assert_eq!(
+            intact, received,
+            "{from} -> {to}: every datagram byte for byte"
+        );
         assert_eq!(distinct, received, "{from} -> {to}: none twice");
         assert!(
             received >= count * 99 / 100,
