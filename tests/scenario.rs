@@ -327,38 +327,59 @@ fn mtu_counter(s: &Scenario, seg: &str, name: &str) -> u64 {
     s.port_counter(seg, "mtu", name)
 }
 
-/// Sends `bytes` over TCP from host `from` to `addr` on host `to` and checks that the receiver
-/// got exactly the bytes sent (count and SHA-256).
-fn tcp_transfer_intact(s: &Scenario, from: &str, to: &str, addr: &str, bytes: usize) {
+/// Runs `tests/scripts/SCRIPT` as a receiver on host `to` (`recv ARGS...`, which prints
+/// "ready", then one result line) and as a sender on host `from` (`send ARGS...`). Returns the
+/// receiver's result line and the sender's output, once the sender succeeded.
+fn sender_and_receiver(
+    s: &Scenario,
+    script: &str,
+    (from, to): (&str, &str),
+    args: &[&str],
+) -> (String, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
-    let mut rx = Command::new("ip")
-        .args(["netns", "exec", &s.ns(to), "/usr/bin/python3"])
-        .arg(&script)
-        .args(["recv", addr, "7000"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(rx.stdout.take().unwrap());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(script);
+    let mut rx = common::KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &s.ns(to), "/usr/bin/python3"])
+            .arg(&script)
+            .arg("recv")
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(rx.0.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     let tx = Command::new("ip")
         .args(["netns", "exec", &s.ns(from), "/usr/bin/python3"])
         .arg(&script)
-        .args(["send", addr, "7000", &bytes.to_string()])
+        .arg("send")
+        .args(args)
         .output()
         .unwrap();
-    let mut received = String::new();
-    out.read_line(&mut received).unwrap();
-    let _ = rx.wait();
-    let sent = String::from_utf8_lossy(&tx.stdout);
     assert!(
         tx.status.success(),
         "{from} -> {to}: {}",
         String::from_utf8_lossy(&tx.stderr)
+    );
+    let mut received = String::new();
+    out.read_line(&mut received).unwrap();
+    (received, String::from_utf8_lossy(&tx.stdout).into_owned())
+}
+
+/// Sends `bytes` over TCP from host `from` to `addr` on host `to` and checks that the receiver
+/// got exactly the bytes sent (count and SHA-256).
+fn tcp_transfer_intact(s: &Scenario, from: &str, to: &str, addr: &str, bytes: usize) {
+    let (received, sent) = sender_and_receiver(
+        s,
+        "tcp_check.py",
+        (from, to),
+        &[addr, "7000", &bytes.to_string()],
     );
     assert_eq!(
         received.trim(),
@@ -416,36 +437,12 @@ fn tcp_transfers_arrive_intact_with_offloads() {
 /// Sends `count` numbered UDP datagrams (`tests/scripts/udp_check.py`) from host `from` to
 /// `addr` on host `to`; returns what the receiver counted: (received, intact, distinct).
 fn udp_datagrams(s: &Scenario, from: &str, to: &str, addr: &str, count: usize) -> [usize; 3] {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/udp_check.py");
-    let mut rx = common::KillOnDrop(
-        Command::new("ip")
-            .args(["netns", "exec", &s.ns(to), "/usr/bin/python3"])
-            .arg(&script)
-            .args(["recv", addr, "7001", &count.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (received, _) = sender_and_receiver(
+        s,
+        "udp_check.py",
+        (from, to),
+        &[addr, "7001", &count.to_string()],
     );
-    let mut out = BufReader::new(rx.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let tx = Command::new("ip")
-        .args(["netns", "exec", &s.ns(from), "/usr/bin/python3"])
-        .arg(&script)
-        .args(["send", addr, "7001", &count.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        tx.status.success(),
-        "{from} -> {to}: {}",
-        String::from_utf8_lossy(&tx.stderr)
-    );
-    let mut received = String::new();
-    out.read_line(&mut received).unwrap();
     let counts: Vec<usize> = received
         .split_whitespace()
         .map(|n| n.parse().unwrap())

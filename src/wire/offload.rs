@@ -777,6 +777,55 @@ mod tests {
         ranges.iter().map(|r| out[r.clone()].to_vec()).collect()
     }
 
+    /// What the kernel makes of a run's superframe: the frames it splits it into.
+    fn resplit(run: &Run, frames: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut superframe = written(run, frames);
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        segment(&run.hdr, &mut superframe, &mut out, &mut ranges).unwrap();
+        ranges.iter().map(|r| out[r.clone()].to_vec()).collect()
+    }
+
+    /// A run's superframe with its transport checksum completed as one frame.
+    fn completed(run: &Run, frames: &[&[u8]]) -> Vec<u8> {
+        let mut whole = written(run, frames);
+        let hdr = VnetHdr {
+            gso_type: GSO_NONE,
+            ..run.hdr
+        };
+        segment(&hdr, &mut whole, &mut Vec::new(), &mut Vec::new()).unwrap();
+        whole
+    }
+
+    /// The TCP or UDP checksum `frame` carries, and the one etherparse computes for it.
+    fn checksums(frame: &[u8]) -> (u16, u16) {
+        use etherparse::NetSlice;
+        let p = SlicedPacket::from_ethernet(frame).expect("frame parses");
+        let (v4, v6) = match &p.net {
+            Some(NetSlice::Ipv4(ip)) => (Some(ip.header().to_header()), None),
+            Some(NetSlice::Ipv6(ip)) => (None, Some(ip.header().to_header())),
+            _ => panic!("not IP"),
+        };
+        match (&p.transport, v4, v6) {
+            (Some(TransportSlice::Tcp(t)), Some(h), _) => (
+                t.checksum(),
+                t.to_header().calc_checksum_ipv4(&h, t.payload()).unwrap(),
+            ),
+            (Some(TransportSlice::Tcp(t)), _, Some(h)) => (
+                t.checksum(),
+                t.to_header().calc_checksum_ipv6(&h, t.payload()).unwrap(),
+            ),
+            (Some(TransportSlice::Udp(u)), Some(h), _) => (
+                u.checksum(),
+                u.to_header().calc_checksum_ipv4(&h, u.payload()).unwrap(),
+            ),
+            (Some(TransportSlice::Udp(u)), _, Some(h)) => (
+                u.checksum(),
+                u.to_header().calc_checksum_ipv6(&h, u.payload()).unwrap(),
+            ),
+            _ => panic!("not TCP or UDP"),
+        }
+    }
+
     /// The bytes a run writes to the TAP after its virtio-net header.
     fn written(run: &Run, frames: &[&[u8]]) -> Vec<u8> {
         if run.count == 1 {
@@ -802,34 +851,14 @@ mod tests {
             assert_eq!(run.hdr.gso_size, 1000);
             assert_eq!(run.hdr.flags, F_NEEDS_CSUM);
             // What the kernel will do with it: segment it again.
-            let mut superframe = written(run, &refs);
-            let (mut out, mut ranges) = (Vec::new(), Vec::new());
-            segment(&run.hdr, &mut superframe, &mut out, &mut ranges).unwrap();
-            let again: Vec<Vec<u8>> = ranges.iter().map(|r| out[r.clone()].to_vec()).collect();
-            assert_eq!(again, frames, "v6 {v6}: the same frames, byte for byte");
+            assert_eq!(
+                resplit(run, &refs),
+                frames,
+                "v6 {v6}: the same frames, byte for byte"
+            );
             // And the pseudo-header sum is what the kernel expects to finish.
-            let mut partial = written(run, &refs);
-            let hdr = VnetHdr {
-                gso_type: GSO_NONE,
-                ..run.hdr
-            };
-            segment(&hdr, &mut partial, &mut Vec::new(), &mut Vec::new()).unwrap();
-            let p = SlicedPacket::from_ethernet(&partial).unwrap();
-            let Some(TransportSlice::Tcp(tcp)) = p.transport else {
-                panic!()
-            };
-            let expected = match &p.net {
-                Some(etherparse::NetSlice::Ipv4(ip)) => tcp
-                    .to_header()
-                    .calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
-                    .unwrap(),
-                Some(etherparse::NetSlice::Ipv6(ip)) => tcp
-                    .to_header()
-                    .calc_checksum_ipv6(&ip.header().to_header(), tcp.payload())
-                    .unwrap(),
-                _ => panic!(),
-            };
-            assert_eq!(tcp.checksum(), expected, "v6 {v6}");
+            let (carried, expected) = checksums(&completed(run, &refs));
+            assert_eq!(carried, expected, "v6 {v6}");
         }
     }
 
@@ -953,36 +982,21 @@ mod tests {
             );
             assert_eq!(run.hdr.csum_offset, 6);
             // What the kernel will do with it: split it again.
-            let mut superframe = written(run, &refs);
-            let (mut out, mut ranges) = (Vec::new(), Vec::new());
-            segment(&run.hdr, &mut superframe, &mut out, &mut ranges).unwrap();
-            let again: Vec<Vec<u8>> = ranges.iter().map(|r| out[r.clone()].to_vec()).collect();
-            assert_eq!(again, frames, "v6 {v6}: the same frames, byte for byte");
+            assert_eq!(
+                resplit(run, &refs),
+                frames,
+                "v6 {v6}: the same frames, byte for byte"
+            );
             // The UDP length covers the whole, and the pseudo-header sum is the one the
             // kernel finishes: completing it gives the checksum etherparse computes.
-            let mut whole = written(run, &refs);
-            let hdr = VnetHdr {
-                gso_type: GSO_NONE,
-                ..run.hdr
-            };
-            segment(&hdr, &mut whole, &mut Vec::new(), &mut Vec::new()).unwrap();
+            let whole = completed(run, &refs);
             let p = SlicedPacket::from_ethernet(&whole).unwrap();
             let Some(TransportSlice::Udp(udp)) = p.transport else {
                 panic!("not UDP")
             };
             assert_eq!(usize::from(udp.length()), 8 + 4500);
-            let expected = match &p.net {
-                Some(etherparse::NetSlice::Ipv4(ip)) => udp
-                    .to_header()
-                    .calc_checksum_ipv4(&ip.header().to_header(), udp.payload())
-                    .unwrap(),
-                Some(etherparse::NetSlice::Ipv6(ip)) => udp
-                    .to_header()
-                    .calc_checksum_ipv6(&ip.header().to_header(), udp.payload())
-                    .unwrap(),
-                _ => panic!(),
-            };
-            assert_eq!(udp.checksum(), expected, "v6 {v6}");
+            let (carried, expected) = checksums(&whole);
+            assert_eq!(carried, expected, "v6 {v6}");
         }
     }
 
