@@ -1258,10 +1258,10 @@ fn deliver<'a>(
         let mut runs = Vec::new();
         offload::plan_runs(&local, sh.tap.offloads().udp, &mut runs);
         for run in &runs {
+            let frames = &local[run.first..run.first + run.count];
             let sent = if run.count == 1 {
-                sh.tap.send(local[run.first])
+                sh.tap.send(frames[0])
             } else {
-                let frames = &local[run.first..run.first + run.count];
                 sh.tap.send_superframe(
                     &run.hdr,
                     &run.headers[..run.headers_len],
@@ -1271,6 +1271,14 @@ fn deliver<'a>(
             match sent {
                 Ok(_) if run.count > 1 => coalesced.push(run.count),
                 Ok(_) => {}
+                // A superframe the kernel refuses still goes out, frame by frame.
+                Err(_) if run.count > 1 => {
+                    for f in frames {
+                        if let Err(e) = sh.tap.send(f) {
+                            note(PortNo::LOCAL, e);
+                        }
+                    }
+                }
                 Err(e) => note(PortNo::LOCAL, e),
             }
         }

@@ -3,8 +3,8 @@
 /// Adds `data` to a running one's complement sum (not yet folded).
 ///
 /// The one's complement sum does not depend on byte order (RFC 1071, 2.(B)): `data` is summed
-/// as native-endian 32-bit words into four 64-bit accumulators, which cannot overflow on any
-/// buffer that fits in memory, need no carry handling and let the compiler use vector adds.
+/// as native-endian 32-bit words into four 64-bit accumulators, which cannot overflow below
+/// 64 GiB of data, need no carry handling and let the compiler use vector adds.
 /// The total is folded to 16 bits and brought to network order only at the end.
 pub fn add(sum: u64, data: &[u8]) -> u64 {
     let word = |c: &[u8]| u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));

@@ -275,11 +275,11 @@ struct Piece {
 
 impl Piece {
     /// A TCP segment that may join a superframe (plain ACK, maybe PSH, with data) or, with
-    /// `udp`, a UDP datagram with data and a checksum: not a fragment, IPv6 without extension
-    /// headers, and with correct checksums.
+    /// `udp`, a UDP datagram with data and a checksum: not a fragment, IPv4 without options,
+    /// IPv6 without extension headers (as the kernel's GRO wants), and with correct checksums.
     fn parse(frame: &[u8], udp: bool) -> Option<Piece> {
         let ip = IpView::parse(frame)?;
-        if (ip.version == 4 && ip.frag & 0x3fff != 0)
+        if (ip.version == 4 && (ip.frag & 0x3fff != 0 || ip.header_len != super::IPV4_HEADER_LEN))
             || (ip.version == 6 && ip.header_len != super::IPV6_HEADER_LEN)
         {
             return None;
@@ -296,9 +296,12 @@ impl Piece {
                 (l4 + thl, flags)
             }
             IPPROTO_UDP if udp => {
-                let field = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, frame[at + 1]]));
+                let field = |at: usize| {
+                    let b = frame[..end].get(at..at + 2)?;
+                    Some(usize::from(u16::from_be_bytes([b[0], b[1]])))
+                };
                 // The length must say what IP says, and a checksum must be there to redo.
-                if usize::from(field(l4 + 4)?) != end.checked_sub(l4)? || field(l4 + 6)? == 0 {
+                if field(l4 + 4)? != end.checked_sub(l4)? || field(l4 + 6)? == 0 {
                     return None;
                 }
                 (l4 + 8, 0)
@@ -369,10 +372,11 @@ impl Piece {
     }
 }
 
-/// Whether IPv4 `next` has the identification the kernel's GRO wants after `last`: one more,
-/// or the same with DF set.
+/// Whether IPv4 `next` has the identification after `last`'s. The kernel numbers the segments
+/// of a superframe on from the first one's (the virtio-net header cannot ask it to keep them
+/// fixed, as its GRO may do under DF), so only frames numbered that way come out unchanged.
 fn ids_follow(last: &Piece, next: &Piece) -> bool {
-    next.id == last.id.wrapping_add(1) || (next.id == last.id && next.ip.dont_fragment())
+    next.id == last.id.wrapping_add(1)
 }
 
 /// Groups `frames` (complete frames bound for the TAP, in order) into runs: consecutive
@@ -913,8 +917,8 @@ mod tests {
         assert_eq!(runs_of(&fin), [1, 1]);
         let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
         assert_eq!(runs_of(&[arp.clone(), segs[0].clone(), arp]), [1, 1, 1]);
-        // IPv4 identifications must follow (or stay equal under DF), and the IPv4 header
-        // checksum must be right.
+        // IPv4 identifications must follow one by one (the kernel renumbers what it splits),
+        // and the IPv4 header checksum must be right.
         let set_id = |f: &mut Vec<u8>, id: u16| {
             f[18..20].copy_from_slice(&id.to_be_bytes());
             f[24..26].copy_from_slice(&[0, 0]);
@@ -1040,6 +1044,16 @@ mod tests {
         let sum = checksum::of(&[&jumpy[3][14..34]]);
         jumpy[3][24..26].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(runs_of(&jumpy), [3, 1, 1]);
+        // Equal identifications under DF (what Linux gives an unconnected socket's datagrams)
+        // would come out renumbered: not merged.
+        let mut fixed = dgrams.clone();
+        for f in &mut fixed {
+            f[18..22].copy_from_slice(&[0, 0, 0x40, 0]);
+            f[24..26].copy_from_slice(&[0, 0]);
+            let sum = checksum::of(&[&f[14..34]]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+        }
+        assert_eq!(runs_of(&fixed), [1; 5]);
         // TCP and UDP of the same hosts never share a run.
         let mut mixed = dgrams[..2].to_vec();
         mixed.extend(segments_of(false, 2000, false));
@@ -1067,6 +1081,25 @@ mod tests {
                 let l4 = ip.l3 + ip.header_len;
                 assert_eq!(transport_checksum(seg, &ip, l4, IPPROTO_TCP), 0, "TCP");
             }
+        }
+    }
+
+    #[test]
+    fn short_udp_frames_are_passed_over_without_panicking() {
+        // IP lengths that leave the UDP header cut short, with nothing behind the IP packet.
+        for (v6, l4_len) in [(false, 5), (false, 7), (true, 5), (true, 7)] {
+            let mut frame = datagrams_of(v6, 20, 1000).remove(0);
+            let l3 = 14;
+            if v6 {
+                frame[l3 + 4..l3 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+                frame.truncate(l3 + 40 + l4_len);
+            } else {
+                frame[l3 + 2..l3 + 4].copy_from_slice(&(20 + l4_len as u16).to_be_bytes());
+                frame.truncate(l3 + 20 + l4_len);
+            }
+            let mut runs = Vec::new();
+            plan_runs(&[&frame, &frame], true, &mut runs);
+            assert_eq!(runs.iter().map(|r| r.count).collect::<Vec<_>>(), [1, 1]);
         }
     }
 
