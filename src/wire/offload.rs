@@ -350,7 +350,8 @@ impl Piece {
             same(0..f.ip.l3 + 4) && same(f.ip.l3 + 6..f.l4)
         };
         let transport_same = if f.ip.proto == IPPROTO_TCP {
-            // Ports, then acknowledgement, data offset, window, urgent pointer and options;
+            // Acknowledgement, data offset, window, urgent pointer and options (the ports are
+            // compared below, for UDP too);
             // the sequence number follows on.
             same(f.l4 + 8..f.l4 + 13)
                 && same(f.l4 + 14..f.l4 + 16)
