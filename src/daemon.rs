@@ -209,12 +209,44 @@ enum Egress {
         sockets: [usize; 2],
         df: DfMode,
         dst: SockAddr,
-        /// The encapsulation header, when it is the same for every packet.
-        header: [u8; gre::MAX_LEN],
-        header_len: usize,
+        /// The encapsulation header, when it is the same for every packet, with the outer
+        /// IPv4 header in front for sockets that take it.
+        header: Encap,
         /// For GRE with a checksum or sequence numbers: the header is built per packet.
         per_packet: Option<PerPacketGre>,
     },
+}
+
+/// An encapsulation header (VXLAN or GRE) with room in front for the outer IPv4 header, which
+/// the sockets of IPv4 GRE with DF take from the sender (see [`UnderlaySocket::outer_header`]).
+#[derive(Clone, Copy)]
+struct Encap {
+    bytes: [u8; IPV4_HEADER_LEN + gre::MAX_LEN],
+    /// Length of the encapsulation header, which starts at `IPV4_HEADER_LEN`.
+    len: usize,
+}
+
+impl Encap {
+    const EMPTY: Encap = Encap {
+        bytes: [0; IPV4_HEADER_LEN + gre::MAX_LEN],
+        len: 0,
+    };
+
+    /// Room for the encapsulation header.
+    fn room(&mut self) -> &mut [u8; gre::MAX_LEN] {
+        let tail = &mut self.bytes[IPV4_HEADER_LEN..];
+        tail.try_into().expect("sized to the maximum header")
+    }
+
+    /// What to send in front of the frame: the encapsulation header, after the outer IPv4
+    /// header when `socket` takes one.
+    fn for_socket(&self, socket: &UnderlaySocket) -> &[u8] {
+        let start = match socket.writes_ip_header() {
+            true => 0,
+            false => IPV4_HEADER_LEN,
+        };
+        &self.bytes[start..IPV4_HEADER_LEN + self.len]
+    }
 }
 
 /// A GRE header that changes with every packet.
@@ -226,16 +258,16 @@ struct PerPacketGre {
 }
 
 impl PerPacketGre {
-    fn encode(&self, payload: &[u8], out: &mut [u8; gre::MAX_LEN]) -> usize {
+    fn encode(&self, payload: &[u8], out: &mut Encap) {
         let seq = self
             .next_seq
             .as_ref()
             .map(|n| n.fetch_add(1, Ordering::Relaxed));
-        gre::Header {
+        out.len = gre::Header {
             seq,
             ..self.template
         }
-        .encode(payload, out)
+        .encode(payload, out.room());
     }
 }
 
@@ -309,10 +341,16 @@ impl Plumbing {
                 socket_df.or(socket_nodf).unwrap_or(0),
                 socket_nodf.or(socket_df).unwrap_or(0),
             ];
-            let mut header = [0u8; gre::MAX_LEN];
+            let mut header = Encap::EMPTY;
+            let outer = sockets_pair
+                .iter()
+                .find_map(|&i| sockets[i].outer_header(remote));
+            if let Some(outer) = outer {
+                header.bytes[..IPV4_HEADER_LEN].copy_from_slice(&outer);
+            }
             let (header_len, per_packet) = match &port.kind {
                 PortKind::Vxlan(t) => {
-                    header[..vxlan::HEADER_LEN]
+                    header.room()[..vxlan::HEADER_LEN]
                         .copy_from_slice(&vxlan::Header { vni: t.vni }.encode());
                     (vxlan::HEADER_LEN, None)
                 }
@@ -322,7 +360,7 @@ impl Plumbing {
                         key: t.key,
                         seq: None,
                     };
-                    (h.encode(&[], &mut header), None)
+                    (h.encode(&[], header.room()), None)
                 }
                 PortKind::Gre(t) => {
                     let template = gre::Header {
@@ -337,6 +375,7 @@ impl Plumbing {
                 }
                 PortKind::Local => continue,
             };
+            header.len = header_len;
             let dst = SockAddr::from(SocketAddr::new(remote, dst_port));
             egress.push((
                 port.no,
@@ -345,7 +384,6 @@ impl Plumbing {
                     df,
                     dst,
                     header,
-                    header_len,
                     per_packet,
                 },
             ));
@@ -877,7 +915,7 @@ const TAP_BUFFER: usize = VNET_HDR_LEN + 18 + MAX_DATAGRAM;
 const TAP_READ_BUDGET: usize = 192 * 1024;
 
 /// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
-type HeaderScratch = Vec<([u8; gre::MAX_LEN], usize)>;
+type HeaderScratch = Vec<Encap>;
 
 /// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
 /// extra buffer (answers and fragments the switch made).
@@ -1231,7 +1269,7 @@ fn deliver<'a>(
         tracing::debug!(port = %port, "send failed: {e}");
     };
     scratch.clear();
-    scratch.resize(sends.len(), ([0; gre::MAX_LEN], 0));
+    scratch.resize(sends.len(), Encap::EMPTY);
     // Frames for the TAP: with offloads, consecutive TCP segments (and UDP datagrams, where the
     // TAP takes UDP superframes) of a flow go as one write.
     let mut local: Vec<&[u8]> = Vec::new();
@@ -1245,10 +1283,12 @@ fn deliver<'a>(
             }
             Some(Egress::Tunnel {
                 per_packet: Some(g),
+                header,
                 ..
             }) => {
-                let (header, len) = &mut scratch[j];
-                *len = g.encode(frame(f), header);
+                // The outer IPv4 header, if any, is the tunnel's.
+                scratch[j] = *header;
+                g.encode(frame(f), &mut scratch[j]);
             }
             _ => {}
         }
@@ -1295,7 +1335,6 @@ fn deliver<'a>(
                         df,
                         dst,
                         header,
-                        header_len,
                         per_packet,
                     }) => {
                         let payload = frame(f);
@@ -1308,8 +1347,8 @@ fn deliver<'a>(
                             return None;
                         }
                         let header = match per_packet {
-                            Some(_) => &scratch[j].0[..scratch[j].1],
-                            None => &header[..*header_len],
+                            Some(_) => scratch[j].for_socket(socket),
+                            None => header.for_socket(socket),
                         };
                         Some(SendItem {
                             dst,

@@ -140,7 +140,11 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
         );
         assert_eq!(r["payload_ok"], true, "{name}: {r}");
         // The plain tunnel keeps the default df = "set"; the keyed one says df = "unset".
+        // The first has its outer header written by vxtund, the second by the kernel: both
+        // must be sound, with the namespace's default TTL.
         assert_eq!(r["outer_df"], *name == "plain", "{name}: outer DF: {r}");
+        assert_eq!(r["outer_header_ok"], true, "{name}: {r}");
+        assert_eq!(r["outer_ttl"], 64, "{name}: {r}");
         if *name == "plain" {
             // Answered by the tunnel without key: no options at all.
             assert_eq!(

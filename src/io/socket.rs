@@ -3,7 +3,8 @@
 //!
 //! Sends gather two pieces per packet (the encapsulation header and the frame, wherever each
 //! lives), so one frame flooded to several tunnels is never copied. The kernel builds the outer
-//! IP header (and the UDP header and checksum, mandatory over IPv6).
+//! IP header (and the UDP header and checksum, mandatory over IPv6), except for IPv4 GRE with
+//! DF, whose outer header the sender writes.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -14,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
 
+use crate::wire::IPV4_HEADER_LEN;
+
 /// Most datagrams moved by one system call.
 pub const BATCH: usize = 32;
 /// Largest UDP payload.
@@ -23,6 +26,9 @@ const SOCKET_BUFFER: usize = 4 << 20;
 
 /// IP protocol number of GRE.
 const IPPROTO_GRE: i32 = 47;
+/// A raw IPv4 socket of this protocol sends whole IP packets, header included (`IP_HDRINCL`),
+/// and is handed no received packet.
+const IPPROTO_RAW: i32 = 255;
 /// UDP socket options (linux/udp.h): send several equal datagrams as one (GSO), receive
 /// several as one (GRO).
 const UDP_SEGMENT: libc::c_int = 103;
@@ -83,6 +89,9 @@ pub struct UnderlaySocket {
     gso: AtomicBool,
     /// UDP GRO: the kernel may hand over several datagrams of one sender as one buffer.
     gro: bool,
+    /// For a sending IPv4 GRE socket with DF: the TTL of the outer IPv4 header that the
+    /// sender writes itself (see [`UnderlaySocket::outer_header`]).
+    header_ttl: Option<u8>,
 }
 
 /// Receive buffers for one batch, reused from call to call. With UDP GRO one buffer may hold
@@ -183,6 +192,7 @@ impl UnderlaySocket {
             receives: true,
             gso: AtomicBool::new(gso),
             gro,
+            header_ttl: None,
         })
     }
 
@@ -190,18 +200,27 @@ impl UnderlaySocket {
     /// (over IPv4 with their IP header in front, over IPv6 without) and sends GRE packets from it.
     /// With `receive` false the socket only sends: a filter drops every packet the kernel would
     /// copy to it, so that a second raw socket (for the other DF setting) duplicates nothing.
+    ///
+    /// A sending IPv4 socket with DF is of protocol `IPPROTO_RAW`: the sender writes the outer
+    /// IPv4 header ([`UnderlaySocket::outer_header`]). The kernel then skips its own header
+    /// building and copies without a checksum pass, and, as the socket matches no protocol,
+    /// received GRE packets are no longer copied to it only to be dropped. Its packets are never
+    /// fragmented, which DF asks for anyway. Sockets without DF leave fragmentation to the
+    /// kernel, and so keep the kernel's header.
     pub fn gre(local: IpAddr, df: bool, receive: bool) -> Result<UnderlaySocket, SocketError> {
+        let writes_header = local.is_ipv4() && df && !receive;
         let open = || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
             } else {
                 Domain::IPV6
             };
-            let sock = Socket::new(
-                domain,
-                Type::RAW.cloexec(),
-                Some(Protocol::from(IPPROTO_GRE)),
-            )?;
+            let protocol = if writes_header {
+                IPPROTO_RAW
+            } else {
+                IPPROTO_GRE
+            };
+            let sock = Socket::new(domain, Type::RAW.cloexec(), Some(Protocol::from(protocol)))?;
             if !receive {
                 drop_all_received(&sock)?;
             }
@@ -222,6 +241,11 @@ impl UnderlaySocket {
                 hint,
             }
         })?;
+        // The TTL the kernel would give (the net.ipv4.ip_default_ttl in force).
+        let header_ttl = match writes_header {
+            true => Some(sock.ttl_v4().map_or(64, |t| t.clamp(1, 255) as u8)),
+            false => None,
+        };
         Ok(UnderlaySocket {
             sock,
             kind: SocketKind::Gre,
@@ -230,7 +254,32 @@ impl UnderlaySocket {
             receives: receive,
             gso: AtomicBool::new(false),
             gro: false,
+            header_ttl,
         })
+    }
+
+    /// For a socket whose sender writes the outer IPv4 header: that header for packets to
+    /// `dst`, to go in front of the GRE header. It carries DF, this socket's TTL, protocol GRE
+    /// and both addresses; the kernel fills in the total length, an identification and the
+    /// header checksum, all left zero here. `None` for every other socket.
+    pub fn outer_header(&self, dst: IpAddr) -> Option<[u8; IPV4_HEADER_LEN]> {
+        let (IpAddr::V4(src), IpAddr::V4(dst), Some(ttl)) = (self.local, dst, self.header_ttl)
+        else {
+            return None;
+        };
+        let mut h = [0u8; IPV4_HEADER_LEN];
+        h[0] = 0x45;
+        h[6] = 0x40; // DF
+        h[8] = ttl;
+        h[9] = IPPROTO_GRE as u8;
+        h[12..16].copy_from_slice(&src.octets());
+        h[16..20].copy_from_slice(&dst.octets());
+        Some(h)
+    }
+
+    /// Whether the sender writes the outer IPv4 header ([`UnderlaySocket::outer_header`]).
+    pub fn writes_ip_header(&self) -> bool {
+        self.header_ttl.is_some()
     }
 
     /// What the socket carries.

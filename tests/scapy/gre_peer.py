@@ -53,7 +53,14 @@ def check_reply(pkt):
         "outer_src": pkt[IP].src,
         "outer_dst": pkt[IP].dst,
         "outer_df": bool(pkt[IP].flags.DF),
+        "outer_ttl": pkt[IP].ttl,
     }
+    # The outer IPv4 header as the kernel would check it: its checksum and total length.
+    outer = IP(raw(pkt[IP]))
+    claimed = outer.chksum
+    outer.chksum = None
+    report["outer_header_ok"] = (IP(raw(outer)).chksum == claimed
+                                 and pkt[IP].len == len(raw(pkt[IP])))
     if g.chksum_present:
         rebuilt = GRE(raw(g))
         claimed = rebuilt.chksum
