@@ -29,7 +29,9 @@ pub struct MacEntry {
 /// (approximately: a second-chance queue, so each frame costs O(1)).
 #[derive(Debug)]
 pub struct MacTable {
-    entries: HashMap<Mac, MacEntry>,
+    /// aHash rather than SipHash: looked up twice per frame, with keys from the network, so it
+    /// is keyed at random per table (collisions cannot be planned) but several times faster.
+    entries: HashMap<Mac, MacEntry, ahash::RandomState>,
     /// Eviction queue, oldest first, with when each MAC was queued; may name MACs already
     /// removed (they are skipped). An entry seen since it was queued is queued again.
     order: VecDeque<(Mac, Instant)>,
@@ -42,7 +44,7 @@ impl MacTable {
     /// An empty table.
     pub fn new(capacity: usize, ageing: Duration) -> MacTable {
         MacTable {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
             ageing,

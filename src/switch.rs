@@ -17,7 +17,7 @@ use crate::flow::{self, FlowTable, PortNo};
 use crate::ratelimit::RateLimiter;
 use crate::wire::ethernet::FrameKey;
 use crate::wire::ip::{self, IpView};
-use crate::wire::tcp::clamp_mss;
+use crate::wire::tcp::{self, clamp_mss};
 use crate::wire::{ethernet, gre, icmp, vxlan};
 
 /// A port of the switch.
@@ -298,14 +298,17 @@ pub struct OffloadStats {
     pub coalesced: u64,
     /// Frames those were made of.
     pub coalesced_segments: u64,
+    /// Frames sent where the frame before them went, without a flow lookup: the next segments
+    /// of a split superframe, and frames whose headers equal the last forwarded frame's.
+    pub repeated: u64,
 }
 
 impl fmt::Display for OffloadStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "offload: split={} split_segments={} coalesced={} coalesced_segments={}",
-            self.split, self.split_segments, self.coalesced, self.coalesced_segments
+            "offload: split={} split_segments={} coalesced={} coalesced_segments={} repeated={}",
+            self.split, self.split_segments, self.coalesced, self.coalesced_segments, self.repeated
         )
     }
 }
@@ -345,9 +348,9 @@ pub struct Switch {
     fdb: MacTable,
     drops: [u64; DropReason::ALL.len()],
     /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
-    vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>>,
+    vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>, ahash::RandomState>,
     /// remote -> the (key, port) pairs of the GRE tunnels to that remote.
-    gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>>,
+    gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>, ahash::RandomState>,
     out: Vec<PortNo>,
     /// Per port slot: the split-horizon group, as an index into the groups' names.
     groups: Vec<Option<u16>>,
@@ -355,8 +358,9 @@ pub struct Switch {
     mtu: Vec<Option<u16>>,
     mtu_stats: MtuStats,
     offload_stats: OffloadStats,
-    /// The last frame forwarded: ingress, flow and length, for [`Switch::repeat`].
-    last_forward: Option<(PortNo, usize, usize)>,
+    /// The last frame forwarded, for [`Switch::repeat`] and the same decision for a frame
+    /// with the same headers.
+    last_forward: Option<LastForward>,
     limiter: RateLimiter,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
@@ -367,8 +371,9 @@ impl Switch {
     /// A switch with these ports (port 1 must be the local side) and flows.
     pub fn new(mut ports: Vec<Port>, table: FlowTable, fdb: MacTable) -> Switch {
         ports.sort_by_key(|p| p.no);
-        let mut vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>> = HashMap::new();
-        let mut gre_rx: HashMap<IpAddr, Vec<(Option<u32>, PortNo)>> = HashMap::new();
+        let mut vxlan_rx: HashMap<_, Vec<(u32, PortNo)>, ahash::RandomState> = HashMap::default();
+        let mut gre_rx: HashMap<_, Vec<(Option<u32>, PortNo)>, ahash::RandomState> =
+            HashMap::default();
         for port in &ports {
             match &port.kind {
                 PortKind::Vxlan(t) => vxlan_rx
@@ -432,6 +437,7 @@ impl Switch {
     /// Forgets every learnt MAC.
     pub fn flush_fdb(&mut self) {
         self.fdb.flush();
+        self.last_forward = None;
     }
 
     /// The MTU counters.
@@ -462,13 +468,14 @@ impl Switch {
     /// MAC table and MSS clamping look at (superframes carry no SYN).
     pub fn can_repeat(&self, ingress: PortNo, len: usize) -> bool {
         self.last_forward
-            .is_some_and(|(p, _, max)| p == ingress && len <= max)
+            .as_ref()
+            .is_some_and(|l| l.ingress == ingress && len <= l.len)
     }
 
     /// Forwards the next segment of a superframe where the last one went (see
     /// [`Switch::can_repeat`]), counting it as [`Switch::handle_frame`] would.
     pub fn repeat(&mut self, len: usize) -> Action<'_> {
-        let Some((ingress, id, _)) = self.last_forward else {
+        let Some(LastForward { ingress, id, .. }) = self.last_forward else {
             return self.drop(DropReason::NoEgress);
         };
         let len = len as u64;
@@ -482,11 +489,19 @@ impl Switch {
             stats.n_bytes += len;
         }
         self.count_tx(len);
+        self.offload_stats.repeated += 1;
         Action::Forward(&self.out)
     }
 
     /// Decides where a frame that came in on `ingress` goes.
     pub fn handle_frame(&mut self, ingress: PortNo, frame: &mut [u8], now: Instant) -> Action<'_> {
+        if self
+            .last_forward
+            .as_ref()
+            .is_some_and(|l| l.decides(ingress, frame, now))
+        {
+            return self.repeat(frame.len());
+        }
         self.last_forward = None;
         let len = frame.len() as u64;
         if let Some(slot) = self.slot(ingress) {
@@ -568,7 +583,7 @@ impl Switch {
             return self.too_big(ingress, frame, ip, limit, now);
         }
         self.count_tx(len);
-        self.last_forward = Some((ingress, id, frame.len()));
+        self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
         Action::Forward(&self.out)
     }
 
@@ -762,6 +777,7 @@ impl Switch {
         for (mac, e) in kept {
             self.fdb.learn(mac, e.port, e.seen);
         }
+        self.last_forward = None;
     }
 
     /// Counts a frame dropped before it reached the switch (by the I/O shell).
@@ -907,6 +923,93 @@ impl fmt::Display for StatsReport<'_> {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;
         }
         Ok(())
+    }
+}
+
+/// Most header bytes a frame may have for its decision to be repeated by header comparison.
+const REPEAT_HEADERS: usize = 128;
+
+/// The last frame [`Switch::handle_frame`] forwarded: what [`Switch::repeat`] needs to send
+/// another the same way, and that frame's headers, so that a frame with the same headers is
+/// recognised as deciding the same.
+///
+/// Received GRO batches are runs of segments of one inner flow: this saves the flow lookup,
+/// the MAC table and the header parsing for all but the first of each run.
+#[derive(Debug, Clone, Copy)]
+struct LastForward {
+    ingress: PortNo,
+    /// The flow it matched.
+    id: usize,
+    /// Its length: longer frames may be too big where it was not.
+    len: usize,
+    /// When it was decided. The MAC table ages by this clock, so only frames decided at the
+    /// same instant (one batch) may share a decision.
+    now: Instant,
+    /// Its IP header, if it is an IP packet with a transport header; otherwise no frame repeats
+    /// it by comparison.
+    ip: Option<IpView>,
+    /// Its bytes up to and including the transport ports (or ICMP type, code and checksum).
+    headers: [u8; REPEAT_HEADERS],
+}
+
+impl LastForward {
+    fn new(ingress: PortNo, id: usize, frame: &[u8], ip: Option<IpView>, now: Instant) -> Self {
+        let mut headers = [0; REPEAT_HEADERS];
+        let ip = ip.filter(|ip| {
+            ip.has_transport_header() && Self::headers_end(ip) <= frame.len().min(REPEAT_HEADERS)
+        });
+        if let Some(ip) = &ip {
+            let end = Self::headers_end(ip);
+            headers[..end].copy_from_slice(&frame[..end]);
+        }
+        LastForward {
+            ingress,
+            id,
+            len: frame.len(),
+            now,
+            ip,
+            headers,
+        }
+    }
+
+    /// Where the compared headers end: four bytes into the transport header.
+    fn headers_end(ip: &IpView) -> usize {
+        ip.l3 + ip.header_len + 4
+    }
+
+    /// Whether `frame`, from `ingress` at `now`, would be decided exactly as this one was.
+    ///
+    /// Every byte the decision reads is equal: MACs, tags, EtherType, the IP header and the
+    /// ports. Only what differs between segments of one flow may differ: the IPv4 total
+    /// length, identification and header checksum, the IPv6 payload length. The frame must
+    /// be no longer (the MTU check), and no TCP SYN (MSS clamping rewrites those).
+    fn decides(&self, ingress: PortNo, frame: &[u8], now: Instant) -> bool {
+        let Some(last) = &self.ip else {
+            return false;
+        };
+        if ingress != self.ingress || now != self.now || frame.len() > self.len {
+            return false;
+        }
+        let end = Self::headers_end(last);
+        let (l3, then) = (last.l3, &self.headers);
+        let same = |r: Range<usize>| frame.get(r.clone()) == then.get(r);
+        let headers_same = match last.version {
+            4 => same(0..l3 + 2) && same(l3 + 6..l3 + 10) && same(l3 + 12..end),
+            _ => same(0..l3 + 4) && same(l3 + 6..end),
+        };
+        if !headers_same {
+            return false;
+        }
+        // The same header bytes parse the same way, unless the new frame is too short for
+        // the length its IP header now claims.
+        let Some(ip) = IpView::parse(frame) else {
+            return false;
+        };
+        let syn = ip.proto == tcp::PROTO_TCP
+            && frame
+                .get(end + 9)
+                .is_none_or(|flags| flags & tcp::FLAG_SYN != 0);
+        ip.l3 == l3 && ip.header_len == last.header_len && ip.proto == last.proto && !syn
     }
 }
 
@@ -1227,6 +1330,223 @@ mod tests {
         assert_eq!(once.flow_stats(0), each.flow_stats(0));
         once.handle_frame(PortNo(1), &mut [0u8; 5], now);
         assert!(!once.can_repeat(PortNo(1), 5), "not after a drop");
+    }
+
+    /// One frame of a sequence for the proptest below: who sends it, and its headers.
+    #[derive(Debug, Clone, Copy)]
+    struct Shape {
+        ingress: u32,
+        src: bool,
+        /// 0: A, 1: B, 2: broadcast.
+        dst: u8,
+        vlan: bool,
+        v6: bool,
+        /// The last octet's network: 172.31.{1,2,3}.1 (fc00:0:0:{1,2,3}::1).
+        net: u8,
+        tcp: bool,
+        syn: bool,
+        df: bool,
+    }
+
+    fn shaped(s: Shape, payload: usize, id: u16) -> Vec<u8> {
+        let mac = |i: u8| match i {
+            0 => A,
+            1 => B,
+            _ => [0xff; 6],
+        };
+        let b = etherparse::PacketBuilder::ethernet2(mac(u8::from(s.src)), mac(s.dst));
+        let ip = if s.v6 {
+            let at = |n: u8| [0xfc, 0, 0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0, 0, 1];
+            etherparse::IpHeaders::Ipv6(
+                etherparse::Ipv6Header {
+                    source: at(9),
+                    destination: at(s.net),
+                    hop_limit: 64,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+        } else {
+            let mut h = etherparse::Ipv4Header::new(
+                0,
+                64,
+                etherparse::IpNumber::UDP,
+                [172, 31, 9, 1],
+                [172, 31, s.net, 1],
+            )
+            .unwrap();
+            h.dont_fragment = s.df;
+            h.identification = id;
+            etherparse::IpHeaders::Ipv4(h, Default::default())
+        };
+        let mut f = Vec::new();
+        let data = vec![0x5a; payload];
+        let ip = match s.vlan {
+            true => b.single_vlan(7.try_into().unwrap()).ip(ip),
+            false => b.ip(ip),
+        };
+        if s.tcp {
+            let t = ip.tcp(40000, 80, 1, 64240);
+            let t = match s.syn {
+                true => t
+                    .syn()
+                    .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+                    .unwrap(),
+                false => t.ack(1),
+            };
+            t.write(&mut f, &data).unwrap();
+        } else {
+            ip.udp(1, 2).write(&mut f, &data).unwrap();
+        }
+        f
+    }
+
+    fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
+        use proptest::prelude::*;
+        (
+            (1u32..4, any::<bool>(), 0u8..3, any::<bool>()),
+            (
+                any::<bool>(),
+                1u8..4,
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |((ingress, src, dst, vlan), (v6, net, tcp, syn, df))| Shape {
+                    ingress,
+                    src,
+                    dst,
+                    vlan,
+                    v6,
+                    net,
+                    tcp,
+                    syn,
+                    df,
+                },
+            )
+    }
+
+    proptest::proptest! {
+        /// Frames decided by header comparison (same instant, same headers) go exactly where
+        /// deciding each one from scratch sends them, with the same answers, the same MSS
+        /// clamping and the same counters. The reference switch sees every frame at a
+        /// different instant, so it never repeats a decision.
+        #[test]
+        fn a_repeated_decision_is_the_decision(
+            steps in proptest::collection::vec(
+                (shape(), 0usize..6, 0usize..1500, proptest::prelude::any::<u16>()),
+                1..24,
+            ),
+        ) {
+            let rules = [
+                "ip,nw_dst=172.31.2.0/24,actions=output:2",
+                "ip,nw_dst=172.31.3.0/24,actions=normal",
+                "ip6,actions=output:3",
+                "actions=normal",
+            ];
+            let (mut fast, mut reference) = (hub(&rules), hub(&rules));
+            for sw in [&mut fast, &mut reference] {
+                sw.set_mtu(PortNo(2), 1450);
+                sw.set_mtu(PortNo(3), 1400);
+            }
+            let t0 = Instant::now();
+            let mut last = None;
+            for (i, &(new, keep, payload, id)) in steps.iter().enumerate() {
+                // Mostly the shape before (a run of segments) or one header changed,
+                // sometimes another one altogether.
+                let s = match (keep, last) {
+                    (0, _) | (_, None) => new,
+                    (1, Some(l)) => l,
+                    (2, Some(l)) => Shape { syn: new.syn, ..l },
+                    (3, Some(l)) => Shape { net: new.net, ..l },
+                    (4, Some(l)) => Shape { dst: new.dst, ..l },
+                    (_, Some(l)) => Shape { df: new.df, ..l },
+                };
+                last = Some(s);
+                let frame = shaped(s, payload, id);
+                let (mut a, mut b) = (frame.clone(), frame);
+                let ingress = PortNo(s.ingress);
+                let later = t0 + Duration::from_nanos(i as u64);
+                let got = fast.handle_frame(ingress, &mut a, t0);
+                let want = reference.handle_frame(ingress, &mut b, later);
+                proptest::prop_assert_eq!(got, want, "step {}: {:?}", i, s);
+                proptest::prop_assert_eq!(&a, &b, "step {}: the frame as sent", i);
+            }
+            for p in 1..4 {
+                proptest::prop_assert_eq!(fast.port_stats(PortNo(p)), reference.port_stats(PortNo(p)));
+            }
+            for f in 0..rules.len() {
+                proptest::prop_assert_eq!(fast.flow_stats(f), reference.flow_stats(f));
+            }
+            for r in DropReason::ALL {
+                proptest::prop_assert_eq!(fast.drops(r), reference.drops(r));
+            }
+            proptest::prop_assert_eq!(fast.mtu_stats(), reference.mtu_stats());
+            proptest::prop_assert_eq!(reference.offload_stats().repeated, 0);
+        }
+    }
+
+    #[test]
+    fn frames_with_the_last_forwarded_headers_take_its_decision() {
+        let mut sw = hub(&["actions=normal"]);
+        let now = Instant::now();
+        let s = Shape {
+            ingress: 1,
+            src: false,
+            dst: 1,
+            vlan: true,
+            v6: false,
+            net: 2,
+            tcp: true,
+            syn: false,
+            df: true,
+        };
+        // B is behind port 2; a run of segments A -> B from the TAP.
+        forward(sw.handle_frame(
+            PortNo(2),
+            &mut shaped(
+                Shape {
+                    src: true,
+                    dst: 0,
+                    ..s
+                },
+                0,
+                1,
+            ),
+            now,
+        ));
+        for (n, id) in [(1400, 7), (1400, 8), (600, 9)] {
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(1), &mut shaped(s, n, id), now)),
+                [2]
+            );
+        }
+        assert_eq!(
+            sw.offload_stats().repeated,
+            2,
+            "the second and third segment"
+        );
+        // Not repeated: longer, another ingress, other headers, a SYN, a later instant.
+        let other = [
+            (shaped(s, 1401, 10), PortNo(1), now),
+            (shaped(s, 100, 11), PortNo(3), now),
+            (shaped(Shape { net: 3, ..s }, 100, 12), PortNo(1), now),
+            (shaped(Shape { syn: true, ..s }, 0, 13), PortNo(1), now),
+            (shaped(s, 100, 14), PortNo(1), now + Duration::from_nanos(1)),
+        ];
+        for (mut f, ingress, at) in other {
+            sw.handle_frame(ingress, &mut f, at);
+        }
+        assert_eq!(sw.offload_stats().repeated, 2);
+        // Forgetting the MACs forgets the decision too: B is unknown again, so flooded.
+        sw.handle_frame(PortNo(1), &mut shaped(s, 100, 15), now);
+        sw.flush_fdb();
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(1), &mut shaped(s, 100, 16), now)),
+            [2, 3]
+        );
     }
 
     #[test]

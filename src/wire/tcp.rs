@@ -3,8 +3,10 @@
 
 use super::ip::IpView;
 
-const PROTO_TCP: u8 = 6;
-const FLAG_SYN: u8 = 0x02;
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// The SYN bit of the TCP flags byte (byte 13 of the header).
+pub const FLAG_SYN: u8 = 0x02;
 const OPTION_END: u8 = 0;
 const OPTION_NOP: u8 = 1;
 const OPTION_MSS: u8 = 2;
