@@ -229,3 +229,58 @@ fn without_cap_net_raw_gre_fails_with_a_clear_message() {
         "no TAP left behind"
     );
 }
+
+#[test]
+fn gre_with_df_is_routed_by_its_protocol() {
+    // vxtund writes the outer header of IPv4 GRE with DF itself; the kernel must still route
+    // those packets (and match IPsec policies) as GRE, as it does those it builds: here an
+    // `ip rule ipproto gre` sends them into a blackhole, and every send must fail.
+    if !common::require_root("gre_with_df_is_routed_by_its_protocol") {
+        return;
+    }
+    let a = Netns::new("p");
+    let b = Netns::new("q");
+    veth(&a, "ul0", "192.168.205.1/24", &b, "ul0", "192.168.205.2/24");
+    let mut daemon = Daemon::start(
+        &a,
+        r#"
+        [device]
+        name = "vxt0"
+        addresses = ["10.79.0.1/24"]
+        [underlay]
+        local = "192.168.205.1"
+        [[tunnel]]
+        name = "g"
+        type = "gre"
+        remote = "192.168.205.2"
+        "#,
+    );
+    a.ip(&[
+        "neigh",
+        "add",
+        "10.79.0.2",
+        "lladdr",
+        PEER_MAC,
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
+    ]);
+    let ping = || {
+        a.exec("ping", &["-c", "2", "-i", "0.2", "-W", "1", "10.79.0.2"]);
+    };
+    let counter = |daemon: &mut Daemon, name: &str| daemon.stats()["port 2 g"][name];
+    ping();
+    assert!(counter(&mut daemon, "tx_packets") >= 2);
+    assert_eq!(counter(&mut daemon, "tx_errors"), 0, "{}", daemon.log());
+    a.ip(&[
+        "rule", "add", "ipproto", "gre", "table", "100", "pref", "100",
+    ]);
+    a.ip(&["route", "add", "blackhole", "192.168.205.2", "table", "100"]);
+    ping();
+    assert!(
+        counter(&mut daemon, "tx_errors") >= 2,
+        "GRE sends must meet the ipproto gre rule: {:?}",
+        daemon.stats()["port 2 g"]
+    );
+}

@@ -29,6 +29,11 @@ const IPPROTO_GRE: i32 = 47;
 /// A raw IPv4 socket of this protocol sends whole IP packets, header included (`IP_HDRINCL`),
 /// and is handed no received packet.
 const IPPROTO_RAW: i32 = 255;
+/// Control message (linux/in.h) giving the protocol a header-included packet is routed and
+/// matched against IPsec policies by; without it that is IPPROTO_RAW, not the header's.
+const IP_PROTOCOL: libc::c_int = 52;
+/// sendmsg flag (linux/socket.h): route the message, send nothing.
+const MSG_PROBE: libc::c_int = 0x10;
 /// UDP socket options (linux/udp.h): send several equal datagrams as one (GSO), receive
 /// several as one (GRO).
 const UDP_SEGMENT: libc::c_int = 103;
@@ -89,9 +94,9 @@ pub struct UnderlaySocket {
     gso: AtomicBool,
     /// UDP GRO: the kernel may hand over several datagrams of one sender as one buffer.
     gro: bool,
-    /// For a sending IPv4 GRE socket with DF: the TTL of the outer IPv4 header that the
-    /// sender writes itself (see [`UnderlaySocket::outer_header`]).
-    header_ttl: Option<u8>,
+    /// A sending IPv4 GRE socket with DF: the sender writes the outer IPv4 header (see
+    /// [`UnderlaySocket::outer_header`]).
+    writes_header: bool,
 }
 
 /// Receive buffers for one batch, reused from call to call. With UDP GRO one buffer may hold
@@ -192,7 +197,7 @@ impl UnderlaySocket {
             receives: true,
             gso: AtomicBool::new(gso),
             gro,
-            header_ttl: None,
+            writes_header: false,
         })
     }
 
@@ -207,9 +212,13 @@ impl UnderlaySocket {
     /// received GRE packets are no longer copied to it only to be dropped. Its packets are never
     /// fragmented, which DF asks for anyway. Sockets without DF leave fragmentation to the
     /// kernel, and so keep the kernel's header.
+    ///
+    /// The kernel routes such packets (and matches IPsec policies and `ip rule ipproto`) by
+    /// the protocol in an `IP_PROTOCOL` control message, which every send carries. A kernel
+    /// that does not take that message (a probe at open says so) gets the classic socket.
     pub fn gre(local: IpAddr, df: bool, receive: bool) -> Result<UnderlaySocket, SocketError> {
         let writes_header = local.is_ipv4() && df && !receive;
-        let open = || -> io::Result<Socket> {
+        let open = |writes_header: bool| -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
             } else {
@@ -229,7 +238,20 @@ impl UnderlaySocket {
             sock.bind(&SocketAddr::new(local, 0).into())?;
             Ok(sock)
         };
-        let sock = open().map_err(|source| {
+        let opened = match writes_header {
+            true => open(true).and_then(|sock| match takes_ip_protocol(&sock, local) {
+                true => Ok((sock, true)),
+                false => {
+                    tracing::info!(
+                        "the kernel routes header-included packets by IPPROTO_RAW only: \
+                         GRE from {local} goes out with the kernel's IPv4 header"
+                    );
+                    open(false).map(|sock| (sock, false))
+                }
+            }),
+            false => open(false).map(|sock| (sock, false)),
+        };
+        let (sock, writes_header) = opened.map_err(|source| {
             let hint = if source.kind() == io::ErrorKind::PermissionDenied {
                 " (GRE tunnels need CAP_NET_RAW)"
             } else {
@@ -241,11 +263,6 @@ impl UnderlaySocket {
                 hint,
             }
         })?;
-        // The TTL the kernel would give (the net.ipv4.ip_default_ttl in force).
-        let header_ttl = match writes_header {
-            true => Some(sock.ttl_v4().map_or(64, |t| t.clamp(1, 255) as u8)),
-            false => None,
-        };
         Ok(UnderlaySocket {
             sock,
             kind: SocketKind::Gre,
@@ -254,19 +271,21 @@ impl UnderlaySocket {
             receives: receive,
             gso: AtomicBool::new(false),
             gro: false,
-            header_ttl,
+            writes_header,
         })
     }
 
     /// For a socket whose sender writes the outer IPv4 header: that header for packets to
-    /// `dst`, to go in front of the GRE header. It carries DF, this socket's TTL, protocol GRE
-    /// and both addresses; the kernel fills in the total length, an identification and the
-    /// header checksum, all left zero here. `None` for every other socket.
+    /// `dst`, to go in front of the GRE header. It carries DF, protocol GRE, both addresses and
+    /// the TTL the kernel would give now (`net.ipv4.ip_default_ttl`, read again at every
+    /// reload; a route's `hoplimit` metric is not looked at). The kernel fills in the total
+    /// length, an identification and the header checksum, all left zero here. `None` for every
+    /// other socket.
     pub fn outer_header(&self, dst: IpAddr) -> Option<[u8; IPV4_HEADER_LEN]> {
-        let (IpAddr::V4(src), IpAddr::V4(dst), Some(ttl)) = (self.local, dst, self.header_ttl)
-        else {
+        let (IpAddr::V4(src), IpAddr::V4(dst), true) = (self.local, dst, self.writes_header) else {
             return None;
         };
+        let ttl = self.sock.ttl_v4().map_or(64, |t| t.clamp(1, 255) as u8);
         let mut h = [0u8; IPV4_HEADER_LEN];
         h[0] = 0x45;
         h[6] = 0x40; // DF
@@ -279,7 +298,7 @@ impl UnderlaySocket {
 
     /// Whether the sender writes the outer IPv4 header ([`UnderlaySocket::outer_header`]).
     pub fn writes_ip_header(&self) -> bool {
-        self.header_ttl.is_some()
+        self.writes_header
     }
 
     /// What the socket carries.
@@ -465,7 +484,19 @@ impl UnderlaySocket {
                 hdr.msg_hdr.msg_iov = iovs[m.iov..].as_mut_ptr();
                 hdr.msg_hdr.msg_iovlen = 2 * m.segs;
                 if m.segs > 1 {
-                    set_segment_size(&mut hdr.msg_hdr, cmsg, m.size as u16);
+                    set_cmsg(
+                        &mut hdr.msg_hdr,
+                        cmsg,
+                        (libc::SOL_UDP, UDP_SEGMENT),
+                        &(m.size as u16).to_ne_bytes(),
+                    );
+                } else if self.writes_ip_header() {
+                    set_cmsg(
+                        &mut hdr.msg_hdr,
+                        cmsg,
+                        (libc::IPPROTO_IP, IP_PROTOCOL),
+                        &IPPROTO_GRE.to_ne_bytes(),
+                    );
                 }
             }
             let mut start = 0;
@@ -517,20 +548,58 @@ impl UnderlaySocket {
     }
 }
 
-/// Puts a `UDP_SEGMENT` control message (the datagram size) into `cmsg` and hangs it on `msg`.
-fn set_segment_size(msg: &mut libc::msghdr, cmsg: &mut Cmsg, size: u16) {
+/// Puts one control message, `(level, type)` with `data` (at most 4 bytes: a `UDP_SEGMENT`
+/// size or an int), into `cmsg` and hangs it on `msg`.
+fn set_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), data: &[u8]) {
+    let len = data.len().min(4);
     msg.msg_control = cmsg.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is a pure size computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
-    // SAFETY: msg_control points at `cmsg`, at least CMSG_SPACE(2) bytes and 8-byte aligned,
-    // so CMSG_FIRSTHDR returns a pointer into it with room for the header and two data bytes.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(len as u32) } as usize;
+    // SAFETY: msg_control points at `cmsg`, at least CMSG_SPACE(4) bytes and 8-byte aligned,
+    // so CMSG_FIRSTHDR returns a pointer into it with room for the header and `len` bytes.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(msg);
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-        std::ptr::copy_nonoverlapping(size.to_ne_bytes().as_ptr(), libc::CMSG_DATA(c), 2);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = kind;
+        (*c).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+        std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(c), len);
     }
+}
+
+/// Whether the kernel takes `IP_PROTOCOL` for header-included sends on `sock`: a bare IPv4
+/// header to `local` itself, sent with `MSG_PROBE`, is routed but never sent. Kernels without
+/// the message refuse it with EINVAL.
+fn takes_ip_protocol(sock: &Socket, local: IpAddr) -> bool {
+    let IpAddr::V4(addr) = local else {
+        return false;
+    };
+    let mut header = [0u8; IPV4_HEADER_LEN];
+    header[0] = 0x45;
+    header[8] = 64;
+    header[9] = IPPROTO_GRE as u8;
+    header[12..16].copy_from_slice(&addr.octets());
+    header[16..20].copy_from_slice(&addr.octets());
+    let dst = SockAddr::from(SocketAddr::new(local, 0));
+    let mut iov = libc::iovec {
+        iov_base: header.as_mut_ptr().cast(),
+        iov_len: header.len(),
+    };
+    let mut cmsg: Cmsg = [0; 3];
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = dst.as_ptr() as *mut _;
+    msg.msg_namelen = dst.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    set_cmsg(
+        &mut msg,
+        &mut cmsg,
+        (libc::IPPROTO_IP, IP_PROTOCOL),
+        &IPPROTO_GRE.to_ne_bytes(),
+    );
+    // SAFETY: msg points at the address, the iovec over `header` and the control buffer, all
+    // alive for the call; sendmsg only reads them.
+    unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, MSG_PROBE) >= 0 }
 }
 
 /// The datagram size of a GRO-coalesced receive, from its `UDP_GRO` control message.
