@@ -11,6 +11,22 @@ use serde_json::Value;
 
 const PEER_MAC: &str = "02:00:00:00:00:02";
 
+/// Makes `ip`, on the TAP's side, the peer's MAC for good: frames to it leave by the tunnel
+/// without ARP.
+fn peer_neighbour(ns: &Netns, ip: &str) {
+    ns.ip(&[
+        "neigh",
+        "add",
+        ip,
+        "lladdr",
+        PEER_MAC,
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
+    ]);
+}
+
 fn scapy_available() -> bool {
     let ok = std::process::Command::new("/usr/bin/python3")
         .args(["-c", "import scapy"])
@@ -56,17 +72,7 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
         df = "unset"
         "#,
     );
-    a.ip(&[
-        "neigh",
-        "add",
-        "10.78.0.2",
-        "lladdr",
-        PEER_MAC,
-        "dev",
-        "vxt0",
-        "nud",
-        "permanent",
-    ]);
+    peer_neighbour(&a, "10.78.0.2");
     let link = String::from_utf8(a.ip(&["-o", "link", "show", "vxt0"]).stdout).unwrap();
     let tap_mac = link
         .split_whitespace()
@@ -255,17 +261,7 @@ fn gre_with_df_is_routed_by_its_protocol() {
         remote = "192.168.205.2"
         "#,
     );
-    a.ip(&[
-        "neigh",
-        "add",
-        "10.79.0.2",
-        "lladdr",
-        PEER_MAC,
-        "dev",
-        "vxt0",
-        "nud",
-        "permanent",
-    ]);
+    peer_neighbour(&a, "10.79.0.2");
     let ping = || {
         a.exec("ping", &["-c", "2", "-i", "0.2", "-W", "1", "10.79.0.2"]);
     };
