@@ -8,7 +8,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -286,14 +286,7 @@ impl UnderlaySocket {
             return None;
         };
         let ttl = self.sock.ttl_v4().map_or(64, |t| t.clamp(1, 255) as u8);
-        let mut h = [0u8; IPV4_HEADER_LEN];
-        h[0] = 0x45;
-        h[6] = 0x40; // DF
-        h[8] = ttl;
-        h[9] = IPPROTO_GRE as u8;
-        h[12..16].copy_from_slice(&src.octets());
-        h[16..20].copy_from_slice(&dst.octets());
-        Some(h)
+        Some(gre_ipv4_header(src, dst, ttl))
     }
 
     /// Whether the sender writes the outer IPv4 header ([`UnderlaySocket::outer_header`]).
@@ -566,6 +559,19 @@ fn set_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), 
     }
 }
 
+/// An outer IPv4 header with DF for GRE from `src` to `dst`, as a header-included socket
+/// sends it: total length, identification and checksum left zero for the kernel to fill in.
+fn gre_ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8) -> [u8; IPV4_HEADER_LEN] {
+    let mut h = [0u8; IPV4_HEADER_LEN];
+    h[0] = 0x45;
+    h[6] = 0x40; // DF
+    h[8] = ttl;
+    h[9] = IPPROTO_GRE as u8;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    h
+}
+
 /// Whether the kernel takes `IP_PROTOCOL` for header-included sends on `sock`: a bare IPv4
 /// header to `local` itself, sent with `MSG_PROBE`, is routed but never sent. Kernels without
 /// the message refuse it with EINVAL.
@@ -573,12 +579,7 @@ fn takes_ip_protocol(sock: &Socket, local: IpAddr) -> bool {
     let IpAddr::V4(addr) = local else {
         return false;
     };
-    let mut header = [0u8; IPV4_HEADER_LEN];
-    header[0] = 0x45;
-    header[8] = 64;
-    header[9] = IPPROTO_GRE as u8;
-    header[12..16].copy_from_slice(&addr.octets());
-    header[16..20].copy_from_slice(&addr.octets());
+    let mut header = gre_ipv4_header(addr, addr, 64);
     let dst = SockAddr::from(SocketAddr::new(local, 0));
     let mut iov = libc::iovec {
         iov_base: header.as_mut_ptr().cast(),
