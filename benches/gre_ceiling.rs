@@ -2,102 +2,150 @@
 //! sockets have no segmentation offload, and the virtio-net header of TAP and packet sockets
 //! has no GRE type): how many 1500-byte GRE packets per second one core pushes into a second
 //! network namespace over a veth, with nothing else running. No TAP, no TCP, no iperf3, no
-//! encapsulation work; the receiver is a raw GRE socket read without ever sleeping, so it has
-//! the other core to itself. Two senders:
-//! - `raw IP`: what vxtund uses for IPv4 GRE with DF, an `IPPROTO_RAW` socket with the outer
-//!   header written by the sender and an `IP_PROTOCOL` control message, 64 packets per
-//!   `sendmmsg`;
-//! - `packet`: an `AF_PACKET` socket given whole Ethernet frames, which skips the route lookup
-//!   and IP output, and with them the host's firewall, IPsec policies and policy routing; for
-//!   comparison only, vxtund does not send this way.
+//! switch; the sender is pinned to one core and the receiver, which reads without ever
+//! sleeping, to the other. Two senders:
+//! - `raw IP`: vxtund's own send path ([`UnderlaySocket::gre`] with DF and
+//!   [`UnderlaySocket::send_batch`]), packets as `benches/iperf.sh` has vxtund send them (GRE
+//!   with key 42);
+//! - `packet`: an `AF_PACKET` socket given the same packets as whole Ethernet frames, which
+//!   skips the sender's route lookup and IP output, and with them the host's firewall, IPsec
+//!   policies and policy routing. For comparison only: vxtund does not send this way.
 //!
-//! Packets per second are also given as the TCP payload they would carry through a GRE tunnel
-//! at this underlay MTU: 1410 bytes each (1500 - outer IPv4 20 - GRE 4 - Ethernet 14 - IPv4 20
-//! - TCP 20 - timestamps 12).
+//! The receiver is vxtund's receiving GRE socket ([`UnderlaySocket::recv_batch`]). Both
+//! counts are printed: a receiver that fell behind shows as fewer received than sent.
+//! Packets per second are also given as the TCP payload they would carry through the tunnel.
 //!
 //! Run with `sudo cargo bench --bench gre_ceiling` (`RUNS`, default 3, and `DURATION` in
 //! seconds, default 5). Under `cargo test` it makes one short run of each sender and checks
 //! that the packets arrived. It needs root, and says so and stops when it is not.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Underlay packet size: outer IPv4 header, GRE header and the inner frame.
+use socket2::SockAddr;
+use vxtund::io::socket::{RecvBatch, SendItem, UnderlaySocket};
+use vxtund::wire::{checksum, ethernet, gre, ip, IPV4_HEADER_LEN};
+
+/// Underlay MTU, and so the size of every packet: outer IPv4, GRE and the inner frame.
 const PACKET_LEN: usize = 1500;
-const IPV4_LEN: usize = 20;
-const GRE_LEN: usize = 4;
-const ETHERNET_LEN: usize = 14;
-/// TCP payload per packet: the inner frame less Ethernet, IPv4, TCP and the timestamp option.
-const TCP_PAYLOAD: usize = PACKET_LEN - IPV4_LEN - GRE_LEN - ETHERNET_LEN - 20 - 20 - 12;
-const IPPROTO_GRE: i32 = 47;
-const ETH_P_TEB: u16 = 0x6558;
-/// `IP_PROTOCOL` (linux/in.h): the protocol a header-included send is routed by.
-const IP_PROTOCOL: i32 = 52;
-const BATCH: usize = 64;
+/// The GRE header the benchmark's tunnels use (`key = 42` in `benches/iperf.sh`).
+const GRE_HEADER: gre::Header = gre::Header {
+    csum: false,
+    key: Some(42),
+    seq: None,
+};
+/// Inner IPv4 (20), TCP (20) and the TCP timestamp option (12).
+const INNER_HEADERS: usize = 20 + 20 + 12;
+/// The IP protocol number of GRE.
+const PROTO_GRE: u8 = 47;
+/// Packets per `sendmmsg` from the packet sender (vxtund's `send_batch` sends up to 128).
+const BATCH: usize = 128;
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
 const RECEIVER: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
+/// The receiver stops once no packet came for this long after the first.
+const QUIET: Duration = Duration::from_millis(300);
+/// How much longer than the sender the receiver may run at most.
+const RECEIVER_SLACK: f64 = 2.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("receive") => receive(seconds(&args[1])),
-        Some("send-raw") => send_raw(seconds(&args[1])),
-        Some("send-packet") => send_packet(seconds(&args[1]), &args[2]),
-        _ => orchestrate(args.iter().any(|a| a == "--bench")),
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["receive", secs] => receive(seconds(secs)),
+        ["send-raw", secs] => send_raw(seconds(secs)),
+        ["send-packet", secs, peer_mac] => send_packet(seconds(secs), peer_mac),
+        _ => orchestrate(args.contains(&"--bench")),
     }
 }
 
+/// A duration given in seconds on the command line (by [`orchestrate`], always valid).
 fn seconds(arg: &str) -> Duration {
     Duration::from_secs_f64(arg.parse().expect("a number of seconds"))
 }
 
-/// The two senders, `runs` times each, in fresh namespaces removed at the end.
+/// Runs each sender `RUNS` times in fresh namespaces, removed at the end, and prints a table.
 fn orchestrate(bench: bool) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("gre_ceiling: SKIPPED: needs root (it builds two network namespaces)");
         return;
     }
-    let env = |name: &str, default: f64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = |name: &str| std::env::var(name).ok();
     let (runs, secs) = if bench {
-        (env("RUNS", 3.0) as usize, env("DURATION", 5.0))
+        (
+            env("RUNS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3usize)
+                .max(1),
+            env("DURATION")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5.0f64),
+        )
     } else {
         (1, 0.5)
     };
+    // TCP payload per packet: the inner frame less its Ethernet, IPv4 and TCP headers.
+    let tcp_payload =
+        PACKET_LEN - IPV4_HEADER_LEN - GRE_HEADER.len() - ethernet::HEADER_LEN - INNER_HEADERS;
     let ns = Namespaces::new();
-    let peer_mac = ns.run_b(&["cat", "/sys/class/net/ul0/address"]);
-    println!("| sender ({runs} run(s) of {secs} s, median) | packets/s received | as TCP payload, Gbit/s |");
-    println!("|---|---|---|");
+    let peer_mac = ns.output(&ns.b, &["cat", "/sys/class/net/ul0/address"]);
+    println!(
+        "| sender ({runs} run(s) of {secs} s) | packets/s received: median (min-max) \
+         | sent | as TCP payload, Gbit/s |"
+    );
+    println!("|---|---|---|---|");
     for (name, role) in [("raw IP (vxtund's)", "send-raw"), ("packet", "send-packet")] {
-        let mut rates = Vec::new();
+        let (mut received, mut sent) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            // The receiver waits up to two seconds longer, and stops once the packets stop.
-            let receiver = ns.spawn_b(&["receive", &(secs + 2.0).to_string()]);
+            let receiver =
+                ns.spawn_self(&ns.b, 1, &["receive", &(secs + RECEIVER_SLACK).to_string()]);
             std::thread::sleep(Duration::from_millis(300));
-            let sent = ns.run_a_self(&[role, &secs.to_string(), peer_mac.trim()]);
-            let received = wait_output(receiver);
-            let (count, elapsed) = parse_received(&received);
-            assert!(
-                count > 0,
-                "gre_ceiling: {name}: nothing arrived (sender said {sent:?})"
-            );
-            rates.push(count as f64 / elapsed);
+            let secs_arg = secs.to_string();
+            let mut args = vec![role, secs_arg.as_str()];
+            if role == "send-packet" {
+                args.push(peer_mac.trim());
+            }
+            let sender = ns.output_self(&ns.a, 0, &args);
+            let (count, elapsed) = parse_counts(&receiver.finish());
+            assert!(count > 0, "gre_ceiling: {name}: nothing arrived");
+            received.push(count as f64 / elapsed);
+            let (count, elapsed) = parse_counts(&sender);
+            sent.push(count as f64 / elapsed);
         }
-        rates.sort_by(f64::total_cmp);
-        let pps = rates[rates.len() / 2];
-        let gbit = pps * (TCP_PAYLOAD * 8) as f64 / 1e9;
-        println!("| {name} | {:.0}k | {gbit:.2} |", pps / 1e3);
+        let (median, min, max) = spread(&mut received);
+        let (sent, _, _) = spread(&mut sent);
+        let gbit = median * (tcp_payload * 8) as f64 / 1e9;
+        println!(
+            "| {name} | {:.0}k ({:.0}k-{:.0}k) | {:.0}k | {gbit:.2} |",
+            median / 1e3,
+            min / 1e3,
+            max / 1e3,
+            sent / 1e3
+        );
     }
     println!(
-        "each Gbit/s of TCP payload over GRE is {:.1}k packets/s at a {PACKET_LEN}-byte underlay MTU",
-        1e9 / (TCP_PAYLOAD * 8) as f64 / 1e3
+        "{tcp_payload} bytes of TCP payload per {PACKET_LEN}-byte packet: each Gbit/s is {:.1}k packets/s",
+        1e9 / (tcp_payload * 8) as f64 / 1e3
     );
+}
+
+/// Median (the lower one of an even count), minimum and maximum.
+fn spread(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[(values.len() - 1) / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+/// "COUNT SECONDS", as both roles print it.
+fn parse_counts(line: &str) -> (u64, f64) {
+    let mut words = line.split_whitespace();
+    let count = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    let elapsed: f64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0.0);
+    (count, elapsed.max(1e-3))
 }
 
 /// Two namespaces joined by a veth `ul0`, deleted on drop.
@@ -132,46 +180,46 @@ impl Namespaces {
             ]);
             ip(&["-n", name, "link", "set", "ul0", "up"]);
         }
-        // The sender's neighbour entry, so that the packet sender has nothing to resolve.
-        let ping = Command::new("ip")
-            .args(["netns", "exec", &ns.a, "ping", "-c", "1", "-W", "2"])
-            .arg(RECEIVER.to_string())
-            .stdout(Stdio::null())
-            .status();
-        assert!(
-            matches!(ping, Ok(s) if s.success()),
-            "gre_ceiling: no ping over the veth"
+        // Resolves the receiver's address, which the raw IP sender's kernel would otherwise
+        // do during the first run.
+        ns.output(
+            &ns.a,
+            &["ping", "-c", "1", "-W", "2", &RECEIVER.to_string()],
         );
         ns
     }
 
-    fn exec(&self, ns: &str, args: &[&str]) -> Command {
+    /// `args` run in namespace `ns`.
+    fn command(ns: &str, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns]).args(args);
         c
     }
 
-    fn run_b(&self, args: &[&str]) -> String {
-        output(self.exec(&self.b, args).output())
+    /// `args` run in `ns` to the end; their standard output.
+    fn output(&self, ns: &str, args: &[&str]) -> String {
+        output(Self::command(ns, args).output())
     }
 
-    fn spawn_b(&self, role: &[&str]) -> Child {
+    /// This program in role `role`, in `ns`, pinned to `cpu`.
+    fn self_command(ns: &str, cpu: usize, role: &[&str]) -> Command {
         let exe = std::env::current_exe().expect("own path");
-        let exe = exe.to_str().expect("a UTF-8 path");
-        let mut args = vec![exe];
+        let cpu = cpu.to_string();
+        let mut args = vec!["taskset", "-c", &cpu, exe.to_str().expect("a UTF-8 path")];
         args.extend_from_slice(role);
-        self.exec(&self.b, &args)
+        Self::command(ns, &args)
+    }
+
+    fn spawn_self(&self, ns: &str, cpu: usize, role: &[&str]) -> Running {
+        let child = Self::self_command(ns, cpu, role)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting the receiver")
+            .expect("starting the receiver");
+        Running(Some(child))
     }
 
-    fn run_a_self(&self, role: &[&str]) -> String {
-        let exe = std::env::current_exe().expect("own path");
-        let exe = exe.to_str().expect("a UTF-8 path");
-        let mut args = vec![exe];
-        args.extend_from_slice(role);
-        output(self.exec(&self.a, &args).output())
+    fn output_self(&self, ns: &str, cpu: usize, role: &[&str]) -> String {
+        output(Self::self_command(ns, cpu, role).output())
     }
 }
 
@@ -179,6 +227,30 @@ impl Drop for Namespaces {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A child process, killed and reaped on drop unless [`Running::finish`] waited for it.
+struct Running(Option<Child>);
+
+impl Running {
+    /// Waits for the process to end by itself; its standard output.
+    fn finish(mut self) -> String {
+        output(
+            self.0
+                .take()
+                .expect("not yet waited for")
+                .wait_with_output(),
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -192,6 +264,7 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// The standard output of a command that must have succeeded.
 fn output(out: std::io::Result<std::process::Output>) -> String {
     let out = out.expect("running a command");
     assert!(
@@ -202,72 +275,25 @@ fn output(out: std::io::Result<std::process::Output>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn wait_output(child: Child) -> String {
-    output(child.wait_with_output())
-}
-
-/// "COUNT SECONDS" as the receiver prints it.
-fn parse_received(line: &str) -> (u64, f64) {
-    let mut words = line.split_whitespace();
-    let count = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-    let elapsed: f64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1.0);
-    (count, elapsed.max(1e-3))
-}
-
-/// Reads GRE packets from the sender without sleeping until `limit` has passed or none came
-/// for 300 ms after the first; prints how many full-sized ones came and over how long.
+/// Reads GRE packets with vxtund's receiving socket, without ever sleeping, until `limit` has
+/// passed or none came for [`QUIET`] after the first; prints how many full-sized ones came
+/// from the sender, and the time from the first batch to the last.
 fn receive(limit: Duration) {
-    // SAFETY: plain socket creation.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            IPPROTO_GRE,
-        )
-    };
-    assert!(
-        fd >= 0,
-        "raw GRE socket: {}",
-        std::io::Error::last_os_error()
-    );
-    let mut bufs = vec![[0u8; 2048]; BATCH];
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-    let mut hdrs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
-        h.msg_hdr.msg_iov = iov;
-        h.msg_hdr.msg_iovlen = 1;
-    }
+    let socket = UnderlaySocket::gre(RECEIVER.into(), true, true).expect("receiving GRE socket");
+    let mut batch = RecvBatch::default();
     let start = Instant::now();
     let (mut count, mut first, mut last) = (0u64, None, start);
     while start.elapsed() < limit {
-        // SAFETY: every header points at one iovec over a live buffer of its length.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
+        let n = socket.recv_batch(&mut batch).unwrap_or(0);
         if n > 0 {
             let now = Instant::now();
             first.get_or_insert(now);
             last = now;
-            for (h, buf) in hdrs.iter().zip(&bufs).take(n as usize) {
-                let from_sender = buf[12..16] == SENDER.octets();
-                if h.msg_len as usize == PACKET_LEN && from_sender {
-                    count += 1;
-                }
-            }
-        } else if first.is_some() && last.elapsed() > Duration::from_millis(300) {
+            count += (0..n)
+                .filter_map(|i| batch.get(i))
+                .filter(|&(src, p)| src == IpAddr::V4(SENDER) && p.len() == PACKET_LEN)
+                .count() as u64;
+        } else if first.is_some() && last.elapsed() > QUIET {
             break;
         }
     }
@@ -275,119 +301,42 @@ fn receive(limit: Duration) {
     println!("{count} {elapsed}");
 }
 
-/// A GRE packet with DF from the sender to the receiver: header checksum and total length set.
-fn gre_packet() -> Vec<u8> {
-    let mut p = vec![0u8; PACKET_LEN];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(PACKET_LEN as u16).to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = IPPROTO_GRE as u8;
-    p[12..16].copy_from_slice(&SENDER.octets());
-    p[16..20].copy_from_slice(&RECEIVER.octets());
-    let sum = p[..IPV4_LEN]
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum::<u32>();
-    let folded = (sum & 0xffff) + (sum >> 16);
-    let folded = (folded & 0xffff) + (folded >> 16);
-    p[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
-    p[IPV4_LEN + 2..IPV4_LEN + GRE_LEN].copy_from_slice(&ETH_P_TEB.to_be_bytes());
-    p
+/// The GRE header of every packet, and an inner frame that fills the packet to [`PACKET_LEN`].
+fn gre_and_frame() -> (Vec<u8>, Vec<u8>) {
+    let mut room = [0u8; gre::MAX_LEN];
+    let len = GRE_HEADER.encode(&[], &mut room);
+    let frame = vec![0u8; PACKET_LEN - IPV4_HEADER_LEN - len];
+    (room[..len].to_vec(), frame)
 }
 
-/// Sends `packet` copies from `fd` to `addr`, `BATCH` per `sendmmsg`, for `limit`; prints the
-/// count. `cmsg` is an `IP_PROTOCOL` message for every send, when given.
-fn send_loop(
-    fd: i32,
-    packet: &[u8],
-    addr: (*const libc::sockaddr, u32),
-    cmsg: Option<&mut [u64; 3]>,
-    limit: Duration,
-) {
-    let mut bufs = vec![packet.to_vec(); BATCH];
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    let (control, control_len) = match cmsg {
-        // SAFETY: an all-zero msghdr is valid; the CMSG_* macros only walk the 24-byte buffer
-        // `c`, which has room for one header and an int.
-        Some(c) => unsafe {
-            let mut m: libc::msghdr = std::mem::zeroed();
-            m.msg_control = c.as_mut_ptr().cast();
-            m.msg_controllen = libc::CMSG_SPACE(4) as usize;
-            let h = libc::CMSG_FIRSTHDR(&m);
-            (*h).cmsg_level = libc::IPPROTO_IP;
-            (*h).cmsg_type = IP_PROTOCOL;
-            (*h).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::copy_nonoverlapping(
-                IPPROTO_GRE.to_ne_bytes().as_ptr(),
-                libc::CMSG_DATA(h),
-                4,
-            );
-            (m.msg_control, m.msg_controllen)
-        },
-        None => (std::ptr::null_mut(), 0),
-    };
-    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-    let mut hdrs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
-        h.msg_hdr.msg_name = addr.0 as *mut _;
-        h.msg_hdr.msg_namelen = addr.1;
-        h.msg_hdr.msg_iov = iov;
-        h.msg_hdr.msg_iovlen = 1;
-        h.msg_hdr.msg_control = control;
-        h.msg_hdr.msg_controllen = control_len;
-    }
+/// Sends through vxtund's socket for IPv4 GRE with DF for `limit`; prints the count and time.
+fn send_raw(limit: Duration) {
+    let socket = UnderlaySocket::gre(SENDER.into(), true, false).expect("sending GRE socket");
+    let (gre_header, frame) = gre_and_frame();
+    let mut header = socket
+        .outer_header(RECEIVER.into())
+        .map(Vec::from)
+        .unwrap_or_default();
+    header.extend_from_slice(&gre_header);
+    let dst = SockAddr::from(SocketAddr::new(RECEIVER.into(), 0));
     let start = Instant::now();
     let mut count = 0u64;
     while start.elapsed() < limit {
-        // SAFETY: every header points at the address, one iovec over a live buffer and the
-        // control buffer, all alive for the call; sendmmsg only reads them.
-        let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), BATCH as u32, 0) };
-        assert!(n >= 0, "sendmmsg: {}", std::io::Error::last_os_error());
-        count += n as u64;
+        let mut failed = 0;
+        let items = (0..BATCH).map(|_| SendItem {
+            dst: &dst,
+            header: &header,
+            payload: &frame,
+            tag: 0,
+        });
+        socket.send_batch(items, |_, _| failed += 1);
+        count += (BATCH - failed) as u64;
     }
-    println!("{count}");
+    println!("{count} {}", start.elapsed().as_secs_f64());
 }
 
-fn send_raw(limit: Duration) {
-    // SAFETY: plain socket creation.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_RAW,
-        )
-    };
-    assert!(
-        fd >= 0,
-        "raw IP socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: an all-zero sockaddr_in is valid; the fields are then set.
-    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as u16;
-    sin.sin_addr.s_addr = u32::from_ne_bytes(RECEIVER.octets());
-    let mut packet = gre_packet();
-    // As vxtund sends: the kernel fills in the length, identification and checksum.
-    packet[2..4].fill(0);
-    packet[10..12].fill(0);
-    let mut cmsg = [0u64; 3];
-    let addr = (&sin as *const libc::sockaddr_in).cast();
-    send_loop(
-        fd,
-        &packet,
-        (addr, std::mem::size_of_val(&sin) as u32),
-        Some(&mut cmsg),
-        limit,
-    );
-}
-
+/// Sends the same packets as [`send_raw`] as Ethernet frames to `peer_mac` through an
+/// `AF_PACKET` socket on `ul0`, for `limit`; prints the count and time.
 fn send_packet(limit: Duration, peer_mac: &str) {
     let mac = |text: &str| -> [u8; 6] {
         let mut m = [0u8; 6];
@@ -397,6 +346,32 @@ fn send_packet(limit: Duration, peer_mac: &str) {
         m
     };
     let own = std::fs::read_to_string("/sys/class/net/ul0/address").expect("ul0's address");
+    let (gre_header, inner) = gre_and_frame();
+    let mut outer = [0u8; IPV4_HEADER_LEN];
+    outer[0] = 0x45;
+    outer[2..4].copy_from_slice(&(PACKET_LEN as u16).to_be_bytes());
+    outer[6..8].copy_from_slice(&ip::IPV4_DF.to_be_bytes());
+    outer[8] = 64;
+    outer[9] = PROTO_GRE;
+    outer[12..16].copy_from_slice(&SENDER.octets());
+    outer[16..20].copy_from_slice(&RECEIVER.octets());
+    let sum = checksum::of(&[&outer]);
+    outer[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Vec::with_capacity(ethernet::HEADER_LEN + PACKET_LEN);
+    frame.extend_from_slice(&mac(peer_mac));
+    frame.extend_from_slice(&mac(&own));
+    frame.extend_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
+    frame.extend_from_slice(&outer);
+    frame.extend_from_slice(&gre_header);
+    frame.extend_from_slice(&inner);
+    let start = Instant::now();
+    let count = packet_send_loop(&frame, || start.elapsed() < limit);
+    println!("{count} {}", start.elapsed().as_secs_f64());
+}
+
+/// Sends `frame` on `ul0` through an `AF_PACKET` socket, [`BATCH`] copies per `sendmmsg`,
+/// while `go` says so; returns how many went.
+fn packet_send_loop(frame: &[u8], mut go: impl FnMut() -> bool) -> u64 {
     // SAFETY: plain socket creation; protocol 0 receives nothing.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     assert!(
@@ -407,20 +382,35 @@ fn send_packet(limit: Duration, peer_mac: &str) {
     // SAFETY: an all-zero sockaddr_ll is valid; the fields are then set.
     let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     ll.sll_family = libc::AF_PACKET as u16;
-    ll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    ll.sll_protocol = ethernet::ETHERTYPE_IPV4.to_be();
     // SAFETY: a NUL-terminated name.
     ll.sll_ifindex = unsafe { libc::if_nametoindex(c"ul0".as_ptr()) } as i32;
-    let mut frame = Vec::with_capacity(ETHERNET_LEN + PACKET_LEN);
-    frame.extend_from_slice(&mac(peer_mac));
-    frame.extend_from_slice(&mac(&own));
-    frame.extend_from_slice(&(libc::ETH_P_IP as u16).to_be_bytes());
-    frame.extend_from_slice(&gre_packet());
-    let addr = (&ll as *const libc::sockaddr_ll).cast();
-    send_loop(
-        fd,
-        &frame,
-        (addr, std::mem::size_of_val(&ll) as u32),
-        None,
-        limit,
-    );
+    let mut bufs = vec![frame.to_vec(); BATCH];
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+    let mut hdrs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
+        h.msg_hdr.msg_name = (&mut ll as *mut libc::sockaddr_ll).cast();
+        h.msg_hdr.msg_namelen = std::mem::size_of_val(&ll) as u32;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    let mut count = 0u64;
+    while go() {
+        // SAFETY: every header points at `ll` and at one iovec over a buffer of `bufs`, all
+        // alive and unmoved until the function returns; the kernel reads them and writes only
+        // the headers' msg_len.
+        let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), BATCH as u32, 0) };
+        assert!(n >= 0, "sendmmsg: {}", std::io::Error::last_os_error());
+        count += n as u64;
+    }
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    count
 }

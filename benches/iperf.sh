@@ -6,7 +6,7 @@
 #   DURATION=20 RUNS=5 PATHS="kernel vxtund" benches/iperf.sh
 #
 # Each path is two network namespaces joined by a veth underlay (MTU 1500, 10.201.0.0/24) with
-# an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1462 for GRE):
+# an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1458 for GRE with its key):
 #   veth          no tunnel: the underlay itself (server on 10.201.0.2)
 #   kernel        the kernel's vxlan device (id 42, dstport 8472)
 #   vxtund        vxtund over VXLAN, offloads on (the default)
