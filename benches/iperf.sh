@@ -23,7 +23,8 @@
 # script raises net.core.rmem_max/wmem_max to 4 MiB for the run if they are lower, and puts
 # them back at the end. The script prints a
 # Markdown table with the ratio to the kernel's vxlan, the CPU the tunnel's two processes used,
-# and vxtund's memory. Every process is stopped by PID and every namespace removed.
+# and vxtund's memory; with the gre path, also GRE's ratio to VXLAN and the GRE ceiling of
+# benches/gre_ceiling.rs (what vxtund's raw sockets alone carry on this machine). Every process is stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
@@ -304,6 +305,17 @@ for other in ("tinc", "openvpn"):
     if ("vxtund", "tcp") in results and results.get((other, "tcp")):
         print(f"vxtund VXLAN / {labels[other]}: TCP {results[('vxtund', 'tcp')] / results[(other, 'tcp')]:.1f}×" +
               (f", reverse {results[('vxtund', 'tcp_rev')] / results[(other, 'tcp_rev')]:.1f}×" if results.get((other, 'tcp_rev')) else ""))
+if results.get(("vxtund", "tcp")) and ("gre", "tcp") in results:
+    print("vxtund GRE / vxtund VXLAN: TCP " + ", ".join(
+        f"{name} {results[('gre', t)] / results[('vxtund', t)]:.2f}×"
+        for t, name in (("tcp", "1 stream"), ("tcp_rev", "reverse"), ("tcp4", "4 streams"))
+        if results.get(("vxtund", t)) and ("gre", t) in results))
 if memory:
     print("Memory: " + memory)
 PY
+if [[ " $PATHS " == *" gre "* ]]; then
+    # What raw GRE sockets carry on this machine with nothing else running, for the GRE row.
+    echo
+    echo "GRE ceiling (benches/gre_ceiling.rs, vxtund's GRE sockets alone, 1500-byte packets):"
+    (cd "$here" && RUNS=$RUNS DURATION=5 cargo bench -q --bench gre_ceiling)
+fi
