@@ -47,6 +47,8 @@ const RECEIVER: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
 const QUIET: Duration = Duration::from_millis(300);
 /// How much longer than the sender the receiver may run at most.
 const RECEIVER_SLACK: f64 = 2.0;
+/// Time given the receiver to open its socket before the sender starts.
+const RECEIVER_START: Duration = Duration::from_millis(300);
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -100,7 +102,7 @@ fn orchestrate(bench: bool) {
         for _ in 0..runs {
             let receiver =
                 ns.spawn_self(&ns.b, 1, &["receive", &(secs + RECEIVER_SLACK).to_string()]);
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(RECEIVER_START);
             let secs_arg = secs.to_string();
             let mut args = vec![role, secs_arg.as_str()];
             if role == "send-packet" {

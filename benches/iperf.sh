@@ -21,10 +21,10 @@
 # (median reported, paths interleaved). The UDP tests give both ends a 4 MiB socket buffer
 # (iperf3 -w; the default 208 KiB overflows on bursts on every path, the kernel's too); the
 # script raises net.core.rmem_max/wmem_max to 4 MiB for the run if they are lower, and puts
-# them back at the end. The script prints a
-# Markdown table with the ratio to the kernel's vxlan, the CPU the tunnel's two processes used,
-# and vxtund's memory; with the gre path, also GRE's ratio to VXLAN and the GRE ceiling of
-# benches/gre_ceiling.rs (what vxtund's raw sockets alone carry on this machine). Every process is stopped by PID and every namespace removed.
+# them back at the end. The script prints a Markdown table with the ratio to the kernel's
+# vxlan, the CPU the tunnel's two processes used, and vxtund's memory; with the gre path, also
+# GRE's ratio to VXLAN and the GRE ceiling of benches/gre_ceiling.rs (what vxtund's raw sockets
+# alone carry on this machine). Every process is stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
