@@ -17,15 +17,22 @@
 //!
 //! Run with `sudo cargo bench --bench gre_ceiling` (`RUNS`, default 3, and `DURATION` in
 //! seconds, default 5). Under `cargo test` it makes one short run of each sender and checks
-//! that the packets arrived. It needs root, and says so and stops when it is not.
+//! that the packets arrived. It needs root: without it, it says SKIPPED and stops (and fails
+//! under CI, which runs as root), as the namespace tests do; their helpers in `tests/common`
+//! build and remove its namespaces.
 
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 use vxtund::io::socket::{RecvBatch, SendItem, UnderlaySocket};
 use vxtund::wire::{checksum, ethernet, gre, ip, IPV4_HEADER_LEN};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{veth, KillOnDrop, Netns};
 
 /// Underlay MTU, and so the size of every packet: outer IPv4, GRE and the inner frame.
 const PACKET_LEN: usize = 1500;
@@ -68,9 +75,7 @@ fn seconds(arg: &str) -> Duration {
 
 /// Runs each sender `RUNS` times in fresh namespaces, removed at the end, and prints a table.
 fn orchestrate(bench: bool) {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("gre_ceiling: SKIPPED: needs root (it builds two network namespaces)");
+    if !common::require_root("gre_ceiling") {
         return;
     }
     let env = |name: &str| std::env::var(name).ok();
@@ -90,8 +95,23 @@ fn orchestrate(bench: bool) {
     // TCP payload per packet: the inner frame less its Ethernet, IPv4 and TCP headers.
     let tcp_payload =
         PACKET_LEN - IPV4_HEADER_LEN - GRE_HEADER.len() - ethernet::HEADER_LEN - INNER_HEADERS;
-    let ns = Namespaces::new();
-    let peer_mac = ns.output(&ns.b, &["cat", "/sys/class/net/ul0/address"]);
+    let a = Netns::new("gc");
+    let b = Netns::new("gc");
+    veth(
+        &a,
+        "ul0",
+        &format!("{SENDER}/24"),
+        &b,
+        "ul0",
+        &format!("{RECEIVER}/24"),
+    );
+    // Resolves the receiver's address, which the raw IP sender's kernel would otherwise do
+    // during the first run.
+    assert!(
+        a.pings(&RECEIVER.to_string()),
+        "gre_ceiling: no ping over the veth"
+    );
+    let peer_mac = stdout(b.exec("cat", &["/sys/class/net/ul0/address"]));
     println!(
         "| sender ({runs} run(s) of {secs} s) | packets/s received: median (min-max) \
          | sent | as TCP payload, Gbit/s |"
@@ -100,16 +120,30 @@ fn orchestrate(bench: bool) {
     for (name, role) in [("raw IP (vxtund's)", "send-raw"), ("packet", "send-packet")] {
         let (mut received, mut sent) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let receiver =
-                ns.spawn_self(&ns.b, 1, &["receive", &(secs + RECEIVER_SLACK).to_string()]);
+            let limit = (secs + RECEIVER_SLACK).to_string();
+            let mut receiver = KillOnDrop(
+                in_role(&b, 1, &["receive", &limit])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("starting the receiver"),
+            );
             std::thread::sleep(RECEIVER_START);
             let secs_arg = secs.to_string();
             let mut args = vec![role, secs_arg.as_str()];
             if role == "send-packet" {
                 args.push(peer_mac.trim());
             }
-            let sender = ns.output_self(&ns.a, 0, &args);
-            let (count, elapsed) = parse_counts(&receiver.finish());
+            let sender = stdout(in_role(&a, 0, &args).output().expect("running the sender"));
+            // The receiver ends by itself once the packets stop; KillOnDrop only reaps it.
+            let mut counts = String::new();
+            if let Some(mut out) = receiver.0.stdout.take() {
+                let _ = out.read_to_string(&mut counts);
+            }
+            assert!(
+                matches!(receiver.0.wait(), Ok(s) if s.success()),
+                "gre_ceiling: {name}: the receiver failed"
+            );
+            let (count, elapsed) = parse_counts(&counts);
             assert!(count > 0, "gre_ceiling: {name}: nothing arrived");
             received.push(count as f64 / elapsed);
             let (count, elapsed) = parse_counts(&sender);
@@ -150,125 +184,18 @@ fn parse_counts(line: &str) -> (u64, f64) {
     (count, elapsed.max(1e-3))
 }
 
-/// Two namespaces joined by a veth `ul0`, deleted on drop.
-struct Namespaces {
-    a: String,
-    b: String,
-}
-
-impl Namespaces {
-    fn new() -> Namespaces {
-        let pid = std::process::id();
-        let ns = Namespaces {
-            a: format!("vxgc{pid}-a"),
-            b: format!("vxgc{pid}-b"),
-        };
-        ip(&["netns", "add", &ns.a]);
-        ip(&["netns", "add", &ns.b]);
-        ip(&[
-            "link", "add", "ul0", "netns", &ns.a, "type", "veth", "peer", "name", "ul0", "netns",
-            &ns.b,
-        ]);
-        for (name, addr) in [(&ns.a, SENDER), (&ns.b, RECEIVER)] {
-            ip(&["-n", name, "link", "set", "lo", "up"]);
-            ip(&[
-                "-n",
-                name,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "ul0",
-            ]);
-            ip(&["-n", name, "link", "set", "ul0", "up"]);
-        }
-        // Resolves the receiver's address, which the raw IP sender's kernel would otherwise
-        // do during the first run.
-        ns.output(
-            &ns.a,
-            &["ping", "-c", "1", "-W", "2", &RECEIVER.to_string()],
-        );
-        ns
-    }
-
-    /// `args` run in namespace `ns`.
-    fn command(ns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(args);
-        c
-    }
-
-    /// `args` run in `ns` to the end; their standard output.
-    fn output(&self, ns: &str, args: &[&str]) -> String {
-        output(Self::command(ns, args).output())
-    }
-
-    /// This program in role `role`, in `ns`, pinned to `cpu`.
-    fn self_command(ns: &str, cpu: usize, role: &[&str]) -> Command {
-        let exe = std::env::current_exe().expect("own path");
-        let cpu = cpu.to_string();
-        let mut args = vec!["taskset", "-c", &cpu, exe.to_str().expect("a UTF-8 path")];
-        args.extend_from_slice(role);
-        Self::command(ns, &args)
-    }
-
-    fn spawn_self(&self, ns: &str, cpu: usize, role: &[&str]) -> Running {
-        let child = Self::self_command(ns, cpu, role)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the receiver");
-        Running(Some(child))
-    }
-
-    fn output_self(&self, ns: &str, cpu: usize, role: &[&str]) -> String {
-        output(Self::self_command(ns, cpu, role).output())
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// A child process, killed and reaped on drop unless [`Running::finish`] waited for it.
-struct Running(Option<Child>);
-
-impl Running {
-    /// Waits for the process to end by itself; its standard output.
-    fn finish(mut self) -> String {
-        output(
-            self.0
-                .take()
-                .expect("not yet waited for")
-                .wait_with_output(),
-        )
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status();
-    assert!(
-        matches!(status, Ok(s) if s.success()),
-        "gre_ceiling: ip {}",
-        args.join(" ")
-    );
+/// This program in role `role`, inside `ns`, pinned to `cpu`.
+fn in_role(ns: &Netns, cpu: usize, role: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("own path");
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name, "taskset", "-c", &cpu.to_string()])
+        .arg(exe)
+        .args(role);
+    c
 }
 
 /// The standard output of a command that must have succeeded.
-fn output(out: std::io::Result<std::process::Output>) -> String {
-    let out = out.expect("running a command");
+fn stdout(out: Output) -> String {
     assert!(
         out.status.success(),
         "gre_ceiling: a command failed: {}",
