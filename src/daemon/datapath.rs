@@ -1,0 +1,509 @@
+//! The data path: the TAP thread (TAP -> switch -> tunnels) and the underlay thread (tunnels
+//! -> switch -> TAP or other tunnels), each a run-to-completion loop over batches.
+
+use std::io;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{error, warn};
+
+use super::plumbing::{Egress, Encap, Plumbing};
+use super::{lock, wait_unless_stopped, Shared};
+use crate::flow::PortNo;
+use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
+use crate::io::Poller;
+use crate::switch::{Action, DfMode, DropReason};
+use crate::wire::ip::IpView;
+use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
+use crate::wire::{vxlan, IPV4_HEADER_LEN};
+
+/// A TAP read: the virtio-net header, then a superframe of up to 64 KiB of IP behind an
+/// Ethernet header and one VLAN tag.
+const TAP_BUFFER: usize = VNET_HDR_LEN + 18 + MAX_DATAGRAM;
+
+/// Bytes read from the TAP before the batch is decided and sent. A batch is read, split and
+/// handed to the kernel in turn; bounding its size keeps that working set in the CPU's cache
+/// (32 superframes would be 2 MiB, twice over once split) while small frames still come in
+/// batches of up to [`BATCH`].
+const TAP_READ_BUDGET: usize = 192 * 1024;
+
+/// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
+type HeaderScratch = Vec<Encap>;
+
+/// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
+/// extra buffer (answers and fragments the switch made).
+#[derive(Clone, Copy)]
+enum FrameRef {
+    Batch(usize),
+    Extra(usize, usize),
+    /// A segment of a superframe read from the TAP, in the thread's segment buffer.
+    Segment(usize, usize),
+}
+
+/// What one thread sends after deciding a batch: (frame, egress port) pairs, the extra frames
+/// they may refer to, and scratch space for per-packet GRE headers. Reused batch after batch.
+struct Plan {
+    sends: Vec<(FrameRef, PortNo)>,
+    extra: Vec<u8>,
+    headers: HeaderScratch,
+}
+
+impl Plan {
+    fn new() -> Plan {
+        Plan {
+            sends: Vec::with_capacity(BATCH * 4),
+            extra: Vec::new(),
+            headers: Vec::with_capacity(BATCH * 4),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.sends.clear();
+        self.extra.clear();
+    }
+
+    /// Records what the switch decided for `frame`.
+    fn add(&mut self, frame: FrameRef, action: Action<'_>) {
+        match action {
+            Action::Forward(ports) => self.sends.extend(ports.iter().map(|&p| (frame, p))),
+            Action::Fragments {
+                ports,
+                frames,
+                ranges,
+            } => {
+                for r in ranges {
+                    let start = self.extra.len();
+                    self.extra.extend_from_slice(&frames[r.clone()]);
+                    let end = self.extra.len();
+                    self.sends
+                        .extend(ports.iter().map(|&p| (FrameRef::Extra(start, end), p)));
+                }
+            }
+            Action::Reply { port, frame } => {
+                let start = self.extra.len();
+                self.extra.extend_from_slice(frame);
+                self.sends
+                    .push((FrameRef::Extra(start, self.extra.len()), port));
+            }
+            Action::Drop(_) => {}
+        }
+    }
+}
+
+/// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
+///
+/// With offloads on, each read starts with a virtio-net header: a frame whose checksum was left
+/// to us is finished in place, and a TCP/UDP superframe is split (before taking the lock) into
+/// complete frames, each decided on its own.
+pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
+    let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
+        .map(|_| vec![0u8; TAP_BUFFER].into_boxed_slice())
+        .collect();
+    let mut lens = [0usize; BATCH];
+    // Per buffer: whether it was split, into which of `seg_ranges` (or refused).
+    let mut shapes: Vec<Result<Range<usize>, ()>> = Vec::with_capacity(BATCH);
+    let mut segs: Vec<u8> = Vec::new();
+    let mut seg_ranges: Vec<Range<usize>> = Vec::new();
+    let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
+    let mut plan = Plan::new();
+    let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
+    loop {
+        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the TAP device") {
+            return end;
+        }
+        let (mut n, mut bytes) = (0, 0);
+        while n < BATCH && bytes < TAP_READ_BUDGET {
+            match sh.tap.recv(&mut bufs[n]) {
+                Ok(len) if len >= skip => {
+                    lens[n] = len;
+                    bytes += len;
+                    n += 1;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("reading from the TAP device: {e}");
+                    return Err(());
+                }
+            }
+        }
+        shapes.clear();
+        segs.clear();
+        seg_ranges.clear();
+        for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
+            let first = seg_ranges.len();
+            let shape = match (skip, VnetHdr::decode(buf)) {
+                (0, _) => Ok(first..first),
+                (_, Some(hdr)) => {
+                    offload::segment(&hdr, &mut buf[skip..len], &mut segs, &mut seg_ranges)
+                        .map(|_| first..seg_ranges.len())
+                        .map_err(drop)
+                }
+                (_, None) => Err(()),
+            };
+            shapes.push(shape);
+        }
+        plan.clear();
+        let plumbing = {
+            let mut core = lock(sh);
+            let core = &mut *core;
+            let now = Instant::now();
+            for (i, shape) in shapes.iter().enumerate() {
+                match shape {
+                    Err(()) => core.switch.record_drop(DropReason::BadOffload),
+                    Ok(split) if split.is_empty() => {
+                        let frame = &mut bufs[i][skip..lens[i]];
+                        plan.add(
+                            FrameRef::Batch(i),
+                            core.switch.handle_frame(PortNo::LOCAL, frame, now),
+                        );
+                    }
+                    Ok(split) => {
+                        core.switch.record_split(split.len());
+                        let mut first = true;
+                        for r in &seg_ranges[split.clone()] {
+                            // The segments share their headers: the first one's decision
+                            // holds for the rest.
+                            let action = if !first && core.switch.can_repeat(PortNo::LOCAL, r.len())
+                            {
+                                core.switch.repeat(r.len())
+                            } else {
+                                core.switch
+                                    .handle_frame(PortNo::LOCAL, &mut segs[r.clone()], now)
+                            };
+                            first = false;
+                            plan.add(FrameRef::Segment(r.start, r.end), action);
+                        }
+                    }
+                }
+            }
+            Arc::clone(&core.plumbing)
+        };
+        let Plan {
+            sends,
+            extra,
+            headers,
+        } = &mut plan;
+        deliver(sh, &plumbing, sends, headers, |r| match r {
+            FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
+            FrameRef::Extra(a, b) => &extra[a..b],
+            FrameRef::Segment(a, b) => &segs[a..b],
+        });
+    }
+}
+
+/// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`]. After a reload it
+/// polls the new set of sockets.
+pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
+    let mut batch = RecvBatch::default();
+    let mut inner: Vec<Range<usize>> = Vec::new();
+    let mut plan = Plan::new();
+    let mut retired: Option<Arc<Plumbing>> = None;
+    loop {
+        sh.sockets_changed.clear();
+        let (generation, plumbing) = {
+            let core = lock(sh);
+            (core.generation, Arc::clone(&core.plumbing))
+        };
+        // What a reload retired may still hold datagrams: read them once before letting go.
+        if let Some(old) = retired.take() {
+            for socket in old.sockets.iter().filter(|s| s.receives()) {
+                if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
+                    for _ in 0..BATCH {
+                        if receive(sh, socket, &mut batch, &mut inner, &mut plan)? == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let receiving: Vec<&UnderlaySocket> = plumbing
+            .sockets
+            .iter()
+            .map(|s| &**s)
+            .filter(|s| s.receives())
+            .collect();
+        let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
+        fds.extend([sh.sockets_changed.fd(), sh.stop.fd()]);
+        let (changed, stop) = (fds.len() - 2, fds.len() - 1);
+        let mut poller = Poller::new(&fds);
+        loop {
+            if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
+                return end;
+            }
+            let reloaded = poller.ready(changed) && {
+                sh.sockets_changed.clear();
+                sh.generation.load(Ordering::Acquire) != generation
+            };
+            // One batch per ready socket per wake-up: a busy socket cannot starve the others
+            // or the stop signal (poll is level-triggered, so the rest is read next pass).
+            for (s, socket) in receiving.iter().enumerate() {
+                if poller.ready(s) {
+                    receive(sh, socket, &mut batch, &mut inner, &mut plan)?;
+                }
+            }
+            if reloaded {
+                break;
+            }
+        }
+        drop(receiving);
+        retired = Some(plumbing);
+    }
+}
+
+/// Reads one batch from `socket`, decides it, and sends what the switch says. Returns how many
+/// datagrams it read.
+fn receive(
+    sh: &Shared,
+    socket: &UnderlaySocket,
+    batch: &mut RecvBatch,
+    inner: &mut Vec<Range<usize>>,
+    plan: &mut Plan,
+) -> Result<usize, ()> {
+    let n = match socket.recv_batch(batch) {
+        Ok(n) => n,
+        Err(e) if is_fatal(&e) => {
+            error!(local = %socket.local(), "receiving from the underlay: {e}");
+            return Err(());
+        }
+        Err(e) => {
+            warn!(local = %socket.local(), "receiving from the underlay: {e}");
+            0
+        }
+    };
+    plan.clear();
+    let plumbing = {
+        let mut core = lock(sh);
+        let core = &mut *core;
+        let now = Instant::now();
+        inner.clear();
+        inner.resize(n, 0..0);
+        for (i, range) in inner.iter_mut().enumerate() {
+            let Some((src, packet)) = batch.get_mut(i) else {
+                continue;
+            };
+            let len = packet.len();
+            let sw = &mut core.switch;
+            let (action, start) = match socket.kind() {
+                SocketKind::Udp(port) => {
+                    (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
+                }
+                SocketKind::Gre => {
+                    // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
+                    let skip = if src.is_ipv4() {
+                        ipv4_header_len(packet)
+                    } else {
+                        0
+                    };
+                    let (action, offset) = sw.handle_gre(src, &mut packet[skip.min(len)..], now);
+                    (action, skip.saturating_add(offset))
+                }
+            };
+            *range = start..len;
+            plan.add(FrameRef::Batch(i), action);
+        }
+        Arc::clone(&core.plumbing)
+    };
+    let Plan {
+        sends,
+        extra,
+        headers,
+    } = plan;
+    let batch = &*batch;
+    deliver(sh, &plumbing, sends, headers, |r| match r {
+        FrameRef::Batch(i) => batch
+            .get(i)
+            .and_then(|(_, p)| p.get(inner[i].clone()))
+            .unwrap_or(&[]),
+        FrameRef::Extra(a, b) => &extra[a..b],
+        FrameRef::Segment(..) => &[],
+    });
+    Ok(n)
+}
+
+/// Whether a receive error means the descriptor itself is broken (rather than one packet).
+fn is_fatal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::ENOTSOCK | libc::EINVAL | libc::EFAULT)
+    )
+}
+
+/// Length of the IPv4 header at the start of `packet`; past the end when it is malformed, so
+/// that what follows is empty and counted as a truncated GRE packet.
+fn ipv4_header_len(packet: &[u8]) -> usize {
+    match packet.first() {
+        Some(&b) if usize::from(b & 0x0f) * 4 >= IPV4_HEADER_LEN => usize::from(b & 0x0f) * 4,
+        _ => usize::MAX,
+    }
+}
+
+/// Whether a frame goes out with DF under `df`: `inherit` copies an inner IPv4 packet's DF and
+/// sets it for everything else.
+fn outer_df(df: DfMode, frame: &[u8]) -> bool {
+    match df {
+        DfMode::Set => true,
+        DfMode::Unset => false,
+        DfMode::Inherit => IpView::parse(frame).is_none_or(|ip| ip.dont_fragment()),
+    }
+}
+
+/// Sends frame `f` out of port `p` for every `(f, p)` in `sends`.
+fn deliver<'a>(
+    sh: &Shared,
+    plumbing: &Plumbing,
+    sends: &[(FrameRef, PortNo)],
+    scratch: &mut HeaderScratch,
+    frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
+) {
+    // Vec::new() does not allocate: only a batch with failed sends pays for this list.
+    let mut failed: Vec<PortNo> = Vec::new();
+    let mut note = |port: PortNo, e: io::Error| {
+        failed.push(port);
+        tracing::debug!(port = %port, "send failed: {e}");
+    };
+    scratch.clear();
+    scratch.resize(sends.len(), Encap::EMPTY);
+    // Frames for the TAP: with offloads, consecutive TCP segments (and UDP datagrams, where the
+    // TAP takes UDP superframes) of a flow go as one write.
+    let mut local: Vec<&[u8]> = Vec::new();
+    for (j, &(f, port)) in sends.iter().enumerate() {
+        match plumbing.egress(port) {
+            Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
+            Some(Egress::Local) => {
+                if let Err(e) = sh.tap.send(frame(f)) {
+                    note(port, e);
+                }
+            }
+            Some(Egress::Tunnel {
+                per_packet: Some(g),
+                header,
+                ..
+            }) => {
+                // The outer IPv4 header, if any, is the tunnel's.
+                scratch[j] = *header;
+                g.encode(frame(f), &mut scratch[j]);
+            }
+            _ => {}
+        }
+    }
+    let mut coalesced: Vec<usize> = Vec::new();
+    if !local.is_empty() {
+        let mut runs = Vec::new();
+        offload::plan_runs(&local, sh.tap.offloads().udp, &mut runs);
+        for run in &runs {
+            let frames = &local[run.first..run.first + run.count];
+            let sent = if run.count == 1 {
+                sh.tap.send(frames[0])
+            } else {
+                sh.tap.send_superframe(
+                    &run.hdr,
+                    &run.headers[..run.headers_len],
+                    frames.iter().map(|f| offload::run_payload(run, f)),
+                )
+            };
+            match sent {
+                Ok(_) if run.count > 1 => coalesced.push(run.count),
+                Ok(_) => {}
+                // A superframe the kernel refuses still goes out, frame by frame.
+                Err(_) if run.count > 1 => {
+                    for f in frames {
+                        if let Err(e) = sh.tap.send(f) {
+                            note(PortNo::LOCAL, e);
+                        }
+                    }
+                }
+                Err(e) => note(PortNo::LOCAL, e),
+            }
+        }
+    }
+    let scratch = &*scratch;
+    for (s, socket) in plumbing.sockets.iter().enumerate() {
+        let items =
+            sends
+                .iter()
+                .enumerate()
+                .filter_map(|(j, &(f, port))| match plumbing.egress(port) {
+                    Some(Egress::Tunnel {
+                        sockets,
+                        df,
+                        dst,
+                        header,
+                        per_packet,
+                    }) => {
+                        let payload = frame(f);
+                        let chosen = if sockets[0] == sockets[1] || outer_df(*df, payload) {
+                            sockets[0]
+                        } else {
+                            sockets[1]
+                        };
+                        if chosen != s {
+                            return None;
+                        }
+                        let header = match per_packet {
+                            Some(_) => scratch[j].for_socket(socket),
+                            None => header.for_socket(socket),
+                        };
+                        Some(SendItem {
+                            dst,
+                            header,
+                            payload,
+                            tag: port.0,
+                        })
+                    }
+                    _ => None,
+                });
+        socket.send_batch(items, |tag, e| note(PortNo(tag), e));
+    }
+    if !failed.is_empty() || !coalesced.is_empty() {
+        let mut core = lock(sh);
+        for port in failed {
+            core.switch.record_tx_error(port);
+        }
+        for segments in coalesced {
+            core.switch.record_coalesced(segments);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(df: bool) -> Vec<u8> {
+        let mut ip = etherparse::Ipv4Header::new(
+            0,
+            64,
+            etherparse::IpNumber::UDP,
+            [1, 1, 1, 1],
+            [2, 2, 2, 2],
+        )
+        .unwrap();
+        ip.dont_fragment = df;
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .udp(1, 2)
+            .write(&mut f, b"x")
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn outer_df_follows_the_tunnel_mode() {
+        let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        for frame in [udp(true), udp(false), arp.clone()] {
+            assert!(outer_df(DfMode::Set, &frame));
+            assert!(!outer_df(DfMode::Unset, &frame));
+        }
+        assert!(outer_df(DfMode::Inherit, &udp(true)), "inner DF copied");
+        assert!(
+            !outer_df(DfMode::Inherit, &udp(false)),
+            "inner DF clear copied"
+        );
+        assert!(outer_df(DfMode::Inherit, &arp), "non-IP: set");
+    }
+}

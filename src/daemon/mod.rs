@@ -1,0 +1,304 @@
+//! Wiring: opens the TAP and the underlay sockets, runs the data path, handles signals.
+//!
+//! The data path ([`datapath`]) is two threads, one per direction, each a tight loop that moves
+//! a batch of frames per wake-up: read the batch, lock the switch once to decide every frame,
+//! then send. A third thread answers `vxtunctl` on the control socket ([`vxtunctl`]). The main
+//! thread (here) waits for signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter, SIGHUP
+//! reloads the config ([`reload`]).
+//!
+//! The switch and the underlay sockets with each port's egress ([`plumbing`]) sit together
+//! under one lock. A reload builds the new ones beside the running ones (binding only the
+//! sockets it lacks) and swaps both in one step; a flow edit builds the new table outside the
+//! lock and only swaps it in. So every frame is decided and sent under one whole configuration,
+//! old or new, and the data path waits only for the swap. Every control plane asks the running
+//! switch through one set of operations ([`ops`]).
+
+mod datapath;
+mod mtu;
+mod ops;
+mod plumbing;
+mod reload;
+mod vxtunctl;
+
+pub use mtu::{describe, MtuSource, Mtus};
+
+use datapath::{net_loop, tap_loop};
+use mtu::{largest_pings, warn_about};
+use plumbing::Plumbing;
+use reload::reload;
+use vxtunctl::control_loop;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+use thiserror::Error;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::fdb::MacTable;
+use crate::flow::{Flow, FlowTable};
+use crate::io::control::{ControlError, ControlSocket};
+use crate::io::socket::{SocketError, SocketKind};
+use crate::io::tap::{Tap, TapError};
+use crate::io::{Event, Poller};
+use crate::switch::{PortKind, Switch};
+
+/// Failures that keep the daemon from starting or running.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// The TAP device.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// An underlay socket.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// Signal handling or the stop eventfd could not be set up.
+    #[error("setting up signal handling: {0}")]
+    Signals(io::Error),
+    /// The control socket.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A data-path thread stopped on an I/O error (logged when it happened).
+    #[error("the data path stopped on an I/O error (see the log above)")]
+    DataPath,
+}
+
+/// What the data path decides and sends with; swapped whole on reload.
+struct Core {
+    switch: Switch,
+    plumbing: Arc<Plumbing>,
+    /// Counts reloads, so that the underlay thread knows when to poll new sockets.
+    generation: u64,
+}
+
+/// The configuration in force.
+struct InForce {
+    config: Config,
+    mtus: Mtus,
+    /// The flows in the switch: the config's, as changed by flow edits since.
+    flows: Vec<Flow>,
+}
+
+/// Everything the threads share.
+struct Shared {
+    core: Mutex<Core>,
+    /// Bumped (with the core's generation) on reload; read without the lock.
+    generation: AtomicU64,
+    /// Raised after a reload swapped the sockets.
+    sockets_changed: Event,
+    tap: Tap,
+    stop: Event,
+    /// Its lock also serialises every change: reloads and flow edits.
+    in_force: Mutex<InForce>,
+    started: Instant,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Signals first: a SIGHUP or SIGTERM that arrives while starting must not kill the process
+    // with the default action.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Signals)?;
+    let handle = signals.handle();
+    let mtus = Mtus::resolve(&config);
+    warn_about(&mtus);
+
+    // Sockets first: a bind failure then leaves no device behind.
+    let plumbing = Plumbing::build(&config, None)?;
+    for socket in &plumbing.sockets {
+        if let SocketKind::Udp(port) = socket.kind() {
+            let word = |on: bool| if on { "on" } else { "off" };
+            let (gso, gro) = socket.offloads();
+            info!(
+                local = %socket.local(),
+                port,
+                df = socket.df(),
+                "VXLAN socket: UDP GSO {}, UDP GRO {}",
+                word(gso),
+                word(gro)
+            );
+        }
+    }
+    let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
+    let device_mtu = mtus.device.0;
+    let tap = Tap::open(
+        &config.device.name,
+        device_mtu,
+        &config.device.addresses,
+        config.device.bridge.as_deref(),
+        config.device.offload,
+    )?;
+    let offloads = tap.offloads();
+    info!(
+        device = tap.name(),
+        created = tap.created(),
+        mtu = device_mtu,
+        "TAP device ready, offloads: {}",
+        match (config.device.offload, offloads.tcp, offloads.udp) {
+            (false, _, _) => "off (as configured)",
+            (true, false, _) => "none (the kernel refused them)",
+            (true, true, false) => "checksum, TSO4, TSO6 (no USO in this kernel)",
+            (true, true, true) => "checksum, TSO4, TSO6, USO4, USO6",
+        }
+    );
+
+    let ready = ready_line(&config, &mtus);
+    let shared = Shared {
+        core: Mutex::new(Core {
+            switch: new_switch(&config, &mtus),
+            plumbing: Arc::new(plumbing),
+            generation: 0,
+        }),
+        generation: AtomicU64::new(0),
+        sockets_changed: Event::new().map_err(DaemonError::Signals)?,
+        tap,
+        stop: Event::new().map_err(DaemonError::Signals)?,
+        in_force: Mutex::new(InForce {
+            flows: config.flows.clone(),
+            config,
+            mtus,
+        }),
+        started: Instant::now(),
+    };
+
+    println!("{ready}");
+    use std::io::Write;
+    let _ = io::stdout().flush();
+
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        let handle = &handle;
+        let failed = &failed;
+        let stop_all = move |result: Result<(), ()>| {
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            shared.stop.raise();
+            handle.close();
+        };
+        let tap_thread = std::thread::Builder::new()
+            .name("tap-rx".into())
+            .spawn_scoped(scope, move || {
+                stop_all(guarded("tap-rx", || tap_loop(shared)))
+            });
+        let net_thread = std::thread::Builder::new()
+            .name("net-rx".into())
+            .spawn_scoped(scope, move || {
+                stop_all(guarded("net-rx", || net_loop(shared)))
+            });
+        let control = &control;
+        let control_thread = std::thread::Builder::new()
+            .name("control".into())
+            .spawn_scoped(scope, move || {
+                stop_all(guarded("control", || control_loop(shared, control)))
+            });
+        if tap_thread.is_err() || net_thread.is_err() || control_thread.is_err() {
+            error!("could not start the data-path threads");
+            stop_all(Err(()));
+        }
+        for signal in signals.forever() {
+            match signal {
+                SIGUSR1 => log_stats(shared),
+                SIGHUP => {
+                    info!("SIGHUP: reloading the configuration");
+                    let _ = shared.reload();
+                }
+                _ => {
+                    info!(signal, "stopping");
+                    break;
+                }
+            }
+        }
+        shared.stop.raise();
+    });
+    log_stats(&shared);
+    if shared.tap.created() {
+        info!(device = shared.tap.name(), "removing the TAP device");
+    }
+    if failed.load(Ordering::Relaxed) {
+        return Err(DaemonError::DataPath);
+    }
+    Ok(())
+}
+
+/// The switch for `config`, with the tunnel MTUs of `mtus`.
+fn new_switch(config: &Config, mtus: &Mtus) -> Switch {
+    let mut switch = Switch::new(
+        config.ports.clone(),
+        FlowTable::new(config.flows.clone()),
+        MacTable::new(config.fdb_max_entries, config.fdb_ageing),
+    );
+    for &(port, _, _, mtu) in &mtus.tunnels {
+        switch.set_mtu(port, mtu);
+    }
+    switch
+}
+
+fn ready_line(config: &Config, mtus: &Mtus) -> String {
+    let ports: Vec<String> = config
+        .ports
+        .iter()
+        .map(|port| match (&port.kind, mtus.tunnel(port.no)) {
+            (PortKind::Local, _) | (_, None) => format!("{} {} (local)", port.no, port.name),
+            (kind, Some(mtu)) => {
+                let (kind, remote, id) = kind.summary();
+                format!(
+                    "{} {} ({kind} {remote} {id} mtu {mtu}, {})",
+                    port.no,
+                    port.name,
+                    largest_pings(mtu)
+                )
+            }
+        })
+        .collect();
+    format!(
+        "vxtund ready: device {} mtu {}, local {}, control {}, ports: {}",
+        config.device.name,
+        mtus.device.0,
+        config.underlay.locals_text(),
+        config.control_socket.display(),
+        ports.join(", ")
+    )
+}
+
+fn log_stats(shared: &Shared) {
+    let report = shared.query(|sw| sw.stats_report().to_string());
+    for line in report.lines() {
+        info!(target: "vxtund::stats", "{line}");
+    }
+}
+
+/// Runs a data-path loop; a panic in it counts as a failure (logged) instead of silently
+/// ending one direction while the daemon stays up.
+fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(_) => {
+            error!(thread = name, "data-path thread panicked");
+            Err(())
+        }
+    }
+}
+
+/// The core, also after a thread panicked while holding it: that panic stops the daemon
+/// anyway (see `guarded`), and the counters stay readable for the final report.
+fn lock(sh: &Shared) -> MutexGuard<'_, Core> {
+    sh.core
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor
+/// `stop`), `Err` (logged) when the wait itself fails.
+fn wait_unless_stopped(poller: &mut Poller, stop: usize, what: &str) -> Option<Result<(), ()>> {
+    if let Err(e) = poller.wait() {
+        error!("waiting for {what}: {e}");
+        return Some(Err(()));
+    }
+    poller.ready(stop).then_some(Ok(()))
+}

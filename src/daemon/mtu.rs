@@ -1,0 +1,170 @@
+//! MTUs: each tunnel's (from the config or the route to its remote) and the device's, and
+//! how `--check` and the log describe them.
+
+use tracing::warn;
+
+use crate::config::{self, Config};
+use crate::flow::PortNo;
+
+/// Where an MTU came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtuSource {
+    /// Written in the config.
+    Configured,
+    /// Read from the route to the remote.
+    Route,
+    /// Computed from the tunnels.
+    Computed,
+    /// Nothing could be read; the fallback was assumed.
+    Assumed,
+}
+
+impl MtuSource {
+    fn word(self) -> &'static str {
+        match self {
+            MtuSource::Configured => "configured",
+            MtuSource::Route => "from the route",
+            MtuSource::Computed => "computed",
+            MtuSource::Assumed => "assumed",
+        }
+    }
+}
+
+/// The MTUs in force: each tunnel's and the device's.
+#[derive(Debug, Clone)]
+pub struct Mtus {
+    /// The TAP device's MTU and where it came from.
+    pub device: (u16, MtuSource),
+    /// Per tunnel port: underlay MTU (and source) and the largest inner IP packet it carries.
+    pub tunnels: Vec<(PortNo, u16, MtuSource, u16)>,
+}
+
+impl Mtus {
+    /// Works out every MTU for `config`, reading underlay MTUs from the routing table where the
+    /// config gives none.
+    pub fn resolve(config: &Config) -> Mtus {
+        let mut tunnels = Vec::new();
+        for (port, remote) in config.tunnels() {
+            let (underlay, source) = match (config.underlay.mtu, config.underlay.local_for(remote))
+            {
+                (Some(m), _) => (m, MtuSource::Configured),
+                (None, Some(local)) => match crate::io::netdev::route_mtu(local, remote) {
+                    Ok(m) => (m, MtuSource::Route),
+                    Err(_) => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
+                },
+                (None, None) => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
+            };
+            tunnels.push((
+                port.no,
+                underlay,
+                source,
+                config::tunnel_mtu(underlay, &port.kind),
+            ));
+        }
+        let device = match config.device.mtu {
+            Some(m) => (m, MtuSource::Configured),
+            None => match tunnels.iter().map(|t| t.3).min() {
+                Some(m) => (m, MtuSource::Computed),
+                None => (config::FALLBACK_UNDERLAY_MTU, MtuSource::Assumed),
+            },
+        };
+        Mtus { device, tunnels }
+    }
+
+    /// The effective MTU of tunnel `port`.
+    pub fn tunnel(&self, port: PortNo) -> Option<u16> {
+        self.tunnels.iter().find(|t| t.0 == port).map(|t| t.3)
+    }
+}
+
+/// Prints what `--check` shows: the resolved ports with their MTUs, and the flows.
+pub fn describe(config: &Config, mtus: &Mtus) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let (mtu, source) = mtus.device;
+    let _ = writeln!(s, "{}: ok", config.path.display());
+    let _ = writeln!(
+        s,
+        "device {} mtu {mtu} ({}){}",
+        config.device.name,
+        source.word(),
+        config
+            .device
+            .bridge
+            .as_ref()
+            .map(|b| format!(", bridge {b}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(s, "underlay local {}", config.underlay.locals_text());
+    let _ = writeln!(
+        s,
+        "{:<6}{:<16}{:<7}{:<42}{:<18}MTU",
+        "PORT", "NAME", "TYPE", "REMOTE", "VNI/KEY"
+    );
+    for port in &config.ports {
+        let (kind, remote, id) = port.kind.summary();
+        match mtus.tunnels.iter().find(|x| x.0 == port.no) {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{mtu}",
+                    port.no, port.name
+                );
+            }
+            Some(&(_, underlay, usrc, tmtu)) => {
+                let _ = writeln!(
+                    s,
+                    "{:<6}{:<16}{kind:<7}{remote:<42}{id:<18}{tmtu} (underlay {underlay}, {}; {}){}",
+                    port.no,
+                    port.name,
+                    usrc.word(),
+                    largest_pings(tmtu),
+                    port.options
+                        .split_horizon
+                        .as_ref()
+                        .map_or(String::new(), |g| format!(", split horizon {g}"))
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "flows:");
+    for flow in &config.flows {
+        let _ = writeln!(s, "  {flow}");
+    }
+    s
+}
+
+/// The largest ping payloads that cross a tunnel with this MTU unfragmented: the MTU less the
+/// IPv4 + ICMP (28) or IPv6 + ICMPv6 (48) headers.
+pub(super) fn largest_pings(mtu: u16) -> String {
+    format!(
+        "largest ping -s {} / ping -6 -s {}",
+        mtu.saturating_sub(28),
+        mtu.saturating_sub(48)
+    )
+}
+
+/// Warns about tunnels too small for IPv6 and underlay MTUs that had to be assumed.
+pub(super) fn warn_about(mtus: &Mtus) {
+    for (port, underlay, source, mtu) in &mtus.tunnels {
+        if *mtu < 1280 {
+            warn!(port = %port, "tunnel MTU {mtu} is below IPv6's minimum of 1280: IPv6 cannot cross this tunnel");
+        }
+        if *source == MtuSource::Assumed {
+            warn!(port = %port, "no route to the remote yet; assuming an underlay MTU of {underlay}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_pings_subtract_the_icmp_headers() {
+        assert_eq!(
+            largest_pings(1450),
+            "largest ping -s 1422 / ping -6 -s 1402"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The underlay sockets and how a frame leaves by each port (its egress): built for a config
+//! and rebuilt on reload, reusing the sockets that still fit.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use socket2::SockAddr;
+
+use crate::config::Config;
+use crate::flow::PortNo;
+use crate::io::socket::{SocketError, SocketKind, UnderlaySocket};
+use crate::switch::{DfMode, PortKind};
+use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
+
+/// How a frame leaves by a port.
+// One per port, looked up per frame: keeping tunnels inline (no Box) saves a pointer chase.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Egress {
+    Local,
+    Tunnel {
+        /// The sockets sending with DF set and with DF clear (the same one unless `df` is
+        /// `inherit`; over IPv6 both are the one socket).
+        sockets: [usize; 2],
+        df: DfMode,
+        dst: SockAddr,
+        /// The encapsulation header, when it is the same for every packet, with the outer
+        /// IPv4 header in front for sockets that take it.
+        header: Encap,
+        /// For GRE with a checksum or sequence numbers: the header is built per packet.
+        per_packet: Option<PerPacketGre>,
+    },
+}
+
+/// An encapsulation header (VXLAN or GRE) with room in front for the outer IPv4 header, which
+/// the sockets of IPv4 GRE with DF take from the sender (see [`UnderlaySocket::outer_header`]).
+#[derive(Clone, Copy)]
+pub(super) struct Encap {
+    bytes: [u8; IPV4_HEADER_LEN + gre::MAX_LEN],
+    /// Length of the encapsulation header, which starts at `IPV4_HEADER_LEN`.
+    len: usize,
+}
+
+impl Encap {
+    pub(super) const EMPTY: Encap = Encap {
+        bytes: [0; IPV4_HEADER_LEN + gre::MAX_LEN],
+        len: 0,
+    };
+
+    /// Room for the encapsulation header.
+    pub(super) fn room(&mut self) -> &mut [u8; gre::MAX_LEN] {
+        let tail = &mut self.bytes[IPV4_HEADER_LEN..];
+        tail.try_into().expect("sized to the maximum header")
+    }
+
+    /// What to send in front of the frame: the encapsulation header, after the outer IPv4
+    /// header when `socket` takes one.
+    pub(super) fn for_socket(&self, socket: &UnderlaySocket) -> &[u8] {
+        let start = match socket.writes_ip_header() {
+            true => 0,
+            false => IPV4_HEADER_LEN,
+        };
+        &self.bytes[start..IPV4_HEADER_LEN + self.len]
+    }
+}
+
+/// A GRE header that changes with every packet.
+pub(super) struct PerPacketGre {
+    template: gre::Header,
+    /// The next sequence number, when sequence numbers are sent; shared with the plumbing a
+    /// reload replaces, so numbers never go back.
+    next_seq: Option<Arc<AtomicU32>>,
+}
+
+impl PerPacketGre {
+    pub(super) fn encode(&self, payload: &[u8], out: &mut Encap) {
+        let seq = self
+            .next_seq
+            .as_ref()
+            .map(|n| n.fetch_add(1, Ordering::Relaxed));
+        out.len = gre::Header {
+            seq,
+            ..self.template
+        }
+        .encode(payload, out.room());
+    }
+}
+
+/// The underlay sockets and how frames leave by each port. Built for a config, and rebuilt on
+/// reload; it is swapped together with the switch so that every frame is decided and sent
+/// under one configuration.
+pub(super) struct Plumbing {
+    pub(super) sockets: Vec<Arc<UnderlaySocket>>,
+    /// Sorted by port.
+    pub(super) egress: Vec<(PortNo, Egress)>,
+}
+
+impl Plumbing {
+    /// Opens the sockets `config` needs, taking over those of `old` (the plumbing in force) that
+    /// fit, and works out every port's egress. GRE sequence numbers continue where `old` was.
+    pub(super) fn build(config: &Config, old: Option<&Plumbing>) -> Result<Plumbing, SocketError> {
+        let mut sockets: Vec<Arc<UnderlaySocket>> = Vec::new();
+        let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
+        for (port, remote) in config.tunnels() {
+            let Some(local) = config.underlay.local_for(remote) else {
+                continue; // refused by config validation
+            };
+            let (kind, dst_port) = match &port.kind {
+                PortKind::Vxlan(t) => (SocketKind::Udp(t.dst_port), t.dst_port),
+                _ => (SocketKind::Gre, 0),
+            };
+            let df = port.options.df;
+            // UDP sockets send and receive. Raw GRE sockets each have one role: one per
+            // address receives and never sends, the others send and receive nothing; so a
+            // reload never has two receiving copies of one packet.
+            let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
+            let sender = |s: &UnderlaySocket| kind != SocketKind::Gre || !s.receives();
+            let receiver = |s: &UnderlaySocket| same(s) && !sender(s);
+            if kind == SocketKind::Gre && !sockets.iter().any(|s| receiver(s)) {
+                let reused = old.and_then(|o| o.sockets.iter().find(|s| receiver(s)));
+                sockets.push(match reused {
+                    Some(s) => Arc::clone(s),
+                    None => Arc::new(UnderlaySocket::gre(local, true, true)?),
+                });
+            }
+            let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
+                // DF means nothing over IPv6: one socket serves both.
+                let want_df = want_df || local.is_ipv6();
+                let fits = |s: &UnderlaySocket| same(s) && sender(s) && s.df() == want_df;
+                if let Some(i) = sockets.iter().position(|s| fits(s)) {
+                    return Ok(i);
+                }
+                let reused = old.and_then(|o| o.sockets.iter().find(|s| fits(s)));
+                sockets.push(match reused {
+                    Some(s) => Arc::clone(s),
+                    None => Arc::new(match kind {
+                        SocketKind::Udp(p) => {
+                            UnderlaySocket::udp(local, p, want_df, config.underlay.offload)?
+                        }
+                        SocketKind::Gre => UnderlaySocket::gre(local, want_df, false)?,
+                    }),
+                });
+                Ok(sockets.len() - 1)
+            };
+            let socket_df = if df == DfMode::Unset {
+                None
+            } else {
+                Some(socket_for(true)?)
+            };
+            let socket_nodf = if df == DfMode::Set {
+                None
+            } else {
+                Some(socket_for(false)?)
+            };
+            let sockets_pair = [
+                socket_df.or(socket_nodf).unwrap_or(0),
+                socket_nodf.or(socket_df).unwrap_or(0),
+            ];
+            let mut header = Encap::EMPTY;
+            let outer = sockets_pair
+                .iter()
+                .find_map(|&i| sockets[i].outer_header(remote));
+            if let Some(outer) = outer {
+                header.bytes[..IPV4_HEADER_LEN].copy_from_slice(&outer);
+            }
+            let (header_len, per_packet) = match &port.kind {
+                PortKind::Vxlan(t) => {
+                    header.room()[..vxlan::HEADER_LEN]
+                        .copy_from_slice(&vxlan::Header { vni: t.vni }.encode());
+                    (vxlan::HEADER_LEN, None)
+                }
+                PortKind::Gre(t) if !t.csum && !t.seq => {
+                    let h = gre::Header {
+                        csum: false,
+                        key: t.key,
+                        seq: None,
+                    };
+                    (h.encode(&[], header.room()), None)
+                }
+                PortKind::Gre(t) => {
+                    let template = gre::Header {
+                        csum: t.csum,
+                        key: t.key,
+                        seq: None,
+                    };
+                    let next_seq = t
+                        .seq
+                        .then(|| old.and_then(|o| o.seq_counter(port.no)).unwrap_or_default());
+                    (0, Some(PerPacketGre { template, next_seq }))
+                }
+                PortKind::Local => continue,
+            };
+            header.len = header_len;
+            let dst = SockAddr::from(SocketAddr::new(remote, dst_port));
+            egress.push((
+                port.no,
+                Egress::Tunnel {
+                    sockets: sockets_pair,
+                    df,
+                    dst,
+                    header,
+                    per_packet,
+                },
+            ));
+        }
+        egress.sort_by_key(|e| e.0);
+        Ok(Plumbing { sockets, egress })
+    }
+
+    pub(super) fn egress(&self, port: PortNo) -> Option<&Egress> {
+        self.egress
+            .binary_search_by_key(&port, |e| e.0)
+            .ok()
+            .map(|i| &self.egress[i].1)
+    }
+
+    /// The GRE sequence counter of `port`, if it sends sequence numbers.
+    fn seq_counter(&self, port: PortNo) -> Option<Arc<AtomicU32>> {
+        match self.egress(port)? {
+            Egress::Tunnel {
+                per_packet: Some(g),
+                ..
+            } => g.next_seq.clone(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_keeps_the_sockets_that_still_fit_and_opens_only_new_ones() {
+        // Unprivileged: UDP on loopback, on a port of this test's own.
+        let port = 20_000 + (std::process::id() % 20_000) as u16;
+        let config = |tunnels: &str| {
+            let text = format!("[underlay]\nlocal = \"127.0.0.1\"\n{tunnels}");
+            Config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        let tunnel = |name: &str, last: u8, extra: &str| {
+            format!(
+                "[[tunnel]]\nname = \"{name}\"\ntype = \"vxlan\"\nremote = \"127.0.0.{last}\"\n\
+                 dst_port = {port}\n{extra}"
+            )
+        };
+        let first = config(&(tunnel("a", 2, "") + &tunnel("b", 3, "df = \"inherit\"\n")));
+        let old = Plumbing::build(&first, None).unwrap();
+        assert_eq!(old.sockets.len(), 2, "DF set and DF clear");
+        let df_set = old.sockets.iter().find(|s| s.df()).unwrap();
+
+        let second = config(&(tunnel("a", 2, "") + &tunnel("c", 4, "vni = 5\n")));
+        let new = Plumbing::build(&second, Some(&old)).unwrap();
+        assert_eq!(new.sockets.len(), 1, "only DF set is still needed");
+        assert!(
+            Arc::ptr_eq(&new.sockets[0], df_set),
+            "and it is the same socket"
+        );
+        assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
+    }
+}

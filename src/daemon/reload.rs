@@ -1,0 +1,274 @@
+//! Reload: re-read the config file and apply it without recreating the device.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{error, info, warn};
+
+use super::{lock, new_switch, warn_about, InForce, Mtus, Plumbing, Shared};
+use crate::config::Config;
+use crate::io::tap::{Tap, TapError};
+use crate::switch::Port;
+
+/// Re-reads the config file and applies it: tunnels added, removed or changed, new flows (the
+/// file's flows replace the table, run-time edits included), MTU and addresses of the device.
+/// The device itself stays. On any error nothing changes and the error is logged and returned.
+pub(super) fn reload(sh: &Shared) -> Result<String, String> {
+    let mut in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
+    match apply(sh, &mut in_force) {
+        Ok(summary) => {
+            info!("{}", summary.trim_end());
+            Ok(summary)
+        }
+        Err(e) => {
+            error!("reload refused, the previous configuration stays in force: {e}");
+            Err(e)
+        }
+    }
+}
+
+fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
+    let config = Config::load(&in_force.config.path).map_err(|e| e.to_string())?;
+    needs_no_restart(&in_force.config, &config)?;
+    let mtus = Mtus::resolve(&config);
+    warn_about(&mtus);
+    // The device first, undone if anything after it fails; then the sockets; then the swap,
+    // which cannot fail.
+    let device = DeviceChange::apply(&sh.tap, in_force, &config, &mtus)?;
+    let plumbing = {
+        let old = Arc::clone(&lock(sh).plumbing);
+        Plumbing::build(&config, Some(&old))
+    };
+    let plumbing = match plumbing {
+        Ok(p) => p,
+        Err(e) => {
+            device.undo(&sh.tap);
+            return Err(e.to_string());
+        }
+    };
+    let summary = reload_summary(&in_force.config, &config);
+    let mut switch = new_switch(&config, &mtus);
+    let retired = {
+        let mut core = lock(sh);
+        let core = &mut *core;
+        switch.take_over(&mut core.switch, Instant::now());
+        core.generation += 1;
+        sh.generation.store(core.generation, Ordering::Release);
+        (
+            std::mem::replace(&mut core.switch, switch),
+            std::mem::replace(&mut core.plumbing, Arc::new(plumbing)),
+        )
+    };
+    sh.sockets_changed.raise();
+    drop(retired);
+    *in_force = InForce {
+        flows: config.flows.clone(),
+        config,
+        mtus,
+    };
+    Ok(summary)
+}
+
+/// What a reload changed on the TAP device, so that it can be undone.
+struct DeviceChange {
+    old_mtu: Option<u16>,
+    /// The addresses before the change.
+    old: Vec<ipnet::IpNet>,
+    added: Vec<ipnet::IpNet>,
+}
+
+impl DeviceChange {
+    /// Sets the device's MTU and addresses to those of `config`: old addresses that are gone
+    /// are removed, then every configured one is (re)added (removing a primary IPv4 address can
+    /// take secondaries of its subnet with it). On failure, undoes what it did.
+    fn apply(
+        tap: &Tap,
+        in_force: &InForce,
+        config: &Config,
+        mtus: &Mtus,
+    ) -> Result<DeviceChange, String> {
+        let mut change = DeviceChange {
+            old_mtu: None,
+            old: in_force.config.device.addresses.clone(),
+            added: Vec::new(),
+        };
+        let result = (|| {
+            if mtus.device.0 != in_force.mtus.device.0 {
+                tap.set_mtu(mtus.device.0)?;
+                change.old_mtu = Some(in_force.mtus.device.0);
+            }
+            for addr in &in_force.config.device.addresses {
+                if !config.device.addresses.contains(addr) {
+                    tap.remove_address(addr)?;
+                }
+            }
+            for addr in &config.device.addresses {
+                if tap.add_address(addr)? {
+                    change.added.push(*addr);
+                }
+            }
+            Ok::<(), TapError>(())
+        })();
+        match result {
+            Ok(()) => Ok(change),
+            Err(e) => {
+                change.undo(tap);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Puts the device back as it was (best effort: each failure is logged).
+    fn undo(self, tap: &Tap) {
+        let mut failed = |e: TapError| warn!("undoing a device change: {e}");
+        for addr in self.added.iter().filter(|a| !self.old.contains(a)) {
+            tap.remove_address(addr).unwrap_or_else(&mut failed);
+        }
+        // All of them: removing one may have taken others of its subnet along.
+        for addr in &self.old {
+            tap.add_address(addr).map(drop).unwrap_or_else(&mut failed);
+        }
+        if let Some(mtu) = self.old_mtu {
+            tap.set_mtu(mtu).unwrap_or_else(&mut failed);
+        }
+    }
+}
+
+/// Refuses changes a reload cannot make: the device's name and bridge, the control socket.
+fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
+    let show = |v: Option<&str>| v.map_or("(none)".to_owned(), |v| format!("`{v}`"));
+    let fixed = [
+        (
+            "device.name",
+            Some(old.device.name.as_str()),
+            Some(new.device.name.as_str()),
+        ),
+        (
+            "device.bridge",
+            old.device.bridge.as_deref(),
+            new.device.bridge.as_deref(),
+        ),
+        (
+            "underlay.offload",
+            Some(if old.underlay.offload {
+                "true"
+            } else {
+                "false"
+            }),
+            Some(if new.underlay.offload {
+                "true"
+            } else {
+                "false"
+            }),
+        ),
+        (
+            "device.offload",
+            Some(if old.device.offload { "true" } else { "false" }),
+            Some(if new.device.offload { "true" } else { "false" }),
+        ),
+        (
+            "control.socket",
+            old.control_socket.to_str(),
+            new.control_socket.to_str(),
+        ),
+        (
+            "control.group",
+            old.control_group.as_deref(),
+            new.control_group.as_deref(),
+        ),
+    ];
+    for (what, before, after) in fixed {
+        if before != after {
+            return Err(format!(
+                "{}: {what} changed from {} to {}: a reload cannot change that; restart vxtund",
+                new.path.display(),
+                show(before),
+                show(after)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One line saying what a reload changed.
+fn reload_summary(old: &Config, new: &Config) -> String {
+    let list = |ports: Vec<&Port>| {
+        if ports.is_empty() {
+            "none".to_owned()
+        } else {
+            let names: Vec<String> = ports
+                .iter()
+                .map(|p| format!("{} {}", p.no, p.name))
+                .collect();
+            names.join(", ")
+        }
+    };
+    let find = |ports: &'_ [Port], p: &Port| ports.iter().any(|q| q.no == p.no && q.name == p.name);
+    let added = new.ports.iter().filter(|p| !find(&old.ports, p)).collect();
+    let removed = old.ports.iter().filter(|p| !find(&new.ports, p)).collect();
+    let changed = new
+        .ports
+        .iter()
+        .filter(|p| find(&old.ports, p) && !old.ports.contains(p))
+        .collect();
+    format!(
+        "reloaded {}: ports added: {}; removed: {}; changed: {}; {} flows\n",
+        new.path.display(),
+        list(added),
+        list(removed),
+        list(changed),
+        new.flows.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let base = "[device]\nname = \"vxt0\"\n[underlay]\nlocal = \"192.168.200.101\"\n\
+                    [[tunnel]]\nname = \"a\"\ntype = \"vxlan\"\nremote = \"192.168.200.102\"\n";
+        Config::parse(std::path::Path::new("seg.toml"), &format!("{base}{text}")).unwrap()
+    }
+
+    #[test]
+    fn a_reload_refuses_what_needs_a_restart() {
+        let old = config("");
+        assert_eq!(needs_no_restart(&old, &config("vni = 9\n")), Ok(()));
+        let renamed = Config {
+            device: crate::config::DeviceConfig {
+                name: "vxt1".into(),
+                ..old.device.clone()
+            },
+            ..old.clone()
+        };
+        assert_eq!(
+            needs_no_restart(&old, &renamed),
+            Err(
+                "seg.toml: device.name changed from `vxt0` to `vxt1`: a reload cannot change \
+                 that; restart vxtund"
+                    .into()
+            )
+        );
+        let grouped = config("[control]\ngroup = \"adm\"\n");
+        assert!(needs_no_restart(&old, &grouped)
+            .unwrap_err()
+            .contains("control.group changed from (none) to `adm`"));
+    }
+
+    #[test]
+    fn the_reload_summary_names_ports_added_removed_and_changed() {
+        let old =
+            config("[[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\nremote = \"192.168.200.103\"\n");
+        let new = config(
+            "vni = 7\n[[tunnel]]\nname = \"c\"\ntype = \"gre\"\nremote = \"192.168.200.104\"\n\
+             port = 4\n",
+        );
+        assert_eq!(
+            reload_summary(&old, &new),
+            "reloaded seg.toml: ports added: 4 c; removed: 3 b; changed: 2 a; 1 flows\n"
+        );
+        assert!(reload_summary(&old, &old).contains("added: none; removed: none; changed: none"));
+    }
+}

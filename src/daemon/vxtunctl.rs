@@ -1,0 +1,45 @@
+//! The vxtunctl control socket: one request at a time, answered through [`super::ops`].
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::{wait_unless_stopped, Shared};
+use crate::control::{self, Request, Response};
+use crate::io::control::ControlSocket;
+use crate::io::Poller;
+
+/// Answers `vxtunctl` on the control socket, one request at a time, until stopped.
+pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
+    let mut poller = Poller::new(&[control.fd(), sh.stop.fd()]);
+    loop {
+        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the control socket") {
+            return end;
+        }
+        let served = control.serve_one(|text| {
+            let response = match Request::parse(text) {
+                Ok(Request::Reload) => match sh.reload() {
+                    Ok(summary) => Response::ok(summary),
+                    Err(e) => Response::error(e),
+                },
+                Ok(request) if request.is_edit() => {
+                    info!(request = text.lines().next().unwrap_or(""), "flow edit");
+                    sh.edit_flows(&request)
+                }
+                Ok(Request::FdbFlush) => {
+                    sh.flush_fdb();
+                    Response::ok(String::new())
+                }
+                Ok(request) => {
+                    let now = Instant::now();
+                    sh.query_mut(|sw| control::execute(sw, &request, sh.started, now))
+                }
+                Err(e) => Response::error(e),
+            };
+            response.encode()
+        });
+        if let Err(e) = served {
+            warn!("serving a control request: {e}");
+        }
+    }
+}
