@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use crate::flow::edit::{self, Selector};
+use crate::flow::edit::{self, parse_pattern, CookieFilter, FlowEdit, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
 use crate::switch::{DropReason, Port, PortKind, PortTable, Switch};
 
@@ -259,9 +259,9 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
         | Request::DelFlows { .. }
         | Request::ModFlows { .. }
         | Request::ReplaceFlows(_) => match edit(sw.ports(), sw.table().flows(), request) {
-            Ok((table, summary)) => {
-                sw.replace_table(table, now);
-                Response::ok(summary)
+            Ok(change) => {
+                sw.replace_table(change.table, &change.reset, now);
+                Response::ok(change.summary)
             }
             Err(e) => Response::error(e),
         },
@@ -269,66 +269,103 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
     }
 }
 
-/// The table `flows` becomes after the edit `request` (on a switch with `ports`), and a line
-/// saying what changed. Pure: the caller swaps the table in.
-pub fn edit(
-    ports: &[Port],
-    flows: &[Flow],
-    request: &Request,
-) -> Result<(FlowTable, String), String> {
+/// A flow edit worked out, ready to be swapped in with [`Switch::replace_table`].
+pub struct FlowChange {
+    /// The new table.
+    pub table: FlowTable,
+    /// A line saying what changed.
+    pub summary: String,
+    /// Indices into the new table whose counters restart (see [`edit::Edited::reset`]).
+    pub reset: Vec<usize>,
+    /// The flows the edit removed, in their old order.
+    pub deleted: Vec<Flow>,
+}
+
+/// The table `flows` becomes after the edit `request` (on a switch with `ports`), and what
+/// changed. Pure: the caller swaps the table in. Every edit goes through [`edit::apply`].
+pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowChange, String> {
     let names = PortTable(ports);
     let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
-    let parse_match = |text: &str| -> Result<Flow, String> {
-        let with_actions = if text.contains("actions=") {
-            text.to_owned()
-        } else {
-            format!("{text},actions=drop")
-        };
-        parse(&with_actions)
-    };
-    let mut flows = flows.to_vec();
-    let summary = match request {
+    let pattern =
+        |text: &str| parse_pattern(text, &names).map_err(|e| format!("pattern `{text}`: {e}"));
+    let change = match request {
         Request::AddFlows(texts) => {
-            let mut replaced = 0;
-            for t in texts {
-                replaced += usize::from(edit::add(&mut flows, parse(t)?));
-            }
-            format!(
-                "{} flow(s) added, {replaced} of them replacing a flow\n",
-                texts.len()
-            )
+            FlowEdit::Add(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
         }
         Request::ReplaceFlows(texts) => {
-            flows = texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?;
-            format!("table replaced: {} flow(s)\n", flows.len())
+            FlowEdit::Replace(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
         }
-        Request::DelFlows { strict, pattern } => {
-            let selector = match pattern {
-                None if *strict => return Err("del-flows --strict needs a match".into()),
-                None => Selector::Loose(Default::default()),
-                Some(p) => selector(parse_match(p)?, *strict),
+        Request::DelFlows { strict, pattern: p } => match p {
+            None if *strict => return Err("del-flows --strict needs a match".into()),
+            None => FlowEdit::Delete {
+                selector: Selector::Loose(Default::default()),
+                cookie: CookieFilter::ANY,
+                out_port: None,
+            },
+            Some(text) => {
+                let p = pattern(text)?;
+                if p.new_cookie.is_some() {
+                    return Err(format!(
+                        "pattern `{text}`: del-flows selects by cookie=VALUE/MASK; a cookie \
+                         without a mask would set it"
+                    ));
+                }
+                FlowEdit::Delete {
+                    selector: p.selector(*strict),
+                    cookie: p.cookie,
+                    out_port: p.out_port,
+                }
+            }
+        },
+        Request::ModFlows { strict, flow: text } => {
+            let p = pattern(text)?;
+            if p.out_port.is_some() {
+                return Err(format!(
+                    "pattern `{text}`: out_port selects flows for del-flows only"
+                ));
+            }
+            let Some(actions) = p.actions.clone() else {
+                return Err(format!("pattern `{text}`: mod-flows needs `actions=`"));
             };
-            format!("{} flow(s) deleted\n", edit::delete(&mut flows, &selector))
-        }
-        Request::ModFlows { strict, flow } => {
-            let f = parse(flow)?;
-            let actions = f.actions.clone();
-            format!(
-                "{} flow(s) modified\n",
-                edit::modify(&mut flows, &selector(f, *strict), &actions)
-            )
+            FlowEdit::Modify {
+                selector: p.selector(*strict),
+                cookie: p.cookie,
+                new_cookie: p.new_cookie.unwrap_or(0),
+                actions,
+                reset_counts: p.flags & Flow::RESET_COUNTS != 0,
+            }
         }
         _ => return Err("not a flow edit".into()),
     };
-    Ok((FlowTable::new(flows), summary))
-}
-
-fn selector(f: Flow, strict: bool) -> Selector {
-    if strict {
-        Selector::Strict(f.matches, f.priority)
-    } else {
-        Selector::Loose(f.matches)
-    }
+    let mut edited = edit::apply(flows, &change).map_err(|e| e.to_string())?;
+    let summary = match (request, &change) {
+        (Request::AddFlows(texts), _) => format!(
+            "{} flow(s) added, {} of them replacing a flow\n",
+            texts.len(),
+            edited.replaced
+        ),
+        (Request::ReplaceFlows(_), _) => {
+            format!("table replaced: {} flow(s)\n", edited.flows.len())
+        }
+        (Request::DelFlows { .. }, _) => format!("{} flow(s) deleted\n", edited.deleted.len()),
+        (Request::ModFlows { flow: text, .. }, FlowEdit::Modify { cookie, .. }) => {
+            // Without any `cookie=`, vxtunctl's mod-flows leaves the cookies alone (a modify
+            // changes no order, so the flows line up).
+            if cookie.mask == 0 && pattern(text)?.new_cookie.is_none() {
+                for (new, old) in edited.flows.iter_mut().zip(flows) {
+                    new.cookie = old.cookie;
+                }
+            }
+            format!("{} flow(s) modified\n", edited.modified)
+        }
+        _ => String::new(),
+    };
+    Ok(FlowChange {
+        table: FlowTable::new(edited.flows),
+        summary,
+        reset: edited.reset,
+        deleted: edited.deleted,
+    })
 }
 
 fn dump_flows(sw: &Switch, config_format: bool, started: Instant, now: Instant) -> String {
@@ -491,9 +528,12 @@ mod tests {
         let request =
             Request::parse("add-flow\nip,nw_dst=172.31.2.0/24,actions=output:tun_kl\n").unwrap();
         assert!(request.is_edit());
-        let (table, summary) = edit(sw.ports(), sw.table().flows(), &request).unwrap();
-        assert_eq!(table.flows().len(), before.len() + 1);
-        assert_eq!(summary, "1 flow(s) added, 0 of them replacing a flow\n");
+        let change = edit(sw.ports(), sw.table().flows(), &request).unwrap();
+        assert_eq!(change.table.flows().len(), before.len() + 1);
+        assert_eq!(
+            change.summary,
+            "1 flow(s) added, 0 of them replacing a flow\n"
+        );
         assert_eq!(sw.table().flows(), &before[..], "the switch is unchanged");
         for other in [Request::Show, Request::Reload, Request::FdbFlush] {
             assert!(!other.is_edit());

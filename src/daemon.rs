@@ -881,12 +881,14 @@ fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
 fn edit_flows(sh: &Shared, request: &Request) -> Response {
     let mut in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
     match control::edit(&in_force.config.ports, &in_force.flows, request) {
-        Ok((table, summary)) => {
-            let flows = table.flows().to_vec();
-            let old = lock(sh).switch.replace_table(table, Instant::now());
+        Ok(change) => {
+            let flows = change.table.flows().to_vec();
+            let old = lock(sh)
+                .switch
+                .replace_table(change.table, &change.reset, Instant::now());
             drop(old);
             in_force.flows = flows;
-            Response::ok(summary)
+            Response::ok(change.summary)
         }
         Err(e) => Response::error(e),
     }

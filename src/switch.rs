@@ -533,7 +533,8 @@ impl Switch {
         for action in actions {
             match *action {
                 flow::Action::Output(p) if p != ingress => self.out.push(p),
-                flow::Action::Output(_) | flow::Action::Drop => {}
+                flow::Action::Local if ingress != PortNo::LOCAL => self.out.push(PortNo::LOCAL),
+                flow::Action::Output(_) | flow::Action::Local | flow::Action::Drop => {}
                 flow::Action::InPort => self.out.push(ingress),
                 flow::Action::Flood | flow::Action::All => {
                     flood(&self.ports, &self.groups, ingress, &mut self.out)
@@ -737,11 +738,20 @@ impl Switch {
 
     /// Swaps in a new flow table in one step: a frame sees the whole old table or the whole new
     /// one. Build `table` before taking the switch's lock; this only remaps counters. Flows
-    /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`);
-    /// new ones start at zero, added `now`.
+    /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`),
+    /// except those whose index is in `reset` (an edit with `reset_counts`, see
+    /// [`crate::flow::edit::Edited::reset`]); new ones start at zero, added `now`.
     /// Returns the old table, to be dropped after the lock is released.
-    pub fn replace_table(&mut self, table: FlowTable, now: Instant) -> FlowTable {
+    pub fn replace_table(&mut self, table: FlowTable, reset: &[usize], now: Instant) -> FlowTable {
         self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
+        for &id in reset {
+            if let Some(stats) = self.flow_stats.get_mut(id) {
+                *stats = FlowStats {
+                    added: Some(now),
+                    ..Default::default()
+                };
+            }
+        }
         self.last_forward = None;
         std::mem::replace(&mut self.table, table)
     }
@@ -2090,23 +2100,32 @@ mod tests {
         forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), now));
         forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now));
         // Move 172.31.3.0/24 to port 2 (same match: counters stay), drop the ARP flow, add one.
-        let mut flows = sw.table().flows().to_vec();
-        crate::flow::edit::add(
-            &mut flows,
-            parse_flow("ip,nw_dst=172.31.3.0/24,actions=output:2", &HubPorts).unwrap(),
-        );
-        crate::flow::edit::delete(
-            &mut flows,
-            &crate::flow::edit::Selector::Loose(
-                parse_flow("arp,actions=drop", &HubPorts).unwrap().matches,
-            ),
-        );
-        crate::flow::edit::add(
-            &mut flows,
-            parse_flow("ip,nw_dst=10.0.0.0/8,actions=output:1", &HubPorts).unwrap(),
-        );
+        use crate::flow::edit::{apply, CookieFilter, FlowEdit, Selector};
+        let flow = |text| parse_flow(text, &HubPorts).unwrap();
+        let flows = apply(
+            sw.table().flows(),
+            &FlowEdit::Add(vec![flow("ip,nw_dst=172.31.3.0/24,actions=output:2")]),
+        )
+        .unwrap()
+        .flows;
+        let flows = apply(
+            &flows,
+            &FlowEdit::Delete {
+                selector: Selector::Loose(flow("arp,actions=drop").matches),
+                cookie: CookieFilter::ANY,
+                out_port: None,
+            },
+        )
+        .unwrap()
+        .flows;
+        let flows = apply(
+            &flows,
+            &FlowEdit::Add(vec![flow("ip,nw_dst=10.0.0.0/8,actions=output:1")]),
+        )
+        .unwrap()
+        .flows;
         let later = now + Duration::from_secs(5);
-        sw.replace_table(FlowTable::new(flows), later);
+        sw.replace_table(FlowTable::new(flows), &[], later);
         assert_eq!(
             forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), later)),
             [2],
