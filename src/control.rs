@@ -580,6 +580,59 @@ mod tests {
     }
 
     #[test]
+    fn edits_select_by_cookie_and_out_port_and_keep_or_restart_counters() {
+        let mut sw = hub();
+        let r = run(
+            &mut sw,
+            "replace-flows\ncookie=0x11,arp,actions=flood\ncookie=0x12,ip,nw_dst=172.31.3.0/24,actions=output:tun_km\ncookie=0x21,tcp,tp_dst=22,actions=LOCAL\n",
+        );
+        assert!(r.ok, "{}", r.text);
+        let mut frame = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        let _ = sw.handle_frame(PortNo(2), &mut frame, Instant::now());
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1);
+
+        let r = run(&mut sw, "mod-flows\narp,actions=normal\n");
+        assert_eq!(r.text, "1 flow(s) modified\n");
+        assert_eq!(
+            sw.table().flows()[0].cookie,
+            0x11,
+            "no cookie=: cookies stay"
+        );
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1, "counters stay");
+        let r = run(
+            &mut sw,
+            "mod-flows\ncookie=0x15,reset_counts,arp,actions=flood\n",
+        );
+        assert!(r.ok, "{}", r.text);
+        assert_eq!(
+            sw.table().flows()[0].cookie,
+            0x15,
+            "cookie= sets the cookie"
+        );
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 0, "reset_counts");
+
+        let r = run(&mut sw, "del-flows\nout_port=LOCAL\n");
+        assert_eq!(r.text, "1 flow(s) deleted\n");
+        let r = run(&mut sw, "del-flows\ncookie=0x10/0xf0,out_port=tun_km\n");
+        assert_eq!(r.text, "1 flow(s) deleted\n");
+        assert_eq!(sw.table().flows().len(), 1);
+        for (bad, why) in [
+            ("del-flows\ncookie=0x10\n", "cookie=VALUE/MASK"),
+            ("mod-flows\nout_port=2,actions=drop\n", "del-flows only"),
+            ("mod-flows\narp\n", "needs `actions=`"),
+            ("add-flow\ncookie=1/1,actions=drop\n", "cookie mask"),
+            (
+                "add-flow\ncheck_overlap,dl_dst=ff:ff:ff:ff:ff:ff,actions=drop\n",
+                "overlaps `cookie=0x15,arp,actions=flood`",
+            ),
+        ] {
+            let r = run(&mut sw, bad);
+            assert!(!r.ok && r.text.contains(why), "{bad}: {}", r.text);
+        }
+        assert_eq!(sw.table().flows().len(), 1, "refused edits change nothing");
+    }
+
+    #[test]
     fn bad_flows_are_refused_with_the_position_and_change_nothing() {
         let mut sw = hub();
         let r = run(

@@ -1363,6 +1363,8 @@ mod tests {
         tcp: bool,
         syn: bool,
         df: bool,
+        /// To the service port (TCP 443, UDP 53) rather than TCP 80, UDP 2.
+        service: bool,
     }
 
     fn shaped(s: Shape, payload: usize, id: u16) -> Vec<u8> {
@@ -1403,7 +1405,7 @@ mod tests {
             false => b.ip(ip),
         };
         if s.tcp {
-            let t = ip.tcp(40000, 80, 1, 64240);
+            let t = ip.tcp(40000, if s.service { 443 } else { 80 }, 1, 64240);
             let t = match s.syn {
                 true => t
                     .syn()
@@ -1413,7 +1415,9 @@ mod tests {
             };
             t.write(&mut f, &data).unwrap();
         } else {
-            ip.udp(1, 2).write(&mut f, &data).unwrap();
+            ip.udp(1, if s.service { 53 } else { 2 })
+                .write(&mut f, &data)
+                .unwrap();
         }
         f
     }
@@ -1421,7 +1425,7 @@ mod tests {
     fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
         use proptest::prelude::*;
         (
-            (1u32..4, any::<bool>(), 0u8..3, any::<bool>()),
+            (1u32..4, any::<bool>(), 0u8..3, any::<bool>(), any::<bool>()),
             (
                 any::<bool>(),
                 1u8..4,
@@ -1431,7 +1435,7 @@ mod tests {
             ),
         )
             .prop_map(
-                |((ingress, src, dst, vlan), (v6, net, tcp, syn, df))| Shape {
+                |((ingress, src, dst, vlan, service), (v6, net, tcp, syn, df))| Shape {
                     ingress,
                     src,
                     dst,
@@ -1441,19 +1445,20 @@ mod tests {
                     tcp,
                     syn,
                     df,
+                    service,
                 },
             )
     }
 
     /// A sequence of frames for the repeat proptest: a shape, how it relates to the frame
-    /// before (0: a new shape; 1: the same; 2-5: one header changed), payload length, IPv4 ID.
+    /// before (0: a new shape; 1: the same; 2-6: one header changed), payload length, IPv4 ID.
     type Steps = Vec<(Shape, usize, usize, u16)>;
 
     fn steps() -> impl proptest::strategy::Strategy<Value = Steps> {
         proptest::collection::vec(
             (
                 shape(),
-                0usize..6,
+                0usize..7,
                 0usize..1500,
                 proptest::prelude::any::<u16>(),
             ),
@@ -1468,6 +1473,8 @@ mod tests {
         steps: &Steps,
     ) -> Result<u64, proptest::test_runner::TestCaseError> {
         let rules = [
+            "priority=40000,tcp,tp_dst=443,actions=output:3",
+            "priority=40000,udp6,tp_dst=53,actions=LOCAL",
             "ip,nw_dst=172.31.2.0/24,actions=output:2",
             "ip,nw_dst=172.31.3.0/24,actions=normal",
             "ip6,actions=output:3",
@@ -1487,7 +1494,11 @@ mod tests {
                 (2, Some(l)) => Shape { syn: new.syn, ..l },
                 (3, Some(l)) => Shape { net: new.net, ..l },
                 (4, Some(l)) => Shape { dst: new.dst, ..l },
-                (_, Some(l)) => Shape { df: new.df, ..l },
+                (5, Some(l)) => Shape { df: new.df, ..l },
+                (_, Some(l)) => Shape {
+                    service: new.service,
+                    ..l
+                },
             };
             last = Some(s);
             let frame = shaped(s, payload, id);
@@ -1556,6 +1567,7 @@ mod tests {
             tcp: true,
             syn: false,
             df: true,
+            service: false,
         };
         // B is behind port 2; a run of segments A -> B from the TAP.
         forward(sw.handle_frame(
@@ -2087,6 +2099,77 @@ mod tests {
             forward(sw.handle_frame(PortNo(1), &mut f, now));
             assert_eq!(mss_of(&f), expected, "{clamp:?}");
         }
+    }
+
+    #[test]
+    fn local_forwards_like_output_1() {
+        for rules in [["actions=LOCAL"], ["actions=output:1"]] {
+            let mut sw = hub(&rules);
+            let now = Instant::now();
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [172, 31, 1, 1]), now)),
+                [1],
+                "{rules:?}"
+            );
+            assert_eq!(
+                sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now),
+                Action::Drop(DropReason::NoEgress),
+                "{rules:?}: never back out of the ingress"
+            );
+        }
+    }
+
+    #[test]
+    fn port_flows_split_one_batch_by_destination_port() {
+        let mut sw = hub(&["tcp,tp_dst=443,actions=output:3", "ip,actions=output:2"]);
+        let now = Instant::now();
+        let s = Shape {
+            ingress: 1,
+            src: false,
+            dst: 1,
+            vlan: false,
+            v6: false,
+            net: 2,
+            tcp: true,
+            syn: false,
+            df: true,
+            service: true,
+        };
+        for (service, want) in [(true, 3), (true, 3), (false, 2), (true, 3), (false, 2)] {
+            let mut f = shaped(Shape { service, ..s }, 100, 1);
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(1), &mut f, now)),
+                [want],
+                "{service}"
+            );
+        }
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 3);
+        assert_eq!(sw.offload_stats().repeated, 1);
+    }
+
+    #[test]
+    fn replacing_the_table_restarts_the_counters_it_is_told_to() {
+        let rules = [
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip,actions=output:3",
+        ];
+        let mut sw = hub(&rules);
+        let now = Instant::now();
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now));
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now));
+        let later = now + Duration::from_secs(1);
+        let flows = sw.table().flows().to_vec();
+        sw.replace_table(FlowTable::new(flows), &[1], later);
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1, "kept");
+        assert_eq!(
+            sw.flow_stats(1),
+            Some(FlowStats {
+                n_packets: 0,
+                n_bytes: 0,
+                added: Some(later)
+            }),
+            "restarted"
+        );
     }
 
     #[test]
