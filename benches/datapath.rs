@@ -2,7 +2,8 @@
 //! counters, choosing the tunnel's precomputed VXLAN header: all the per-frame work of
 //! encapsulation, since the header and frame then go to the kernel as two iovecs), the same
 //! for a VXLAN datagram from a tunnel (header checks, sender and VNI lookup), flow lookup with
-//! 10, 1,000 and 100,000 prefixes, the decision with 1,000 tunnels and 100,000 flows, MSS
+//! 10, 1,000 and 100,000 prefixes and with 10, 1,000 and 100,000 TCP/UDP port flows
+//! (`tcp,tp_dst=N` and `udp,tp_dst=N`, no prefix), the decision with 1,000 tunnels and 100,000 flows, MSS
 //! clamping of a SYN, and the offloads: splitting a 64 KiB TCP superframe from the TAP and
 //! planning the coalescing of 32 segments for it.
 //!
@@ -86,12 +87,51 @@ fn frame_to(dst: [u8; 4], payload: usize) -> Vec<u8> {
     f
 }
 
+/// `n` flows on destination ports without a prefix: `tcp,tp_dst=N` and `udp,tp_dst=N` for N
+/// from 1 up (ports run out at 65,535, so both protocols), plus an `ip` catch-all.
+fn port_flows(n: u32) -> FlowTable {
+    let names = Ports(3);
+    let mut flows: Vec<_> = (0..n)
+        .map(|i| {
+            let proto = if i % 2 == 0 { "tcp" } else { "udp" };
+            let text = format!("{proto},tp_dst={},actions=output:{}", 1 + i / 2, 2 + i % 2);
+            parse_flow(&text, &names).unwrap()
+        })
+        .collect();
+    flows.push(parse_flow("ip,actions=output:2", &names).unwrap());
+    FlowTable::new(flows)
+}
+
+fn udp_frame_to_port(dst_port: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([172, 31, 1, 1], [10, 0, 0, 7], 64)
+        .udp(5000, dst_port)
+        .write(&mut f, &[0u8; 64])
+        .unwrap();
+    f
+}
+
 fn lookup(c: &mut Criterion) {
     let mut group = c.benchmark_group("lookup");
     for n in [10u32, 1_000, 100_000] {
         let table = prefix_flows(n);
         let key = FrameKey::parse(&frame_to([10, 0, (n / 2 % 256) as u8, 7], 64)).unwrap();
         assert!(table.lookup(PortNo(1), &key).is_some());
+        group.bench_with_input(BenchmarkId::from_parameter(n), &key, |b, key| {
+            b.iter(|| table.lookup(PortNo(1), black_box(key)))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("lookup_ports");
+    for n in [10u32, 1_000, 100_000] {
+        let table = port_flows(n);
+        // The UDP flow in the middle of the table.
+        let key = FrameKey::parse(&udp_frame_to_port((1 + n / 4) as u16)).unwrap();
+        assert_eq!(
+            table.lookup(PortNo(1), &key),
+            Some((2 * (n / 4) + 1) as usize)
+        );
         group.bench_with_input(BenchmarkId::from_parameter(n), &key, |b, key| {
             b.iter(|| table.lookup(PortNo(1), black_box(key)))
         });

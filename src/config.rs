@@ -405,11 +405,11 @@ impl Config {
 impl Flow {
     /// The single flow `actions=normal`: a learning switch.
     pub fn normal() -> Flow {
-        Flow {
-            priority: crate::flow::DEFAULT_PRIORITY,
-            matches: Default::default(),
-            actions: vec![Action::Normal],
-        }
+        Flow::new(
+            crate::flow::DEFAULT_PRIORITY,
+            Default::default(),
+            vec![Action::Normal],
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use crate::flow::edit::{self, Selector};
+use crate::flow::edit::{self, parse_pattern, CookieFilter, FlowEdit, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
 use crate::switch::{DropReason, Port, PortKind, PortTable, Switch};
 
@@ -259,9 +259,9 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
         | Request::DelFlows { .. }
         | Request::ModFlows { .. }
         | Request::ReplaceFlows(_) => match edit(sw.ports(), sw.table().flows(), request) {
-            Ok((table, summary)) => {
-                sw.replace_table(table, now);
-                Response::ok(summary)
+            Ok(change) => {
+                sw.replace_table(change.table, &change.reset, now);
+                Response::ok(change.summary)
             }
             Err(e) => Response::error(e),
         },
@@ -269,66 +269,103 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
     }
 }
 
-/// The table `flows` becomes after the edit `request` (on a switch with `ports`), and a line
-/// saying what changed. Pure: the caller swaps the table in.
-pub fn edit(
-    ports: &[Port],
-    flows: &[Flow],
-    request: &Request,
-) -> Result<(FlowTable, String), String> {
+/// A flow edit worked out, ready to be swapped in with [`Switch::replace_table`].
+pub struct FlowChange {
+    /// The new table.
+    pub table: FlowTable,
+    /// A line saying what changed.
+    pub summary: String,
+    /// Indices into the new table whose counters restart (see [`edit::Edited::reset`]).
+    pub reset: Vec<usize>,
+    /// The flows the edit removed, in their old order.
+    pub deleted: Vec<Flow>,
+}
+
+/// The table `flows` becomes after the edit `request` (on a switch with `ports`), and what
+/// changed. Pure: the caller swaps the table in. Every edit goes through [`edit::apply`].
+pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowChange, String> {
     let names = PortTable(ports);
     let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
-    let parse_match = |text: &str| -> Result<Flow, String> {
-        let with_actions = if text.contains("actions=") {
-            text.to_owned()
-        } else {
-            format!("{text},actions=drop")
-        };
-        parse(&with_actions)
-    };
-    let mut flows = flows.to_vec();
-    let summary = match request {
+    let pattern =
+        |text: &str| parse_pattern(text, &names).map_err(|e| format!("pattern `{text}`: {e}"));
+    let change = match request {
         Request::AddFlows(texts) => {
-            let mut replaced = 0;
-            for t in texts {
-                replaced += usize::from(edit::add(&mut flows, parse(t)?));
-            }
-            format!(
-                "{} flow(s) added, {replaced} of them replacing a flow\n",
-                texts.len()
-            )
+            FlowEdit::Add(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
         }
         Request::ReplaceFlows(texts) => {
-            flows = texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?;
-            format!("table replaced: {} flow(s)\n", flows.len())
+            FlowEdit::Replace(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
         }
-        Request::DelFlows { strict, pattern } => {
-            let selector = match pattern {
-                None if *strict => return Err("del-flows --strict needs a match".into()),
-                None => Selector::Loose(Default::default()),
-                Some(p) => selector(parse_match(p)?, *strict),
+        Request::DelFlows { strict, pattern: p } => match p {
+            None if *strict => return Err("del-flows --strict needs a match".into()),
+            None => FlowEdit::Delete {
+                selector: Selector::Loose(Default::default()),
+                cookie: CookieFilter::ANY,
+                out_port: None,
+            },
+            Some(text) => {
+                let p = pattern(text)?;
+                if p.new_cookie.is_some() {
+                    return Err(format!(
+                        "pattern `{text}`: del-flows selects by cookie=VALUE/MASK; a cookie \
+                         without a mask would set it"
+                    ));
+                }
+                FlowEdit::Delete {
+                    selector: p.selector(*strict),
+                    cookie: p.cookie,
+                    out_port: p.out_port,
+                }
+            }
+        },
+        Request::ModFlows { strict, flow: text } => {
+            let p = pattern(text)?;
+            if p.out_port.is_some() {
+                return Err(format!(
+                    "pattern `{text}`: out_port selects flows for del-flows only"
+                ));
+            }
+            let Some(actions) = p.actions.clone() else {
+                return Err(format!("pattern `{text}`: mod-flows needs `actions=`"));
             };
-            format!("{} flow(s) deleted\n", edit::delete(&mut flows, &selector))
-        }
-        Request::ModFlows { strict, flow } => {
-            let f = parse(flow)?;
-            let actions = f.actions.clone();
-            format!(
-                "{} flow(s) modified\n",
-                edit::modify(&mut flows, &selector(f, *strict), &actions)
-            )
+            FlowEdit::Modify {
+                selector: p.selector(*strict),
+                cookie: p.cookie,
+                new_cookie: p.new_cookie.unwrap_or(0),
+                actions,
+                reset_counts: p.flags & Flow::RESET_COUNTS != 0,
+            }
         }
         _ => return Err("not a flow edit".into()),
     };
-    Ok((FlowTable::new(flows), summary))
-}
-
-fn selector(f: Flow, strict: bool) -> Selector {
-    if strict {
-        Selector::Strict(f.matches, f.priority)
-    } else {
-        Selector::Loose(f.matches)
-    }
+    let mut edited = edit::apply(flows, &change).map_err(|e| e.to_string())?;
+    let summary = match (request, &change) {
+        (Request::AddFlows(texts), _) => format!(
+            "{} flow(s) added, {} of them replacing a flow\n",
+            texts.len(),
+            edited.replaced
+        ),
+        (Request::ReplaceFlows(_), _) => {
+            format!("table replaced: {} flow(s)\n", edited.flows.len())
+        }
+        (Request::DelFlows { .. }, _) => format!("{} flow(s) deleted\n", edited.deleted.len()),
+        (Request::ModFlows { flow: text, .. }, FlowEdit::Modify { cookie, .. }) => {
+            // Without any `cookie=`, vxtunctl's mod-flows leaves the cookies alone (a modify
+            // changes no order, so the flows line up).
+            if cookie.mask == 0 && pattern(text)?.new_cookie.is_none() {
+                for (new, old) in edited.flows.iter_mut().zip(flows) {
+                    new.cookie = old.cookie;
+                }
+            }
+            format!("{} flow(s) modified\n", edited.modified)
+        }
+        _ => String::new(),
+    };
+    Ok(FlowChange {
+        table: FlowTable::new(edited.flows),
+        summary,
+        reset: edited.reset,
+        deleted: edited.deleted,
+    })
 }
 
 fn dump_flows(sw: &Switch, config_format: bool, started: Instant, now: Instant) -> String {
@@ -491,9 +528,12 @@ mod tests {
         let request =
             Request::parse("add-flow\nip,nw_dst=172.31.2.0/24,actions=output:tun_kl\n").unwrap();
         assert!(request.is_edit());
-        let (table, summary) = edit(sw.ports(), sw.table().flows(), &request).unwrap();
-        assert_eq!(table.flows().len(), before.len() + 1);
-        assert_eq!(summary, "1 flow(s) added, 0 of them replacing a flow\n");
+        let change = edit(sw.ports(), sw.table().flows(), &request).unwrap();
+        assert_eq!(change.table.flows().len(), before.len() + 1);
+        assert_eq!(
+            change.summary,
+            "1 flow(s) added, 0 of them replacing a flow\n"
+        );
         assert_eq!(sw.table().flows(), &before[..], "the switch is unchanged");
         for other in [Request::Show, Request::Reload, Request::FdbFlush] {
             assert!(!other.is_edit());
@@ -537,6 +577,59 @@ mod tests {
         let r = run(&mut sw, "del-flows\n");
         assert_eq!(r.text, "2 flow(s) deleted\n");
         assert!(sw.table().flows().is_empty());
+    }
+
+    #[test]
+    fn edits_select_by_cookie_and_out_port_and_keep_or_restart_counters() {
+        let mut sw = hub();
+        let r = run(
+            &mut sw,
+            "replace-flows\ncookie=0x11,arp,actions=flood\ncookie=0x12,ip,nw_dst=172.31.3.0/24,actions=output:tun_km\ncookie=0x21,tcp,tp_dst=22,actions=LOCAL\n",
+        );
+        assert!(r.ok, "{}", r.text);
+        let mut frame = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
+        let _ = sw.handle_frame(PortNo(2), &mut frame, Instant::now());
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1);
+
+        let r = run(&mut sw, "mod-flows\narp,actions=normal\n");
+        assert_eq!(r.text, "1 flow(s) modified\n");
+        assert_eq!(
+            sw.table().flows()[0].cookie,
+            0x11,
+            "no cookie=: cookies stay"
+        );
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1, "counters stay");
+        let r = run(
+            &mut sw,
+            "mod-flows\ncookie=0x15,reset_counts,arp,actions=flood\n",
+        );
+        assert!(r.ok, "{}", r.text);
+        assert_eq!(
+            sw.table().flows()[0].cookie,
+            0x15,
+            "cookie= sets the cookie"
+        );
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 0, "reset_counts");
+
+        let r = run(&mut sw, "del-flows\nout_port=LOCAL\n");
+        assert_eq!(r.text, "1 flow(s) deleted\n");
+        let r = run(&mut sw, "del-flows\ncookie=0x10/0xf0,out_port=tun_km\n");
+        assert_eq!(r.text, "1 flow(s) deleted\n");
+        assert_eq!(sw.table().flows().len(), 1);
+        for (bad, why) in [
+            ("del-flows\ncookie=0x10\n", "cookie=VALUE/MASK"),
+            ("mod-flows\nout_port=2,actions=drop\n", "del-flows only"),
+            ("mod-flows\narp\n", "needs `actions=`"),
+            ("add-flow\ncookie=1/1,actions=drop\n", "cookie mask"),
+            (
+                "add-flow\ncheck_overlap,dl_dst=ff:ff:ff:ff:ff:ff,actions=drop\n",
+                "overlaps `cookie=0x15,arp,actions=flood`",
+            ),
+        ] {
+            let r = run(&mut sw, bad);
+            assert!(!r.ok && r.text.contains(why), "{bad}: {}", r.text);
+        }
+        assert_eq!(sw.table().flows().len(), 1, "refused edits change nothing");
     }
 
     #[test]

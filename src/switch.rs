@@ -533,7 +533,8 @@ impl Switch {
         for action in actions {
             match *action {
                 flow::Action::Output(p) if p != ingress => self.out.push(p),
-                flow::Action::Output(_) | flow::Action::Drop => {}
+                flow::Action::Local if ingress != PortNo::LOCAL => self.out.push(PortNo::LOCAL),
+                flow::Action::Output(_) | flow::Action::Local | flow::Action::Drop => {}
                 flow::Action::InPort => self.out.push(ingress),
                 flow::Action::Flood | flow::Action::All => {
                     flood(&self.ports, &self.groups, ingress, &mut self.out)
@@ -737,11 +738,20 @@ impl Switch {
 
     /// Swaps in a new flow table in one step: a frame sees the whole old table or the whole new
     /// one. Build `table` before taking the switch's lock; this only remaps counters. Flows
-    /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`);
-    /// new ones start at zero, added `now`.
+    /// with the same priority and match keep their counters (as after ovs-ofctl `mod-flows`),
+    /// except those whose index is in `reset` (an edit with `reset_counts`, see
+    /// [`crate::flow::edit::Edited::reset`]); new ones start at zero, added `now`.
     /// Returns the old table, to be dropped after the lock is released.
-    pub fn replace_table(&mut self, table: FlowTable, now: Instant) -> FlowTable {
+    pub fn replace_table(&mut self, table: FlowTable, reset: &[usize], now: Instant) -> FlowTable {
         self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
+        for &id in reset {
+            if let Some(stats) = self.flow_stats.get_mut(id) {
+                *stats = FlowStats {
+                    added: Some(now),
+                    ..Default::default()
+                };
+            }
+        }
         self.last_forward = None;
         std::mem::replace(&mut self.table, table)
     }
@@ -1353,6 +1363,8 @@ mod tests {
         tcp: bool,
         syn: bool,
         df: bool,
+        /// To the service port (TCP 443, UDP 53) rather than TCP 80, UDP 2.
+        service: bool,
     }
 
     fn shaped(s: Shape, payload: usize, id: u16) -> Vec<u8> {
@@ -1393,7 +1405,7 @@ mod tests {
             false => b.ip(ip),
         };
         if s.tcp {
-            let t = ip.tcp(40000, 80, 1, 64240);
+            let t = ip.tcp(40000, if s.service { 443 } else { 80 }, 1, 64240);
             let t = match s.syn {
                 true => t
                     .syn()
@@ -1403,7 +1415,9 @@ mod tests {
             };
             t.write(&mut f, &data).unwrap();
         } else {
-            ip.udp(1, 2).write(&mut f, &data).unwrap();
+            ip.udp(1, if s.service { 53 } else { 2 })
+                .write(&mut f, &data)
+                .unwrap();
         }
         f
     }
@@ -1411,7 +1425,7 @@ mod tests {
     fn shape() -> impl proptest::strategy::Strategy<Value = Shape> {
         use proptest::prelude::*;
         (
-            (1u32..4, any::<bool>(), 0u8..3, any::<bool>()),
+            (1u32..4, any::<bool>(), 0u8..3, any::<bool>(), any::<bool>()),
             (
                 any::<bool>(),
                 1u8..4,
@@ -1421,7 +1435,7 @@ mod tests {
             ),
         )
             .prop_map(
-                |((ingress, src, dst, vlan), (v6, net, tcp, syn, df))| Shape {
+                |((ingress, src, dst, vlan, service), (v6, net, tcp, syn, df))| Shape {
                     ingress,
                     src,
                     dst,
@@ -1431,19 +1445,20 @@ mod tests {
                     tcp,
                     syn,
                     df,
+                    service,
                 },
             )
     }
 
     /// A sequence of frames for the repeat proptest: a shape, how it relates to the frame
-    /// before (0: a new shape; 1: the same; 2-5: one header changed), payload length, IPv4 ID.
+    /// before (0: a new shape; 1: the same; 2-6: one header changed), payload length, IPv4 ID.
     type Steps = Vec<(Shape, usize, usize, u16)>;
 
     fn steps() -> impl proptest::strategy::Strategy<Value = Steps> {
         proptest::collection::vec(
             (
                 shape(),
-                0usize..6,
+                0usize..7,
                 0usize..1500,
                 proptest::prelude::any::<u16>(),
             ),
@@ -1458,6 +1473,8 @@ mod tests {
         steps: &Steps,
     ) -> Result<u64, proptest::test_runner::TestCaseError> {
         let rules = [
+            "priority=40000,tcp,tp_dst=443,actions=output:3",
+            "priority=40000,udp6,tp_dst=53,actions=LOCAL",
             "ip,nw_dst=172.31.2.0/24,actions=output:2",
             "ip,nw_dst=172.31.3.0/24,actions=normal",
             "ip6,actions=output:3",
@@ -1477,7 +1494,11 @@ mod tests {
                 (2, Some(l)) => Shape { syn: new.syn, ..l },
                 (3, Some(l)) => Shape { net: new.net, ..l },
                 (4, Some(l)) => Shape { dst: new.dst, ..l },
-                (_, Some(l)) => Shape { df: new.df, ..l },
+                (5, Some(l)) => Shape { df: new.df, ..l },
+                (_, Some(l)) => Shape {
+                    service: new.service,
+                    ..l
+                },
             };
             last = Some(s);
             let frame = shaped(s, payload, id);
@@ -1546,6 +1567,7 @@ mod tests {
             tcp: true,
             syn: false,
             df: true,
+            service: false,
         };
         // B is behind port 2; a run of segments A -> B from the TAP.
         forward(sw.handle_frame(
@@ -2080,6 +2102,77 @@ mod tests {
     }
 
     #[test]
+    fn local_forwards_like_output_1() {
+        for rules in [["actions=LOCAL"], ["actions=output:1"]] {
+            let mut sw = hub(&rules);
+            let now = Instant::now();
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [172, 31, 1, 1]), now)),
+                [1],
+                "{rules:?}"
+            );
+            assert_eq!(
+                sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now),
+                Action::Drop(DropReason::NoEgress),
+                "{rules:?}: never back out of the ingress"
+            );
+        }
+    }
+
+    #[test]
+    fn port_flows_split_one_batch_by_destination_port() {
+        let mut sw = hub(&["tcp,tp_dst=443,actions=output:3", "ip,actions=output:2"]);
+        let now = Instant::now();
+        let s = Shape {
+            ingress: 1,
+            src: false,
+            dst: 1,
+            vlan: false,
+            v6: false,
+            net: 2,
+            tcp: true,
+            syn: false,
+            df: true,
+            service: true,
+        };
+        for (service, want) in [(true, 3), (true, 3), (false, 2), (true, 3), (false, 2)] {
+            let mut f = shaped(Shape { service, ..s }, 100, 1);
+            assert_eq!(
+                forward(sw.handle_frame(PortNo(1), &mut f, now)),
+                [want],
+                "{service}"
+            );
+        }
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 3);
+        assert_eq!(sw.offload_stats().repeated, 1);
+    }
+
+    #[test]
+    fn replacing_the_table_restarts_the_counters_it_is_told_to() {
+        let rules = [
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip,actions=output:3",
+        ];
+        let mut sw = hub(&rules);
+        let now = Instant::now();
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now));
+        forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now));
+        let later = now + Duration::from_secs(1);
+        let flows = sw.table().flows().to_vec();
+        sw.replace_table(FlowTable::new(flows), &[1], later);
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1, "kept");
+        assert_eq!(
+            sw.flow_stats(1),
+            Some(FlowStats {
+                n_packets: 0,
+                n_bytes: 0,
+                added: Some(later)
+            }),
+            "restarted"
+        );
+    }
+
+    #[test]
     fn replacing_the_table_is_atomic_and_keeps_counters_of_surviving_flows() {
         let mut sw = hub(&[
             "arp,actions=flood",
@@ -2090,23 +2183,32 @@ mod tests {
         forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), now));
         forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 2, 1]), now));
         // Move 172.31.3.0/24 to port 2 (same match: counters stay), drop the ARP flow, add one.
-        let mut flows = sw.table().flows().to_vec();
-        crate::flow::edit::add(
-            &mut flows,
-            parse_flow("ip,nw_dst=172.31.3.0/24,actions=output:2", &HubPorts).unwrap(),
-        );
-        crate::flow::edit::delete(
-            &mut flows,
-            &crate::flow::edit::Selector::Loose(
-                parse_flow("arp,actions=drop", &HubPorts).unwrap().matches,
-            ),
-        );
-        crate::flow::edit::add(
-            &mut flows,
-            parse_flow("ip,nw_dst=10.0.0.0/8,actions=output:1", &HubPorts).unwrap(),
-        );
+        use crate::flow::edit::{apply, CookieFilter, FlowEdit, Selector};
+        let flow = |text| parse_flow(text, &HubPorts).unwrap();
+        let flows = apply(
+            sw.table().flows(),
+            &FlowEdit::Add(vec![flow("ip,nw_dst=172.31.3.0/24,actions=output:2")]),
+        )
+        .unwrap()
+        .flows;
+        let flows = apply(
+            &flows,
+            &FlowEdit::Delete {
+                selector: Selector::Loose(flow("arp,actions=drop").matches),
+                cookie: CookieFilter::ANY,
+                out_port: None,
+            },
+        )
+        .unwrap()
+        .flows;
+        let flows = apply(
+            &flows,
+            &FlowEdit::Add(vec![flow("ip,nw_dst=10.0.0.0/8,actions=output:1")]),
+        )
+        .unwrap()
+        .flows;
         let later = now + Duration::from_secs(5);
-        sw.replace_table(FlowTable::new(flows), later);
+        sw.replace_table(FlowTable::new(flows), &[], later);
         assert_eq!(
             forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [172, 31, 3, 1]), later)),
             [2],

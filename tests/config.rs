@@ -222,6 +222,40 @@ fn bad_flows_point_into_the_rule() {
 }
 
 #[test]
+fn flows_with_ports_arp_addresses_cookies_and_local() {
+    let c = parse(&format!(
+        "{BASE}\n[flows]\nrules = [\n  \"arp,arp_tpa=172.31.2.0/24,actions=output:tun_kl\",\n  \"cookie=0x7,priority=200,tcp,nw_dst=172.31.1.0/24,tp_dst=22,actions=LOCAL\",\n  \"udp,udp_dst=53,actions=drop\",\n]\n"
+    ))
+    .unwrap();
+    let printed: Vec<String> = c.flows.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        printed,
+        [
+            "arp,arp_tpa=172.31.2.0/24,actions=output:2",
+            "cookie=0x7,priority=200,tcp,nw_dst=172.31.1.0/24,tp_dst=22,actions=LOCAL",
+            "udp,tp_dst=53,actions=drop",
+        ]
+    );
+    assert_eq!(c.flows[1].cookie, 7);
+    assert_eq!(c.flows[2].matches.tp_dst, Some(53));
+    let flows = |rule: &str| {
+        format!("{BASE}\n[flows]\nrules = [\n  \"arp,actions=flood\",\n  \"{rule}\",\n]\n")
+    };
+    fails(
+        &flows("ip,tp_dst=80,actions=drop"),
+        16,
+        7,
+        "`tp_dst` needs `tcp`, `udp`, `tcp6` or `udp6`",
+    );
+    fails(
+        &flows("ip,arp_tpa=10.0.0.1,actions=drop"),
+        16,
+        7,
+        "`arp_tpa` needs `arp`",
+    );
+}
+
+#[test]
 fn bad_mtu_and_learning_settings() {
     fails(
         &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nmtu = 10"),

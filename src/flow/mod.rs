@@ -53,6 +53,55 @@ pub struct Flow {
     pub matches: Match,
     /// What it does with a matching frame. Empty means drop.
     pub actions: Vec<Action>,
+    /// `cookie=`: an opaque value chosen by whoever added the flow; edits can select by it.
+    pub cookie: u64,
+    /// `idle_timeout=`: seconds without a match before the flow expires (0 never). Stored and
+    /// reported only: vxtund does not expire flows yet.
+    pub idle_timeout: u16,
+    /// `hard_timeout=`: seconds after which the flow expires (0 never). Stored only, as above.
+    pub hard_timeout: u16,
+    /// OpenFlow 1.3 `OFPFF_*` bits: [`Flow::SEND_FLOW_REM`], [`Flow::CHECK_OVERLAP`] ...
+    pub flags: u16,
+}
+
+impl Flow {
+    /// `send_flow_rem`: tell the controller when the flow goes (OFPFF_SEND_FLOW_REM).
+    pub const SEND_FLOW_REM: u16 = 1 << 0;
+    /// `check_overlap`: refuse to add the flow over an overlapping one (OFPFF_CHECK_OVERLAP).
+    pub const CHECK_OVERLAP: u16 = 1 << 1;
+    /// `reset_counts`: a replaced or modified flow's counters restart (OFPFF_RESET_COUNTS).
+    pub const RESET_COUNTS: u16 = 1 << 2;
+    /// `no_packet_counts`: the packet counter need not be kept (OFPFF_NO_PKT_COUNTS).
+    pub const NO_PKT_COUNTS: u16 = 1 << 3;
+    /// `no_byte_counts`: the byte counter need not be kept (OFPFF_NO_BYT_COUNTS).
+    pub const NO_BYT_COUNTS: u16 = 1 << 4;
+
+    /// A flow with no cookie, timeouts or flags.
+    pub fn new(priority: u16, matches: Match, actions: Vec<Action>) -> Flow {
+        Flow {
+            priority,
+            matches,
+            actions,
+            cookie: 0,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+        }
+    }
+
+    /// Whether flag bit(s) `flag` are set.
+    pub fn has_flag(&self, flag: u16) -> bool {
+        self.flags & flag == flag
+    }
+
+    /// Whether the flow outputs to `port` (`output:PORT`, or `LOCAL` for port 1).
+    pub fn outputs_to(&self, port: PortNo) -> bool {
+        self.actions.iter().any(|a| match a {
+            Action::Output(p) => *p == port,
+            Action::Local => port == PortNo::LOCAL,
+            _ => false,
+        })
+    }
 }
 
 /// A MAC address with a mask (all ones for an exact match).
@@ -95,6 +144,10 @@ pub struct Match {
     pub ipv6_src: Option<Ipv6Net>,
     /// `ipv6_dst=`
     pub ipv6_dst: Option<Ipv6Net>,
+    /// `tp_src=` (or `tcp_src=`, `udp_src=`): the TCP or UDP source port.
+    pub tp_src: Option<u16>,
+    /// `tp_dst=` (or `tcp_dst=`, `udp_dst=`): the TCP or UDP destination port.
+    pub tp_dst: Option<u16>,
 }
 
 impl Match {
@@ -104,6 +157,13 @@ impl Match {
             || self.dl_src.is_some_and(|m| !m.matches(key.dl_src))
             || self.dl_dst.is_some_and(|m| !m.matches(key.dl_dst))
             || self.dl_type.is_some_and(|t| t != key.dl_type)
+        {
+            return false;
+        }
+        if (self.tp_src.is_some() || self.tp_dst.is_some())
+            && !key.ports.is_some_and(|p| {
+                self.tp_src.is_none_or(|s| s == p.src) && self.tp_dst.is_none_or(|d| d == p.dst)
+            })
         {
             return false;
         }
@@ -158,7 +218,9 @@ impl Match {
             + u8::from(self.dl_src.is_some_and(|m| m.is_exact()))
             + u8::from(self.dl_dst.is_some_and(|m| m.is_exact()))
             + u8::from(self.dl_type.is_some())
-            + u8::from(self.nw_proto.is_some());
+            + u8::from(self.nw_proto.is_some())
+            + u8::from(self.tp_src.is_some())
+            + u8::from(self.tp_dst.is_some());
         (dst, src, exact)
     }
 }
@@ -185,6 +247,9 @@ pub enum Action {
     All,
     /// `normal`: a MAC-learning L2 switch.
     Normal,
+    /// `LOCAL` (`output:LOCAL`, `local`): to the local side, port 1, like `output:1`, but
+    /// kept apart so that it reads back as OpenFlow's reserved port LOCAL.
+    Local,
     /// `drop`.
     Drop,
 }

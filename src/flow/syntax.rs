@@ -16,6 +16,15 @@ const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 
+/// The flag keywords, in the order ovs-ofctl prints them.
+const FLAG_NAMES: [(u16, &str); 5] = [
+    (Flow::SEND_FLOW_REM, "send_flow_rem"),
+    (Flow::CHECK_OVERLAP, "check_overlap"),
+    (Flow::RESET_COUNTS, "reset_counts"),
+    (Flow::NO_PKT_COUNTS, "no_packet_counts"),
+    (Flow::NO_BYT_COUNTS, "no_byte_counts"),
+];
+
 /// A flow that does not parse: where in the text, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowParseError {
@@ -35,17 +44,71 @@ impl std::error::Error for FlowParseError {}
 
 /// Parses one flow, resolving port names with `ports`.
 pub fn parse_flow(text: &str, ports: &dyn PortNames) -> Result<Flow, FlowParseError> {
-    let mut priority = None;
-    let mut m = Match::default();
-    let mut actions: Option<Vec<Action>> = None;
+    let parts = parse_parts(text, ports, Mode::Flow)?;
+    let actions = parts.actions.ok_or_else(|| FlowParseError {
+        offset: text.len(),
+        message: "missing `actions=` (every flow needs one, e.g. actions=drop)".into(),
+    })?;
+    Ok(Flow {
+        priority: parts.priority.unwrap_or(DEFAULT_PRIORITY),
+        matches: parts.matches,
+        actions,
+        cookie: parts.cookie.map_or(0, |(c, _)| c),
+        idle_timeout: parts.idle_timeout,
+        hard_timeout: parts.hard_timeout,
+        flags: parts.flags,
+    })
+}
+
+/// What [`parse_parts`] is reading: a flow to add, or a pattern for del-flows and mod-flows
+/// (which may carry `out_port=` and a cookie mask, and need no actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Flow,
+    Pattern,
+}
+
+/// Everything a flow or pattern text says, before it is made a [`Flow`] or a pattern.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Parts {
+    pub priority: Option<u16>,
+    pub matches: Match,
+    pub actions: Option<Vec<Action>>,
+    /// `cookie=VALUE` or (patterns only) `cookie=VALUE/MASK`.
+    pub cookie: Option<(u64, Option<u64>)>,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    /// `out_port=` (patterns only).
+    pub out_port: Option<PortNo>,
+}
+
+/// A field that only makes sense with something else in the match (ovs-ofctl's prerequisites).
+#[derive(Debug, Clone, Copy)]
+enum Needs {
+    /// `arp_spa`, `arp_tpa`: `arp`.
+    Arp(&'static str),
+    /// Ports: one of these protocols.
+    Proto(&'static str, &'static [u8], &'static str),
+}
+
+pub(super) fn parse_parts(
+    text: &str,
+    ports: &dyn PortNames,
+    mode: Mode,
+) -> Result<Parts, FlowParseError> {
+    let mut parts = Parts::default();
+    let mut needs: Vec<(usize, Needs)> = Vec::new();
+    let mut actions_at = 0;
 
     for (offset, token) in tokens(text) {
         let err = |message: String| FlowParseError { offset, message };
-        if let Some(list) = actions.as_mut() {
+        if let Some(list) = parts.actions.as_mut() {
             list.push(parse_action(token, ports).map_err(err)?);
             continue;
         }
         if let Some(first) = token.strip_prefix("actions=") {
+            actions_at = offset;
             let mut list = Vec::new();
             if !first.is_empty() {
                 let first_offset = offset + "actions=".len();
@@ -56,32 +119,40 @@ pub fn parse_flow(text: &str, ports: &dyn PortNames) -> Result<Flow, FlowParseEr
                     })?,
                 );
             }
-            actions = Some(list);
+            parts.actions = Some(list);
             continue;
         }
-        parse_field(token, &mut m, &mut priority, ports).map_err(err)?;
+        parse_field(token, &mut parts, mode, ports, |n| needs.push((offset, n))).map_err(err)?;
     }
 
-    let end = text.len();
-    let mut actions = actions.ok_or_else(|| FlowParseError {
-        offset: end,
-        message: "missing `actions=` (every flow needs one, e.g. actions=drop)".into(),
-    })?;
-    if actions.contains(&Action::Drop) && actions.len() > 1 {
-        return Err(FlowParseError {
-            offset: text.find("actions=").unwrap_or(0),
-            message: "`drop` cannot be combined with other actions".into(),
-        });
+    if let Some(actions) = parts.actions.as_mut() {
+        if actions.contains(&Action::Drop) && actions.len() > 1 {
+            return Err(FlowParseError {
+                offset: actions_at,
+                message: "`drop` cannot be combined with other actions".into(),
+            });
+        }
+        if actions == &[Action::Drop] {
+            actions.clear();
+        }
     }
-    if actions == [Action::Drop] {
-        actions.clear();
+    let m = &parts.matches;
+    for (offset, need) in needs {
+        let message = match need {
+            Needs::Arp(name) if m.dl_type != Some(ETHERTYPE_ARP) => {
+                format!("`{name}` needs `arp` in the match")
+            }
+            Needs::Proto(name, protos, spelled)
+                if !m.nw_proto.is_some_and(|p| protos.contains(&p)) =>
+            {
+                format!("`{name}` needs {spelled} in the match")
+            }
+            _ => continue,
+        };
+        return Err(FlowParseError { offset, message });
     }
-    check_prerequisites(&m).map_err(|message| FlowParseError { offset: 0, message })?;
-    Ok(Flow {
-        priority: priority.unwrap_or(DEFAULT_PRIORITY),
-        matches: m,
-        actions,
-    })
+    check_prerequisites(m).map_err(|message| FlowParseError { offset: 0, message })?;
+    Ok(parts)
 }
 
 /// Splits on commas and white space, keeping each token's byte offset.
@@ -101,27 +172,54 @@ fn tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 fn parse_field(
     token: &str,
-    m: &mut Match,
-    priority: &mut Option<u16>,
+    parts: &mut Parts,
+    mode: Mode,
     ports: &dyn PortNames,
+    mut needs: impl FnMut(Needs),
 ) -> Result<(), String> {
+    const TCP_OR_UDP: &[u8] = &[PROTO_TCP, PROTO_UDP];
+    const TCP_OR_UDP_TEXT: &str = "`tcp`, `udp`, `tcp6` or `udp6` (nw_proto 6 or 17)";
+    let m = &mut parts.matches;
     let Some((key, value)) = token.split_once('=') else {
-        return parse_shorthand(token, m);
+        return match token {
+            "send_flow_rem" => set_flag(&mut parts.flags, Flow::SEND_FLOW_REM),
+            "check_overlap" => set_flag(&mut parts.flags, Flow::CHECK_OVERLAP),
+            "reset_counts" => set_flag(&mut parts.flags, Flow::RESET_COUNTS),
+            "no_packet_counts" => set_flag(&mut parts.flags, Flow::NO_PKT_COUNTS),
+            "no_byte_counts" => set_flag(&mut parts.flags, Flow::NO_BYT_COUNTS),
+            _ => parse_shorthand(token, m),
+        };
     };
     match key {
         // What dump-flows prints beside a flow: accepted and ignored, so its output pastes back
         // into add-flow (as with ovs-ofctl).
         "n_packets" | "n_bytes" | "duration" | "idle_age" | "hard_age" => Ok(()),
-        "cookie" if value == "0x0" || value == "0" => Ok(()),
         "table" if value == "0" => Ok(()),
-        "cookie" | "table" => Err(format!(
-            "`{key}={value}`: vxtund has one table and no cookies"
-        )),
+        "table" => Err(format!("`table={value}`: vxtund has one table, table 0")),
+        "cookie" => {
+            let (cookie, mask) = match value.split_once('/') {
+                None => (parse_u64(value)?, None),
+                Some(_) if mode == Mode::Flow => {
+                    return Err(format!(
+                        "`cookie={value}`: a cookie mask selects flows in del-flows and \
+                         mod-flows; a flow to add takes cookie=VALUE"
+                    ))
+                }
+                Some((c, mask)) => (parse_u64(c)?, Some(parse_u64(mask)?)),
+            };
+            set_once(&mut parts.cookie, (cookie, mask), "cookie")
+        }
+        "idle_timeout" => set_timeout(&mut parts.idle_timeout, key, value),
+        "hard_timeout" => set_timeout(&mut parts.hard_timeout, key, value),
+        "out_port" if mode == Mode::Pattern => {
+            set_once(&mut parts.out_port, parse_port(value, ports)?, "out_port")
+        }
+        "out_port" => Err("`out_port` selects flows in del-flows and mod-flows only".into()),
         "priority" => {
             let p = value
                 .parse::<u16>()
                 .map_err(|_| format!("priority `{value}`: expected a number from 0 to 65535"))?;
-            set_once(priority, p, "priority")
+            set_once(&mut parts.priority, p, "priority")
         }
         "in_port" => set_once(&mut m.in_port, parse_port(value, ports)?, "in_port"),
         "dl_src" => set_once(&mut m.dl_src, parse_mac_match(value)?, "dl_src"),
@@ -135,13 +233,61 @@ fn parse_field(
         }
         "nw_src" | "ip_src" => set_once(&mut m.nw_src, parse_v4_net(value)?, "nw_src"),
         "nw_dst" | "ip_dst" => set_once(&mut m.nw_dst, parse_v4_net(value)?, "nw_dst"),
+        "arp_spa" => {
+            needs(Needs::Arp("arp_spa"));
+            set_once(&mut m.nw_src, parse_v4_net(value)?, "arp_spa")
+        }
+        "arp_tpa" => {
+            needs(Needs::Arp("arp_tpa"));
+            set_once(&mut m.nw_dst, parse_v4_net(value)?, "arp_tpa")
+        }
         "ipv6_src" => set_once(&mut m.ipv6_src, parse_v6_net(value)?, "ipv6_src"),
         "ipv6_dst" => set_once(&mut m.ipv6_dst, parse_v6_net(value)?, "ipv6_dst"),
+        "tp_src" | "tp_dst" | "tcp_src" | "tcp_dst" | "udp_src" | "udp_dst" => {
+            let (protos, spelled, name): (&[u8], _, _) = match key {
+                "tp_src" => (TCP_OR_UDP, TCP_OR_UDP_TEXT, "tp_src"),
+                "tp_dst" => (TCP_OR_UDP, TCP_OR_UDP_TEXT, "tp_dst"),
+                "tcp_src" => (&[PROTO_TCP], "`tcp` or `tcp6`", "tcp_src"),
+                "tcp_dst" => (&[PROTO_TCP], "`tcp` or `tcp6`", "tcp_dst"),
+                "udp_src" => (&[PROTO_UDP], "`udp` or `udp6`", "udp_src"),
+                _ => (&[PROTO_UDP], "`udp` or `udp6`", "udp_dst"),
+            };
+            needs(Needs::Proto(name, protos, spelled));
+            let port = parse_number_u16(value)
+                .map_err(|_| format!("{key} `{value}`: expected a port number from 0 to 65535"))?;
+            let slot = if key.ends_with("_src") {
+                &mut m.tp_src
+            } else {
+                &mut m.tp_dst
+            };
+            set_once(slot, port, key)
+        }
         _ => Err(format!(
-            "unknown field `{key}` (known: priority, in_port, dl_src, dl_dst, dl_type, nw_proto, \
-             nw_src, nw_dst, ipv6_src, ipv6_dst)"
+            "unknown field `{key}` (known: priority, cookie, idle_timeout, hard_timeout, \
+             in_port, dl_src, dl_dst, dl_type, nw_proto, nw_src, nw_dst, arp_spa, arp_tpa, \
+             ipv6_src, ipv6_dst, tp_src, tp_dst, tcp_src, tcp_dst, udp_src, udp_dst)"
         )),
     }
+}
+
+fn set_flag(flags: &mut u16, flag: u16) -> Result<(), String> {
+    *flags |= flag;
+    Ok(())
+}
+
+fn set_timeout(slot: &mut u16, key: &str, value: &str) -> Result<(), String> {
+    *slot = value
+        .parse::<u16>()
+        .map_err(|_| format!("{key} `{value}`: expected seconds from 0 to 65535"))?;
+    Ok(())
+}
+
+fn parse_u64(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse::<u64>(),
+    };
+    parsed.map_err(|_| format!("`{text}`: expected a 64-bit number such as 0x1f or 31"))
 }
 
 fn parse_shorthand(token: &str, m: &mut Match) -> Result<(), String> {
@@ -202,6 +348,9 @@ fn parse_action(token: &str, ports: &dyn PortNames) -> Result<Action, String> {
         .strip_prefix("output:")
         .or_else(|| token.strip_prefix("output="))
     {
+        if port.eq_ignore_ascii_case("local") {
+            return Ok(Action::Local);
+        }
         return Ok(Action::Output(parse_port(port, ports)?));
     }
     match token.to_ascii_lowercase().as_str() {
@@ -210,12 +359,13 @@ fn parse_action(token: &str, ports: &dyn PortNames) -> Result<Action, String> {
         "normal" => Ok(Action::Normal),
         "drop" => Ok(Action::Drop),
         "in_port" => Ok(Action::InPort),
-        "local" => Ok(Action::Output(PortNo::LOCAL)),
+        "local" => Ok(Action::Local),
         _ if token.bytes().all(|b| b.is_ascii_digit()) => {
             Ok(Action::Output(parse_port(token, ports)?))
         }
         _ => Err(format!(
-            "unknown action `{token}` (known: output:PORT, flood, all, in_port, normal, drop)"
+            "unknown action `{token}` (known: output:PORT, LOCAL, flood, all, in_port, normal, \
+             drop)"
         )),
     }
 }
@@ -298,6 +448,20 @@ fn parse_v6_net(text: &str) -> Result<Ipv6Net, String> {
 impl fmt::Display for Flow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
+        if self.cookie != 0 {
+            parts.push(format!("cookie={:#x}", self.cookie));
+        }
+        if self.idle_timeout != 0 {
+            parts.push(format!("idle_timeout={}", self.idle_timeout));
+        }
+        if self.hard_timeout != 0 {
+            parts.push(format!("hard_timeout={}", self.hard_timeout));
+        }
+        for (flag, name) in FLAG_NAMES {
+            if self.has_flag(flag) {
+                parts.push(name.into());
+            }
+        }
         if self.priority != DEFAULT_PRIORITY {
             parts.push(format!("priority={}", self.priority));
         }
@@ -345,7 +509,12 @@ impl fmt::Display for Flow {
         if let (Some(p), false) = (m.nw_proto, proto_printed) {
             parts.push(format!("nw_proto={p}"));
         }
-        for (name, net) in [("nw_src", m.nw_src), ("nw_dst", m.nw_dst)] {
+        let (src, dst) = if m.dl_type == Some(ETHERTYPE_ARP) {
+            ("arp_spa", "arp_tpa")
+        } else {
+            ("nw_src", "nw_dst")
+        };
+        for (name, net) in [(src, m.nw_src), (dst, m.nw_dst)] {
             if let Some(n) = net {
                 parts.push(format!("{name}={n}"));
             }
@@ -353,6 +522,11 @@ impl fmt::Display for Flow {
         for (name, net) in [("ipv6_src", m.ipv6_src), ("ipv6_dst", m.ipv6_dst)] {
             if let Some(n) = net {
                 parts.push(format!("{name}={n}"));
+            }
+        }
+        for (name, port) in [("tp_src", m.tp_src), ("tp_dst", m.tp_dst)] {
+            if let Some(p) = port {
+                parts.push(format!("{name}={p}"));
             }
         }
         let actions: Vec<String> = if self.actions.is_empty() {
@@ -374,6 +548,7 @@ impl fmt::Display for Action {
             Action::All => f.write_str("all"),
             Action::Normal => f.write_str("normal"),
             Action::Drop => f.write_str("drop"),
+            Action::Local => f.write_str("LOCAL"),
         }
     }
 }
@@ -417,7 +592,7 @@ pub(crate) mod tests {
         assert_eq!(f.actions, vec![Action::Flood]);
 
         let f = parse("ip6,ipv6_dst=fc00:0:0:1::/64,actions=output:LOCAL").unwrap();
-        assert_eq!(f.actions, vec![Action::Output(PortNo::LOCAL)]);
+        assert_eq!(f.actions, vec![Action::Local]);
         assert_eq!(
             parse("arp,actions=flood").unwrap().matches.dl_type,
             Some(ETHERTYPE_ARP)
@@ -510,11 +685,127 @@ pub(crate) mod tests {
             parse(dumped).unwrap(),
             parse("priority=10,ip,nw_dst=172.31.2.0/24,actions=output:2").unwrap()
         );
-        assert!(parse("cookie=0x5,actions=drop")
+        assert!(parse("table=1,actions=drop")
             .unwrap_err()
             .message
-            .contains("no cookies"));
+            .contains("one table"));
         assert!(parse("table=0,cookie=0x0,actions=drop").is_ok());
+    }
+
+    #[test]
+    fn reads_cookie_timeouts_and_flags() {
+        let f = parse(
+            "cookie=0x5,idle_timeout=10,hard_timeout=300,send_flow_rem,check_overlap,\
+             reset_counts,no_packet_counts,no_byte_counts,ip,actions=normal",
+        )
+        .unwrap();
+        assert_eq!(f.cookie, 5);
+        assert_eq!((f.idle_timeout, f.hard_timeout), (10, 300));
+        assert_eq!(f.flags, 0x1f);
+        assert!(f.has_flag(Flow::CHECK_OVERLAP | Flow::RESET_COUNTS));
+        assert_eq!(parse("cookie=31,actions=drop").unwrap().cookie, 31);
+        assert_eq!(
+            parse("cookie=0xffffffffffffffff,actions=drop")
+                .unwrap()
+                .cookie,
+            u64::MAX
+        );
+        for (bad, why) in [
+            ("cookie=0x5/0xff,actions=drop", "cookie mask"),
+            ("cookie=0x1ffffffffffffffff,actions=drop", "64-bit number"),
+            ("idle_timeout=-1,actions=drop", "seconds from 0 to 65535"),
+            ("hard_timeout=65536,actions=drop", "seconds from 0 to 65535"),
+            ("out_port=2,actions=drop", "del-flows and mod-flows only"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn reads_transport_ports_and_arp_addresses() {
+        let f = parse("tcp,nw_dst=10.0.0.0/8,tp_dst=80,actions=drop").unwrap();
+        assert_eq!((f.matches.tp_src, f.matches.tp_dst), (None, Some(80)));
+        let f = parse("udp6,udp_src=53,udp_dst=0x35,actions=drop").unwrap();
+        assert_eq!((f.matches.tp_src, f.matches.tp_dst), (Some(53), Some(53)));
+        assert_eq!(
+            parse("tcp_dst=22,tcp6,actions=drop")
+                .unwrap()
+                .matches
+                .tp_dst,
+            Some(22),
+            "prerequisites hold for the whole match, in any order"
+        );
+        let f = parse("arp,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,actions=flood").unwrap();
+        assert_eq!(f.matches.nw_src, Some("10.0.0.1/32".parse().unwrap()));
+        assert_eq!(f.matches.nw_dst, Some("10.0.0.0/24".parse().unwrap()));
+        assert_eq!(
+            parse("arp,nw_dst=10.0.0.0/24,actions=flood").unwrap(),
+            f.clone().with_src(None),
+            "nw_dst is arp_tpa for ARP"
+        );
+    }
+
+    impl Flow {
+        fn with_src(mut self, src: Option<Ipv4Net>) -> Flow {
+            self.matches.nw_src = src;
+            self
+        }
+    }
+
+    #[test]
+    fn port_and_arp_fields_need_their_protocols() {
+        for (bad, offset, why) in [
+            (
+                "tp_dst=80,actions=drop",
+                0,
+                "`tp_dst` needs `tcp`, `udp`, `tcp6` or `udp6`",
+            ),
+            (
+                "ip,tp_src=80,actions=drop",
+                3,
+                "`tp_src` needs `tcp`, `udp`",
+            ),
+            ("icmp,tp_dst=80,actions=drop", 5, "nw_proto 6 or 17"),
+            (
+                "udp,tcp_dst=80,actions=drop",
+                4,
+                "`tcp_dst` needs `tcp` or `tcp6`",
+            ),
+            (
+                "tcp6,udp_src=80,actions=drop",
+                5,
+                "`udp_src` needs `udp` or `udp6`",
+            ),
+            (
+                "ip,arp_tpa=10.0.0.1,actions=drop",
+                3,
+                "`arp_tpa` needs `arp`",
+            ),
+            ("arp_spa=10.0.0.1,actions=drop", 0, "`arp_spa` needs `arp`"),
+            ("tcp,tp_dst=http,actions=drop", 4, "port number"),
+            ("tcp,tp_dst=80,tcp_dst=81,actions=drop", 14, "conflicts"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad}: {e}");
+            assert_eq!(e.offset, offset, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn local_is_its_own_action() {
+        for text in ["actions=LOCAL", "actions=local", "actions=output:LOCAL"] {
+            assert_eq!(parse(text).unwrap().actions, vec![Action::Local], "{text}");
+        }
+        assert_eq!(
+            parse("actions=output:1").unwrap().actions,
+            vec![Action::Output(PortNo(1))]
+        );
+        assert_eq!(
+            parse("actions=output:vxt0").unwrap().actions,
+            vec![Action::Output(PortNo(1))],
+            "the device's name is the port number"
+        );
     }
 
     #[test]
@@ -523,7 +814,25 @@ pub(crate) mod tests {
             ("arp,actions=flood", "arp,actions=flood"),
             (
                 "ip6,ipv6_dst=fc00:0:0:1::/64,actions=output:LOCAL",
-                "ipv6,ipv6_dst=fc00:0:0:1::/64,actions=output:1",
+                "ipv6,ipv6_dst=fc00:0:0:1::/64,actions=LOCAL",
+            ),
+            (
+                "tp_dst=80,nw_dst=10.0.0.0/8,tcp,actions=output:2",
+                "tcp,nw_dst=10.0.0.0/8,tp_dst=80,actions=output:2",
+            ),
+            (
+                "udp6,udp_dst=53,udp_src=5353,actions=drop",
+                "udp6,tp_src=5353,tp_dst=53,actions=drop",
+            ),
+            (
+                "arp,nw_src=10.0.0.1,nw_dst=10.0.0.2,actions=flood",
+                "arp,arp_spa=10.0.0.1/32,arp_tpa=10.0.0.2/32,actions=flood",
+            ),
+            (
+                "priority=5,no_byte_counts,send_flow_rem,hard_timeout=9,idle_timeout=0,\
+                 cookie=31,ip,actions=normal",
+                "cookie=0x1f,hard_timeout=9,send_flow_rem,no_byte_counts,priority=5,ip,\
+                 actions=normal",
             ),
             (
                 "priority=10,ip,nw_proto=47,actions=drop",
@@ -561,7 +870,16 @@ pub(crate) mod tests {
             Just(Action::All),
             Just(Action::Normal),
             Just(Action::InPort),
+            Just(Action::Local),
         ];
+        let extras = (
+            prop_oneof![Just(0u64), any::<u64>()],
+            prop_oneof![Just(0u16), any::<u16>()],
+            prop_oneof![Just(0u16), any::<u16>()],
+            0u16..0x20,
+            prop::option::of(any::<u16>()),
+            prop::option::of(any::<u16>()),
+        );
         (
             any::<u16>(),
             prop::option::of(1u32..=3),
@@ -577,6 +895,7 @@ pub(crate) mod tests {
             (prop::option::of(v4.clone()), prop::option::of(v4)),
             (prop::option::of(v6.clone()), prop::option::of(v6)),
             prop::collection::vec(action, 0..3),
+            extras,
         )
             .prop_map(
                 |(
@@ -588,6 +907,7 @@ pub(crate) mod tests {
                     (s4, d4),
                     (s6, d6),
                     actions,
+                    (cookie, idle_timeout, hard_timeout, flags, tp_src, tp_dst),
                 )| {
                     let mut m = Match {
                         in_port: in_port.map(PortNo),
@@ -618,10 +938,18 @@ pub(crate) mod tests {
                             m.ipv6_dst = d6;
                         }
                     }
+                    if matches!(m.nw_proto, Some(PROTO_TCP | PROTO_UDP)) {
+                        m.tp_src = tp_src;
+                        m.tp_dst = tp_dst;
+                    }
                     Flow {
                         priority,
                         matches: m,
                         actions,
+                        cookie,
+                        idle_timeout,
+                        hard_timeout,
+                        flags,
                     }
                 },
             )

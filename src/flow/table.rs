@@ -3,9 +3,14 @@
 //! Flows are grouped by priority (highest first). Inside a group, flows with a destination prefix
 //! sit in a prefix trie (`prefix-trie`, one for IPv4 and ARP targets, one for IPv6), so a lookup
 //! walks only the prefixes that cover the frame's destination, never the whole table; flows
-//! without a destination prefix are checked one by one (they are few in practice). Among the
-//! flows of the first group that has a match, the most specific wins (longest destination prefix,
-//! then longest source prefix, then most exact fields), then the one added first.
+//! without a destination prefix but with a TCP/UDP destination port sit in a hash map by that
+//! port; the others are checked one by one (they are few in practice). Among the flows of the
+//! first group that has a match, the most specific wins (longest destination prefix, then
+//! longest source prefix, then most exact fields), then the one added first. Every candidate is
+//! weighed by that rule whatever structure it came from, so the structures decide only which
+//! flows are looked at, never which one wins.
+
+use std::collections::HashMap;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
@@ -26,6 +31,8 @@ struct PriorityGroup {
     priority: u16,
     v4_dst: PrefixMap<Ipv4Net, Vec<u32>>,
     v6_dst: PrefixMap<Ipv6Net, Vec<u32>>,
+    /// Flows without a destination prefix that match one TCP/UDP destination port.
+    tp_dst: HashMap<u16, Vec<u32>>,
     rest: Vec<u32>,
 }
 
@@ -42,6 +49,7 @@ impl FlowTable {
                     priority: flow.priority,
                     v4_dst: PrefixMap::new(),
                     v6_dst: PrefixMap::new(),
+                    tp_dst: HashMap::new(),
                     rest: Vec::new(),
                 });
             }
@@ -53,6 +61,8 @@ impl FlowTable {
                 group.v4_dst.entry(net).or_default().push(id);
             } else if let Some(net) = flow.matches.ipv6_dst {
                 group.v6_dst.entry(net).or_default().push(id);
+            } else if let Some(port) = flow.matches.tp_dst {
+                group.tp_dst.entry(port).or_default().push(id);
             } else {
                 group.rest.push(id);
             }
@@ -104,6 +114,11 @@ impl FlowTable {
                 }
                 _ => {}
             }
+            if let Some(ports) = key.ports.filter(|_| !group.tp_dst.is_empty()) {
+                if let Some(ids) = group.tp_dst.get(&ports.dst) {
+                    ids.iter().for_each(|&id| consider(id));
+                }
+            }
             group.rest.iter().for_each(|&id| consider(id));
             if let Some(id) = best {
                 return Some(id as usize);
@@ -118,7 +133,9 @@ mod tests {
     use super::*;
     use crate::flow::parse_flow;
     use crate::flow::syntax::tests::HubPorts;
-    use crate::wire::ethernet::{Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+    use crate::flow::{Flow, Match};
+    use crate::wire::ethernet::{L4Ports, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+    use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn table(rules: &[&str]) -> FlowTable {
@@ -140,6 +157,7 @@ mod tests {
                 dst: dst.parse().unwrap(),
                 proto,
             },
+            ports: None,
         }
     }
 
@@ -153,6 +171,7 @@ mod tests {
                 dst: dst.parse().unwrap(),
                 proto,
             },
+            ports: None,
         }
     }
 
@@ -165,6 +184,7 @@ mod tests {
                 spa: Ipv4Addr::new(172, 31, 1, 1),
                 tpa: tpa.parse().unwrap(),
             },
+            ports: None,
         }
     }
 
@@ -279,5 +299,157 @@ mod tests {
             Some((19 << 8) + 136)
         );
         assert_eq!(t.lookup(PortNo(1), &v4("10.200.0.1", 1)), Some(5000));
+    }
+
+    fn with_ports(mut key: FrameKey, src: u16, dst: u16) -> FrameKey {
+        key.ports = Some(L4Ports { src, dst });
+        key
+    }
+
+    #[test]
+    fn port_flows_match_only_frames_with_those_ports() {
+        let t = table(&[
+            "tcp,tp_dst=80,actions=output:2",
+            "tcp,tp_src=9,tp_dst=80,actions=output:3",
+            "udp,tp_dst=80,actions=output:1",
+            "tcp,nw_dst=172.31.3.0/24,tp_dst=22,actions=drop",
+            "tcp6,tp_dst=80,actions=output:3",
+            "ip,actions=normal",
+        ]);
+        let tcp = |dst, sp, dp| with_ports(v4(dst, 6), sp, dp);
+        assert_eq!(t.lookup(PortNo(1), &tcp("10.0.0.1", 5000, 80)), Some(0));
+        assert_eq!(
+            t.lookup(PortNo(1), &tcp("10.0.0.1", 9, 80)),
+            Some(1),
+            "two exact ports beat one"
+        );
+        assert_eq!(
+            t.lookup(PortNo(1), &with_ports(v4("10.0.0.1", 17), 5000, 80)),
+            Some(2)
+        );
+        assert_eq!(t.lookup(PortNo(1), &tcp("172.31.3.1", 1, 22)), Some(3));
+        assert_eq!(t.lookup(PortNo(1), &tcp("172.31.2.1", 1, 22)), Some(5));
+        assert_eq!(
+            t.lookup(PortNo(1), &with_ports(v6("fc00::1", 6), 1, 80)),
+            Some(4)
+        );
+        assert_eq!(
+            t.lookup(PortNo(1), &v4("10.0.0.1", 6)),
+            Some(5),
+            "a frame without ports (a later fragment) never matches a port flow"
+        );
+    }
+
+    #[test]
+    fn many_port_flows_still_find_the_port() {
+        let rules: Vec<String> = (0..20_000u32)
+            .map(|i| {
+                let proto = if i % 2 == 0 { "tcp" } else { "udp" };
+                format!("{proto},tp_dst={},actions=output:{}", i / 2, 2 + i % 2)
+            })
+            .collect();
+        let t = FlowTable::new(
+            rules
+                .iter()
+                .map(|r| parse_flow(r, &HubPorts).unwrap())
+                .collect(),
+        );
+        assert_eq!(
+            t.lookup(PortNo(1), &with_ports(v4("1.2.3.4", 17), 1, 4321)),
+            Some(8643)
+        );
+        assert_eq!(
+            t.lookup(PortNo(1), &with_ports(v4("1.2.3.4", 6), 1, 10_000)),
+            None
+        );
+    }
+
+    /// Flows and frames over small domains, so that matches, ties and fall-backs are common.
+    fn arb_match() -> impl Strategy<Value = Match> {
+        let net = prop_oneof![
+            Just("10.0.0.0/8"),
+            Just("10.1.0.0/16"),
+            Just("10.1.2.0/24"),
+            Just("10.1.2.3/32"),
+            Just("10.2.0.0/16"),
+        ]
+        .prop_map(|n| n.parse::<Ipv4Net>().unwrap());
+        let port = prop::option::of(1u16..=3);
+        (
+            prop::option::of(1u32..=2),
+            prop::option::of(Just(ETHERTYPE_IPV4)),
+            prop::option::of(prop_oneof![Just(6u8), Just(17)]),
+            prop::option::of(net.clone()),
+            prop::option::of(net),
+            port.clone(),
+            port,
+        )
+            .prop_map(
+                |(in_port, dl_type, nw_proto, nw_src, nw_dst, tp_src, tp_dst)| Match {
+                    in_port: in_port.map(PortNo),
+                    dl_type,
+                    nw_proto,
+                    nw_src,
+                    nw_dst,
+                    tp_src,
+                    tp_dst,
+                    ..Match::default()
+                },
+            )
+    }
+
+    fn arb_key() -> impl Strategy<Value = (PortNo, FrameKey)> {
+        let addr = prop_oneof![
+            Just("10.1.2.3"),
+            Just("10.1.2.4"),
+            Just("10.1.9.9"),
+            Just("10.2.0.1"),
+            Just("11.0.0.1"),
+        ];
+        (
+            1u32..=2,
+            addr.clone(),
+            addr,
+            prop_oneof![Just(6u8), Just(17), Just(1)],
+            prop::option::of((1u16..=3, 1u16..=3)),
+        )
+            .prop_map(|(in_port, src, dst, proto, ports)| {
+                let mut key = v4(dst, proto);
+                if let L3::Ipv4 { src: s, .. } = &mut key.l3 {
+                    *s = src.parse().unwrap();
+                }
+                key.ports = ports.map(|(src, dst)| L4Ports { src, dst });
+                (PortNo(in_port), key)
+            })
+    }
+
+    /// What the table must answer: the highest priority, then most specific, then first flow.
+    fn brute_force(flows: &[Flow], in_port: PortNo, key: &FrameKey) -> Option<usize> {
+        flows
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.matches.matches(in_port, key))
+            .max_by_key(|(i, f)| (f.priority, f.matches.specificity(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_agrees_with_a_scan_of_every_flow(
+            flows in prop::collection::vec(
+                (1u16..=3, arb_match()).prop_map(|(p, m)| Flow::new(p, m, vec![])),
+                0..40,
+            ),
+            keys in prop::collection::vec(arb_key(), 1..20),
+        ) {
+            let t = FlowTable::new(flows.clone());
+            for (in_port, key) in keys {
+                prop_assert_eq!(
+                    t.lookup(in_port, &key),
+                    brute_force(&flows, in_port, &key),
+                    "{:?} {:?}", in_port, key
+                );
+            }
+        }
     }
 }

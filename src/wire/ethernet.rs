@@ -1,8 +1,9 @@
 //! Ethernet frames and the fields the flow table matches on.
 //!
 //! [`FrameKey::parse`] reads the L2 header (skipping one 802.1Q tag), and for ARP, IPv4 and IPv6
-//! the addresses and upper-layer protocol. A frame whose L3 header is cut short still has a key:
-//! its L3 part is [`L3::Other`], so it can match L2 flows but never an address flow.
+//! the addresses and upper-layer protocol, and for TCP and UDP the ports. A frame whose L3 header
+//! is cut short still has a key: its L3 part is [`L3::Other`], so it can match L2 flows but never
+//! an address flow. A cut (or non-first fragment's) transport header leaves the ports out.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -30,6 +31,9 @@ const ARP_LEN: usize = 28;
 const ARP_SPA_OFFSET: usize = 14;
 const ARP_TPA_OFFSET: usize = 24;
 
+const IPV4_FRAG_OFFSET: usize = 6;
+/// The fragment offset bits of the IPv4 flags-and-offset field.
+const IPV4_FRAG_OFFSET_MASK: u16 = 0x1fff;
 const IPV4_PROTO_OFFSET: usize = 9;
 const IPV4_SRC_OFFSET: usize = 12;
 const IPV4_DST_OFFSET: usize = 16;
@@ -42,6 +46,11 @@ const IPV6_EXT_HOP_BY_HOP: u8 = 0;
 const IPV6_EXT_ROUTING: u8 = 43;
 const IPV6_EXT_FRAGMENT: u8 = 44;
 const IPV6_EXT_DEST_OPTS: u8 = 60;
+/// The fragment offset bits of the IPv6 fragment header's offset-and-flags field.
+const IPV6_FRAG_OFFSET_MASK: u16 = 0xfff8;
+/// Transport protocols whose first four bytes are the source and destination ports.
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
 /// At most this many extension headers are walked; a longer chain keeps the last one's number.
 const IPV6_EXT_MAX: usize = 8;
 
@@ -155,6 +164,18 @@ pub struct FrameKey {
     pub dl_type: u16,
     /// Addresses and protocol, where the frame carries them.
     pub l3: L3,
+    /// TCP or UDP ports, where the frame carries them: IPv4 or IPv6 (after its extension
+    /// headers) with protocol 6 or 17, not a non-first fragment, the ports not cut off.
+    pub ports: Option<L4Ports>,
+}
+
+/// The source and destination ports of a TCP or UDP header (OpenFlow `tp_src`, `tp_dst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct L4Ports {
+    /// Source port.
+    pub src: u16,
+    /// Destination port.
+    pub dst: u16,
 }
 
 /// The frame is shorter than an Ethernet header.
@@ -178,58 +199,103 @@ impl FrameKey {
             dl_type = read_u16(frame, ETHERTYPE_OFFSET + VLAN_TAG_LEN);
             l3_start += VLAN_TAG_LEN;
         }
-        let l3 = parse_l3(dl_type, &frame[l3_start..]);
+        let (l3, ports) = parse_l3(dl_type, &frame[l3_start..]);
         Ok(FrameKey {
             dl_dst,
             dl_src,
             dl_type,
             l3,
+            ports,
         })
     }
 }
 
-fn parse_l3(dl_type: u16, p: &[u8]) -> L3 {
+fn parse_l3(dl_type: u16, p: &[u8]) -> (L3, Option<L4Ports>) {
     match dl_type {
-        ETHERTYPE_ARP if p.len() >= ARP_LEN && p[4] == 6 && p[5] == 4 => L3::Arp {
-            spa: read_v4(p, ARP_SPA_OFFSET),
-            tpa: read_v4(p, ARP_TPA_OFFSET),
-        },
-        ETHERTYPE_IPV4 if p.len() >= super::IPV4_HEADER_LEN && p[0] >> 4 == 4 => L3::Ipv4 {
-            src: read_v4(p, IPV4_SRC_OFFSET),
-            dst: read_v4(p, IPV4_DST_OFFSET),
-            proto: p[IPV4_PROTO_OFFSET],
-        },
-        ETHERTYPE_IPV6 if p.len() >= super::IPV6_HEADER_LEN && p[0] >> 4 == 6 => L3::Ipv6 {
-            src: read_v6(p, IPV6_SRC_OFFSET),
-            dst: read_v6(p, IPV6_DST_OFFSET),
-            proto: ipv6_upper_protocol(p),
-        },
-        _ => L3::Other,
+        ETHERTYPE_ARP if p.len() >= ARP_LEN && p[4] == 6 && p[5] == 4 => (
+            L3::Arp {
+                spa: read_v4(p, ARP_SPA_OFFSET),
+                tpa: read_v4(p, ARP_TPA_OFFSET),
+            },
+            None,
+        ),
+        ETHERTYPE_IPV4 if p.len() >= super::IPV4_HEADER_LEN && p[0] >> 4 == 4 => {
+            let proto = p[IPV4_PROTO_OFFSET];
+            let header_len = usize::from(p[0] & 0x0f) * 4;
+            let first = read_u16(p, IPV4_FRAG_OFFSET) & IPV4_FRAG_OFFSET_MASK == 0;
+            let ports = if first && header_len >= super::IPV4_HEADER_LEN {
+                l4_ports(proto, p, header_len)
+            } else {
+                None
+            };
+            (
+                L3::Ipv4 {
+                    src: read_v4(p, IPV4_SRC_OFFSET),
+                    dst: read_v4(p, IPV4_DST_OFFSET),
+                    proto,
+                },
+                ports,
+            )
+        }
+        ETHERTYPE_IPV6 if p.len() >= super::IPV6_HEADER_LEN && p[0] >> 4 == 6 => {
+            let (proto, upper) = ipv6_upper_protocol(p);
+            (
+                L3::Ipv6 {
+                    src: read_v6(p, IPV6_SRC_OFFSET),
+                    dst: read_v6(p, IPV6_DST_OFFSET),
+                    proto,
+                },
+                upper.and_then(|offset| l4_ports(proto, p, offset)),
+            )
+        }
+        _ => (L3::Other, None),
     }
 }
 
+/// The ports of a TCP or UDP header at `offset`, if it is one and its first four bytes are there.
+fn l4_ports(proto: u8, p: &[u8], offset: usize) -> Option<L4Ports> {
+    if proto != PROTO_TCP && proto != PROTO_UDP {
+        return None;
+    }
+    let b = p.get(offset..offset.checked_add(4)?)?;
+    Some(L4Ports {
+        src: u16::from_be_bytes([b[0], b[1]]),
+        dst: u16::from_be_bytes([b[2], b[3]]),
+    })
+}
+
 /// Walks the IPv6 extension headers; stops at the first header that is not one, or that is cut.
-fn ipv6_upper_protocol(p: &[u8]) -> u8 {
+/// Returns the protocol found and where its header starts: `None` when the walk stopped inside
+/// the extension headers or the packet is a non-first fragment (its upper header is elsewhere).
+fn ipv6_upper_protocol(p: &[u8]) -> (u8, Option<usize>) {
     let mut next = p[IPV6_NEXT_HEADER_OFFSET];
     let mut offset = super::IPV6_HEADER_LEN;
+    let mut first_fragment = true;
     for _ in 0..IPV6_EXT_MAX {
         let len = match next {
             IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {
                 match p.get(offset + 1) {
                     Some(&units) => (usize::from(units) + 1) * 8,
-                    None => return next,
+                    None => return (next, None),
                 }
             }
-            IPV6_EXT_FRAGMENT => 8,
-            _ => return next,
+            IPV6_EXT_FRAGMENT => {
+                // A cut fragment header may still name the protocol; its ports are unknown.
+                first_fragment &= matches!(
+                    (p.get(offset + 2), p.get(offset + 3)),
+                    (Some(&hi), Some(&lo)) if u16::from_be_bytes([hi, lo]) & IPV6_FRAG_OFFSET_MASK == 0
+                );
+                8
+            }
+            _ => return (next, first_fragment.then_some(offset)),
         };
         match p.get(offset) {
             Some(&n) => next = n,
-            None => return next,
+            None => return (next, None),
         }
         offset += len;
     }
-    next
+    (next, first_fragment.then_some(offset))
 }
 
 fn read_u16(b: &[u8], offset: usize) -> u16 {
@@ -327,6 +393,122 @@ mod tests {
                 proto: 17
             }
         );
+    }
+
+    fn udp4(src: u16, dst: u16) -> Vec<u8> {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([172, 31, 1, 1], [172, 31, 2, 1], 64)
+            .udp(src, dst)
+            .write(&mut frame, b"hello")
+            .unwrap();
+        frame
+    }
+
+    /// IPv6 behind `ext` (hop-by-hop, then a fragment header with `frag_offset` when
+    /// Some), then a TCP header from port 40000 to 80.
+    fn tcp6(frag_offset: Option<u16>) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        let mut ip = [0u8; 40];
+        ip[0] = 0x60;
+        ip[6] = IPV6_EXT_HOP_BY_HOP;
+        ip[7] = 64;
+        f.extend_from_slice(&ip);
+        let after_hop = if frag_offset.is_some() { 44 } else { 6 };
+        f.extend_from_slice(&[after_hop, 0, 1, 4, 0, 0, 0, 0]);
+        if let Some(off) = frag_offset {
+            let field = (off << 3) | 1;
+            f.extend_from_slice(&[6, 0]);
+            f.extend_from_slice(&field.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 9]);
+        }
+        f.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn reads_tcp_and_udp_ports() {
+        let key = FrameKey::parse(&udp4(4000, 5000)).unwrap();
+        assert_eq!(
+            key.ports,
+            Some(L4Ports {
+                src: 4000,
+                dst: 5000
+            })
+        );
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6([0xfc; 16], [0xfd; 16], 64)
+            .tcp(443, 55000, 1, 1000)
+            .write(&mut frame, b"")
+            .unwrap();
+        let key = FrameKey::parse(&frame).unwrap();
+        assert_eq!(
+            key.ports,
+            Some(L4Ports {
+                src: 443,
+                dst: 55000
+            })
+        );
+        assert_eq!(FrameKey::parse(&KERNEL_ARP[INNER..]).unwrap().ports, None);
+        assert_eq!(
+            FrameKey::parse(&KERNEL_MLD[INNER..]).unwrap().ports,
+            None,
+            "ICMPv6 has no ports"
+        );
+    }
+
+    #[test]
+    fn ipv4_ports_come_after_options_and_only_from_the_first_fragment() {
+        let mut frame = udp4(4000, 5000);
+        frame[20] = 0x20; // MF set, offset 0: the first fragment has the header
+        assert!(FrameKey::parse(&frame).unwrap().ports.is_some());
+        frame[21] = 0x01; // offset 8 bytes: a later fragment, payload where ports would be
+        let key = FrameKey::parse(&frame).unwrap();
+        assert_eq!(key.ports, None);
+        assert!(matches!(key.l3, L3::Ipv4 { proto: 17, .. }));
+        // Four bytes of options (IHL 6): the ports move along.
+        let mut frame = udp4(4000, 5000);
+        frame[14] = 0x46;
+        frame.splice(34..34, [1, 1, 1, 1]);
+        assert_eq!(
+            FrameKey::parse(&frame).unwrap().ports,
+            Some(L4Ports {
+                src: 4000,
+                dst: 5000
+            })
+        );
+        let mut frame = udp4(4000, 5000);
+        frame[14] = 0x44; // IHL 4: not a valid header, no ports
+        assert_eq!(FrameKey::parse(&frame).unwrap().ports, None);
+    }
+
+    #[test]
+    fn a_cut_transport_header_has_no_ports() {
+        let frame = udp4(4000, 5000);
+        assert!(FrameKey::parse(&frame[..38]).unwrap().ports.is_some());
+        let key = FrameKey::parse(&frame[..37]).unwrap();
+        assert_eq!(key.ports, None);
+        assert!(matches!(key.l3, L3::Ipv4 { proto: 17, .. }));
+        let frame = tcp6(Some(0));
+        assert!(FrameKey::parse(&frame).unwrap().ports.is_some());
+        assert_eq!(
+            FrameKey::parse(&frame[..frame.len() - 5]).unwrap().ports,
+            None
+        );
+    }
+
+    #[test]
+    fn ipv6_ports_come_after_extension_headers_and_not_from_later_fragments() {
+        let want = Some(L4Ports {
+            src: 40000,
+            dst: 80,
+        });
+        assert_eq!(FrameKey::parse(&tcp6(None)).unwrap().ports, want);
+        assert_eq!(FrameKey::parse(&tcp6(Some(0))).unwrap().ports, want);
+        let key = FrameKey::parse(&tcp6(Some(185))).unwrap();
+        assert!(matches!(key.l3, L3::Ipv6 { proto: 6, .. }));
+        assert_eq!(key.ports, None, "a later fragment carries no TCP header");
     }
 
     #[test]
