@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fdb;
 pub mod flow;
 pub mod io;
+pub mod openflow;
 pub mod ratelimit;
 pub mod switch;
 pub mod wire;
