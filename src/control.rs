@@ -26,14 +26,16 @@ pub enum Request {
     /// Add (or replace, same match and priority) each flow.
     AddFlows(Vec<String>),
     /// Delete the flows a match covers (all when `None`), or with `strict` the one flow with
-    /// exactly that match and priority.
+    /// exactly that match and priority; `cookie=VALUE/MASK` and `out_port=PORT` narrow it.
     DelFlows {
         /// Exact match and priority only.
         strict: bool,
         /// The match (may carry `priority=`).
         pattern: Option<String>,
     },
-    /// Change the actions of the flows a match covers (`MATCH,actions=...`).
+    /// Change the actions of the flows a match covers (`MATCH,actions=...`); `cookie=VALUE/MASK`
+    /// narrows, `cookie=VALUE` sets the cookie (without either, cookies stay), `reset_counts`
+    /// restarts the counters.
     ModFlows {
         /// Exact match and priority only.
         strict: bool,
@@ -288,6 +290,8 @@ pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowCha
     let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
     let pattern =
         |text: &str| parse_pattern(text, &names).map_err(|e| format!("pattern `{text}`: {e}"));
+    // Without any `cookie=`, vxtunctl's mod-flows leaves the cookies alone.
+    let mut keep_cookies = false;
     let change = match request {
         Request::AddFlows(texts) => {
             FlowEdit::Add(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
@@ -327,6 +331,7 @@ pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowCha
             let Some(actions) = p.actions.clone() else {
                 return Err(format!("pattern `{text}`: mod-flows needs `actions=`"));
             };
+            keep_cookies = p.cookie.mask == 0 && p.new_cookie.is_none();
             FlowEdit::Modify {
                 selector: p.selector(*strict),
                 cookie: p.cookie,
@@ -338,20 +343,19 @@ pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowCha
         _ => return Err("not a flow edit".into()),
     };
     let mut edited = edit::apply(flows, &change).map_err(|e| e.to_string())?;
-    let summary = match (request, &change) {
-        (Request::AddFlows(texts), _) => format!(
+    let summary = match request {
+        Request::AddFlows(texts) => format!(
             "{} flow(s) added, {} of them replacing a flow\n",
             texts.len(),
             edited.replaced
         ),
-        (Request::ReplaceFlows(_), _) => {
+        Request::ReplaceFlows(_) => {
             format!("table replaced: {} flow(s)\n", edited.flows.len())
         }
-        (Request::DelFlows { .. }, _) => format!("{} flow(s) deleted\n", edited.deleted.len()),
-        (Request::ModFlows { flow: text, .. }, FlowEdit::Modify { cookie, .. }) => {
-            // Without any `cookie=`, vxtunctl's mod-flows leaves the cookies alone (a modify
-            // changes no order, so the flows line up).
-            if cookie.mask == 0 && pattern(text)?.new_cookie.is_none() {
+        Request::DelFlows { .. } => format!("{} flow(s) deleted\n", edited.deleted.len()),
+        Request::ModFlows { .. } => {
+            if keep_cookies {
+                // A modify changes no order: the flows line up with those before.
                 for (new, old) in edited.flows.iter_mut().zip(flows) {
                     new.cookie = old.cookie;
                 }

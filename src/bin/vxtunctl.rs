@@ -39,7 +39,8 @@ enum Verb {
         /// The file.
         file: PathBuf,
     },
-    /// Delete every flow MATCH covers (all flows without MATCH).
+    /// Delete every flow MATCH covers (all flows without MATCH); MATCH may narrow by
+    /// cookie=VALUE/MASK and out_port=PORT.
     DelFlows {
         /// Only the flow with exactly this match and priority.
         #[arg(long)]
@@ -47,7 +48,8 @@ enum Verb {
         /// The match, e.g. "ip,nw_dst=172.31.3.0/24".
         r#match: Option<String>,
     },
-    /// Change the actions of every flow the match covers: "MATCH,actions=...".
+    /// Change the actions of every flow the match covers: "MATCH,actions=..." (cookie=VALUE/MASK
+    /// narrows, cookie=VALUE sets the cookie, reset_counts restarts the counters).
     ModFlows {
         /// Only the flow with exactly this match and priority.
         #[arg(long)]
