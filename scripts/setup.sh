@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what vxtund's scenario, tests and benchmarks need on a fresh Debian machine:
 # iproute2 (ip), ping, iperf3, tcpdump, python3 (the garbage-datagram test sends with it) and
-# python3-scapy (the GRE peer of tests/gre_scapy.rs). Does nothing for tools already there.
+# python3-scapy (the GRE peer of tests/gre_scapy.rs) and openvswitch-common (ovs-ofctl, the
+# OpenFlow client of tests/openflow.rs). Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -11,6 +12,8 @@ command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v python3 >/dev/null || need+=(python3)
 # The GRE test's peer is scapy, from Debian, run by Debian's own interpreter.
 /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+# Debian's own ovs-ofctl manages vxtund over OpenFlow in tests/openflow.rs.
+command -v ovs-ofctl >/dev/null || need+=(openvswitch-common)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

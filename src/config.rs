@@ -54,6 +54,70 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// A group given read and write access to the control socket (mode 0660), besides root.
     pub control_group: Option<String>,
+    /// The OpenFlow management side.
+    pub openflow: OpenFlowConfig,
+}
+
+/// The `[openflow]` section: where OpenFlow clients such as `ovs-ofctl` connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFlowConfig {
+    /// Passive targets to listen on. Default: `punix:/run/vxtund/<config name>.mgmt`, the
+    /// counterpart of Open vSwitch's `<bridge>.mgmt`; empty when the file says `listen = []`.
+    pub listen: Vec<ListenTarget>,
+    /// The datapath id; `None` derives a stable one (see `daemon::openflow`).
+    pub datapath_id: Option<u64>,
+}
+
+/// A passive OpenFlow target in Open vSwitch's syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenTarget {
+    /// `punix:PATH`: a Unix stream socket, mode 0600.
+    Unix(PathBuf),
+    /// `ptcp:PORT[:IP]`: TCP, on every address when no IP is given (as Open vSwitch).
+    Tcp(std::net::SocketAddr),
+}
+
+impl fmt::Display for ListenTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenTarget::Unix(p) => write!(f, "punix:{}", p.display()),
+            ListenTarget::Tcp(a) if a.is_ipv6() => write!(f, "ptcp:{}:[{}]", a.port(), a.ip()),
+            ListenTarget::Tcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+        }
+    }
+}
+
+impl ListenTarget {
+    /// Parses `punix:PATH` or `ptcp:PORT[:IP]` (an IPv6 address may be bracketed).
+    pub fn parse(text: &str) -> Result<ListenTarget, String> {
+        if let Some(path) = text.strip_prefix("punix:") {
+            if path.is_empty() {
+                return Err("`punix:` needs a path".into());
+            }
+            return Ok(ListenTarget::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = text.strip_prefix("ptcp:") {
+            let (port, ip) = match rest.split_once(':') {
+                Some((port, ip)) => (port, Some(ip)),
+                None => (rest, None),
+            };
+            let port: u16 = port.parse().map_err(|_| {
+                format!("`{text}`: `{port}` is not a TCP port (ptcp:PORT[:IP], e.g. ptcp:6653:127.0.0.1)")
+            })?;
+            let ip: IpAddr = match ip {
+                None => IpAddr::from([0, 0, 0, 0]),
+                Some(ip) => ip
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| format!("`{text}`: `{ip}` is not an IP address"))?,
+            };
+            return Ok(ListenTarget::Tcp(std::net::SocketAddr::new(ip, port)));
+        }
+        Err(format!(
+            "`{text}`: expected punix:PATH or ptcp:PORT[:IP] (vxtund listens; it does not dial)"
+        ))
+    }
 }
 
 /// Where control sockets live by default: `/run/vxtund/<device>.sock`.
@@ -381,7 +445,9 @@ impl Config {
             Some(p) => PathBuf::from(p.into_inner()),
             None => Path::new(CONTROL_DIR).join(format!("{}.sock", device.name)),
         };
+        let openflow = validate_openflow(raw.openflow, path, &err)?;
         Ok(Config {
+            openflow,
             control_socket,
             control_group,
             path: path.to_owned(),
@@ -657,6 +723,67 @@ fn parse_mss_clamp(value: &toml::Value) -> Result<MssClamp, String> {
     }
 }
 
+fn validate_openflow(
+    raw: Option<RawOpenFlow>,
+    path: &Path,
+    err: &ErrAt<'_>,
+) -> Result<OpenFlowConfig, ConfigError> {
+    let raw = raw.unwrap_or(RawOpenFlow {
+        listen: None,
+        datapath_id: None,
+    });
+    let listen = match raw.listen {
+        None => {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("vxtund");
+            vec![ListenTarget::Unix(
+                Path::new(CONTROL_DIR).join(format!("{name}.mgmt")),
+            )]
+        }
+        Some(list) => {
+            let mut targets: Vec<ListenTarget> = Vec::new();
+            for t in list.into_inner() {
+                let target =
+                    ListenTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+                if targets.contains(&target) {
+                    return Err(err(
+                        Some(t.span()),
+                        format!("`{}` is listed twice", t.get_ref()),
+                    ));
+                }
+                targets.push(target);
+            }
+            targets
+        }
+    };
+    let datapath_id = match raw.datapath_id {
+        None => None,
+        Some(d) => {
+            let text = d.get_ref().trim_start_matches("0x");
+            let valid = !text.is_empty() && text.len() <= 16;
+            match u64::from_str_radix(text, 16) {
+                Ok(id) if valid => Some(id),
+                _ => {
+                    return Err(err(
+                        Some(d.span()),
+                        format!(
+                        "datapath_id `{}`: expected up to 16 hex digits, e.g. \"0000000000000001\"",
+                        d.get_ref()
+                    ),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(OpenFlowConfig {
+        listen,
+        datapath_id,
+    })
+}
+
 fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
@@ -673,6 +800,14 @@ struct RawConfig {
     tunnels: Vec<Spanned<RawTunnel>>,
     flows: Option<RawFlows>,
     control: Option<RawControl>,
+    openflow: Option<RawOpenFlow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenFlow {
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    datapath_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@
 
 mod datapath;
 mod mtu;
+mod openflow;
 mod ops;
 mod plumbing;
 mod reload;
@@ -60,8 +61,11 @@ pub enum DaemonError {
     #[error("setting up signal handling: {0}")]
     Signals(io::Error),
     /// The control socket.
-    #[error(transparent)]
+    #[error("control socket {0}")]
     Control(#[from] ControlError),
+    /// An OpenFlow listener.
+    #[error("OpenFlow listener {0}")]
+    OpenFlow(ControlError),
     /// A data-path thread stopped on an I/O error (logged when it happened).
     #[error("the data path stopped on an I/O error (see the log above)")]
     DataPath,
@@ -95,6 +99,10 @@ struct Shared {
     /// Its lock also serialises every change: reloads and flow edits.
     in_force: Mutex<InForce>,
     started: Instant,
+    /// The OpenFlow datapath id (configured or derived).
+    datapath_id: u64,
+    /// The TAP's MAC address, as OpenFlow's PORT_DESC reports it.
+    tap_mac: [u8; 6],
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -124,6 +132,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
+    let openflow = openflow::Listeners::bind(&config).map_err(DaemonError::OpenFlow)?;
     let device_mtu = mtus.device.0;
     let tap = Tap::open(
         &config.device.name,
@@ -147,9 +156,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let ready = ready_line(&config, &mtus);
-    let shared = Shared {
+    let shared = Arc::new(Shared {
+        datapath_id: openflow::datapath_id(&config),
+        tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
         core: Mutex::new(Core {
-            switch: new_switch(&config, &mtus),
+            switch: new_switch(&config, &mtus, config.flows.clone()),
             plumbing: Arc::new(plumbing),
             generation: 0,
         }),
@@ -163,7 +174,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             mtus,
         }),
         started: Instant::now(),
-    };
+    });
 
     println!("{ready}");
     use std::io::Write;
@@ -171,7 +182,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let shared = &shared;
+        let of_shared = Arc::clone(&shared);
+        let shared = &*shared;
         let handle = &handle;
         let failed = &failed;
         let stop_all = move |result: Result<(), ()>| {
@@ -197,7 +209,24 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn_scoped(scope, move || {
                 stop_all(guarded("control", || control_loop(shared, control)))
             });
-        if tap_thread.is_err() || net_thread.is_err() || control_thread.is_err() {
+        let openflow_thread = match openflow.is_empty() {
+            true => Ok(None),
+            false => std::thread::Builder::new()
+                .name("openflow".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("openflow", || {
+                        openflow::serve(of_shared, openflow).map_err(|e| {
+                            error!("OpenFlow: {e}");
+                        })
+                    }))
+                })
+                .map(Some),
+        };
+        if tap_thread.is_err()
+            || net_thread.is_err()
+            || control_thread.is_err()
+            || openflow_thread.is_err()
+        {
             error!("could not start the data-path threads");
             stop_all(Err(()));
         }
@@ -226,11 +255,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The switch for `config`, with the tunnel MTUs of `mtus`.
-fn new_switch(config: &Config, mtus: &Mtus) -> Switch {
+/// The switch for `config` with `flows`, and the tunnel MTUs of `mtus`.
+fn new_switch(config: &Config, mtus: &Mtus, flows: Vec<Flow>) -> Switch {
     let mut switch = Switch::new(
         config.ports.clone(),
-        FlowTable::new(config.flows.clone()),
+        FlowTable::new(flows),
         MacTable::new(config.fdb_max_entries, config.fdb_ageing),
     );
     for &(port, _, _, mtu) in &mtus.tunnels {

@@ -96,6 +96,25 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(s, "underlay local {}", config.underlay.locals_text());
+    let targets: Vec<String> = config
+        .openflow
+        .listen
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let _ = writeln!(
+        s,
+        "openflow {}, datapath id {:016x} ({})",
+        match targets.is_empty() {
+            true => "off".to_owned(),
+            false => format!("listen {}", targets.join(", ")),
+        },
+        super::openflow::datapath_id(config),
+        match config.openflow.datapath_id {
+            Some(_) => "configured",
+            None => "derived",
+        }
+    );
     let _ = writeln!(
         s,
         "{:<6}{:<16}{:<7}{:<42}{:<18}MTU",

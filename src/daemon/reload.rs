@@ -8,11 +8,15 @@ use tracing::{error, info, warn};
 
 use super::{lock, new_switch, warn_about, InForce, Mtus, Plumbing, Shared};
 use crate::config::Config;
+use crate::flow::{Flow, PortNo};
 use crate::io::tap::{Tap, TapError};
 use crate::switch::Port;
 
-/// Re-reads the config file and applies it: tunnels added, removed or changed, new flows (the
-/// file's flows replace the table, run-time edits included), MTU and addresses of the device.
+/// Re-reads the config file and applies it: tunnels added, removed or changed, MTU and
+/// addresses of the device, and flows. When the file's `[flows]` changed since it was last
+/// read, they replace the table (edits made over vxtunctl or OpenFlow since go with it); when
+/// they did not, the table in force stays, run-time edits included, less the flows that name a
+/// port the reload removed.
 /// The device itself stays. On any error nothing changes and the error is logged and returned.
 pub(super) fn reload(sh: &Shared) -> Result<String, String> {
     let mut in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
@@ -47,8 +51,12 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
             return Err(e.to_string());
         }
     };
-    let summary = reload_summary(&in_force.config, &config);
-    let mut switch = new_switch(&config, &mtus);
+    let (flows, flows_summary) = flows_after_reload(in_force, &config);
+    let summary = format!(
+        "{}; {flows_summary}\n",
+        reload_summary(&in_force.config, &config).trim_end()
+    );
+    let mut switch = new_switch(&config, &mtus, flows.clone());
     let retired = {
         let mut core = lock(sh);
         let core = &mut *core;
@@ -63,11 +71,43 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     sh.sockets_changed.raise();
     drop(retired);
     *in_force = InForce {
-        flows: config.flows.clone(),
+        flows,
         config,
         mtus,
     };
     Ok(summary)
+}
+
+/// The flows after a reload to `config`, and words saying which: the file's when its flows
+/// changed, else the table in force without flows that name a port `config` lacks.
+fn flows_after_reload(in_force: &InForce, config: &Config) -> (Vec<Flow>, String) {
+    if config.flows != in_force.config.flows {
+        return (
+            config.flows.clone(),
+            "the file's flows replace the table".into(),
+        );
+    }
+    let exists = |p: PortNo| config.ports.iter().any(|q| q.no == p);
+    let kept: Vec<Flow> = in_force
+        .flows
+        .iter()
+        .filter(|f| {
+            f.matches.in_port.is_none_or(exists)
+                && f.actions.iter().all(|a| match a {
+                    crate::flow::Action::Output(p) => exists(*p),
+                    _ => true,
+                })
+        })
+        .cloned()
+        .collect();
+    let gone = in_force.flows.len() - kept.len();
+    let words = match gone {
+        0 => "the file's flows are unchanged: the table in force stays".to_owned(),
+        n => format!(
+            "the file's flows are unchanged: the table in force stays, less {n} flow(s) naming a removed port"
+        ),
+    };
+    (kept, words)
 }
 
 /// What a reload changed on the TAP device, so that it can be undone.
@@ -138,7 +178,24 @@ impl DeviceChange {
 /// Refuses changes a reload cannot make: the device's name and bridge, the control socket.
 fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let show = |v: Option<&str>| v.map_or("(none)".to_owned(), |v| format!("`{v}`"));
+    let listen = |c: &Config| {
+        let targets: Vec<String> = c.openflow.listen.iter().map(|t| t.to_string()).collect();
+        format!("[{}]", targets.join(", "))
+    };
+    let dpid = |c: &Config| c.openflow.datapath_id.map(|d| format!("{d:016x}"));
+    let (old_listen, new_listen) = (listen(old), listen(new));
+    let (old_dpid, new_dpid) = (dpid(old), dpid(new));
     let fixed = [
+        (
+            "openflow.listen",
+            Some(old_listen.as_str()),
+            Some(new_listen.as_str()),
+        ),
+        (
+            "openflow.datapath_id",
+            old_dpid.as_deref(),
+            new_dpid.as_deref(),
+        ),
         (
             "device.name",
             Some(old.device.name.as_str()),

@@ -13,17 +13,17 @@ use thiserror::Error;
 /// Longest request accepted (a replace-flows of many flows fits).
 const MAX_REQUEST: u64 = 64 << 20;
 
-/// Failures while opening the control socket.
+/// Failures while opening a listening socket (vxtunctl's, or an OpenFlow listener).
 #[derive(Debug, Error)]
 pub enum ControlError {
     /// Another live daemon answers on this path.
-    #[error("control socket {path}: another vxtund is listening there")]
+    #[error("{path}: another vxtund is listening there")]
     InUse {
         /// The socket path.
         path: PathBuf,
     },
     /// Creating, binding or securing the socket failed.
-    #[error("control socket {path}: {what}: {source}")]
+    #[error("{path}: {what}: {source}")]
     Setup {
         /// The socket path.
         path: PathBuf,
@@ -94,6 +94,11 @@ impl ControlSocket {
     /// The descriptor to poll for connections.
     pub fn fd(&self) -> RawFd {
         self.listener.as_raw_fd()
+    }
+
+    /// A second handle on the listening socket (non-blocking), for an event loop of its own.
+    pub fn try_clone_listener(&self) -> io::Result<UnixListener> {
+        self.listener.try_clone()
     }
 
     /// The socket's path.

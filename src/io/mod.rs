@@ -85,4 +85,14 @@ impl Event {
     pub fn fd(&self) -> RawFd {
         self.0.as_raw_fd()
     }
+
+    /// Waits, on a tokio runtime, until the event is raised (it stays raised).
+    pub async fn raised(&self) -> io::Result<()> {
+        // SAFETY: the descriptor belongs to `self`, which outlives the registration: it is
+        // dropped before this function returns, and nothing closes the descriptor meanwhile.
+        let registered = unsafe { tokio::io::unix::AsyncFd::register(self.0.as_raw_fd()) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let _ready = registered.readable().await?;
+        Ok(())
+    }
 }

@@ -67,3 +67,32 @@ pub fn route_mtu(local: IpAddr, remote: IpAddr) -> io::Result<u16> {
     }
     u16::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "MTU out of range"))
 }
+
+/// The MAC address of interface `name` (`SIOCGIFHWADDR`).
+pub fn mac_address(name: &str) -> io::Result<[u8; 6]> {
+    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads the name from and writes the address into `req`, a valid,
+    // NUL-terminated ifreq that outlives the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (dst, &src) in mac.iter_mut().zip(data.iter()) {
+        *dst = src as u8;
+    }
+    Ok(mac)
+}

@@ -14,7 +14,9 @@
 //! ```
 
 mod action;
+pub mod agent;
 mod buf;
+pub mod convert;
 mod message;
 mod multipart;
 mod oxm;

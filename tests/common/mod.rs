@@ -139,6 +139,16 @@ impl Daemon {
         } else {
             format!("{config}\n[control]\n{socket}")
         };
+        // And its own OpenFlow socket, unless the test chose its targets.
+        let config = if config.contains("[openflow]") {
+            config
+        } else {
+            let mgmt = dir.join("of.mgmt");
+            format!(
+                "{config}\n[openflow]\nlisten = [\"punix:{}\"]\n",
+                mgmt.display()
+            )
+        };
         fs::write(&path, config).unwrap();
         let child = Command::new("ip")
             .args([
@@ -188,6 +198,11 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Its OpenFlow management socket (unless the config named its own targets).
+    pub fn mgmt_socket(&self) -> PathBuf {
+        self.dir.join("of.mgmt")
     }
 
     /// Its config file.

@@ -54,6 +54,8 @@ impl Scenario {
                 &format!("/run/vxtund/seg{n}.sock"),
                 socket.to_str().unwrap(),
             );
+            let mgmt = state.join(format!("seg{n}.mgmt"));
+            let text = text.replace(&format!("/run/vxtund/seg{n}.mgmt"), mgmt.to_str().unwrap());
             std::fs::write(configs.join(format!("seg{n}.toml")), text).unwrap();
         }
         let s = Scenario { prefix, state };
@@ -111,6 +113,11 @@ impl Scenario {
             .unwrap()
             .status
             .success()
+    }
+
+    /// The OpenFlow management socket of `seg`, as `ovs-ofctl` takes it.
+    pub fn mgmt(&self, seg: &str) -> String {
+        format!("unix:{}", self.state.join(format!("{seg}.mgmt")).display())
     }
 
     pub fn pid(&self, seg: &str) -> i32 {

@@ -1,0 +1,525 @@
+//! vxtund as an OpenFlow 1.3 switch managed by Debian's own `ovs-ofctl` (openvswitch-common):
+//! the reference scenario's daemons in namespaces, driven over their `punix:` management
+//! sockets and over `ptcp:`, with real traffic counted, paths moved, an L4 flow, replace/diff,
+//! refused flow mods, hostile bytes and a 100,000-flow dump. Needs root and ovs-ofctl.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::scenario::{run_in, vxtunctl, Scenario};
+use common::{Daemon, KillOnDrop, Netns};
+
+/// One at a time: each brings up three daemons (or a big table) on a two-core machine.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ofctl(args: &[&str]) -> Output {
+    Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ovs-ofctl (scripts/setup.sh installs openvswitch-common)")
+}
+
+/// ovs-ofctl, which must succeed; its standard output.
+fn ofctl_ok(args: &[&str]) -> String {
+    let out = ofctl(args);
+    assert!(
+        out.status.success(),
+        "ovs-ofctl {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The flows of a dump-flows, without the counters and durations that change between dumps.
+fn flows_only(dump: &str) -> Vec<String> {
+    let mut flows: Vec<String> = dump
+        .lines()
+        .filter(|l| l.contains("actions="))
+        .map(|l| {
+            l.split([',', ' '])
+                .filter(|f| {
+                    !f.is_empty()
+                        && ![
+                            "duration=",
+                            "n_packets=",
+                            "n_bytes=",
+                            "idle_age=",
+                            "hard_age=",
+                        ]
+                        .iter()
+                        .any(|k| f.starts_with(k))
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    flows.sort();
+    flows
+}
+
+/// The packet count ovs-ofctl's dump-flows shows for the flow whose text contains `needle`.
+fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no flow with `{needle}` in:\n{dump}"));
+    line.split([',', ' '])
+        .find_map(|f| f.strip_prefix("n_packets="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no n_packets in `{line}`"))
+}
+
+fn have_ofctl(test: &str) -> bool {
+    if Command::new("ovs-ofctl").arg("--version").output().is_ok() {
+        return true;
+    }
+    let message = format!(
+        "*** SKIPPED {test}: ovs-ofctl is missing (scripts/setup.sh installs openvswitch-common) ***"
+    );
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("{message}");
+    false
+}
+
+#[test]
+fn ovs_ofctl_reads_and_edits_the_hub_while_traffic_flows() {
+    let name = "ovs_ofctl_reads_and_edits_the_hub_while_traffic_flows";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let s = Scenario::up();
+    let hub = s.mgmt("seg1");
+
+    // show: the datapath, one table, no buffers, and the ports by name.
+    let show = ofctl_ok(&["show", &hub]);
+    for needle in [
+        "dpid:",
+        "n_tables:1",
+        "n_buffers:0",
+        "1(vxt0)",
+        "2(tun_kl)",
+        "3(tun_km)",
+    ] {
+        assert!(show.contains(needle), "`{needle}` in show:\n{show}");
+    }
+    // Each segment has its own datapath id.
+    let dpid = |show: &str| {
+        show.split_whitespace()
+            .find_map(|w| w.strip_prefix("dpid:"))
+            .map(str::to_owned)
+    };
+    let spoke = ofctl_ok(&["show", &s.mgmt("seg2")]);
+    assert_ne!(dpid(&show), dpid(&spoke), "datapath ids differ per segment");
+
+    // dump-flows counts real traffic: l1 -> m1 crosses the hub's flow to seg3.
+    let dump = ofctl_ok(&["--names", "dump-flows", &hub]);
+    assert!(
+        dump.contains("nw_dst=172.31.3.0/24 actions=output:\"tun_km\""),
+        "port names in actions:\n{dump}"
+    );
+    let before = n_packets(&dump, "nw_dst=172.31.3.0/24");
+    assert!(s.ping("l1", "172.31.3.1"), "l1 -> m1 through the hub");
+    let after = n_packets(
+        &ofctl_ok(&["dump-flows", &hub, "ip,nw_dst=172.31.3.0/24"]),
+        "nw_dst=172.31.3.0/24",
+    );
+    assert!(
+        after >= before + 3,
+        "flow counted the pings: {before} -> {after}"
+    );
+
+    // dump-ports reports what vxtunctl show reports, for the same port.
+    let ports = ofctl_ok(&["dump-ports", &hub, "3"]);
+    let rx = s.port_counter("seg1", "3 tun_km", "rx_packets");
+    assert!(
+        ports.contains(&format!("rx pkts={rx},")),
+        "rx_packets {rx} of vxtunctl show in:\n{ports}"
+    );
+    let aggregate = ofctl_ok(&["dump-aggregate", &hub]);
+    assert!(aggregate.contains("flow_count=8"), "{aggregate}");
+    let tables = ofctl_ok(&["dump-tables", &hub]);
+    assert!(tables.contains("active=8"), "{tables}");
+    let desc = ofctl_ok(&["dump-ports-desc", &hub]);
+    assert!(desc.contains("tun_kl") && desc.contains("tun_km"), "{desc}");
+
+    // The path moves: without the hub's flow to seg3, k1 no longer reaches m1; a flow written
+    // with the port's name brings it back.
+    ofctl_ok(&["del-flows", "--strict", &hub, "ip,nw_dst=172.31.3.0/24"]);
+    assert!(!s.ping("k1", "172.31.3.1"), "no flow to seg3: no path");
+    ofctl_ok(&[
+        "add-flow",
+        &hub,
+        "ip,nw_dst=172.31.3.0/24,actions=output:tun_km",
+    ]);
+    assert!(s.ping("k1", "172.31.3.1"), "the flow is back");
+    let listed = vxtunctl(&s, "seg1", &["dump-flows"]);
+    assert!(
+        listed.contains("ip,nw_dst=172.31.3.0/24,actions=output:3"),
+        "vxtunctl sees the same table:\n{listed}"
+    );
+
+    // mod-flows changes the actions of the flows it covers and keeps their counters.
+    let kept = n_packets(&ofctl_ok(&["dump-flows", &hub]), "nw_dst=172.31.2.0/24");
+    ofctl_ok(&[
+        "mod-flows",
+        &hub,
+        "ip,nw_dst=172.31.2.0/24,actions=output:tun_kl,output:LOCAL",
+    ]);
+    let dump = ofctl_ok(&["dump-flows", &hub, "ip,nw_dst=172.31.2.0/24"]);
+    assert!(dump.contains("actions=output:2,LOCAL"), "{dump}");
+    assert!(n_packets(&dump, "nw_dst=172.31.2.0/24") >= kept, "{dump}");
+    ofctl_ok(&[
+        "mod-flows",
+        "--strict",
+        &hub,
+        "ip,nw_dst=172.31.2.0/24,actions=output:tun_kl",
+    ]);
+}
+
+#[test]
+fn an_l4_flow_drops_one_tcp_port_and_not_another() {
+    let name = "an_l4_flow_drops_one_tcp_port_and_not_another";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let s = Scenario::up();
+    let listener = Command::new("ip")
+        .args(["netns", "exec", &s.ns("m1"), "python3", "-c"])
+        .arg(
+            "import socket, threading\n\
+             def serve(port):\n\
+             \x20   l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             \x20   l.bind(('172.31.3.1', port)); l.listen(8)\n\
+             \x20   while True: l.accept()[0].close()\n\
+             for p in (5001, 5002): threading.Thread(target=serve, args=(p,)).start()\n",
+        )
+        .spawn()
+        .unwrap();
+    let _listener = KillOnDrop(listener);
+    std::thread::sleep(Duration::from_millis(500));
+    let connects = |port: &str| {
+        run_in(
+            &s,
+            "l1",
+            &[
+                "python3",
+                "-c",
+                "import socket, sys; socket.create_connection(('172.31.3.1', int(sys.argv[1])), timeout=3)",
+                port,
+            ],
+        )
+        .0
+    };
+    assert!(
+        connects("5001") && connects("5002"),
+        "both ports open first"
+    );
+    ofctl_ok(&[
+        "add-flow",
+        &s.mgmt("seg2"),
+        "priority=40000,tcp,nw_dst=172.31.3.1,tp_dst=5001,actions=drop",
+    ]);
+    assert!(!connects("5001"), "tcp port 5001 is dropped at seg2");
+    assert!(connects("5002"), "tcp port 5002 still passes");
+    let dump = ofctl_ok(&["dump-flows", &s.mgmt("seg2"), "tcp"]);
+    assert!(
+        dump.contains("tcp,nw_dst=172.31.3.1,tp_dst=5001 actions=drop"),
+        "{dump}"
+    );
+    assert!(n_packets(&dump, "tp_dst=5001") >= 1, "{dump}");
+}
+
+#[test]
+fn replace_flows_then_diff_flows_finds_nothing_and_refused_mods_change_nothing() {
+    let name = "replace_flows_then_diff_flows_finds_nothing_and_refused_mods_change_nothing";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let s = Scenario::up();
+    let hub = s.mgmt("seg1");
+    let file = s.state.join("hub.flows");
+    std::fs::write(
+        &file,
+        "arp,actions=flood\n\
+         cookie=0x2a,ip,nw_dst=172.31.1.0/24,actions=LOCAL\n\
+         idle_timeout=300,hard_timeout=3600,send_flow_rem,ip,nw_dst=172.31.2.0/24,actions=output:tun_kl\n\
+         priority=100,ip,nw_dst=172.31.3.0/24,actions=output:tun_km\n\
+         tcp,nw_dst=172.31.3.0/24,tp_dst=22,actions=output:tun_km\n\
+         udp6,ipv6_dst=fc00:0:0:3::/64,tp_src=53,actions=output:tun_km\n\
+         dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=normal\n\
+         icmp6,ipv6_dst=ff00::/8,actions=flood\n\
+         ip6,ipv6_dst=fc00:0:0:1::/64,actions=LOCAL\n\
+         ip6,ipv6_dst=fc00:0:0:2::/64,actions=output:tun_kl\n\
+         ip6,ipv6_dst=fc00:0:0:3::/64,actions=output:tun_km\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    ofctl_ok(&["replace-flows", &hub, file]);
+    let diff = ofctl(&["--names", "diff-flows", &hub, file]);
+    assert!(
+        diff.status.success() && diff.stdout.is_empty(),
+        "diff-flows after replace-flows: {}{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    assert!(
+        s.ping("k1", "172.31.3.1") && s.ping("k1", "fc00:0:0:2::1"),
+        "the new table forwards"
+    );
+
+    let table = flows_only(&ofctl_ok(&["dump-flows", &hub]));
+    for refused in [
+        "actions=controller",
+        "actions=group:1",
+        "table=1,actions=drop",
+        "ip,actions=mod_nw_tos:4",
+        "actions=goto_table:1",
+        "vlan_tci=0x1005/0x1fff,actions=drop",
+        "actions=output:9",
+    ] {
+        let out = ofctl(&["add-flow", &hub, refused]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "`{refused}` must fail: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("OFPT_ERROR"),
+            "`{refused}`: an OpenFlow error is printed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        flows_only(&ofctl_ok(&["dump-flows", &hub])),
+        table,
+        "table unchanged"
+    );
+
+    // A reload with the file's flows unchanged keeps what OpenFlow put in the table.
+    let reloaded = vxtunctl(&s, "seg1", &["reload"]);
+    assert!(reloaded.contains("the table in force stays"), "{reloaded}");
+    assert_eq!(
+        flows_only(&ofctl_ok(&["dump-flows", &hub])),
+        table,
+        "a reload of an unchanged file keeps run-time flows"
+    );
+    // A reload after the file's [flows] changed applies the file's.
+    let config = s.state.join("configs").join("seg1.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "\"arp,actions=flood\",",
+            "\"arp,actions=flood\", \"priority=1,actions=drop\",",
+        ),
+    )
+    .unwrap();
+    vxtunctl(&s, "seg1", &["reload"]);
+    let after = ofctl_ok(&["dump-flows", &hub]);
+    assert!(after.contains("priority=1 actions=drop"), "{after}");
+    assert!(
+        !after.contains("tp_dst=22"),
+        "the file's flows replaced the table:\n{after}"
+    );
+}
+
+#[test]
+fn hostile_bytes_on_the_openflow_socket_change_nothing() {
+    let name = "hostile_bytes_on_the_openflow_socket_change_nothing";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let ns = Netns::new("of");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let daemon = Daemon::start(
+        &ns,
+        "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
+         remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n\
+         [openflow]\nlisten = [\"ptcp:6653:127.0.0.1\"]\n",
+    );
+    let ofctl_in_ns = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ovs-ofctl", "-O", "OpenFlow13"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let target = "tcp:127.0.0.1:6653";
+    let before = flows_only(&ofctl_in_ns(&["dump-flows", target]));
+    assert_eq!(before.len(), 1, "{before:?}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/of_hostile.py");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3"])
+        .arg(&script)
+        .args(["127.0.0.1", "6653"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every probe got an error or a close, never a hang.
+    for needle in [
+        "random: closed or error",
+        "lying length: closed or error",
+        "oxm past match: error",
+        "unknown type: error BAD_REQUEST/BAD_TYPE",
+        "version 1 hello: HELLO_FAILED",
+        "echo flood: answered",
+        "idle connections: held",
+    ] {
+        assert!(report.contains(needle), "`{needle}` in:\n{report}");
+    }
+    assert_eq!(
+        flows_only(&ofctl_in_ns(&["dump-flows", target])),
+        before,
+        "the table is unchanged"
+    );
+    assert!(
+        Path::new(&format!("/proc/{}", daemon.pid())).exists(),
+        "the daemon is still running:\n{}",
+        daemon.log()
+    );
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+}
+
+#[test]
+fn dump_flows_of_100000_flows_arrives_whole() {
+    let name = "dump_flows_of_100000_flows_arrives_whole";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let ns = Netns::new("big");
+    let rules: Vec<String> = (0..100_000u32)
+        .map(|i| {
+            format!(
+                "\"ip,nw_dst=10.{}.{}.0/24,actions=output:t\"",
+                i >> 8 & 0xff,
+                i & 0xff
+            )
+            .replace("10.", &format!("{}.", 10 + (i >> 16)))
+        })
+        .collect();
+    let daemon = Daemon::start(
+        &ns,
+        &format!(
+            "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
+             remote = \"127.0.0.2\"\n[flows]\nrules = [{}]\n",
+            rules.join(",\n")
+        ),
+    );
+    let socket = format!("unix:{}", daemon.mgmt_socket().display());
+    let dump = ofctl_ok(&["dump-flows", &socket]);
+    let flows = dump
+        .lines()
+        .filter(|l| l.contains("actions=output:2"))
+        .count();
+    assert_eq!(flows, 100_000, "every flow, over many REPLY_MORE parts");
+    let aggregate = ofctl_ok(&["dump-aggregate", &socket]);
+    assert!(aggregate.contains("flow_count=100000"), "{aggregate}");
+}
+
+#[test]
+fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_one() {
+    let name = "the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_one";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let ns = Netns::new("mg");
+    let dir = std::env::temp_dir().join(common::unique("mgmt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mgmt = dir.join("seg.mgmt");
+    // A socket left behind by a daemon that died: bound, never removed.
+    let stale = Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        ])
+        .arg(&mgmt)
+        .status()
+        .unwrap();
+    assert!(stale.success() && mgmt.exists());
+    let config = |device: &str| {
+        format!(
+            "[device]\nname = \"{device}\"\n[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\n\
+             name = \"t\"\ntype = \"vxlan\"\nremote = \"127.0.0.2\"\n[openflow]\n\
+             listen = [\"punix:{}\"]\n",
+            mgmt.display()
+        )
+    };
+    let daemon = Daemon::start(&ns, &config("vxt0"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&mgmt).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner only, like the control socket");
+
+    // A second daemon on the same path must not steal it.
+    let second = dir.join("second.toml");
+    std::fs::write(
+        &second,
+        config("vxt1") + &format!("[control]\nsocket = \"{}\"\n", dir.join("2.sock").display()),
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_vxtund"),
+            "--config",
+        ])
+        .arg(&second)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("OpenFlow listener") && err.contains("another vxtund is listening there"),
+        "{err}"
+    );
+
+    // add-flows from a file, through the socket that stayed the first daemon's.
+    let target = format!("unix:{}", mgmt.display());
+    let file = dir.join("flows");
+    std::fs::write(
+        &file,
+        "ip,nw_dst=10.1.0.0/16,actions=output:2\n\
+         # a comment\n\
+         priority=10,udp,tp_dst=4789,actions=drop\n",
+    )
+    .unwrap();
+    ofctl_ok(&["add-flows", &target, file.to_str().unwrap()]);
+    let dump = ofctl_ok(&["dump-flows", &target]);
+    assert!(
+        dump.contains("ip,nw_dst=10.1.0.0/16 actions=output:2")
+            && dump.contains("priority=10,udp,tp_dst=4789 actions=drop"),
+        "{dump}"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
