@@ -1015,15 +1015,15 @@ fn decode_table_features_list(mut body: &[u8]) -> Result<Vec<TableFeatures>, Dec
             };
             let prop_type = u16::from_be_bytes([t0, t1]);
             let plen = usize::from(u16::from_be_bytes([l0, l1]));
-            if plen < PROP_HEADER_LEN || plen > rest.len() {
+            if plen < PROP_HEADER_LEN || padded8(plen) > rest.len() {
                 return Err(features_error(format!(
-                    "property {prop_type} of length {plen} ({} bytes left)",
+                    "property {prop_type} of length {plen} (padded {}) but {} bytes left",
+                    padded8(plen),
                     rest.len()
                 )));
             }
             properties.push(decode_prop(prop_type, &rest[PROP_HEADER_LEN..plen])?);
-            // The last property's padding may be cut short by a sender; tolerate that.
-            rest = &rest[padded8(plen).min(rest.len())..];
+            rest = &rest[padded8(plen)..];
         }
         tables.push(TableFeatures {
             table_id,
