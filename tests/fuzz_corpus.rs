@@ -8,8 +8,11 @@ use std::path::Path;
 
 use vxtund::openflow::Message;
 
+/// The check a fuzz target makes on one input (panics on a finding).
+type Check = fn(&[u8]);
+
 /// Fuzz target name and the check its `fuzz_targets/<name>.rs` makes.
-const TARGETS: &[(&str, fn(&[u8]))] = &[("openflow_decode", openflow_decode)];
+const TARGETS: &[(&str, Check)] = &[("openflow_decode", openflow_decode)];
 
 /// As `fuzz/fuzz_targets/openflow_decode.rs`: what decodes re-encodes to bytes that decode,
 /// after which encoding and decoding are each other's inverse.
