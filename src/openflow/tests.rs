@@ -821,8 +821,7 @@ fn match_errors() {
     b[OXM_AT + 2] = 50 << 1;
     assert_eq!(code(&b), (OFPET_BAD_MATCH, OFPBMC_BAD_FIELD));
 
-    // The second field made an eth_type too (value 4 bytes -> wrong length first), so
-    // build a clean duplicate instead.
+    // A field twice (eth_type), built by encoding: editing bytes would break a length first.
     let dup = Message::FlowMod(FlowMod {
         match_: vec![Oxm::eth_type(0x800), Oxm::in_port(1), Oxm::eth_type(0x86dd)],
         ..match Message::decode(&flow_mod_bytes()) {
@@ -894,9 +893,9 @@ fn action_errors() {
 
 #[test]
 fn set_field_errors() {
+    // PACKET_OUT, no buffer, in_port CONTROLLER, the one action given, no data.
     let packet_out = |action: &str| {
-        let mut b = hex("040d0000000000010000fffffffffffd00000000000000000000");
-        b.truncate(24);
+        let mut b = hex("040d000000000001 ffffffff fffffffd 0000 000000000000");
         let action = hex(action);
         set16(&mut b, 16, action.len() as u16);
         b.extend_from_slice(&action);
@@ -908,7 +907,7 @@ fn set_field_errors() {
     assert_eq!(
         Message::decode(&packet_out("0019001080000606020000000009 0000")).map(|(_, m)| m),
         Ok(Message::PacketOut(PacketOut {
-            buffer_id: 0xffff,
+            buffer_id: OFP_NO_BUFFER,
             in_port: OFPP_CONTROLLER,
             actions: vec![Action::SetField(Oxm::eth_dst([2, 0, 0, 0, 0, 9]))],
             data: vec![],
