@@ -252,7 +252,7 @@ impl Message {
         let header = Header::parse(bytes).ok_or_else(|| {
             DecodeError::bad_len(format!("message of {} bytes has no header", bytes.len()))
         })?;
-        if usize::from(header.length) != bytes.len() || bytes.len() < HEADER_LEN {
+        if usize::from(header.length) != bytes.len() {
             return Err(DecodeError::bad_len(format!(
                 "header length {} but {} bytes",
                 header.length,

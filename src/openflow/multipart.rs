@@ -393,9 +393,9 @@ pub fn encode_multipart_reply(xid: u32, reply: &MultipartReply) -> Vec<Vec<u8>> 
     let mp_type = reply.body.mp_type();
     let mut messages = Vec::new();
     let mut current = multipart_start(OFPT_MULTIPART_REPLY, xid, mp_type);
-    let mut add = |encode: &mut dyn FnMut(&mut Vec<u8>)| {
+    reply.body.entries(&mut |entry| {
         let mark = current.len();
-        encode(&mut current);
+        entry(&mut current);
         if current.len() > MAX_MESSAGE_LEN && mark > MULTIPART_HEADER_LEN {
             let tail = current.split_off(mark);
             let mut full = std::mem::replace(
@@ -406,21 +406,7 @@ pub fn encode_multipart_reply(xid: u32, reply: &MultipartReply) -> Vec<Vec<u8>> 
             messages.push(full);
             current.extend_from_slice(&tail);
         }
-    };
-    match &reply.body {
-        MultipartReplyBody::Flow(v) => v.iter().for_each(|e| add(&mut |o| encode_flow_stats(o, e))),
-        MultipartReplyBody::Table(v) => v
-            .iter()
-            .for_each(|e| add(&mut |o| encode_table_stats(o, e))),
-        MultipartReplyBody::PortStats(v) => {
-            v.iter().for_each(|e| add(&mut |o| encode_port_stats(o, e)))
-        }
-        MultipartReplyBody::PortDesc(v) => v.iter().for_each(|e| add(&mut |o| encode_port(o, e))),
-        MultipartReplyBody::TableFeatures(v) => v
-            .iter()
-            .for_each(|e| add(&mut |o| encode_table_features(o, e))),
-        body => add(&mut |o| body.encode(o)),
-    }
+    });
     multipart_finish(&mut current, reply.flags);
     messages.push(current);
     messages
@@ -576,7 +562,9 @@ impl MultipartReplyBody {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Calls `each` with the encoder of every entry in turn (of the whole body for DESC,
+    /// AGGREGATE and other types): the units a long reply is split between messages at.
+    fn entries(&self, each: &mut dyn FnMut(EntryEncoder)) {
         match self {
             MultipartReplyBody::Desc {
                 mfr_desc,
@@ -584,32 +572,42 @@ impl MultipartReplyBody {
                 sw_desc,
                 serial_num,
                 dp_desc,
-            } => {
+            } => each(&|out| {
                 out.put_string(mfr_desc, DESC_STR_LEN);
                 out.put_string(hw_desc, DESC_STR_LEN);
                 out.put_string(sw_desc, DESC_STR_LEN);
                 out.put_string(serial_num, SERIAL_NUM_LEN);
                 out.put_string(dp_desc, DESC_STR_LEN);
+            }),
+            MultipartReplyBody::Flow(v) => {
+                v.iter().for_each(|e| each(&|o| encode_flow_stats(o, e)))
             }
-            MultipartReplyBody::Flow(v) => v.iter().for_each(|e| encode_flow_stats(out, e)),
             MultipartReplyBody::Aggregate {
                 packet_count,
                 byte_count,
                 flow_count,
-            } => {
+            } => each(&|out| {
                 out.put_u64(*packet_count);
                 out.put_u64(*byte_count);
                 out.put_u32(*flow_count);
                 out.put_zeros(4);
+            }),
+            MultipartReplyBody::Table(v) => {
+                v.iter().for_each(|e| each(&|o| encode_table_stats(o, e)))
             }
-            MultipartReplyBody::Table(v) => v.iter().for_each(|e| encode_table_stats(out, e)),
-            MultipartReplyBody::PortStats(v) => v.iter().for_each(|e| encode_port_stats(out, e)),
-            MultipartReplyBody::PortDesc(v) => v.iter().for_each(|e| encode_port(out, e)),
-            MultipartReplyBody::TableFeatures(v) => {
-                v.iter().for_each(|e| encode_table_features(out, e))
+            MultipartReplyBody::PortStats(v) => {
+                v.iter().for_each(|e| each(&|o| encode_port_stats(o, e)))
             }
-            MultipartReplyBody::Other { body, .. } => out.extend_from_slice(body),
+            MultipartReplyBody::PortDesc(v) => v.iter().for_each(|e| each(&|o| encode_port(o, e))),
+            MultipartReplyBody::TableFeatures(v) => v
+                .iter()
+                .for_each(|e| each(&|o| encode_table_features(o, e))),
+            MultipartReplyBody::Other { body, .. } => each(&|out| out.extend_from_slice(body)),
         }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.entries(&mut |entry| entry(out));
     }
 
     fn decode(mp_type: u16, body: &[u8]) -> Result<MultipartReplyBody, DecodeError> {
@@ -686,6 +684,9 @@ impl MultipartReply {
         })
     }
 }
+
+/// Appends one entry of a multipart reply (see `MultipartReplyBody::entries`).
+type EntryEncoder<'a> = &'a dyn Fn(&mut Vec<u8>);
 
 /// A message header and multipart header with the length still to be written.
 fn multipart_start(msg_type: u8, xid: u32, mp_type: u16) -> Vec<u8> {
@@ -1015,15 +1016,15 @@ fn decode_table_features_list(mut body: &[u8]) -> Result<Vec<TableFeatures>, Dec
             };
             let prop_type = u16::from_be_bytes([t0, t1]);
             let plen = usize::from(u16::from_be_bytes([l0, l1]));
-            if plen < PROP_HEADER_LEN || plen > rest.len() {
+            if plen < PROP_HEADER_LEN || padded8(plen) > rest.len() {
                 return Err(features_error(format!(
-                    "property {prop_type} of length {plen} ({} bytes left)",
+                    "property {prop_type} of length {plen} (padded {}) but {} bytes left",
+                    padded8(plen),
                     rest.len()
                 )));
             }
             properties.push(decode_prop(prop_type, &rest[PROP_HEADER_LEN..plen])?);
-            // The last property's padding may be cut short by a sender; tolerate that.
-            rest = &rest[padded8(plen).min(rest.len())..];
+            rest = &rest[padded8(plen)..];
         }
         tables.push(TableFeatures {
             table_id,

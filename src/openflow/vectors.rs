@@ -92,7 +92,7 @@ const ENCODED: &[(&str, &str)] = &[
 /// (command, message): every message `ovs-ofctl -O OpenFlow13` sent for the command,
 /// captured by a stand-in switch (HELLO, then its name lookups on separate connections, then
 /// the request and BARRIER).
-const CAPTURED: &[(&str, &str)] = &[
+pub(super) const CAPTURED: &[(&str, &str)] = &[
     ("show", "04000010000000010001000800000010"),
     ("show", "0405000800000002"),
     ("show", "0412001000000003000d000000000000"),
