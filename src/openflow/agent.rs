@@ -744,8 +744,10 @@ mod tests {
 
     #[test]
     fn a_refused_flow_mod_errs_before_the_barrier_and_changes_nothing() {
-        let mut dp = TestDp::default();
-        dp.flows = vec![flow("ip,nw_dst=10.0.0.0/8,actions=output:2")];
+        let mut dp = TestDp {
+            flows: vec![flow("ip,nw_dst=10.0.0.0/8,actions=output:2")],
+            ..Default::default()
+        };
         let mut agent = session(&mut dp);
         let mut fm = flow_mod(OFPFC_ADD, &flow("actions=output:2"));
         fm.instructions = vec![Instruction::ApplyActions(vec![Action::Output {
@@ -855,16 +857,18 @@ mod tests {
 
     #[test]
     fn multipart_answers_describe_the_switch() {
-        let mut dp = TestDp::default();
-        dp.flows = (0..20_000u32)
-            .map(|i| {
-                flow(&format!(
-                    "ip,nw_dst=10.{}.{}.0/24,actions=output:2",
-                    i >> 8,
-                    i & 0xff
-                ))
-            })
-            .collect();
+        let mut dp = TestDp {
+            flows: (0..20_000u32)
+                .map(|i| {
+                    flow(&format!(
+                        "ip,nw_dst=10.{}.{}.0/24,actions=output:2",
+                        i >> 8,
+                        i & 0xff
+                    ))
+                })
+                .collect(),
+            ..Default::default()
+        };
         let mut agent = session(&mut dp);
         let ask = |agent: &mut Agent, dp: &mut TestDp, body| {
             let out = agent.handle(
