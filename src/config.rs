@@ -66,7 +66,88 @@ pub struct OpenFlowConfig {
     pub listen: Vec<ListenTarget>,
     /// The datapath id; `None` derives a stable one (see `daemon::openflow`).
     pub datapath_id: Option<u64>,
+    /// Controllers vxtund dials (`tcp:IP[:PORT]`, `unix:PATH`).
+    pub controllers: Vec<ControllerTarget>,
+    /// What happens while no controller is connected.
+    pub fail_mode: FailMode,
+    /// Silence on a controller connection after which vxtund sends an ECHO request; a second
+    /// such silence drops the connection.
+    pub inactivity_probe: Duration,
+    /// The longest wait between attempts to reach a controller (the wait doubles from 1 s).
+    pub max_backoff: Duration,
+    /// PACKET_INs per second the daemon sends at most (on average), and the burst.
+    pub packet_in_rate: u32,
+    /// See `packet_in_rate`.
+    pub packet_in_burst: u32,
 }
+
+/// Open vSwitch's fail modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// The table stays as it is while no controller is connected.
+    Secure,
+    /// Every frame takes `normal` while no controller is connected.
+    Standalone,
+}
+
+/// A controller to dial, in Open vSwitch's syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerTarget {
+    /// `tcp:IP[:PORT]` (port 6653 by default).
+    Tcp(std::net::SocketAddr),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ControllerTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControllerTarget::Unix(p) => write!(f, "unix:{}", p.display()),
+            ControllerTarget::Tcp(a) if a.is_ipv6() => write!(f, "tcp:[{}]:{}", a.ip(), a.port()),
+            ControllerTarget::Tcp(a) => write!(f, "tcp:{}:{}", a.ip(), a.port()),
+        }
+    }
+}
+
+impl ControllerTarget {
+    /// Parses `tcp:IP[:PORT]` (an IPv6 address in brackets) or `unix:PATH`.
+    pub fn parse(text: &str) -> Result<ControllerTarget, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a path".into());
+            }
+            return Ok(ControllerTarget::Unix(PathBuf::from(path)));
+        }
+        let Some(rest) = text.strip_prefix("tcp:") else {
+            return Err(format!(
+                "`{text}`: expected tcp:IP[:PORT] or unix:PATH (ssl: is not supported)"
+            ));
+        };
+        let (ip, port) = match rest.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((ip, tail)) => (ip, tail.strip_prefix(':')),
+                None => return Err(format!("`{text}`: unclosed `[`")),
+            },
+            None => match rest.split_once(':') {
+                Some((ip, port)) => (ip, Some(port)),
+                None => (rest, None),
+            },
+        };
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("`{text}`: `{ip}` is not an IP address"))?;
+        let port: u16 = match port {
+            None => DEFAULT_OPENFLOW_PORT,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("`{text}`: `{p}` is not a TCP port"))?,
+        };
+        Ok(ControllerTarget::Tcp(std::net::SocketAddr::new(ip, port)))
+    }
+}
+
+/// OpenFlow's port (IANA).
+pub const DEFAULT_OPENFLOW_PORT: u16 = 6653;
 
 /// A passive OpenFlow target in Open vSwitch's syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,8 +452,14 @@ impl Config {
             });
         }
 
+        let openflow = validate_openflow(raw.openflow, path, &err)?;
         let resolver = PortTable(&ports);
         let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
+            // With controllers, the table starts empty, as Open vSwitch's does: the controller
+            // fills it (and in standalone mode `normal` forwards until one connects).
+            None if !openflow.controllers.is_empty() => {
+                (Vec::new(), fdb::DEFAULT_AGEING, fdb::DEFAULT_CAPACITY)
+            }
             None => (
                 vec![Flow::normal()],
                 fdb::DEFAULT_AGEING,
@@ -445,7 +532,6 @@ impl Config {
             Some(p) => PathBuf::from(p.into_inner()),
             None => Path::new(CONTROL_DIR).join(format!("{}.sock", device.name)),
         };
-        let openflow = validate_openflow(raw.openflow, path, &err)?;
         Ok(Config {
             openflow,
             control_socket,
@@ -731,7 +817,62 @@ fn validate_openflow(
     let raw = raw.unwrap_or(RawOpenFlow {
         listen: None,
         datapath_id: None,
+        controllers: None,
+        fail_mode: None,
+        inactivity_probe: None,
+        max_backoff: None,
+        packet_in_rate: None,
+        packet_in_burst: None,
     });
+    let mut controllers: Vec<ControllerTarget> = Vec::new();
+    for t in raw.controllers.unwrap_or_default() {
+        let target = ControllerTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+        if controllers.contains(&target) {
+            return Err(err(
+                Some(t.span()),
+                format!("`{}` is listed twice", t.get_ref()),
+            ));
+        }
+        controllers.push(target);
+    }
+    let fail_mode = match raw.fail_mode {
+        None => FailMode::Standalone,
+        Some(m) => match m.get_ref().as_str() {
+            "secure" => FailMode::Secure,
+            "standalone" => FailMode::Standalone,
+            other => {
+                return Err(err(
+                    Some(m.span()),
+                    format!("fail_mode `{other}`: expected \"secure\" or \"standalone\""),
+                ))
+            }
+        },
+    };
+    let seconds = |v: Option<Spanned<u64>>, default: u64, what: &str| match v {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) if (1..=3600).contains(v.get_ref()) => Ok(Duration::from_secs(*v.get_ref())),
+        Some(v) => Err(err(
+            Some(v.span()),
+            format!("{what} is in seconds, from 1 to 3600"),
+        )),
+    };
+    let inactivity_probe = seconds(raw.inactivity_probe, 5, "inactivity_probe")?;
+    let max_backoff = seconds(raw.max_backoff, 8, "max_backoff")?;
+    let positive = |v: Option<Spanned<u32>>, default: u32, what: &str| match v {
+        None => Ok(default),
+        Some(v) if *v.get_ref() > 0 => Ok(*v.get_ref()),
+        Some(v) => Err(err(Some(v.span()), format!("{what} must be at least 1"))),
+    };
+    let packet_in_rate = positive(
+        raw.packet_in_rate,
+        crate::packet_in::DEFAULT_RATE,
+        "packet_in_rate",
+    )?;
+    let packet_in_burst = positive(
+        raw.packet_in_burst,
+        crate::packet_in::DEFAULT_BURST,
+        "packet_in_burst",
+    )?;
     let listen = match raw.listen {
         None => {
             let name = path
@@ -781,6 +922,12 @@ fn validate_openflow(
     Ok(OpenFlowConfig {
         listen,
         datapath_id,
+        controllers,
+        fail_mode,
+        inactivity_probe,
+        max_backoff,
+        packet_in_rate,
+        packet_in_burst,
     })
 }
 
@@ -808,6 +955,12 @@ struct RawConfig {
 struct RawOpenFlow {
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     datapath_id: Option<Spanned<String>>,
+    controllers: Option<Vec<Spanned<String>>>,
+    fail_mode: Option<Spanned<String>>,
+    inactivity_probe: Option<Spanned<u64>>,
+    max_backoff: Option<Spanned<u64>>,
+    packet_in_rate: Option<Spanned<u32>>,
+    packet_in_burst: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

@@ -422,6 +422,14 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
         );
         let _ = writeln!(out, " {}", sw.offload_stats());
+        let p = sw.packet_in_stats();
+        let _ = writeln!(
+            out,
+            " controller: packet_in={} packet_in_rate_limited={}{}",
+            p.sent,
+            p.rate_limited,
+            if sw.fail_open() { " fail_open" } else { "" }
+        );
         out.push_str(" drops:");
         for reason in DropReason::ALL {
             let _ = write!(out, " {}={}", reason.name(), sw.drops(reason));

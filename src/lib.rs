@@ -10,6 +10,7 @@ pub mod fdb;
 pub mod flow;
 pub mod io;
 pub mod openflow;
+pub mod packet_in;
 pub mod ratelimit;
 pub mod switch;
 pub mod wire;

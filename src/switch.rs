@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::fdb::MacTable;
 use crate::flow::{self, FlowTable, PortNo};
+use crate::packet_in::{PacketInLimiter, PacketInMeta, PacketInReason, PacketInStats};
 use crate::ratelimit::RateLimiter;
 use crate::wire::ethernet::FrameKey;
 use crate::wire::ip::{self, IpView};
@@ -337,6 +338,8 @@ pub struct FlowStats {
     pub n_bytes: u64,
     /// When the flow was put in the table (`None` for the flows the switch started with).
     pub added: Option<Instant>,
+    /// When a frame last matched it (for `idle_timeout`).
+    pub last_used: Option<Instant>,
 }
 
 /// The switch: ports, flows, the MAC table and every counter.
@@ -362,6 +365,16 @@ pub struct Switch {
     /// with the same headers.
     last_forward: Option<LastForward>,
     limiter: RateLimiter,
+    /// Forward every frame as `normal`, ignoring the table (standalone fail mode with no
+    /// controller connected).
+    fail_open: bool,
+    /// The next frame is a PACKET_OUT: `Some(None)` through the table, `Some(Some(actions))`
+    /// with these actions; either way not counted as received.
+    packet_out: Option<Option<Vec<flow::Action>>>,
+    /// The frame just decided goes to the controllers too.
+    packet_in: Option<PacketInMeta>,
+    packet_in_limiter: PacketInLimiter,
+    packet_in_stats: PacketInStats,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
     scratch_ranges: Vec<Range<usize>>,
@@ -414,6 +427,11 @@ impl Switch {
             offload_stats: OffloadStats::default(),
             last_forward: None,
             limiter: RateLimiter::default(),
+            fail_open: false,
+            packet_out: None,
+            packet_in: None,
+            packet_in_limiter: PacketInLimiter::default(),
+            packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
         }
@@ -496,16 +514,19 @@ impl Switch {
 
     /// Decides where a frame that came in on `ingress` goes.
     pub fn handle_frame(&mut self, ingress: PortNo, frame: &mut [u8], now: Instant) -> Action<'_> {
-        if self
-            .last_forward
-            .as_ref()
-            .is_some_and(|l| l.decides(ingress, frame, now))
+        self.packet_in = None;
+        let packet_out = self.packet_out.take();
+        if packet_out.is_none()
+            && self
+                .last_forward
+                .as_ref()
+                .is_some_and(|l| l.decides(ingress, frame, now))
         {
             return self.repeat(frame.len());
         }
         self.last_forward = None;
         let len = frame.len() as u64;
-        if let Some(slot) = self.slot(ingress) {
+        if let (None, Some(slot)) = (&packet_out, self.slot(ingress)) {
             let s = &mut self.port_stats[slot];
             s.rx_packets += 1;
             s.rx_bytes += len;
@@ -517,21 +538,31 @@ impl Switch {
         if key.dl_src.is_multicast() {
             return self.drop(DropReason::MulticastSource);
         }
-        let Some(id) = self.table.lookup(ingress, &key) else {
-            return self.drop(DropReason::NoMatchingFlow);
+        // The actions: a PACKET_OUT's own, `normal` while failed open, or the flow's.
+        let (id, actions): (Option<usize>, &[flow::Action]) = match &packet_out {
+            Some(Some(actions)) => (None, actions),
+            _ if self.fail_open => (None, &[flow::Action::Normal]),
+            _ => {
+                let Some(id) = self.table.lookup(ingress, &key) else {
+                    return self.drop(DropReason::NoMatchingFlow);
+                };
+                let stats = &mut self.flow_stats[id];
+                stats.n_packets += 1;
+                stats.n_bytes += len;
+                stats.last_used = Some(now);
+                (Some(id), &self.table.flows()[id].actions)
+            }
         };
-        let stats = &mut self.flow_stats[id];
-        stats.n_packets += 1;
-        stats.n_bytes += len;
 
         self.out.clear();
         let mut horizon = false;
-        let actions = &self.table.flows()[id].actions;
+        let mut to_controller = None;
         if actions.is_empty() {
             return self.drop(DropReason::FlowDrop);
         }
         for action in actions {
             match *action {
+                flow::Action::Controller(max_len) => to_controller = Some(max_len),
                 flow::Action::Output(p) if p != ingress => self.out.push(p),
                 flow::Action::Local if ingress != PortNo::LOCAL => self.out.push(PortNo::LOCAL),
                 flow::Action::Output(_) | flow::Action::Local | flow::Action::Drop => {}
@@ -551,6 +582,12 @@ impl Switch {
                         None => flood(&self.ports, &self.groups, ingress, &mut self.out),
                     }
                 }
+            }
+        }
+        if let Some(max_len) = to_controller {
+            self.queue_packet_in(ingress, id, max_len, now);
+            if self.out.is_empty() {
+                return Action::Forward(&self.out);
             }
         }
         if self.out.is_empty() {
@@ -585,8 +622,75 @@ impl Switch {
             return self.too_big(ingress, frame, ip, limit, now);
         }
         self.count_tx(len);
-        self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
+        // Only table decisions repeat, and none that also goes to the controllers.
+        if let (Some(id), None) = (id, to_controller) {
+            self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
+        }
         Action::Forward(&self.out)
+    }
+
+    /// Queues the frame just decided for the controllers, within the rate limit.
+    fn queue_packet_in(&mut self, ingress: PortNo, id: Option<usize>, max_len: u16, now: Instant) {
+        if !self.packet_in_limiter.allow(now) {
+            self.packet_in_stats.rate_limited += 1;
+            return;
+        }
+        let flow = id.and_then(|id| self.table.flows().get(id));
+        let table_miss =
+            flow.is_some_and(|f| f.priority == 0 && f.matches == flow::Match::default());
+        self.packet_in_stats.sent += 1;
+        self.packet_in = Some(PacketInMeta {
+            in_port: ingress,
+            reason: if table_miss {
+                PacketInReason::NoMatch
+            } else {
+                PacketInReason::Action
+            },
+            cookie: flow.map_or(0, |f| f.cookie),
+            max_len,
+        });
+    }
+
+    /// The PACKET_IN the last decided frame asked for, if any (take it right after
+    /// [`Switch::handle_frame`], and copy the frame then).
+    pub fn take_packet_in(&mut self) -> Option<PacketInMeta> {
+        self.packet_in.take()
+    }
+
+    /// Decides a frame a controller sent (PACKET_OUT) as if it came in on `in_port`: with
+    /// `actions`, as those actions say; without, through the table (OpenFlow's TABLE port).
+    /// It is not counted as received; what it sends is counted on the egress ports.
+    pub fn packet_out(
+        &mut self,
+        in_port: PortNo,
+        frame: &mut [u8],
+        actions: Option<Vec<flow::Action>>,
+        now: Instant,
+    ) -> Action<'_> {
+        self.packet_out = Some(actions);
+        self.handle_frame(in_port, frame, now)
+    }
+
+    /// Makes every frame take `normal` (`true`), or the table again (`false`): Open vSwitch's
+    /// fail-open, for the standalone fail mode while no controller is connected.
+    pub fn set_fail_open(&mut self, on: bool) {
+        self.fail_open = on;
+        self.last_forward = None;
+    }
+
+    /// Whether frames take `normal` instead of the table.
+    pub fn fail_open(&self) -> bool {
+        self.fail_open
+    }
+
+    /// Sets the packet-in rate limit: frames per second and burst.
+    pub fn set_packet_in_limit(&mut self, rate: u32, burst: u32) {
+        self.packet_in_limiter = PacketInLimiter::new(rate, burst);
+    }
+
+    /// The packet-in counters.
+    pub fn packet_in_stats(&self) -> PacketInStats {
+        self.packet_in_stats
     }
 
     /// A frame larger than `limit` (the IP MTU towards `self.out`): answer, fragment or drop.
@@ -776,6 +880,9 @@ impl Switch {
         self.mtu_stats = old.mtu_stats;
         self.offload_stats = old.offload_stats;
         self.limiter = std::mem::take(&mut old.limiter);
+        self.fail_open = old.fail_open;
+        self.packet_in_limiter = old.packet_in_limiter.clone();
+        self.packet_in_stats = old.packet_in_stats;
         let mut kept: Vec<_> = old
             .fdb
             .entries(now)
@@ -929,6 +1036,14 @@ impl fmt::Display for StatsReport<'_> {
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
         )?;
         writeln!(f, "{}", sw.offload_stats)?;
+        let p = sw.packet_in_stats;
+        writeln!(
+            f,
+            "controller: packet_in={} packet_in_rate_limited={}{}",
+            p.sent,
+            p.rate_limited,
+            if sw.fail_open { " fail_open" } else { "" }
+        )?;
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;
@@ -1123,7 +1238,8 @@ mod tests {
             Some(FlowStats {
                 n_packets: 2,
                 n_bytes: 84,
-                added: None
+                added: None,
+                last_used: sw.flow_stats(0).and_then(|s| s.last_used)
             })
         );
     }
@@ -1513,8 +1629,11 @@ mod tests {
         for p in 1..4 {
             proptest::prop_assert_eq!(fast.port_stats(PortNo(p)), reference.port_stats(PortNo(p)));
         }
+        // The reference decides each frame at an instant of its own, so only the counters
+        // compare, not when a flow was last used.
+        let counts = |s: Option<FlowStats>| s.map(|s| (s.n_packets, s.n_bytes, s.added));
         for f in 0..rules.len() {
-            proptest::prop_assert_eq!(fast.flow_stats(f), reference.flow_stats(f));
+            proptest::prop_assert_eq!(counts(fast.flow_stats(f)), counts(reference.flow_stats(f)));
         }
         for r in DropReason::ALL {
             proptest::prop_assert_eq!(fast.drops(r), reference.drops(r));
@@ -2166,7 +2285,8 @@ mod tests {
             Some(FlowStats {
                 n_packets: 0,
                 n_bytes: 0,
-                added: Some(later)
+                added: Some(later),
+                last_used: None
             }),
             "restarted"
         );
@@ -2231,7 +2351,8 @@ mod tests {
             Some(FlowStats {
                 n_packets: 0,
                 n_bytes: 0,
-                added: Some(later)
+                added: Some(later),
+                last_used: None
             })
         );
         assert_eq!(sw.table().flows().len(), 3);

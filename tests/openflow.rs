@@ -283,12 +283,12 @@ fn replace_flows_then_diff_flows_finds_nothing_and_refused_mods_change_nothing()
 
     let table = flows_only(&ofctl_ok(&["dump-flows", &hub]));
     for refused in [
-        "actions=controller",
+        "actions=meter:1",
         "actions=group:1",
         "table=1,actions=drop",
         "ip,actions=mod_nw_tos:4",
         "actions=goto_table:1",
-        "vlan_tci=0x1005/0x1fff,actions=drop",
+        "ip,nw_tos=4,actions=drop",
         "actions=output:9",
     ] {
         let out = ofctl(&["add-flow", &hub, refused]);

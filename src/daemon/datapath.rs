@@ -11,10 +11,11 @@ use tracing::{error, warn};
 
 use super::plumbing::{Egress, Encap, Plumbing};
 use super::{lock, wait_unless_stopped, Shared};
-use crate::flow::PortNo;
+use crate::flow::{self, PortNo};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
 use crate::io::Poller;
-use crate::switch::{Action, DfMode, DropReason};
+use crate::openflow::agent::AsyncEvent;
+use crate::switch::{Action, DfMode, DropReason, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::wire::{vxlan, IPV4_HEADER_LEN};
@@ -48,6 +49,8 @@ struct Plan {
     sends: Vec<(FrameRef, PortNo)>,
     extra: Vec<u8>,
     headers: HeaderScratch,
+    /// Frames for the controllers, queued once the switch is unlocked.
+    packet_ins: Vec<AsyncEvent>,
 }
 
 impl Plan {
@@ -56,12 +59,30 @@ impl Plan {
             sends: Vec::with_capacity(BATCH * 4),
             extra: Vec::new(),
             headers: Vec::with_capacity(BATCH * 4),
+            packet_ins: Vec::new(),
         }
     }
 
     fn clear(&mut self) {
         self.sends.clear();
         self.extra.clear();
+    }
+
+    /// Keeps a copy of `frame` for the controllers if the switch's last decision asked for one.
+    fn capture_packet_in(&mut self, sw: &mut Switch, frame: &[u8]) {
+        if let Some(meta) = sw.take_packet_in() {
+            self.packet_ins.push(AsyncEvent::PacketIn {
+                meta,
+                frame: frame.to_vec(),
+            });
+        }
+    }
+
+    /// Hands the captured frames to the OpenFlow thread, never waiting for it.
+    fn flush_packet_ins(&mut self, sh: &Shared) {
+        for event in self.packet_ins.drain(..) {
+            sh.notify(event);
+        }
     }
 
     /// Records what the switch decided for `frame`.
@@ -160,6 +181,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
                             FrameRef::Batch(i),
                             core.switch.handle_frame(PortNo::LOCAL, frame, now),
                         );
+                        plan.capture_packet_in(&mut core.switch, &bufs[i][skip..lens[i]]);
                     }
                     Ok(split) => {
                         core.switch.record_split(split.len());
@@ -176,16 +198,19 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
                             };
                             first = false;
                             plan.add(FrameRef::Segment(r.start, r.end), action);
+                            plan.capture_packet_in(&mut core.switch, &segs[r.clone()]);
                         }
                     }
                 }
             }
             Arc::clone(&core.plumbing)
         };
+        plan.flush_packet_ins(sh);
         let Plan {
             sends,
             extra,
             headers,
+            ..
         } = &mut plan;
         deliver(sh, &plumbing, sends, headers, |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
@@ -304,13 +329,16 @@ fn receive(
             };
             *range = start..len;
             plan.add(FrameRef::Batch(i), action);
+            plan.capture_packet_in(&mut core.switch, packet.get(start..len).unwrap_or(&[]));
         }
         Arc::clone(&core.plumbing)
     };
+    plan.flush_packet_ins(sh);
     let Plan {
         sends,
         extra,
         headers,
+        ..
     } = plan;
     let batch = &*batch;
     deliver(sh, &plumbing, sends, headers, |r| match r {
@@ -322,6 +350,39 @@ fn receive(
         FrameRef::Segment(..) => &[],
     });
     Ok(n)
+}
+
+/// Sends a frame a controller gave (PACKET_OUT), from the calling (OpenFlow) thread: decided
+/// by the switch as `actions` say (or through the table), then sent like any frame.
+pub(super) fn packet_out(
+    sh: &Shared,
+    in_port: PortNo,
+    mut frame: Vec<u8>,
+    actions: Option<Vec<flow::Action>>,
+) {
+    let mut plan = Plan::new();
+    let plumbing = {
+        let mut core = lock(sh);
+        let core = &mut *core;
+        let action = core
+            .switch
+            .packet_out(in_port, &mut frame, actions, Instant::now());
+        plan.add(FrameRef::Batch(0), action);
+        plan.capture_packet_in(&mut core.switch, &frame);
+        Arc::clone(&core.plumbing)
+    };
+    plan.flush_packet_ins(sh);
+    let Plan {
+        sends,
+        extra,
+        headers,
+        ..
+    } = &mut plan;
+    deliver(sh, &plumbing, sends, headers, |r| match r {
+        FrameRef::Batch(_) => &frame,
+        FrameRef::Extra(a, b) => &extra[a..b],
+        FrameRef::Segment(..) => &[],
+    });
 }
 
 /// Whether a receive error means the descriptor itself is broken (rather than one packet).

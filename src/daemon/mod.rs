@@ -39,13 +39,14 @@ use signal_hook::iterator::Signals;
 use thiserror::Error;
 use tracing::{error, info};
 
-use crate::config::Config;
+use crate::config::{Config, FailMode};
 use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{SocketError, SocketKind};
 use crate::io::tap::{Tap, TapError};
 use crate::io::{Event, Poller};
+use crate::openflow::agent::{AsyncEvent, RoleArbiter};
 use crate::switch::{PortKind, Switch};
 
 /// Failures that keep the daemon from starting or running.
@@ -103,6 +104,28 @@ struct Shared {
     datapath_id: u64,
     /// The TAP's MAC address, as OpenFlow's PORT_DESC reports it.
     tap_mac: [u8; 6],
+    /// What the switch tells its controllers (packet-ins from the data path, flows removed,
+    /// ports changed): bounded, never waited on; the OpenFlow thread takes the other end.
+    events: tokio::sync::mpsc::Sender<AsyncEvent>,
+    events_rx: Mutex<Option<tokio::sync::mpsc::Receiver<AsyncEvent>>>,
+    /// Events dropped because the queue was full.
+    events_dropped: AtomicU64,
+    /// The master election among OpenFlow sessions.
+    roles: Mutex<RoleArbiter>,
+    /// The OpenFlow side while it runs, for `vxtunctl show`.
+    plane: Mutex<Option<std::sync::Weak<openflow::Plane>>>,
+}
+
+/// How many controller events may wait for the OpenFlow thread.
+const EVENT_QUEUE: usize = 4096;
+
+impl Shared {
+    /// Queues an event for the controllers; when the queue is full it is dropped and counted.
+    fn notify(&self, event: AsyncEvent) {
+        if self.events.try_send(event).is_err() {
+            self.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -156,7 +179,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
 
     let ready = ready_line(&config, &mtus);
+    let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(Shared {
+        events,
+        events_rx: Mutex::new(Some(events_rx)),
+        events_dropped: AtomicU64::new(0),
+        roles: Mutex::new(RoleArbiter::default()),
+        plane: Mutex::new(None),
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
         core: Mutex::new(Core {
@@ -209,7 +238,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn_scoped(scope, move || {
                 stop_all(guarded("control", || control_loop(shared, control)))
             });
-        let openflow_thread = match openflow.is_empty() {
+        let openflow_thread = match openflow.is_empty() && !openflow::has_controllers(shared) {
             true => Ok(None),
             false => std::thread::Builder::new()
                 .name("openflow".into())
@@ -265,6 +294,10 @@ fn new_switch(config: &Config, mtus: &Mtus, flows: Vec<Flow>) -> Switch {
     for &(port, _, _, mtu) in &mtus.tunnels {
         switch.set_mtu(port, mtu);
     }
+    let of = &config.openflow;
+    switch.set_packet_in_limit(of.packet_in_rate, of.packet_in_burst);
+    // Standalone with controllers: `normal` until one connects (and whenever none is).
+    switch.set_fail_open(!of.controllers.is_empty() && of.fail_mode == FailMode::Standalone);
     switch
 }
 

@@ -115,6 +115,28 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             None => "derived",
         }
     );
+    let of = &config.openflow;
+    if !of.controllers.is_empty() {
+        let targets: Vec<String> = of.controllers.iter().map(|t| t.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "controllers {} (inactivity probe {}s, backoff up to {}s, at most {} packet-ins/s, burst {}), fail_mode {}",
+            targets.join(", "),
+            of.inactivity_probe.as_secs(),
+            of.max_backoff.as_secs(),
+            of.packet_in_rate,
+            of.packet_in_burst,
+            match of.fail_mode {
+                crate::config::FailMode::Secure =>
+                    "secure: with no controller connected the table stays as it is",
+                crate::config::FailMode::Standalone =>
+                    "standalone: with no controller connected every frame takes `normal`",
+            }
+        );
+        if config.flows.is_empty() {
+            let _ = writeln!(s, "the table starts empty: the controllers fill it");
+        }
+    }
     let _ = writeln!(
         s,
         "{:<6}{:<16}{:<7}{:<42}{:<18}MTU",

@@ -3,15 +3,18 @@
 //! read is the same whichever plane asks. Each operation holds the data path's lock only to
 //! copy or to swap; anything slow (building a table, formatting) happens outside it.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::{lock, reload, Shared};
+use super::{lock, reload, InForce, Shared};
 use crate::control::{self, Request, Response};
 use crate::flow::edit::{self, EditError, Edited, FlowEdit};
-use crate::flow::{FlowTable, PortNo};
-use crate::openflow::agent::{Datapath, FlowEntry, PortInfo};
+use crate::flow::{self, Flow, FlowTable, Match, PortNo};
+use crate::openflow::agent::{AsyncEvent, Datapath, FlowEntry, PortInfo};
+use crate::openflow::convert::OfError;
+use crate::openflow::{OFPRR_DELETE, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT};
 use crate::switch::{DropReason, FlowStats, PortKind, Switch};
 
 impl Shared {
@@ -24,6 +27,43 @@ impl Shared {
     /// answers are built by [`control::execute`], which also serves the pure tests).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
         f(&mut lock(self).switch)
+    }
+
+    /// Makes every frame take `normal` (fail-open), or the table again.
+    pub(super) fn set_fail_open(&self, on: bool) {
+        lock(self).switch.set_fail_open(on);
+    }
+
+    /// A line on the OpenFlow side for `vxtunctl show`: controllers connected, fail mode,
+    /// events dropped.
+    pub(super) fn openflow_status(&self) -> String {
+        let in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
+        let of = &in_force.config.openflow;
+        let plane = self
+            .plane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|w| w.upgrade());
+        let connected = plane.as_ref().map_or(0, |p| p.connected());
+        let dropped = self
+            .events_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + plane.as_ref().map_or(0, |p| p.events_dropped());
+        let mut line = format!("openflow: datapath id {:016x}", self.datapath_id);
+        if !of.controllers.is_empty() {
+            let names: Vec<String> = of.controllers.iter().map(|c| c.to_string()).collect();
+            line.push_str(&format!(
+                ", controllers {} ({connected} connected), fail_mode {}",
+                names.join(" "),
+                match of.fail_mode {
+                    crate::config::FailMode::Secure => "secure",
+                    crate::config::FailMode::Standalone => "standalone",
+                }
+            ));
+        }
+        line.push_str(&format!(", events dropped {dropped}\n"));
+        line
     }
 
     /// Forgets every learnt MAC.
@@ -43,11 +83,13 @@ impl Shared {
         let mut in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
         let edited = edit::apply(&in_force.flows, edit)?;
         let table = FlowTable::new(edited.flows.clone());
-        let old = lock(self)
-            .switch
-            .replace_table(table, &edited.reset, Instant::now());
-        drop(old);
-        in_force.flows = edited.flows.clone();
+        self.swap_flows(
+            &mut in_force,
+            table,
+            &edited.reset,
+            &edited.deleted,
+            OFPRR_DELETE,
+        );
         info!(
             "flows changed by {by}: {} added, {} replaced, {} modified, {} deleted",
             edited.added,
@@ -58,19 +100,136 @@ impl Shared {
         Ok(edited)
     }
 
+    /// Puts `table` (built outside the switch's lock) in force, restarting the counters of the
+    /// flows in `reset`, and tells the controllers about the `deleted` flows (with their last
+    /// counters) for `reason`.
+    fn swap_flows(
+        &self,
+        in_force: &mut InForce,
+        table: FlowTable,
+        reset: &[usize],
+        deleted: &[Flow],
+        reason: u8,
+    ) {
+        let flows = table.flows().to_vec();
+        // Where each removed flow sits in the table in force, to read its last counters.
+        let wanted: Vec<Option<usize>> = match deleted.is_empty() {
+            true => Vec::new(),
+            false => {
+                let index: HashMap<(u16, &Match), usize> = in_force
+                    .flows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| ((f.priority, &f.matches), i))
+                    .collect();
+                deleted
+                    .iter()
+                    .map(|f| index.get(&(f.priority, &f.matches)).copied())
+                    .collect()
+            }
+        };
+        let now = Instant::now();
+        let (old, last) = {
+            let mut core = lock(self);
+            let last: Vec<FlowStats> = wanted
+                .iter()
+                .map(|i| {
+                    i.and_then(|i| core.switch.flow_stats(i))
+                        .unwrap_or_default()
+                })
+                .collect();
+            (core.switch.replace_table(table, reset, now), last)
+        };
+        drop(old);
+        in_force.flows = flows;
+        for (flow, s) in deleted.iter().zip(last) {
+            if flow.has_flag(Flow::SEND_FLOW_REM) {
+                self.notify(AsyncEvent::FlowRemoved {
+                    flow: flow.clone(),
+                    packets: s.n_packets,
+                    bytes: s.n_bytes,
+                    age: now.saturating_duration_since(s.added.unwrap_or(self.started)),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Removes the flows whose `hard_timeout` has passed since they were added, or whose
+    /// `idle_timeout` has passed since a frame last matched them, telling the controllers
+    /// (FLOW_REMOVED with the reason) for those that asked. Returns how many went.
+    pub(super) fn expire_flows(&self) -> usize {
+        let mut in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_force
+            .flows
+            .iter()
+            .any(|f| f.idle_timeout > 0 || f.hard_timeout > 0)
+        {
+            return 0;
+        }
+        let now = Instant::now();
+        let stats: Vec<FlowStats> = self.query(|sw| {
+            (0..sw.table().flows().len())
+                .map(|i| sw.flow_stats(i).unwrap_or_default())
+                .collect()
+        });
+        let mut expired: Vec<(usize, u8)> = Vec::new();
+        for (i, (flow, s)) in in_force.flows.iter().zip(&stats).enumerate() {
+            let added = s.added.unwrap_or(self.started);
+            let since = |t: Instant| now.saturating_duration_since(t);
+            let secs = |n: u16| Duration::from_secs(u64::from(n));
+            if flow.hard_timeout > 0 && since(added) >= secs(flow.hard_timeout) {
+                expired.push((i, OFPRR_HARD_TIMEOUT));
+            } else if flow.idle_timeout > 0
+                && since(s.last_used.unwrap_or(added)) >= secs(flow.idle_timeout)
+            {
+                expired.push((i, OFPRR_IDLE_TIMEOUT));
+            }
+        }
+        if expired.is_empty() {
+            return 0;
+        }
+        for reason in [OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT] {
+            let going: Vec<&Flow> = expired
+                .iter()
+                .filter(|(_, r)| *r == reason)
+                .map(|&(i, _)| &in_force.flows[i])
+                .collect();
+            if going.is_empty() {
+                continue;
+            }
+            let keep: Vec<Flow> = in_force
+                .flows
+                .iter()
+                .filter(|f| {
+                    !going
+                        .iter()
+                        .any(|g| g.priority == f.priority && g.matches == f.matches)
+                })
+                .cloned()
+                .collect();
+            if let Ok(edited) = edit::apply(&in_force.flows, &FlowEdit::Replace(keep)) {
+                let table = FlowTable::new(edited.flows);
+                self.swap_flows(&mut in_force, table, &edited.reset, &edited.deleted, reason);
+            }
+        }
+        info!("{} flow(s) expired", expired.len());
+        expired.len()
+    }
+
     /// Applies a vxtunctl flow edit: the new table is built without holding the switch, then
     /// swapped in. Edits are serialised with each other and with reloads.
     pub(super) fn edit_flows(&self, request: &Request) -> Response {
         let mut in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
         match control::edit(&in_force.config.ports, &in_force.flows, request) {
             Ok(change) => {
-                let flows = change.table.flows().to_vec();
-                let old =
-                    lock(self)
-                        .switch
-                        .replace_table(change.table, &change.reset, Instant::now());
-                drop(old);
-                in_force.flows = flows;
+                self.swap_flows(
+                    &mut in_force,
+                    change.table,
+                    &change.reset,
+                    &change.deleted,
+                    OFPRR_DELETE,
+                );
                 info!("flows changed by vxtunctl: {}", change.summary.trim());
                 Response::ok(change.summary)
             }
@@ -144,6 +303,20 @@ impl Datapath for SwitchHandle<'_> {
 
     fn edit(&mut self, edit: FlowEdit) -> Result<Edited, EditError> {
         self.0.apply_edit(&edit, "OpenFlow")
+    }
+
+    fn packet_out(&mut self, in_port: PortNo, frame: Vec<u8>, actions: Option<Vec<flow::Action>>) {
+        super::datapath::packet_out(self.0, in_port, frame, actions);
+    }
+
+    fn request_role(&mut self, session: u64, role: u32, generation: u64) -> Result<(), OfError> {
+        let mut roles = self.0.roles.lock().unwrap_or_else(|p| p.into_inner());
+        roles.request(session, role, generation)
+    }
+
+    fn master(&self) -> Option<u64> {
+        let roles = self.0.roles.lock().unwrap_or_else(|p| p.into_inner());
+        roles.master()
     }
 }
 

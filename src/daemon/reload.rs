@@ -2,14 +2,17 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use super::ops::SwitchHandle;
 use super::{lock, new_switch, warn_about, InForce, Mtus, Plumbing, Shared};
 use crate::config::Config;
 use crate::flow::{Flow, PortNo};
 use crate::io::tap::{Tap, TapError};
+use crate::openflow::agent::{AsyncEvent, Datapath, PortInfo};
+use crate::openflow::{OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY};
 use crate::switch::Port;
 
 /// Re-reads the config file and applies it: tunnels added, removed or changed, MTU and
@@ -70,12 +73,48 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     };
     sh.sockets_changed.raise();
     drop(retired);
+    port_status(sh, &in_force.config.ports, &config.ports);
     *in_force = InForce {
         flows,
         config,
         mtus,
     };
     Ok(summary)
+}
+
+/// Tells the controllers (PORT_STATUS) about the ports a reload added, removed or changed.
+fn port_status(sh: &Shared, old: &[Port], new: &[Port]) {
+    let same = |a: &Port, b: &Port| a.no == b.no && a.name == b.name;
+    let now: Vec<PortInfo> = SwitchHandle(sh).ports();
+    let info = |p: &Port| {
+        now.iter()
+            .find(|i| i.no == p.no)
+            .cloned()
+            .unwrap_or(PortInfo {
+                no: p.no,
+                name: p.name.clone(),
+                hw_addr: [0; 6],
+                stats: Default::default(),
+                age: Duration::ZERO,
+            })
+    };
+    for p in old.iter().filter(|p| !new.iter().any(|q| same(p, q))) {
+        sh.notify(AsyncEvent::PortStatus {
+            reason: OFPPR_DELETE,
+            port: info(p),
+        });
+    }
+    for p in new {
+        let reason = match old.iter().find(|q| same(p, q)) {
+            None => OFPPR_ADD,
+            Some(q) if q != p => OFPPR_MODIFY,
+            Some(_) => continue,
+        };
+        sh.notify(AsyncEvent::PortStatus {
+            reason,
+            port: info(p),
+        });
+    }
 }
 
 /// The flows after a reload to `config`, and words saying which: the file's when its flows
@@ -183,6 +222,20 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         format!("[{}]", targets.join(", "))
     };
     let dpid = |c: &Config| c.openflow.datapath_id.map(|d| format!("{d:016x}"));
+    let dial = |c: &Config| {
+        let of = &c.openflow;
+        let targets: Vec<String> = of.controllers.iter().map(|t| t.to_string()).collect();
+        format!(
+            "[{}] {:?} probe {:?} backoff {:?} rate {}/{}",
+            targets.join(", "),
+            of.fail_mode,
+            of.inactivity_probe,
+            of.max_backoff,
+            of.packet_in_rate,
+            of.packet_in_burst
+        )
+    };
+    let (old_dial, new_dial) = (dial(old), dial(new));
     let (old_listen, new_listen) = (listen(old), listen(new));
     let (old_dpid, new_dpid) = (dpid(old), dpid(new));
     let fixed = [
@@ -190,6 +243,11 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             "openflow.listen",
             Some(old_listen.as_str()),
             Some(new_listen.as_str()),
+        ),
+        (
+            "openflow controllers, fail_mode, inactivity_probe, max_backoff or packet-in limits",
+            Some(old_dial.as_str()),
+            Some(new_dial.as_str()),
         ),
         (
             "openflow.datapath_id",

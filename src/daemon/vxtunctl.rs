@@ -32,7 +32,12 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                 }
                 Ok(request) => {
                     let now = Instant::now();
-                    sh.query_mut(|sw| control::execute(sw, &request, sh.started, now))
+                    let mut response =
+                        sh.query_mut(|sw| control::execute(sw, &request, sh.started, now));
+                    if response.ok && request == Request::Show {
+                        response.text.push_str(&sh.openflow_status());
+                    }
+                    response
                 }
                 Err(e) => Response::error(e),
             };

@@ -339,6 +339,11 @@ impl Match {
             && mac(self.dl_src, other.dl_src)
             && mac(self.dl_dst, other.dl_dst)
             && exact(self.dl_type, other.dl_type)
+            && match (self.vlan_vid, other.vlan_vid) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(p), Some(o)) => p.covers(&o),
+            }
             && exact(self.nw_proto, other.nw_proto)
             && net(self.nw_src, other.nw_src, |p, o| p.contains(o))
             && net(self.nw_dst, other.nw_dst, |p, o| p.contains(o))
@@ -375,6 +380,10 @@ impl Match {
             && mac(self.dl_src, other.dl_src)
             && mac(self.dl_dst, other.dl_dst)
             && exact(self.dl_type, other.dl_type)
+            && match (self.vlan_vid, other.vlan_vid) {
+                (Some(a), Some(b)) => a.overlaps(&b),
+                _ => true,
+            }
             && exact(self.nw_proto, other.nw_proto)
             && net(self.nw_src, other.nw_src, |a, b| a.contains(b))
             && net(self.nw_dst, other.nw_dst, |a, b| a.contains(b))

@@ -123,6 +123,54 @@ impl MacMatch {
     }
 }
 
+/// A match on the 802.1Q tag in OpenFlow 1.3's `vlan_vid` encoding: a frame's value is
+/// [`VlanMatch::PRESENT`] | VID when it has a tag and 0 when it has none, and it matches when
+/// `value & mask == self.value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VlanMatch {
+    /// The value, already masked.
+    pub value: u16,
+    /// Bits that must match (within `PRESENT | 0xfff`).
+    pub mask: u16,
+}
+
+impl VlanMatch {
+    /// OpenFlow's OFPVID_PRESENT: the frame has a tag.
+    pub const PRESENT: u16 = 0x1000;
+    /// Every bit of the encoding.
+    pub const ALL: u16 = 0x1fff;
+    /// Frames without a tag (`vlan_tci=0x0000`).
+    pub const NONE: VlanMatch = VlanMatch {
+        value: 0,
+        mask: VlanMatch::ALL,
+    };
+
+    /// Frames tagged with `vid` (`dl_vlan=VID`).
+    pub fn vid(vid: u16) -> VlanMatch {
+        VlanMatch {
+            value: VlanMatch::PRESENT | (vid & 0x0fff),
+            mask: VlanMatch::ALL,
+        }
+    }
+
+    /// Whether a frame with this tag (or none) matches.
+    pub fn matches(&self, vlan: Option<u16>) -> bool {
+        let value = vlan.map_or(0, |v| VlanMatch::PRESENT | v);
+        value & self.mask == self.value
+    }
+
+    /// Whether every frame `other` matches is matched by `self` too.
+    pub fn covers(&self, other: &VlanMatch) -> bool {
+        other.mask & self.mask == self.mask && other.value & self.mask == self.value
+    }
+
+    /// Whether some frame matches both.
+    pub fn overlaps(&self, other: &VlanMatch) -> bool {
+        let both = self.mask & other.mask;
+        self.value & both == other.value & both
+    }
+}
+
 /// The match part of a flow. `None` is a wildcard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Match {
@@ -134,6 +182,9 @@ pub struct Match {
     pub dl_dst: Option<MacMatch>,
     /// `dl_type=`, or implied by `arp`, `ip`, `ipv6` ...
     pub dl_type: Option<u16>,
+    /// `dl_vlan=`, `vlan_tci=`: the 802.1Q tag (or its absence), in OpenFlow's `vlan_vid`
+    /// encoding.
+    pub vlan_vid: Option<VlanMatch>,
     /// `nw_proto=`, or implied by `icmp`, `tcp6` ...
     pub nw_proto: Option<u8>,
     /// `nw_src=` (for ARP: the sender protocol address)
@@ -157,6 +208,7 @@ impl Match {
             || self.dl_src.is_some_and(|m| !m.matches(key.dl_src))
             || self.dl_dst.is_some_and(|m| !m.matches(key.dl_dst))
             || self.dl_type.is_some_and(|t| t != key.dl_type)
+            || self.vlan_vid.is_some_and(|v| !v.matches(key.vlan))
         {
             return false;
         }
@@ -218,6 +270,7 @@ impl Match {
             + u8::from(self.dl_src.is_some_and(|m| m.is_exact()))
             + u8::from(self.dl_dst.is_some_and(|m| m.is_exact()))
             + u8::from(self.dl_type.is_some())
+            + u8::from(self.vlan_vid.is_some_and(|v| v.mask == VlanMatch::ALL))
             + u8::from(self.nw_proto.is_some())
             + u8::from(self.tp_src.is_some())
             + u8::from(self.tp_dst.is_some());
@@ -250,6 +303,14 @@ pub enum Action {
     /// `LOCAL` (`output:LOCAL`, `local`): to the local side, port 1, like `output:1`, but
     /// kept apart so that it reads back as OpenFlow's reserved port LOCAL.
     Local,
+    /// `controller`, `controller:MAX_LEN` (`output:CONTROLLER`): the frame goes to the OpenFlow
+    /// controllers as a PACKET_IN (whole: vxtund keeps no buffers; `MAX_LEN` is kept as given).
+    Controller(u16),
     /// `drop`.
     Drop,
+}
+
+impl Action {
+    /// `controller` without a length: OpenFlow's OFPCML_NO_BUFFER, the whole frame.
+    pub const CONTROLLER_NO_BUFFER: u16 = 0xffff;
 }

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use super::{Action, Flow, MacMatch, Match, PortNames, PortNo, DEFAULT_PRIORITY};
+use super::{Action, Flow, MacMatch, Match, PortNames, PortNo, VlanMatch, DEFAULT_PRIORITY};
 use crate::wire::ethernet::{Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 const PROTO_ICMP: u8 = 1;
@@ -225,6 +225,15 @@ fn parse_field(
         "dl_src" => set_once(&mut m.dl_src, parse_mac_match(value)?, "dl_src"),
         "dl_dst" => set_once(&mut m.dl_dst, parse_mac_match(value)?, "dl_dst"),
         "dl_type" => set_once(&mut m.dl_type, parse_number_u16(value)?, "dl_type"),
+        "dl_vlan" => {
+            let vid = value
+                .parse::<u16>()
+                .ok()
+                .filter(|v| *v <= 0x0fff)
+                .ok_or_else(|| format!("dl_vlan `{value}`: expected a VLAN ID from 0 to 4095"))?;
+            set_once(&mut m.vlan_vid, VlanMatch::vid(vid), "vlan")
+        }
+        "vlan_tci" => set_once(&mut m.vlan_vid, parse_vlan_tci(value)?, "vlan"),
         "nw_proto" | "ip_proto" => {
             let p = value
                 .parse::<u8>()
@@ -264,7 +273,8 @@ fn parse_field(
         }
         _ => Err(format!(
             "unknown field `{key}` (known: priority, cookie, idle_timeout, hard_timeout, \
-             in_port, dl_src, dl_dst, dl_type, nw_proto, nw_src, nw_dst, arp_spa, arp_tpa, \
+             in_port, dl_src, dl_dst, dl_type, dl_vlan, vlan_tci, nw_proto, nw_src, nw_dst, \
+             arp_spa, arp_tpa, \
              ipv6_src, ipv6_dst, tp_src, tp_dst, tcp_src, tcp_dst, udp_src, udp_dst)"
         )),
     }
@@ -351,7 +361,16 @@ fn parse_action(token: &str, ports: &dyn PortNames) -> Result<Action, String> {
         if port.eq_ignore_ascii_case("local") {
             return Ok(Action::Local);
         }
+        if port.eq_ignore_ascii_case("controller") {
+            return Ok(Action::Controller(Action::CONTROLLER_NO_BUFFER));
+        }
         return Ok(Action::Output(parse_port(port, ports)?));
+    }
+    let lower = token.to_ascii_lowercase();
+    if let Some(len) = lower.strip_prefix("controller:") {
+        return len.parse().map(Action::Controller).map_err(|_| {
+            format!("`{token}`: the controller's max_len is a number from 0 to 65535")
+        });
     }
     match token.to_ascii_lowercase().as_str() {
         "flood" => Ok(Action::Flood),
@@ -360,12 +379,13 @@ fn parse_action(token: &str, ports: &dyn PortNames) -> Result<Action, String> {
         "drop" => Ok(Action::Drop),
         "in_port" => Ok(Action::InPort),
         "local" => Ok(Action::Local),
+        "controller" => Ok(Action::Controller(Action::CONTROLLER_NO_BUFFER)),
         _ if token.bytes().all(|b| b.is_ascii_digit()) => {
             Ok(Action::Output(parse_port(token, ports)?))
         }
         _ => Err(format!(
             "unknown action `{token}` (known: output:PORT, LOCAL, flood, all, in_port, normal, \
-             drop)"
+             controller[:MAX_LEN], drop)"
         )),
     }
 }
@@ -390,6 +410,32 @@ fn parse_number_u16(text: &str) -> Result<u16, String> {
         None => text.parse::<u16>(),
     };
     parsed.map_err(|_| format!("`{text}`: expected a 16-bit number such as 0x0800"))
+}
+
+/// `vlan_tci=TCI[/MASK]` as Open vSwitch reads it: the CFI bit (0x1000) says a tag is
+/// present, the low 12 bits are the VID; priority bits (0xe000) cannot be matched here.
+fn parse_vlan_tci(text: &str) -> Result<VlanMatch, String> {
+    let (value, mask) = match text.split_once('/') {
+        Some((v, m)) => (parse_number_u16(v)?, parse_number_u16(m)?),
+        None => (parse_number_u16(text)?, 0xffff),
+    };
+    let pcp = 0xe000;
+    if value & mask & pcp != 0 || (mask & pcp != 0 && mask & pcp != pcp) {
+        return Err(format!(
+            "vlan_tci `{text}`: vxtund does not match VLAN priority bits (0xe000)"
+        ));
+    }
+    // A whole-TCI match of zero means "no tag"; of a tag, its priority must be left out.
+    if mask & pcp == pcp && value & VlanMatch::PRESENT != 0 {
+        return Err(format!(
+            "vlan_tci `{text}`: give a mask without the priority bits, e.g. 0x1005/0x1fff"
+        ));
+    }
+    let mask = mask & VlanMatch::ALL;
+    Ok(VlanMatch {
+        value: value & mask,
+        mask,
+    })
 }
 
 fn parse_mac_match(text: &str) -> Result<MacMatch, String> {
@@ -499,6 +545,14 @@ impl fmt::Display for Flow {
         if let Some(p) = m.in_port {
             parts.push(format!("in_port={p}"));
         }
+        match m.vlan_vid {
+            Some(VlanMatch::NONE) => parts.push("vlan_tci=0x0000".into()),
+            Some(v) if v.mask == VlanMatch::ALL => {
+                parts.push(format!("dl_vlan={}", v.value & 0x0fff))
+            }
+            Some(v) => parts.push(format!("vlan_tci={:#06x}/{:#06x}", v.value, v.mask)),
+            None => {}
+        }
         for (name, mac) in [("dl_src", m.dl_src), ("dl_dst", m.dl_dst)] {
             match mac {
                 Some(mm) if mm.is_exact() => parts.push(format!("{name}={}", mm.addr)),
@@ -549,6 +603,7 @@ impl fmt::Display for Action {
             Action::Normal => f.write_str("normal"),
             Action::Drop => f.write_str("drop"),
             Action::Local => f.write_str("LOCAL"),
+            Action::Controller(len) => write!(f, "CONTROLLER:{len}"),
         }
     }
 }
@@ -871,6 +926,7 @@ pub(crate) mod tests {
             Just(Action::Normal),
             Just(Action::InPort),
             Just(Action::Local),
+            any::<u16>().prop_map(Action::Controller),
         ];
         let extras = (
             prop_oneof![Just(0u64), any::<u64>()],

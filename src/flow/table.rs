@@ -149,6 +149,7 @@ mod tests {
 
     fn v4(dst: &str, proto: u8) -> FrameKey {
         FrameKey {
+            vlan: None,
             dl_dst: Mac([2, 0, 0, 0, 0, 2]),
             dl_src: Mac([2, 0, 0, 0, 0, 1]),
             dl_type: ETHERTYPE_IPV4,
@@ -163,6 +164,7 @@ mod tests {
 
     fn v6(dst: &str, proto: u8) -> FrameKey {
         FrameKey {
+            vlan: None,
             dl_dst: Mac([0x33, 0x33, 0, 0, 0, 1]),
             dl_src: Mac([2, 0, 0, 0, 0, 1]),
             dl_type: ETHERTYPE_IPV6,
@@ -177,6 +179,7 @@ mod tests {
 
     fn arp(tpa: &str) -> FrameKey {
         FrameKey {
+            vlan: None,
             dl_dst: Mac::BROADCAST,
             dl_src: Mac([2, 0, 0, 0, 0, 1]),
             dl_type: ETHERTYPE_ARP,

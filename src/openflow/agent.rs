@@ -15,7 +15,8 @@ use std::time::Duration;
 use super::convert::{self, OfError, SUPPORTED_FIELDS};
 use super::*;
 use crate::flow::edit::{CookieFilter, EditError, Edited, FlowEdit, Selector};
-use crate::flow::{Flow, PortNo};
+use crate::flow::{self, Flow, PortNo};
+use crate::packet_in::{PacketInMeta, PacketInReason};
 use crate::switch::PortStats as SwitchPortStats;
 
 /// How many bytes of a refused request an ERROR carries.
@@ -65,6 +66,88 @@ pub trait Datapath {
     fn table_counts(&self) -> (u64, u64);
     /// Applies a flow edit atomically (the same operation as a file, reload or vxtunctl edit).
     fn edit(&mut self, edit: FlowEdit) -> Result<Edited, EditError>;
+    /// Sends a frame a controller gave (PACKET_OUT) as if it came in on `in_port`: with
+    /// `actions` as they say, without through the table.
+    fn packet_out(&mut self, in_port: PortNo, frame: Vec<u8>, actions: Option<Vec<flow::Action>>);
+    /// The switch-wide master election: session `session` asks for `role` with `generation`.
+    fn request_role(&mut self, session: u64, role: u32, generation: u64) -> Result<(), OfError>;
+    /// The session that is master now, if any.
+    fn master(&self) -> Option<u64>;
+}
+
+/// The switch-wide state behind ROLE_REQUEST: which session is master and the newest
+/// generation id seen (OpenFlow 1.3, section 6.3.7).
+#[derive(Debug, Default, Clone)]
+pub struct RoleArbiter {
+    generation: Option<u64>,
+    master: Option<u64>,
+}
+
+impl RoleArbiter {
+    /// Session `session` asks for `role` (MASTER, SLAVE or EQUAL) with `generation`: a MASTER
+    /// or SLAVE request older than the newest seen is STALE. A new master demotes the old one.
+    pub fn request(&mut self, session: u64, role: u32, generation: u64) -> Result<(), OfError> {
+        if role == OFPCR_ROLE_MASTER || role == OFPCR_ROLE_SLAVE {
+            // Compared as the spec says: (int64_t)(generation - newest) < 0 is stale.
+            if self
+                .generation
+                .is_some_and(|g| (generation.wrapping_sub(g) as i64) < 0)
+            {
+                return Err(OfError::new(OFPET_ROLE_REQUEST_FAILED, OFPRRFC_STALE));
+            }
+            self.generation = Some(generation);
+        }
+        match role {
+            OFPCR_ROLE_MASTER => self.master = Some(session),
+            _ if self.master == Some(session) => self.master = None,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The master session.
+    pub fn master(&self) -> Option<u64> {
+        self.master
+    }
+
+    /// Forgets a session that closed.
+    pub fn forget(&mut self, session: u64) {
+        if self.master == Some(session) {
+            self.master = None;
+        }
+    }
+}
+
+/// Something the switch tells its controllers without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsyncEvent {
+    /// A frame for the controllers.
+    PacketIn {
+        /// Why and from where.
+        meta: PacketInMeta,
+        /// The whole frame.
+        frame: Vec<u8>,
+    },
+    /// A flow left the table.
+    FlowRemoved {
+        /// The flow.
+        flow: Flow,
+        /// Its counters and age when it went.
+        packets: u64,
+        /// See `packets`.
+        bytes: u64,
+        /// See `packets`.
+        age: Duration,
+        /// `OFPRR_IDLE_TIMEOUT`, `OFPRR_HARD_TIMEOUT` or `OFPRR_DELETE`.
+        reason: u8,
+    },
+    /// A port was added, removed or changed (`OFPPR_*`).
+    PortStatus {
+        /// `OFPPR_ADD`, `OFPPR_DELETE` or `OFPPR_MODIFY`.
+        reason: u8,
+        /// The port.
+        port: PortInfo,
+    },
 }
 
 /// What to do after a message: send `replies` in order, then close if `close`.
@@ -78,6 +161,10 @@ pub struct Outcome {
 
 /// The state of one session.
 pub struct Agent {
+    /// This session's number, for the master election.
+    id: u64,
+    /// A connection the peer dialled (see [`Agent::service`]).
+    service: bool,
     datapath_id: u64,
     negotiated: bool,
     config: SwitchConfig,
@@ -87,9 +174,12 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// A session of the switch with this datapath id, before HELLO.
-    pub fn new(datapath_id: u64) -> Agent {
+    /// A session (numbered `id`, unique in the daemon) of the switch with this datapath id,
+    /// before HELLO.
+    pub fn new(id: u64, datapath_id: u64) -> Agent {
         Agent {
+            id,
+            service: false,
             datapath_id,
             negotiated: false,
             config: SwitchConfig {
@@ -108,6 +198,15 @@ impl Agent {
             },
             next_xid: 1,
         }
+    }
+
+    /// The same session as a service connection (one the peer dialled, as ovs-ofctl does): it
+    /// gets asynchronous messages only once it sets a non-zero miss_send_len, as in Open
+    /// vSwitch.
+    pub fn service(mut self) -> Agent {
+        self.service = true;
+        self.config.miss_send_len = 0;
+        self
     }
 
     /// The HELLO this side sends first: OpenFlow 1.3 only.
@@ -129,6 +228,86 @@ impl Agent {
         self.negotiated
     }
 
+    /// This session's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The role in force: a master that another session has since replaced is a slave.
+    fn role(&self, dp: &dyn Datapath) -> u32 {
+        match self.role.role {
+            OFPCR_ROLE_MASTER if dp.master() != Some(self.id) => OFPCR_ROLE_SLAVE,
+            role => role,
+        }
+    }
+
+    /// The message `event` becomes for this session, if its role and asynchronous
+    /// configuration (SET_ASYNC) want it.
+    pub fn async_message(&mut self, dp: &dyn Datapath, event: &AsyncEvent) -> Option<Vec<u8>> {
+        if !self.negotiated || (self.service && self.config.miss_send_len == 0) {
+            return None;
+        }
+        let slot = usize::from(self.role(dp) == OFPCR_ROLE_SLAVE);
+        let wants = |mask: [u32; 2], reason: u8| mask[slot] & (1u32 << reason) != 0;
+        self.next_xid = self.next_xid.wrapping_add(1);
+        let message = match event {
+            AsyncEvent::PacketIn { meta, frame } => {
+                let reason = match meta.reason {
+                    PacketInReason::NoMatch => OFPR_NO_MATCH,
+                    PacketInReason::Action => OFPR_ACTION,
+                };
+                if !wants(self.async_config.packet_in_mask, reason) {
+                    return None;
+                }
+                Message::PacketIn(PacketIn {
+                    buffer_id: OFP_NO_BUFFER,
+                    total_len: u16::try_from(frame.len()).unwrap_or(u16::MAX),
+                    reason,
+                    table_id: 0,
+                    cookie: meta.cookie,
+                    match_: vec![Oxm::in_port(meta.in_port.0)],
+                    data: frame.clone(),
+                })
+            }
+            AsyncEvent::FlowRemoved {
+                flow,
+                packets,
+                bytes,
+                age,
+                reason,
+            } => {
+                if !flow.has_flag(Flow::SEND_FLOW_REM)
+                    || !wants(self.async_config.flow_removed_mask, *reason)
+                {
+                    return None;
+                }
+                Message::FlowRemoved(FlowRemoved {
+                    cookie: flow.cookie,
+                    priority: flow.priority,
+                    reason: *reason,
+                    table_id: 0,
+                    duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                    duration_nsec: age.subsec_nanos(),
+                    idle_timeout: flow.idle_timeout,
+                    hard_timeout: flow.hard_timeout,
+                    packet_count: *packets,
+                    byte_count: *bytes,
+                    match_: convert::match_to_wire(&flow.matches),
+                })
+            }
+            AsyncEvent::PortStatus { reason, port } => {
+                if !wants(self.async_config.port_status_mask, *reason) {
+                    return None;
+                }
+                Message::PortStatus {
+                    reason: *reason,
+                    port: port_desc(port),
+                }
+            }
+        };
+        Some(message.encode(self.next_xid))
+    }
+
     /// Handles messages that arrived together, in order. Consecutive FLOW_MOD ADDs that are
     /// valid and plain (no CHECK_OVERLAP) become one table change; since an ADD has no answer
     /// and nothing reads the table between them, the answers are those of one by one.
@@ -137,7 +316,7 @@ impl Agent {
         let mut adds: Vec<Flow> = Vec::new();
         let ports: Vec<PortNo> = dp.ports().iter().map(|p| p.no).collect();
         for bytes in messages {
-            if let Some(flow) = self.plain_add(&ports, bytes) {
+            if let Some(flow) = self.plain_add(dp, &ports, bytes) {
                 adds.push(flow);
                 continue;
             }
@@ -155,8 +334,8 @@ impl Agent {
 
     /// The flow of a FLOW_MOD ADD that can join a batch: valid, for table 0, no buffer, no
     /// CHECK_OVERLAP, from a session that may edit.
-    fn plain_add(&self, ports: &[PortNo], bytes: &[u8]) -> Option<Flow> {
-        if !self.negotiated || self.role.role == OFPCR_ROLE_SLAVE {
+    fn plain_add(&self, dp: &dyn Datapath, ports: &[PortNo], bytes: &[u8]) -> Option<Flow> {
+        if !self.negotiated || self.role(dp) == OFPCR_ROLE_SLAVE {
             return None;
         }
         let header = Header::parse(bytes)?;
@@ -284,9 +463,14 @@ impl Agent {
                     return Err(OfError::new(OFPET_ROLE_REQUEST_FAILED, OFPRRFC_BAD_ROLE));
                 }
                 if role.role != OFPCR_ROLE_NOCHANGE {
+                    dp.request_role(self.id, role.role, role.generation_id)?;
                     self.role = role;
                 }
-                one(Message::RoleReply(self.role))
+                let current = Role {
+                    role: self.role(dp),
+                    generation_id: self.role.generation_id,
+                };
+                one(Message::RoleReply(current))
             }
             Message::GetAsyncRequest => one(Message::GetAsyncReply(self.async_config)),
             Message::SetAsync(config) => {
@@ -294,10 +478,17 @@ impl Agent {
                 Ok(Vec::new())
             }
             Message::FlowMod(fm) => {
-                if self.role.role == OFPCR_ROLE_SLAVE {
+                if self.role(dp) == OFPCR_ROLE_SLAVE {
                     return Err(OfError::new(OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE));
                 }
                 flow_mod(dp, &fm)?;
+                Ok(Vec::new())
+            }
+            Message::PacketOut(po) => {
+                if self.role(dp) == OFPCR_ROLE_SLAVE {
+                    return Err(OfError::new(OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE));
+                }
+                packet_out(dp, po)?;
                 Ok(Vec::new())
             }
             Message::MultipartRequest(request) => self.multipart(dp, xid, request),
@@ -450,6 +641,53 @@ fn flow_mod(dp: &mut dyn Datapath, fm: &FlowMod) -> Result<(), OfError> {
     })
 }
 
+/// Carries out a PACKET_OUT: the frame it carries (vxtund has no buffers), from `in_port`
+/// (CONTROLLER, LOCAL or a port), out as its OUTPUT actions say; `TABLE` alone runs it
+/// through the flow table.
+fn packet_out(dp: &mut dyn Datapath, po: PacketOut) -> Result<(), OfError> {
+    if po.buffer_id != OFP_NO_BUFFER {
+        return Err(OfError::new(OFPET_BAD_REQUEST, OFPBRC_BUFFER_UNKNOWN));
+    }
+    let ports: Vec<PortNo> = dp.ports().iter().map(|p| p.no).collect();
+    let in_port = match po.in_port {
+        OFPP_CONTROLLER => PortNo(OFPP_CONTROLLER),
+        p => convert::port_from_wire(p)
+            .filter(|p| ports.contains(p))
+            .ok_or(OfError::new(OFPET_BAD_REQUEST, OFPBRC_BAD_PORT))?,
+    };
+    let bad = |code| OfError::new(OFPET_BAD_ACTION, code);
+    let table = po.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Output {
+                port: OFPP_TABLE,
+                ..
+            }
+        )
+    });
+    let actions = if table {
+        if po.actions.len() != 1 {
+            return Err(bad(OFPBAC_BAD_OUT_PORT));
+        }
+        None
+    } else {
+        let mut list = Vec::with_capacity(po.actions.len());
+        for a in &po.actions {
+            let action = convert::action_from_wire(a, &|p| ports.contains(&p))?;
+            if matches!(action, flow::Action::Controller(_)) {
+                return Err(bad(OFPBAC_BAD_OUT_PORT));
+            }
+            list.push(action);
+        }
+        Some(list)
+    };
+    if po.data.is_empty() {
+        return Err(OfError::new(OFPET_BAD_REQUEST, OFPBRC_BAD_PACKET));
+    }
+    dp.packet_out(in_port, po.data, actions);
+    Ok(())
+}
+
 /// The flows a FLOW or AGGREGATE request selects: by table, match (loosely), cookie and
 /// out_port, as OpenFlow says.
 fn selected_flows(dp: &dyn Datapath, filter: &FlowStatsRequest) -> Result<Vec<FlowEntry>, OfError> {
@@ -572,6 +810,8 @@ mod tests {
     struct TestDp {
         flows: Vec<Flow>,
         edits: usize,
+        sent: Vec<(PortNo, Vec<u8>, Option<Vec<flow::Action>>)>,
+        roles: RoleArbiter,
     }
 
     impl Datapath for TestDp {
@@ -614,6 +854,25 @@ mod tests {
             self.edits += 1;
             Ok(edited)
         }
+        fn packet_out(
+            &mut self,
+            in_port: PortNo,
+            frame: Vec<u8>,
+            actions: Option<Vec<flow::Action>>,
+        ) {
+            self.sent.push((in_port, frame, actions));
+        }
+        fn request_role(
+            &mut self,
+            session: u64,
+            role: u32,
+            generation: u64,
+        ) -> Result<(), OfError> {
+            self.roles.request(session, role, generation)
+        }
+        fn master(&self) -> Option<u64> {
+            self.roles.master()
+        }
     }
 
     fn flow(text: &str) -> Flow {
@@ -628,7 +887,7 @@ mod tests {
     }
 
     fn session(dp: &mut TestDp) -> Agent {
-        let mut agent = Agent::new(0x42);
+        let mut agent = Agent::new(1, 0x42);
         let out = agent.handle(dp, &hello13());
         assert!(out.replies.is_empty() && !out.close && agent.negotiated());
         agent
@@ -662,7 +921,7 @@ mod tests {
     #[test]
     fn hello_settles_on_1_3_or_fails_and_closes() {
         let mut dp = TestDp::default();
-        let mut agent = Agent::new(1);
+        let mut agent = Agent::new(1, 1);
         let ours = Message::decode(&agent.hello()).unwrap().1;
         assert_eq!(
             ours,
@@ -691,14 +950,14 @@ mod tests {
         v1.truncate(8);
         v1[0] = 1;
         v1[3] = 8;
-        let out = Agent::new(1).handle(&mut dp, &v1);
+        let out = Agent::new(1, 1).handle(&mut dp, &v1);
         assert!(out.close, "1.0 only");
         let mut v4 = v1.clone();
         v4[0] = 4;
-        let mut agent = Agent::new(1);
+        let mut agent = Agent::new(1, 1);
         assert!(!agent.handle(&mut dp, &v4).close && agent.negotiated());
         // Anything before HELLO.
-        let out = Agent::new(1).handle(&mut dp, &Message::FeaturesRequest.encode(3));
+        let out = Agent::new(1, 1).handle(&mut dp, &Message::FeaturesRequest.encode(3));
         assert!(out.close && out.replies.len() == 1);
     }
 
@@ -721,16 +980,10 @@ mod tests {
                 }
             )]
         );
-        let out = agent.handle(
-            &mut dp,
-            &Message::PacketOut(PacketOut {
-                buffer_id: OFP_NO_BUFFER,
-                in_port: OFPP_CONTROLLER,
-                actions: vec![],
-                data: vec![0; 100],
-            })
-            .encode(78),
-        );
+        // A GROUP_MOD: vxtund has no groups; the error carries the first 64 bytes.
+        let mut group_mod = Message::EchoRequest(vec![0; 100]).encode(78);
+        group_mod[1] = OFPT_GROUP_MOD;
+        let out = agent.handle(&mut dp, &group_mod);
         match decode_all(&out).as_slice() {
             [(78, Message::Error { data, .. })] => assert_eq!(data.len(), ERROR_DATA_LEN),
             other => panic!("{other:?}"),
@@ -751,7 +1004,7 @@ mod tests {
         let mut agent = session(&mut dp);
         let mut fm = flow_mod(OFPFC_ADD, &flow("actions=output:2"));
         fm.instructions = vec![Instruction::ApplyActions(vec![Action::Output {
-            port: OFPP_CONTROLLER,
+            port: OFPP_TABLE,
             max_len: 128,
         }])];
         let batch = vec![

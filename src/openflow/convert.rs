@@ -20,14 +20,14 @@ use super::{
     OFPBAC_BAD_OUT_PORT, OFPBAC_BAD_SET_TYPE, OFPBAC_BAD_TYPE, OFPBIC_BAD_TABLE_ID,
     OFPBIC_UNKNOWN_INST, OFPBIC_UNSUP_INST, OFPBIC_UNSUP_METADATA, OFPBMC_BAD_FIELD,
     OFPBMC_BAD_MASK, OFPBMC_BAD_PREREQ, OFPBMC_BAD_VALUE, OFPET_BAD_ACTION, OFPET_BAD_INSTRUCTION,
-    OFPET_BAD_MATCH, OFPET_FLOW_MOD_FAILED, OFPFMFC_BAD_FLAGS, OFPP_ALL, OFPP_FLOOD, OFPP_IN_PORT,
-    OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, OFPXMC_OPENFLOW_BASIC, OFPXMT_OFB_ARP_SPA,
-    OFPXMT_OFB_ARP_TPA, OFPXMT_OFB_ETH_DST, OFPXMT_OFB_ETH_SRC, OFPXMT_OFB_ETH_TYPE,
-    OFPXMT_OFB_IN_PORT, OFPXMT_OFB_IPV4_DST, OFPXMT_OFB_IPV4_SRC, OFPXMT_OFB_IPV6_DST,
-    OFPXMT_OFB_IPV6_SRC, OFPXMT_OFB_IP_PROTO, OFPXMT_OFB_TCP_DST, OFPXMT_OFB_TCP_SRC,
-    OFPXMT_OFB_UDP_DST, OFPXMT_OFB_UDP_SRC,
+    OFPET_BAD_MATCH, OFPET_FLOW_MOD_FAILED, OFPFMFC_BAD_FLAGS, OFPP_ALL, OFPP_CONTROLLER,
+    OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, OFPXMC_OPENFLOW_BASIC,
+    OFPXMT_OFB_ARP_SPA, OFPXMT_OFB_ARP_TPA, OFPXMT_OFB_ETH_DST, OFPXMT_OFB_ETH_SRC,
+    OFPXMT_OFB_ETH_TYPE, OFPXMT_OFB_IN_PORT, OFPXMT_OFB_IPV4_DST, OFPXMT_OFB_IPV4_SRC,
+    OFPXMT_OFB_IPV6_DST, OFPXMT_OFB_IPV6_SRC, OFPXMT_OFB_IP_PROTO, OFPXMT_OFB_TCP_DST,
+    OFPXMT_OFB_TCP_SRC, OFPXMT_OFB_UDP_DST, OFPXMT_OFB_UDP_SRC, OFPXMT_OFB_VLAN_VID,
 };
-use crate::flow::{self, Flow, MacMatch, Match, PortNo};
+use crate::flow::{self, Flow, MacMatch, Match, PortNo, VlanMatch};
 use crate::wire::ethernet::{Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 const PROTO_TCP: u8 = 6;
@@ -41,8 +41,9 @@ const KNOWN_FLAGS: u16 = Flow::SEND_FLOW_REM
     | Flow::NO_BYT_COUNTS;
 
 /// The fields vxtund matches on, as `(field, maskable)`: what the TABLE_FEATURES reply lists.
-pub const SUPPORTED_FIELDS: [(u8, bool); 15] = [
+pub const SUPPORTED_FIELDS: [(u8, bool); 16] = [
     (OFPXMT_OFB_IN_PORT, false),
+    (OFPXMT_OFB_VLAN_VID, true),
     (OFPXMT_OFB_ETH_DST, true),
     (OFPXMT_OFB_ETH_SRC, true),
     (OFPXMT_OFB_ETH_TYPE, false),
@@ -109,6 +110,17 @@ pub fn match_from_wire(fields: &[Oxm]) -> Result<Match, OfError> {
             OFPXMT_OFB_ETH_DST => m.dl_dst = Some(mac_match(value, mask)),
             OFPXMT_OFB_ETH_SRC => m.dl_src = Some(mac_match(value, mask)),
             OFPXMT_OFB_ETH_TYPE => m.dl_type = Some(be16(value)),
+            OFPXMT_OFB_VLAN_VID => {
+                let mask = mask.map_or(VlanMatch::ALL, be16) & VlanMatch::ALL;
+                let value = be16(value);
+                if value & !VlanMatch::ALL != 0 {
+                    return Err(bad_match(OFPBMC_BAD_VALUE));
+                }
+                m.vlan_vid = Some(VlanMatch {
+                    value: value & mask,
+                    mask,
+                });
+            }
             OFPXMT_OFB_IP_PROTO => m.nw_proto = value.first().copied(),
             OFPXMT_OFB_IPV4_SRC | OFPXMT_OFB_ARP_SPA => {
                 m.nw_src = Some(v4_net(value, mask)?);
@@ -171,6 +183,13 @@ pub fn match_to_wire(m: &Match) -> Vec<Oxm> {
     }
     if let Some(t) = m.dl_type {
         out.push(Oxm::eth_type(t));
+    }
+    if let Some(v) = m.vlan_vid {
+        let value = v.value.to_be_bytes().to_vec();
+        out.push(match v.mask == VlanMatch::ALL {
+            true => Oxm::basic(OFPXMT_OFB_VLAN_VID, value),
+            false => Oxm::basic_masked(OFPXMT_OFB_VLAN_VID, value, v.mask.to_be_bytes().to_vec()),
+        });
     }
     if let Some(p) = m.nw_proto {
         out.push(Oxm::ip_proto(p));
@@ -258,20 +277,20 @@ pub fn actions_from_wire(
     Ok(out)
 }
 
-/// One action in a flow. `output:CONTROLLER` and `TABLE` are refused: the first waits for the
-/// controller support, the second is for PACKET_OUT only.
+/// One action in a flow. `TABLE` is refused: it is for PACKET_OUT only.
 pub fn action_from_wire(
     action: &WireAction,
     exists: &dyn Fn(PortNo) -> bool,
 ) -> Result<flow::Action, OfError> {
     let bad = |code| OfError::new(OFPET_BAD_ACTION, code);
     match action {
-        WireAction::Output { port, .. } => match *port {
+        WireAction::Output { port, max_len } => match *port {
             OFPP_IN_PORT => Ok(flow::Action::InPort),
             OFPP_FLOOD => Ok(flow::Action::Flood),
             OFPP_ALL => Ok(flow::Action::All),
             OFPP_NORMAL => Ok(flow::Action::Normal),
             OFPP_LOCAL => Ok(flow::Action::Local),
+            OFPP_CONTROLLER => Ok(flow::Action::Controller(*max_len)),
             p if (1..=OFPP_MAX).contains(&p) && exists(PortNo(p)) => {
                 Ok(flow::Action::Output(PortNo(p)))
             }
@@ -298,6 +317,10 @@ pub fn actions_to_wire(actions: &[flow::Action]) -> Vec<Instruction> {
             flow::Action::Flood => Some(output(OFPP_FLOOD)),
             flow::Action::All => Some(output(OFPP_ALL)),
             flow::Action::Normal => Some(output(OFPP_NORMAL)),
+            flow::Action::Controller(max_len) => Some(WireAction::Output {
+                port: OFPP_CONTROLLER,
+                max_len: *max_len,
+            }),
             flow::Action::Drop => None,
         })
         .collect();
@@ -430,6 +453,11 @@ mod tests {
             "ip6,ipv6_src=fc00:0:0:1::1,ipv6_dst=fc00:0:0:2::/64,actions=LOCAL",
             "tcp,nw_dst=172.31.3.0/24,tp_dst=80,actions=output:3",
             "udp6,tp_src=53,actions=in_port",
+            "vlan_tci=0x0000,dl_dst=02:00:00:00:00:01,actions=output:2",
+            "dl_vlan=100,actions=flood",
+            "vlan_tci=0x1000/0x1000,actions=drop",
+            "priority=0,actions=CONTROLLER:128",
+            "arp,actions=controller,flood",
             "priority=7,cookie=0x2a,idle_timeout=10,hard_timeout=20,send_flow_rem,tcp,tp_src=22,actions=output:2,output:3",
         ] {
             let f = flow(text);
@@ -442,8 +470,13 @@ mod tests {
 
     #[test]
     fn what_the_table_cannot_do_is_refused_with_the_fitting_error() {
-        let vlan = Oxm::basic(super::super::OFPXMT_OFB_VLAN_VID, vec![0x10, 0x05]);
-        assert_eq!(match_from_wire(&[vlan]), Err(bad_match(OFPBMC_BAD_FIELD)));
+        let pcp = Oxm::basic(super::super::OFPXMT_OFB_VLAN_PCP, vec![3]);
+        assert_eq!(match_from_wire(&[pcp]), Err(bad_match(OFPBMC_BAD_FIELD)));
+        let vid_too_big = Oxm::basic(OFPXMT_OFB_VLAN_VID, vec![0x20, 0x05]);
+        assert_eq!(
+            match_from_wire(&[vid_too_big]),
+            Err(bad_match(OFPBMC_BAD_VALUE))
+        );
         let odd_mask =
             Oxm::ipv4_dst_masked(Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(255, 0, 255, 0));
         assert_eq!(
@@ -472,8 +505,8 @@ mod tests {
         let exists = |p: PortNo| p.0 <= 3;
         let refuse =
             |a: WireAction| actions_from_wire(&[Instruction::ApplyActions(vec![a])], &exists);
-        use super::super::{OFPP_CONTROLLER, OFPP_TABLE};
-        for port in [OFPP_CONTROLLER, OFPP_TABLE, 4, 0] {
+        use super::super::OFPP_TABLE;
+        for port in [OFPP_TABLE, 4, 0] {
             assert_eq!(
                 refuse(WireAction::Output { port, max_len: 0 }),
                 Err(OfError::new(OFPET_BAD_ACTION, OFPBAC_BAD_OUT_PORT)),

@@ -26,6 +26,8 @@ const DST_OFFSET: usize = 0;
 const SRC_OFFSET: usize = 6;
 const ETHERTYPE_OFFSET: usize = 12;
 const VLAN_TAG_LEN: usize = 4;
+/// The VLAN ID bits of an 802.1Q tag control information field.
+const VLAN_VID_MASK: u16 = 0x0fff;
 
 const ARP_LEN: usize = 28;
 const ARP_SPA_OFFSET: usize = 14;
@@ -162,6 +164,8 @@ pub struct FrameKey {
     pub dl_src: Mac,
     /// EtherType (the inner one, after an 802.1Q tag).
     pub dl_type: u16,
+    /// The VLAN ID of the 802.1Q tag, if the frame has one (OpenFlow `vlan_vid`).
+    pub vlan: Option<u16>,
     /// Addresses and protocol, where the frame carries them.
     pub l3: L3,
     /// TCP or UDP ports, where the frame carries them: IPv4 or IPv6 (after its extension
@@ -192,10 +196,12 @@ impl FrameKey {
         let dl_src = Mac::read(frame, SRC_OFFSET);
         let mut dl_type = read_u16(frame, ETHERTYPE_OFFSET);
         let mut l3_start = HEADER_LEN;
+        let mut vlan = None;
         if dl_type == ETHERTYPE_VLAN {
             if frame.len() < HEADER_LEN + VLAN_TAG_LEN {
                 return Err(TruncatedFrame);
             }
+            vlan = Some(read_u16(frame, HEADER_LEN) & VLAN_VID_MASK);
             dl_type = read_u16(frame, ETHERTYPE_OFFSET + VLAN_TAG_LEN);
             l3_start += VLAN_TAG_LEN;
         }
@@ -204,6 +210,7 @@ impl FrameKey {
             dl_dst,
             dl_src,
             dl_type,
+            vlan,
             l3,
             ports,
         })

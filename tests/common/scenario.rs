@@ -143,7 +143,7 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = self.log(seg);
-        let needle = if port == "mtu" || port == "offload" {
+        let needle = if port == "mtu" || port == "offload" || port == "controller" {
             format!("{port}: ")
         } else {
             format!("port {port}")
