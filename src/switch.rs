@@ -1220,6 +1220,114 @@ mod tests {
     const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
 
     #[test]
+    fn controller_actions_hand_the_frame_up_with_reason_and_cookie() {
+        let mut sw = hub(&[
+            "priority=0,actions=controller:128",
+            "cookie=0x7,ip,nw_dst=172.31.2.0/24,actions=output:2,controller",
+        ]);
+        let now = Instant::now();
+        // The table-miss flow: nothing else goes out, the reason is NO_MATCH.
+        assert!(
+            forward(sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now))
+                .is_empty()
+        );
+        assert_eq!(
+            sw.take_packet_in(),
+            Some(PacketInMeta {
+                in_port: PortNo(1),
+                reason: PacketInReason::NoMatch,
+                cookie: 0,
+                max_len: 128
+            })
+        );
+        assert_eq!(sw.drops(DropReason::NoEgress), 0, "not a drop");
+        // Another flow's controller action: forwarded and handed up, reason ACTION.
+        let mut frame = ipv4_frame(A, B, [172, 31, 2, 1]);
+        assert_eq!(forward(sw.handle_frame(PortNo(1), &mut frame, now)), [2]);
+        let meta = sw.take_packet_in().unwrap();
+        assert_eq!((meta.reason, meta.cookie), (PacketInReason::Action, 7));
+        // Taken once; and such a decision is never repeated without its packet-in.
+        assert_eq!(sw.take_packet_in(), None);
+        forward(sw.handle_frame(PortNo(1), &mut frame, now));
+        assert!(
+            sw.take_packet_in().is_some(),
+            "the same headers again: handed up again"
+        );
+        assert_eq!(sw.packet_in_stats().sent, 3);
+    }
+
+    #[test]
+    fn packet_ins_beyond_the_rate_are_counted_not_handed_up() {
+        let mut sw = hub(&["priority=0,actions=controller"]);
+        sw.set_packet_in_limit(10, 5);
+        let now = Instant::now();
+        let mut handed = 0;
+        for i in 0..100u8 {
+            sw.handle_frame(PortNo(1), &mut ipv4_frame(A, B, [10, 0, 0, i]), now);
+            handed += usize::from(sw.take_packet_in().is_some());
+        }
+        assert_eq!(handed, 5, "the burst");
+        let stats = sw.packet_in_stats();
+        assert_eq!((stats.sent, stats.rate_limited), (5, 95));
+    }
+
+    #[test]
+    fn fail_open_forwards_as_normal_and_leaves_the_table_alone() {
+        let mut sw = hub(&[]);
+        let now = Instant::now();
+        sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now);
+        assert_eq!(
+            sw.drops(DropReason::NoMatchingFlow),
+            1,
+            "an empty table drops"
+        );
+        sw.set_fail_open(true);
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now)),
+            [1, 3],
+            "normal floods an unknown destination"
+        );
+        assert_eq!(
+            forward(sw.handle_frame(PortNo(3), &mut ipv4_frame(B, A, [10, 0, 0, 2]), now)),
+            [2],
+            "and has learnt A behind port 2"
+        );
+        sw.set_fail_open(false);
+        sw.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [10, 0, 0, 1]), now);
+        assert_eq!(sw.drops(DropReason::NoMatchingFlow), 2, "the table again");
+    }
+
+    #[test]
+    fn packet_outs_go_where_they_say_and_count_only_on_the_way_out() {
+        let mut sw = hub(&["ip,nw_dst=172.31.3.0/24,actions=output:3"]);
+        let now = Instant::now();
+        let controller = PortNo(0xffff_fffd);
+        let mut frame = ipv4_frame(A, B, [172, 31, 2, 1]);
+        let flood = sw.packet_out(controller, &mut frame, Some(vec![flow::Action::Flood]), now);
+        assert_eq!(
+            forward(flood),
+            [1, 2, 3],
+            "from the controller, flood is every port"
+        );
+        let out = sw.packet_out(PortNo(2), &mut frame, Some(vec![flow::Action::Flood]), now);
+        assert_eq!(forward(out), [1, 3], "from port 2: not back to it");
+        assert_eq!(
+            sw.port_stats(PortNo(2)).unwrap().rx_packets,
+            0,
+            "not received"
+        );
+        assert_eq!(sw.port_stats(PortNo(3)).unwrap().tx_packets, 2, "sent");
+        // TABLE: the flows decide, and the flow counts it.
+        let mut frame = ipv4_frame(A, B, [172, 31, 3, 7]);
+        assert_eq!(
+            forward(sw.packet_out(PortNo(1), &mut frame, None, now)),
+            [3]
+        );
+        assert_eq!(sw.flow_stats(0).unwrap().n_packets, 1);
+        assert_eq!(sw.port_stats(PortNo(1)).unwrap().rx_packets, 0);
+    }
+
+    #[test]
     fn flood_goes_everywhere_but_the_ingress() {
         let mut sw = hub(&["arp,actions=flood"]);
         let now = Instant::now();

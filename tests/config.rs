@@ -507,3 +507,115 @@ fn split_horizon_and_control_group() {
         "group `` must be",
     );
 }
+
+#[test]
+fn openflow_targets_controllers_and_fail_modes() {
+    use vxtund::config::{ControllerTarget, FailMode, ListenTarget};
+    // Defaults: the management socket named after the file, standalone, OVS's timers.
+    let c = parse(BASE).unwrap();
+    assert_eq!(
+        c.openflow.listen,
+        vec![ListenTarget::Unix("/run/vxtund/seg.mgmt".into())]
+    );
+    assert!(c.openflow.controllers.is_empty());
+    assert_eq!(c.openflow.fail_mode, FailMode::Standalone);
+    assert_eq!(c.openflow.inactivity_probe.as_secs(), 5);
+    assert_eq!(c.openflow.max_backoff.as_secs(), 8);
+    assert_eq!(c.flows.len(), 1, "no [flows] and no controller: normal");
+
+    let c = parse(&format!(
+        "{BASE}\n[openflow]\nlisten = [\"ptcp:6653:127.0.0.1\", \"ptcp:16653:[::1]\"]\n\
+         controllers = [\"tcp:192.0.2.10\", \"tcp:[2001:db8::1]:6633\", \"unix:/run/ctl.sock\"]\n\
+         fail_mode = \"secure\"\ninactivity_probe = 2\nmax_backoff = 4\n\
+         packet_in_rate = 50\npacket_in_burst = 5\ndatapath_id = \"00000000000000ab\"\n"
+    ))
+    .unwrap();
+    let of = &c.openflow;
+    assert_eq!(of.listen.len(), 2);
+    assert_eq!(
+        of.controllers,
+        vec![
+            ControllerTarget::Tcp("192.0.2.10:6653".parse().unwrap()),
+            ControllerTarget::Tcp("[2001:db8::1]:6633".parse().unwrap()),
+            ControllerTarget::Unix("/run/ctl.sock".into()),
+        ]
+    );
+    assert_eq!(of.controllers[1].to_string(), "tcp:[2001:db8::1]:6633");
+    assert_eq!(
+        (of.fail_mode, of.datapath_id),
+        (FailMode::Secure, Some(0xab))
+    );
+    assert_eq!((of.packet_in_rate, of.packet_in_burst), (50, 5));
+    assert!(
+        c.flows.is_empty(),
+        "with a controller and no [flows], the table starts empty"
+    );
+
+    let of = "\n[openflow]\n";
+    fails(
+        &format!("{BASE}{of}controllers = [\"ssl:192.0.2.1\"]\n"),
+        14,
+        16,
+        "ssl: is not supported",
+    );
+    fails(
+        &format!("{BASE}{of}controllers = [\"tcp:nowhere\"]\n"),
+        14,
+        16,
+        "not an IP address",
+    );
+    fails(
+        &format!("{BASE}{of}fail_mode = \"open\"\n"),
+        14,
+        13,
+        "expected \"secure\" or \"standalone\"",
+    );
+    fails(
+        &format!("{BASE}{of}listen = [\"tcp:6653\"]\n"),
+        14,
+        11,
+        "expected punix:PATH or ptcp:PORT",
+    );
+    fails(
+        &format!("{BASE}{of}inactivity_probe = 0\n"),
+        14,
+        20,
+        "from 1 to 3600",
+    );
+    fails(
+        &format!("{BASE}{of}datapath_id = \"xyz\"\n"),
+        14,
+        15,
+        "16 hex digits",
+    );
+}
+
+#[test]
+fn vlan_matches_and_controller_actions_read_as_ovs_ofctl_writes_them() {
+    let c = parse(&format!(
+        "{BASE}\n[flows]\nrules = [\"vlan_tci=0x0000,actions=output:2\", \"dl_vlan=10,actions=controller\", \
+         \"priority=0,actions=controller:128\"]\n"
+    ))
+    .unwrap();
+    let shown: Vec<String> = c.flows.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "vlan_tci=0x0000,actions=output:2",
+            "dl_vlan=10,actions=CONTROLLER:65535",
+            "priority=0,actions=CONTROLLER:128"
+        ]
+    );
+    fails(
+        &format!("{BASE}\n[flows]\nrules = [\"vlan_tci=0x2005/0xefff,actions=drop\"]\n"),
+        14,
+        11,
+        "priority bits",
+    );
+    fails(
+        &format!("{BASE}\n[flows]\nrules = [\"dl_vlan=5000,actions=drop\"]\n"),
+        14,
+        11,
+        "from 0 to 4095",
+    );
+}

@@ -523,3 +523,53 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reload_that_adds_and_removes_a_tunnel_sends_port_status() {
+    let name = "a_reload_that_adds_and_removes_a_tunnel_sends_port_status";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let s = Scenario::up();
+    let log = s.state.join("monitor.log");
+    // `monitor` with a miss length asks for asynchronous messages, as a service connection must.
+    let unixctl = format!("--unixctl={}", s.state.join("monitor.ctl").display());
+    let monitor = Command::new("ovs-ofctl")
+        .args([
+            "-O",
+            "OpenFlow13",
+            &unixctl,
+            "monitor",
+            &s.mgmt("seg2"),
+            "128",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(s.state.join("monitor.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut monitor = KillOnDrop(monitor);
+    std::thread::sleep(Duration::from_millis(500));
+    let config = s.state.join("configs").join("seg2.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let added = common::scenario::with_direct_spoke_tunnel(&text);
+    std::fs::write(&config, &added).unwrap();
+    let answer = vxtunctl(&s, "seg2", &["reload"]);
+    assert!(answer.contains("ports added: 3 tun_lm"), "{answer}");
+    std::fs::write(&config, &text).unwrap();
+    vxtunctl(&s, "seg2", &["reload"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    // ovs-ofctl writes its output out when it exits: stop it (by its PID) and read.
+    // SAFETY: a signal to the child this test started and still owns.
+    unsafe { libc::kill(monitor.0.id() as i32, libc::SIGTERM) };
+    let _ = monitor.0.wait();
+    // It prints the messages on standard error.
+    let seen = std::fs::read_to_string(&log).unwrap_or_default()
+        + &std::fs::read_to_string(s.state.join("monitor.err")).unwrap_or_default();
+    assert!(
+        seen.contains("OFPT_PORT_STATUS")
+            && seen.contains("ADD: 3(tun_lm)")
+            && seen.contains("DEL: 3(tun_lm)"),
+        "PORT_STATUS ADD and DEL for tun_lm in:\n{seen}"
+    );
+}

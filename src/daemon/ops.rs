@@ -322,7 +322,7 @@ impl Datapath for SwitchHandle<'_> {
 
 /// A locally administered MAC for a tunnel port, stable per switch and port: tunnels have no
 /// device of their own, and OpenFlow's PORT_DESC asks for an address.
-fn tunnel_mac(datapath_id: u64, port: PortNo) -> [u8; 6] {
+pub(super) fn tunnel_mac(datapath_id: u64, port: PortNo) -> [u8; 6] {
     let d = datapath_id.to_be_bytes();
     let p = port.0.to_be_bytes();
     [0x02, d[6], d[7], p[1], p[2], p[3]]

@@ -93,7 +93,7 @@ fn port_status(sh: &Shared, old: &[Port], new: &[Port]) {
             .unwrap_or(PortInfo {
                 no: p.no,
                 name: p.name.clone(),
-                hw_addr: [0; 6],
+                hw_addr: super::ops::tunnel_mac(sh.datapath_id, p.no),
                 stats: Default::default(),
                 age: Duration::ZERO,
             })

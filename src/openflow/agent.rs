@@ -1230,4 +1230,188 @@ mod tests {
             "every property ovs-ofctl needs, and the misses"
         );
     }
+
+    #[test]
+    fn the_master_election_refuses_stale_generations_and_demotes_the_old_master() {
+        let mut roles = RoleArbiter::default();
+        roles.request(1, OFPCR_ROLE_MASTER, 5).unwrap();
+        assert_eq!(roles.master(), Some(1));
+        roles.request(2, OFPCR_ROLE_MASTER, 6).unwrap();
+        assert_eq!(roles.master(), Some(2), "the new master demotes the old");
+        assert_eq!(
+            roles.request(1, OFPCR_ROLE_MASTER, 4),
+            Err(OfError::new(OFPET_ROLE_REQUEST_FAILED, OFPRRFC_STALE))
+        );
+        assert_eq!(roles.master(), Some(2));
+        // Generation ids wrap: 0 comes after u64::MAX - 1.
+        roles
+            .request(3, OFPCR_ROLE_SLAVE, u64::MAX - 1)
+            .unwrap_err();
+        let mut wrap = RoleArbiter::default();
+        wrap.request(1, OFPCR_ROLE_MASTER, u64::MAX - 1).unwrap();
+        wrap.request(2, OFPCR_ROLE_MASTER, 0).unwrap();
+        roles.forget(2);
+        assert_eq!(roles.master(), None);
+
+        // Two sessions: the demoted master is a slave and may no longer edit.
+        let mut dp = TestDp::default();
+        let mut a = session(&mut dp);
+        let mut b = Agent::new(2, 0x42);
+        b.handle(&mut dp, &hello13());
+        let master = |generation_id| {
+            Message::RoleRequest(Role {
+                role: OFPCR_ROLE_MASTER,
+                generation_id,
+            })
+        };
+        a.handle(&mut dp, &master(1).encode(1));
+        b.handle(&mut dp, &master(2).encode(1));
+        let add = Message::FlowMod(flow_mod(OFPFC_ADD, &flow("actions=drop"))).encode(3);
+        assert!(
+            !a.handle(&mut dp, &add).replies.is_empty(),
+            "a is a slave now"
+        );
+        assert!(b.handle(&mut dp, &add).replies.is_empty(), "b is master");
+        assert_eq!(dp.flows.len(), 1);
+    }
+
+    #[test]
+    fn asynchronous_messages_follow_the_role_the_async_config_and_the_flow_flags() {
+        let mut dp = TestDp::default();
+        let mut agent = session(&mut dp);
+        let packet_in = AsyncEvent::PacketIn {
+            meta: PacketInMeta {
+                in_port: PortNo(2),
+                reason: PacketInReason::NoMatch,
+                cookie: 9,
+                max_len: 128,
+            },
+            frame: vec![0xab; 300],
+        };
+        let sent = agent.async_message(&dp, &packet_in).unwrap();
+        match Message::decode(&sent).unwrap().1 {
+            Message::PacketIn(p) => {
+                assert_eq!(p.buffer_id, OFP_NO_BUFFER);
+                assert_eq!(p.data.len(), 300, "the whole frame: no buffers");
+                assert_eq!((p.reason, p.cookie), (OFPR_NO_MATCH, 9));
+                assert_eq!(p.match_, vec![Oxm::in_port(2)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let removed = |flags| AsyncEvent::FlowRemoved {
+            flow: Flow {
+                flags,
+                ..flow("idle_timeout=5,ip,actions=drop")
+            },
+            packets: 3,
+            bytes: 300,
+            age: Duration::from_secs(8),
+            reason: OFPRR_IDLE_TIMEOUT,
+        };
+        assert!(
+            agent.async_message(&dp, &removed(0)).is_none(),
+            "no send_flow_rem"
+        );
+        let sent = agent
+            .async_message(&dp, &removed(Flow::SEND_FLOW_REM))
+            .unwrap();
+        assert!(matches!(
+            Message::decode(&sent).unwrap().1,
+            Message::FlowRemoved(FlowRemoved {
+                reason: OFPRR_IDLE_TIMEOUT,
+                packet_count: 3,
+                idle_timeout: 5,
+                ..
+            })
+        ));
+        // A slave gets no packet-ins by default; SET_ASYNC can ask for them.
+        let slave = Message::RoleRequest(Role {
+            role: OFPCR_ROLE_SLAVE,
+            generation_id: 1,
+        });
+        agent.handle(&mut dp, &slave.encode(1));
+        assert!(agent.async_message(&dp, &packet_in).is_none());
+        let wants_all = Message::SetAsync(AsyncConfig {
+            packet_in_mask: [0b11, 0b11],
+            port_status_mask: [0b111, 0b111],
+            flow_removed_mask: [0b1111, 0b1111],
+        });
+        agent.handle(&mut dp, &wants_all.encode(2));
+        assert!(agent.async_message(&dp, &packet_in).is_some());
+        // A service connection (ovs-ofctl) gets nothing until it sets a miss_send_len.
+        let mut service = Agent::new(5, 1).service();
+        service.handle(&mut dp, &hello13());
+        assert!(service.async_message(&dp, &packet_in).is_none());
+        let config = Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        });
+        service.handle(&mut dp, &config.encode(3));
+        assert!(service.async_message(&dp, &packet_in).is_some());
+    }
+
+    #[test]
+    fn packet_outs_reach_the_datapath_with_their_actions() {
+        let mut dp = TestDp::default();
+        let mut agent = session(&mut dp);
+        let out = |in_port, actions: Vec<Action>| {
+            Message::PacketOut(PacketOut {
+                buffer_id: OFP_NO_BUFFER,
+                in_port,
+                actions,
+                data: vec![1; 60],
+            })
+            .encode(7)
+        };
+        let output = |port| Action::Output { port, max_len: 0 };
+        assert!(agent
+            .handle(
+                &mut dp,
+                &out(OFPP_CONTROLLER, vec![output(OFPP_FLOOD), output(2)])
+            )
+            .replies
+            .is_empty());
+        assert!(agent
+            .handle(&mut dp, &out(2, vec![output(OFPP_TABLE)]))
+            .replies
+            .is_empty());
+        assert_eq!(
+            dp.sent
+                .iter()
+                .map(|(p, _, a)| (*p, a.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    PortNo(OFPP_CONTROLLER),
+                    Some(vec![flow::Action::Flood, flow::Action::Output(PortNo(2))])
+                ),
+                (PortNo(2), None),
+            ]
+        );
+        for (bad, code) in [
+            (
+                out(9, vec![output(2)]),
+                (OFPET_BAD_REQUEST, OFPBRC_BAD_PORT),
+            ),
+            (
+                out(OFPP_CONTROLLER, vec![output(OFPP_TABLE), output(2)]),
+                (OFPET_BAD_ACTION, OFPBAC_BAD_OUT_PORT),
+            ),
+            (
+                out(OFPP_CONTROLLER, vec![output(OFPP_CONTROLLER)]),
+                (OFPET_BAD_ACTION, OFPBAC_BAD_OUT_PORT),
+            ),
+        ] {
+            match decode_all(&agent.handle(&mut dp, &bad)).as_slice() {
+                [(
+                    7,
+                    Message::Error {
+                        err_type, code: c, ..
+                    },
+                )] => assert_eq!((*err_type, *c), code),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(dp.sent.len(), 2, "refused ones sent nothing");
+    }
 }
