@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::{lock, reload, Shared};
+use super::{lock, notify, reload, Shared};
 use crate::control::{self, Request, Response};
 use crate::flow::edit::{self, EditError, Edited, FlowEdit};
 use crate::flow::{FlowTable, PortNo};
@@ -31,9 +31,18 @@ impl Shared {
         lock(self).switch.flush_fdb();
     }
 
-    /// Re-reads the config file and applies it (see [`reload`]).
+    /// Re-reads the config file and applies it (see [`reload`]), telling systemd
+    /// (`RELOADING=1`, then `READY=1`, refused or not) and counting the outcome.
     pub(super) fn reload(&self) -> Result<String, String> {
-        reload(self)
+        notify::reloading();
+        let result = reload(self);
+        let counter = match result {
+            Ok(_) => &self.counters.reloads_applied,
+            Err(_) => &self.counters.reloads_refused,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        notify::ready(&notify::status_line(self));
+        result
     }
 
     /// Applies a flow edit (from OpenFlow; vxtunctl's text edits come to the same
