@@ -532,13 +532,13 @@ fn metrics_listen() {
     assert_eq!(c.metrics_listen, Some("[::1]:9477".parse().unwrap()));
     fails(
         &format!("{BASE}\n[metrics]\nlisten = \"localhost\"\n"),
-        23,
+        14,
         10,
         "expected IP:PORT",
     );
     fails(
         &format!("{BASE}\n[metrics]\nport = 1\n"),
-        23,
+        14,
         1,
         "unknown field `port`",
     );
