@@ -73,14 +73,7 @@ impl Snapshot {
             .iter()
             .take(MAX_FLOW_SERIES)
             .enumerate()
-            .map(|(i, f)| {
-                (
-                    f.priority,
-                    f.matches,
-                    stats(i).n_packets,
-                    stats(i).n_bytes,
-                )
-            })
+            .map(|(i, f)| (f.priority, f.matches, stats(i).n_packets, stats(i).n_bytes))
             .collect();
         let mut other = (0, 0, table.len().saturating_sub(MAX_FLOW_SERIES));
         for i in MAX_FLOW_SERIES..table.len() {

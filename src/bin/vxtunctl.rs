@@ -10,7 +10,7 @@ use vxtund::control::{Request, Response};
 
 /// Talk to a running vxtund over its control socket.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "vxtunctl", version, about)]
 struct Args {
     /// The daemon's control socket (default: the only socket in /run/vxtund).
     #[arg(short, long, value_name = "SOCKET", global = true)]

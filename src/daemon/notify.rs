@@ -9,7 +9,7 @@
 //! (in a send, or on the switch's lock) stops its heartbeat, the pings stop, and systemd
 //! restarts the daemon. Without `NOTIFY_SOCKET` every call here does nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -22,8 +22,15 @@ fn send(states: &[NotifyState<'_>]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    if let Err(e) = sd_notify::notify(states) {
-        warn!("telling systemd {states:?}: {e}");
+    // Logged when it starts failing and when it works again, not once per message.
+    static FAILING: AtomicBool = AtomicBool::new(false);
+    match sd_notify::notify(states) {
+        Err(e) if !FAILING.swap(true, Ordering::Relaxed) => {
+            warn!("telling systemd {states:?}: {e} (further failures not logged)")
+        }
+        Err(_) => {}
+        Ok(()) if FAILING.swap(false, Ordering::Relaxed) => debug!("systemd hears us again"),
+        Ok(()) => {}
     }
 }
 
