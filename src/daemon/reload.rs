@@ -185,7 +185,14 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let dpid = |c: &Config| c.openflow.datapath_id.map(|d| format!("{d:016x}"));
     let (old_listen, new_listen) = (listen(old), listen(new));
     let (old_dpid, new_dpid) = (dpid(old), dpid(new));
+    let metrics = |c: &Config| c.metrics_listen.map(|a| a.to_string());
+    let (old_metrics, new_metrics) = (metrics(old), metrics(new));
     let fixed = [
+        (
+            "metrics.listen",
+            old_metrics.as_deref(),
+            new_metrics.as_deref(),
+        ),
         (
             "openflow.listen",
             Some(old_listen.as_str()),
@@ -312,6 +319,10 @@ mod tests {
         assert!(needs_no_restart(&old, &grouped)
             .unwrap_err()
             .contains("control.group changed from (none) to `adm`"));
+        let scraped = config("[metrics]\nlisten = \"127.0.0.1:9477\"\n");
+        assert!(needs_no_restart(&old, &scraped)
+            .unwrap_err()
+            .contains("metrics.listen changed from (none) to `127.0.0.1:9477`"));
     }
 
     #[test]
