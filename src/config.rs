@@ -56,6 +56,9 @@ pub struct Config {
     pub control_group: Option<String>,
     /// The OpenFlow management side.
     pub openflow: OpenFlowConfig,
+    /// `[metrics] listen`: where `GET /metrics` is served (Prometheus text format); off when
+    /// `None`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The `[openflow]` section: where OpenFlow clients such as `ovs-ofctl` connect.
@@ -201,7 +204,7 @@ impl ListenTarget {
     }
 }
 
-/// Where control sockets live by default: `/run/vxtund/<device>.sock`.
+/// Where control sockets live by default: `/run/vxtund/<config name>.sock`.
 pub const CONTROL_DIR: &str = "/run/vxtund";
 
 /// The `[device]` section.
@@ -530,9 +533,14 @@ impl Config {
                 ))
             }
             Some(p) => PathBuf::from(p.into_inner()),
-            None => Path::new(CONTROL_DIR).join(format!("{}.sock", device.name)),
+            None => Path::new(CONTROL_DIR).join(format!("{}.sock", config_name(path))),
+        };
+        let metrics_listen = match raw.metrics.and_then(|m| m.listen) {
+            None => None,
+            Some(l) => Some(parse_metrics_listen(l.get_ref()).map_err(|m| err(Some(l.span()), m))?),
         };
         Ok(Config {
+            metrics_listen,
             openflow,
             control_socket,
             control_group,
@@ -875,11 +883,7 @@ fn validate_openflow(
     )?;
     let listen = match raw.listen {
         None => {
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .filter(|s| !s.is_empty())
-                .unwrap_or("vxtund");
+            let name = config_name(path);
             vec![ListenTarget::Unix(
                 Path::new(CONTROL_DIR).join(format!("{name}.mgmt")),
             )]
@@ -931,6 +935,25 @@ fn validate_openflow(
     })
 }
 
+/// The name default sockets are named after: the config file's name without `.toml`
+/// (`seg1` for `/etc/vxtund/seg1.toml`, as `vxtund@seg1` runs it), so that two daemons with the
+/// same device name in two network namespaces do not collide.
+pub fn config_name(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("vxtund")
+}
+
+/// `[metrics] listen`: `IP:PORT` (an IPv6 address in brackets).
+fn parse_metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "metrics.listen `{text}`: expected IP:PORT, e.g. \"127.0.0.1:9477\" or \"[::1]:9477\""
+        )
+    })
+}
+
 fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
@@ -948,6 +971,13 @@ struct RawConfig {
     flows: Option<RawFlows>,
     control: Option<RawControl>,
     openflow: Option<RawOpenFlow>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

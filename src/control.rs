@@ -52,6 +52,13 @@ pub enum Request {
     FdbFlush,
     /// Re-read the config file and apply it (as SIGHUP does).
     Reload,
+    /// What the switch would do with a frame (see [`crate::trace`]); nothing sent or counted.
+    Trace {
+        /// The frame in flow syntax (or only `in_port=` when `packet` is given).
+        description: String,
+        /// An Ethernet frame in hex.
+        packet: Option<String>,
+    },
 }
 
 /// The answer to a request.
@@ -126,6 +133,16 @@ impl Request {
             "fdb-show" => Request::FdbShow,
             "fdb-flush" => Request::FdbFlush,
             "reload" => Request::Reload,
+            "trace" if payload.len() > 2 => {
+                return Err("trace takes a description and at most one packet".into())
+            }
+            "trace" => {
+                let mut lines = payload.into_iter();
+                Request::Trace {
+                    description: lines.next().unwrap_or_default(),
+                    packet: lines.next(),
+                }
+            }
             "" => return Err("empty request".into()),
             other => return Err(format!("unknown verb `{other}`")),
         })
@@ -158,6 +175,13 @@ impl Request {
             Request::FdbShow => ("fdb-show".into(), vec![]),
             Request::FdbFlush => ("fdb-flush".into(), vec![]),
             Request::Reload => ("reload".into(), vec![]),
+            Request::Trace {
+                description,
+                packet,
+            } => (
+                "trace".into(),
+                std::iter::once(description).chain(packet).collect(),
+            ),
         };
         let mut text = head;
         text.push('\n');
@@ -268,6 +292,13 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
             Err(e) => Response::error(e),
         },
         Request::Reload => Response::error("reload is carried out by the daemon"),
+        Request::Trace {
+            description,
+            packet,
+        } => match crate::trace::frame_for(description, packet.as_deref(), sw.ports()) {
+            Ok((port, frame)) => Response::ok(crate::trace::trace(sw, port, &frame, now)),
+            Err(e) => Response::error(format!("trace: {e}")),
+        },
     }
 }
 
@@ -518,6 +549,14 @@ mod tests {
             Request::FdbShow,
             Request::FdbFlush,
             Request::Reload,
+            Request::Trace {
+                description: "in_port=tun_kl,ip,nw_dst=172.31.3.1".into(),
+                packet: None,
+            },
+            Request::Trace {
+                description: "in_port=2".into(),
+                packet: Some("ffffffffffff020000000001".into()),
+            },
         ];
         for r in requests {
             assert_eq!(Request::parse(&r.encode()), Ok(r.clone()), "{}", r.encode());

@@ -619,3 +619,39 @@ fn vlan_matches_and_controller_actions_read_as_ovs_ofctl_writes_them() {
         "from 0 to 4095",
     );
 }
+
+#[test]
+fn default_sockets_are_named_after_the_config_file_not_the_device() {
+    let c = Config::parse(Path::new("/etc/vxtund/seg1.toml"), BASE).unwrap();
+    assert_eq!(c.control_socket, Path::new("/run/vxtund/seg1.sock"));
+    assert_eq!(
+        c.openflow.listen,
+        vec![vxtund::config::ListenTarget::Unix(
+            "/run/vxtund/seg1.mgmt".into()
+        )]
+    );
+    let other = Config::parse(Path::new("/etc/vxtund/seg2.toml"), BASE).unwrap();
+    assert_eq!(other.device.name, c.device.name, "same device name");
+    assert_ne!(other.control_socket, c.control_socket, "different sockets");
+    assert_eq!(c.metrics_listen, None, "metrics are off unless configured");
+}
+
+#[test]
+fn metrics_listen() {
+    let c = parse(&format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9477\"\n")).unwrap();
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9477".parse().unwrap()));
+    let c = parse(&format!("{BASE}\n[metrics]\nlisten = \"[::1]:9477\"\n")).unwrap();
+    assert_eq!(c.metrics_listen, Some("[::1]:9477".parse().unwrap()));
+    fails(
+        &format!("{BASE}\n[metrics]\nlisten = \"localhost\"\n"),
+        14,
+        10,
+        "expected IP:PORT",
+    );
+    fails(
+        &format!("{BASE}\n[metrics]\nport = 1\n"),
+        14,
+        1,
+        "unknown field `port`",
+    );
+}

@@ -10,13 +10,16 @@ use vxtund::control::{Request, Response};
 
 /// Talk to a running vxtund over its control socket.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "vxtunctl", version, about)]
 struct Args {
     /// The daemon's control socket (default: the only socket in /run/vxtund).
     #[arg(short, long, value_name = "SOCKET", global = true)]
     socket: Option<PathBuf>,
+    /// Print this manual page (roff, section 8) and exit.
+    #[arg(long, hide = true)]
+    man: bool,
     #[command(subcommand)]
-    verb: Verb,
+    verb: Option<Verb>,
 }
 
 #[derive(Subcommand)]
@@ -74,10 +77,29 @@ enum Verb {
     /// Re-read the daemon's config file and apply it, as SIGHUP does (the file's flows replace
     /// the table, run-time changes included); a broken file is refused and nothing changes.
     Reload,
+    /// What the daemon would do with a frame, as ovs-appctl ofproto/trace: the flow that
+    /// matches (text, priority, counters), its actions, the egress ports, MTU handling and MSS
+    /// clamping. Nothing is sent or counted.
+    Trace {
+        /// The frame in flow syntax with single addresses, e.g.
+        /// "in_port=tun_kl,ip,nw_src=172.31.2.1,nw_dst=172.31.3.1"; also tcp_flags=syn, mss=N,
+        /// ip_len=N, df=no. Left-out fields take defaults.
+        description: String,
+        /// The frame as hex bytes instead (then DESCRIPTION gives only in_port).
+        packet: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.man {
+        use std::io::Write;
+        let page = vxtund::manual::vxtunctl_page(<Args as clap::CommandFactory>::command());
+        return match std::io::stdout().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     match run(args) {
         Ok(text) => {
             print!("{text}");
@@ -91,7 +113,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<String, String> {
-    let request = match args.verb {
+    let Some(verb) = args.verb else {
+        return Err("a command is needed (see vxtunctl --help)".into());
+    };
+    let request = match verb {
         Verb::Show => Request::Show,
         Verb::DumpFlows { config_format } => Request::DumpFlows { config_format },
         Verb::AddFlow { flow } => Request::AddFlows(vec![flow]),
@@ -106,6 +131,13 @@ fn run(args: Args) -> Result<String, String> {
         Verb::FdbShow => Request::FdbShow,
         Verb::FdbFlush => Request::FdbFlush,
         Verb::Reload => Request::Reload,
+        Verb::Trace {
+            description,
+            packet,
+        } => Request::Trace {
+            description,
+            packet,
+        },
     };
     let socket = match args.socket {
         Some(s) => s,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tracing::{error, warn};
 
 use super::plumbing::{Egress, Encap, Plumbing};
-use super::{lock, wait_unless_stopped, Shared};
+use super::{lock, wait_turning, Shared};
 use crate::flow::{self, PortNo};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
 use crate::io::Poller;
@@ -81,7 +81,7 @@ impl Plan {
     /// Hands the captured frames to the OpenFlow thread, never waiting for it.
     fn flush_packet_ins(&mut self, sh: &Shared) {
         for event in self.packet_ins.drain(..) {
-            sh.notify(event);
+            sh.publish(event);
         }
     }
 
@@ -131,7 +131,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut plan = Plan::new();
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
-        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the TAP device") {
+        if let Some(end) = wait_turning(sh, 0, &mut poller, 1, "the TAP device") {
             return end;
         }
         let (mut n, mut bytes) = (0, 0);
@@ -256,7 +256,7 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
         let (changed, stop) = (fds.len() - 2, fds.len() - 1);
         let mut poller = Poller::new(&fds);
         loop {
-            if let Some(end) = wait_unless_stopped(&mut poller, stop, "the underlay sockets") {
+            if let Some(end) = wait_turning(sh, 1, &mut poller, stop, "the underlay sockets") {
                 return end;
             }
             let reloaded = poller.ready(changed) && {
@@ -424,7 +424,7 @@ fn deliver<'a>(
     let mut failed: Vec<PortNo> = Vec::new();
     let mut note = |port: PortNo, e: io::Error| {
         failed.push(port);
-        tracing::debug!(port = %port, "send failed: {e}");
+        sh.send_errors.note(port, &e);
     };
     scratch.clear();
     scratch.resize(sends.len(), Encap::EMPTY);

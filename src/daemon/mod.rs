@@ -14,7 +14,10 @@
 //! switch through one set of operations ([`ops`]).
 
 mod datapath;
+mod incident;
+mod metrics;
 mod mtu;
+mod notify;
 mod openflow;
 mod ops;
 mod plumbing;
@@ -67,6 +70,9 @@ pub enum DaemonError {
     /// An OpenFlow listener.
     #[error("OpenFlow listener {0}")]
     OpenFlow(ControlError),
+    /// The metrics listener.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
     /// A data-path thread stopped on an I/O error (logged when it happened).
     #[error("the data path stopped on an I/O error (see the log above)")]
     DataPath,
@@ -114,6 +120,14 @@ struct Shared {
     roles: Mutex<RoleArbiter>,
     /// The OpenFlow side while it runs, for `vxtunctl show`.
     plane: Mutex<Option<std::sync::Weak<openflow::Plane>>>,
+    /// The data-path threads' signs of life (TAP thread, underlay thread), for the watchdog.
+    beats: [notify::Heartbeat; 2],
+    /// How long an idle data-path thread may sleep (when systemd's watchdog is on).
+    tick: Option<std::time::Duration>,
+    /// Reloads and refused metrics requests, for the metrics.
+    counters: metrics::DaemonCounters,
+    /// Send failures, logged once per incident.
+    send_errors: incident::SendErrors,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -121,7 +135,7 @@ const EVENT_QUEUE: usize = 4096;
 
 impl Shared {
     /// Queues an event for the controllers; when the queue is full it is dropped and counted.
-    fn notify(&self, event: AsyncEvent) {
+    fn publish(&self, event: AsyncEvent) {
         if self.events.try_send(event).is_err() {
             self.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -156,6 +170,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     let openflow = openflow::Listeners::bind(&config).map_err(DaemonError::OpenFlow)?;
+    let metrics_listener = config.metrics_listen.map(metrics::bind).transpose()?;
+    let watchdog = notify::Watchdog::from_env();
     let device_mtu = mtus.device.0;
     let tap = Tap::open(
         &config.device.name,
@@ -203,6 +219,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             mtus,
         }),
         started: Instant::now(),
+        beats: Default::default(),
+        tick: watchdog.map(notify::Watchdog::tick),
+        counters: metrics::DaemonCounters::new(),
+        send_errors: Default::default(),
     });
 
     println!("{ready}");
@@ -212,6 +232,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let of_shared = Arc::clone(&shared);
+        let metrics_shared = Arc::clone(&shared);
         let shared = &*shared;
         let handle = &handle;
         let failed = &failed;
@@ -251,13 +272,39 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 })
                 .map(Some),
         };
+        let metrics_thread = match metrics_listener {
+            None => Ok(None),
+            Some(listener) => std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("metrics", || {
+                        metrics::serve(metrics_shared, listener).map_err(|e| {
+                            error!("metrics: {e}");
+                        })
+                    }))
+                })
+                .map(Some),
+        };
+        let watchdog_thread = match watchdog {
+            None => Ok(None),
+            Some(dog) => std::thread::Builder::new()
+                .name("watchdog".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("watchdog", || notify::watchdog_loop(shared, dog)))
+                })
+                .map(Some),
+        };
         if tap_thread.is_err()
             || net_thread.is_err()
             || control_thread.is_err()
             || openflow_thread.is_err()
+            || metrics_thread.is_err()
+            || watchdog_thread.is_err()
         {
             error!("could not start the data-path threads");
             stop_all(Err(()));
+        } else {
+            notify::ready(&notify::status_line(shared));
         }
         for signal in signals.forever() {
             match signal {
@@ -272,8 +319,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 }
             }
         }
+        notify::stopping();
         shared.stop.raise();
     });
+    shared.send_errors.end(true);
     log_stats(&shared);
     if shared.tap.created() {
         info!(device = shared.tap.name(), "removing the TAP device");
@@ -353,6 +402,30 @@ fn lock(sh: &Shared) -> MutexGuard<'_, Core> {
     sh.core
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// [`wait_unless_stopped`] for a data-path thread (`thread` 0: TAP, 1: underlay): it wakes at
+/// least every tick when systemd's watchdog is on (and every second while a send-failure
+/// incident is open), and each wake-up is a heartbeat for the watchdog.
+fn wait_turning(
+    sh: &Shared,
+    thread: usize,
+    poller: &mut Poller,
+    stop: usize,
+    what: &str,
+) -> Option<Result<(), ()>> {
+    let timeout = match (sh.tick, sh.send_errors.open()) {
+        (Some(tick), _) => Some(tick),
+        (None, true) => Some(incident::QUIET),
+        (None, false) => None,
+    };
+    if let Err(e) = poller.wait_timeout(timeout) {
+        error!("waiting for {what}: {e}");
+        return Some(Err(()));
+    }
+    sh.beats[thread].beat();
+    sh.send_errors.end(false);
+    poller.ready(stop).then_some(Ok(()))
 }
 
 /// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::{lock, reload, InForce, Shared};
+use super::{lock, notify, reload, InForce, Shared};
 use crate::control::{self, Request, Response};
 use crate::flow::edit::{self, EditError, Edited, FlowEdit};
 use crate::flow::{self, Flow, FlowTable, Match, PortNo};
@@ -71,9 +71,18 @@ impl Shared {
         lock(self).switch.flush_fdb();
     }
 
-    /// Re-reads the config file and applies it (see [`reload`]).
+    /// Re-reads the config file and applies it (see [`reload`]), telling systemd
+    /// (`RELOADING=1`, then `READY=1`, refused or not) and counting the outcome.
     pub(super) fn reload(&self) -> Result<String, String> {
-        reload(self)
+        notify::reloading();
+        let result = reload(self);
+        let counter = match result {
+            Ok(_) => &self.counters.reloads_applied,
+            Err(_) => &self.counters.reloads_refused,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        notify::ready(&notify::status_line(self));
+        result
     }
 
     /// Applies a flow edit (from OpenFlow; vxtunctl's text edits come to the same
@@ -144,7 +153,7 @@ impl Shared {
         in_force.flows = flows;
         for (flow, s) in deleted.iter().zip(last) {
             if flow.has_flag(Flow::SEND_FLOW_REM) {
-                self.notify(AsyncEvent::FlowRemoved {
+                self.publish(AsyncEvent::FlowRemoved {
                     flow: flow.clone(),
                     packets: s.n_packets,
                     bytes: s.n_bytes,

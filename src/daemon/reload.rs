@@ -99,7 +99,7 @@ fn port_status(sh: &Shared, old: &[Port], new: &[Port]) {
             })
     };
     for p in old.iter().filter(|p| !new.iter().any(|q| same(p, q))) {
-        sh.notify(AsyncEvent::PortStatus {
+        sh.publish(AsyncEvent::PortStatus {
             reason: OFPPR_DELETE,
             port: info(p),
         });
@@ -110,7 +110,7 @@ fn port_status(sh: &Shared, old: &[Port], new: &[Port]) {
             Some(q) if q != p => OFPPR_MODIFY,
             Some(_) => continue,
         };
-        sh.notify(AsyncEvent::PortStatus {
+        sh.publish(AsyncEvent::PortStatus {
             reason,
             port: info(p),
         });
@@ -238,7 +238,14 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_dial, new_dial) = (dial(old), dial(new));
     let (old_listen, new_listen) = (listen(old), listen(new));
     let (old_dpid, new_dpid) = (dpid(old), dpid(new));
+    let metrics = |c: &Config| c.metrics_listen.map(|a| a.to_string());
+    let (old_metrics, new_metrics) = (metrics(old), metrics(new));
     let fixed = [
+        (
+            "metrics.listen",
+            old_metrics.as_deref(),
+            new_metrics.as_deref(),
+        ),
         (
             "openflow.listen",
             Some(old_listen.as_str()),
@@ -370,6 +377,10 @@ mod tests {
         assert!(needs_no_restart(&old, &grouped)
             .unwrap_err()
             .contains("control.group changed from (none) to `adm`"));
+        let scraped = config("[metrics]\nlisten = \"127.0.0.1:9477\"\n");
+        assert!(needs_no_restart(&old, &scraped)
+            .unwrap_err()
+            .contains("metrics.listen changed from (none) to `127.0.0.1:9477`"));
     }
 
     #[test]

@@ -32,8 +32,17 @@ impl Poller {
 
     /// Blocks until at least one descriptor is readable (or a signal interrupts the wait).
     pub fn wait(&mut self) -> io::Result<()> {
+        self.wait_timeout(None)
+    }
+
+    /// Like [`Poller::wait`], but returns after `timeout` at the latest (then nothing is
+    /// ready).
+    pub fn wait_timeout(&mut self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        let ms = timeout.map_or(-1, |t| {
+            t.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+        });
         // SAFETY: `fds` is a valid array of initialised pollfd structs that outlives the call.
-        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, -1) };
+        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             self.fds.iter_mut().for_each(|p| p.revents = 0);

@@ -1,0 +1,108 @@
+//! The manual pages `vxtund(8)` and `vxtunctl(8)`: generated from the command-line definitions
+//! (clap_mangen), with sections clap does not know appended: the configuration file's keys,
+//! signals, files, and how `trace` reads a description. `vxtund --man` and `vxtunctl --man`
+//! print them (the README's install steps write them to `/usr/local/share/man/man8`).
+
+use clap_mangen::Man;
+
+/// `vxtund(8)`.
+pub fn vxtund_page(cmd: clap::Command) -> Vec<u8> {
+    page(cmd, VXTUND_EXTRA)
+}
+
+/// `vxtunctl(8)`.
+pub fn vxtunctl_page(cmd: clap::Command) -> Vec<u8> {
+    page(cmd, VXTUNCTL_EXTRA)
+}
+
+fn page(cmd: clap::Command, extra: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Rendering into a Vec cannot fail.
+    let _ = Man::new(cmd).section("8").manual("vxtund").render(&mut out);
+    out.extend_from_slice(extra.as_bytes());
+    out
+}
+
+const VXTUND_EXTRA: &str = r#".SH CONFIGURATION
+The file is TOML; unknown keys are refused, and every error names FILE:LINE:COL.
+.SS [device]
+.TP
+\fBname\fR
+The TAP device (port 1, also called LOCAL). Default vxt0.
+.TP
+\fBmtu\fR
+Its MTU. Default: the smallest tunnel MTU.
+.TP
+\fBbridge\fR
+An existing bridge to enslave the TAP to.
+.TP
+\fBaddresses\fR
+Addresses to put on the TAP, as ADDRESS/PREFIX.
+.TP
+\fBoffload\fR
+TAP offloads (checksum, TSO, USO). Default true.
+.SS [underlay]
+.TP
+\fBlocal\fR
+Source address of outer packets, or a list of one IPv4 and one IPv6 address.
+.TP
+\fBmtu\fR
+Underlay MTU. Default: that of the route to each remote.
+.TP
+\fBoffload\fR
+UDP GSO and GRO on the VXLAN sockets. Default true.
+.SS [[tunnel]] (ports 2, 3, ... in file order)
+.TP
+\fBname\fR, \fBtype\fR, \fBremote\fR
+Port name, "vxlan" or "gre", remote VTEP address.
+.TP
+\fBvni\fR, \fBdst_port\fR
+VXLAN: 24-bit VNI (default 0), UDP port (default 8472).
+.TP
+\fBkey\fR, \fBcsum\fR, \fBseq\fR
+GRE: RFC 2890 key, checksums, sequence numbers.
+.TP
+\fBmss_clamp\fR, \fBdf\fR, \fBsplit_horizon\fR, \fBport\fR
+"auto", "off" or an MSS; outer DF "set", "unset" or "inherit"; a split-horizon group; the OpenFlow port number.
+.SS [flows]
+.TP
+\fBrules\fR
+Flows in ovs\-ofctl syntax. Without them: actions=normal.
+.TP
+\fBmac_ageing\fR, \fBmac_table_size\fR
+The MAC table of actions=normal (300 s, 8192 entries).
+.SS [control]
+.TP
+\fBsocket\fR
+vxtunctl's socket. Default /run/vxtund/NAME.sock for NAME.toml, mode 0600.
+.TP
+\fBgroup\fR
+A group also allowed to use it (mode 0660).
+.SS [openflow]
+.TP
+\fBlisten\fR
+punix:PATH and ptcp:PORT[:IP] targets. Default punix:/run/vxtund/NAME.mgmt; [] turns it off.
+.TP
+\fBdatapath_id\fR
+Up to 16 hex digits. Default: derived, stable per segment.
+.SS [metrics]
+.TP
+\fBlisten\fR
+IP:PORT where GET /metrics serves Prometheus' text format. Off by default.
+.SH SIGNALS
+SIGTERM and SIGINT stop the daemon; SIGHUP reloads the configuration file; SIGUSR1 logs every counter.
+.SH SYSTEMD
+Runs as Type=notify: READY=1 once the TAP and sockets are up, RELOADING=1 and READY=1 around each reload, STOPPING=1, and WATCHDOG=1 while both data\-path threads turn (WatchdogSec=).
+.SH FILES
+/etc/vxtund/NAME.toml, /run/vxtund/NAME.sock, /run/vxtund/NAME.mgmt
+.SH "SEE ALSO"
+vxtunctl(8), ovs\-ofctl(8), systemd.service(5)
+"#;
+
+const VXTUNCTL_EXTRA: &str = r#".SH TRACE
+\fBvxtunctl trace\fR DESCRIPTION [PACKET] shows what the daemon would do with a frame, as ovs\-appctl ofproto/trace does, without sending or counting anything: the flow that matches (text, priority, counters), its actions, the egress ports by name, and what MTU handling and MSS clamping would do. DESCRIPTION takes the match fields of flows (in_port, dl_src, dl_dst, dl_type, arp, ip, ipv6, icmp, icmp6, tcp, udp, tcp6, udp6, nw_src, nw_dst, ipv6_src, ipv6_dst, nw_proto, tp_src, tp_dst) with single addresses, plus tcp_flags=syn, mss=N (the SYN's MSS option, default 1460), ip_len=N (the IP packet's length) and df=no. Fields left out take defaults (in_port=LOCAL, MACs 02:00:00:00:00:01 > 02:00:00:00:00:02, an ICMP echo for ip and ipv6). PACKET, if given, is an Ethernet frame in hex; DESCRIPTION then gives only in_port.
+.SH FILES
+/run/vxtund/NAME.sock: the control socket of the daemon run with NAME.toml.
+.SH "SEE ALSO"
+vxtund(8), ovs\-ofctl(8), ovs\-appctl(8)
+"#;

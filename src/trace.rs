@@ -1,0 +1,679 @@
+//! `vxtunctl trace`: what the switch would do with a frame, as `ovs-appctl ofproto/trace`
+//! shows for Open vSwitch, without sending or counting anything.
+//!
+//! [`frame_for`] builds the frame from a description in flow syntax (or takes one in hex);
+//! [`trace`] follows it through a read-only view of the switch: the checks before the flows,
+//! the flow that matches (with its counters), its actions, the egress ports, and what MTU
+//! handling and MSS clamping would do (run on a copy of the frame with the very functions the
+//! data path uses). Pure: no I/O, and the switch is only read.
+
+use std::fmt::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+use crate::flow::edit::parse_pattern;
+use crate::flow::{Action, PortNo};
+use crate::switch::{MssClamp, Port, PortTable, Switch};
+use crate::wire::ethernet::{FrameKey, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::wire::ip::{fragment_ipv4, IpView};
+use crate::wire::{checksum, ethernet, tcp};
+
+const PROTO_ICMP: u8 = 1;
+const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
+/// The MSS option a traced SYN carries unless `mss=` says otherwise.
+const DEFAULT_MSS: u16 = 1460;
+
+/// The ingress port and the frame a description stands for.
+pub fn frame_for(
+    description: &str,
+    packet: Option<&str>,
+    ports: &[Port],
+) -> Result<(PortNo, Vec<u8>), String> {
+    let mut extra = Extra::default();
+    let mut rest = Vec::new();
+    for field in description
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        let (name, value) = field.split_once('=').unwrap_or((field, ""));
+        let number = |what: &str| -> Result<u16, String> {
+            value
+                .parse()
+                .map_err(|_| format!("`{field}`: {what} must be a number from 0 to 65535"))
+        };
+        match name {
+            "tcp_flags" => match value.trim_start_matches('+') {
+                "syn" => extra.syn = true,
+                _ => return Err(format!("`{field}`: a trace knows tcp_flags=syn only")),
+            },
+            "mss" => extra.mss = Some(number("mss")?),
+            "ip_len" => extra.ip_len = Some(number("ip_len")?),
+            "df" => match value {
+                "yes" | "true" => extra.df = Some(true),
+                "no" | "false" => extra.df = Some(false),
+                _ => return Err(format!("`{field}`: df=yes or df=no")),
+            },
+            _ => rest.push(field),
+        }
+    }
+    let rest = rest.join(",");
+    let pattern = parse_pattern(&rest, &PortTable(ports))
+        .map_err(|e| format!("description `{rest}`: {e}"))?;
+    if pattern.actions.is_some() || pattern.priority.is_some() || pattern.out_port.is_some() {
+        return Err("a trace describes a frame: no actions, priority or out_port".into());
+    }
+    let m = pattern.matches;
+    let in_port = m.in_port.unwrap_or(PortNo::LOCAL);
+    if !ports.iter().any(|p| p.no == in_port) {
+        return Err(format!("in_port={in_port}: no such port"));
+    }
+    if let Some(hex) = packet {
+        let only_port = crate::flow::Match {
+            in_port: m.in_port,
+            ..Default::default()
+        };
+        if m != only_port || extra != Extra::default() {
+            return Err("with a PACKET, the description gives only in_port".into());
+        }
+        return Ok((in_port, parse_hex(hex)?));
+    }
+    let single = |m: Option<crate::flow::MacMatch>, field: &str| -> Result<Option<Mac>, String> {
+        match m {
+            Some(mm) if mm.mask != Mac::BROADCAST => {
+                Err(format!("{field} has a mask: a trace takes one address"))
+            }
+            Some(mm) => Ok(Some(mm.addr)),
+            None => Ok(None),
+        }
+    };
+    let v4 = |n: Option<ipnet::Ipv4Net>, field: &str| -> Result<Ipv4Addr, String> {
+        match n {
+            Some(n) if n.prefix_len() != 32 => Err(format!(
+                "{field}={n} is a prefix: a trace takes one address"
+            )),
+            Some(n) => Ok(n.addr()),
+            None => Ok(Ipv4Addr::UNSPECIFIED),
+        }
+    };
+    let v6 = |n: Option<ipnet::Ipv6Net>, field: &str| -> Result<Ipv6Addr, String> {
+        match n {
+            Some(n) if n.prefix_len() != 128 => Err(format!(
+                "{field}={n} is a prefix: a trace takes one address"
+            )),
+            Some(n) => Ok(n.addr()),
+            None => Ok(Ipv6Addr::UNSPECIFIED),
+        }
+    };
+    let dl_src = single(m.dl_src, "dl_src")?.unwrap_or(Mac([2, 0, 0, 0, 0, 1]));
+    let dl_dst = single(m.dl_dst, "dl_dst")?;
+    let is_ip = matches!(m.dl_type, Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
+    if !is_ip && (extra.ip_len.is_some() || extra.df.is_some()) {
+        return Err("ip_len and df describe IP packets: say ip or ipv6".into());
+    }
+    let proto = m.nw_proto;
+    if (extra.syn || extra.mss.is_some()) && proto != Some(tcp::PROTO_TCP) {
+        return Err("tcp_flags and mss describe TCP segments: say tcp or tcp6".into());
+    }
+    if extra.mss.is_some() && !extra.syn {
+        return Err("mss= is the option of a SYN: add tcp_flags=syn".into());
+    }
+    let mut frame = Vec::with_capacity(128);
+    let l4 = |proto: u8, v6: bool| l4_header(proto, v6, m.tp_src, m.tp_dst, &extra);
+    match m.dl_type {
+        Some(ETHERTYPE_ARP) => {
+            let dst = dl_dst.unwrap_or(Mac::BROADCAST);
+            ethernet_header(&mut frame, dst, dl_src, ETHERTYPE_ARP);
+            frame.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+            frame.extend_from_slice(&dl_src.0);
+            frame.extend_from_slice(&v4(m.nw_src, "nw_src")?.octets());
+            frame.extend_from_slice(&[0; 6]);
+            frame.extend_from_slice(&v4(m.nw_dst, "nw_dst")?.octets());
+        }
+        Some(ETHERTYPE_IPV4) => {
+            let (src, dst) = (v4(m.nw_src, "nw_src")?, v4(m.nw_dst, "nw_dst")?);
+            let dl_dst = dl_dst.unwrap_or(match dst.octets() {
+                [a, b, c, d] if (224..240).contains(&a) => Mac([1, 0, 0x5e, b & 0x7f, c, d]),
+                _ => Mac([2, 0, 0, 0, 0, 2]),
+            });
+            let proto = proto.unwrap_or(PROTO_ICMP);
+            let payload = l4(proto, false);
+            let len = ip_length(20, payload.len(), extra.ip_len)?;
+            ethernet_header(&mut frame, dl_dst, dl_src, ETHERTYPE_IPV4);
+            let flags: u16 = if extra.df.unwrap_or(true) { 0x4000 } else { 0 };
+            let mut h = [0u8; 20];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            h[6..8].copy_from_slice(&flags.to_be_bytes());
+            h[8] = 64;
+            h[9] = proto;
+            h[12..16].copy_from_slice(&src.octets());
+            h[16..20].copy_from_slice(&dst.octets());
+            let sum = checksum::of(&[&h]);
+            h[10..12].copy_from_slice(&sum.to_be_bytes());
+            frame.extend_from_slice(&h);
+            frame.extend_from_slice(&payload);
+            frame.resize(ethernet::HEADER_LEN + len, 0);
+        }
+        Some(ETHERTYPE_IPV6) => {
+            if extra.df == Some(false) {
+                return Err("df=no: IPv6 packets are never fragmented on the way".into());
+            }
+            let (src, dst) = (v6(m.ipv6_src, "ipv6_src")?, v6(m.ipv6_dst, "ipv6_dst")?);
+            let dl_dst = dl_dst.unwrap_or(match dst.octets() {
+                [0xff, .., a, b, c, d] => Mac([0x33, 0x33, a, b, c, d]),
+                _ => Mac([2, 0, 0, 0, 0, 2]),
+            });
+            let proto = proto.unwrap_or(PROTO_ICMPV6);
+            let payload = l4(proto, true);
+            let len = ip_length(40, payload.len(), extra.ip_len)?;
+            ethernet_header(&mut frame, dl_dst, dl_src, ETHERTYPE_IPV6);
+            frame.extend_from_slice(&[0x60, 0, 0, 0]);
+            frame.extend_from_slice(&((len - 40) as u16).to_be_bytes());
+            frame.extend_from_slice(&[proto, 64]);
+            frame.extend_from_slice(&src.octets());
+            frame.extend_from_slice(&dst.octets());
+            frame.extend_from_slice(&payload);
+            frame.resize(ethernet::HEADER_LEN + len, 0);
+        }
+        other => {
+            // As ovs-appctl: a frame of that EtherType (0 when none is given), 46 zero bytes.
+            ethernet_header(
+                &mut frame,
+                dl_dst.unwrap_or(Mac([2, 0, 0, 0, 0, 2])),
+                dl_src,
+                other.unwrap_or(0),
+            );
+            frame.resize(ethernet::HEADER_LEN + 46, 0);
+        }
+    }
+    Ok((in_port, frame))
+}
+
+/// What the switch would do with `frame` arriving on `in_port`. Reads the switch only.
+pub fn trace(sw: &Switch, in_port: PortNo, frame: &[u8], now: Instant) -> String {
+    let mut out = String::new();
+    let name = |p: PortNo| {
+        sw.ports()
+            .iter()
+            .find(|q| q.no == p)
+            .map_or_else(|| p.to_string(), |q| format!("{p} {}", q.name))
+    };
+    let _ = writeln!(
+        out,
+        "Frame: in_port={}, {} bytes",
+        name(in_port),
+        frame.len()
+    );
+    let key = match FrameKey::parse(frame) {
+        Ok(key) => key,
+        Err(_) => {
+            out.push_str("Drop: truncated_frame (shorter than an Ethernet header)\n");
+            return out;
+        }
+    };
+    let _ = writeln!(out, "  {}", describe(&key, frame));
+    if key.dl_src.is_multicast() {
+        out.push_str("Drop: multicast_source (a group address as source MAC)\n");
+        return out;
+    }
+    let Some(id) = sw.table().lookup(in_port, &key) else {
+        out.push_str("Flow: none matches\nDrop: no_matching_flow\n");
+        return out;
+    };
+    let flow = &sw.table().flows()[id];
+    let stats = sw.flow_stats(id).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Flow: {flow}\n  priority={}, n_packets={}, n_bytes={}",
+        flow.priority, stats.n_packets, stats.n_bytes
+    );
+    let mut egress: Vec<PortNo> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut horizon = false;
+    let group = |p: PortNo| {
+        sw.ports()
+            .iter()
+            .find(|q| q.no == p)
+            .and_then(|q| q.options.split_horizon.clone())
+    };
+    let flood = |egress: &mut Vec<PortNo>| {
+        let g = group(in_port);
+        egress.extend(
+            sw.ports()
+                .iter()
+                .filter(|p| p.no != in_port && (g.is_none() || p.options.split_horizon != g))
+                .map(|p| p.no),
+        );
+    };
+    for action in &flow.actions {
+        match *action {
+            Action::Output(p) if p != in_port => egress.push(p),
+            Action::Output(p) => notes.push(format!(
+                "output:{p} is the ingress port: skipped (say in_port to send it back)"
+            )),
+            Action::Local if in_port != PortNo::LOCAL => egress.push(PortNo::LOCAL),
+            Action::Local | Action::Drop => {}
+            Action::Controller(max_len) => notes.push(format!(
+                "controller: a PACKET_IN to the controllers (the whole frame; max_len {max_len}), \
+                 within the packet-in rate limit"
+            )),
+            Action::InPort => egress.push(in_port),
+            Action::Flood | Action::All => flood(&mut egress),
+            Action::Normal => match sw.fdb().lookup(key.dl_dst, now) {
+                _ if key.dl_dst.is_multicast() => {
+                    notes.push("normal: group address, flooded".into());
+                    flood(&mut egress);
+                }
+                Some(p) if p == in_port => {
+                    notes.push(format!("normal: {} is behind the ingress port", key.dl_dst))
+                }
+                Some(p) if group(in_port).is_some() && group(in_port) == group(p) => {
+                    horizon = true;
+                    notes.push(format!(
+                        "normal: {} is behind {}, in the ingress port's split-horizon group",
+                        key.dl_dst,
+                        name(p)
+                    ));
+                }
+                Some(p) => {
+                    notes.push(format!("normal: {} learnt on {}", key.dl_dst, name(p)));
+                    egress.push(p);
+                }
+                None => {
+                    notes.push(format!("normal: {} not learnt, flooded", key.dl_dst));
+                    flood(&mut egress);
+                }
+            },
+        }
+    }
+    let actions: Vec<String> = flow.actions.iter().map(|a| a.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "Actions: {}",
+        if actions.is_empty() {
+            "drop".to_owned()
+        } else {
+            actions.join(",")
+        }
+    );
+    for note in &notes {
+        let _ = writeln!(out, "  {note}");
+    }
+    if flow.actions.is_empty() || flow.actions.iter().all(|a| *a == Action::Drop) {
+        out.push_str("Drop: flow_drop\n");
+        return out;
+    }
+    if egress.is_empty() {
+        let reason = if horizon {
+            "split_horizon"
+        } else {
+            "no_egress"
+        };
+        let _ = writeln!(out, "Drop: {reason}");
+        return out;
+    }
+    let names: Vec<String> = egress
+        .iter()
+        .map(|&p| {
+            let mtu = sw.mtu(p).map_or(String::new(), |m| format!(" (mtu {m})"));
+            format!("{}{mtu}", name(p))
+        })
+        .collect();
+    let _ = writeln!(out, "Egress: {}", names.join(", "));
+    mtu_and_mss(sw, in_port, &egress, frame, &mut out);
+    out.push_str("(traced only: nothing was sent or counted)\n");
+    out
+}
+
+/// What MSS clamping and the tunnel MTU would do, run on a copy of the frame.
+fn mtu_and_mss(sw: &Switch, in_port: PortNo, egress: &[PortNo], frame: &[u8], out: &mut String) {
+    let Some(ip) = IpView::parse(frame) else {
+        let limit = egress.iter().filter_map(|&p| sw.mtu(p)).min();
+        match limit {
+            Some(m) if frame.len() - ethernet::HEADER_LEN > usize::from(m) => {
+                let _ = writeln!(out, "MTU: not IP and larger than {m}: dropped (oversize)");
+            }
+            _ => out.push_str("MTU: fits\n"),
+        }
+        return;
+    };
+    let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
+    let headers: u16 = if ip.version == 4 { 40 } else { 60 };
+    let mss_limit = std::iter::once(in_port)
+        .chain(egress.iter().copied())
+        .filter_map(|p| {
+            let port = sw.ports().iter().find(|q| q.no == p)?;
+            match port.options.mss_clamp {
+                MssClamp::Off => None,
+                MssClamp::Fixed(n) => Some(n),
+                MssClamp::Auto => sw.mtu(p).map(|m| m.saturating_sub(headers)),
+            }
+        })
+        .min()
+        .map(|m| m.saturating_sub(tag));
+    let mut copy = frame.to_vec();
+    match mss_limit.and_then(|limit| tcp::clamp_mss(&mut copy, &ip, limit).map(|old| (old, limit)))
+    {
+        Some((old, limit)) => {
+            let _ = writeln!(out, "MSS: clamped from {old} to {limit}");
+        }
+        None if ip.proto == tcp::PROTO_TCP => {
+            let _ = writeln!(
+                out,
+                "MSS: unchanged (not a SYN with an MSS above {})",
+                mss_limit.map_or("any limit".into(), |l| l.to_string())
+            );
+        }
+        None => {}
+    }
+    let size = ip.total_len;
+    let limit = egress
+        .iter()
+        .filter_map(|&p| sw.mtu(p))
+        .min()
+        .map(|m| usize::from(m).saturating_sub(usize::from(tag)));
+    match limit {
+        None => {
+            let _ = writeln!(out, "MTU: {size}-byte IP packet; no tunnel on the way");
+        }
+        Some(m) if size <= m => {
+            let _ = writeln!(out, "MTU: {size}-byte IP packet fits ({m})");
+        }
+        Some(m) if !ip.dont_fragment() => {
+            let (mut frags, mut ranges) = (Vec::new(), Vec::new());
+            if fragment_ipv4(frame, &ip, m, &mut frags, &mut ranges) {
+                let _ = writeln!(
+                    out,
+                    "MTU: {size}-byte IP packet larger than {m}, no DF: sent as {} fragments",
+                    ranges.len()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "MTU: larger than {m}, cannot fragment: dropped (oversize)"
+                );
+            }
+        }
+        Some(m) => {
+            let answer = if ip.version == 4 {
+                "ICMP fragmentation needed"
+            } else {
+                "ICMPv6 packet too big"
+            };
+            let _ = writeln!(
+                out,
+                "MTU: {size}-byte IP packet larger than {m}: dropped (too_big), answered with \
+                 {answer} (mtu {}) out of in_port {in_port} (rate-limited per source)",
+                if ip.version == 6 { m.max(1280) } else { m }
+            );
+        }
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Extra {
+    syn: bool,
+    mss: Option<u16>,
+    ip_len: Option<u16>,
+    df: Option<bool>,
+}
+
+fn ethernet_header(frame: &mut Vec<u8>, dst: Mac, src: Mac, ethertype: u16) {
+    frame.extend_from_slice(&dst.0);
+    frame.extend_from_slice(&src.0);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+}
+
+/// The upper-layer header (and, for echo requests, ping's 56 bytes of data).
+fn l4_header(proto: u8, v6: bool, src: Option<u16>, dst: Option<u16>, extra: &Extra) -> Vec<u8> {
+    let ports = |h: &mut Vec<u8>| {
+        h.extend_from_slice(&src.unwrap_or(0).to_be_bytes());
+        h.extend_from_slice(&dst.unwrap_or(0).to_be_bytes());
+    };
+    let mut h = Vec::new();
+    match proto {
+        tcp::PROTO_TCP => {
+            ports(&mut h);
+            h.extend_from_slice(&[0; 8]);
+            let words: u8 = if extra.syn { 6 } else { 5 };
+            h.push(words << 4);
+            h.push(if extra.syn { 0x02 } else { 0x10 });
+            h.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+            if extra.syn {
+                h.extend_from_slice(&[2, 4]);
+                h.extend_from_slice(&extra.mss.unwrap_or(DEFAULT_MSS).to_be_bytes());
+            }
+        }
+        PROTO_UDP => {
+            ports(&mut h);
+            h.extend_from_slice(&[0, 8, 0, 0]);
+        }
+        PROTO_ICMP | PROTO_ICMPV6 if proto == PROTO_ICMPV6 || !v6 => {
+            h.extend_from_slice(&[if v6 { 128 } else { 8 }, 0, 0, 0, 0, 1, 0, 1]);
+            h.resize(8 + 56, 0);
+        }
+        _ => {}
+    }
+    h
+}
+
+/// The IP packet's length: `ip_len` if given (at least the headers), else headers + payload.
+fn ip_length(header: usize, payload: usize, ip_len: Option<u16>) -> Result<usize, String> {
+    match ip_len.map(usize::from) {
+        Some(n) if n < header + payload.min(20) => Err(format!(
+            "ip_len={n} is shorter than the packet's headers ({} bytes)",
+            header + payload.min(20)
+        )),
+        Some(n) => Ok(n),
+        None => Ok(header + payload),
+    }
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("PACKET must be an Ethernet frame in hex digits".into());
+    }
+    let bytes: Vec<u8> = (0..digits.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
+        .collect();
+    if bytes.len() < ethernet::HEADER_LEN {
+        return Err(format!(
+            "PACKET has {} bytes: an Ethernet header alone is {}",
+            bytes.len(),
+            ethernet::HEADER_LEN
+        ));
+    }
+    Ok(bytes)
+}
+
+/// One line: MACs, EtherType, addresses, protocol.
+fn describe(key: &FrameKey, frame: &[u8]) -> String {
+    use crate::wire::ethernet::L3;
+    let mut text = format!("{} > {}", key.dl_src, key.dl_dst);
+    match key.l3 {
+        L3::Arp { spa, tpa } => {
+            let _ = write!(text, ", ARP {spa} > {tpa}");
+        }
+        L3::Ipv4 { src, dst, proto } => {
+            let _ = write!(text, ", IPv4 {src} > {dst}, {}", proto_name(proto));
+        }
+        L3::Ipv6 { src, dst, proto } => {
+            let _ = write!(text, ", IPv6 {src} > {dst}, {}", proto_name(proto));
+        }
+        L3::Other => {
+            let _ = write!(text, ", dl_type=0x{:04x}", key.dl_type);
+        }
+    }
+    if let Some(p) = key.ports {
+        let _ = write!(text, " {} > {}", p.src, p.dst);
+    }
+    if let Some(ip) = IpView::parse(frame) {
+        let _ = write!(text, ", IP length {}", ip.total_len);
+        if ip.version == 4 {
+            text.push_str(if ip.dont_fragment() {
+                ", DF"
+            } else {
+                ", no DF"
+            });
+        }
+    }
+    text
+}
+
+fn proto_name(proto: u8) -> String {
+    match proto {
+        PROTO_ICMP => "icmp".into(),
+        tcp::PROTO_TCP => "tcp".into(),
+        PROTO_UDP => "udp".into(),
+        PROTO_ICMPV6 => "icmp6".into(),
+        p => format!("nw_proto={p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
+    use crate::flow::{parse_flow, FlowTable};
+    use crate::switch::{PortKind, PortOptions, VxlanTunnel};
+
+    fn hub() -> Switch {
+        let tunnel = |no: u32, name: &str, last: u8| Port {
+            no: PortNo(no),
+            name: name.into(),
+            kind: PortKind::Vxlan(VxlanTunnel {
+                remote: format!("192.168.200.{last}").parse().unwrap(),
+                vni: 0,
+                dst_port: 8472,
+            }),
+            options: PortOptions::default(),
+        };
+        let ports = vec![
+            Port {
+                no: PortNo(1),
+                name: "vxt0".into(),
+                kind: PortKind::Local,
+                options: PortOptions::default(),
+            },
+            tunnel(2, "tun_kl", 102),
+            tunnel(3, "tun_km", 103),
+        ];
+        let names = PortTable(&ports);
+        let flows = [
+            "arp,actions=flood",
+            "ip,nw_dst=172.31.1.0/24,actions=output:1",
+            "ip,nw_dst=172.31.2.0/24,actions=output:2",
+            "ip,nw_dst=172.31.3.0/24,actions=output:3",
+            "icmp6,ipv6_dst=ff00::/8,actions=flood",
+            "ip6,ipv6_dst=fc00:0:0:3::/64,actions=output:3",
+        ]
+        .iter()
+        .map(|r| parse_flow(r, &names).unwrap())
+        .collect();
+        let mut sw = Switch::new(
+            ports,
+            FlowTable::new(flows),
+            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
+        );
+        sw.set_mtu(PortNo(2), 1450);
+        sw.set_mtu(PortNo(3), 1450);
+        sw
+    }
+
+    fn run(sw: &Switch, text: &str) -> String {
+        let (port, frame) = frame_for(text, None, sw.ports()).unwrap();
+        trace(sw, port, &frame, Instant::now())
+    }
+
+    #[test]
+    fn an_ipv4_frame_from_a_spoke_is_relayed_to_the_other() {
+        let sw = hub();
+        let out = run(&sw, "in_port=tun_kl,ip,nw_src=172.31.2.1,nw_dst=172.31.3.1");
+        for needle in [
+            "Frame: in_port=2 tun_kl, 98 bytes",
+            "IPv4 172.31.2.1 > 172.31.3.1, icmp",
+            "Flow: ip,nw_dst=172.31.3.0/24,actions=output:3",
+            "priority=32768, n_packets=0, n_bytes=0",
+            "Actions: output:3",
+            "Egress: 3 tun_km (mtu 1450)",
+            "MTU: 84-byte IP packet fits (1450)",
+        ] {
+            assert!(out.contains(needle), "`{needle}` in:\n{out}");
+        }
+        assert_eq!(sw.flow_stats(3).unwrap().n_packets, 0, "nothing counted");
+    }
+
+    #[test]
+    fn mss_and_mtu_are_shown() {
+        let sw = hub();
+        let out = run(
+            &sw,
+            "in_port=LOCAL,tcp,nw_dst=172.31.3.1,tp_dst=80,tcp_flags=syn,mss=1460",
+        );
+        assert!(out.contains("MSS: clamped from 1460 to 1410"), "{out}");
+        let big = run(&sw, "ip,nw_dst=172.31.2.1,ip_len=1500");
+        assert!(
+            big.contains("dropped (too_big)") && big.contains("mtu 1450"),
+            "{big}"
+        );
+        let frag = run(&sw, "ip,nw_dst=172.31.2.1,ip_len=1500,df=no");
+        assert!(frag.contains("sent as 2 fragments"), "{frag}");
+        let v6 = run(
+            &sw,
+            "in_port=tun_kl,ipv6,ipv6_src=fc00:0:0:2::1,ipv6_dst=fc00:0:0:3::1,ip_len=1500",
+        );
+        assert!(v6.contains("ICMPv6 packet too big (mtu 1450)"), "{v6}");
+        let ns = run(&sw, "in_port=LOCAL,icmp6,ipv6_dst=ff02::1:ff00:1");
+        assert!(
+            ns.contains("33:33:ff:00:00:01")
+                && ns.contains("Egress: 2 tun_kl (mtu 1450), 3 tun_km"),
+            "{ns}"
+        );
+    }
+
+    #[test]
+    fn drops_are_named() {
+        let sw = hub();
+        assert!(run(&sw, "ip,nw_dst=10.0.0.1").contains("Drop: no_matching_flow"));
+        assert!(run(&sw, "in_port=tun_kl,ip,nw_dst=172.31.2.1").contains("Drop: no_egress"));
+        assert!(run(&sw, "dl_src=01:00:00:00:00:01,arp").contains("Drop: multicast_source"));
+    }
+
+    #[test]
+    fn impossible_descriptions_are_refused() {
+        let sw = hub();
+        for (text, why) in [
+            ("ip,nw_dst=172.31.3.0/24", "is a prefix"),
+            ("udp,tcp_flags=syn", "describe TCP segments"),
+            ("tcp,mss=1400", "add tcp_flags=syn"),
+            ("arp,ip_len=100", "describe IP packets"),
+            ("ipv6,df=no", "never fragmented"),
+            ("ip,ip_len=10", "shorter than the packet's headers"),
+            ("in_port=tun_xx,ip", "unknown port"),
+            ("tp_dst=80", "tp_dst"),
+            ("ip,actions=drop", "no actions"),
+        ] {
+            let e = frame_for(text, None, sw.ports()).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        assert!(frame_for("in_port=2", Some("zz"), sw.ports()).is_err());
+        assert!(frame_for("ip", Some("ffffffffffff"), sw.ports()).is_err());
+    }
+
+    #[test]
+    fn a_frame_in_hex_is_traced() {
+        let sw = hub();
+        let (_, built) = frame_for("ip,nw_dst=172.31.3.1", None, sw.ports()).unwrap();
+        let hex: String = built.iter().map(|b| format!("{b:02x}")).collect();
+        let (port, frame) = frame_for("in_port=tun_kl", Some(&hex), sw.ports()).unwrap();
+        assert_eq!((port, &frame), (PortNo(2), &built));
+        assert!(trace(&sw, port, &frame, Instant::now()).contains("Egress: 3 tun_km"));
+    }
+}
