@@ -44,7 +44,7 @@ use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{SocketError, SocketKind};
-use crate::io::tap::{Tap, TapError};
+use crate::io::tap::{MacChoice, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::switch::{PortKind, Switch};
 
@@ -140,6 +140,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         &config.device.addresses,
         config.device.bridge.as_deref(),
         config.device.offload,
+        tap_mac(&config),
     )?;
     let offloads = tap.offloads();
     info!(
@@ -253,6 +254,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         return Err(DaemonError::DataPath);
     }
     Ok(())
+}
+
+/// The TAP's MAC: `device.mac` (also on an existing device), else derived, stable across
+/// restarts, for a device vxtund creates (a persistent device keeps the MAC it has).
+fn tap_mac(config: &Config) -> MacChoice {
+    match config.device.mac {
+        Some(mac) => MacChoice::Always(mac.0),
+        None => {
+            let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+            MacChoice::OnCreate(config.device.mac_for(machine.trim(), &config.underlay).0)
+        }
+    }
 }
 
 /// The switch for `config` with `flows`, and the tunnel MTUs of `mtus`.
