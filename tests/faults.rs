@@ -105,6 +105,7 @@ impl Pair {
     /// incidents' quiet time so that the recovery is logged.
     fn assert_recovers(&self, fault: &str) {
         let took = self.time_to_recover();
+        eprintln!("{fault}: pings answered {took:?} after the underlay's return");
         assert!(
             took <= RECOVERY,
             "{fault}: pings came back after {took:?}\n{}",
@@ -153,6 +154,9 @@ fn survives(test: &str, break_it: &[&[&str]], mend_it: &[&[&str]], reason: &str)
         "{test}: send errors counted as {key}: {port:?}"
     );
     let log = p.da.log();
+    if std::env::var_os("FAULTS_LOG").is_some() {
+        eprintln!("{log}");
+    }
     assert_eq!(
         count(&log, "sends failing"),
         1,
@@ -245,6 +249,9 @@ fn peer_killed_and_restarted(test: &str, kind: &'static str) {
     p.assert_recovers(test);
     assert!(running(p.da.pid()), "{test}: vxtund is still running");
     let log = p.da.log();
+    if std::env::var_os("FAULTS_LOG").is_some() {
+        eprintln!("{log}");
+    }
     let new_lines = log.lines().count() - lines_before;
     assert!(
         new_lines <= 6,
@@ -265,4 +272,53 @@ fn vxlan_peer_killed_and_restarted() {
 #[test]
 fn gre_peer_killed_and_restarted() {
     peer_killed_and_restarted("gre_peer_killed_and_restarted", "gre");
+}
+
+/// The MAC choice on a TAP vxtund did not create: without `device.mac` it keeps its own, with
+/// it it gets the configured one; a TAP vxtund creates gets the derived MAC, the same at every
+/// start.
+#[test]
+fn tap_mac_configured_derived_or_kept() {
+    if !common::require_root("tap_mac_configured_derived_or_kept") {
+        return;
+    }
+    let a = Netns::new("fm");
+    let b = Netns::new("fn");
+    veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
+    let mac_of = |name: &str| {
+        let out = a.ip(&["-brief", "link", "show", name]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let config = |name: &str, mac: &str| {
+        format!(
+            "[device]\nname = \"{name}\"\n{mac}\n[underlay]\nlocal = \"192.168.202.1\"\n\
+             [[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\nremote = \"192.168.202.2\"\n"
+        )
+    };
+    // Created by vxtund: derived, the same at the next start.
+    let mut derived = Vec::new();
+    for _ in 0..2 {
+        let d = Daemon::start(&a, &config("vxt0", ""));
+        derived.push(mac_of("vxt0"));
+        assert!(d.stop().success());
+    }
+    assert_eq!(derived[0], derived[1], "stable across restarts");
+    assert!(
+        u8::from_str_radix(&derived[0][..2], 16).unwrap() & 3 == 2,
+        "locally administered unicast: {}",
+        derived[0]
+    );
+    // A persistent TAP keeps its own MAC unless the config names one.
+    a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
+    a.ip(&["link", "set", "vxt9", "address", "02:11:22:33:44:55"]);
+    let d = Daemon::start(&a, &config("vxt9", ""));
+    assert_eq!(mac_of("vxt9"), "02:11:22:33:44:55");
+    assert!(d.stop().success());
+    let d = Daemon::start(&a, &config("vxt9", "mac = \"02:66:77:88:99:aa\""));
+    assert_eq!(mac_of("vxt9"), "02:66:77:88:99:aa");
+    assert!(d.stop().success());
 }
