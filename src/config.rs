@@ -221,6 +221,31 @@ pub struct DeviceConfig {
     /// Whether to use the TAP's offloads (virtio-net header, checksum, TSO, USO): on unless
     /// the config turns them off.
     pub offload: bool,
+    /// The TAP's MAC address (`mac = "02:..."`); when not given, [`DeviceConfig::mac_for`]
+    /// derives a stable one.
+    pub mac: Option<wire::ethernet::Mac>,
+}
+
+impl DeviceConfig {
+    /// The TAP's MAC: the configured one, else one derived as systemd's
+    /// `MACAddressPolicy=persistent` does, from the machine id (`/etc/machine-id`, read by the
+    /// caller) and the device name, here with the underlay addresses too, so that segments on
+    /// one machine (namespaces, containers sharing the machine id) differ. Stable across
+    /// restarts; locally administered, unicast.
+    pub fn mac_for(&self, machine_id: &str, underlay: &UnderlayConfig) -> wire::ethernet::Mac {
+        if let Some(mac) = self.mac {
+            return mac;
+        }
+        // FNV-1a: stable across builds and versions, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let parts = [machine_id, "\0", &self.name, "\0", &underlay.locals_text()];
+        for byte in parts.iter().flat_map(|p| p.bytes()) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let b = hash.to_be_bytes();
+        // As systemd: clear the multicast bit, set the locally administered one.
+        wire::ethernet::Mac([(b[2] & 0xfe) | 0x02, b[3], b[4], b[5], b[6], b[7]])
+    }
 }
 
 /// The `[underlay]` section.
@@ -693,12 +718,29 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
         })?;
         addresses.push(net);
     }
+    let mac = match raw.mac {
+        Some(m) => {
+            let mac: wire::ethernet::Mac = m
+                .get_ref()
+                .parse()
+                .map_err(|e| err(Some(m.span()), format!("mac `{}`: {e}", m.get_ref())))?;
+            if mac.is_multicast() || mac.0 == [0; 6] {
+                return Err(err(
+                    Some(m.span()),
+                    format!("mac `{mac}`: a device needs a unicast address, not zero"),
+                ));
+            }
+            Some(mac)
+        }
+        None => None,
+    };
     Ok(DeviceConfig {
         name,
         mtu: check_mtu(raw.mtu, 68, err)?,
         bridge,
         addresses,
         offload: raw.offload.unwrap_or(true),
+        mac,
     })
 }
 
@@ -1009,6 +1051,7 @@ struct RawDevice {
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
     offload: Option<bool>,
+    mac: Option<Spanned<String>>,
 }
 
 /// What tells two tunnels to the same remote apart.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::flow::edit::{self, parse_pattern, CookieFilter, FlowEdit, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
-use crate::switch::{DropReason, Port, PortKind, PortTable, Switch};
+use crate::switch::{DropReason, ErrorsByReason, Port, PortKind, PortTable, Switch};
 
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -441,8 +441,15 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
         let s = sw.port_stats(port.no).unwrap_or_default();
         let _ = writeln!(
             out,
-            " {} {} ({desc}): rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}",
-            port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
+            " {} {} ({desc}): rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
+            port.no,
+            port.name,
+            s.rx_packets,
+            s.rx_bytes,
+            s.tx_packets,
+            s.tx_bytes,
+            s.tx_errors,
+            ErrorsByReason("tx_errors", &s.tx_error_reasons)
         );
     }
     if only.is_none() {
@@ -460,6 +467,13 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             p.sent,
             p.rate_limited,
             if sw.fail_open() { " fail_open" } else { "" }
+        );
+        let rx = sw.rx_errors();
+        let _ = writeln!(
+            out,
+            " underlay: rx_errors={}{}",
+            rx.total(),
+            ErrorsByReason("rx_errors", &rx)
         );
         out.push_str(" drops:");
         for reason in DropReason::ALL {

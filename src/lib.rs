@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod fdb;
 pub mod flow;
+pub mod incident;
 pub mod io;
 pub mod logs;
 pub mod manual;

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::fdb::MacTable;
 use crate::flow::{self, FlowTable, PortNo};
+use crate::incident::{ErrorReason, ReasonCounts};
 use crate::packet_in::{PacketInLimiter, PacketInMeta, PacketInReason, PacketInStats};
 use crate::ratelimit::RateLimiter;
 use crate::wire::ethernet::FrameKey;
@@ -327,6 +328,8 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Sends that the device or socket refused.
     pub tx_errors: u64,
+    /// Those refusals by reason (`errno`), where the shell said why.
+    pub tx_error_reasons: ReasonCounts,
 }
 
 /// Packet and byte counters of one flow.
@@ -361,6 +364,8 @@ pub struct Switch {
     mtu: Vec<Option<u16>>,
     mtu_stats: MtuStats,
     offload_stats: OffloadStats,
+    /// Receive errors of the underlay sockets (ICMP errors reported on them), by reason.
+    rx_errors: ReasonCounts,
     /// The last frame forwarded, for [`Switch::repeat`] and the same decision for a frame
     /// with the same headers.
     last_forward: Option<LastForward>,
@@ -425,6 +430,7 @@ impl Switch {
             mtu: vec![None; port_count],
             mtu_stats: MtuStats::default(),
             offload_stats: OffloadStats::default(),
+            rx_errors: ReasonCounts::default(),
             last_forward: None,
             limiter: RateLimiter::default(),
             fail_open: false,
@@ -879,6 +885,7 @@ impl Switch {
         self.drops = old.drops;
         self.mtu_stats = old.mtu_stats;
         self.offload_stats = old.offload_stats;
+        self.rx_errors = old.rx_errors;
         self.limiter = std::mem::take(&mut old.limiter);
         self.fail_open = old.fail_open;
         self.packet_in_limiter = old.packet_in_limiter.clone();
@@ -908,6 +915,24 @@ impl Switch {
         if let Some(slot) = self.slot(port) {
             self.port_stats[slot].tx_errors += 1;
         }
+    }
+
+    /// Counts a send that failed on `port` for `reason` (in `tx_errors` and by reason).
+    pub fn record_send_error(&mut self, port: PortNo, reason: ErrorReason) {
+        if let Some(slot) = self.slot(port) {
+            self.port_stats[slot].tx_errors += 1;
+            self.port_stats[slot].tx_error_reasons.add(reason);
+        }
+    }
+
+    /// Counts a receive error of an underlay socket.
+    pub fn record_rx_error(&mut self, reason: ErrorReason) {
+        self.rx_errors.add(reason);
+    }
+
+    /// Receive errors of the underlay sockets, by reason.
+    pub fn rx_errors(&self) -> ReasonCounts {
+        self.rx_errors
     }
 
     /// The ports, by number.
@@ -1017,8 +1042,15 @@ impl fmt::Display for StatsReport<'_> {
         for (port, s) in sw.ports.iter().zip(&sw.port_stats) {
             writeln!(
                 f,
-                "port {} {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}",
-                port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
+                "port {} {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
+                port.no,
+                port.name,
+                s.rx_packets,
+                s.rx_bytes,
+                s.tx_packets,
+                s.tx_bytes,
+                s.tx_errors,
+                ErrorsByReason("tx_errors", &s.tx_error_reasons)
             )?;
         }
         for (id, flow) in sw.table.flows().iter().enumerate() {
@@ -1044,9 +1076,30 @@ impl fmt::Display for StatsReport<'_> {
             p.rate_limited,
             if sw.fail_open { " fail_open" } else { "" }
         )?;
+        writeln!(
+            f,
+            "underlay: rx_errors={}{}",
+            sw.rx_errors.total(),
+            ErrorsByReason("rx_errors", &sw.rx_errors)
+        )?;
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
             write!(f, " {}={}", reason.name(), sw.drops(reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// Error counts by reason as ` PREFIX_REASON=N` words (the non-zero ones), after a total.
+pub struct ErrorsByReason<'a>(pub &'a str, pub &'a ReasonCounts);
+
+impl fmt::Display for ErrorsByReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for reason in ErrorReason::ALL {
+            let n = self.1.get(reason);
+            if n > 0 {
+                write!(f, " {}_{}={n}", self.0, reason.name())?;
+            }
         }
         Ok(())
     }

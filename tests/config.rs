@@ -655,3 +655,58 @@ fn metrics_listen() {
         "unknown field `port`",
     );
 }
+
+#[test]
+fn device_mac_given_or_derived() {
+    let with = |mac: &str| {
+        BASE.replace(
+            "name = \"vxt0\"\n",
+            &format!("name = \"vxt0\"\nmac = \"{mac}\"\n"),
+        )
+    };
+    let config = parse(&with("02:aa:bb:cc:dd:ee")).unwrap();
+    let given = config.device.mac_for("m1", &config.underlay);
+    assert_eq!(
+        given.to_string(),
+        "02:aa:bb:cc:dd:ee",
+        "the configured MAC, whatever the machine"
+    );
+
+    let config = parse(BASE).unwrap();
+    let derived = config
+        .device
+        .mac_for("0123456789abcdef0123456789abcdef", &config.underlay);
+    assert_eq!(
+        derived,
+        config
+            .device
+            .mac_for("0123456789abcdef0123456789abcdef", &config.underlay),
+        "stable"
+    );
+    assert_eq!(
+        derived.0[0] & 0x03,
+        0x02,
+        "locally administered unicast: {derived}"
+    );
+    assert_ne!(
+        derived,
+        config.device.mac_for("another machine", &config.underlay)
+    );
+    let other_segment = parse(&BASE.replace("192.168.200.101", "192.168.200.103")).unwrap();
+    assert_ne!(
+        derived,
+        other_segment
+            .device
+            .mac_for("0123456789abcdef0123456789abcdef", &other_segment.underlay),
+        "segments sharing a machine id (namespaces) differ"
+    );
+
+    fails(
+        &with("02:aa:bb"),
+        4,
+        7,
+        "mac `02:aa:bb`: expected a MAC address",
+    );
+    fails(&with("01:00:5e:00:00:01"), 4, 7, "unicast");
+    fails(&with("00:00:00:00:00:00"), 4, 7, "unicast");
+}

@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::plumbing::{Egress, Encap, Plumbing};
 use super::{lock, wait_turning, Shared};
 use crate::flow::{self, PortNo};
+use crate::incident::{ErrorReason, Incidents, Report};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
 use crate::io::Poller;
 use crate::openflow::agent::AsyncEvent;
@@ -129,6 +130,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let mut seg_ranges: Vec<Range<usize>> = Vec::new();
     let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
     let mut plan = Plan::new();
+    let mut incidents = Faults::default();
     let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
     loop {
         if let Some(end) = wait_turning(sh, 0, &mut poller, 1, "the TAP device") {
@@ -212,7 +214,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
             headers,
             ..
         } = &mut plan;
-        deliver(sh, &plumbing, sends, headers, |r| match r {
+        deliver(sh, &plumbing, sends, headers, &mut incidents, |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) => &segs[a..b],
@@ -226,6 +228,7 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
+    let mut incidents = Faults::default();
     let mut retired: Option<Arc<Plumbing>> = None;
     loop {
         sh.sockets_changed.clear();
@@ -238,7 +241,15 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
             for socket in old.sockets.iter().filter(|s| s.receives()) {
                 if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
                     for _ in 0..BATCH {
-                        if receive(sh, socket, &mut batch, &mut inner, &mut plan)? == 0 {
+                        if receive(
+                            sh,
+                            socket,
+                            &mut batch,
+                            &mut inner,
+                            &mut plan,
+                            &mut incidents,
+                        )? == 0
+                        {
                             break;
                         }
                     }
@@ -267,7 +278,14 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
             // or the stop signal (poll is level-triggered, so the rest is read next pass).
             for (s, socket) in receiving.iter().enumerate() {
                 if poller.ready(s) {
-                    receive(sh, socket, &mut batch, &mut inner, &mut plan)?;
+                    receive(
+                        sh,
+                        socket,
+                        &mut batch,
+                        &mut inner,
+                        &mut plan,
+                        &mut incidents,
+                    )?;
                 }
             }
             if reloaded {
@@ -287,15 +305,30 @@ fn receive(
     batch: &mut RecvBatch,
     inner: &mut Vec<Range<usize>>,
     plan: &mut Plan,
+    incidents: &mut Faults,
 ) -> Result<usize, ()> {
+    let key = Fault::Receive(socket.kind(), socket.local());
     let n = match socket.recv_batch(batch) {
-        Ok(n) => n,
+        Ok(n) => {
+            if n > 0 && incidents.any_open() {
+                if let Some(report) = incidents.success(key, Instant::now()) {
+                    log_fault(report);
+                }
+            }
+            n
+        }
         Err(e) if is_fatal(&e) => {
             error!(local = %socket.local(), "receiving from the underlay: {e}");
             return Err(());
         }
         Err(e) => {
-            warn!(local = %socket.local(), "receiving from the underlay: {e}");
+            // An ICMP error reported on the socket (the peer gone, say): counted, and logged
+            // once per incident.
+            let reason = ErrorReason::of(&e);
+            lock(sh).switch.record_rx_error(reason);
+            if let Some(report) = incidents.error(key, reason, Instant::now()) {
+                log_fault(report);
+            }
             0
         }
     };
@@ -341,7 +374,7 @@ fn receive(
         ..
     } = plan;
     let batch = &*batch;
-    deliver(sh, &plumbing, sends, headers, |r| match r {
+    deliver(sh, &plumbing, sends, headers, incidents, |r| match r {
         FrameRef::Batch(i) => batch
             .get(i)
             .and_then(|(_, p)| p.get(inner[i].clone()))
@@ -378,11 +411,68 @@ pub(super) fn packet_out(
         headers,
         ..
     } = &mut plan;
-    deliver(sh, &plumbing, sends, headers, |r| match r {
+    // Packet-outs of every session share one set of incidents, so that a controller sending
+    // into a broken tunnel is logged once, not once per frame.
+    static INCIDENTS: std::sync::Mutex<Option<Faults>> = std::sync::Mutex::new(None);
+    let mut incidents = INCIDENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let incidents = incidents.get_or_insert_with(Faults::default);
+    deliver(sh, &plumbing, sends, headers, incidents, |r| match r {
         FrameRef::Batch(_) => &frame,
         FrameRef::Extra(a, b) => &extra[a..b],
         FrameRef::Segment(..) => &[],
     });
+}
+
+/// Where an underlay fault shows: sends out of a port, or receives on a socket (its kind and
+/// local address).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Send(PortNo),
+    Receive(SocketKind, std::net::IpAddr),
+}
+
+/// One thread's open incidents.
+type Faults = Incidents<Fault>;
+
+/// Logs the beginning or the end of an incident (each once; see [`crate::incident`]).
+fn log_fault(report: Report<Fault>) {
+    match report {
+        Report::Began {
+            key: Fault::Send(port),
+            reason,
+        } => warn!(
+            port = %port,
+            "sends failing ({}); counting the errors until it works again",
+            reason.name()
+        ),
+        Report::Began {
+            key: Fault::Receive(_, local),
+            reason,
+        } => warn!(
+            local = %local,
+            "receive errors ({}: an ICMP error from the underlay); counting them until it \
+             works again",
+            reason.name()
+        ),
+        Report::Recovered {
+            key: Fault::Send(port),
+            reason,
+            errors,
+        } => info!(
+            port = %port,
+            "sends recovered after {errors} errors (first: {})",
+            reason.name()
+        ),
+        Report::Recovered {
+            key: Fault::Receive(_, local),
+            reason,
+            errors,
+        } => info!(
+            local = %local,
+            "receives recovered after {errors} errors (first: {})",
+            reason.name()
+        ),
+    }
 }
 
 /// Whether a receive error means the descriptor itself is broken (rather than one packet).
@@ -418,13 +508,14 @@ fn deliver<'a>(
     plumbing: &Plumbing,
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
+    incidents: &mut Faults,
     frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
 ) {
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
-    let mut failed: Vec<PortNo> = Vec::new();
+    let mut failed: Vec<(PortNo, ErrorReason)> = Vec::new();
     let mut note = |port: PortNo, e: io::Error| {
-        failed.push(port);
-        sh.send_errors.note(port, &e);
+        failed.push((port, ErrorReason::of(&e)));
+        tracing::trace!(port = %port, "send failed: {e}");
     };
     scratch.clear();
     scratch.resize(sends.len(), Encap::EMPTY);
@@ -519,10 +610,27 @@ fn deliver<'a>(
                 });
         socket.send_batch(items, |tag, e| note(PortNo(tag), e));
     }
+    // Incidents: the first failure on a port is logged, the repeats only counted; a port of
+    // an open incident that took a send in this batch without failing has recovered.
+    if !failed.is_empty() || incidents.any_open() {
+        let now = Instant::now();
+        for &(port, reason) in &failed {
+            if let Some(report) = incidents.error(Fault::Send(port), reason, now) {
+                log_fault(report);
+            }
+        }
+        for &(_, port) in sends.iter() {
+            if incidents.any_open() && !failed.iter().any(|&(p, _)| p == port) {
+                if let Some(report) = incidents.success(Fault::Send(port), now) {
+                    log_fault(report);
+                }
+            }
+        }
+    }
     if !failed.is_empty() || !coalesced.is_empty() {
         let mut core = lock(sh);
-        for port in failed {
-            core.switch.record_tx_error(port);
+        for (port, reason) in failed {
+            core.switch.record_send_error(port, reason);
         }
         for segments in coalesced {
             core.switch.record_coalesced(segments);

@@ -14,7 +14,6 @@
 //! switch through one set of operations ([`ops`]).
 
 mod datapath;
-mod incident;
 mod metrics;
 mod mtu;
 mod notify;
@@ -47,7 +46,7 @@ use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{SocketError, SocketKind};
-use crate::io::tap::{Tap, TapError};
+use crate::io::tap::{MacChoice, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::openflow::agent::{AsyncEvent, RoleArbiter};
 use crate::switch::{PortKind, Switch};
@@ -126,8 +125,6 @@ struct Shared {
     tick: Option<std::time::Duration>,
     /// Reloads and refused metrics requests, for the metrics.
     counters: metrics::DaemonCounters,
-    /// Send failures, logged once per incident.
-    send_errors: incident::SendErrors,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -179,6 +176,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         &config.device.addresses,
         config.device.bridge.as_deref(),
         config.device.offload,
+        tap_mac(&config),
     )?;
     let offloads = tap.offloads();
     info!(
@@ -222,7 +220,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         beats: Default::default(),
         tick: watchdog.map(notify::Watchdog::tick),
         counters: metrics::DaemonCounters::new(),
-        send_errors: Default::default(),
     });
 
     println!("{ready}");
@@ -322,7 +319,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         notify::stopping();
         shared.stop.raise();
     });
-    shared.send_errors.end(true);
     log_stats(&shared);
     if shared.tap.created() {
         info!(device = shared.tap.name(), "removing the TAP device");
@@ -331,6 +327,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         return Err(DaemonError::DataPath);
     }
     Ok(())
+}
+
+/// The TAP's MAC: `device.mac` (also on an existing device), else derived, stable across
+/// restarts, for a device vxtund creates (a persistent device keeps the MAC it has).
+fn tap_mac(config: &Config) -> MacChoice {
+    match config.device.mac {
+        Some(mac) => MacChoice::Always(mac.0),
+        None => {
+            let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+            MacChoice::OnCreate(config.device.mac_for(machine.trim(), &config.underlay).0)
+        }
+    }
 }
 
 /// The switch for `config` with `flows`, and the tunnel MTUs of `mtus`.
@@ -405,8 +413,8 @@ fn lock(sh: &Shared) -> MutexGuard<'_, Core> {
 }
 
 /// [`wait_unless_stopped`] for a data-path thread (`thread` 0: TAP, 1: underlay): it wakes at
-/// least every tick when systemd's watchdog is on (and every second while a send-failure
-/// incident is open), and each wake-up is a heartbeat for the watchdog.
+/// least every tick when systemd's watchdog is on, and each wake-up is a heartbeat for the
+/// watchdog.
 fn wait_turning(
     sh: &Shared,
     thread: usize,
@@ -414,17 +422,11 @@ fn wait_turning(
     stop: usize,
     what: &str,
 ) -> Option<Result<(), ()>> {
-    let timeout = match (sh.tick, sh.send_errors.open()) {
-        (Some(tick), _) => Some(tick),
-        (None, true) => Some(incident::QUIET),
-        (None, false) => None,
-    };
-    if let Err(e) = poller.wait_timeout(timeout) {
+    if let Err(e) = poller.wait_timeout(sh.tick) {
         error!("waiting for {what}: {e}");
         return Some(Err(()));
     }
     sh.beats[thread].beat();
-    sh.send_errors.end(false);
     poller.ready(stop).then_some(Ok(()))
 }
 

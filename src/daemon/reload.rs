@@ -214,7 +214,7 @@ impl DeviceChange {
     }
 }
 
-/// Refuses changes a reload cannot make: the device's name and bridge, the control socket.
+/// Refuses changes a reload cannot make: the device's name, bridge and MAC, the control socket.
 fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let show = |v: Option<&str>| v.map_or("(none)".to_owned(), |v| format!("`{v}`"));
     let listen = |c: &Config| {
@@ -240,6 +240,8 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_dpid, new_dpid) = (dpid(old), dpid(new));
     let metrics = |c: &Config| c.metrics_listen.map(|a| a.to_string());
     let (old_metrics, new_metrics) = (metrics(old), metrics(new));
+    let mac = |c: &Config| c.device.mac.map(|m| m.to_string());
+    let (old_mac, new_mac) = (mac(old), mac(new));
     let fixed = [
         (
             "metrics.listen",
@@ -271,6 +273,7 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             old.device.bridge.as_deref(),
             new.device.bridge.as_deref(),
         ),
+        ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
         (
             "underlay.offload",
             Some(if old.underlay.offload {

@@ -68,16 +68,29 @@ pub struct Offloads {
     pub udp: bool,
 }
 
+/// Which MAC address the TAP gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacChoice {
+    /// The kernel's (random for a new device; an existing device keeps its own).
+    Kernel,
+    /// This one if vxtund creates the device; an existing (persistent) device keeps its own.
+    OnCreate([u8; 6]),
+    /// This one, also on an existing device.
+    Always([u8; 6]),
+}
+
 impl Tap {
-    /// Creates the TAP `name` (or attaches to an existing one), sets its MTU and addresses,
-    /// enslaves it to `bridge` and brings it up. With `offload`, asks for the virtio-net header
-    /// and the TCP offloads (checksum, TSO4, TSO6), and UDP's (USO) where the kernel has them.
+    /// Creates the TAP `name` (or attaches to an existing one), sets its MAC (see
+    /// [`MacChoice`]), MTU and addresses, enslaves it to `bridge` and brings it up. With
+    /// `offload`, asks for the virtio-net header and the TCP offloads (checksum, TSO4, TSO6),
+    /// and UDP's (USO) where the kernel has them.
     pub fn open(
         name: &str,
         mtu: u16,
         addresses: &[IpNet],
         bridge: Option<&str>,
         offload: bool,
+        mac: MacChoice,
     ) -> Result<Tap, TapError> {
         let existed = Path::new("/sys/class/net").join(name).exists();
         let build = |offload: bool| {
@@ -115,6 +128,18 @@ impl Tap {
             name: name.to_owned(),
             created: !existed,
         };
+        let mac = match mac {
+            MacChoice::OnCreate(mac) if tap.created => Some(mac),
+            MacChoice::Always(mac) => Some(mac),
+            _ => None,
+        };
+        if let Some(mac) = mac {
+            // Before the device is up: its IPv6 link-local address derives from it.
+            tap.dev.set_mac_address(mac).map_err(setup(format!(
+                "setting MAC {}",
+                crate::wire::ethernet::Mac(mac)
+            )))?;
+        }
         tap.set_mtu(mtu)?;
         for addr in addresses {
             // A persistent TAP may still carry the address from the last run: not an error.

@@ -1,0 +1,212 @@
+//! The checks the fuzz targets make on one input, shared by the cargo-fuzz targets
+//! (`fuzz_targets/*.rs`, nightly) and by `tests/fuzz_corpus.rs`, which replays every corpus
+//! through them on stable. Each takes arbitrary bytes and panics on a finding: a parser that
+//! panics, or an invariant that does not hold (what decodes re-encodes to the same thing, what
+//! prints parses back, split frames are well-formed).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use vxtund::config::Config;
+use vxtund::control::{Request, Response};
+use vxtund::flow::edit::parse_pattern;
+use vxtund::flow::{parse_flow, PortNames, PortNo};
+use vxtund::wire::ethernet::FrameKey;
+use vxtund::wire::ip::IpView;
+use vxtund::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
+use vxtund::wire::{gre, vxlan};
+
+/// A check on one input (panics on a finding).
+pub type Check = fn(&[u8]);
+
+/// Every check, by fuzz target name.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("vxlan_decode", vxlan_decode),
+    ("gre_decode", gre_decode),
+    ("frame_key", frame_key),
+    ("ip_view", ip_view),
+    ("offload_segment", offload_segment),
+    ("plan_runs", plan_runs),
+    ("flow_parse", flow_parse),
+    ("config_parse", config_parse),
+    ("control_protocol", control_protocol),
+];
+
+/// VXLAN: a header that decodes re-encodes to the same VNI.
+pub fn vxlan_decode(data: &[u8]) {
+    if let Ok(h) = vxlan::Header::decode(data) {
+        assert!(h.vni <= 0x00ff_ffff, "VNI {} beyond 24 bits", h.vni);
+        let mut again = h.encode().to_vec();
+        again.extend_from_slice(&data[vxlan::HEADER_LEN..]);
+        assert_eq!(vxlan::Header::decode(&again), Ok(h));
+    }
+}
+
+/// GRE: a header that decodes lies inside the packet, and re-encoded for the same payload
+/// (its checksum recomputed) decodes to the same header and length.
+pub fn gre_decode(data: &[u8]) {
+    if let Ok((h, len)) = gre::Header::decode(data) {
+        assert!(len <= data.len() && len == h.len(), "header length {len}");
+        let payload = &data[len..];
+        let mut out = [0u8; gre::MAX_LEN];
+        let n = h.encode(payload, &mut out);
+        let mut again = out[..n].to_vec();
+        again.extend_from_slice(payload);
+        assert_eq!(gre::Header::decode(&again), Ok((h, len)));
+    }
+}
+
+/// The frame key flows match on: never a panic; a frame of an Ethernet header or more parses.
+pub fn frame_key(data: &[u8]) {
+    let key = FrameKey::parse(data);
+    if data.len() >= 18 {
+        assert!(key.is_ok(), "a frame of {} bytes has a key", data.len());
+    }
+}
+
+/// The inner IP view: what it finds lies inside the frame.
+pub fn ip_view(data: &[u8]) {
+    if let Some(ip) = IpView::parse(data) {
+        assert!(ip.version == 4 || ip.version == 6);
+        assert!(ip.header_len <= ip.total_len, "{ip:?}");
+        assert!(
+            ip.l3 + ip.total_len <= data.len(),
+            "{ip:?} in {}",
+            data.len()
+        );
+        let _ = ip.dont_fragment();
+        let _ = ip.has_transport_header();
+    }
+}
+
+/// The virtio-net header and superframe split: every frame it makes is a whole IP packet (its
+/// length fields agree with its size) of the superframe's protocol, and none is larger than
+/// the headers plus the segment size.
+pub fn offload_segment(data: &[u8]) {
+    let Some(hdr) = VnetHdr::decode(data) else {
+        return;
+    };
+    assert_eq!(VnetHdr::decode(&hdr.encode()), Some(hdr));
+    let mut frame = data[VNET_HDR_LEN..].to_vec();
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    match offload::segment(&hdr, &mut frame, &mut out, &mut ranges) {
+        Ok(offload::Segmented::Whole) => assert!(ranges.is_empty()),
+        Ok(offload::Segmented::Split) => {
+            let first = IpView::parse(&data[VNET_HDR_LEN..]);
+            for r in &ranges {
+                let seg = &out[r.clone()];
+                let ip = IpView::parse(seg).unwrap_or_else(|| panic!("segment {r:?} is not IP"));
+                assert_eq!(ip.l3 + ip.total_len, seg.len(), "segment {r:?}: {ip:?}");
+                if let Some(first) = first {
+                    assert_eq!((ip.version, ip.proto), (first.version, first.proto));
+                }
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// The coalescing planner, on frames cut from the input (each frame prefixed by a length byte
+/// pair): runs cover the frames in order, each run's superframe (headers, then each frame's
+/// payload) splits back into as many frames, carrying the same payloads.
+pub fn plan_runs(data: &[u8]) {
+    let (udp, mut rest) = match data.split_first() {
+        Some((b, rest)) => (b & 1 == 1, rest),
+        None => return,
+    };
+    let mut frames: Vec<&[u8]> = Vec::new();
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+        frames.push(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
+    }
+    let mut runs = Vec::new();
+    offload::plan_runs(&frames, udp, &mut runs);
+    let mut next = 0;
+    for run in &runs {
+        assert_eq!(run.first, next, "runs in order, none skipped");
+        assert!((1..=offload::MAX_RUN).contains(&run.count));
+        next += run.count;
+        if run.count == 1 {
+            continue;
+        }
+        let members = &frames[run.first..run.first + run.count];
+        let mut superframe = run.headers[..run.headers_len].to_vec();
+        for f in members {
+            superframe.extend_from_slice(offload::run_payload(run, f));
+        }
+        assert!(
+            superframe.len() <= 65_535 + 22,
+            "superframe of {}",
+            superframe.len()
+        );
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        let split = offload::segment(&run.hdr, &mut superframe, &mut out, &mut ranges);
+        assert_eq!(split, Ok(offload::Segmented::Split), "{:?}", run.hdr);
+        assert_eq!(ranges.len(), run.count, "{:?}", run.hdr);
+        for (r, f) in ranges.iter().zip(members) {
+            assert_eq!(
+                offload::run_payload(run, &out[r.clone()]),
+                offload::run_payload(run, f),
+                "a segment carries its frame's payload"
+            );
+        }
+    }
+    assert_eq!(next, frames.len(), "every frame in a run");
+}
+
+/// Port names of the flow checks: 1 the device, 2 and 3 tunnels.
+struct Ports;
+
+impl PortNames for Ports {
+    fn resolve(&self, name: &str) -> Option<PortNo> {
+        match name {
+            "vxt0" => Some(PortNo(1)),
+            "tun_a" => Some(PortNo(2)),
+            "tun_b" => Some(PortNo(3)),
+            _ => None,
+        }
+    }
+
+    fn exists(&self, port: PortNo) -> bool {
+        (1..=3).contains(&port.0)
+    }
+}
+
+/// Flow syntax: a flow that parses prints to text that parses to the same flow, and prints
+/// the same again; the del/mod pattern parser never panics.
+pub fn flow_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(flow) = parse_flow(text, &Ports) {
+        let printed = flow.to_string();
+        let again = parse_flow(&printed, &Ports)
+            .unwrap_or_else(|e| panic!("`{text}` prints as `{printed}`, which fails: {e}"));
+        assert_eq!(again, flow, "`{text}` -> `{printed}`");
+        assert_eq!(again.to_string(), printed);
+    }
+    let _ = parse_pattern(text, &Ports);
+}
+
+/// The config: arbitrary text is parsed or refused, never a panic.
+pub fn config_parse(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Config::parse(Path::new("fuzz.toml"), text);
+    }
+}
+
+/// The control protocol: a request that parses encodes to text that parses to the same
+/// request; any answer decodes, and re-encoded decodes the same.
+pub fn control_protocol(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(request) = Request::parse(text) {
+        let encoded = request.encode();
+        assert_eq!(Request::parse(&encoded), Ok(request), "{encoded:?}");
+    }
+    let response = Response::decode(text);
+    assert_eq!(Response::decode(&response.encode()), response, "{text:?}");
+}
