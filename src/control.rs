@@ -414,12 +414,22 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             port.no, port.name, s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes, s.tx_errors
         );
     }
+    for port in sw.ports().iter().filter(|p| only.is_none_or(|o| o == p.no)) {
+        if let (Some(u), Some(mtu)) = (sw.underlay_mtu(port.no), sw.mtu(port.no)) {
+            let _ = writeln!(
+                out,
+                " underlay {} {}: mtu {} ({}), tunnel mtu {mtu}",
+                port.no, port.name, u.mtu, u.source
+            );
+        }
+    }
     if only.is_none() {
         let m = sw.mtu_stats();
         let _ = writeln!(
             out,
-            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
-            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
+            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
+            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
+            m.too_big_skipped, m.ecn_marked
         );
         let _ = writeln!(out, " {}", sw.offload_stats());
         out.push_str(" drops:");

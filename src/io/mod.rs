@@ -44,6 +44,23 @@ impl Poller {
         Ok(())
     }
 
+    /// Like [`Poller::wait`], but returns after `timeout` at the latest (nothing ready).
+    pub fn wait_timeout(&mut self, timeout: std::time::Duration) -> io::Result<()> {
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a valid array of initialised pollfd structs that outlives the call.
+        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        if rc <= 0 {
+            self.fds.iter_mut().for_each(|p| p.revents = 0);
+        }
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether descriptor `i` was readable (or in error) after the last wait.
     pub fn ready(&self, i: usize) -> bool {
         self.fds
