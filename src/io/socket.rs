@@ -377,6 +377,9 @@ impl UnderlaySocket {
                 receive_tos(&sock, local)?;
             }
             grow_buffers(&sock)?;
+            if !receive && local.is_ipv6() {
+                learn_path_mtu_v6(&sock)?;
+            }
             set_df(&sock, local, df)?;
             sock.bind(&SocketAddr::new(local, 0).into())?;
             Ok(sock)
@@ -747,6 +750,17 @@ fn add_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), 
         (*c).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
         std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(c), len);
     }
+}
+
+/// Lets ICMPv6 Packet Too Big for GRE teach the kernel the path MTU: for a raw IPv6 socket
+/// that is not connected the kernel updates its route cache only with `IPV6_RECVERR` on
+/// (`rawv6_err`; IPv4's `raw_err` and UDP do it regardless). The errors it then queues are
+/// never read: a minimal receive buffer bounds that queue, and the error the kernel also
+/// leaves for the next send (EMSGSIZE after a Packet Too Big) tells the daemon to read the
+/// new MTU at once.
+fn learn_path_mtu_v6(sock: &Socket) -> io::Result<()> {
+    set_option(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+    set_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, 0)
 }
 
 /// Asks for the outer TOS (IPv4) or traffic class (IPv6) of every received packet.
