@@ -577,29 +577,52 @@ fn outer_source_ports_follow_inner_flows_and_the_kernel_peer_still_works() {
 
 #[test]
 fn ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040() {
-    if !common::require_root("ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040") {
-        return;
+    if common::require_root("ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040") {
+        ecn_both_ways(false);
     }
+}
+
+#[test]
+fn ecn_crosses_vxlan_and_gre_both_ways_over_an_ipv6_underlay() {
+    if common::require_root("ecn_crosses_vxlan_and_gre_both_ways_over_an_ipv6_underlay") {
+        ecn_both_ways(true);
+    }
+}
+
+fn ecn_both_ways(v6: bool) {
     let a = Netns::new("na");
     let b = Netns::new("nb");
-    veth(&a, "ul0", "192.168.206.1/24", &b, "ul0", "192.168.206.2/24");
+    let (ul_a, ul_b) = match v6 {
+        true => ("fd86::1", "fd86::2"),
+        false => ("192.168.206.1", "192.168.206.2"),
+    };
+    let len = if v6 { "/64" } else { "/24" };
+    veth(
+        &a,
+        "ul0",
+        &format!("{ul_a}{len}"),
+        &b,
+        "ul0",
+        &format!("{ul_b}{len}"),
+    );
     let mut daemon = Daemon::start(
         &a,
-        r#"
+        &format!(
+            r#"
         [device]
         name = "vxt0"
         addresses = ["10.79.0.1/24", "fd79::1/64"]
         [underlay]
-        local = "192.168.206.1"
+        local = "{ul_a}"
         [[tunnel]]
         name = "vx"
         type = "vxlan"
-        remote = "192.168.206.2"
+        remote = "{ul_b}"
         tos = "inherit"
         [[tunnel]]
         name = "gr"
         type = "gre"
-        remote = "192.168.206.2"
+        remote = "{ul_b}"
         ttl = 33
         [flows]
         rules = ["in_port=1,udp,tp_dst=5001,actions=output:vx",
@@ -607,7 +630,8 @@ fn ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040() {
                  "in_port=1,udp,tp_dst=5002,actions=output:gr",
                  "in_port=1,udp6,tp_dst=5002,actions=output:gr",
                  "in_port=vx,actions=LOCAL", "in_port=gr,actions=LOCAL"]
-        "#,
+        "#
+        ),
     );
     wait_dad(&a);
     for ip in ["10.79.0.2", "fd79::2"] {
@@ -636,7 +660,7 @@ fn ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040() {
     let capture = Capture::start(
         &b,
         "ul0",
-        "src host 192.168.206.1 and (udp port 8472 or ip proto 47)",
+        &format!("src host {ul_a} and (udp port 8472 or ip proto 47 or ip6 proto 47)"),
     );
     let mut script = String::from("import socket\n");
     for (addr, port, tos, _) in cases {
@@ -673,11 +697,21 @@ fn ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040() {
         let Some((inner_tos, 17, _, inner_l4)) = ip_at(f, inner) else {
             continue;
         };
+        let hops = if v6 { f[21] } else { f[22] };
+        if v6 && proto == 47 {
+            let payload_len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+            assert_eq!(
+                payload_len,
+                f.len() - 54,
+                "vxtund's own IPv6 header: payload length"
+            );
+            assert_ne!(f[15] & 0x0f | f[16] | f[17], 0, "a flow label");
+        }
         seen.push((
             port_at(f, inner_l4 + 2).unwrap(),
             inner_tos,
             outer_tos,
-            f[22],
+            hops,
         ));
     }
     for (addr, port, tos, outer) in cases {
@@ -705,6 +739,7 @@ fn ecn_crosses_vxlan_and_gre_both_ways_per_rfc_6040() {
             .to_owned()
     };
     let capture = Capture::start(&a, "vxt0", "udp and (dst port 6001 or dst port 6002)");
+    let v6_py = if v6 { "True" } else { "False" };
     let script = format!(
         r#"
 from scapy.all import IP, IPv6, UDP, GRE, Ether, Raw, conf, send
@@ -714,7 +749,9 @@ def inner(v6, tos, port):
     l3 = IPv6(src="fd79::2", dst="fd79::1", tc=tos) if v6 else IP(src="10.79.0.2", dst="10.79.0.1", tos=tos)
     return Ether(src="{PEER_MAC}", dst="{tap_mac}") / l3 / UDP(sport=7, dport=port) / Raw(b"ecn")
 def outer(tos):
-    return IP(src="192.168.206.2", dst="192.168.206.1", tos=tos)
+    if {v6_py}:
+        return IPv6(src="{ul_b}", dst="{ul_a}", tc=tos)
+    return IP(src="{ul_b}", dst="{ul_a}", tos=tos)
 for v6, tos, outer_ecn in [(False, 0x02, 3), (True, 0x01, 3), (False, 0x02, 1), (False, 0x00, 3), (True, 0x00, 3)]:
     send(outer(outer_ecn) / UDP(sport=33333, dport=8472) / VXLAN(flags=0x08, vni=0) / inner(v6, tos, 6001))
     send(outer(outer_ecn) / GRE(proto=0x6558) / inner(v6, tos, 6002))

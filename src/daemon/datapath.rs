@@ -49,6 +49,8 @@ struct Route {
     ttl: u8,
     own_header: bool,
     seq: bool,
+    /// The inner flow's hash: picks the VXLAN source port, makes the IPv6 flow label.
+    hash: u32,
 }
 
 /// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
@@ -434,12 +436,10 @@ fn deliver<'a>(
                 let payload = frame(f);
                 let ip = IpView::parse(payload);
                 let which = usize::from(sockets[0] != sockets[1] && !outer_df(*df, payload));
-                let pick = match spread[which] {
-                    0 | 1 => 0,
-                    n => tunnel::pick(tunnel::flow_hash(payload, ip.as_ref()), n),
-                };
+                let hash = tunnel::flow_hash(payload, ip.as_ref());
                 let route = &mut routes[j];
-                route.socket = sockets[which] + pick;
+                route.hash = hash;
+                route.socket = sockets[which] + tunnel::pick(hash, spread[which].max(1));
                 route.tos = tunnel::outer_tos(*tos, payload, ip.as_ref());
                 route.ttl = tunnel::outer_ttl(*ttl, payload, ip.as_ref());
                 let writes_header = plumbing.sockets[route.socket].writes_ip_header();
@@ -457,7 +457,8 @@ fn deliver<'a>(
                     if let Some(g) = per_packet {
                         g.encode(payload, None, &mut headers[j]);
                     }
-                    headers[j].set_outer(route.tos, route.ttl);
+                    let v6 = !plumbing.sockets[route.socket].local().is_ipv4();
+                    headers[j].set_outer(v6, route.tos, route.ttl, hash, payload.len());
                 }
                 order.push((route.socket, j));
             }
@@ -531,7 +532,9 @@ fn deliver<'a>(
             headers[j] = *header;
             g.encode(frame(f), Some(*next), &mut headers[j]);
             *next = next.wrapping_add(1);
-            headers[j].set_outer(routes[j].tos, routes[j].ttl);
+            let r = routes[j];
+            let v6 = !plumbing.sockets[r.socket].local().is_ipv4();
+            headers[j].set_outer(v6, r.tos, r.ttl, r.hash, frame(f).len());
             routes[j].own_header = true;
             order.push((routes[j].socket, j));
         }

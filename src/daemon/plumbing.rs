@@ -11,17 +11,27 @@ use crate::flow::PortNo;
 use crate::io::socket::{SocketError, SocketKind, SourcePorts, UnderlaySocket};
 use crate::switch::{DfMode, PortKind};
 use crate::wire::tunnel::{TosMode, TtlMode};
-use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
+use crate::wire::{gre, vxlan, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// Sending VXLAN sockets per (local address, DF setting, source-port range), each bound to its
 /// own source port: inner flows are spread over them by their hash (RFC 7348 section 5), so
 /// that many flows use up to this many outer source ports.
 pub(super) const SOURCE_PORTS: usize = 16;
 
-/// Offset of the TOS byte in an outer IPv4 header the sender writes.
-const OUTER_TOS: usize = 1;
-/// Offset of the TTL in an outer IPv4 header the sender writes.
-const OUTER_TTL: usize = 8;
+/// Where the encapsulation header starts in an [`Encap`]: after room for an outer IPv6 header.
+const ENCAP_AT: usize = IPV6_HEADER_LEN;
+/// Where an outer IPv4 header starts in an [`Encap`].
+const V4_AT: usize = ENCAP_AT - IPV4_HEADER_LEN;
+/// Offset of the TOS byte in an outer IPv4 header.
+const V4_TOS: usize = 1;
+/// Offset of the TTL in an outer IPv4 header.
+const V4_TTL: usize = 8;
+/// Offset of the payload length in an outer IPv6 header.
+const V6_PAYLOAD_LEN: usize = 4;
+/// Offset of the hop limit in an outer IPv6 header.
+const V6_HOP_LIMIT: usize = 7;
+/// The flow label's 20 bits.
+const FLOW_LABEL: u32 = 0xf_ffff;
 
 /// How a frame leaves by a port.
 // One per port, looked up per frame: keeping tunnels inline (no Box) saves a pointer chase.
@@ -46,43 +56,58 @@ pub(super) enum Egress {
     },
 }
 
-/// An encapsulation header (VXLAN or GRE) with room in front for the outer IPv4 header, which
-/// the sockets of IPv4 GRE with DF take from the sender (see [`UnderlaySocket::outer_header`]).
+/// An encapsulation header (VXLAN or GRE) with room in front for the outer IP header, which
+/// the sockets of GRE with DF take from the sender (see [`UnderlaySocket::outer_header`] and
+/// [`UnderlaySocket::outer_header_v6`]).
 #[derive(Clone, Copy)]
 pub(super) struct Encap {
-    bytes: [u8; IPV4_HEADER_LEN + gre::MAX_LEN],
-    /// Length of the encapsulation header, which starts at `IPV4_HEADER_LEN`.
+    bytes: [u8; ENCAP_AT + gre::MAX_LEN],
+    /// Length of the encapsulation header, which starts at `ENCAP_AT`.
     len: usize,
 }
 
 impl Encap {
     pub(super) const EMPTY: Encap = Encap {
-        bytes: [0; IPV4_HEADER_LEN + gre::MAX_LEN],
+        bytes: [0; ENCAP_AT + gre::MAX_LEN],
         len: 0,
     };
 
     /// Room for the encapsulation header.
     pub(super) fn room(&mut self) -> &mut [u8; gre::MAX_LEN] {
-        let tail = &mut self.bytes[IPV4_HEADER_LEN..];
+        let tail = &mut self.bytes[ENCAP_AT..];
         tail.try_into().expect("sized to the maximum header")
     }
 
-    /// What to send in front of the frame: the encapsulation header, after the outer IPv4
+    /// What to send in front of the frame: the encapsulation header, after the outer IP
     /// header when `socket` takes one.
     pub(super) fn for_socket(&self, socket: &UnderlaySocket) -> &[u8] {
-        let start = match socket.writes_ip_header() {
-            true => 0,
-            false => IPV4_HEADER_LEN,
+        let start = match (socket.writes_ip_header(), socket.local().is_ipv4()) {
+            (false, _) => ENCAP_AT,
+            (true, true) => V4_AT,
+            (true, false) => 0,
         };
-        &self.bytes[start..IPV4_HEADER_LEN + self.len]
+        &self.bytes[start..ENCAP_AT + self.len]
     }
 
-    /// Sets the TOS and (unless 0) the TTL of the outer IPv4 header in front (for sockets
-    /// that take it from the sender).
-    pub(super) fn set_outer(&mut self, tos: u8, ttl: u8) {
-        self.bytes[OUTER_TOS] = tos;
+    /// Fills in the per-packet fields of the outer header in front, for a socket that takes
+    /// it from the sender: the TOS / traffic class, the TTL / hop limit (unless 0: the
+    /// socket's), and over IPv6 the flow label (from the inner flow's hash, RFC 6438) and the
+    /// payload length (this header and `payload` bytes).
+    pub(super) fn set_outer(&mut self, v6: bool, tos: u8, ttl: u8, hash: u32, payload: usize) {
+        if !v6 {
+            self.bytes[V4_AT + V4_TOS] = tos;
+            if ttl != 0 {
+                self.bytes[V4_AT + V4_TTL] = ttl;
+            }
+            return;
+        }
+        let flow = hash & FLOW_LABEL;
+        let first = (6 << 28) | (u32::from(tos) << 20) | flow;
+        self.bytes[..4].copy_from_slice(&first.to_be_bytes());
+        let len = u16::try_from(self.len + payload).unwrap_or(0);
+        self.bytes[V6_PAYLOAD_LEN..V6_PAYLOAD_LEN + 2].copy_from_slice(&len.to_be_bytes());
         if ttl != 0 {
-            self.bytes[OUTER_TTL] = ttl;
+            self.bytes[V6_HOP_LIMIT] = ttl;
         }
     }
 }
@@ -216,11 +241,13 @@ impl Plumbing {
             let sockets_pair = [pair[0].0, pair[1].0];
             let spread = [pair[0].1, pair[1].1];
             let mut header = Encap::EMPTY;
-            let outer = sockets_pair
-                .iter()
-                .find_map(|&i| sockets[i].outer_header(remote));
-            if let Some(outer) = outer {
-                header.bytes[..IPV4_HEADER_LEN].copy_from_slice(&outer);
+            for &i in &sockets_pair {
+                if let Some(outer) = sockets[i].outer_header(remote) {
+                    header.bytes[V4_AT..ENCAP_AT].copy_from_slice(&outer);
+                }
+                if let Some(outer) = sockets[i].outer_header_v6(remote) {
+                    header.bytes[..ENCAP_AT].copy_from_slice(&outer);
+                }
             }
             let (header_len, per_packet) = match &port.kind {
                 PortKind::Vxlan(t) => {

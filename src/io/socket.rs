@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
 
-use crate::wire::IPV4_HEADER_LEN;
+use crate::wire::{IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// Most datagrams moved by one system call.
 pub const BATCH: usize = 32;
@@ -32,6 +32,9 @@ const IPPROTO_RAW: i32 = 255;
 /// Control message (linux/in.h) giving the protocol a header-included packet is routed and
 /// matched against IPsec policies by; without it that is IPPROTO_RAW, not the header's.
 const IP_PROTOCOL: libc::c_int = 52;
+/// Socket option (linux/in6.h): the sender writes the IPv6 header (Linux 4.5+). On a socket
+/// of protocol GRE the kernel routes by that protocol, as `IP_PROTOCOL` makes it for IPv4.
+const IPV6_HDRINCL: libc::c_int = 36;
 /// sendmsg flag (linux/socket.h): route the message, send nothing.
 const MSG_PROBE: libc::c_int = 0x10;
 /// UDP socket options (linux/udp.h): send several equal datagrams as one (GSO), receive
@@ -357,15 +360,19 @@ impl UnderlaySocket {
     /// The kernel routes such packets (and matches IPsec policies and `ip rule ipproto`) by
     /// the protocol in an `IP_PROTOCOL` control message, which every send carries. A kernel
     /// that does not take that message (a probe at open says so) gets the classic socket.
+    ///
+    /// Over IPv6 the sending socket is of protocol GRE with `IPV6_HDRINCL`: the sender writes
+    /// the IPv6 header, payload length included (the kernel fills in nothing), and the kernel
+    /// routes by the socket's protocol, 47. A kernel without the option gets the classic socket.
     pub fn gre(local: IpAddr, df: bool, receive: bool) -> Result<UnderlaySocket, SocketError> {
-        let writes_header = local.is_ipv4() && df && !receive;
+        let writes_header = df && !receive;
         let open = |writes_header: bool| -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
             } else {
                 Domain::IPV6
             };
-            let protocol = if writes_header {
+            let protocol = if writes_header && local.is_ipv4() {
                 IPPROTO_RAW
             } else {
                 IPPROTO_GRE
@@ -385,6 +392,18 @@ impl UnderlaySocket {
             Ok(sock)
         };
         let opened = match writes_header {
+            true if local.is_ipv6() => open(true).map(|sock| {
+                match set_option(&sock, libc::IPPROTO_IPV6, IPV6_HDRINCL, 1) {
+                    Ok(()) => (sock, true),
+                    Err(e) => {
+                        tracing::info!(
+                            "IPV6_HDRINCL refused ({e}): GRE from {local} goes out with the \
+                             kernel's IPv6 header"
+                        );
+                        (sock, false)
+                    }
+                }
+            }),
             true => open(true).and_then(|sock| match takes_ip_protocol(&sock, local) {
                 true => Ok((sock, true)),
                 false => {
@@ -436,7 +455,31 @@ impl UnderlaySocket {
         Some(gre_ipv4_header(src, dst, ttl))
     }
 
-    /// Whether the sender writes the outer IPv4 header ([`UnderlaySocket::outer_header`]).
+    /// For a socket whose sender writes the outer IPv6 header: that header for packets to
+    /// `dst`: version, next header GRE, both addresses and the hop limit the kernel would give
+    /// (the socket's, else 64). Traffic class, flow label and payload length are the sender's
+    /// to fill in per packet. `None` for every other socket.
+    pub fn outer_header_v6(&self, dst: IpAddr) -> Option<[u8; IPV6_HEADER_LEN]> {
+        let (IpAddr::V6(src), IpAddr::V6(dst), true) = (self.local, dst, self.writes_header) else {
+            return None;
+        };
+        let hops = self
+            .sock
+            .unicast_hops_v6()
+            .ok()
+            .filter(|&h| (1..=255).contains(&h))
+            .map_or(64, |h| h as u8);
+        let mut h = [0u8; IPV6_HEADER_LEN];
+        h[0] = 0x60;
+        h[6] = IPPROTO_GRE as u8;
+        h[7] = hops;
+        h[8..24].copy_from_slice(&src.octets());
+        h[24..40].copy_from_slice(&dst.octets());
+        Some(h)
+    }
+
+    /// Whether the sender writes the outer IP header ([`UnderlaySocket::outer_header`],
+    /// [`UnderlaySocket::outer_header_v6`]).
     pub fn writes_ip_header(&self) -> bool {
         self.writes_header
     }
@@ -702,8 +745,10 @@ impl UnderlaySocket {
             add_cmsg(msg, cmsg, (libc::SOL_UDP, UDP_SEGMENT), &size.to_ne_bytes());
         }
         if self.writes_header {
-            let gre = IPPROTO_GRE.to_ne_bytes();
-            add_cmsg(msg, cmsg, (libc::IPPROTO_IP, IP_PROTOCOL), &gre);
+            if v4 {
+                let gre = IPPROTO_GRE.to_ne_bytes();
+                add_cmsg(msg, cmsg, (libc::IPPROTO_IP, IP_PROTOCOL), &gre);
+            }
             return;
         }
         if tos != 0 {
