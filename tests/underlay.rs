@@ -882,3 +882,68 @@ fn gre_sequence_numbers_leave_in_order_when_both_threads_send() {
     eprintln!("{} GRE packets in order: {tap} from the TAP thread, {relayed} relayed by the underlay thread, {switches} switches", seqs.len());
     let _ = daemon.stats();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. IPv6 GRE with vxtund's own header, routed by protocol 47.
+
+#[test]
+fn ipv6_gre_with_its_own_header_is_routed_by_its_protocol() {
+    // As `gre_with_df_is_routed_by_its_protocol` (tests/gre_scapy.rs) for IPv4: an
+    // `ip -6 rule ipproto gre` sends vxtund's IPv6 GRE into a blackhole, and every send fails.
+    if !common::require_root("ipv6_gre_with_its_own_header_is_routed_by_its_protocol") {
+        return;
+    }
+    let a = Netns::new("p6");
+    let b = Netns::new("q6");
+    veth(&a, "ul0", "fd87::1/64", &b, "ul0", "fd87::2/64");
+    let mut daemon = Daemon::start(
+        &a,
+        "[device]\nname = \"vxt0\"\naddresses = [\"10.79.0.1/24\"]\n[underlay]\n\
+         local = \"fd87::1\"\n[[tunnel]]\nname = \"g\"\ntype = \"gre\"\nremote = \"fd87::2\"\n",
+    );
+    a.ip(&[
+        "neigh",
+        "add",
+        "10.79.0.2",
+        "lladdr",
+        PEER_MAC,
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
+    ]);
+    let capture = Capture::start(&b, "ul0", "ip6 proto 47");
+    let ping = || {
+        a.exec("ping", &["-c", "2", "-i", "0.2", "-W", "1", "10.79.0.2"]);
+    };
+    let counter = |daemon: &mut Daemon, name: &str| daemon.stats()["port 2 g"][name];
+    ping();
+    assert!(counter(&mut daemon, "tx_packets") >= 2);
+    assert_eq!(counter(&mut daemon, "tx_errors"), 0, "{}", daemon.log());
+    let packets = capture.packets();
+    assert!(packets.len() >= 2, "GRE over IPv6 on the wire");
+    for f in &packets {
+        let payload_len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+        assert_eq!(
+            payload_len,
+            f.len() - 54,
+            "payload length written per packet"
+        );
+        assert_eq!(f[20], 47, "next header GRE");
+    }
+    a.ip(&[
+        "-6", "rule", "add", "ipproto", "gre", "table", "100", "pref", "100",
+    ]);
+    a.ip(&["-6", "route", "add", "blackhole", "fd87::2", "table", "100"]);
+    ping();
+    assert!(
+        counter(&mut daemon, "tx_errors") >= 2,
+        "GRE sends must meet the ipproto gre rule: {:?}",
+        daemon.stats()["port 2 g"]
+    );
+    assert!(
+        !daemon.log().contains("IPV6_HDRINCL refused"),
+        "{}",
+        daemon.log()
+    );
+}

@@ -110,6 +110,9 @@ pub struct UnderlaySocket {
     writes_header: bool,
     /// For a VXLAN sender of a source-port pool: the pool's range and this socket's place in it.
     pool: Option<(SourcePorts, usize)>,
+    /// For a sending IPv6 GRE socket: the socket through which ICMPv6 Packet Too Big updates
+    /// the kernel's path MTU (see [`path_mtu_listener`]).
+    _pmtu: Option<Socket>,
 }
 
 /// The outer UDP source ports VXLAN senders are bound to.
@@ -236,6 +239,7 @@ impl UnderlaySocket {
             gro,
             writes_header: false,
             pool: None,
+            _pmtu: None,
         })
     }
 
@@ -326,6 +330,7 @@ impl UnderlaySocket {
                     gro: false,
                     writes_header: false,
                     pool: Some((ports, i)),
+                    _pmtu: None,
                 }
             })
             .collect())
@@ -384,9 +389,6 @@ impl UnderlaySocket {
                 receive_tos(&sock, local)?;
             }
             grow_buffers(&sock)?;
-            if !receive && local.is_ipv6() {
-                learn_path_mtu_v6(&sock)?;
-            }
             set_df(&sock, local, df)?;
             sock.bind(&SocketAddr::new(local, 0).into())?;
             Ok(sock)
@@ -438,6 +440,14 @@ impl UnderlaySocket {
             gro: false,
             writes_header,
             pool: None,
+            _pmtu: match !receive && local.is_ipv6() {
+                true => Some(path_mtu_listener(local).map_err(|source| SocketError::Gre {
+                    local,
+                    source,
+                    hint: "",
+                })?),
+                false => None,
+            },
         })
     }
 
@@ -797,15 +807,23 @@ fn add_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), 
     }
 }
 
-/// Lets ICMPv6 Packet Too Big for GRE teach the kernel the path MTU: for a raw IPv6 socket
-/// that is not connected the kernel updates its route cache only with `IPV6_RECVERR` on
-/// (`rawv6_err`; IPv4's `raw_err` and UDP do it regardless). The errors it then queues are
-/// never read: a minimal receive buffer bounds that queue, and the error the kernel also
-/// leaves for the next send (EMSGSIZE after a Packet Too Big) tells the daemon to read the
-/// new MTU at once.
-fn learn_path_mtu_v6(sock: &Socket) -> io::Result<()> {
-    set_option(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
-    set_option(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, 0)
+/// A raw IPv6 GRE socket on `local` that only lets ICMPv6 Packet Too Big for GRE teach the
+/// kernel the path MTU: for a raw IPv6 socket that is not connected the kernel updates its
+/// route cache only with `IPV6_RECVERR` on (`rawv6_err`; IPv4's `raw_err` and UDP do it
+/// regardless). It is never read, written or polled: a filter drops the packets it would
+/// receive and a minimal receive buffer bounds its error queue. Being apart from the sender,
+/// the error the kernel leaves on it after any ICMPv6 error fails no send.
+fn path_mtu_listener(local: IpAddr) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::IPV6,
+        Type::RAW.cloexec(),
+        Some(Protocol::from(IPPROTO_GRE)),
+    )?;
+    drop_all_received(&sock)?;
+    set_option(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+    set_option(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, 0)?;
+    sock.bind(&SocketAddr::new(local, 0).into())?;
+    Ok(sock)
 }
 
 /// Asks for the outer TOS (IPv4) or traffic class (IPv6) of every received packet.
