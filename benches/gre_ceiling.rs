@@ -257,6 +257,8 @@ fn send_raw(limit: Duration) {
             header: &header,
             payload: &frame,
             tag: 0,
+            tos: 0,
+            ttl: 0,
         });
         socket.send_batch(items, |_, _| failed += 1);
         count += (BATCH - failed) as u64;

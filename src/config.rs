@@ -20,6 +20,7 @@ use crate::flow::{parse_flow, Action, Flow, PortNo};
 use crate::switch::{
     DfMode, GreTunnel, MssClamp, Port, PortKind, PortOptions, PortTable, VxlanTunnel,
 };
+use crate::wire::tunnel::{TosMode, TtlMode};
 use crate::wire::{self, vxlan};
 
 /// The Linux kernel's default VXLAN port (IANA's is 4789).
@@ -258,6 +259,9 @@ pub struct UnderlayConfig {
     pub mtu: Option<u16>,
     /// Whether VXLAN sockets use UDP GSO and GRO: on unless the config turns them off.
     pub offload: bool,
+    /// The outer UDP source ports of VXLAN (inclusive); `None` for the kernel's
+    /// `net.ipv4.ip_local_port_range`, as the kernel's vxlan.
+    pub src_port_range: Option<(u16, u16)>,
 }
 
 impl UnderlayConfig {
@@ -303,6 +307,10 @@ impl Config {
             local,
             mtu: check_mtu(raw.underlay.mtu, 576, &err)?,
             offload: raw.underlay.offload.unwrap_or(true),
+            src_port_range: match &raw.underlay.src_port_range {
+                None => None,
+                Some(r) => Some(parse_port_range(r.get_ref()).map_err(|m| err(Some(r.span()), m))?),
+            },
         };
 
         let mut ports = vec![Port {
@@ -363,6 +371,9 @@ impl Config {
                     if let Some(q) = &t.seq {
                         return Err(only_for("seq", q.span(), "gre"));
                     }
+                    if let Some(r) = &t.src_port_range {
+                        parse_port_range(r.get_ref()).map_err(|m| err(Some(r.span()), m))?;
+                    }
                     let vni = match &t.vni {
                         Some(v) if *v.get_ref() > vxlan::VNI_MAX => {
                             return Err(err(
@@ -398,6 +409,9 @@ impl Config {
                     }
                     if let Some(p) = &t.dst_port {
                         return Err(only_for("dst_port", p.span(), "vxlan"));
+                    }
+                    if let Some(r) = &t.src_port_range {
+                        return Err(only_for("src_port_range", r.span(), "vxlan"));
                     }
                     let key = t.key.as_ref().map(|k| *k.get_ref());
                     if !endpoints.insert((remote, Endpoint::Gre(key))) {
@@ -453,6 +467,18 @@ impl Config {
             };
             let options = PortOptions {
                 split_horizon,
+                tos: match &t.tos {
+                    None => TosMode::default(),
+                    Some(v) => parse_tos(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
+                },
+                ttl: match &t.ttl {
+                    None => TtlMode::default(),
+                    Some(v) => parse_ttl(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
+                },
+                src_port_range: match &t.src_port_range {
+                    None => None,
+                    Some(r) => Some(parse_port_range(r.get_ref()).map_err(|m| err(Some(r.span()), m))?),
+                },
                 mss_clamp: match &t.mss_clamp {
                     None => MssClamp::Auto,
                     Some(v) => parse_mss_clamp(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
@@ -859,6 +885,50 @@ fn parse_mss_clamp(value: &toml::Value) -> Result<MssClamp, String> {
     }
 }
 
+/// `tos`: "inherit" or a TOS byte 0..=255, as `ip link add type vxlan tos`.
+fn parse_tos(value: &toml::Value) -> Result<TosMode, String> {
+    const EXPECTED: &str = "tos: expected \"inherit\" or a TOS value from 0 to 255";
+    match value {
+        toml::Value::String(s) if s == "inherit" => Ok(TosMode::Inherit),
+        toml::Value::Integer(n) => u8::try_from(*n)
+            .map(TosMode::Fixed)
+            .map_err(|_| EXPECTED.to_owned()),
+        _ => Err(EXPECTED.to_owned()),
+    }
+}
+
+/// `ttl`: "inherit", "auto" (the system's default) or 1..=255, as `ip link add type vxlan ttl`.
+fn parse_ttl(value: &toml::Value) -> Result<TtlMode, String> {
+    const EXPECTED: &str = "ttl: expected \"inherit\", \"auto\" or a TTL from 1 to 255";
+    match value {
+        toml::Value::String(s) if s == "inherit" => Ok(TtlMode::Inherit),
+        toml::Value::String(s) if s == "auto" => Ok(TtlMode::Default),
+        toml::Value::Integer(n) => u8::try_from(*n)
+            .ok()
+            .filter(|&t| t > 0)
+            .map(TtlMode::Fixed)
+            .ok_or_else(|| EXPECTED.to_owned()),
+        _ => Err(EXPECTED.to_owned()),
+    }
+}
+
+/// `src_port_range`: `[MIN, MAX]`, 1 <= MIN <= MAX <= 65535.
+fn parse_port_range(value: &toml::Value) -> Result<(u16, u16), String> {
+    const EXPECTED: &str =
+        "src_port_range: expected [MIN, MAX] with 1 <= MIN <= MAX <= 65535, e.g. [32768, 60999]";
+    let toml::Value::Array(items) = value else {
+        return Err(EXPECTED.to_owned());
+    };
+    let ports: Vec<u16> = items
+        .iter()
+        .filter_map(|v| v.as_integer().and_then(|n| u16::try_from(n).ok()))
+        .collect();
+    match ports[..] {
+        [min, max] if items.len() == 2 && min >= 1 && min <= max => Ok((min, max)),
+        _ => Err(EXPECTED.to_owned()),
+    }
+}
+
 fn validate_openflow(
     raw: Option<RawOpenFlow>,
     path: &Path,
@@ -1067,6 +1137,7 @@ struct RawUnderlay {
     local: Spanned<toml::Value>,
     mtu: Option<Spanned<u16>>,
     offload: Option<bool>,
+    src_port_range: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -1085,6 +1156,9 @@ struct RawTunnel {
     df: Option<Spanned<String>>,
     split_horizon: Option<Spanned<String>>,
     port: Option<Spanned<u32>>,
+    tos: Option<Spanned<toml::Value>>,
+    ttl: Option<Spanned<toml::Value>>,
+    src_port_range: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

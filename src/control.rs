@@ -452,12 +452,22 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             ErrorsByReason("tx_errors", &s.tx_error_reasons)
         );
     }
+    for port in sw.ports().iter().filter(|p| only.is_none_or(|o| o == p.no)) {
+        if let (Some(u), Some(mtu)) = (sw.underlay_mtu(port.no), sw.mtu(port.no)) {
+            let _ = writeln!(
+                out,
+                " underlay {} {}: mtu {} ({}), tunnel mtu {mtu}",
+                port.no, port.name, u.mtu, u.source
+            );
+        }
+    }
     if only.is_none() {
         let m = sw.mtu_stats();
         let _ = writeln!(
             out,
-            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
-            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
+            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
+            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
+            m.too_big_skipped, m.ecn_marked
         );
         let _ = writeln!(out, " {}", sw.offload_stats());
         let p = sw.packet_in_stats();

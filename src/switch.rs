@@ -20,6 +20,7 @@ use crate::ratelimit::RateLimiter;
 use crate::wire::ethernet::FrameKey;
 use crate::wire::ip::{self, IpView};
 use crate::wire::tcp::{self, clamp_mss};
+use crate::wire::tunnel::{self, EcnDecap, TosMode, TtlMode};
 use crate::wire::{ethernet, gre, icmp, vxlan};
 
 /// A port of the switch.
@@ -45,6 +46,12 @@ pub struct PortOptions {
     /// The split-horizon group: `flood`, `all` and `normal` never send a frame that came in on a
     /// tunnel of this group out of another tunnel of the same group.
     pub split_horizon: Option<String>,
+    /// The outer TOS / traffic class (the kernel's vxlan `tos`); ECN follows RFC 6040 always.
+    pub tos: TosMode,
+    /// The outer TTL / hop limit (the kernel's vxlan `ttl`).
+    pub ttl: TtlMode,
+    /// The outer UDP source ports of a VXLAN tunnel, if not `[underlay] src_port_range`.
+    pub src_port_range: Option<(u16, u16)>,
 }
 
 /// How SYNs crossing a tunnel have their MSS clamped.
@@ -195,11 +202,13 @@ pub enum DropReason {
     SplitHorizon,
     /// A frame from the TAP whose offload (virtio-net) header made no sense.
     BadOffload,
+    /// Decapsulated with CE in the outer header over a Not-ECT inner packet (RFC 6040).
+    EcnCeNotEct,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::TruncatedFrame,
         DropReason::MulticastSource,
         DropReason::NoMatchingFlow,
@@ -218,6 +227,7 @@ impl DropReason {
         DropReason::Oversize,
         DropReason::SplitHorizon,
         DropReason::BadOffload,
+        DropReason::EcnCeNotEct,
     ];
 
     /// The counter's name.
@@ -241,6 +251,7 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::SplitHorizon => "split_horizon",
             DropReason::BadOffload => "bad_offload",
+            DropReason::EcnCeNotEct => "ecn_ce_not_ect",
         }
     }
 
@@ -287,6 +298,11 @@ pub struct MtuStats {
     pub fragmented: u64,
     /// Fragments made.
     pub fragments: u64,
+    /// Egress ports left out of a multi-port output (a flood) because the frame was too big
+    /// for them while it fitted others, which still got it.
+    pub too_big_skipped: u64,
+    /// Inner packets whose ECN field decapsulation changed (outer CE or ECT(1), RFC 6040).
+    pub ecn_marked: u64,
 }
 
 /// Counters of the TAP offloads (kept by the I/O shell, shown with the others).
@@ -313,6 +329,15 @@ impl fmt::Display for OffloadStats {
             self.split, self.split_segments, self.coalesced, self.coalesced_segments, self.repeated
         )
     }
+}
+
+/// The underlay MTU a tunnel's MTU was computed from, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnderlayMtu {
+    /// The underlay (outer) MTU.
+    pub mtu: u16,
+    /// Where it came from, in words: "configured", "from the route", "path MTU learnt"...
+    pub source: &'static str,
 }
 
 /// Packet and byte counters of one port.
@@ -362,6 +387,8 @@ pub struct Switch {
     groups: Vec<Option<u16>>,
     /// Per port slot: the tunnel MTU (largest inner IP packet), `None` for the local port.
     mtu: Vec<Option<u16>>,
+    /// Per port slot: the underlay MTU the tunnel MTU came from, and where that came from.
+    underlay: Vec<Option<UnderlayMtu>>,
     mtu_stats: MtuStats,
     offload_stats: OffloadStats,
     /// Receive errors of the underlay sockets (ICMP errors reported on them), by reason.
@@ -428,6 +455,7 @@ impl Switch {
             vxlan_rx,
             gre_rx,
             mtu: vec![None; port_count],
+            underlay: vec![None; port_count],
             mtu_stats: MtuStats::default(),
             offload_stats: OffloadStats::default(),
             rx_errors: ReasonCounts::default(),
@@ -457,6 +485,19 @@ impl Switch {
     /// The MTU of tunnel `port`, if set.
     pub fn mtu(&self, port: PortNo) -> Option<u16> {
         self.slot(port).and_then(|s| self.mtu[s])
+    }
+
+    /// Records the underlay MTU behind tunnel `port`'s MTU and where it came from (for
+    /// `vxtunctl show`); the tunnel MTU itself is set with [`Switch::set_mtu`].
+    pub fn set_underlay_mtu(&mut self, port: PortNo, underlay: UnderlayMtu) {
+        if let Some(slot) = self.slot(port) {
+            self.underlay[slot] = Some(underlay);
+        }
+    }
+
+    /// The underlay MTU recorded for tunnel `port`.
+    pub fn underlay_mtu(&self, port: PortNo) -> Option<UnderlayMtu> {
+        self.slot(port).and_then(|s| self.underlay[s])
     }
 
     /// Forgets every learnt MAC.
@@ -625,7 +666,27 @@ impl Switch {
         // The tunnel carries the whole L2 frame: a VLAN tag takes 4 bytes of its MTU.
         let limit = limit.map(|m| usize::from(m).saturating_sub(l2 - ethernet::HEADER_LEN));
         if let Some(limit) = limit.filter(|&m| frame.len() - l2 > m) {
-            return self.too_big(ingress, frame, ip, limit, now);
+            // Too big for some egress port. If it fits others and cannot be fragmented, those
+            // still get it (a flood reaches the TAP past a small tunnel); the rest get nothing.
+            let fragmentable = ip.as_ref().is_some_and(|ip| !ip.dont_fragment());
+            let before = self.out.len();
+            if !fragmentable && before > 1 {
+                let fits = |sw: &Switch, p: PortNo| {
+                    sw.slot(p).and_then(|s| sw.mtu[s]).is_none_or(|m| {
+                        frame.len() - l2 <= usize::from(m).saturating_sub(l2 - ethernet::HEADER_LEN)
+                    })
+                };
+                let mut out = std::mem::take(&mut self.out);
+                out.retain(|&p| fits(self, p));
+                self.out = out;
+            }
+            if self.out.is_empty() || self.out.len() == before {
+                return self.too_big(ingress, frame, ip, limit, now);
+            }
+            self.mtu_stats.too_big_skipped += (before - self.out.len()) as u64;
+            // A shorter frame with these headers may fit every port: decide it afresh.
+            self.count_tx(len);
+            return Action::Forward(&self.out);
         }
         self.count_tx(len);
         // Only table decisions repeat, and none that also goes to the controllers.
@@ -803,6 +864,20 @@ impl Switch {
         datagram: &mut [u8],
         now: Instant,
     ) -> Action<'_> {
+        self.handle_vxlan_ecn(local_port, src, tunnel::NOT_ECT, datagram, now)
+    }
+
+    /// [`Switch::handle_vxlan`] for a datagram whose outer IP header carried the ECN field
+    /// `outer_ecn`: it is carried into the inner header as RFC 6040 says (and a CE over a
+    /// Not-ECT inner packet dropped) once the sender and VNI are checked.
+    pub fn handle_vxlan_ecn(
+        &mut self,
+        local_port: u16,
+        src: IpAddr,
+        outer_ecn: u8,
+        datagram: &mut [u8],
+        now: Instant,
+    ) -> Action<'_> {
         let header = match vxlan::Header::decode(datagram) {
             Ok(h) => h,
             Err(vxlan::DecodeError::Truncated) => return self.drop(DropReason::VxlanTruncated),
@@ -814,7 +889,7 @@ impl Switch {
         let Some(&(_, port)) = tunnels.iter().find(|(vni, _)| *vni == header.vni) else {
             return self.drop(DropReason::WrongVni);
         };
-        self.handle_frame(port, &mut datagram[vxlan::HEADER_LEN..], now)
+        self.handle_decapsulated(port, outer_ecn, &mut datagram[vxlan::HEADER_LEN..], now)
     }
 
     /// Checks a GRE packet (the IP payload) received from `src`, and decides where its inner
@@ -822,6 +897,18 @@ impl Switch {
     pub fn handle_gre(
         &mut self,
         src: IpAddr,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> (Action<'_>, usize) {
+        self.handle_gre_ecn(src, tunnel::NOT_ECT, packet, now)
+    }
+
+    /// [`Switch::handle_gre`] for a packet whose outer IP header carried the ECN field
+    /// `outer_ecn` (see [`Switch::handle_vxlan_ecn`]).
+    pub fn handle_gre_ecn(
+        &mut self,
+        src: IpAddr,
+        outer_ecn: u8,
         packet: &mut [u8],
         now: Instant,
     ) -> (Action<'_>, usize) {
@@ -843,7 +930,33 @@ impl Switch {
         let Some(&(_, port)) = tunnels.iter().find(|(key, _)| *key == header.key) else {
             return (self.drop(DropReason::GreWrongKey), 0);
         };
-        (self.handle_frame(port, &mut packet[offset..], now), offset)
+        (
+            self.handle_decapsulated(port, outer_ecn, &mut packet[offset..], now),
+            offset,
+        )
+    }
+
+    /// A frame decapsulated from tunnel `port`: ECN first (RFC 6040), then as any frame.
+    fn handle_decapsulated(
+        &mut self,
+        port: PortNo,
+        outer_ecn: u8,
+        frame: &mut [u8],
+        now: Instant,
+    ) -> Action<'_> {
+        match tunnel::decapsulate_ecn(outer_ecn, frame) {
+            EcnDecap::Unchanged => {}
+            EcnDecap::Marked => self.mtu_stats.ecn_marked += 1,
+            EcnDecap::Drop => {
+                if let Some(slot) = self.slot(port) {
+                    let s = &mut self.port_stats[slot];
+                    s.rx_packets += 1;
+                    s.rx_bytes += frame.len() as u64;
+                }
+                return self.drop(DropReason::EcnCeNotEct);
+            }
+        }
+        self.handle_frame(port, frame, now)
     }
 
     /// Swaps in a new flow table in one step: a frame sees the whole old table or the whole new
@@ -1064,8 +1177,9 @@ impl fmt::Display for StatsReport<'_> {
         let m = sw.mtu_stats;
         writeln!(
             f,
-            "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={}",
-            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments
+            "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
+            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
+            m.too_big_skipped, m.ecn_marked
         )?;
         writeln!(f, "{}", sw.offload_stats)?;
         let p = sw.packet_in_stats;
@@ -2304,6 +2418,93 @@ mod tests {
                 proptest::prop_assert!(ranges.iter().all(|r| r.len() - 14 <= usize::from(mtu)));
             }
         }
+    }
+
+    #[test]
+    fn a_flood_too_big_for_one_tunnel_still_reaches_the_ports_it_fits() {
+        // Tunnel 2 at 1450, tunnel 3 at 1400; the flood comes from tunnel 2 so goes to the TAP
+        // (no limit) and tunnel 3.
+        let mut sw = hub_with_mtus();
+        sw.set_mtu(PortNo(2), 1450);
+        let flood = |sw: &mut Switch, frame: &mut Vec<u8>| {
+            let action = sw.handle_frame(PortNo(2), frame, Instant::now());
+            match action {
+                Action::Forward(p) => Ok(p.iter().map(|p| p.0).collect::<Vec<_>>()),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        let mut sw_flood = hub(&["actions=flood"]);
+        sw_flood.set_mtu(PortNo(2), 1450);
+        sw_flood.set_mtu(PortNo(3), 1400);
+        for (v6, df) in [(false, true), (true, true)] {
+            let mut f = udp_frame(v6, 1420, df);
+            assert_eq!(
+                flood(&mut sw_flood, &mut f),
+                Ok(vec![1]),
+                "v6 {v6}: the TAP gets it, the small tunnel nothing"
+            );
+        }
+        assert_eq!(sw_flood.mtu_stats().too_big_skipped, 2);
+        let mut fits = udp_frame(false, 1000, true);
+        assert_eq!(flood(&mut sw_flood, &mut fits), Ok(vec![1, 3]));
+        // Without DF it is fragmented for every port, as before.
+        let mut nodf = udp_frame(false, 1420, false);
+        let action = sw_flood.handle_frame(PortNo(2), &mut nodf, Instant::now());
+        assert!(
+            matches!(action, Action::Fragments { ports, .. } if ports == [PortNo(1), PortNo(3)])
+        );
+        // One egress port that is too small: answered, as before.
+        let mut to_3 = hub(&["actions=output:3"]);
+        to_3.set_mtu(PortNo(3), 1400);
+        let mut f = udp_frame(false, 1420, true);
+        assert!(matches!(
+            to_3.handle_frame(PortNo(1), &mut f, Instant::now()),
+            Action::Reply {
+                port: PortNo(1),
+                ..
+            }
+        ));
+        let _ = flood(&mut sw, &mut udp_frame(false, 10, true));
+    }
+
+    #[test]
+    fn ecn_is_carried_in_on_decapsulation_and_ce_over_not_ect_dropped() {
+        let mut sw = hub(&["actions=output:1"]);
+        let from = IpAddr::V4(Ipv4Addr::new(192, 168, 200, 102));
+        let datagram = |tos: u8| {
+            let mut f = udp_frame(false, 100, true);
+            f[15] = tos;
+            // Fix the IPv4 header checksum for the new TOS.
+            f[24] = 0;
+            f[25] = 0;
+            let sum = crate::wire::checksum::of(&[&f[14..34]]);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let mut d = vxlan::Header { vni: 0x123456 }.encode().to_vec();
+            d.extend_from_slice(&f);
+            d
+        };
+        let mut ect = datagram(tunnel::ECT_0);
+        assert!(matches!(
+            sw.handle_vxlan_ecn(8472, from, tunnel::CE, &mut ect, Instant::now()),
+            Action::Forward(_)
+        ));
+        assert_eq!(
+            ect[INNER + 15] & 3,
+            tunnel::CE,
+            "CE carried into the inner header"
+        );
+        let mut not_ect = datagram(0);
+        assert_eq!(
+            sw.handle_vxlan_ecn(8472, from, tunnel::CE, &mut not_ect, Instant::now()),
+            Action::Drop(DropReason::EcnCeNotEct)
+        );
+        assert_eq!(sw.drops(DropReason::EcnCeNotEct), 1);
+        assert_eq!(sw.mtu_stats().ecn_marked, 1);
+        let mut plain = datagram(0);
+        assert!(matches!(
+            sw.handle_vxlan(8472, from, &mut plain, Instant::now()),
+            Action::Forward(_)
+        ));
     }
 
     #[test]

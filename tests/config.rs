@@ -710,3 +710,59 @@ fn device_mac_given_or_derived() {
     fails(&with("01:00:5e:00:00:01"), 4, 7, "unicast");
     fails(&with("00:00:00:00:00:00"), 4, 7, "unicast");
 }
+
+#[test]
+fn tos_ttl_and_source_ports() {
+    use vxtund::wire::tunnel::{TosMode, TtlMode};
+    let c = parse(&format!(
+        "[device]\nname = \"vxt0\"\n[underlay]\nlocal = \"192.168.200.101\"\n\
+         src_port_range = [50000, 50999]\n[[tunnel]]\nname = \"a\"\ntype = \"vxlan\"\n\
+         remote = \"192.168.200.102\"\ntos = \"inherit\"\nttl = 9\nsrc_port_range = [4000, 4001]\n\
+         [[tunnel]]\nname = \"g\"\ntype = \"gre\"\nremote = \"192.168.200.103\"\nttl = \"inherit\"\n\
+         tos = 32\n{}",
+        ""
+    ))
+    .unwrap();
+    assert_eq!(c.underlay.src_port_range, Some((50000, 50999)));
+    let a = &c.ports[1].options;
+    assert_eq!((a.tos, a.ttl), (TosMode::Inherit, TtlMode::Fixed(9)));
+    assert_eq!(a.src_port_range, Some((4000, 4001)));
+    let g = &c.ports[2].options;
+    assert_eq!((g.tos, g.ttl), (TosMode::Fixed(32), TtlMode::Inherit));
+    let defaults = parse(BASE).unwrap();
+    let d = &defaults.ports[1].options;
+    assert_eq!((d.tos, d.ttl), (TosMode::Fixed(0), TtlMode::Default));
+    assert_eq!(defaults.underlay.src_port_range, None);
+
+    fails(
+        &format!("{BASE}tos = \"high\"\n"),
+        12,
+        7,
+        "tos: expected \"inherit\"",
+    );
+    fails(
+        &format!("{BASE}tos = 256\n"),
+        12,
+        7,
+        "TOS value from 0 to 255",
+    );
+    fails(&format!("{BASE}ttl = 0\n"), 12, 7, "TTL from 1 to 255");
+    fails(
+        &format!("{BASE}src_port_range = [2000, 1000]\n"),
+        12,
+        18,
+        "1 <= MIN <= MAX <= 65535",
+    );
+    fails(
+        &BASE
+            .replace("type = \"vxlan\"", "type = \"gre\"")
+            .to_string()
+            .replace(
+                "remote = \"192.168.200.102\"\n",
+                "remote = \"192.168.200.102\"\nsrc_port_range = [1, 2]\n",
+            ),
+        12,
+        18,
+        "`src_port_range` applies only to vxlan tunnels",
+    );
+}

@@ -140,9 +140,10 @@ fn path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss() {
         .output()
         .unwrap();
     let wire = String::from_utf8_lossy(&read.stdout);
+    // From any source port: the outer source port follows the inner flow (RFC 7348).
     let count = |to: &str| {
         wire.lines()
-            .filter(|l| l.contains(&format!("192.168.200.102.8472 > {to}.8472")))
+            .filter(|l| l.contains(" 192.168.200.102.") && l.contains(&format!(" > {to}.8472:")))
             .count()
     };
     let log = std::fs::read_to_string(s.state.join("tcpdump.log")).unwrap_or_default();

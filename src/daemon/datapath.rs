@@ -19,6 +19,7 @@ use crate::openflow::agent::AsyncEvent;
 use crate::switch::{Action, DfMode, DropReason, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
+use crate::wire::tunnel;
 use crate::wire::{vxlan, IPV4_HEADER_LEN};
 
 /// A TAP read: the virtio-net header, then a superframe of up to 64 KiB of IP behind an
@@ -31,8 +32,28 @@ const TAP_BUFFER: usize = VNET_HDR_LEN + 18 + MAX_DATAGRAM;
 /// batches of up to [`BATCH`].
 const TAP_READ_BUDGET: usize = 192 * 1024;
 
-/// Per-thread scratch space for GRE headers built per packet (checksum, sequence number).
-type HeaderScratch = Vec<Encap>;
+/// Per-thread scratch space for sending, reused batch after batch: per send, the header built
+/// for it (GRE with checksum or sequence number, an outer IPv4 header with its TOS and TTL)
+/// and where it goes; and the tunnel sends in socket order.
+#[derive(Default)]
+struct HeaderScratch {
+    headers: Vec<Encap>,
+    routes: Vec<Route>,
+    order: Vec<(usize, usize)>,
+}
+
+/// How one send to a tunnel leaves: socket, outer TOS and TTL (0: the socket's), whether its
+/// header is in the scratch space, and whether it carries a GRE sequence number.
+#[derive(Clone, Copy, Default)]
+struct Route {
+    socket: usize,
+    tos: u8,
+    ttl: u8,
+    own_header: bool,
+    seq: bool,
+    /// The inner flow's hash: picks the VXLAN source port, makes the IPv6 flow label.
+    hash: u32,
+}
 
 /// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
 /// extra buffer (answers and fragments the switch made).
@@ -59,7 +80,11 @@ impl Plan {
         Plan {
             sends: Vec::with_capacity(BATCH * 4),
             extra: Vec::new(),
-            headers: Vec::with_capacity(BATCH * 4),
+            headers: HeaderScratch {
+                headers: Vec::with_capacity(BATCH * 4),
+                routes: Vec::with_capacity(BATCH * 4),
+                order: Vec::with_capacity(BATCH * 4),
+            },
             packet_ins: Vec::new(),
         }
     }
@@ -340,23 +365,27 @@ fn receive(
         inner.clear();
         inner.resize(n, 0..0);
         for (i, range) in inner.iter_mut().enumerate() {
+            let ecn = batch.outer_tos(i) & tunnel::ECN_MASK;
             let Some((src, packet)) = batch.get_mut(i) else {
                 continue;
             };
             let len = packet.len();
             let sw = &mut core.switch;
             let (action, start) = match socket.kind() {
-                SocketKind::Udp(port) => {
-                    (sw.handle_vxlan(port, src, packet, now), vxlan::HEADER_LEN)
-                }
+                SocketKind::Udp(port) => (
+                    sw.handle_vxlan_ecn(port, src, ecn, packet, now),
+                    vxlan::HEADER_LEN,
+                ),
                 SocketKind::Gre => {
-                    // Raw IPv4 sockets deliver the IP header too; IPv6 ones do not.
-                    let skip = if src.is_ipv4() {
-                        ipv4_header_len(packet)
+                    // Raw IPv4 sockets deliver the IP header too (and so its TOS); IPv6 ones
+                    // do not.
+                    let (skip, ecn) = if src.is_ipv4() {
+                        (ipv4_header_len(packet), packet.get(1).copied().unwrap_or(0))
                     } else {
-                        0
+                        (0, ecn)
                     };
-                    let (action, offset) = sw.handle_gre(src, &mut packet[skip.min(len)..], now);
+                    let (action, offset) =
+                        sw.handle_gre_ecn(src, ecn, &mut packet[skip.min(len)..], now);
                     (action, skip.saturating_add(offset))
                 }
             };
@@ -503,6 +532,11 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
 }
 
 /// Sends frame `f` out of port `p` for every `(f, p)` in `sends`.
+///
+/// A send to a VXLAN tunnel picks the sender of its pool by the inner flow's hash (one outer
+/// source port per flow); every tunnel send gets its outer TOS (ECN per RFC 6040) and TTL. The
+/// sends of a GRE tunnel with sequence numbers are numbered and sent under that tunnel's lock,
+/// so that both threads' packets leave in order.
 fn deliver<'a>(
     sh: &Shared,
     plumbing: &Plumbing,
@@ -513,15 +547,26 @@ fn deliver<'a>(
 ) {
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
     let mut failed: Vec<(PortNo, ErrorReason)> = Vec::new();
+    let mut too_big = false;
     let mut note = |port: PortNo, e: io::Error| {
+        too_big |= e.raw_os_error() == Some(libc::EMSGSIZE);
         failed.push((port, ErrorReason::of(&e)));
         tracing::trace!(port = %port, "send failed: {e}");
     };
-    scratch.clear();
-    scratch.resize(sends.len(), Encap::EMPTY);
+    let HeaderScratch {
+        headers,
+        routes,
+        order,
+    } = scratch;
+    headers.clear();
+    headers.resize(sends.len(), Encap::EMPTY);
+    routes.clear();
+    routes.resize(sends.len(), Route::default());
+    order.clear();
     // Frames for the TAP: with offloads, consecutive TCP segments (and UDP datagrams, where the
     // TAP takes UDP superframes) of a flow go as one write.
     let mut local: Vec<&[u8]> = Vec::new();
+    let mut seq_ports: Vec<PortNo> = Vec::new();
     for (j, &(f, port)) in sends.iter().enumerate() {
         match plumbing.egress(port) {
             Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
@@ -531,13 +576,43 @@ fn deliver<'a>(
                 }
             }
             Some(Egress::Tunnel {
-                per_packet: Some(g),
+                sockets,
+                spread,
+                df,
+                tos,
+                ttl,
                 header,
+                per_packet,
                 ..
             }) => {
-                // The outer IPv4 header, if any, is the tunnel's.
-                scratch[j] = *header;
-                g.encode(frame(f), &mut scratch[j]);
+                let payload = frame(f);
+                let ip = IpView::parse(payload);
+                let which = usize::from(sockets[0] != sockets[1] && !outer_df(*df, payload));
+                let hash = tunnel::flow_hash(payload, ip.as_ref());
+                let route = &mut routes[j];
+                route.hash = hash;
+                route.socket = sockets[which] + tunnel::pick(hash, spread[which].max(1));
+                route.tos = tunnel::outer_tos(*tos, payload, ip.as_ref());
+                route.ttl = tunnel::outer_ttl(*ttl, payload, ip.as_ref());
+                let writes_header = plumbing.sockets[route.socket].writes_ip_header();
+                route.seq = per_packet.as_ref().is_some_and(|g| g.next_seq.is_some());
+                if route.seq {
+                    if !seq_ports.contains(&port) {
+                        seq_ports.push(port);
+                    }
+                    continue;
+                }
+                if per_packet.is_some() || writes_header {
+                    route.own_header = true;
+                    // The outer IPv4 header, if any, is the tunnel's.
+                    headers[j] = *header;
+                    if let Some(g) = per_packet {
+                        g.encode(payload, None, &mut headers[j]);
+                    }
+                    let v6 = !plumbing.sockets[route.socket].local().is_ipv4();
+                    headers[j].set_outer(v6, route.tos, route.ttl, hash, payload.len());
+                }
+                order.push((route.socket, j));
             }
             _ => {}
         }
@@ -572,43 +647,66 @@ fn deliver<'a>(
             }
         }
     }
-    let scratch = &*scratch;
-    for (s, socket) in plumbing.sockets.iter().enumerate() {
-        let items =
-            sends
-                .iter()
-                .enumerate()
-                .filter_map(|(j, &(f, port))| match plumbing.egress(port) {
-                    Some(Egress::Tunnel {
-                        sockets,
-                        df,
-                        dst,
-                        header,
-                        per_packet,
-                    }) => {
-                        let payload = frame(f);
-                        let chosen = if sockets[0] == sockets[1] || outer_df(*df, payload) {
-                            sockets[0]
-                        } else {
-                            sockets[1]
-                        };
-                        if chosen != s {
-                            return None;
-                        }
-                        let header = match per_packet {
-                            Some(_) => scratch[j].for_socket(socket),
-                            None => header.for_socket(socket),
-                        };
-                        Some(SendItem {
-                            dst,
-                            header,
-                            payload,
-                            tag: port.0,
-                        })
-                    }
-                    _ => None,
-                });
-        socket.send_batch(items, |tag, e| note(PortNo(tag), e));
+    // Tunnel sends by socket, in batch order within each (the sort is stable), so that the
+    // datagrams of one flow stay together for GSO.
+    order.sort_by_key(|&(socket, _)| socket);
+    let mut i = 0;
+    while i < order.len() {
+        let socket = order[i].0;
+        let n = order[i..].iter().take_while(|o| o.0 == socket).count();
+        plumbing.sockets[socket].send_batch(
+            order[i..i + n].iter().filter_map(|&(_, j)| {
+                let (f, port) = sends[j];
+                tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
+            }),
+            |tag, e| note(PortNo(tag), e),
+        );
+        i += n;
+    }
+    // GRE with sequence numbers: numbered and sent under the tunnel's lock, in runs of one
+    // socket (DF inherit may alternate), so numbers leave in order.
+    for port in seq_ports {
+        let Some(Egress::Tunnel {
+            header,
+            per_packet: Some(g),
+            ..
+        }) = plumbing.egress(port)
+        else {
+            continue;
+        };
+        let Some(next) = &g.next_seq else { continue };
+        let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+        order.clear();
+        for (j, &(f, p)) in sends.iter().enumerate() {
+            if p != port {
+                continue;
+            }
+            headers[j] = *header;
+            g.encode(frame(f), Some(*next), &mut headers[j]);
+            *next = next.wrapping_add(1);
+            let r = routes[j];
+            let v6 = !plumbing.sockets[r.socket].local().is_ipv4();
+            headers[j].set_outer(v6, r.tos, r.ttl, r.hash, frame(f).len());
+            routes[j].own_header = true;
+            order.push((routes[j].socket, j));
+        }
+        let mut i = 0;
+        while i < order.len() {
+            let socket = order[i].0;
+            let n = order[i..].iter().take_while(|o| o.0 == socket).count();
+            plumbing.sockets[socket].send_batch(
+                order[i..i + n].iter().filter_map(|&(_, j)| {
+                    let (f, port) = sends[j];
+                    tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
+                }),
+                |tag, e| note(PortNo(tag), e),
+            );
+            i += n;
+        }
+    }
+    if too_big {
+        // The path MTU to a remote fell: have the MTU watcher read it now.
+        sh.pmtu_check.raise();
     }
     // Incidents: the first failure on a port is logged, the repeats only counted; a port of
     // an open incident that took a send in this batch without failing has recovered.
@@ -636,6 +734,38 @@ fn deliver<'a>(
             core.switch.record_coalesced(segments);
         }
     }
+}
+
+/// The datagram for a send of `payload` to tunnel `port` along `route` (`header` holds its
+/// own header, if it has one).
+fn tunnel_item<'b>(
+    plumbing: &'b Plumbing,
+    port: PortNo,
+    payload: &'b [u8],
+    route: Route,
+    header: &'b Encap,
+) -> Option<SendItem<'b>> {
+    let socket = plumbing.sockets.get(route.socket)?;
+    let Some(Egress::Tunnel {
+        dst,
+        header: shared,
+        ..
+    }) = plumbing.egress(port)
+    else {
+        return None;
+    };
+    let header = match route.own_header {
+        true => header.for_socket(socket),
+        false => shared.for_socket(socket),
+    };
+    Some(SendItem {
+        dst,
+        header,
+        payload,
+        tag: port.0,
+        tos: route.tos,
+        ttl: route.ttl,
+    })
 }
 
 #[cfg(test)]

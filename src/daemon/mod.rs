@@ -20,6 +20,7 @@ mod notify;
 mod openflow;
 mod ops;
 mod plumbing;
+mod pmtu;
 mod reload;
 mod vxtunctl;
 
@@ -49,7 +50,7 @@ use crate::io::socket::{SocketError, SocketKind};
 use crate::io::tap::{MacChoice, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::openflow::agent::{AsyncEvent, RoleArbiter};
-use crate::switch::{PortKind, Switch};
+use crate::switch::{PortKind, Switch, UnderlayMtu};
 
 /// Failures that keep the daemon from starting or running.
 #[derive(Debug, Error)]
@@ -100,6 +101,8 @@ struct Shared {
     generation: AtomicU64,
     /// Raised after a reload swapped the sockets.
     sockets_changed: Event,
+    /// Raised when a send failed with EMSGSIZE: the path MTU watcher reads the MTUs now.
+    pmtu_check: Event,
     tap: Tap,
     stop: Event,
     /// Its lock also serialises every change: reloads and flow edits.
@@ -209,6 +212,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }),
         generation: AtomicU64::new(0),
         sockets_changed: Event::new().map_err(DaemonError::Signals)?,
+        pmtu_check: Event::new().map_err(DaemonError::Signals)?,
         tap,
         stop: Event::new().map_err(DaemonError::Signals)?,
         in_force: Mutex::new(InForce {
@@ -249,6 +253,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .name("net-rx".into())
             .spawn_scoped(scope, move || {
                 stop_all(guarded("net-rx", || net_loop(shared)))
+            });
+        let pmtu_thread = std::thread::Builder::new()
+            .name("pmtu".into())
+            .spawn_scoped(scope, move || {
+                stop_all(guarded("pmtu", || pmtu::pmtu_loop(shared)))
             });
         let control = &control;
         let control_thread = std::thread::Builder::new()
@@ -293,6 +302,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         };
         if tap_thread.is_err()
             || net_thread.is_err()
+            || pmtu_thread.is_err()
             || control_thread.is_err()
             || openflow_thread.is_err()
             || metrics_thread.is_err()
@@ -348,8 +358,16 @@ fn new_switch(config: &Config, mtus: &Mtus, flows: Vec<Flow>) -> Switch {
         FlowTable::new(flows),
         MacTable::new(config.fdb_max_entries, config.fdb_ageing),
     );
-    for &(port, _, _, mtu) in &mtus.tunnels {
+    for &(port, underlay, source, mtu) in &mtus.tunnels {
         switch.set_mtu(port, mtu);
+        let source = source.word();
+        switch.set_underlay_mtu(
+            port,
+            UnderlayMtu {
+                mtu: underlay,
+                source,
+            },
+        );
     }
     let of = &config.openflow;
     switch.set_packet_in_limit(of.packet_in_rate, of.packet_in_burst);

@@ -20,7 +20,7 @@ pub enum MtuSource {
 }
 
 impl MtuSource {
-    fn word(self) -> &'static str {
+    pub(super) fn word(self) -> &'static str {
         match self {
             MtuSource::Configured => "configured",
             MtuSource::Route => "from the route",

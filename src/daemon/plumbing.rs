@@ -2,16 +2,36 @@
 //! and rebuilt on reload, reusing the sockets that still fit.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use socket2::SockAddr;
 
 use crate::config::Config;
 use crate::flow::PortNo;
-use crate::io::socket::{SocketError, SocketKind, UnderlaySocket};
+use crate::io::socket::{SocketError, SocketKind, SourcePorts, UnderlaySocket};
 use crate::switch::{DfMode, PortKind};
-use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
+use crate::wire::tunnel::{TosMode, TtlMode};
+use crate::wire::{gre, vxlan, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
+
+/// Sending VXLAN sockets per (local address, DF setting, source-port range), each bound to its
+/// own source port: inner flows are spread over them by their hash (RFC 7348 section 5), so
+/// that many flows use up to this many outer source ports.
+pub(super) const SOURCE_PORTS: usize = 16;
+
+/// Where the encapsulation header starts in an [`Encap`]: after room for an outer IPv6 header.
+const ENCAP_AT: usize = IPV6_HEADER_LEN;
+/// Where an outer IPv4 header starts in an [`Encap`].
+const V4_AT: usize = ENCAP_AT - IPV4_HEADER_LEN;
+/// Offset of the TOS byte in an outer IPv4 header.
+const V4_TOS: usize = 1;
+/// Offset of the TTL in an outer IPv4 header.
+const V4_TTL: usize = 8;
+/// Offset of the payload length in an outer IPv6 header.
+const V6_PAYLOAD_LEN: usize = 4;
+/// Offset of the hop limit in an outer IPv6 header.
+const V6_HOP_LIMIT: usize = 7;
+/// The flow label's 20 bits.
+const FLOW_LABEL: u32 = 0xf_ffff;
 
 /// How a frame leaves by a port.
 // One per port, looked up per frame: keeping tunnels inline (no Box) saves a pointer chase.
@@ -20,9 +40,13 @@ pub(super) enum Egress {
     Local,
     Tunnel {
         /// The sockets sending with DF set and with DF clear (the same one unless `df` is
-        /// `inherit`; over IPv6 both are the one socket).
+        /// `inherit`; over IPv6 both are the one socket): the first of a pool of `spread`
+        /// sockets (VXLAN, one source port each) or the one GRE socket (`spread` 1).
         sockets: [usize; 2],
+        spread: [usize; 2],
         df: DfMode,
+        tos: TosMode,
+        ttl: TtlMode,
         dst: SockAddr,
         /// The encapsulation header, when it is the same for every packet, with the outer
         /// IPv4 header in front for sockets that take it.
@@ -32,35 +56,59 @@ pub(super) enum Egress {
     },
 }
 
-/// An encapsulation header (VXLAN or GRE) with room in front for the outer IPv4 header, which
-/// the sockets of IPv4 GRE with DF take from the sender (see [`UnderlaySocket::outer_header`]).
+/// An encapsulation header (VXLAN or GRE) with room in front for the outer IP header, which
+/// the sockets of GRE with DF take from the sender (see [`UnderlaySocket::outer_header`] and
+/// [`UnderlaySocket::outer_header_v6`]).
 #[derive(Clone, Copy)]
 pub(super) struct Encap {
-    bytes: [u8; IPV4_HEADER_LEN + gre::MAX_LEN],
-    /// Length of the encapsulation header, which starts at `IPV4_HEADER_LEN`.
+    bytes: [u8; ENCAP_AT + gre::MAX_LEN],
+    /// Length of the encapsulation header, which starts at `ENCAP_AT`.
     len: usize,
 }
 
 impl Encap {
     pub(super) const EMPTY: Encap = Encap {
-        bytes: [0; IPV4_HEADER_LEN + gre::MAX_LEN],
+        bytes: [0; ENCAP_AT + gre::MAX_LEN],
         len: 0,
     };
 
     /// Room for the encapsulation header.
     pub(super) fn room(&mut self) -> &mut [u8; gre::MAX_LEN] {
-        let tail = &mut self.bytes[IPV4_HEADER_LEN..];
+        let tail = &mut self.bytes[ENCAP_AT..];
         tail.try_into().expect("sized to the maximum header")
     }
 
-    /// What to send in front of the frame: the encapsulation header, after the outer IPv4
+    /// What to send in front of the frame: the encapsulation header, after the outer IP
     /// header when `socket` takes one.
     pub(super) fn for_socket(&self, socket: &UnderlaySocket) -> &[u8] {
-        let start = match socket.writes_ip_header() {
-            true => 0,
-            false => IPV4_HEADER_LEN,
+        let start = match (socket.writes_ip_header(), socket.local().is_ipv4()) {
+            (false, _) => ENCAP_AT,
+            (true, true) => V4_AT,
+            (true, false) => 0,
         };
-        &self.bytes[start..IPV4_HEADER_LEN + self.len]
+        &self.bytes[start..ENCAP_AT + self.len]
+    }
+
+    /// Fills in the per-packet fields of the outer header in front, for a socket that takes
+    /// it from the sender: the TOS / traffic class, the TTL / hop limit (unless 0: the
+    /// socket's), and over IPv6 the flow label (from the inner flow's hash, RFC 6438) and the
+    /// payload length (this header and `payload` bytes).
+    pub(super) fn set_outer(&mut self, v6: bool, tos: u8, ttl: u8, hash: u32, payload: usize) {
+        if !v6 {
+            self.bytes[V4_AT + V4_TOS] = tos;
+            if ttl != 0 {
+                self.bytes[V4_AT + V4_TTL] = ttl;
+            }
+            return;
+        }
+        let flow = hash & FLOW_LABEL;
+        let first = (6 << 28) | (u32::from(tos) << 20) | flow;
+        self.bytes[..4].copy_from_slice(&first.to_be_bytes());
+        let len = u16::try_from(self.len + payload).unwrap_or(0);
+        self.bytes[V6_PAYLOAD_LEN..V6_PAYLOAD_LEN + 2].copy_from_slice(&len.to_be_bytes());
+        if ttl != 0 {
+            self.bytes[V6_HOP_LIMIT] = ttl;
+        }
     }
 }
 
@@ -68,18 +116,17 @@ impl Encap {
 pub(super) struct PerPacketGre {
     template: gre::Header,
     /// The next sequence number, when sequence numbers are sent; shared with the plumbing a
-    /// reload replaces, so numbers never go back.
-    next_seq: Option<Arc<AtomicU32>>,
+    /// reload replaces, so numbers never go back. Numbers are drawn and their packets sent
+    /// under this lock, so they leave in order whichever thread sends.
+    pub(super) next_seq: Option<Arc<Mutex<u32>>>,
 }
 
 impl PerPacketGre {
-    pub(super) fn encode(&self, payload: &[u8], out: &mut Encap) {
-        let seq = self
-            .next_seq
-            .as_ref()
-            .map(|n| n.fetch_add(1, Ordering::Relaxed));
+    /// Writes the GRE header for `payload` with sequence number `seq` (if the tunnel sends
+    /// them) into `out`.
+    pub(super) fn encode(&self, payload: &[u8], seq: Option<u32>, out: &mut Encap) {
         out.len = gre::Header {
-            seq,
+            seq: seq.filter(|_| self.next_seq.is_some()),
             ..self.template
         }
         .encode(payload, out.room());
@@ -113,34 +160,69 @@ impl Plumbing {
             // UDP sockets send and receive. Raw GRE sockets each have one role: one per
             // address receives and never sends, the others send and receive nothing; so a
             // reload never has two receiving copies of one packet.
+            // Each kind has one receiving socket per address: for VXLAN on the tunnel's port,
+            // for GRE one raw socket that never sends. Senders receive nothing: a pool of UDP
+            // sockets on source ports of their own, or a raw GRE socket per DF setting; so a
+            // reload never has two receiving copies of one packet.
             let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
-            let sender = |s: &UnderlaySocket| kind != SocketKind::Gre || !s.receives();
-            let receiver = |s: &UnderlaySocket| same(s) && !sender(s);
-            if kind == SocketKind::Gre && !sockets.iter().any(|s| receiver(s)) {
+            let receiver = |s: &UnderlaySocket| same(s) && s.receives();
+            if !sockets.iter().any(|s| receiver(s)) {
                 let reused = old.and_then(|o| o.sockets.iter().find(|s| receiver(s)));
-                sockets.push(match reused {
-                    Some(s) => Arc::clone(s),
-                    None => Arc::new(UnderlaySocket::gre(local, true, true)?),
-                });
-            }
-            let mut socket_for = |want_df: bool| -> Result<usize, SocketError> {
-                // DF means nothing over IPv6: one socket serves both.
-                let want_df = want_df || local.is_ipv6();
-                let fits = |s: &UnderlaySocket| same(s) && sender(s) && s.df() == want_df;
-                if let Some(i) = sockets.iter().position(|s| fits(s)) {
-                    return Ok(i);
-                }
-                let reused = old.and_then(|o| o.sockets.iter().find(|s| fits(s)));
                 sockets.push(match reused {
                     Some(s) => Arc::clone(s),
                     None => Arc::new(match kind {
                         SocketKind::Udp(p) => {
-                            UnderlaySocket::udp(local, p, want_df, config.underlay.offload)?
+                            UnderlaySocket::udp(local, p, true, config.underlay.offload)?
                         }
-                        SocketKind::Gre => UnderlaySocket::gre(local, want_df, false)?,
+                        SocketKind::Gre => UnderlaySocket::gre(local, true, true)?,
                     }),
                 });
-                Ok(sockets.len() - 1)
+            }
+            let source_ports = match port
+                .options
+                .src_port_range
+                .or(config.underlay.src_port_range)
+            {
+                Some((min, max)) => SourcePorts::Range(min, max),
+                None => SourcePorts::Kernel,
+            };
+            let mut socket_for = |want_df: bool| -> Result<(usize, usize), SocketError> {
+                // DF means nothing over IPv6: one socket serves both.
+                let want_df = want_df || local.is_ipv6();
+                let fits = |s: &UnderlaySocket| {
+                    same(s)
+                        && !s.receives()
+                        && s.df() == want_df
+                        && s.pool().map(|p| p.0)
+                            == (kind != SocketKind::Gre).then_some(source_ports)
+                };
+                if let Some(i) = sockets.iter().position(|s| fits(s)) {
+                    let n = sockets[i..].iter().take_while(|s| fits(s)).count();
+                    return Ok((i, n));
+                }
+                let start = sockets.len();
+                let reused = old.map(|o| o.sockets.iter().filter(|s| fits(s)));
+                sockets.extend(reused.into_iter().flatten().cloned());
+                if sockets.len() == start {
+                    match kind {
+                        SocketKind::Udp(p) => sockets.extend(
+                            UnderlaySocket::udp_pool(
+                                local,
+                                p,
+                                source_ports,
+                                SOURCE_PORTS,
+                                want_df,
+                                config.underlay.offload,
+                            )?
+                            .into_iter()
+                            .map(Arc::new),
+                        ),
+                        SocketKind::Gre => {
+                            sockets.push(Arc::new(UnderlaySocket::gre(local, want_df, false)?))
+                        }
+                    }
+                }
+                Ok((start, sockets.len() - start))
             };
             let socket_df = if df == DfMode::Unset {
                 None
@@ -152,16 +234,20 @@ impl Plumbing {
             } else {
                 Some(socket_for(false)?)
             };
-            let sockets_pair = [
-                socket_df.or(socket_nodf).unwrap_or(0),
-                socket_nodf.or(socket_df).unwrap_or(0),
+            let pair = [
+                socket_df.or(socket_nodf).unwrap_or((0, 1)),
+                socket_nodf.or(socket_df).unwrap_or((0, 1)),
             ];
+            let sockets_pair = [pair[0].0, pair[1].0];
+            let spread = [pair[0].1, pair[1].1];
             let mut header = Encap::EMPTY;
-            let outer = sockets_pair
-                .iter()
-                .find_map(|&i| sockets[i].outer_header(remote));
-            if let Some(outer) = outer {
-                header.bytes[..IPV4_HEADER_LEN].copy_from_slice(&outer);
+            for &i in &sockets_pair {
+                if let Some(outer) = sockets[i].outer_header(remote) {
+                    header.bytes[V4_AT..ENCAP_AT].copy_from_slice(&outer);
+                }
+                if let Some(outer) = sockets[i].outer_header_v6(remote) {
+                    header.bytes[..ENCAP_AT].copy_from_slice(&outer);
+                }
             }
             let (header_len, per_packet) = match &port.kind {
                 PortKind::Vxlan(t) => {
@@ -196,7 +282,10 @@ impl Plumbing {
                 port.no,
                 Egress::Tunnel {
                     sockets: sockets_pair,
+                    spread,
                     df,
+                    tos: port.options.tos,
+                    ttl: port.options.ttl,
                     dst,
                     header,
                     per_packet,
@@ -215,7 +304,7 @@ impl Plumbing {
     }
 
     /// The GRE sequence counter of `port`, if it sends sequence numbers.
-    fn seq_counter(&self, port: PortNo) -> Option<Arc<AtomicU32>> {
+    fn seq_counter(&self, port: PortNo) -> Option<Arc<Mutex<u32>>> {
         match self.egress(port)? {
             Egress::Tunnel {
                 per_packet: Some(g),
@@ -246,16 +335,32 @@ mod tests {
         };
         let first = config(&(tunnel("a", 2, "") + &tunnel("b", 3, "df = \"inherit\"\n")));
         let old = Plumbing::build(&first, None).unwrap();
-        assert_eq!(old.sockets.len(), 2, "DF set and DF clear");
-        let df_set = old.sockets.iter().find(|s| s.df()).unwrap();
+        assert_eq!(
+            old.sockets.len(),
+            1 + 2 * SOURCE_PORTS,
+            "one receiving, a pool with DF set and one with DF clear"
+        );
+        assert_eq!(old.sockets.iter().filter(|s| s.receives()).count(), 1);
+        let receiving = old.sockets.iter().find(|s| s.receives()).unwrap();
+        assert_eq!(receiving.local_port(), port);
+        let source_ports: std::collections::HashSet<u16> =
+            old.sockets[1..].iter().map(|s| s.local_port()).collect();
+        assert_eq!(source_ports.len(), 2 * SOURCE_PORTS, "a source port each");
+        let df_set = old
+            .sockets
+            .iter()
+            .find(|s| s.df() && !s.receives())
+            .unwrap();
 
         let second = config(&(tunnel("a", 2, "") + &tunnel("c", 4, "vni = 5\n")));
         let new = Plumbing::build(&second, Some(&old)).unwrap();
-        assert_eq!(new.sockets.len(), 1, "only DF set is still needed");
-        assert!(
-            Arc::ptr_eq(&new.sockets[0], df_set),
-            "and it is the same socket"
+        assert_eq!(
+            new.sockets.len(),
+            1 + SOURCE_PORTS,
+            "only the DF set pool is still needed"
         );
+        assert!(Arc::ptr_eq(&new.sockets[0], receiving), "the same receiver");
+        assert!(Arc::ptr_eq(&new.sockets[1], df_set), "and the same senders");
         assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
     }
 }

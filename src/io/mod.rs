@@ -43,9 +43,11 @@ impl Poller {
         });
         // SAFETY: `fds` is a valid array of initialised pollfd structs that outlives the call.
         let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        if rc <= 0 {
+            self.fds.iter_mut().for_each(|p| p.revents = 0);
+        }
         if rc < 0 {
             let e = io::Error::last_os_error();
-            self.fds.iter_mut().for_each(|p| p.revents = 0);
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
 
-use crate::wire::IPV4_HEADER_LEN;
+use crate::wire::{IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// Most datagrams moved by one system call.
 pub const BATCH: usize = 32;
@@ -32,6 +32,9 @@ const IPPROTO_RAW: i32 = 255;
 /// Control message (linux/in.h) giving the protocol a header-included packet is routed and
 /// matched against IPsec policies by; without it that is IPPROTO_RAW, not the header's.
 const IP_PROTOCOL: libc::c_int = 52;
+/// Socket option (linux/in6.h): the sender writes the IPv6 header (Linux 4.5+). On a socket
+/// of protocol GRE the kernel routes by that protocol, as `IP_PROTOCOL` makes it for IPv4.
+const IPV6_HDRINCL: libc::c_int = 36;
 /// sendmsg flag (linux/socket.h): route the message, send nothing.
 const MSG_PROBE: libc::c_int = 0x10;
 /// UDP socket options (linux/udp.h): send several equal datagrams as one (GSO), receive
@@ -47,8 +50,16 @@ const MAX_IOVECS: usize = 2 * 256;
 /// Most messages one `sendmmsg` call carries: without GSO every datagram is a message, so a
 /// split superframe (about 45 datagrams) and more go in one call.
 const SEND_MESSAGES: usize = 128;
-/// Room for one control message carrying an int (`CMSG_SPACE(4)`), 8-byte aligned.
-type Cmsg = [u64; 3];
+/// Room for three control messages carrying an int each (`3 * CMSG_SPACE(4)`), 8-byte
+/// aligned: on send a GSO size, a TOS and a TTL (or `IP_PROTOCOL`); on receive the GRO size
+/// and the TOS.
+type Cmsg = [u64; 9];
+/// Room for one control message carrying an int (`CMSG_SPACE(4)`), in `u64`s.
+const CMSG_ONE: usize = 3;
+/// Socket options (linux/in.h, linux/in6.h) asking for the outer TOS / traffic class of
+/// received packets as a control message.
+const IP_RECVTOS: libc::c_int = 13;
+const IPV6_RECVTCLASS: libc::c_int = 66;
 
 /// Failures while opening an underlay socket.
 #[derive(Debug, Error)]
@@ -97,6 +108,20 @@ pub struct UnderlaySocket {
     /// A sending IPv4 GRE socket with DF: the sender writes the outer IPv4 header (see
     /// [`UnderlaySocket::outer_header`]).
     writes_header: bool,
+    /// For a VXLAN sender of a source-port pool: the pool's range and this socket's place in it.
+    pool: Option<(SourcePorts, usize)>,
+    /// For a sending IPv6 GRE socket: the socket through which ICMPv6 Packet Too Big updates
+    /// the kernel's path MTU (see [`path_mtu_listener`]).
+    _pmtu: Option<Socket>,
+}
+
+/// The outer UDP source ports VXLAN senders are bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourcePorts {
+    /// Whatever the kernel picks (`net.ipv4.ip_local_port_range`).
+    Kernel,
+    /// Inside this inclusive range.
+    Range(u16, u16),
 }
 
 /// Receive buffers for one batch, reused from call to call. With UDP GRO one buffer may hold
@@ -107,6 +132,8 @@ pub struct RecvBatch {
     cmsgs: Vec<Cmsg>,
     /// Per packet of the last call: its buffer and where it lies in it.
     packets: Vec<(usize, usize, usize)>,
+    /// Per buffer of the last call: the outer TOS / traffic class, where the socket reports it.
+    tos: [u8; BATCH],
 }
 
 impl Default for RecvBatch {
@@ -117,8 +144,9 @@ impl Default for RecvBatch {
                 .collect(),
             // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
-            cmsgs: vec![[0; 3]; BATCH],
+            cmsgs: vec![[0; 9]; BATCH],
             packets: Vec::with_capacity(BATCH * GSO_MAX_SEGMENTS),
+            tos: [0; BATCH],
         }
     }
 }
@@ -129,6 +157,12 @@ impl RecvBatch {
         let &(buf, start, len) = self.packets.get(i)?;
         let src = sockaddr_ip(&self.addrs[buf])?;
         Some((src, &mut self.bufs[buf][start..start + len]))
+    }
+
+    /// The outer TOS byte (IPv4) or traffic class (IPv6) of packet `i` of the last batch, as
+    /// the kernel reported it (0 when it did not: raw IPv4 sockets hand over the header itself).
+    pub fn outer_tos(&self, i: usize) -> u8 {
+        self.packets.get(i).map_or(0, |&(buf, _, _)| self.tos[buf])
     }
 
     /// Packet `i` of the last batch and its sender.
@@ -149,6 +183,11 @@ pub struct SendItem<'a> {
     pub payload: &'a [u8],
     /// Handed back to the error callback (the egress port number).
     pub tag: u32,
+    /// The outer TOS / traffic class; 0 for the socket's (a sender writing the IPv4 header
+    /// puts it there itself).
+    pub tos: u8,
+    /// The outer TTL / hop limit; 0 for the socket's.
+    pub ttl: u8,
 }
 
 impl UnderlaySocket {
@@ -176,6 +215,7 @@ impl UnderlaySocket {
             }
             grow_buffers(&sock)?;
             set_df(&sock, local, df)?;
+            receive_tos(&sock, local)?;
             sock.set_reuse_port(true)?;
             sock.bind(&addr.into())?;
             Ok(sock)
@@ -198,7 +238,116 @@ impl UnderlaySocket {
             gso: AtomicBool::new(gso),
             gro,
             writes_header: false,
+            pool: None,
+            _pmtu: None,
         })
+    }
+
+    /// Opens `count` send-only UDP sockets on `local` for VXLAN to port `port`, each bound to
+    /// a source port of `ports` (all distinct; fewer when the range holds fewer free ports, at
+    /// least one): the pool over which inner flows are spread by their hash (RFC 7348 section
+    /// 5). They receive nothing: a filter drops whatever comes to their ports; the receiving
+    /// socket stays on the tunnel's port.
+    pub fn udp_pool(
+        local: IpAddr,
+        port: u16,
+        ports: SourcePorts,
+        count: usize,
+        df: bool,
+        offload: bool,
+    ) -> Result<Vec<UnderlaySocket>, SocketError> {
+        let open = |source: u16| -> io::Result<Socket> {
+            let domain = if local.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            };
+            let sock = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+            if local.is_ipv6() {
+                sock.set_only_v6(true)?;
+            }
+            drop_all_received(&sock)?;
+            grow_buffers(&sock)?;
+            set_df(&sock, local, df)?;
+            sock.bind(&SocketAddr::new(local, source).into())?;
+            Ok(sock)
+        };
+        let mut socks = Vec::with_capacity(count);
+        match ports {
+            SourcePorts::Kernel => {
+                for _ in 0..count {
+                    let sock = open(0).map_err(|source| SocketError::Bind {
+                        addr: SocketAddr::new(local, 0),
+                        source,
+                    })?;
+                    socks.push(sock);
+                }
+            }
+            SourcePorts::Range(min, max) => {
+                // Spread over the range; then, for ports in use, any other port of it.
+                let span = u32::from(max - min) + 1;
+                let step = (span / count.max(1) as u32).max(1);
+                let spread: Vec<u32> = (0..count as u32).map(|i| (i * step) % span).collect();
+                let mut last_err = None;
+                let rest = (0..span).filter(|o| !spread.contains(o));
+                for (k, offset) in spread.iter().copied().chain(rest).enumerate() {
+                    if socks.len() == count {
+                        break;
+                    }
+                    if k < spread.len() && spread[..k].contains(&offset) {
+                        continue;
+                    }
+                    let p = (u32::from(min) + offset) as u16;
+                    match open(p) {
+                        Ok(sock) => socks.push(sock),
+                        Err(e) => last_err = Some((p, e)),
+                    }
+                }
+                if socks.is_empty() {
+                    let (p, source) = last_err.unwrap_or((
+                        min,
+                        io::Error::new(io::ErrorKind::AddrInUse, "no free port"),
+                    ));
+                    return Err(SocketError::Bind {
+                        addr: SocketAddr::new(local, p),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(socks
+            .into_iter()
+            .enumerate()
+            .map(|(i, sock)| {
+                let gso = offload && set_option(&sock, libc::SOL_UDP, UDP_SEGMENT, 0).is_ok();
+                UnderlaySocket {
+                    sock,
+                    kind: SocketKind::Udp(port),
+                    local,
+                    df,
+                    receives: false,
+                    gso: AtomicBool::new(gso),
+                    gro: false,
+                    writes_header: false,
+                    pool: Some((ports, i)),
+                    _pmtu: None,
+                }
+            })
+            .collect())
+    }
+
+    /// For a sender of a source-port pool: the pool's range and this socket's place in it.
+    pub fn pool(&self) -> Option<(SourcePorts, usize)> {
+        self.pool
+    }
+
+    /// The local UDP port it is bound to (0 for raw sockets).
+    pub fn local_port(&self) -> u16 {
+        self.sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map_or(0, |a| a.port())
     }
 
     /// Opens a raw GRE socket bound to `local`: it receives GRE packets addressed to `local`
@@ -216,15 +365,19 @@ impl UnderlaySocket {
     /// The kernel routes such packets (and matches IPsec policies and `ip rule ipproto`) by
     /// the protocol in an `IP_PROTOCOL` control message, which every send carries. A kernel
     /// that does not take that message (a probe at open says so) gets the classic socket.
+    ///
+    /// Over IPv6 the sending socket is of protocol GRE with `IPV6_HDRINCL`: the sender writes
+    /// the IPv6 header, payload length included (the kernel fills in nothing), and the kernel
+    /// routes by the socket's protocol, 47. A kernel without the option gets the classic socket.
     pub fn gre(local: IpAddr, df: bool, receive: bool) -> Result<UnderlaySocket, SocketError> {
-        let writes_header = local.is_ipv4() && df && !receive;
+        let writes_header = df && !receive;
         let open = |writes_header: bool| -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
             } else {
                 Domain::IPV6
             };
-            let protocol = if writes_header {
+            let protocol = if writes_header && local.is_ipv4() {
                 IPPROTO_RAW
             } else {
                 IPPROTO_GRE
@@ -232,6 +385,8 @@ impl UnderlaySocket {
             let sock = Socket::new(domain, Type::RAW.cloexec(), Some(Protocol::from(protocol)))?;
             if !receive {
                 drop_all_received(&sock)?;
+            } else if local.is_ipv6() {
+                receive_tos(&sock, local)?;
             }
             grow_buffers(&sock)?;
             set_df(&sock, local, df)?;
@@ -239,6 +394,18 @@ impl UnderlaySocket {
             Ok(sock)
         };
         let opened = match writes_header {
+            true if local.is_ipv6() => open(true).map(|sock| {
+                match set_option(&sock, libc::IPPROTO_IPV6, IPV6_HDRINCL, 1) {
+                    Ok(()) => (sock, true),
+                    Err(e) => {
+                        tracing::info!(
+                            "IPV6_HDRINCL refused ({e}): GRE from {local} goes out with the \
+                             kernel's IPv6 header"
+                        );
+                        (sock, false)
+                    }
+                }
+            }),
             true => open(true).and_then(|sock| match takes_ip_protocol(&sock, local) {
                 true => Ok((sock, true)),
                 false => {
@@ -272,6 +439,15 @@ impl UnderlaySocket {
             gso: AtomicBool::new(false),
             gro: false,
             writes_header,
+            pool: None,
+            _pmtu: match !receive && local.is_ipv6() {
+                true => Some(path_mtu_listener(local).map_err(|source| SocketError::Gre {
+                    local,
+                    source,
+                    hint: "",
+                })?),
+                false => None,
+            },
         })
     }
 
@@ -289,7 +465,31 @@ impl UnderlaySocket {
         Some(gre_ipv4_header(src, dst, ttl))
     }
 
-    /// Whether the sender writes the outer IPv4 header ([`UnderlaySocket::outer_header`]).
+    /// For a socket whose sender writes the outer IPv6 header: that header for packets to
+    /// `dst`: version, next header GRE, both addresses and the hop limit the kernel would give
+    /// (the socket's, else 64). Traffic class, flow label and payload length are the sender's
+    /// to fill in per packet. `None` for every other socket.
+    pub fn outer_header_v6(&self, dst: IpAddr) -> Option<[u8; IPV6_HEADER_LEN]> {
+        let (IpAddr::V6(src), IpAddr::V6(dst), true) = (self.local, dst, self.writes_header) else {
+            return None;
+        };
+        let hops = self
+            .sock
+            .unicast_hops_v6()
+            .ok()
+            .filter(|&h| (1..=255).contains(&h))
+            .map_or(64, |h| h as u8);
+        let mut h = [0u8; IPV6_HEADER_LEN];
+        h[0] = 0x60;
+        h[6] = IPPROTO_GRE as u8;
+        h[7] = hops;
+        h[8..24].copy_from_slice(&src.octets());
+        h[24..40].copy_from_slice(&dst.octets());
+        Some(h)
+    }
+
+    /// Whether the sender writes the outer IP header ([`UnderlaySocket::outer_header`],
+    /// [`UnderlaySocket::outer_header_v6`]).
     pub fn writes_ip_header(&self) -> bool {
         self.writes_header
     }
@@ -339,11 +539,9 @@ impl UnderlaySocket {
             hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             hdrs[i].msg_hdr.msg_iov = iov;
             hdrs[i].msg_hdr.msg_iovlen = 1;
-            if self.gro {
-                batch.cmsgs[i] = [0; 3];
-                hdrs[i].msg_hdr.msg_control = batch.cmsgs[i].as_mut_ptr().cast();
-                hdrs[i].msg_hdr.msg_controllen = std::mem::size_of::<Cmsg>();
-            }
+            batch.cmsgs[i] = [0; 9];
+            hdrs[i].msg_hdr.msg_control = batch.cmsgs[i].as_mut_ptr().cast();
+            hdrs[i].msg_hdr.msg_controllen = std::mem::size_of::<Cmsg>();
         }
         batch.packets.clear();
         loop {
@@ -369,8 +567,10 @@ impl UnderlaySocket {
             }
             for (buf, hdr) in hdrs.iter().enumerate().take(rc as usize) {
                 let len = hdr.msg_len as usize;
+                let (gro, tos) = read_cmsgs(&hdr.msg_hdr);
+                batch.tos[buf] = tos;
                 let stride = match self.gro {
-                    true => gro_stride(&hdr.msg_hdr).unwrap_or(len),
+                    true => gro.unwrap_or(len),
                     false => len,
                 };
                 let mut start = 0;
@@ -406,6 +606,8 @@ impl UnderlaySocket {
             size: usize,
             bytes: usize,
             closed: bool,
+            tos: u8,
+            ttl: u8,
         }
         let mut items = items.into_iter().peekable();
         let gso = self.gso.load(Ordering::Relaxed);
@@ -422,6 +624,8 @@ impl UnderlaySocket {
                 size: 0,
                 bytes: 0,
                 closed: false,
+                tos: 0,
+                ttl: 0,
             }; SEND_MESSAGES];
             let mut count = 0;
             let mut n_iov = 0;
@@ -430,6 +634,8 @@ impl UnderlaySocket {
                 let joins = gso && count > 0 && {
                     let m = &msgs[count - 1];
                     std::ptr::eq(m.dst, item.dst)
+                        && m.tos == item.tos
+                        && m.ttl == item.ttl
                         && !m.closed
                         && m.segs < GSO_MAX_SEGMENTS
                         && len <= m.size
@@ -452,6 +658,8 @@ impl UnderlaySocket {
                         size: len,
                         bytes: len,
                         closed: false,
+                        tos: item.tos,
+                        ttl: item.ttl,
                     };
                     count += 1;
                 }
@@ -466,7 +674,7 @@ impl UnderlaySocket {
                 tags[n_iov / 2] = item.tag;
                 n_iov += 2;
             }
-            let mut cmsgs: [Cmsg; SEND_MESSAGES] = [[0; 3]; SEND_MESSAGES];
+            let mut cmsgs: [Cmsg; SEND_MESSAGES] = [[0; 9]; SEND_MESSAGES];
             // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
             let mut hdrs: [libc::mmsghdr; SEND_MESSAGES] = unsafe { std::mem::zeroed() };
             for ((hdr, m), cmsg) in hdrs.iter_mut().zip(&msgs).zip(cmsgs.iter_mut()).take(count) {
@@ -476,21 +684,8 @@ impl UnderlaySocket {
                 hdr.msg_hdr.msg_namelen = dst.len();
                 hdr.msg_hdr.msg_iov = iovs[m.iov..].as_mut_ptr();
                 hdr.msg_hdr.msg_iovlen = 2 * m.segs;
-                if m.segs > 1 {
-                    set_cmsg(
-                        &mut hdr.msg_hdr,
-                        cmsg,
-                        (libc::SOL_UDP, UDP_SEGMENT),
-                        &(m.size as u16).to_ne_bytes(),
-                    );
-                } else if self.writes_ip_header() {
-                    set_cmsg(
-                        &mut hdr.msg_hdr,
-                        cmsg,
-                        (libc::IPPROTO_IP, IP_PROTOCOL),
-                        &IPPROTO_GRE.to_ne_bytes(),
-                    );
-                }
+                let gso_size = (m.segs > 1).then_some(m.size as u16);
+                self.control(&mut hdr.msg_hdr, cmsg, gso_size, m.tos, m.ttl);
             }
             let mut start = 0;
             while start < count {
@@ -522,12 +717,12 @@ impl UnderlaySocket {
                     if e.raw_os_error() == Some(libc::EIO) {
                         self.gso.store(false, Ordering::Relaxed);
                     }
+                    let mut cmsg: Cmsg = [0; 9];
                     for k in 0..m.segs {
                         let mut one = hdrs[start];
                         one.msg_hdr.msg_iov = iovs[m.iov + 2 * k..].as_mut_ptr();
                         one.msg_hdr.msg_iovlen = 2;
-                        one.msg_hdr.msg_control = std::ptr::null_mut();
-                        one.msg_hdr.msg_controllen = 0;
+                        self.control(&mut one.msg_hdr, &mut cmsg, None, m.tos, m.ttl);
                         // SAFETY: as above, for one message of two iovecs.
                         let rc = unsafe { libc::sendmsg(self.fd(), &one.msg_hdr, 0) };
                         if rc < 0 {
@@ -541,21 +736,101 @@ impl UnderlaySocket {
     }
 }
 
+impl UnderlaySocket {
+    /// Hangs the control messages of one send on `msg`, in `cmsg`: the GSO size, and the
+    /// outer TOS and TTL when not the socket's (0); for a socket writing the IPv4 header, the
+    /// `IP_PROTOCOL` it is routed by instead (TOS and TTL are in that header).
+    fn control(
+        &self,
+        msg: &mut libc::msghdr,
+        cmsg: &mut Cmsg,
+        gso_size: Option<u16>,
+        tos: u8,
+        ttl: u8,
+    ) {
+        msg.msg_control = std::ptr::null_mut();
+        msg.msg_controllen = 0;
+        let v4 = self.local.is_ipv4();
+        if let Some(size) = gso_size {
+            add_cmsg(msg, cmsg, (libc::SOL_UDP, UDP_SEGMENT), &size.to_ne_bytes());
+        }
+        if self.writes_header {
+            if v4 {
+                let gre = IPPROTO_GRE.to_ne_bytes();
+                add_cmsg(msg, cmsg, (libc::IPPROTO_IP, IP_PROTOCOL), &gre);
+            }
+            return;
+        }
+        if tos != 0 {
+            let kind = match v4 {
+                true => (libc::IPPROTO_IP, libc::IP_TOS),
+                false => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+            };
+            add_cmsg(msg, cmsg, kind, &i32::from(tos).to_ne_bytes());
+        }
+        if ttl != 0 {
+            let kind = match v4 {
+                true => (libc::IPPROTO_IP, libc::IP_TTL),
+                false => (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT),
+            };
+            add_cmsg(msg, cmsg, kind, &i32::from(ttl).to_ne_bytes());
+        }
+    }
+}
+
 /// Puts one control message, `(level, type)` with `data` (at most 4 bytes: a `UDP_SEGMENT`
-/// size or an int), into `cmsg` and hangs it on `msg`.
-fn set_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), data: &[u8]) {
+/// size or an int), into `cmsg` as the only one and hangs it on `msg`.
+fn set_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, kind: (i32, i32), data: &[u8]) {
+    msg.msg_controllen = 0;
+    add_cmsg(msg, cmsg, kind, data);
+}
+
+/// Appends one control message (as [`set_cmsg`]) after those `msg` already has in `cmsg`;
+/// nothing when `cmsg` is full.
+fn add_cmsg(msg: &mut libc::msghdr, cmsg: &mut Cmsg, (level, kind): (i32, i32), data: &[u8]) {
     let len = data.len().min(4);
+    let used = msg.msg_controllen / 8;
+    if used + CMSG_ONE > cmsg.len() {
+        return;
+    }
     msg.msg_control = cmsg.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(len as u32) } as usize;
-    // SAFETY: msg_control points at `cmsg`, at least CMSG_SPACE(4) bytes and 8-byte aligned,
-    // so CMSG_FIRSTHDR returns a pointer into it with room for the header and `len` bytes.
+    // SAFETY: CMSG_SPACE is a pure size computation (CMSG_SPACE(4) is CMSG_ONE u64s).
+    msg.msg_controllen += unsafe { libc::CMSG_SPACE(len as u32) } as usize;
+    // SAFETY: `used` u64s into `cmsg` is 8-byte aligned and leaves CMSG_ONE u64s, room for a
+    // cmsghdr and `len` <= 4 bytes of data; msg_controllen now covers them.
     unsafe {
-        let c = libc::CMSG_FIRSTHDR(msg);
+        let c = cmsg.as_mut_ptr().add(used).cast::<libc::cmsghdr>();
         (*c).cmsg_level = level;
         (*c).cmsg_type = kind;
         (*c).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
         std::ptr::copy_nonoverlapping(data.as_ptr(), libc::CMSG_DATA(c), len);
+    }
+}
+
+/// A raw IPv6 GRE socket on `local` that only lets ICMPv6 Packet Too Big for GRE teach the
+/// kernel the path MTU: for a raw IPv6 socket that is not connected the kernel updates its
+/// route cache only with `IPV6_RECVERR` on (`rawv6_err`; IPv4's `raw_err` and UDP do it
+/// regardless). It is never read, written or polled: a filter drops the packets it would
+/// receive and a minimal receive buffer bounds its error queue. Being apart from the sender,
+/// the error the kernel leaves on it after any ICMPv6 error fails no send.
+fn path_mtu_listener(local: IpAddr) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::IPV6,
+        Type::RAW.cloexec(),
+        Some(Protocol::from(IPPROTO_GRE)),
+    )?;
+    drop_all_received(&sock)?;
+    set_option(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVERR, 1)?;
+    set_option(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, 0)?;
+    sock.bind(&SocketAddr::new(local, 0).into())?;
+    Ok(sock)
+}
+
+/// Asks for the outer TOS (IPv4) or traffic class (IPv6) of every received packet.
+fn receive_tos(sock: &Socket, local: IpAddr) -> io::Result<()> {
+    match local {
+        IpAddr::V4(_) => set_option(sock, libc::IPPROTO_IP, IP_RECVTOS, 1),
+        IpAddr::V6(_) => set_option(sock, libc::IPPROTO_IPV6, IPV6_RECVTCLASS, 1),
     }
 }
 
@@ -585,7 +860,7 @@ fn takes_ip_protocol(sock: &Socket, local: IpAddr) -> bool {
         iov_base: header.as_mut_ptr().cast(),
         iov_len: header.len(),
     };
-    let mut cmsg: Cmsg = [0; 3];
+    let mut cmsg: Cmsg = [0; 9];
     // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = dst.as_ptr() as *mut _;
@@ -603,29 +878,39 @@ fn takes_ip_protocol(sock: &Socket, local: IpAddr) -> bool {
     unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, MSG_PROBE) >= 0 }
 }
 
-/// The datagram size of a GRO-coalesced receive, from its `UDP_GRO` control message.
-fn gro_stride(msg: &libc::msghdr) -> Option<usize> {
+/// From the control messages of a receive: the datagram size of a GRO-coalesced buffer
+/// (`UDP_GRO`), and the outer TOS / traffic class (`IP_TOS`, one byte; `IPV6_TCLASS`, an int),
+/// 0 when absent.
+fn read_cmsgs(msg: &libc::msghdr) -> (Option<usize>, u8) {
+    let (mut stride, mut tos) = (None, 0);
+    if msg.msg_control.is_null() {
+        return (stride, tos);
+    }
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk within them.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let mut v = [0u8; 4];
-                let n = ((*c).cmsg_len as usize)
-                    .saturating_sub(libc::CMSG_LEN(0) as usize)
-                    .min(4);
-                std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), v.as_mut_ptr(), n);
-                let size = if n >= 4 {
-                    i32::from_ne_bytes(v) as usize
-                } else {
-                    usize::from(u16::from_ne_bytes([v[0], v[1]]))
-                };
-                return (size > 0).then_some(size);
+            let mut v = [0u8; 4];
+            let n = ((*c).cmsg_len as usize)
+                .saturating_sub(libc::CMSG_LEN(0) as usize)
+                .min(4);
+            std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), v.as_mut_ptr(), n);
+            let int = match n {
+                4 => i32::from_ne_bytes(v) as usize,
+                2 | 3 => usize::from(u16::from_ne_bytes([v[0], v[1]])),
+                _ => usize::from(v[0]),
+            };
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::SOL_UDP, UDP_GRO) => stride = (int > 0).then_some(int),
+                (libc::IPPROTO_IP, libc::IP_TOS) | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {
+                    tos = int as u8
+                }
+                _ => {}
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    None
+    (stride, tos)
 }
 
 /// DF on outer IPv4 packets (`IP_PMTUDISC_DO`: set, and never fragment locally) or not
@@ -754,6 +1039,52 @@ mod tests {
     }
 
     #[test]
+    fn a_source_port_pool_binds_inside_its_range_and_tos_travels_per_datagram() {
+        // Unprivileged: loopback, ports of this test's own.
+        let base = 42_000 + (std::process::id() % 2_000) as u16 * 8;
+        let local = IpAddr::from([127, 0, 0, 1]);
+        let rx = UnderlaySocket::udp(local, base + 7, true, true).unwrap();
+        let range = SourcePorts::Range(base, base + 5);
+        let pool = UnderlaySocket::udp_pool(local, base + 7, range, 4, true, true).unwrap();
+        let ports: std::collections::HashSet<u16> = pool.iter().map(|s| s.local_port()).collect();
+        assert_eq!(ports.len(), 4, "distinct ports");
+        assert!(
+            ports.iter().all(|p| (base..=base + 5).contains(p)),
+            "{ports:?}"
+        );
+        assert!(pool.iter().all(|s| !s.receives() && s.pool().is_some()));
+        let dst = SockAddr::from(SocketAddr::new(local, base + 7));
+        let header = [0u8; 8];
+        // Two GSO-sized runs of different TOS: they must not merge.
+        let items = (0..6).map(|i| SendItem {
+            dst: &dst,
+            header: &header,
+            payload: &[1u8; 1000],
+            tag: i,
+            tos: if i < 3 { 0x02 } else { 0x03 },
+            ttl: 9,
+        });
+        let mut errors = 0;
+        pool[0].send_batch(items, |_, _| errors += 1);
+        assert_eq!(errors, 0);
+        let mut batch = RecvBatch::default();
+        let mut tos = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while tos.len() < 6 && Instant::now() < deadline {
+            let n = rx.recv_batch(&mut batch).unwrap();
+            tos.extend((0..n).map(|i| batch.outer_tos(i)));
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(
+            tos,
+            [2, 2, 2, 3, 3, 3],
+            "each datagram's own TOS (ECN bits included)"
+        );
+    }
+
+    #[test]
     fn gso_sends_and_gro_receives_keep_every_datagram_and_its_bytes() {
         // Unprivileged: loopback, ports of this test's own.
         let base = 30_000 + (std::process::id() % 10_000) as u16;
@@ -780,6 +1111,8 @@ mod tests {
                     header: &header,
                     payload: p,
                     tag: i as u32,
+                    tos: 0,
+                    ttl: 0,
                 }),
                 |_, _| errors += 1,
             );

@@ -10,6 +10,7 @@ pub mod icmp;
 pub mod ip;
 pub mod offload;
 pub mod tcp;
+pub mod tunnel;
 pub mod vxlan;
 
 #[cfg(test)]
