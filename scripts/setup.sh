@@ -2,7 +2,8 @@
 # Installs what vxtund's scenario, tests and benchmarks need on a fresh Debian machine:
 # iproute2 (ip), ping, iperf3, tcpdump, python3 (the garbage-datagram test sends with it) and
 # python3-scapy (the GRE peer of tests/gre_scapy.rs) and openvswitch-common (ovs-ofctl, the
-# OpenFlow client of tests/openflow.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
+# OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
+# controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
 # unit). Does nothing for tools already there.
 set -euo pipefail
@@ -16,6 +17,9 @@ command -v python3 >/dev/null || need+=(python3)
 /usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
 # Debian's own ovs-ofctl manages vxtund over OpenFlow in tests/openflow.rs.
 command -v ovs-ofctl >/dev/null || need+=(openvswitch-common)
+# The two controllers of tests/controller.rs: Open vSwitch's and an os-ken app.
+command -v ovs-testcontroller >/dev/null || need+=(openvswitch-testcontroller)
+command -v osken-manager >/dev/null || need+=(python3-os-ken)
 # tests/ops.rs: scrapes, the metrics lint, the manual pages, the unit's check.
 command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)

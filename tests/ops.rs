@@ -153,7 +153,10 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     assert!(report.contains("post: HTTP/1.1 405"), "{report}");
     assert!(report.contains("path: HTTP/1.1 404"), "{report}");
     assert!(report.contains("junk: HTTP/1.1 400"), "{report}");
-    assert!(report.contains("long head: HTTP/1.1 431"), "{report}");
+    assert!(
+        report.contains("long head: HTTP/1.1 431") || report.contains("long head: reset"),
+        "{report}"
+    );
     let text = scrape(&hub);
     let refused = |r: &str| {
         sample(
@@ -169,7 +172,7 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     assert!(refused("too_many_connections") >= 1, "{text}");
     assert!(refused("timeout") >= 1, "{text}");
     assert!(s.ping("k1", "172.31.2.1"), "the data path still runs");
-    assert!(s.log("seg1").contains("vxtund::stats") || !s.log("seg1").contains("panicked"));
+    assert!(!s.log("seg1").contains("panicked"), "{}", s.log("seg1"));
 }
 
 #[test]

@@ -154,10 +154,16 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     // Sockets first: a bind failure then leaves no device behind.
     let plumbing = Plumbing::build(&config, None)?;
+    // One line per receiving VXLAN socket; the send-only ones of the source-port pools (RFC
+    // 7348 entropy) are summed up in one line per pool.
+    let word = |on: bool| if on { "on" } else { "off" };
+    let mut pools: Vec<(std::net::IpAddr, bool, bool, usize)> = Vec::new();
     for socket in &plumbing.sockets {
-        if let SocketKind::Udp(port) = socket.kind() {
-            let word = |on: bool| if on { "on" } else { "off" };
-            let (gso, gro) = socket.offloads();
+        let SocketKind::Udp(port) = socket.kind() else {
+            continue;
+        };
+        let (gso, gro) = socket.offloads();
+        if socket.receives() {
             info!(
                 local = %socket.local(),
                 port,
@@ -166,7 +172,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 word(gso),
                 word(gro)
             );
+            continue;
         }
+        match pools
+            .iter_mut()
+            .find(|p| p.0 == socket.local() && p.1 == socket.df())
+        {
+            Some(p) => p.3 += 1,
+            None => pools.push((socket.local(), socket.df(), gso, 1)),
+        }
+    }
+    for (local, df, gso, n) in pools {
+        info!(
+            local = %local,
+            df,
+            "VXLAN send pool: {n} sockets on their own source ports (entropy), UDP GSO {}",
+            word(gso)
+        );
     }
     let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     let openflow = openflow::Listeners::bind(&config).map_err(DaemonError::OpenFlow)?;

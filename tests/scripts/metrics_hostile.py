@@ -35,7 +35,10 @@ def status(answer):
 
 
 print("junk:", status(exchange(bytes(range(256)) * 4)))
-print("long head:", status(exchange(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")))
+# The server answers 431 and closes while most of this head is still unread, so the kernel may
+# reset the connection before the answer is read: either is a refusal (the server counts it).
+long_head = status(exchange(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n"))
+print("long head:", "reset" if long_head.startswith("error:") else long_head)
 print("post:", status(exchange(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")))
 print("path:", status(exchange(b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n")))
 
