@@ -497,47 +497,12 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
-    use crate::switch::{Port, PortOptions, VxlanTunnel};
-    use std::net::{IpAddr, Ipv4Addr};
 
     fn hub() -> Switch {
-        let tunnel = |no: u32, name: &str, last: u8| Port {
-            no: PortNo(no),
-            name: name.into(),
-            kind: PortKind::Vxlan(VxlanTunnel {
-                remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, last)),
-                vni: 0,
-                dst_port: 8472,
-            }),
-            options: PortOptions::default(),
-        };
-        let ports = vec![
-            Port {
-                no: PortNo(1),
-                name: "vxt0".into(),
-                kind: PortKind::Local,
-                options: PortOptions::default(),
-            },
-            tunnel(2, "tun_kl", 102),
-            tunnel(3, "tun_km", 103),
-        ];
-        let names = PortTable(&ports);
-        let flows = [
+        crate::testing::hub(&[
             "arp,actions=flood",
             "ip,nw_dst=172.31.3.0/24,actions=output:tun_km",
-        ]
-        .iter()
-        .map(|r| parse_flow(r, &names).unwrap())
-        .collect();
-        let mut sw = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
-        sw.set_mtu(PortNo(2), 1450);
-        sw.set_mtu(PortNo(3), 1450);
-        sw
+        ])
     }
 
     fn run(sw: &mut Switch, text: &str) -> Response {

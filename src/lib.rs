@@ -17,5 +17,7 @@ pub mod openflow;
 pub mod packet_in;
 pub mod ratelimit;
 pub mod switch;
+#[cfg(test)]
+mod testing;
 pub mod trace;
 pub mod wire;

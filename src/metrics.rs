@@ -13,6 +13,7 @@
 use std::fmt::Write;
 
 use crate::flow::{Flow, Match};
+use crate::packet_in::PacketInStats;
 use crate::switch::{DropReason, MtuStats, OffloadStats, PortStats, Switch};
 
 /// Most flows exported as series of their own; the rest are summed into one.
@@ -38,6 +39,10 @@ pub struct Snapshot {
     pub mtu: MtuStats,
     /// Offload counters.
     pub offload: OffloadStats,
+    /// Packet-ins handed to the controllers and those the rate limit dropped.
+    pub packet_ins: PacketInStats,
+    /// Whether every frame takes `normal` (standalone with no controller connected).
+    pub fail_open: bool,
     /// Reloads applied and refused.
     pub reloads: (u64, u64),
     /// Requests the metrics endpoint refused, by reason (kept by the HTTP side).
@@ -89,6 +94,8 @@ impl Snapshot {
             mac_entries: sw.fdb().len(),
             mtu: sw.mtu_stats(),
             offload: sw.offload_stats(),
+            packet_ins: sw.packet_in_stats(),
+            fail_open: sw.fail_open(),
             ..Snapshot::default()
         }
     }
@@ -263,6 +270,26 @@ pub fn render(s: &Snapshot) -> String {
     ] {
         family(name, "counter", help, &plain(v));
     }
+    for (name, help, v) in [
+        (
+            "vxtund_packet_ins_total",
+            "Frames handed to the OpenFlow controllers (PACKET_IN).",
+            s.packet_ins.sent,
+        ),
+        (
+            "vxtund_packet_ins_rate_limited_total",
+            "Frames a controller action asked for beyond the packet-in rate limit.",
+            s.packet_ins.rate_limited,
+        ),
+    ] {
+        family(name, "counter", help, &plain(v));
+    }
+    family(
+        "vxtund_fail_open",
+        "gauge",
+        "1 while every frame takes normal because no controller is connected (fail_mode standalone).",
+        &plain(u64::from(s.fail_open)),
+    );
     family(
         "vxtund_config_reloads_total",
         "counter",
@@ -398,6 +425,9 @@ mod tests {
             "vxtund_config_reloads_total{result=\"applied\"} 2\n",
             "vxtund_config_reloads_total{result=\"refused\"} 1\n",
             "vxtund_build_info{version=\"1.2.3\"} 1\n",
+            "# TYPE vxtund_packet_ins_total counter\n",
+            "vxtund_packet_ins_rate_limited_total 0\n",
+            "vxtund_fail_open 0\n",
         ] {
             assert!(text.contains(needle), "`{needle}` in:\n{text}");
         }

@@ -540,51 +540,16 @@ fn proto_name(proto: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
-    use crate::flow::{parse_flow, FlowTable};
-    use crate::switch::{PortKind, PortOptions, VxlanTunnel};
 
     fn hub() -> Switch {
-        let tunnel = |no: u32, name: &str, last: u8| Port {
-            no: PortNo(no),
-            name: name.into(),
-            kind: PortKind::Vxlan(VxlanTunnel {
-                remote: format!("192.168.200.{last}").parse().unwrap(),
-                vni: 0,
-                dst_port: 8472,
-            }),
-            options: PortOptions::default(),
-        };
-        let ports = vec![
-            Port {
-                no: PortNo(1),
-                name: "vxt0".into(),
-                kind: PortKind::Local,
-                options: PortOptions::default(),
-            },
-            tunnel(2, "tun_kl", 102),
-            tunnel(3, "tun_km", 103),
-        ];
-        let names = PortTable(&ports);
-        let flows = [
+        crate::testing::hub(&[
             "arp,actions=flood",
             "ip,nw_dst=172.31.1.0/24,actions=output:1",
             "ip,nw_dst=172.31.2.0/24,actions=output:2",
             "ip,nw_dst=172.31.3.0/24,actions=output:3",
             "icmp6,ipv6_dst=ff00::/8,actions=flood",
             "ip6,ipv6_dst=fc00:0:0:3::/64,actions=output:3",
-        ]
-        .iter()
-        .map(|r| parse_flow(r, &names).unwrap())
-        .collect();
-        let mut sw = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
-        sw.set_mtu(PortNo(2), 1450);
-        sw.set_mtu(PortNo(3), 1450);
-        sw
+        ])
     }
 
     fn run(sw: &Switch, text: &str) -> String {

@@ -504,6 +504,26 @@ fn log_fault(report: Report<Fault>) {
     }
 }
 
+/// Sends `order` ((socket, send) pairs grouped by socket) one run per socket, each datagram
+/// from `item`, so that the datagrams of one flow stay together for GSO.
+fn send_in_runs<'a>(
+    plumbing: &Plumbing,
+    order: &[(usize, usize)],
+    note: &mut impl FnMut(PortNo, io::Error),
+    item: impl Fn(usize) -> Option<SendItem<'a>>,
+) {
+    let mut i = 0;
+    while i < order.len() {
+        let socket = order[i].0;
+        let n = order[i..].iter().take_while(|o| o.0 == socket).count();
+        plumbing.sockets[socket].send_batch(
+            order[i..i + n].iter().filter_map(|&(_, j)| item(j)),
+            |tag, e| note(PortNo(tag), e),
+        );
+        i += n;
+    }
+}
+
 /// Whether a receive error means the descriptor itself is broken (rather than one packet).
 fn is_fatal(e: &io::Error) -> bool {
     matches!(
@@ -650,19 +670,10 @@ fn deliver<'a>(
     // Tunnel sends by socket, in batch order within each (the sort is stable), so that the
     // datagrams of one flow stay together for GSO.
     order.sort_by_key(|&(socket, _)| socket);
-    let mut i = 0;
-    while i < order.len() {
-        let socket = order[i].0;
-        let n = order[i..].iter().take_while(|o| o.0 == socket).count();
-        plumbing.sockets[socket].send_batch(
-            order[i..i + n].iter().filter_map(|&(_, j)| {
-                let (f, port) = sends[j];
-                tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
-            }),
-            |tag, e| note(PortNo(tag), e),
-        );
-        i += n;
-    }
+    send_in_runs(plumbing, order, &mut note, |j| {
+        let (f, port) = sends[j];
+        tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
+    });
     // GRE with sequence numbers: numbered and sent under the tunnel's lock, in runs of one
     // socket (DF inherit may alternate), so numbers leave in order.
     for port in seq_ports {
@@ -690,19 +701,10 @@ fn deliver<'a>(
             routes[j].own_header = true;
             order.push((routes[j].socket, j));
         }
-        let mut i = 0;
-        while i < order.len() {
-            let socket = order[i].0;
-            let n = order[i..].iter().take_while(|o| o.0 == socket).count();
-            plumbing.sockets[socket].send_batch(
-                order[i..i + n].iter().filter_map(|&(_, j)| {
-                    let (f, port) = sends[j];
-                    tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
-                }),
-                |tag, e| note(PortNo(tag), e),
-            );
-            i += n;
-        }
+        send_in_runs(plumbing, order, &mut note, |j| {
+            let (f, port) = sends[j];
+            tunnel_item(plumbing, port, frame(f), routes[j], &headers[j])
+        });
     }
     if too_big {
         // The path MTU to a remote fell: have the MTU watcher read it now.
