@@ -175,6 +175,27 @@ fn ovs_testcontroller_drives_the_star_and_secure_mode_keeps_its_flows() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A one-shot iperf3 server on m1, killed on drop; ready when this returns.
+fn iperf_server(s: &Scenario) -> KillOnDrop {
+    let server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.ns("m1"),
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            "172.31.3.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    KillOnDrop(server)
+}
+
 /// Waits until `log` has a line containing every one of `needles`.
 fn wait_for_line(log: &Path, needles: &[&str], within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -280,23 +301,7 @@ fn a_host_flooding_unknown_frames_cannot_starve_the_data_path() {
     let _controller = ovs_testcontroller(&dir);
     wait_connected(&s, Duration::from_secs(10));
     assert!(s.ping("l1", "172.31.3.1") && s.ping("m1", "172.31.2.1"));
-    let server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.ns("m1"),
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            "172.31.3.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = KillOnDrop(server);
-    std::thread::sleep(Duration::from_millis(500));
+    let _server = iperf_server(&s);
     let iperf = |s: &Scenario| -> f64 {
         let (ok, out) = run_in(s, "l1", &["iperf3", "-c", "172.31.3.1", "-t", "5", "-J"]);
         assert!(ok, "{out}");
@@ -307,23 +312,7 @@ fn a_host_flooding_unknown_frames_cannot_starve_the_data_path() {
     };
     let quiet = iperf(&s);
     // Again, with k1 flooding frames nobody knows (each a table miss on seg1).
-    let server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.ns("m1"),
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            "172.31.3.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = KillOnDrop(server);
-    std::thread::sleep(Duration::from_millis(500));
+    let _server = iperf_server(&s);
     let rx_before = s.port_counter("seg1", "1 vxt0", "rx_packets");
     let before = s.port_counter("seg1", "controller", "packet_in");
     let limited_before = s.port_counter("seg1", "controller", "packet_in_rate_limited");
