@@ -573,3 +573,54 @@ fn a_reload_that_adds_and_removes_a_tunnel_sends_port_status() {
         "PORT_STATUS ADD and DEL for tun_lm in:\n{seen}"
     );
 }
+
+#[test]
+fn timeouts_expire_flows_without_a_controller() {
+    let name = "timeouts_expire_flows_without_a_controller";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let ns = Netns::new("to");
+    let daemon = Daemon::start(
+        &ns,
+        "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
+         remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n",
+    );
+    let target = format!("unix:{}", daemon.mgmt_socket().display());
+    ofctl_ok(&[
+        "add-flow",
+        &target,
+        "hard_timeout=1,ip,nw_dst=10.1.0.0/16,actions=drop",
+    ]);
+    ofctl_ok(&[
+        "add-flow",
+        &target,
+        "idle_timeout=1,ip,nw_dst=10.2.0.0/16,actions=drop",
+    ]);
+    ofctl_ok(&[
+        "add-flow",
+        &target,
+        "hard_timeout=60,ip,nw_dst=10.3.0.0/16,actions=drop",
+    ]);
+    assert_eq!(flows_only(&ofctl_ok(&["dump-flows", &target])).len(), 4);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = flows_only(&ofctl_ok(&["dump-flows", &target]));
+        if left.len() == 2 {
+            assert!(
+                left.iter().any(|f| f.contains("nw_dst=10.0.0.0/8"))
+                    && left.iter().any(|f| f.contains("hard_timeout=60")),
+                "the hard and idle timeouts of 1 s went, the others stay: {left:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flows did not expire: {left:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.log().contains("flow(s) expired"), "{}", daemon.log());
+}

@@ -198,23 +198,30 @@ impl Shared {
         if expired.is_empty() {
             return 0;
         }
+        // Which flows go, by match and priority, taken before any swap moves the indices.
+        let going: Vec<(u16, Match, u8)> = expired
+            .iter()
+            .map(|&(i, reason)| {
+                (
+                    in_force.flows[i].priority,
+                    in_force.flows[i].matches,
+                    reason,
+                )
+            })
+            .collect();
         for reason in [OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT] {
-            let going: Vec<&Flow> = expired
-                .iter()
-                .filter(|(_, r)| *r == reason)
-                .map(|&(i, _)| &in_force.flows[i])
-                .collect();
-            if going.is_empty() {
+            let goes = |f: &Flow| {
+                going
+                    .iter()
+                    .any(|g| g.2 == reason && g.0 == f.priority && g.1 == f.matches)
+            };
+            if !in_force.flows.iter().any(goes) {
                 continue;
             }
             let keep: Vec<Flow> = in_force
                 .flows
                 .iter()
-                .filter(|f| {
-                    !going
-                        .iter()
-                        .any(|g| g.priority == f.priority && g.matches == f.matches)
-                })
+                .filter(|f| !goes(f))
                 .cloned()
                 .collect();
             if let Ok(edited) = edit::apply(&in_force.flows, &FlowEdit::Replace(keep)) {
