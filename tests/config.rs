@@ -618,6 +618,12 @@ fn vlan_matches_and_controller_actions_read_as_ovs_ofctl_writes_them() {
         11,
         "from 0 to 4095",
     );
+    fails(
+        &format!("{BASE}\n[flows]\nrules = [\"vlan_tci=0x0005,actions=drop\"]\n"),
+        14,
+        11,
+        "without the CFI bit",
+    );
 }
 
 #[test]

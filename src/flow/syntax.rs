@@ -432,10 +432,14 @@ fn parse_vlan_tci(text: &str) -> Result<VlanMatch, String> {
         ));
     }
     let mask = mask & VlanMatch::ALL;
-    Ok(VlanMatch {
-        value: value & mask,
-        mask,
-    })
+    let value = value & mask;
+    if mask & VlanMatch::PRESENT != 0 && value & VlanMatch::PRESENT == 0 && value != 0 {
+        return Err(format!(
+            "vlan_tci `{text}`: a VID without the CFI bit (0x1000) matches no frame; \
+             write 0x1000|VID (or dl_vlan=VID)"
+        ));
+    }
+    Ok(VlanMatch { value, mask })
 }
 
 fn parse_mac_match(text: &str) -> Result<MacMatch, String> {
@@ -547,7 +551,7 @@ impl fmt::Display for Flow {
         }
         match m.vlan_vid {
             Some(VlanMatch::NONE) => parts.push("vlan_tci=0x0000".into()),
-            Some(v) if v.mask == VlanMatch::ALL => {
+            Some(v) if v.mask == VlanMatch::ALL && v.value & VlanMatch::PRESENT != 0 => {
                 parts.push(format!("dl_vlan={}", v.value & 0x0fff))
             }
             Some(v) => parts.push(format!("vlan_tci={:#06x}/{:#06x}", v.value, v.mask)),

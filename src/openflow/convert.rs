@@ -113,7 +113,12 @@ pub fn match_from_wire(fields: &[Oxm]) -> Result<Match, OfError> {
             OFPXMT_OFB_VLAN_VID => {
                 let mask = mask.map_or(VlanMatch::ALL, be16) & VlanMatch::ALL;
                 let value = be16(value);
-                if value & !VlanMatch::ALL != 0 {
+                // A VID without OFPVID_PRESENT, where the mask asks for presence, matches
+                // no frame: OpenFlow calls it a bad value.
+                let vid_without_tag = mask & VlanMatch::PRESENT != 0
+                    && value & VlanMatch::PRESENT == 0
+                    && value & mask != 0;
+                if value & !VlanMatch::ALL != 0 || vid_without_tag {
                     return Err(bad_match(OFPBMC_BAD_VALUE));
                 }
                 m.vlan_vid = Some(VlanMatch {
@@ -472,11 +477,14 @@ mod tests {
     fn what_the_table_cannot_do_is_refused_with_the_fitting_error() {
         let pcp = Oxm::basic(super::super::OFPXMT_OFB_VLAN_PCP, vec![3]);
         assert_eq!(match_from_wire(&[pcp]), Err(bad_match(OFPBMC_BAD_FIELD)));
-        let vid_too_big = Oxm::basic(OFPXMT_OFB_VLAN_VID, vec![0x20, 0x05]);
-        assert_eq!(
-            match_from_wire(&[vid_too_big]),
-            Err(bad_match(OFPBMC_BAD_VALUE))
-        );
+        for bad in [[0x20, 0x05], [0x00, 0x05]] {
+            let vid = Oxm::basic(OFPXMT_OFB_VLAN_VID, bad.to_vec());
+            assert_eq!(
+                match_from_wire(&[vid]),
+                Err(bad_match(OFPBMC_BAD_VALUE)),
+                "{bad:?}"
+            );
+        }
         let odd_mask =
             Oxm::ipv4_dst_masked(Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(255, 0, 255, 0));
         assert_eq!(
