@@ -31,6 +31,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("flow_parse", flow_parse),
     ("config_parse", config_parse),
     ("control_protocol", control_protocol),
+    ("openflow_agent", openflow_agent),
 ];
 
 /// VXLAN: a header that decodes re-encodes to the same VNI.
@@ -209,4 +210,102 @@ pub fn control_protocol(data: &[u8]) {
     }
     let response = Response::decode(text);
     assert_eq!(Response::decode(&response.encode()), response, "{text:?}");
+}
+
+/// A switch of three ports whose table is a list: what the OpenFlow agent edits and reads.
+#[derive(Default)]
+struct ListDatapath {
+    flows: Vec<vxtund::flow::Flow>,
+}
+
+impl vxtund::openflow::agent::Datapath for ListDatapath {
+    fn description(&self) -> String {
+        "fuzz".into()
+    }
+    fn ports(&self) -> Vec<vxtund::openflow::agent::PortInfo> {
+        (1..=3)
+            .map(|no| vxtund::openflow::agent::PortInfo {
+                no: PortNo(no),
+                name: format!("p{no}"),
+                hw_addr: [2, 0, 0, 0, 0, no as u8],
+                stats: Default::default(),
+                age: std::time::Duration::ZERO,
+            })
+            .collect()
+    }
+    fn flows(&self) -> Vec<vxtund::openflow::agent::FlowEntry> {
+        self.flows
+            .iter()
+            .map(|f| vxtund::openflow::agent::FlowEntry {
+                flow: f.clone(),
+                packets: 0,
+                bytes: 0,
+                age: std::time::Duration::ZERO,
+            })
+            .collect()
+    }
+    fn table_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    fn edit(
+        &mut self,
+        edit: vxtund::flow::edit::FlowEdit,
+    ) -> Result<vxtund::flow::edit::Edited, vxtund::flow::edit::EditError> {
+        let edited = vxtund::flow::edit::apply(&self.flows, &edit)?;
+        self.flows = edited.flows.clone();
+        Ok(edited)
+    }
+    fn packet_out(
+        &mut self,
+        _in_port: PortNo,
+        _frame: Vec<u8>,
+        _actions: Option<Vec<vxtund::flow::Action>>,
+    ) {
+    }
+    fn request_role(
+        &mut self,
+        _session: u64,
+        _role: u32,
+        _generation: u64,
+    ) -> Result<(), vxtund::openflow::convert::OfError> {
+        Ok(())
+    }
+    fn master(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The OpenFlow agent after HELLO, fed the input as a stream of messages (cut by their length
+/// fields): never a panic, every answer decodes, and every flow it put in the table goes to
+/// the wire (OXM and instructions) and back unchanged.
+pub fn openflow_agent(data: &[u8]) {
+    use vxtund::openflow::{agent::Agent, convert, Message, HEADER_LEN};
+    let mut dp = ListDatapath::default();
+    let mut agent = Agent::new(1, 1);
+    let hello = Message::Hello {
+        versions: Some(1 << 4),
+    }
+    .encode(0);
+    agent.handle(&mut dp, &hello);
+    let mut messages = Vec::new();
+    let mut rest = data;
+    while rest.len() >= HEADER_LEN {
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]])).clamp(HEADER_LEN, rest.len());
+        messages.push(rest[..len].to_vec());
+        rest = &rest[len..];
+    }
+    let outcome = agent.handle_batch(&mut dp, &messages);
+    for reply in &outcome.replies {
+        assert!(
+            Message::decode(reply).is_ok(),
+            "an answer that does not decode: {reply:02x?}"
+        );
+    }
+    for flow in &dp.flows {
+        let m = convert::match_to_wire(&flow.matches);
+        assert_eq!(convert::match_from_wire(&m), Ok(flow.matches), "{flow}");
+        let exists = |p: PortNo| (1..=3).contains(&p.0);
+        let actions = convert::actions_from_wire(&convert::actions_to_wire(&flow.actions), &exists);
+        assert_eq!(actions, Ok(flow.actions.clone()), "{flow}");
+    }
 }

@@ -202,6 +202,34 @@ pub struct Match {
 }
 
 impl Match {
+    /// Drops the fields that match every value (a /0 prefix, an all-zero MAC or VLAN mask),
+    /// as Open vSwitch does: they are the same as no field, and only one form may be stored
+    /// so that the same match always compares equal, however it was written.
+    pub fn normalize(&mut self) {
+        if self.nw_src.is_some_and(|n| n.prefix_len() == 0) {
+            self.nw_src = None;
+        }
+        if self.nw_dst.is_some_and(|n| n.prefix_len() == 0) {
+            self.nw_dst = None;
+        }
+        if self.ipv6_src.is_some_and(|n| n.prefix_len() == 0) {
+            self.ipv6_src = None;
+        }
+        if self.ipv6_dst.is_some_and(|n| n.prefix_len() == 0) {
+            self.ipv6_dst = None;
+        }
+        let zero = Mac([0; 6]);
+        if self.dl_src.is_some_and(|m| m.mask == zero) {
+            self.dl_src = None;
+        }
+        if self.dl_dst.is_some_and(|m| m.mask == zero) {
+            self.dl_dst = None;
+        }
+        if self.vlan_vid.is_some_and(|v| v.mask == 0) {
+            self.vlan_vid = None;
+        }
+    }
+
     /// Whether a frame with `key` arriving on `in_port` matches.
     pub fn matches(&self, in_port: PortNo, key: &FrameKey) -> bool {
         if self.in_port.is_some_and(|p| p != in_port)

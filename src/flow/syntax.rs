@@ -152,6 +152,7 @@ pub(super) fn parse_parts(
         return Err(FlowParseError { offset, message });
     }
     check_prerequisites(m).map_err(|message| FlowParseError { offset: 0, message })?;
+    parts.matches.normalize();
     Ok(parts)
 }
 
@@ -1002,6 +1003,9 @@ pub(crate) mod tests {
                         m.tp_src = tp_src;
                         m.tp_dst = tp_dst;
                     }
+                    // As stored: a field that matches everything (a /0 prefix, an all-zero
+                    // mask) is no field.
+                    m.normalize();
                     Flow {
                         priority,
                         matches: m,

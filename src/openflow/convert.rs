@@ -165,6 +165,7 @@ pub fn match_from_wire(fields: &[Oxm]) -> Result<Match, OfError> {
     if !prerequisites_met {
         return Err(bad_match(OFPBMC_BAD_PREREQ));
     }
+    m.normalize();
     Ok(m)
 }
 
@@ -533,6 +534,20 @@ mod tests {
             actions_from_wire(&[Instruction::ClearActions], &exists),
             Err(OfError::new(OFPET_BAD_INSTRUCTION, OFPBIC_UNSUP_INST))
         );
+    }
+
+    #[test]
+    fn fields_that_match_everything_are_stored_as_no_field() {
+        let any_source = Oxm::ipv4_src_masked(Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::UNSPECIFIED);
+        let m = match_from_wire(&[Oxm::eth_type(ETHERTYPE_IPV4), any_source]).unwrap();
+        assert_eq!(m, flow("ip,actions=drop").matches);
+        assert_eq!(
+            flow("ip,nw_src=0.0.0.0/0,actions=drop").matches,
+            m,
+            "text: the same"
+        );
+        let any_mac = Oxm::eth_dst_masked([1, 2, 3, 4, 5, 6], [0; 6]);
+        assert_eq!(match_from_wire(&[any_mac]), Ok(Match::default()));
     }
 
     #[test]
