@@ -362,43 +362,9 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
-    use crate::flow::{parse_flow, FlowTable, PortNo};
-    use crate::switch::{Port, PortKind, PortOptions, PortTable, VxlanTunnel};
+    use crate::flow::PortNo;
+    use crate::testing::hub as switch;
     use std::time::Instant;
-
-    fn switch(flows: &[&str]) -> Switch {
-        let ports = vec![
-            Port {
-                no: PortNo(1),
-                name: "vxt0".into(),
-                kind: PortKind::Local,
-                options: PortOptions::default(),
-            },
-            Port {
-                no: PortNo(2),
-                name: "tun_kl".into(),
-                kind: PortKind::Vxlan(VxlanTunnel {
-                    remote: "192.168.200.102".parse().unwrap(),
-                    vni: 0,
-                    dst_port: 8472,
-                }),
-                options: PortOptions::default(),
-            },
-        ];
-        let names = PortTable(&ports);
-        let flows = flows
-            .iter()
-            .map(|f| parse_flow(f, &names).unwrap())
-            .collect();
-        let mut sw = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
-        sw.set_mtu(PortNo(2), 1450);
-        sw
-    }
 
     #[test]
     fn every_counter_is_exported_with_help_type_and_labels() {
