@@ -74,8 +74,9 @@ enum Verb {
     FdbShow,
     /// Forget every learnt MAC address.
     FdbFlush,
-    /// Re-read the daemon's config file and apply it, as SIGHUP does (the file's flows replace
-    /// the table, run-time changes included); a broken file is refused and nothing changes.
+    /// Re-read the daemon's config file and apply it, as SIGHUP does (if the file's flows
+    /// changed they replace the table, run-time changes included; if not, the table in force
+    /// stays); a broken file is refused and nothing changes.
     Reload,
     /// What the daemon would do with a frame, as ovs-appctl ofproto/trace: the flow that
     /// matches (text, priority, counters), its actions, the egress ports, MTU handling and MSS
