@@ -225,6 +225,31 @@ pub struct DeviceConfig {
     /// The TAP's MAC address (`mac = "02:..."`); when not given, [`DeviceConfig::mac_for`]
     /// derives a stable one.
     pub mac: Option<wire::ethernet::Mac>,
+    /// TAP queues, one data-path worker each (`queues = N`); `None` for one per core.
+    pub queues: Option<u16>,
+    /// After a wake-up that follows a batch smaller than full, wait this long (microseconds)
+    /// for more frames before reading: fewer wake-ups per byte for some latency. 0: off.
+    pub batch_wait_us: u32,
+}
+
+/// The most TAP queues (and data-path workers) a device may have: the kernel's limit for a
+/// TAP (`MAX_TAP_QUEUES`) is 256, but more workers than cores only wait for each other.
+pub const MAX_QUEUES: u16 = 64;
+
+/// The longest `batch_wait_us`: a millisecond already costs TCP more than it saves.
+pub const MAX_BATCH_WAIT_US: u32 = 1000;
+
+impl DeviceConfig {
+    /// How many TAP queues and workers: as configured, else one per core the process may run
+    /// on (at most [`MAX_QUEUES`]).
+    pub fn queue_count(&self) -> usize {
+        match self.queues {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(usize::from(MAX_QUEUES)),
+        }
+    }
 }
 
 impl DeviceConfig {
@@ -262,6 +287,47 @@ pub struct UnderlayConfig {
     /// The outer UDP source ports of VXLAN (inclusive); `None` for the kernel's
     /// `net.ipv4.ip_local_port_range`, as the kernel's vxlan.
     pub src_port_range: Option<(u16, u16)>,
+    /// Whether received TCP/UDP segments are checksummed again before they are coalesced for
+    /// the TAP.
+    pub inner_checksum: InnerChecksum,
+}
+
+/// Whether vxtund verifies the inner checksums of frames it receives from VXLAN tunnels before
+/// coalescing them into a superframe for the TAP (the kernel finishes a superframe's checksums
+/// itself, so a segment damaged on the way must be caught before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InnerChecksum {
+    /// Trust where the kernel has verified a non-zero outer UDP checksum over the whole inner
+    /// frame: over IPv6, where it refuses a zero checksum; verify over IPv4, where a zero
+    /// checksum (the kernel's vxlan default) is allowed and tells nothing.
+    #[default]
+    Auto,
+    /// Always verify.
+    Verify,
+    /// Never verify: every VXLAN peer sends UDP checksums (vxtund does; the kernel's vxlan
+    /// with `udpcsum`).
+    Trust,
+}
+
+impl InnerChecksum {
+    /// Whether inner checksums are verified for datagrams received on a socket bound to an
+    /// address of this family.
+    pub fn verify(self, ipv6: bool) -> bool {
+        match self {
+            InnerChecksum::Auto => !ipv6,
+            InnerChecksum::Verify => true,
+            InnerChecksum::Trust => false,
+        }
+    }
+
+    /// The word in the config file.
+    pub fn word(self) -> &'static str {
+        match self {
+            InnerChecksum::Auto => "auto",
+            InnerChecksum::Verify => "verify",
+            InnerChecksum::Trust => "trust",
+        }
+    }
 }
 
 impl UnderlayConfig {
@@ -307,6 +373,20 @@ impl Config {
             local,
             mtu: check_mtu(raw.underlay.mtu, 576, &err)?,
             offload: raw.underlay.offload.unwrap_or(true),
+            inner_checksum: match &raw.underlay.inner_checksum {
+                None => InnerChecksum::Auto,
+                Some(v) => match v.get_ref().as_str() {
+                    "auto" => InnerChecksum::Auto,
+                    "verify" => InnerChecksum::Verify,
+                    "trust" => InnerChecksum::Trust,
+                    other => return Err(err(
+                        Some(v.span()),
+                        format!(
+                            "inner_checksum `{other}`: expected \"auto\", \"verify\" or \"trust\""
+                        ),
+                    )),
+                },
+            },
             src_port_range: match &raw.underlay.src_port_range {
                 None => None,
                 Some(r) => Some(parse_port_range(r.get_ref()).map_err(|m| err(Some(r.span()), m))?),
@@ -767,6 +847,30 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
         addresses,
         offload: raw.offload.unwrap_or(true),
         mac,
+        queues: match raw.queues {
+            Some(q) if !(1..=MAX_QUEUES).contains(q.get_ref()) => {
+                return Err(err(
+                    Some(q.span()),
+                    format!(
+                        "queues {}: expected 1 to {MAX_QUEUES} (or no `queues` for one per core)",
+                        q.get_ref()
+                    ),
+                ))
+            }
+            q => q.map(Spanned::into_inner),
+        },
+        batch_wait_us: match raw.batch_wait_us {
+            Some(w) if *w.get_ref() > MAX_BATCH_WAIT_US => {
+                return Err(err(
+                    Some(w.span()),
+                    format!(
+                        "batch_wait_us {}: at most {MAX_BATCH_WAIT_US} (0 turns it off)",
+                        w.get_ref()
+                    ),
+                ))
+            }
+            w => w.map_or(0, Spanned::into_inner),
+        },
     })
 }
 
@@ -1122,6 +1226,8 @@ struct RawDevice {
     addresses: Vec<Spanned<String>>,
     offload: Option<bool>,
     mac: Option<Spanned<String>>,
+    queues: Option<Spanned<u16>>,
+    batch_wait_us: Option<Spanned<u32>>,
 }
 
 /// What tells two tunnels to the same remote apart.
@@ -1137,6 +1243,7 @@ struct RawUnderlay {
     local: Spanned<toml::Value>,
     mtu: Option<Spanned<u16>>,
     offload: Option<bool>,
+    inner_checksum: Option<Spanned<String>>,
     src_port_range: Option<Spanned<toml::Value>>,
 }
 

@@ -90,6 +90,14 @@ impl MacTable {
         }
     }
 
+    /// Whether `mac` is known on `port`, seen less than `within` before `now`: learning it
+    /// again would change nothing that matters.
+    pub fn is_fresh(&self, mac: Mac, port: PortNo, now: Instant, within: Duration) -> bool {
+        self.entries
+            .get(&mac)
+            .is_some_and(|e| e.port == port && now.saturating_duration_since(e.seen) < within)
+    }
+
     /// The port `mac` was last seen on, unless it has aged out.
     pub fn lookup(&self, mac: Mac, now: Instant) -> Option<PortNo> {
         self.entries

@@ -99,6 +99,13 @@ impl ReasonCounts {
         self.0[reason.index()] += 1;
     }
 
+    /// Adds every count of `other`.
+    pub fn add_all(&mut self, other: &ReasonCounts) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine += theirs;
+        }
+    }
+
     /// How many errors of `reason`.
     pub fn get(&self, reason: ErrorReason) -> u64 {
         self.0[reason.index()]

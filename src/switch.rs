@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use crate::fdb::MacTable;
 use crate::flow::{self, FlowTable, PortNo};
 use crate::incident::{ErrorReason, ReasonCounts};
 use crate::packet_in::{PacketInLimiter, PacketInMeta, PacketInReason, PacketInStats};
 use crate::ratelimit::RateLimiter;
-use crate::wire::ethernet::FrameKey;
+use crate::wire::ethernet::{FrameKey, Mac};
 use crate::wire::ip::{self, IpView};
 use crate::wire::tcp::{self, clamp_mss};
 use crate::wire::tunnel::{self, EcnDecap, TosMode, TtlMode};
@@ -305,6 +306,19 @@ pub struct MtuStats {
     pub ecn_marked: u64,
 }
 
+impl MtuStats {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &MtuStats) {
+        self.mss_clamped += other.mss_clamped;
+        self.too_big_sent += other.too_big_sent;
+        self.too_big_rate_limited += other.too_big_rate_limited;
+        self.fragmented += other.fragmented;
+        self.fragments += other.fragments;
+        self.too_big_skipped += other.too_big_skipped;
+        self.ecn_marked += other.ecn_marked;
+    }
+}
+
 /// Counters of the TAP offloads (kept by the I/O shell, shown with the others).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OffloadStats {
@@ -319,6 +333,17 @@ pub struct OffloadStats {
     /// Frames sent where the frame before them went, without a flow lookup: the next segments
     /// of a split superframe, and frames whose headers equal the last forwarded frame's.
     pub repeated: u64,
+}
+
+impl OffloadStats {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &OffloadStats) {
+        self.split += other.split;
+        self.split_segments += other.split_segments;
+        self.coalesced += other.coalesced;
+        self.coalesced_segments += other.coalesced_segments;
+        self.repeated += other.repeated;
+    }
 }
 
 impl fmt::Display for OffloadStats {
@@ -357,6 +382,18 @@ pub struct PortStats {
     pub tx_error_reasons: ReasonCounts,
 }
 
+impl PortStats {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &PortStats) {
+        self.rx_packets += other.rx_packets;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_packets += other.tx_packets;
+        self.tx_bytes += other.tx_bytes;
+        self.tx_errors += other.tx_errors;
+        self.tx_error_reasons.add_all(&other.tx_error_reasons);
+    }
+}
+
 /// Packet and byte counters of one flow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -374,9 +411,10 @@ pub struct FlowStats {
 pub struct Switch {
     ports: Vec<Port>,
     port_stats: Vec<PortStats>,
-    table: FlowTable,
+    table: Arc<FlowTable>,
     flow_stats: Vec<FlowStats>,
-    fdb: MacTable,
+    /// What this switch shares with its shards: the MAC table and the rate limiters.
+    common: Arc<Common>,
     drops: [u64; DropReason::ALL.len()],
     /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
     vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>, ahash::RandomState>,
@@ -396,7 +434,6 @@ pub struct Switch {
     /// The last frame forwarded, for [`Switch::repeat`] and the same decision for a frame
     /// with the same headers.
     last_forward: Option<LastForward>,
-    limiter: RateLimiter,
     /// Forward every frame as `normal`, ignoring the table (standalone fail mode with no
     /// controller connected).
     fail_open: bool,
@@ -405,11 +442,61 @@ pub struct Switch {
     packet_out: Option<Option<Vec<flow::Action>>>,
     /// The frame just decided goes to the controllers too.
     packet_in: Option<PacketInMeta>,
-    packet_in_limiter: PacketInLimiter,
     packet_in_stats: PacketInStats,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
     scratch_ranges: Vec<Range<usize>>,
+}
+
+/// What the shards of one switch share (see [`Switch::shard`]): the MAC table, and the rate
+/// limiters of "too big" answers and packet-ins. The MAC table is read by every `normal`
+/// decision and written only when a MAC is new, moves, or was last refreshed a while ago, so
+/// shards on different cores mostly only read it.
+#[derive(Debug)]
+struct Common {
+    fdb: RwLock<MacTable>,
+    limiter: Mutex<RateLimiter>,
+    packet_in_limiter: Mutex<PacketInLimiter>,
+}
+
+/// How stale a MAC table entry's time may get before a frame from it refreshes it: ageing
+/// works in seconds, so refreshing on every frame would only make the shards write.
+const FDB_REFRESH: Duration = Duration::from_millis(500);
+
+impl Common {
+    fn fdb_mut(&self) -> RwLockWriteGuard<'_, MacTable> {
+        self.fdb.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn packet_in_limiter(&self) -> MutexGuard<'_, PacketInLimiter> {
+        lock(&self.packet_in_limiter)
+    }
+
+    /// Learns that `src` is behind `ingress` and says where `dst` is (MAC learning for
+    /// `normal`), taking the write lock only when the entry for `src` must change.
+    fn learn_and_lookup(
+        &self,
+        src: Mac,
+        ingress: PortNo,
+        dst: Mac,
+        now: Instant,
+    ) -> Option<PortNo> {
+        {
+            let fdb = self.fdb.read().unwrap_or_else(|p| p.into_inner());
+            if fdb.is_fresh(src, ingress, now, FDB_REFRESH) {
+                return fdb.lookup(dst, now);
+            }
+        }
+        let mut fdb = self.fdb_mut();
+        fdb.learn(src, ingress, now);
+        fdb.lookup(dst, now)
+    }
+}
+
+/// A lock, also after a thread panicked while holding it (the state stays usable: counters and
+/// limiters).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Switch {
@@ -448,9 +535,13 @@ impl Switch {
             port_stats: vec![PortStats::default(); ports.len()],
             out: Vec::with_capacity(ports.len()),
             ports,
-            table,
+            table: Arc::new(table),
             flow_stats: vec![FlowStats::default(); flow_count],
-            fdb,
+            common: Arc::new(Common {
+                fdb: RwLock::new(fdb),
+                limiter: Mutex::new(RateLimiter::default()),
+                packet_in_limiter: Mutex::new(PacketInLimiter::default()),
+            }),
             drops: [0; DropReason::ALL.len()],
             vxlan_rx,
             gre_rx,
@@ -460,11 +551,9 @@ impl Switch {
             offload_stats: OffloadStats::default(),
             rx_errors: ReasonCounts::default(),
             last_forward: None,
-            limiter: RateLimiter::default(),
             fail_open: false,
             packet_out: None,
             packet_in: None,
-            packet_in_limiter: PacketInLimiter::default(),
             packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
@@ -502,7 +591,7 @@ impl Switch {
 
     /// Forgets every learnt MAC.
     pub fn flush_fdb(&mut self) {
-        self.fdb.flush();
+        self.common.fdb_mut().flush();
         self.last_forward = None;
     }
 
@@ -618,8 +707,10 @@ impl Switch {
                     flood(&self.ports, &self.groups, ingress, &mut self.out)
                 }
                 flow::Action::Normal => {
-                    self.fdb.learn(key.dl_src, ingress, now);
-                    match self.fdb.lookup(key.dl_dst, now) {
+                    match self
+                        .common
+                        .learn_and_lookup(key.dl_src, ingress, key.dl_dst, now)
+                    {
                         _ if key.dl_dst.is_multicast() => {
                             flood(&self.ports, &self.groups, ingress, &mut self.out)
                         }
@@ -698,7 +789,7 @@ impl Switch {
 
     /// Queues the frame just decided for the controllers, within the rate limit.
     fn queue_packet_in(&mut self, ingress: PortNo, id: Option<usize>, max_len: u16, now: Instant) {
-        if !self.packet_in_limiter.allow(now) {
+        if !self.common.packet_in_limiter().allow(now) {
             self.packet_in_stats.rate_limited += 1;
             return;
         }
@@ -752,7 +843,7 @@ impl Switch {
 
     /// Sets the packet-in rate limit: frames per second and burst.
     pub fn set_packet_in_limit(&mut self, rate: u32, burst: u32) {
-        self.packet_in_limiter = PacketInLimiter::new(rate, burst);
+        *self.common.packet_in_limiter() = PacketInLimiter::new(rate, burst);
     }
 
     /// The packet-in counters.
@@ -812,7 +903,7 @@ impl Switch {
             return self.drop(DropReason::Oversize);
         }
         self.drops[DropReason::TooBig.index()] += 1;
-        if !self.limiter.allow(source, now) {
+        if !lock(&self.common.limiter).allow(source, now) {
             self.mtu_stats.too_big_rate_limited += 1;
             return Action::Drop(DropReason::TooBig);
         }
@@ -965,7 +1056,13 @@ impl Switch {
     /// except those whose index is in `reset` (an edit with `reset_counts`, see
     /// [`crate::flow::edit::Edited::reset`]); new ones start at zero, added `now`.
     /// Returns the old table, to be dropped after the lock is released.
-    pub fn replace_table(&mut self, table: FlowTable, reset: &[usize], now: Instant) -> FlowTable {
+    pub fn replace_table(
+        &mut self,
+        table: impl Into<Arc<FlowTable>>,
+        reset: &[usize],
+        now: Instant,
+    ) -> Arc<FlowTable> {
+        let table = table.into();
         self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
         for &id in reset {
             if let Some(stats) = self.flow_stats.get_mut(id) {
@@ -986,6 +1083,32 @@ impl Switch {
     /// removed or changed tunnel are forgotten: their hosts may now be behind another port.
     /// Build `self` before taking the lock; this only copies state, then `self` replaces `old`.
     pub fn take_over(&mut self, old: &mut Switch, now: Instant) {
+        self.take_over_common(old, now);
+        self.take_over_counters(old, now);
+    }
+
+    /// The part of [`Switch::take_over`] that the shards share (the MAC table and the rate
+    /// limiters): once per switch, from any one shard of the old switch.
+    pub fn take_over_common(&mut self, old: &Switch, now: Instant) {
+        *lock(&self.common.limiter) = std::mem::take(&mut *lock(&old.common.limiter));
+        *self.common.packet_in_limiter() = old.common.packet_in_limiter().clone();
+        let mut kept: Vec<_> = old
+            .fdb()
+            .entries(now)
+            .filter(|(_, e)| {
+                let now = self.identity(e.port);
+                now.is_some() && now == old.identity(e.port)
+            })
+            .collect();
+        kept.sort_by_key(|(_, e)| e.seen);
+        let mut fdb = self.common.fdb_mut();
+        for (mac, e) in kept {
+            fdb.learn(mac, e.port, e.seen);
+        }
+    }
+
+    /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters.
+    pub fn take_over_counters(&mut self, old: &Switch, now: Instant) {
         for (slot, port) in self.ports.iter().enumerate() {
             if let Some(o) = old
                 .slot(port.no)
@@ -999,23 +1122,87 @@ impl Switch {
         self.mtu_stats = old.mtu_stats;
         self.offload_stats = old.offload_stats;
         self.rx_errors = old.rx_errors;
-        self.limiter = std::mem::take(&mut old.limiter);
         self.fail_open = old.fail_open;
-        self.packet_in_limiter = old.packet_in_limiter.clone();
         self.packet_in_stats = old.packet_in_stats;
-        let mut kept: Vec<_> = old
-            .fdb
-            .entries(now)
-            .filter(|(_, e)| {
-                let now = self.identity(e.port);
-                now.is_some() && now == old.identity(e.port)
-            })
-            .collect();
-        kept.sort_by_key(|(_, e)| e.seen);
-        for (mac, e) in kept {
-            self.fdb.learn(mac, e.port, e.seen);
-        }
         self.last_forward = None;
+    }
+
+    /// A shard of this switch, for another data-path thread: the same ports, flow table, MTUs
+    /// and fail mode, sharing the MAC table and the rate limiters, with counters of its own
+    /// (all zero). Threads that each decide with their own shard never wait for each other;
+    /// [`Switch::absorb`] sums the shards' counters when they are read.
+    pub fn shard(&self) -> Switch {
+        Switch {
+            ports: self.ports.clone(),
+            port_stats: vec![PortStats::default(); self.ports.len()],
+            table: Arc::clone(&self.table),
+            flow_stats: self
+                .flow_stats
+                .iter()
+                .map(|s| FlowStats {
+                    added: s.added,
+                    ..Default::default()
+                })
+                .collect(),
+            common: Arc::clone(&self.common),
+            drops: [0; DropReason::ALL.len()],
+            vxlan_rx: self.vxlan_rx.clone(),
+            gre_rx: self.gre_rx.clone(),
+            out: Vec::with_capacity(self.ports.len()),
+            groups: self.groups.clone(),
+            mtu: self.mtu.clone(),
+            underlay: self.underlay.clone(),
+            mtu_stats: MtuStats::default(),
+            offload_stats: OffloadStats::default(),
+            rx_errors: ReasonCounts::default(),
+            last_forward: None,
+            fail_open: self.fail_open,
+            packet_out: None,
+            packet_in: None,
+            packet_in_stats: PacketInStats::default(),
+            scratch: Vec::new(),
+            scratch_ranges: Vec::new(),
+        }
+    }
+
+    /// Adds the counters of `other`, a shard of the same switch (same ports and table), to
+    /// this one's: packets and bytes summed, a flow's last use the latest of the two.
+    pub fn absorb(&mut self, other: &Switch) {
+        for (mine, theirs) in self.port_stats.iter_mut().zip(&other.port_stats) {
+            mine.add(theirs);
+        }
+        for (mine, theirs) in self.flow_stats.iter_mut().zip(&other.flow_stats) {
+            mine.n_packets += theirs.n_packets;
+            mine.n_bytes += theirs.n_bytes;
+            mine.last_used = mine.last_used.max(theirs.last_used);
+            mine.added = match (mine.added, theirs.added) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
+            *mine += theirs;
+        }
+        self.mtu_stats.add(&other.mtu_stats);
+        self.offload_stats.add(&other.offload_stats);
+        self.rx_errors.add_all(&other.rx_errors);
+        self.packet_in_stats.sent += other.packet_in_stats.sent;
+        self.packet_in_stats.rate_limited += other.packet_in_stats.rate_limited;
+    }
+
+    /// One switch that reads as the sum of `shards` (counters added with [`Switch::absorb`]),
+    /// for the control planes; `None` for no shards.
+    pub fn merged<'a>(shards: impl IntoIterator<Item = &'a Switch>) -> Option<Switch> {
+        let mut shards = shards.into_iter();
+        let first = shards.next()?;
+        let mut sum = first.shard();
+        // `shard` restarts the counters; the first shard's come back here.
+        sum.flow_stats.iter_mut().for_each(|s| s.added = None);
+        sum.absorb(first);
+        for s in shards {
+            sum.absorb(s);
+        }
+        Some(sum)
     }
 
     /// Counts a frame dropped before it reached the switch (by the I/O shell).
@@ -1074,8 +1261,8 @@ impl Switch {
     }
 
     /// The MAC learning table.
-    pub fn fdb(&self) -> &MacTable {
-        &self.fdb
+    pub fn fdb(&self) -> RwLockReadGuard<'_, MacTable> {
+        self.common.fdb.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every counter, one line per port and one line of drops, as logged on SIGUSR1 and at exit.
@@ -1652,6 +1839,68 @@ mod tests {
             [3],
             "from outside the group it goes"
         );
+    }
+
+    #[test]
+    fn shards_share_the_mac_table_and_their_counters_add_up() {
+        let t0 = Instant::now();
+        let sw = hub(&["arp,actions=flood", "actions=normal"]);
+        let (mut a, mut b) = (sw.shard(), sw.shard());
+        // A learnt by shard a (from tunnel 2); shard b sends a frame to A there at once.
+        a.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 1]), t0);
+        let action = b.handle_frame(PortNo(3), &mut ipv4_frame(B, A, [1, 1, 1, 1]), t0);
+        assert_eq!(
+            forward(action),
+            vec![2],
+            "shard b knows what shard a learnt"
+        );
+        b.handle_frame(PortNo(1), &mut [0u8; 3], t0);
+        assert_eq!(a.fdb().len(), 2, "one table: B learnt by b shows in a");
+
+        let sum = Switch::merged([&sw, &a, &b]).unwrap();
+        assert_eq!(sum.port_stats(PortNo(2)).unwrap().rx_packets, 1);
+        assert_eq!(sum.port_stats(PortNo(3)).unwrap().rx_packets, 1);
+        assert_eq!(sum.port_stats(PortNo(2)).unwrap().tx_packets, 1);
+        assert_eq!(sum.drops(DropReason::TruncatedFrame), 1);
+        let normal = sum.flow_stats(1).unwrap();
+        assert_eq!(normal.n_packets, 2, "a's frame and b's");
+        assert_eq!(normal.last_used, Some(t0));
+        assert_eq!(
+            a.flow_stats(1).unwrap().n_packets,
+            1,
+            "each shard counts its own"
+        );
+
+        // A table swapped into every shard keeps each one's counters of the flows that stay.
+        let table = Arc::new(FlowTable::new(
+            ["actions=normal"]
+                .iter()
+                .map(|r| parse_flow(r, &PortTable(sw.ports())).unwrap())
+                .collect(),
+        ));
+        for shard in [&mut a, &mut b] {
+            shard.replace_table(Arc::clone(&table), &[], t0);
+        }
+        let sum = Switch::merged([&a, &b]).unwrap();
+        assert_eq!(sum.table().flows().len(), 1);
+        assert_eq!(sum.flow_stats(0).unwrap().n_packets, 2);
+    }
+
+    #[test]
+    fn a_mac_seen_again_soon_is_not_written_again() {
+        let t0 = Instant::now();
+        let sw = hub(&["actions=normal"]);
+        let mut a = sw.shard();
+        a.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 1]), t0);
+        let seen = |sw: &Switch| sw.fdb().entries(t0).find(|(m, _)| *m == Mac(A)).unwrap().1;
+        let soon = t0 + FDB_REFRESH / 2;
+        a.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 2]), soon);
+        assert_eq!(seen(&sw).seen, t0, "fresh enough: not refreshed");
+        let later = t0 + FDB_REFRESH;
+        a.handle_frame(PortNo(2), &mut ipv4_frame(A, B, [1, 1, 1, 3]), later);
+        assert_eq!(seen(&sw).seen, later, "refreshed");
+        a.handle_frame(PortNo(3), &mut ipv4_frame(A, B, [1, 1, 1, 4]), later);
+        assert_eq!(seen(&sw).port, PortNo(3), "a move is learnt at once");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The data path: the TAP thread (TAP -> switch -> tunnels) and the underlay thread (tunnels
-//! -> switch -> TAP or other tunnels), each a run-to-completion loop over batches.
+//! The data path: per worker, the TAP thread (its TAP queue -> switch -> tunnels) and the
+//! underlay thread (its sockets -> switch -> its TAP queue or other tunnels), each a
+//! run-to-completion loop over batches, deciding with a switch shard of its own.
 
 use std::io;
 use std::ops::Range;
@@ -139,12 +140,38 @@ impl Plan {
     }
 }
 
-/// TAP -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged (Err).
+/// Where a thread decides and writes: its core (switch shard) and the TAP queue it writes to;
+/// and whether frames it coalesces for the TAP need their checksums verified.
+#[derive(Clone, Copy)]
+struct At {
+    core: usize,
+    queue: usize,
+    verify: bool,
+}
+
+/// Waits after a wake-up, when `batch_wait` is on and the last batch was not full, so that the
+/// next read finds more: fewer wake-ups and system calls per byte (see
+/// [`crate::config::DeviceConfig::batch_wait_us`]).
+fn batch_wait(sh: &Shared, last_batch: usize) {
+    if let Some(wait) = sh.batch_wait {
+        if last_batch < BATCH {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// TAP queue `worker` -> switch -> tunnels. Returns on stop (Ok) or on an I/O error, logged
+/// (Err).
 ///
 /// With offloads on, each read starts with a virtio-net header: a frame whose checksum was left
 /// to us is finished in place, and a TCP/UDP superframe is split (before taking the lock) into
 /// complete frames, each decided on its own.
-pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
+pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
+    let at = At {
+        core: 2 * worker,
+        queue: worker,
+        verify: true,
+    };
     let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
         .map(|_| vec![0u8; TAP_BUFFER].into_boxed_slice())
         .collect();
@@ -156,14 +183,16 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
     let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
     let mut plan = Plan::new();
     let mut incidents = Faults::default();
-    let mut poller = Poller::new(&[sh.tap.fd(), sh.stop.fd()]);
+    let mut poller = Poller::new(&[sh.tap.fd(worker), sh.stop.fd()]);
+    let mut last_batch = BATCH;
     loop {
-        if let Some(end) = wait_turning(sh, 0, &mut poller, 1, "the TAP device") {
+        if let Some(end) = wait_turning(sh, at.core, &mut poller, 1, "the TAP device") {
             return end;
         }
+        batch_wait(sh, last_batch);
         let (mut n, mut bytes) = (0, 0);
         while n < BATCH && bytes < TAP_READ_BUDGET {
-            match sh.tap.recv(&mut bufs[n]) {
+            match sh.tap.recv(worker, &mut bufs[n]) {
                 Ok(len) if len >= skip => {
                     lens[n] = len;
                     bytes += len;
@@ -178,6 +207,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
                 }
             }
         }
+        last_batch = n;
         shapes.clear();
         segs.clear();
         seg_ranges.clear();
@@ -196,7 +226,7 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
         }
         plan.clear();
         let plumbing = {
-            let mut core = lock(sh);
+            let mut core = lock(sh, at.core);
             let core = &mut *core;
             let now = Instant::now();
             for (i, shape) in shapes.iter().enumerate() {
@@ -239,17 +269,26 @@ pub(super) fn tap_loop(sh: &Shared) -> Result<(), ()> {
             headers,
             ..
         } = &mut plan;
-        deliver(sh, &plumbing, sends, headers, &mut incidents, |r| match r {
-            FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
-            FrameRef::Extra(a, b) => &extra[a..b],
-            FrameRef::Segment(a, b) => &segs[a..b],
-        });
+        deliver(
+            sh,
+            at,
+            &plumbing,
+            sends,
+            headers,
+            &mut incidents,
+            |r| match r {
+                FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
+                FrameRef::Extra(a, b) => &extra[a..b],
+                FrameRef::Segment(a, b) => &segs[a..b],
+            },
+        );
     }
 }
 
-/// Tunnels -> switch -> TAP or other tunnels. Returns like [`tap_loop`]. After a reload it
-/// polls the new set of sockets.
-pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
+/// Worker `worker`'s receiving sockets -> switch -> its TAP queue or other tunnels. Returns
+/// like [`tap_loop`]. After a reload it polls the new set of sockets.
+pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
+    let core = 2 * worker + 1;
     let mut batch = RecvBatch::default();
     let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
@@ -258,16 +297,17 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
     loop {
         sh.sockets_changed.clear();
         let (generation, plumbing) = {
-            let core = lock(sh);
+            let core = lock(sh, core);
             (core.generation, Arc::clone(&core.plumbing))
         };
         // What a reload retired may still hold datagrams: read them once before letting go.
         if let Some(old) = retired.take() {
-            for socket in old.sockets.iter().filter(|s| s.receives()) {
+            for socket in old.receivers(worker, sh.workers) {
                 if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
                     for _ in 0..BATCH {
                         if receive(
                             sh,
+                            core,
                             socket,
                             &mut batch,
                             &mut inner,
@@ -282,19 +322,20 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
             }
         }
         let receiving: Vec<&UnderlaySocket> = plumbing
-            .sockets
-            .iter()
+            .receivers(worker, sh.workers)
             .map(|s| &**s)
-            .filter(|s| s.receives())
             .collect();
         let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
         fds.extend([sh.sockets_changed.fd(), sh.stop.fd()]);
         let (changed, stop) = (fds.len() - 2, fds.len() - 1);
         let mut poller = Poller::new(&fds);
+        let mut last_batch = BATCH;
         loop {
-            if let Some(end) = wait_turning(sh, 1, &mut poller, stop, "the underlay sockets") {
+            if let Some(end) = wait_turning(sh, core, &mut poller, stop, "the underlay sockets") {
                 return end;
             }
+            batch_wait(sh, last_batch);
+            last_batch = 0;
             let reloaded = poller.ready(changed) && {
                 sh.sockets_changed.clear();
                 sh.generation.load(Ordering::Acquire) != generation
@@ -303,8 +344,9 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
             // or the stop signal (poll is level-triggered, so the rest is read next pass).
             for (s, socket) in receiving.iter().enumerate() {
                 if poller.ready(s) {
-                    receive(
+                    last_batch += receive(
                         sh,
+                        core,
                         socket,
                         &mut batch,
                         &mut inner,
@@ -322,10 +364,11 @@ pub(super) fn net_loop(sh: &Shared) -> Result<(), ()> {
     }
 }
 
-/// Reads one batch from `socket`, decides it, and sends what the switch says. Returns how many
-/// datagrams it read.
+/// Reads one batch from `socket`, decides it with core `core`, and sends what the switch says.
+/// Returns how many datagrams it read.
 fn receive(
     sh: &Shared,
+    core: usize,
     socket: &UnderlaySocket,
     batch: &mut RecvBatch,
     inner: &mut Vec<Range<usize>>,
@@ -350,7 +393,7 @@ fn receive(
             // An ICMP error reported on the socket (the peer gone, say): counted, and logged
             // once per incident.
             let reason = ErrorReason::of(&e);
-            lock(sh).switch.record_rx_error(reason);
+            lock(sh, core).switch.record_rx_error(reason);
             if let Some(report) = incidents.error(key, reason, Instant::now()) {
                 log_fault(report);
             }
@@ -358,8 +401,15 @@ fn receive(
         }
     };
     plan.clear();
+    let at = At {
+        core,
+        queue: core / 2,
+        // Raw GRE sockets: no outer checksum vouches for the frame.
+        verify: socket.kind() == SocketKind::Gre
+            || sh.verify_inner[usize::from(!socket.local().is_ipv4())],
+    };
     let plumbing = {
-        let mut core = lock(sh);
+        let mut core = lock(sh, core);
         let core = &mut *core;
         let now = Instant::now();
         inner.clear();
@@ -403,7 +453,7 @@ fn receive(
         ..
     } = plan;
     let batch = &*batch;
-    deliver(sh, &plumbing, sends, headers, incidents, |r| match r {
+    deliver(sh, at, &plumbing, sends, headers, incidents, |r| match r {
         FrameRef::Batch(i) => batch
             .get(i)
             .and_then(|(_, p)| p.get(inner[i].clone()))
@@ -423,8 +473,13 @@ pub(super) fn packet_out(
     actions: Option<Vec<flow::Action>>,
 ) {
     let mut plan = Plan::new();
+    let at = At {
+        core: sh.control_core(),
+        queue: 0,
+        verify: true,
+    };
     let plumbing = {
-        let mut core = lock(sh);
+        let mut core = lock(sh, at.core);
         let core = &mut *core;
         let action = core
             .switch
@@ -445,7 +500,7 @@ pub(super) fn packet_out(
     static INCIDENTS: std::sync::Mutex<Option<Faults>> = std::sync::Mutex::new(None);
     let mut incidents = INCIDENTS.lock().unwrap_or_else(|p| p.into_inner());
     let incidents = incidents.get_or_insert_with(Faults::default);
-    deliver(sh, &plumbing, sends, headers, incidents, |r| match r {
+    deliver(sh, at, &plumbing, sends, headers, incidents, |r| match r {
         FrameRef::Batch(_) => &frame,
         FrameRef::Extra(a, b) => &extra[a..b],
         FrameRef::Segment(..) => &[],
@@ -557,8 +612,10 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
 /// source port per flow); every tunnel send gets its outer TOS (ECN per RFC 6040) and TTL. The
 /// sends of a GRE tunnel with sequence numbers are numbered and sent under that tunnel's lock,
 /// so that both threads' packets leave in order.
+#[allow(clippy::too_many_arguments)]
 fn deliver<'a>(
     sh: &Shared,
+    at: At,
     plumbing: &Plumbing,
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
@@ -591,7 +648,7 @@ fn deliver<'a>(
         match plumbing.egress(port) {
             Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
             Some(Egress::Local) => {
-                if let Err(e) = sh.tap.send(frame(f)) {
+                if let Err(e) = sh.tap.send(at.queue, frame(f)) {
                     note(port, e);
                 }
             }
@@ -640,13 +697,14 @@ fn deliver<'a>(
     let mut coalesced: Vec<usize> = Vec::new();
     if !local.is_empty() {
         let mut runs = Vec::new();
-        offload::plan_runs(&local, sh.tap.offloads().udp, &mut runs);
+        offload::plan_runs_checked(&local, sh.tap.offloads().udp, at.verify, &mut runs);
         for run in &runs {
             let frames = &local[run.first..run.first + run.count];
             let sent = if run.count == 1 {
-                sh.tap.send(frames[0])
+                sh.tap.send(at.queue, frames[0])
             } else {
                 sh.tap.send_superframe(
+                    at.queue,
                     &run.hdr,
                     &run.headers[..run.headers_len],
                     frames.iter().map(|f| offload::run_payload(run, f)),
@@ -658,7 +716,7 @@ fn deliver<'a>(
                 // A superframe the kernel refuses still goes out, frame by frame.
                 Err(_) if run.count > 1 => {
                     for f in frames {
-                        if let Err(e) = sh.tap.send(f) {
+                        if let Err(e) = sh.tap.send(at.queue, f) {
                             note(PortNo::LOCAL, e);
                         }
                     }
@@ -728,7 +786,7 @@ fn deliver<'a>(
         }
     }
     if !failed.is_empty() || !coalesced.is_empty() {
-        let mut core = lock(sh);
+        let mut core = lock(sh, at.core);
         for (port, reason) in failed {
             core.switch.record_send_error(port, reason);
         }

@@ -1,17 +1,23 @@
 //! Wiring: opens the TAP and the underlay sockets, runs the data path, handles signals.
 //!
-//! The data path ([`datapath`]) is two threads, one per direction, each a tight loop that moves
-//! a batch of frames per wake-up: read the batch, lock the switch once to decide every frame,
-//! then send. A third thread answers `vxtunctl` on the control socket ([`vxtunctl`]). The main
+//! The data path ([`datapath`]) is one worker per TAP queue (`[device] queues`, one per core by
+//! default), each two threads, one per direction, each a tight loop that moves a batch of
+//! frames per wake-up: read the batch, lock its switch shard once to decide every frame, then
+//! send. A worker reads its own TAP queue and its own VXLAN sockets (`SO_REUSEPORT`, spread by
+//! the outer source port), and writes to its own TAP queue, so the kernel keeps each flow on
+//! one worker. Another thread answers `vxtunctl` on the control socket ([`vxtunctl`]). The main
 //! thread (here) waits for signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter, SIGHUP
 //! reloads the config ([`reload`]).
 //!
-//! The switch and the underlay sockets with each port's egress ([`plumbing`]) sit together
-//! under one lock. A reload builds the new ones beside the running ones (binding only the
-//! sockets it lacks) and swaps both in one step; a flow edit builds the new table outside the
-//! lock and only swaps it in. So every frame is decided and sent under one whole configuration,
-//! old or new, and the data path waits only for the swap. Every control plane asks the running
-//! switch through one set of operations ([`ops`]).
+//! Every data-path thread decides with a shard of the switch of its own ([`Core`]: the switch's
+//! counters are per shard; the flow table, the MAC table and the rate limiters are shared, see
+//! [`Switch::shard`]), together with the underlay sockets and each port's egress
+//! ([`plumbing`]), under a lock that only the control planes take too: no data-path thread ever
+//! waits for another. A read sums the shards; a reload builds the new switch and sockets beside
+//! the running ones (binding only the sockets it lacks) and swaps them into every shard; a flow
+//! edit builds the new table outside the locks and only swaps it in. So every frame is decided
+//! and sent under one whole configuration, old or new, and the data path waits only for the
+//! swap. Every control plane asks the running switch through one set of operations ([`ops`]).
 
 mod datapath;
 mod metrics;
@@ -40,7 +46,7 @@ use std::time::Instant;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use thiserror::Error;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, FailMode};
 use crate::fdb::MacTable;
@@ -78,7 +84,8 @@ pub enum DaemonError {
     DataPath,
 }
 
-/// What the data path decides and sends with; swapped whole on reload.
+/// What one data-path thread decides and sends with (its shard of the switch); swapped whole on
+/// reload.
 struct Core {
     switch: Switch,
     plumbing: Arc<Plumbing>,
@@ -96,7 +103,16 @@ struct InForce {
 
 /// Everything the threads share.
 struct Shared {
-    core: Mutex<Core>,
+    /// One core per data-path thread (worker `w`'s TAP thread at `2w`, its underlay thread at
+    /// `2w + 1`), and a last one for the frames controllers send (PACKET_OUT).
+    cores: Vec<Mutex<Core>>,
+    /// Data-path workers: one per TAP queue.
+    workers: usize,
+    /// See [`crate::config::DeviceConfig::batch_wait_us`].
+    batch_wait: Option<std::time::Duration>,
+    /// Whether received VXLAN frames are checksummed before coalescing, by socket family
+    /// (IPv4, IPv6).
+    verify_inner: [bool; 2],
     /// Bumped (with the core's generation) on reload; read without the lock.
     generation: AtomicU64,
     /// Raised after a reload swapped the sockets.
@@ -122,8 +138,8 @@ struct Shared {
     roles: Mutex<RoleArbiter>,
     /// The OpenFlow side while it runs, for `vxtunctl show`.
     plane: Mutex<Option<std::sync::Weak<openflow::Plane>>>,
-    /// The data-path threads' signs of life (TAP thread, underlay thread), for the watchdog.
-    beats: [notify::Heartbeat; 2],
+    /// The data-path threads' signs of life (by core), for the watchdog.
+    beats: Vec<notify::Heartbeat>,
     /// How long an idle data-path thread may sleep (when systemd's watchdog is on).
     tick: Option<std::time::Duration>,
     /// Reloads and refused metrics requests, for the metrics.
@@ -154,6 +170,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     // Sockets first: a bind failure then leaves no device behind.
     let plumbing = Plumbing::build(&config, None)?;
+    let queues = config.device.queue_count();
     // One line per receiving VXLAN socket; the send-only ones of the source-port pools (RFC
     // 7348 entropy) are summed up in one line per pool.
     let word = |on: bool| if on { "on" } else { "off" };
@@ -202,13 +219,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.device.bridge.as_deref(),
         config.device.offload,
         tap_mac(&config),
+        queues,
     )?;
+    let workers = tap.queues();
+    if workers < queues {
+        warn!(
+            device = tap.name(),
+            "the existing device has a single queue (made without multi-queue): one data-path \
+             worker instead of {queues}"
+        );
+    }
     let offloads = tap.offloads();
     info!(
         device = tap.name(),
         created = tap.created(),
         mtu = device_mtu,
-        "TAP device ready, offloads: {}",
+        queues = workers,
+        "TAP device ready, {workers} data-path worker(s), offloads: {}",
         match (config.device.offload, offloads.tcp, offloads.udp) {
             (false, _, _) => "off (as configured)",
             (true, false, _) => "none (the kernel refused them)",
@@ -227,11 +254,26 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         plane: Mutex::new(None),
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
-        core: Mutex::new(Core {
-            switch: new_switch(&config, &mtus, config.flows.clone()),
-            plumbing: Arc::new(plumbing),
-            generation: 0,
-        }),
+        cores: {
+            let switch = new_switch(&config, &mtus, config.flows.clone());
+            let plumbing = Arc::new(plumbing);
+            (0..2 * workers + 1)
+                .map(|_| {
+                    Mutex::new(Core {
+                        switch: switch.shard(),
+                        plumbing: Arc::clone(&plumbing),
+                        generation: 0,
+                    })
+                })
+                .collect()
+        },
+        workers,
+        batch_wait: (config.device.batch_wait_us > 0)
+            .then(|| std::time::Duration::from_micros(u64::from(config.device.batch_wait_us))),
+        verify_inner: [
+            config.underlay.inner_checksum.verify(false),
+            config.underlay.inner_checksum.verify(true),
+        ],
         generation: AtomicU64::new(0),
         sockets_changed: Event::new().map_err(DaemonError::Signals)?,
         pmtu_check: Event::new().map_err(DaemonError::Signals)?,
@@ -243,7 +285,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             mtus,
         }),
         started: Instant::now(),
-        beats: Default::default(),
+        beats: (0..2 * workers).map(|_| Default::default()).collect(),
         tick: watchdog.map(notify::Watchdog::tick),
         counters: metrics::DaemonCounters::new(),
     });
@@ -266,16 +308,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             shared.stop.raise();
             handle.close();
         };
-        let tap_thread = std::thread::Builder::new()
-            .name("tap-rx".into())
-            .spawn_scoped(scope, move || {
-                stop_all(guarded("tap-rx", || tap_loop(shared)))
-            });
-        let net_thread = std::thread::Builder::new()
-            .name("net-rx".into())
-            .spawn_scoped(scope, move || {
-                stop_all(guarded("net-rx", || net_loop(shared)))
-            });
+        let mut data_threads = Ok(());
+        for w in 0..shared.workers {
+            let tap = format!("tap-rx-{w}");
+            let net = format!("net-rx-{w}");
+            let spawned = std::thread::Builder::new()
+                .name(tap.clone())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded(&tap, || tap_loop(shared, w)))
+                })
+                .and_then(|_| {
+                    std::thread::Builder::new()
+                        .name(net.clone())
+                        .spawn_scoped(scope, move || {
+                            stop_all(guarded(&net, || net_loop(shared, w)))
+                        })
+                });
+            if let Err(e) = spawned {
+                data_threads = Err(e);
+                break;
+            }
+        }
         let pmtu_thread = std::thread::Builder::new()
             .name("pmtu".into())
             .spawn_scoped(scope, move || {
@@ -322,8 +375,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 })
                 .map(Some),
         };
-        if tap_thread.is_err()
-            || net_thread.is_err()
+        if data_threads.is_err()
             || pmtu_thread.is_err()
             || control_thread.is_err()
             || openflow_thread.is_err()
@@ -444,17 +496,29 @@ fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> 
     }
 }
 
-/// The core, also after a thread panicked while holding it: that panic stops the daemon
-/// anyway (see `guarded`), and the counters stay readable for the final report.
-fn lock(sh: &Shared) -> MutexGuard<'_, Core> {
-    sh.core
+/// Core `i`, also after a thread panicked while holding it: that panic stops the daemon anyway
+/// (see `guarded`), and the counters stay readable for the final report.
+fn lock(sh: &Shared, i: usize) -> MutexGuard<'_, Core> {
+    sh.cores[i]
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// [`wait_unless_stopped`] for a data-path thread (`thread` 0: TAP, 1: underlay): it wakes at
-/// least every tick when systemd's watchdog is on, and each wake-up is a heartbeat for the
-/// watchdog.
+/// Every core, locked in order: for the control planes' reads and swaps. Data-path threads
+/// lock only their own core, so this waits at most for each one's batch in turn.
+fn lock_all(sh: &Shared) -> Vec<MutexGuard<'_, Core>> {
+    (0..sh.cores.len()).map(|i| lock(sh, i)).collect()
+}
+
+impl Shared {
+    /// The core of the frames controllers send (PACKET_OUT).
+    fn control_core(&self) -> usize {
+        self.cores.len() - 1
+    }
+}
+
+/// [`wait_unless_stopped`] for a data-path thread (`thread`: its core): it wakes at least every
+/// tick when systemd's watchdog is on, and each wake-up is a heartbeat for the watchdog.
 fn wait_turning(
     sh: &Shared,
     thread: usize,

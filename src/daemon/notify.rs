@@ -123,7 +123,7 @@ pub(super) fn all_alive(beats: &[&Heartbeat], last: &mut Vec<u64>) -> bool {
 /// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if both data-path threads
 /// turned since the last look. Returns when the daemon stops.
 pub(super) fn watchdog_loop(sh: &Shared, dog: Watchdog) -> Result<(), ()> {
-    let beats = [&sh.beats[0], &sh.beats[1]];
+    let beats: Vec<&Heartbeat> = sh.beats.iter().collect();
     let mut last = Vec::new();
     let mut stalled = false;
     let mut poller = crate::io::Poller::new(&[sh.stop.fd()]);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::{lock, notify, reload, InForce, Shared};
+use super::{lock, lock_all, notify, reload, InForce, Shared};
 use crate::control::{self, Request, Response};
 use crate::flow::edit::{self, EditError, Edited, FlowEdit};
 use crate::flow::{self, Flow, FlowTable, Match, PortNo};
@@ -18,20 +18,28 @@ use crate::openflow::{OFPRR_DELETE, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT};
 use crate::switch::{DropReason, FlowStats, PortKind, Switch};
 
 impl Shared {
-    /// Reads from the running switch under its lock. Keep `f` short: the data path waits.
+    /// Reads from the running switch: `f` sees the sum of every shard (see
+    /// [`Switch::merged`]), copied under the shards' locks and read after they are released.
     pub(super) fn query<R>(&self, f: impl FnOnce(&Switch) -> R) -> R {
-        f(&lock(self).switch)
+        self.query_mut(|sw| f(sw))
     }
 
     /// Like [`Shared::query`], for the reads that need the switch mutable (vxtunctl's text
-    /// answers are built by [`control::execute`], which also serves the pure tests).
+    /// answers are built by [`control::execute`], which also serves the pure tests). What `f`
+    /// changes in the copy is lost, except in what the shards share (the MAC table).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
-        f(&mut lock(self).switch)
+        let mut merged = {
+            let cores = lock_all(self);
+            Switch::merged(cores.iter().map(|c| &c.switch)).expect("at least the control core")
+        };
+        f(&mut merged)
     }
 
     /// Makes every frame take `normal` (fail-open), or the table again.
     pub(super) fn set_fail_open(&self, on: bool) {
-        lock(self).switch.set_fail_open(on);
+        for mut core in lock_all(self) {
+            core.switch.set_fail_open(on);
+        }
     }
 
     /// A line on the OpenFlow side for `vxtunctl show`: controllers connected, fail mode,
@@ -66,9 +74,9 @@ impl Shared {
         line
     }
 
-    /// Forgets every learnt MAC.
+    /// Forgets every learnt MAC (the shards share one table).
     pub(super) fn flush_fdb(&self) {
-        lock(self).switch.flush_fdb();
+        lock(self, 0).switch.flush_fdb();
     }
 
     /// Re-reads the config file and applies it (see [`reload`]), telling systemd
@@ -138,17 +146,32 @@ impl Shared {
             }
         };
         let now = Instant::now();
+        let table = std::sync::Arc::new(table);
         let (old, last) = {
-            let mut core = lock(self);
-            let last: Vec<FlowStats> = wanted
+            let mut cores = lock_all(self);
+            let sum: Vec<Option<FlowStats>> = wanted
                 .iter()
                 .map(|i| {
-                    i.and_then(|i| core.switch.flow_stats(i))
-                        .unwrap_or_default()
+                    let i = (*i)?;
+                    let mut s = cores[0].switch.flow_stats(i)?;
+                    for c in &cores[1..] {
+                        let t = c.switch.flow_stats(i).unwrap_or_default();
+                        s.n_packets += t.n_packets;
+                        s.n_bytes += t.n_bytes;
+                    }
+                    Some(s)
                 })
                 .collect();
-            (core.switch.replace_table(table, reset, now), last)
+            let old: Vec<_> = cores
+                .iter_mut()
+                .map(|c| {
+                    c.switch
+                        .replace_table(std::sync::Arc::clone(&table), reset, now)
+                })
+                .collect();
+            (old, sum)
         };
+        let last: Vec<FlowStats> = last.into_iter().map(Option::unwrap_or_default).collect();
         drop(old);
         in_force.flows = flows;
         for (flow, s) in deleted.iter().zip(last) {

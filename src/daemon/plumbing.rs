@@ -157,26 +157,30 @@ impl Plumbing {
                 _ => (SocketKind::Gre, 0),
             };
             let df = port.options.df;
-            // UDP sockets send and receive. Raw GRE sockets each have one role: one per
-            // address receives and never sends, the others send and receive nothing; so a
-            // reload never has two receiving copies of one packet.
-            // Each kind has one receiving socket per address: for VXLAN on the tunnel's port,
+            // Each kind has its receiving sockets per address: for VXLAN on the tunnel's port,
             // for GRE one raw socket that never sends. Senders receive nothing: a pool of UDP
             // sockets on source ports of their own, or a raw GRE socket per DF setting; so a
             // reload never has two receiving copies of one packet.
             let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
             let receiver = |s: &UnderlaySocket| same(s) && s.receives();
             if !sockets.iter().any(|s| receiver(s)) {
-                let reused = old.and_then(|o| o.sockets.iter().find(|s| receiver(s)));
-                sockets.push(match reused {
-                    Some(s) => Arc::clone(s),
-                    None => Arc::new(match kind {
+                // VXLAN: one receiving socket per worker, all on the tunnel's port
+                // (SO_REUSEPORT), the kernel spreading flows over them by the outer source
+                // port. GRE: one (every raw socket would get a copy of every packet).
+                let want = match kind {
+                    SocketKind::Udp(_) => config.device.queue_count(),
+                    SocketKind::Gre => 1,
+                };
+                let reused = old.map(|o| o.sockets.iter().filter(|s| receiver(s)));
+                sockets.extend(reused.into_iter().flatten().take(want).cloned());
+                while sockets.iter().filter(|s| receiver(s)).count() < want {
+                    sockets.push(Arc::new(match kind {
                         SocketKind::Udp(p) => {
                             UnderlaySocket::udp(local, p, true, config.underlay.offload)?
                         }
                         SocketKind::Gre => UnderlaySocket::gre(local, true, true)?,
-                    }),
-                });
+                    }));
+                }
             }
             let source_ports = match port
                 .options
@@ -296,6 +300,27 @@ impl Plumbing {
         Ok(Plumbing { sockets, egress })
     }
 
+    /// The receiving sockets worker `worker` of `workers` reads: the n-th receiving socket of
+    /// each (kind, address) goes to worker n modulo `workers`, so that every socket is read
+    /// whatever the number of workers.
+    pub(super) fn receivers(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> impl Iterator<Item = &Arc<UnderlaySocket>> {
+        self.sockets
+            .iter()
+            .enumerate()
+            .filter(move |&(i, s)| {
+                let rank = self.sockets[..i]
+                    .iter()
+                    .filter(|t| t.receives() && t.kind() == s.kind() && t.local() == s.local())
+                    .count();
+                s.receives() && rank % workers.max(1) == worker
+            })
+            .map(|(_, s)| s)
+    }
+
     pub(super) fn egress(&self, port: PortNo) -> Option<&Egress> {
         self.egress
             .binary_search_by_key(&port, |e| e.0)
@@ -324,7 +349,8 @@ mod tests {
         // Unprivileged: UDP on loopback, on a port of this test's own.
         let port = 20_000 + (std::process::id() % 20_000) as u16;
         let config = |tunnels: &str| {
-            let text = format!("[underlay]\nlocal = \"127.0.0.1\"\n{tunnels}");
+            let text =
+                format!("[device]\nqueues = 2\n[underlay]\nlocal = \"127.0.0.1\"\n{tunnels}");
             Config::parse(std::path::Path::new("t.toml"), &text).unwrap()
         };
         let tunnel = |name: &str, last: u8, extra: &str| {
@@ -337,14 +363,22 @@ mod tests {
         let old = Plumbing::build(&first, None).unwrap();
         assert_eq!(
             old.sockets.len(),
-            1 + 2 * SOURCE_PORTS,
-            "one receiving, a pool with DF set and one with DF clear"
+            2 + 2 * SOURCE_PORTS,
+            "one receiving per worker, a pool with DF set and one with DF clear"
         );
-        assert_eq!(old.sockets.iter().filter(|s| s.receives()).count(), 1);
-        let receiving = old.sockets.iter().find(|s| s.receives()).unwrap();
-        assert_eq!(receiving.local_port(), port);
+        let receivers: Vec<_> = old.sockets.iter().filter(|s| s.receives()).collect();
+        assert_eq!(receivers.len(), 2);
+        assert!(receivers.iter().all(|s| s.local_port() == port));
+        // Each worker reads one of them; with one worker, it reads both.
+        for (w, receiver) in receivers.iter().enumerate() {
+            let mine: Vec<_> = old.receivers(w, 2).collect();
+            assert_eq!(mine.len(), 1);
+            assert!(Arc::ptr_eq(mine[0], receiver));
+        }
+        assert_eq!(old.receivers(0, 1).count(), 2);
+        let receiving = receivers[0];
         let source_ports: std::collections::HashSet<u16> =
-            old.sockets[1..].iter().map(|s| s.local_port()).collect();
+            old.sockets[2..].iter().map(|s| s.local_port()).collect();
         assert_eq!(source_ports.len(), 2 * SOURCE_PORTS, "a source port each");
         let df_set = old
             .sockets
@@ -356,11 +390,15 @@ mod tests {
         let new = Plumbing::build(&second, Some(&old)).unwrap();
         assert_eq!(
             new.sockets.len(),
-            1 + SOURCE_PORTS,
+            2 + SOURCE_PORTS,
             "only the DF set pool is still needed"
         );
-        assert!(Arc::ptr_eq(&new.sockets[0], receiving), "the same receiver");
-        assert!(Arc::ptr_eq(&new.sockets[1], df_set), "and the same senders");
+        assert!(
+            Arc::ptr_eq(&new.sockets[0], receiving),
+            "the same receivers"
+        );
+        assert!(Arc::ptr_eq(&new.sockets[1], receivers[1]));
+        assert!(Arc::ptr_eq(&new.sockets[2], df_set), "and the same senders");
         assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
     }
 }

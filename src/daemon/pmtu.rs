@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::{error, info};
 
-use super::{lock, Shared};
+use super::{lock_all, Shared};
 use crate::config;
 use crate::io::Poller;
 use crate::switch::UnderlayMtu;
@@ -64,22 +64,24 @@ fn recheck(sh: &Shared) {
         };
         changes.push((port, underlay, source));
     }
-    let mut core = lock(sh);
+    let mut cores = lock_all(sh);
     let mut logs = Vec::new();
     for (port, underlay, source) in changes {
-        let now = core.switch.underlay_mtu(port.no);
+        let now = cores[0].switch.underlay_mtu(port.no);
         if now.is_some_and(|u| u.mtu == underlay) {
             continue;
         }
         let mtu = config::tunnel_mtu(underlay, &port.kind);
-        core.switch.set_mtu(port.no, mtu);
-        core.switch.set_underlay_mtu(
-            port.no,
-            UnderlayMtu {
-                mtu: underlay,
-                source,
-            },
-        );
+        for core in cores.iter_mut() {
+            core.switch.set_mtu(port.no, mtu);
+            core.switch.set_underlay_mtu(
+                port.no,
+                UnderlayMtu {
+                    mtu: underlay,
+                    source,
+                },
+            );
+        }
         logs.push((
             port.no,
             port.name.clone(),
@@ -89,7 +91,7 @@ fn recheck(sh: &Shared) {
             source,
         ));
     }
-    drop(core);
+    drop(cores);
     drop(in_force);
     for (no, name, was, underlay, mtu, source) in logs {
         info!(

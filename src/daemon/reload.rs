@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use super::ops::SwitchHandle;
-use super::{lock, new_switch, warn_about, InForce, Mtus, Plumbing, Shared};
+use super::{lock, lock_all, new_switch, warn_about, InForce, Mtus, Plumbing, Shared};
 use crate::config::Config;
 use crate::flow::{Flow, PortNo};
 use crate::io::tap::{Tap, TapError};
@@ -44,7 +44,7 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     // which cannot fail.
     let device = DeviceChange::apply(&sh.tap, in_force, &config, &mtus)?;
     let plumbing = {
-        let old = Arc::clone(&lock(sh).plumbing);
+        let old = Arc::clone(&lock(sh, 0).plumbing);
         Plumbing::build(&config, Some(&old))
     };
     let plumbing = match plumbing {
@@ -59,17 +59,30 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
         "{}; {flows_summary}\n",
         reload_summary(&in_force.config, &config).trim_end()
     );
-    let mut switch = new_switch(&config, &mtus, flows.clone());
-    let retired = {
-        let mut core = lock(sh);
-        let core = &mut *core;
-        switch.take_over(&mut core.switch, Instant::now());
-        core.generation += 1;
-        sh.generation.store(core.generation, Ordering::Release);
-        (
-            std::mem::replace(&mut core.switch, switch),
-            std::mem::replace(&mut core.plumbing, Arc::new(plumbing)),
-        )
+    let switch = new_switch(&config, &mtus, flows.clone());
+    let plumbing = Arc::new(plumbing);
+    // Every shard is built (it copies the tables) before the locks are taken.
+    let mut shards: Vec<_> = sh.cores.iter().map(|_| switch.shard()).collect();
+    let retired: Vec<_> = {
+        let mut cores = lock_all(sh);
+        let now = Instant::now();
+        if let (Some(new), Some(old)) = (shards.first_mut(), cores.first()) {
+            new.take_over_common(&old.switch, now);
+        }
+        cores
+            .iter_mut()
+            .zip(shards)
+            .map(|(core, mut shard)| {
+                let core = &mut **core;
+                shard.take_over_counters(&core.switch, now);
+                core.generation += 1;
+                sh.generation.store(core.generation, Ordering::Release);
+                (
+                    std::mem::replace(&mut core.switch, shard),
+                    std::mem::replace(&mut core.plumbing, Arc::clone(&plumbing)),
+                )
+            })
+            .collect()
     };
     sh.sockets_changed.raise();
     drop(retired);
@@ -242,6 +255,15 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_metrics, new_metrics) = (metrics(old), metrics(new));
     let mac = |c: &Config| c.device.mac.map(|m| m.to_string());
     let (old_mac, new_mac) = (mac(old), mac(new));
+    let workers = |c: &Config| {
+        format!(
+            "queues {:?} batch_wait_us {} inner_checksum {}",
+            c.device.queues,
+            c.device.batch_wait_us,
+            c.underlay.inner_checksum.word()
+        )
+    };
+    let (old_workers, new_workers) = (workers(old), workers(new));
     let fixed = [
         (
             "metrics.listen",
@@ -274,6 +296,11 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             new.device.bridge.as_deref(),
         ),
         ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
+        (
+            "device.queues, device.batch_wait_us or underlay.inner_checksum",
+            Some(old_workers.as_str()),
+            Some(new_workers.as_str()),
+        ),
         (
             "underlay.offload",
             Some(if old.underlay.offload {

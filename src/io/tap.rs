@@ -47,9 +47,15 @@ fn open_hint(e: &io::Error) -> &'static str {
     }
 }
 
-/// An open TAP device.
+/// An open TAP device, with one or more queues (`IFF_MULTI_QUEUE`): each queue is a descriptor
+/// of its own, read and written by one data-path worker. The kernel hands each flow to the
+/// queue that last wrote a frame of it (or spreads new flows by their hash), so a flow stays on
+/// one queue.
 pub struct Tap {
+    /// The first queue: also the one the device is configured through.
     dev: SyncDevice,
+    /// The other queues.
+    more: Vec<SyncDevice>,
     name: String,
     created: bool,
     /// Whether every read and write carries a virtio-net header (offloads on).
@@ -80,10 +86,11 @@ pub enum MacChoice {
 }
 
 impl Tap {
-    /// Creates the TAP `name` (or attaches to an existing one), sets its MAC (see
-    /// [`MacChoice`]), MTU and addresses, enslaves it to `bridge` and brings it up. With
-    /// `offload`, asks for the virtio-net header and the TCP offloads (checksum, TSO4, TSO6),
-    /// and UDP's (USO) where the kernel has them.
+    /// Creates the TAP `name` (or attaches to an existing one) with `queues` queues, sets its
+    /// MAC (see [`MacChoice`]), MTU and addresses, enslaves it to `bridge` and brings it up.
+    /// With `offload`, asks for the virtio-net header and the TCP offloads (checksum, TSO4,
+    /// TSO6), and UDP's (USO) where the kernel has them. An existing single-queue device is
+    /// opened with one queue ([`Tap::queues`] says how many it got).
     pub fn open(
         name: &str,
         mtu: u16,
@@ -91,27 +98,50 @@ impl Tap {
         bridge: Option<&str>,
         offload: bool,
         mac: MacChoice,
+        queues: usize,
     ) -> Result<Tap, TapError> {
         let existed = Path::new("/sys/class/net").join(name).exists();
-        let build = |offload: bool| {
+        let build = |offload: bool, multi: bool| {
             DeviceBuilder::new()
                 .name(name)
                 .layer(Layer::L2)
                 .offload(offload)
+                .multi_queue(multi)
                 .build_sync()
         };
-        // A kernel that refuses the offloads still gets a working device, without them.
-        let dev = match build(offload) {
-            Err(e) if offload && e.kind() != io::ErrorKind::PermissionDenied => build(false)
-                .map_err(|_| TapError::Open {
-                    name: name.to_owned(),
-                    source: e,
-                })?,
-            other => other.map_err(|source| TapError::Open {
-                name: name.to_owned(),
-                source,
-            })?,
+        let open_err = |source| TapError::Open {
+            name: name.to_owned(),
+            source,
         };
+        // A kernel that refuses the offloads still gets a working device, without them.
+        let build_any = |multi: bool| match build(offload, multi) {
+            Err(e) if offload && e.kind() != io::ErrorKind::PermissionDenied => {
+                build(false, multi).map_err(|_| e)
+            }
+            other => other,
+        };
+        let (dev, multi) = match build_any(queues > 1) {
+            // A persistent device made without IFF_MULTI_QUEUE takes only one queue.
+            Err(e) if queues > 1 && existed && e.raw_os_error() == Some(libc::EINVAL) => {
+                (build_any(false).map_err(open_err)?, false)
+            }
+            other => (other.map_err(open_err)?, queues > 1),
+        };
+        let mut more = Vec::new();
+        if multi {
+            for _ in 1..queues {
+                match dev.try_clone() {
+                    Ok(q) => more.push(q),
+                    Err(source) => {
+                        return Err(TapError::Setup {
+                            name: name.to_owned(),
+                            what: format!("opening queue {} of {queues}", more.len() + 2),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
         let setup = |what: String| {
             let name = name.to_owned();
             move |source| TapError::Setup { name, what, source }
@@ -125,6 +155,7 @@ impl Tap {
         let tap = Tap {
             vnet: dev.tcp_gso(),
             dev,
+            more,
             name: name.to_owned(),
             created: !existed,
         };
@@ -161,9 +192,10 @@ impl Tap {
         tap.dev
             .enabled(true)
             .map_err(setup("bringing the device up".into()))?;
-        tap.dev
-            .set_nonblocking(true)
-            .map_err(setup("making reads non-blocking".into()))?;
+        for q in std::iter::once(&tap.dev).chain(&tap.more) {
+            q.set_nonblocking(true)
+                .map_err(setup("making reads non-blocking".into()))?;
+        }
         Ok(tap)
     }
 
@@ -217,18 +249,31 @@ impl Tap {
             })
     }
 
-    /// Reads one frame; `WouldBlock` when none is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.recv(buf)
+    /// How many queues the device has.
+    pub fn queues(&self) -> usize {
+        1 + self.more.len()
     }
 
-    /// Writes one complete frame.
-    pub fn send(&self, frame: &[u8]) -> io::Result<usize> {
+    /// Queue `q` (wrapping around, so that every worker has one).
+    fn queue(&self, q: usize) -> &SyncDevice {
+        match q % self.queues() {
+            0 => &self.dev,
+            i => &self.more[i - 1],
+        }
+    }
+
+    /// Reads one frame from queue `q`; `WouldBlock` when none is waiting.
+    pub fn recv(&self, q: usize, buf: &mut [u8]) -> io::Result<usize> {
+        self.queue(q).recv(buf)
+    }
+
+    /// Writes one complete frame to queue `q`.
+    pub fn send(&self, q: usize, frame: &[u8]) -> io::Result<usize> {
+        let dev = self.queue(q);
         if self.vnet {
-            self.dev
-                .send_vectored(&[io::IoSlice::new(&PLAIN), io::IoSlice::new(frame)])
+            dev.send_vectored(&[io::IoSlice::new(&PLAIN), io::IoSlice::new(frame)])
         } else {
-            self.dev.send(frame)
+            dev.send(frame)
         }
     }
 
@@ -242,10 +287,11 @@ impl Tap {
         self.created
     }
 
-    /// Writes a TCP superframe (offloads on): the virtio-net header `hdr`, then `headers`, then
-    /// the payloads, gathered in one write.
+    /// Writes a TCP superframe (offloads on) to queue `q`: the virtio-net header `hdr`, then
+    /// `headers`, then the payloads, gathered in one write.
     pub fn send_superframe<'a>(
         &self,
+        q: usize,
         hdr: &VnetHdr,
         headers: &[u8],
         payloads: impl Iterator<Item = &'a [u8]>,
@@ -256,12 +302,12 @@ impl Tap {
         for payload in payloads {
             pieces.push(io::IoSlice::new(payload));
         }
-        self.dev.send_vectored(&pieces)
+        self.queue(q).send_vectored(&pieces)
     }
 
-    /// The descriptor to poll.
-    pub fn fd(&self) -> RawFd {
-        self.dev.as_raw_fd()
+    /// The descriptor of queue `q`, to poll.
+    pub fn fd(&self, q: usize) -> RawFd {
+        self.queue(q).as_raw_fd()
     }
 }
 

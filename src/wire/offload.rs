@@ -276,8 +276,9 @@ struct Piece {
 impl Piece {
     /// A TCP segment that may join a superframe (plain ACK, maybe PSH, with data) or, with
     /// `udp`, a UDP datagram with data and a checksum: not a fragment, IPv4 without options,
-    /// IPv6 without extension headers (as the kernel's GRO wants), and with correct checksums.
-    fn parse(frame: &[u8], udp: bool) -> Option<Piece> {
+    /// IPv6 without extension headers (as the kernel's GRO wants), and with correct checksums
+    /// (checked only with `verify`).
+    fn parse(frame: &[u8], udp: bool, verify: bool) -> Option<Piece> {
         let ip = IpView::parse(frame)?;
         if (ip.version == 4 && (ip.frag & 0x3fff != 0 || ip.header_len != super::IPV4_HEADER_LEN))
             || (ip.version == 6 && ip.header_len != super::IPV6_HEADER_LEN)
@@ -311,8 +312,9 @@ impl Piece {
         if headers >= end || headers > MAX_HEADERS {
             return None;
         }
-        if (ip.version == 4 && checksum::of(&[&frame[ip.l3..l4]]) != 0)
-            || transport_checksum(&frame[..end], &ip, l4, ip.proto) != 0
+        if verify
+            && ((ip.version == 4 && checksum::of(&[&frame[ip.l3..l4]]) != 0)
+                || transport_checksum(&frame[..end], &ip, l4, ip.proto) != 0)
         {
             return None;
         }
@@ -384,10 +386,20 @@ fn ids_follow(last: &Piece, next: &Piece) -> bool {
 /// segments of one TCP flow, equal-sized but the last, become one superframe (as the kernel's
 /// GRO would make); with `udp` (the TAP takes UDP superframes), so do consecutive datagrams of
 /// one UDP flow. Every other frame is a run of one. Appends to `runs`.
+///
+/// The kernel finishes a superframe's checksums itself, so a segment must have correct ones to
+/// join: they are verified, costing a pass over every byte.
 pub fn plan_runs(frames: &[&[u8]], udp: bool, runs: &mut Vec<Run>) {
+    plan_runs_checked(frames, udp, true, runs);
+}
+
+/// [`plan_runs`], verifying the checksums of the segments only with `verify`: without, for
+/// frames that a verified checksum already covered (a VXLAN datagram whose non-zero outer UDP
+/// checksum the kernel checked covers the whole inner frame).
+pub fn plan_runs_checked(frames: &[&[u8]], udp: bool, verify: bool, runs: &mut Vec<Run>) {
     let mut i = 0;
     while i < frames.len() {
-        let Some(first) = Piece::parse(frames[i], udp) else {
+        let Some(first) = Piece::parse(frames[i], udp, verify) else {
             runs.push(single(i));
             i += 1;
             continue;
@@ -395,7 +407,10 @@ pub fn plan_runs(frames: &[&[u8]], udp: bool, runs: &mut Vec<Run>) {
         let mut last = first;
         let mut total = first.payload_len();
         let mut count = 1;
-        while let Some(next) = frames.get(i + count).and_then(|f| Piece::parse(f, udp)) {
+        while let Some(next) = frames
+            .get(i + count)
+            .and_then(|f| Piece::parse(f, udp, verify))
+        {
             let fits = first.headers - first.ip.l3 + total + next.payload_len() <= 65_535;
             if !fits
                 || count == MAX_RUN
