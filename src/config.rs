@@ -379,12 +379,14 @@ impl Config {
                     "auto" => InnerChecksum::Auto,
                     "verify" => InnerChecksum::Verify,
                     "trust" => InnerChecksum::Trust,
-                    other => return Err(err(
-                        Some(v.span()),
-                        format!(
+                    other => {
+                        return Err(err(
+                            Some(v.span()),
+                            format!(
                             "inner_checksum `{other}`: expected \"auto\", \"verify\" or \"trust\""
                         ),
-                    )),
+                        ))
+                    }
                 },
             },
             src_port_range: match &raw.underlay.src_port_range {

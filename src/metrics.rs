@@ -43,6 +43,9 @@ pub struct Snapshot {
     pub packet_ins: PacketInStats,
     /// Whether every frame takes `normal` (standalone with no controller connected).
     pub fail_open: bool,
+    /// Frames received per data-path thread (`tap-rx-0`, `net-rx-0`, ...): how the workers
+    /// share the load.
+    pub threads: Vec<(String, u64)>,
     /// Reloads applied and refused.
     pub reloads: (u64, u64),
     /// Requests the metrics endpoint refused, by reason (kept by the HTTP side).
@@ -196,6 +199,18 @@ pub fn render(s: &Snapshot) -> String {
         "counter",
         "Bytes of the frames that matched the flow (the first 100 flows; the rest summed).",
         &flow_bytes,
+    );
+    let threads: Vec<(String, String)> = s
+        .threads
+        .iter()
+        .map(|(thread, n)| (labels(&[("thread", thread)]), n.to_string()))
+        .collect();
+    family(
+        "vxtund_thread_rx_frames_total",
+        "counter",
+        "Frames each data-path thread received (a worker per TAP queue, a thread per \
+         direction; `control` for the frames controllers sent).",
+        &threads,
     );
     let plain = |v: u64| vec![(String::new(), v.to_string())];
     family(

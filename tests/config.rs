@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vxtund::config::{Config, ConfigError};
+use vxtund::config::{Config, ConfigError, InnerChecksum};
 use vxtund::flow::PortNo;
 use vxtund::switch::PortKind;
 
@@ -770,5 +770,50 @@ fn tos_ttl_and_source_ports() {
         12,
         18,
         "`src_port_range` applies only to vxlan tunnels",
+    );
+}
+
+#[test]
+fn data_path_workers_and_their_techniques() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.device.queues, None, "one per core unless configured");
+    assert!(c.device.queue_count() >= 1);
+    assert_eq!(c.device.batch_wait_us, 0, "off");
+    assert_eq!(c.underlay.inner_checksum, InnerChecksum::Auto);
+    assert!(
+        InnerChecksum::Auto.verify(false),
+        "IPv4: a zero checksum tells nothing"
+    );
+    assert!(
+        !InnerChecksum::Auto.verify(true),
+        "IPv6: the kernel refuses zero"
+    );
+
+    let text = BASE
+        .replace(
+            "name = \"vxt0\"",
+            "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50",
+        )
+        .replace("[underlay]", "[underlay]\ninner_checksum = \"trust\"");
+    let c = parse(&text).unwrap();
+    assert_eq!((c.device.queues, c.device.queue_count()), (Some(3), 3));
+    assert_eq!(c.device.batch_wait_us, 50);
+    assert_eq!(c.underlay.inner_checksum, InnerChecksum::Trust);
+
+    let queues =
+        |n: &str| BASE.replace("name = \"vxt0\"", &format!("name = \"vxt0\"\nqueues = {n}"));
+    fails(&queues("0"), 4, 10, "queues 0: expected 1 to 64");
+    fails(&queues("65"), 4, 10, "queues 65: expected 1 to 64");
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nbatch_wait_us = 5000"),
+        4,
+        17,
+        "batch_wait_us 5000: at most 1000",
+    );
+    fails(
+        &BASE.replace("[underlay]", "[underlay]\ninner_checksum = \"never\""),
+        6,
+        18,
+        "inner_checksum `never`: expected \"auto\", \"verify\" or \"trust\"",
     );
 }

@@ -102,6 +102,7 @@ pub(super) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, MetricsErr
 /// The metrics text as a scrape sees it.
 pub(super) fn scrape(sh: &Shared) -> String {
     let mut snapshot = sh.query(Snapshot::take);
+    snapshot.threads = sh.thread_frames();
     let c = &sh.counters;
     snapshot.reloads = (
         c.reloads_applied.load(Ordering::Relaxed),

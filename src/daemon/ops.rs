@@ -35,6 +35,48 @@ impl Shared {
         f(&mut merged)
     }
 
+    /// Frames received by each data-path thread, named as the threads are (`tap-rx-0`,
+    /// `net-rx-0`, ...; `control` for PACKET_OUTs).
+    pub(super) fn thread_frames(&self) -> Vec<(String, u64)> {
+        let counts: Vec<u64> = lock_all(self)
+            .iter()
+            .map(|core| {
+                let sw = &core.switch;
+                sw.ports()
+                    .iter()
+                    .filter_map(|p| sw.port_stats(p.no))
+                    .map(|s| s.rx_packets)
+                    .sum()
+            })
+            .collect();
+        counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let name = match i {
+                    i if i == self.control_core() => "control".to_owned(),
+                    i if i % 2 == 0 => format!("tap-rx-{}", i / 2),
+                    i => format!("net-rx-{}", i / 2),
+                };
+                (name, n)
+            })
+            .collect()
+    }
+
+    /// A line on the data path for `vxtunctl show`: workers and the frames each thread took.
+    pub(super) fn workers_status(&self) -> String {
+        let threads: Vec<String> = self
+            .thread_frames()
+            .into_iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        format!(
+            "data path: {} worker(s), frames received per thread: {}\n",
+            self.workers,
+            threads.join(", ")
+        )
+    }
+
     /// Makes every frame take `normal` (fail-open), or the table again.
     pub(super) fn set_fail_open(&self, on: bool) {
         for mut core in lock_all(self) {

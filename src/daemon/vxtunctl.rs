@@ -35,6 +35,7 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                     let mut response =
                         sh.query_mut(|sw| control::execute(sw, &request, sh.started, now));
                     if response.ok && request == Request::Show {
+                        response.text.push_str(&sh.workers_status());
                         response.text.push_str(&sh.openflow_status());
                     }
                     response
