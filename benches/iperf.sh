@@ -24,7 +24,14 @@
 # them back at the end. The script prints a Markdown table with the ratio to the kernel's
 # vxlan, the CPU the tunnel's two processes used, and vxtund's memory; with the gre path, also
 # GRE's ratio to VXLAN and the GRE ceiling of benches/gre_ceiling.rs (what vxtund's raw sockets
-# alone carry on this machine). Every process is stopped by PID and every namespace removed.
+# alone carry on this machine). For every path and test the table also gives the CPU seconds
+# spent per Gbit carried (CPU-cores per Gbit/s): the tunnel's own processes', and the whole
+# machine's from /proc/stat (user, nice, system, irq, softirq and steal over the test), the only
+# fair figure for the kernel's vxlan, which has no process, and one that counts iperf3 and the
+# softirq work on every path (and anything else running: measure on a quiet machine); and the
+# tunnel processes' wake-ups (voluntary context switches of all their threads: vxtund's data
+# path sleeps in poll(), so each is one wake-up) per second and per Gbit. Every process is
+# stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
@@ -192,6 +199,20 @@ cpu_ticks() { # user + system ticks of the tunnel's processes
     echo "$total"
 }
 
+machine_ticks() { # busy ticks of all CPUs: user + nice + system + irq + softirq + steal
+    local cpu user nice system idle iowait irq softirq steal rest
+    read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+wakeups() { # "TID voluntary_ctxt_switches" for every thread of the tunnel's processes
+    local pid
+    for pid in $(tunnel_pids "$1"); do
+        awk '$1 == "voluntary_ctxt_switches:" { split(FILENAME, f, "/"); print f[5], $2 }' \
+            /proc/"$pid"/task/*/status 2>/dev/null || true
+    done
+}
+
 rss_kib() { # rss_kib PID FIELD: VmRSS or VmHWM in KiB
     awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
 }
@@ -212,7 +233,7 @@ print(max(rate, 1000))
 PY
 }
 
-measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json and .cpu
+measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wake0 and .wake1
     local path=$1 test=$2 run=$3 args=()
     case "$test" in
         tcp) args=() ;;
@@ -221,11 +242,15 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json and .cpu
         udp) args=(-u -b 0 -l 1400 -w 4M) ;;
         udp80) args=(-u -b "$(paced_rate)" -l 1400 -w 4M) ;;
     esac
-    local before
+    local before machine_before out=$tmp/$path-$test-$run
     before=$(cpu_ticks "$path")
+    wakeups "$path" >"$out.wake0"
+    machine_before=$(machine_ticks)
     ip netns exec "$p-$path-a" timeout $((DURATION + 20)) iperf3 -c "$(server_addr "$path")" \
-        -t "$DURATION" -J "${args[@]}" >"$tmp/$path-$test-$run.json" 2>>"$tmp/iperf.err" || true
-    echo $(($(cpu_ticks "$path") - before)) >"$tmp/$path-$test-$run.cpu"
+        -t "$DURATION" -J "${args[@]}" >"$out.json" 2>>"$tmp/iperf.err" || true
+    echo $(($(machine_ticks) - machine_before)) >"$out.mcpu"
+    wakeups "$path" >"$out.wake1"
+    echo $(($(cpu_ticks "$path") - before)) >"$out.cpu"
 }
 
 rss_start=""
@@ -258,6 +283,8 @@ labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund
 heads = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP reverse, Gbit/s",
          "tcp4": "TCP 4 streams, Gbit/s", "udp": "UDP 1400 B, kpps (loss)",
          "udp80": "UDP at 80 % of the kernel's rate, kpps (loss)"}
+short = {"tcp": "TCP 1 stream", "tcp_rev": "TCP reverse", "tcp4": "TCP 4 streams",
+         "udp": "UDP 1400 B", "udp80": "UDP at 80 %"}
 
 def value(path, test, run):
     try:
@@ -282,9 +309,56 @@ def cpu(path, test):
     except Exception:
         return 0
 
+def gbps(path, test, run): # what the path carried; UDP: the datagrams received, 1400 B each
+    m, _ = value(path, test, run)
+    return m * 1400 * 8 / 1e6 if test.startswith("udp") else m
+
+def per_gbit(path, test, kind): # CPU s per Gbit carried, median of the runs; kind cpu or mcpu
+    xs = []
+    for r in range(1, runs + 1):
+        try:
+            ticks = int(open(f"{tmp}/{path}-{test}-{r}.{kind}").read())
+        except Exception:
+            continue
+        if gbps(path, test, r) > 0:
+            xs.append(ticks / hz / duration / gbps(path, test, r))
+    return statistics.median(xs) if xs else None
+
+def wakeups(path, test, run): # the tunnel threads' voluntary context switches per second
+    def snapshot(n):
+        with open(f"{tmp}/{path}-{test}-{run}.wake{n}") as f:
+            return {tid: int(count) for tid, count in (line.split() for line in f)}
+    try:
+        before, after = snapshot(0), snapshot(1)
+    except Exception:
+        return None
+    # a thread that started during the test counts from 0; one that ended is lost
+    return sum(c - before.get(tid, 0) for tid, c in after.items()) / duration if after else None
+
+def wake(path, test): # (per second, per Gbit), medians of the runs
+    per_s, per_gbit_ = [], []
+    for r in range(1, runs + 1):
+        w = wakeups(path, test, r)
+        if w is not None:
+            per_s.append(w)
+            if gbps(path, test, r) > 0:
+                per_gbit_.append(w / gbps(path, test, r))
+    return (statistics.median(per_s) if per_s else None,
+            statistics.median(per_gbit_) if per_gbit_ else None)
+
+def fmt_cpu(x):
+    return "—" if x is None else f"{x:.3f}"
+
+def fmt_count(x):
+    if x is None:
+        return "—"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}"
+
 kernel = {t: median("kernel", t)[0] for t in tests} if "kernel" in paths else {}
-print(f"| path ({runs} run(s) of {duration:.0f} s, median) | " + " | ".join(heads[t] for t in tests) + " | CPU % (TCP, UDP) |")
-print("|---|" + "---|" * len(tests) + "---|")
+print(f"| path ({runs} run(s) of {duration:.0f} s, median) | " + " | ".join(heads[t] for t in tests) + " | CPU % (TCP, UDP) | "
+      + " | ".join(f"{short[t]}: CPU s per Gbit, tunnel / machine" for t in tests) + " | "
+      + " | ".join(f"{short[t]}: wake-ups per s / per Gbit" for t in tests) + " |")
+print("|---|" + "---|" * (3 * len(tests) + 1))
 results = {}
 for path in paths:
     cells = []
@@ -298,9 +372,25 @@ for path in paths:
             cell += f" · {m / kernel[t]:.2f}×"
         cells.append(cell)
     tunnel_cpu = "-" if path in ("veth", "kernel") else f"{cpu(path, 'tcp'):.0f}, {cpu(path, 'udp'):.0f}"
-    print(f"| {labels.get(path, path)} | " + " | ".join(cells) + f" | {tunnel_cpu} |")
+    costs = [f"{fmt_cpu(per_gbit(path, t, 'cpu') if path not in ('veth', 'kernel') else None)}"
+             f" / {fmt_cpu(per_gbit(path, t, 'mcpu'))}" for t in tests]
+    wakes = [" / ".join(fmt_count(w) for w in wake(path, t)) for t in tests]
+    print(f"| {labels.get(path, path)} | " + " | ".join(cells) + f" | {tunnel_cpu} | "
+          + " | ".join(costs) + " | " + " | ".join(wakes) + " |")
 print()
 print("· N× = ratio to the kernel's vxlan in the same run. CPU %: the tunnel's two processes together (200 = both cores); the kernel's own work is not counted.")
+print("· CPU s per Gbit: CPU seconds per Gbit carried, i.e. (CPU s / test's duration) / (Gbit/s), CPU-cores per Gbit/s; for UDP per Gbit of datagrams received (1400 B each)."
+      " tunnel: the tunnel's two processes (— for veth and the kernel's vxlan, which have none);"
+      " machine: all CPUs' busy time over the test from /proc/stat (user, nice, system, irq, softirq, steal), so iperf3 at both ends, the kernel's softirq work, the tunnel, and anything else running.")
+print("· Wake-ups: voluntary context switches of all the tunnel processes' threads over the test, per second and per Gbit carried (vxtund's data path sleeps in poll(): each is one wake-up).")
+if "kernel" in paths:
+    for path in paths:
+        if path == "kernel":
+            continue
+        ratios = [(short[t], per_gbit(path, t, "mcpu"), per_gbit("kernel", t, "mcpu")) for t in tests]
+        ratios = [f"{name} {m / k:.2f}×" for name, m, k in ratios if m is not None and k]
+        if ratios:
+            print(f"Machine CPU s per Gbit, {labels.get(path, path)} / kernel vxlan: " + ", ".join(ratios))
 for other in ("tinc", "openvpn"):
     if ("vxtund", "tcp") in results and results.get((other, "tcp")):
         print(f"vxtund VXLAN / {labels[other]}: TCP {results[('vxtund', 'tcp')] / results[(other, 'tcp')]:.1f}×" +
