@@ -4,6 +4,7 @@
 #
 #   benches/iperf.sh                 (as root; DURATION=10 RUNS=3 by default)
 #   DURATION=20 RUNS=5 PATHS="kernel vxtund" benches/iperf.sh
+#   VARIANTS="q1:queues=1 q2:queues=2" PATHS="kernel vxtund" benches/iperf.sh
 #
 # Each path is two network namespaces joined by a veth underlay (MTU 1500, 10.201.0.0/24) with
 # an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1458 for GRE with its key):
@@ -14,6 +15,12 @@
 #   gre           vxtund over GRE (key 42), offloads on
 #   tinc          tinc 1.0 in switch mode, Cipher/Digest none, no compression
 #   openvpn       OpenVPN 2.6 --dev tap, --cipher none --auth none
+#   vxtund_NAME   the vxtund path with the settings of VARIANTS' NAME (below)
+# VARIANTS compares vxtund configured differently in the same run: space-separated NAME:SPEC,
+# SPEC a comma-separated list of key=value settings; each NAME adds a path vxtund_NAME, the
+# vxtund path with those lines in its config (queues, batch_wait_us and offload go into
+# [device], inner_checksum into [underlay]; numbers and true/false are written bare, anything
+# else quoted; a setting replaces the path's own line for that key).
 # iperf3 runs TCP one stream each way, TCP four streams, UDP with 1400-byte datagrams at full
 # speed (udp), and UDP paced at 80 % of the kernel's vxlan datagram rate (udp80: can the path
 # carry that rate without loss? the rate is the median of the kernel's udp results measured so
@@ -38,7 +45,34 @@ DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 PATHS=${PATHS:-"veth kernel vxtund vxtund_nooff gre tinc openvpn"}
 TESTS=${TESTS:-"tcp tcp_rev tcp4 udp udp80"}
+VARIANTS=${VARIANTS:-}
 [ "$(id -u)" = 0 ] || { echo "iperf.sh: needs root" >&2; exit 1; }
+
+variant_section() { # variant_section KEY: the config section a variant's KEY goes into
+    case "$1" in
+        queues | batch_wait_us | offload) echo device ;;
+        inner_checksum) echo underlay ;;
+        *) return 1 ;;
+    esac
+}
+declare -A variant=() # path vxtund_NAME -> its SPEC
+read -r -a variant_list <<<"$VARIANTS"
+for v in "${variant_list[@]}"; do
+    name=${v%%:*} spec=${v#*:}
+    [[ "$v" == *:?* && "$name" =~ ^[A-Za-z0-9_]+$ ]] ||
+        { echo "iperf.sh: variant '$v' is not NAME:key=value,..." >&2; exit 1; }
+    [[ " $PATHS " != *" vxtund_$name "* ]] ||
+        { echo "iperf.sh: variant '$name': PATHS already has a path vxtund_$name" >&2; exit 1; }
+    IFS=, read -r -a settings <<<"$spec"
+    for kv in "${settings[@]}"; do
+        [[ "$kv" =~ ^[a-z_]+=[A-Za-z0-9._+-]+$ ]] ||
+            { echo "iperf.sh: variant '$name': '$kv' is not key=value" >&2; exit 1; }
+        variant_section "${kv%%=*}" >/dev/null ||
+            { echo "iperf.sh: variant '$name': unknown key '${kv%%=*}' (see variant_section)" >&2; exit 1; }
+    done
+    variant[vxtund_$name]=$spec
+    PATHS+=" vxtund_$name"
+done
 if [[ " $TESTS " == *" udp80 "* ]]; then
     [[ " $PATHS " == *" kernel "* && " $TESTS " == *" udp "*udp80* ]] ||
         { echo "iperf.sh: udp80 needs the kernel path and the udp test before it" >&2; exit 1; }
@@ -103,7 +137,24 @@ setup_kernel() {
     done
 }
 
-vxtund_pair() { # vxtund_pair NAME TYPE OFFLOAD
+toml_set() { # toml_set FILE SECTION KEY VALUE: KEY = VALUE in [SECTION], replacing KEY's line
+    awk -v head="[$2]" -v key="$3" -v value="$4" '
+        $0 == head { print; print key " = " value; within = 1; next }
+        /^\[/ { within = 0 }
+        within && $1 == key && $2 == "=" { next }
+        { print }' "$1" >"$1.new"
+    mv "$1.new" "$1"
+}
+
+toml_value() { # numbers and booleans bare, anything else quoted
+    if [[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ || "$1" == true || "$1" == false ]]; then
+        echo "$1"
+    else
+        echo "\"$1\""
+    fi
+}
+
+vxtund_pair() { # vxtund_pair NAME TYPE OFFLOAD [SPEC]: SPEC as in VARIANTS
     pair "$1"
     local i s id="vni = 42"
     [ "$2" = gre ] && id="key = 42"
@@ -125,6 +176,11 @@ $id
 [control]
 socket = "$tmp/$1-$s.sock"
 CONF
+        IFS=, read -r -a settings <<<"${4:-}"
+        for kv in "${settings[@]}"; do
+            toml_set "$tmp/$1-$s.toml" "$(variant_section "${kv%%=*}")" "${kv%%=*}" \
+                "$(toml_value "${kv#*=}")"
+        done
         ip netns exec "$p-$1-$s" "$bin" --config "$tmp/$1-$s.toml" --log-level warn \
             >"$tmp/$1-$s.out" 2>"$tmp/$1-$s.log" &
         echo $! >"$tmp/$1-$s.pid"
@@ -170,7 +226,11 @@ setup_openvpn() {
 server_addr() { if [ "$1" = veth ]; then echo 10.201.0.2; else echo 10.99.0.2; fi; }
 
 for path in $PATHS; do
-    "setup_$path"
+    if [ -n "${variant[$path]:-}" ]; then
+        vxtund_pair "$path" vxlan true "${variant[$path]}"
+    else
+        "setup_$path"
+    fi
 done
 sleep 2
 for path in $PATHS; do
@@ -273,10 +333,10 @@ if [ -n "$rss_start" ]; then
     done
 fi
 
-python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" <<'PY'
+python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" "$VARIANTS" <<'PY'
 import json, statistics, sys
 tmp, runs, duration, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-paths, tests, memory = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7]
+paths, tests, memory, variants = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], sys.argv[8].split()
 labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund VXLAN",
           "vxtund_nooff": "vxtund VXLAN, offloads off", "gre": "vxtund GRE",
           "tinc": "tinc 1.0 switch, no crypto", "openvpn": "OpenVPN 2.6 tap, no crypto"}
@@ -285,6 +345,9 @@ heads = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP reverse, Gbit/s",
          "udp80": "UDP at 80 % of the kernel's rate, kpps (loss)"}
 short = {"tcp": "TCP 1 stream", "tcp_rev": "TCP reverse", "tcp4": "TCP 4 streams",
          "udp": "UDP 1400 B", "udp80": "UDP at 80 %"}
+for v in variants:
+    name, spec = v.split(":", 1)
+    labels[f"vxtund_{name}"] = f"vxtund VXLAN, {name} ({spec})"
 
 def value(path, test, run):
     try:
