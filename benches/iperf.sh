@@ -4,6 +4,7 @@
 #
 #   benches/iperf.sh                 (as root; DURATION=10 RUNS=3 by default)
 #   DURATION=20 RUNS=5 PATHS="kernel vxtund" benches/iperf.sh
+#   VARIANTS="q1:queues=1 q2:queues=2" PATHS="kernel vxtund" benches/iperf.sh
 #
 # Each path is two network namespaces joined by a veth underlay (MTU 1500, 10.201.0.0/24) with
 # an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1458 for GRE with its key):
@@ -14,6 +15,12 @@
 #   gre           vxtund over GRE (key 42), offloads on
 #   tinc          tinc 1.0 in switch mode, Cipher/Digest none, no compression
 #   openvpn       OpenVPN 2.6 --dev tap, --cipher none --auth none
+#   vxtund_NAME   the vxtund path with the settings of VARIANTS' NAME (below)
+# VARIANTS compares vxtund configured differently in the same run: space-separated NAME:SPEC,
+# SPEC a comma-separated list of key=value settings; each NAME adds a path vxtund_NAME, the
+# vxtund path with those lines in its config (queues, batch_wait_us and offload go into
+# [device], inner_checksum into [underlay]; numbers and true/false are written bare, anything
+# else quoted; a setting replaces the path's own line for that key).
 # iperf3 runs TCP one stream each way, TCP four streams, UDP with 1400-byte datagrams at full
 # speed (udp), and UDP paced at 80 % of the kernel's vxlan datagram rate (udp80: can the path
 # carry that rate without loss? the rate is the median of the kernel's udp results measured so
@@ -24,14 +31,48 @@
 # them back at the end. The script prints a Markdown table with the ratio to the kernel's
 # vxlan, the CPU the tunnel's two processes used, and vxtund's memory; with the gre path, also
 # GRE's ratio to VXLAN and the GRE ceiling of benches/gre_ceiling.rs (what vxtund's raw sockets
-# alone carry on this machine). Every process is stopped by PID and every namespace removed.
+# alone carry on this machine). For every path and test the table also gives the CPU seconds
+# spent per Gbit carried (CPU-cores per Gbit/s): the tunnel's own processes', and the whole
+# machine's from /proc/stat (user, nice, system, irq, softirq and steal over the test), the only
+# fair figure for the kernel's vxlan, which has no process, and one that counts iperf3 and the
+# softirq work on every path (and anything else running: measure on a quiet machine); and the
+# tunnel processes' wake-ups (voluntary context switches of all their threads: vxtund's data
+# path sleeps in poll(), so each is one wake-up) per second and per Gbit. Every process is
+# stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 PATHS=${PATHS:-"veth kernel vxtund vxtund_nooff gre tinc openvpn"}
 TESTS=${TESTS:-"tcp tcp_rev tcp4 udp udp80"}
+VARIANTS=${VARIANTS:-}
 [ "$(id -u)" = 0 ] || { echo "iperf.sh: needs root" >&2; exit 1; }
+
+variant_section() { # variant_section KEY: the config section a variant's KEY goes into
+    case "$1" in
+        queues | batch_wait_us | offload) echo device ;;
+        inner_checksum) echo underlay ;;
+        *) return 1 ;;
+    esac
+}
+declare -A variant=() # path vxtund_NAME -> its SPEC
+read -r -a variant_list <<<"$VARIANTS"
+for v in "${variant_list[@]}"; do
+    name=${v%%:*} spec=${v#*:}
+    [[ "$v" == *:?* && "$name" =~ ^[A-Za-z0-9_]+$ ]] ||
+        { echo "iperf.sh: variant '$v' is not NAME:key=value,..." >&2; exit 1; }
+    [[ " $PATHS " != *" vxtund_$name "* ]] ||
+        { echo "iperf.sh: variant '$name': PATHS already has a path vxtund_$name" >&2; exit 1; }
+    IFS=, read -r -a settings <<<"$spec"
+    for kv in "${settings[@]}"; do
+        [[ "$kv" =~ ^[a-z_]+=[A-Za-z0-9._+-]+$ ]] ||
+            { echo "iperf.sh: variant '$name': '$kv' is not key=value" >&2; exit 1; }
+        variant_section "${kv%%=*}" >/dev/null ||
+            { echo "iperf.sh: variant '$name': unknown key '${kv%%=*}' (see variant_section)" >&2; exit 1; }
+    done
+    variant[vxtund_$name]=$spec
+    PATHS+=" vxtund_$name"
+done
 if [[ " $TESTS " == *" udp80 "* ]]; then
     [[ " $PATHS " == *" kernel "* && " $TESTS " == *" udp "*udp80* ]] ||
         { echo "iperf.sh: udp80 needs the kernel path and the udp test before it" >&2; exit 1; }
@@ -96,7 +137,24 @@ setup_kernel() {
     done
 }
 
-vxtund_pair() { # vxtund_pair NAME TYPE OFFLOAD
+toml_set() { # toml_set FILE SECTION KEY VALUE: KEY = VALUE in [SECTION], replacing KEY's line
+    awk -v head="[$2]" -v key="$3" -v value="$4" '
+        $0 == head { print; print key " = " value; within = 1; next }
+        /^\[/ { within = 0 }
+        within && $1 == key && $2 == "=" { next }
+        { print }' "$1" >"$1.new"
+    mv "$1.new" "$1"
+}
+
+toml_value() { # numbers and booleans bare, anything else quoted
+    if [[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ || "$1" == true || "$1" == false ]]; then
+        echo "$1"
+    else
+        echo "\"$1\""
+    fi
+}
+
+vxtund_pair() { # vxtund_pair NAME TYPE OFFLOAD [SPEC]: SPEC as in VARIANTS
     pair "$1"
     local i s id="vni = 42"
     [ "$2" = gre ] && id="key = 42"
@@ -118,6 +176,11 @@ $id
 [control]
 socket = "$tmp/$1-$s.sock"
 CONF
+        IFS=, read -r -a settings <<<"${4:-}"
+        for kv in "${settings[@]}"; do
+            toml_set "$tmp/$1-$s.toml" "$(variant_section "${kv%%=*}")" "${kv%%=*}" \
+                "$(toml_value "${kv#*=}")"
+        done
         ip netns exec "$p-$1-$s" "$bin" --config "$tmp/$1-$s.toml" --log-level warn \
             >"$tmp/$1-$s.out" 2>"$tmp/$1-$s.log" &
         echo $! >"$tmp/$1-$s.pid"
@@ -163,7 +226,11 @@ setup_openvpn() {
 server_addr() { if [ "$1" = veth ]; then echo 10.201.0.2; else echo 10.99.0.2; fi; }
 
 for path in $PATHS; do
-    "setup_$path"
+    if [ -n "${variant[$path]:-}" ]; then
+        vxtund_pair "$path" vxlan true "${variant[$path]}"
+    else
+        "setup_$path"
+    fi
 done
 sleep 2
 for path in $PATHS; do
@@ -192,6 +259,20 @@ cpu_ticks() { # user + system ticks of the tunnel's processes
     echo "$total"
 }
 
+machine_ticks() { # busy ticks of all CPUs: user + nice + system + irq + softirq + steal
+    local cpu user nice system idle iowait irq softirq steal rest
+    read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+wakeups() { # "TID voluntary_ctxt_switches" for every thread of the tunnel's processes
+    local pid
+    for pid in $(tunnel_pids "$1"); do
+        awk '$1 == "voluntary_ctxt_switches:" { split(FILENAME, f, "/"); print f[5], $2 }' \
+            /proc/"$pid"/task/*/status 2>/dev/null || true
+    done
+}
+
 rss_kib() { # rss_kib PID FIELD: VmRSS or VmHWM in KiB
     awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
 }
@@ -212,7 +293,7 @@ print(max(rate, 1000))
 PY
 }
 
-measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json and .cpu
+measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wake0 and .wake1
     local path=$1 test=$2 run=$3 args=()
     case "$test" in
         tcp) args=() ;;
@@ -221,11 +302,15 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json and .cpu
         udp) args=(-u -b 0 -l 1400 -w 4M) ;;
         udp80) args=(-u -b "$(paced_rate)" -l 1400 -w 4M) ;;
     esac
-    local before
+    local before machine_before out=$tmp/$path-$test-$run
     before=$(cpu_ticks "$path")
+    wakeups "$path" >"$out.wake0"
+    machine_before=$(machine_ticks)
     ip netns exec "$p-$path-a" timeout $((DURATION + 20)) iperf3 -c "$(server_addr "$path")" \
-        -t "$DURATION" -J "${args[@]}" >"$tmp/$path-$test-$run.json" 2>>"$tmp/iperf.err" || true
-    echo $(($(cpu_ticks "$path") - before)) >"$tmp/$path-$test-$run.cpu"
+        -t "$DURATION" -J "${args[@]}" >"$out.json" 2>>"$tmp/iperf.err" || true
+    echo $(($(machine_ticks) - machine_before)) >"$out.mcpu"
+    wakeups "$path" >"$out.wake1"
+    echo $(($(cpu_ticks "$path") - before)) >"$out.cpu"
 }
 
 rss_start=""
@@ -248,16 +333,21 @@ if [ -n "$rss_start" ]; then
     done
 fi
 
-python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" <<'PY'
+python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" "$VARIANTS" <<'PY'
 import json, statistics, sys
 tmp, runs, duration, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-paths, tests, memory = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7]
+paths, tests, memory, variants = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], sys.argv[8].split()
 labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund VXLAN",
           "vxtund_nooff": "vxtund VXLAN, offloads off", "gre": "vxtund GRE",
           "tinc": "tinc 1.0 switch, no crypto", "openvpn": "OpenVPN 2.6 tap, no crypto"}
 heads = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP reverse, Gbit/s",
          "tcp4": "TCP 4 streams, Gbit/s", "udp": "UDP 1400 B, kpps (loss)",
          "udp80": "UDP at 80 % of the kernel's rate, kpps (loss)"}
+short = {"tcp": "TCP 1 stream", "tcp_rev": "TCP reverse", "tcp4": "TCP 4 streams",
+         "udp": "UDP 1400 B", "udp80": "UDP at 80 %"}
+for v in variants:
+    name, spec = v.split(":", 1)
+    labels[f"vxtund_{name}"] = f"vxtund VXLAN, {name} ({spec})"
 
 def value(path, test, run):
     try:
@@ -282,9 +372,56 @@ def cpu(path, test):
     except Exception:
         return 0
 
+def gbps(path, test, run): # what the path carried; UDP: the datagrams received, 1400 B each
+    m, _ = value(path, test, run)
+    return m * 1400 * 8 / 1e6 if test.startswith("udp") else m
+
+def per_gbit(path, test, kind): # CPU s per Gbit carried, median of the runs; kind cpu or mcpu
+    xs = []
+    for r in range(1, runs + 1):
+        try:
+            ticks = int(open(f"{tmp}/{path}-{test}-{r}.{kind}").read())
+        except Exception:
+            continue
+        if gbps(path, test, r) > 0:
+            xs.append(ticks / hz / duration / gbps(path, test, r))
+    return statistics.median(xs) if xs else None
+
+def wakeups(path, test, run): # the tunnel threads' voluntary context switches per second
+    def snapshot(n):
+        with open(f"{tmp}/{path}-{test}-{run}.wake{n}") as f:
+            return {tid: int(count) for tid, count in (line.split() for line in f)}
+    try:
+        before, after = snapshot(0), snapshot(1)
+    except Exception:
+        return None
+    # a thread that started during the test counts from 0; one that ended is lost
+    return sum(c - before.get(tid, 0) for tid, c in after.items()) / duration if after else None
+
+def wake(path, test): # (per second, per Gbit), medians of the runs
+    per_s, per_gbit_ = [], []
+    for r in range(1, runs + 1):
+        w = wakeups(path, test, r)
+        if w is not None:
+            per_s.append(w)
+            if gbps(path, test, r) > 0:
+                per_gbit_.append(w / gbps(path, test, r))
+    return (statistics.median(per_s) if per_s else None,
+            statistics.median(per_gbit_) if per_gbit_ else None)
+
+def fmt_cpu(x):
+    return "—" if x is None else f"{x:.3f}"
+
+def fmt_count(x):
+    if x is None:
+        return "—"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k" if x >= 1e3 else f"{x:.0f}"
+
 kernel = {t: median("kernel", t)[0] for t in tests} if "kernel" in paths else {}
-print(f"| path ({runs} run(s) of {duration:.0f} s, median) | " + " | ".join(heads[t] for t in tests) + " | CPU % (TCP, UDP) |")
-print("|---|" + "---|" * len(tests) + "---|")
+print(f"| path ({runs} run(s) of {duration:.0f} s, median) | " + " | ".join(heads[t] for t in tests) + " | CPU % (TCP, UDP) | "
+      + " | ".join(f"{short[t]}: CPU s per Gbit, tunnel / machine" for t in tests) + " | "
+      + " | ".join(f"{short[t]}: wake-ups per s / per Gbit" for t in tests) + " |")
+print("|---|" + "---|" * (3 * len(tests) + 1))
 results = {}
 for path in paths:
     cells = []
@@ -298,9 +435,25 @@ for path in paths:
             cell += f" · {m / kernel[t]:.2f}×"
         cells.append(cell)
     tunnel_cpu = "-" if path in ("veth", "kernel") else f"{cpu(path, 'tcp'):.0f}, {cpu(path, 'udp'):.0f}"
-    print(f"| {labels.get(path, path)} | " + " | ".join(cells) + f" | {tunnel_cpu} |")
+    costs = [f"{fmt_cpu(per_gbit(path, t, 'cpu') if path not in ('veth', 'kernel') else None)}"
+             f" / {fmt_cpu(per_gbit(path, t, 'mcpu'))}" for t in tests]
+    wakes = [" / ".join(fmt_count(w) for w in wake(path, t)) for t in tests]
+    print(f"| {labels.get(path, path)} | " + " | ".join(cells) + f" | {tunnel_cpu} | "
+          + " | ".join(costs) + " | " + " | ".join(wakes) + " |")
 print()
 print("· N× = ratio to the kernel's vxlan in the same run. CPU %: the tunnel's two processes together (200 = both cores); the kernel's own work is not counted.")
+print("· CPU s per Gbit: CPU seconds per Gbit carried, i.e. (CPU s / test's duration) / (Gbit/s), CPU-cores per Gbit/s; for UDP per Gbit of datagrams received (1400 B each)."
+      " tunnel: the tunnel's two processes (— for veth and the kernel's vxlan, which have none);"
+      " machine: all CPUs' busy time over the test from /proc/stat (user, nice, system, irq, softirq, steal), so iperf3 at both ends, the kernel's softirq work, the tunnel, and anything else running.")
+print("· Wake-ups: voluntary context switches of all the tunnel processes' threads over the test, per second and per Gbit carried (vxtund's data path sleeps in poll(): each is one wake-up).")
+if "kernel" in paths:
+    for path in paths:
+        if path == "kernel":
+            continue
+        ratios = [(short[t], per_gbit(path, t, "mcpu"), per_gbit("kernel", t, "mcpu")) for t in tests]
+        ratios = [f"{name} {m / k:.2f}×" for name, m, k in ratios if m is not None and k]
+        if ratios:
+            print(f"Machine CPU s per Gbit, {labels.get(path, path)} / kernel vxlan: " + ", ".join(ratios))
 for other in ("tinc", "openvpn"):
     if ("vxtund", "tcp") in results and results.get((other, "tcp")):
         print(f"vxtund VXLAN / {labels[other]}: TCP {results[('vxtund', 'tcp')] / results[(other, 'tcp')]:.1f}×" +
