@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{Duration, Instant};
 
 use crate::fdb::MacTable;
+pub use crate::flow::counters::FlowStats;
+use crate::flow::counters::{carry_map, FlowCounters};
 use crate::flow::{self, FlowTable, PortNo};
 use crate::incident::{ErrorReason, ReasonCounts};
 use crate::packet_in::{PacketInLimiter, PacketInMeta, PacketInReason, PacketInStats};
@@ -394,25 +396,12 @@ impl PortStats {
     }
 }
 
-/// Packet and byte counters of one flow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FlowStats {
-    /// Frames that matched.
-    pub n_packets: u64,
-    /// Bytes of those frames.
-    pub n_bytes: u64,
-    /// When the flow was put in the table (`None` for the flows the switch started with).
-    pub added: Option<Instant>,
-    /// When a frame last matched it (for `idle_timeout`).
-    pub last_used: Option<Instant>,
-}
-
 /// The switch: ports, flows, the MAC table and every counter.
 pub struct Switch {
     ports: Vec<Port>,
     port_stats: Vec<PortStats>,
     table: Arc<FlowTable>,
-    flow_stats: Vec<FlowStats>,
+    flow_stats: FlowCounters,
     /// What this switch shares with its shards: the MAC table and the rate limiters.
     common: Arc<Common>,
     drops: [u64; DropReason::ALL.len()],
@@ -536,7 +525,7 @@ impl Switch {
             out: Vec::with_capacity(ports.len()),
             ports,
             table: Arc::new(table),
-            flow_stats: vec![FlowStats::default(); flow_count],
+            flow_stats: FlowCounters::new(flow_count, Instant::now()),
             common: Arc::new(Common {
                 fdb: RwLock::new(fdb),
                 limiter: Mutex::new(RateLimiter::default()),
@@ -639,10 +628,7 @@ impl Switch {
             s.rx_packets += 1;
             s.rx_bytes += len;
         }
-        if let Some(stats) = self.flow_stats.get_mut(id) {
-            stats.n_packets += 1;
-            stats.n_bytes += len;
-        }
+        self.flow_stats.hit(id, len, None);
         self.count_tx(len);
         self.offload_stats.repeated += 1;
         Action::Forward(&self.out)
@@ -682,10 +668,7 @@ impl Switch {
                 let Some(id) = self.table.lookup(ingress, &key) else {
                     return self.drop(DropReason::NoMatchingFlow);
                 };
-                let stats = &mut self.flow_stats[id];
-                stats.n_packets += 1;
-                stats.n_bytes += len;
-                stats.last_used = Some(now);
+                self.flow_stats.hit(id, len, Some(now));
                 (Some(id), &self.table.flows()[id].actions)
             }
         };
@@ -1063,17 +1046,27 @@ impl Switch {
         now: Instant,
     ) -> Arc<FlowTable> {
         let table = table.into();
-        self.flow_stats = carried_flow_stats(&self.table, &self.flow_stats, &table, now);
-        for &id in reset {
-            if let Some(stats) = self.flow_stats.get_mut(id) {
-                *stats = FlowStats {
-                    added: Some(now),
-                    ..Default::default()
-                };
-            }
-        }
+        let carry = carry_map(&self.table, &table);
+        self.replace_table_with(table, &carry, reset, now)
+    }
+
+    /// [`Switch::replace_table`] with the counters' [`carry_map`] from the table in force to
+    /// `table` worked out by the caller (once for every shard, outside their locks).
+    pub fn replace_table_with(
+        &mut self,
+        table: Arc<FlowTable>,
+        carry: &[Option<usize>],
+        reset: &[usize],
+        now: Instant,
+    ) -> Arc<FlowTable> {
+        self.flow_stats = self.flow_stats.carried(carry, reset, now);
         self.last_forward = None;
         std::mem::replace(&mut self.table, table)
+    }
+
+    /// The flow table in force, to share.
+    pub fn table_arc(&self) -> &Arc<FlowTable> {
+        &self.table
     }
 
     /// Takes over from `old`, the switch running until now, what a reload keeps: the counters
@@ -1084,7 +1077,8 @@ impl Switch {
     /// Build `self` before taking the lock; this only copies state, then `self` replaces `old`.
     pub fn take_over(&mut self, old: &mut Switch, now: Instant) {
         self.take_over_common(old, now);
-        self.take_over_counters(old, now);
+        let carry = carry_map(&old.table, &self.table);
+        self.take_over_counters(old, &carry, now);
     }
 
     /// The part of [`Switch::take_over`] that the shards share (the MAC table and the rate
@@ -1107,8 +1101,9 @@ impl Switch {
         }
     }
 
-    /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters.
-    pub fn take_over_counters(&mut self, old: &Switch, now: Instant) {
+    /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters, the
+    /// flows' along `carry` (the [`carry_map`] from `old`'s table to this one's).
+    pub fn take_over_counters(&mut self, old: &Switch, carry: &[Option<usize>], now: Instant) {
         for (slot, port) in self.ports.iter().enumerate() {
             if let Some(o) = old
                 .slot(port.no)
@@ -1117,7 +1112,7 @@ impl Switch {
                 self.port_stats[slot] = old.port_stats[o];
             }
         }
-        self.flow_stats = carried_flow_stats(&old.table, &old.flow_stats, &self.table, now);
+        self.flow_stats = old.flow_stats.carried(carry, &[], now);
         self.drops = old.drops;
         self.mtu_stats = old.mtu_stats;
         self.offload_stats = old.offload_stats;
@@ -1136,14 +1131,7 @@ impl Switch {
             ports: self.ports.clone(),
             port_stats: vec![PortStats::default(); self.ports.len()],
             table: Arc::clone(&self.table),
-            flow_stats: self
-                .flow_stats
-                .iter()
-                .map(|s| FlowStats {
-                    added: s.added,
-                    ..Default::default()
-                })
-                .collect(),
+            flow_stats: self.flow_stats.cleared(),
             common: Arc::clone(&self.common),
             drops: [0; DropReason::ALL.len()],
             vxlan_rx: self.vxlan_rx.clone(),
@@ -1171,15 +1159,7 @@ impl Switch {
         for (mine, theirs) in self.port_stats.iter_mut().zip(&other.port_stats) {
             mine.add(theirs);
         }
-        for (mine, theirs) in self.flow_stats.iter_mut().zip(&other.flow_stats) {
-            mine.n_packets += theirs.n_packets;
-            mine.n_bytes += theirs.n_bytes;
-            mine.last_used = mine.last_used.max(theirs.last_used);
-            mine.added = match (mine.added, theirs.added) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
+        self.flow_stats.absorb(&other.flow_stats);
         for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
             *mine += theirs;
         }
@@ -1196,8 +1176,9 @@ impl Switch {
         let mut shards = shards.into_iter();
         let first = shards.next()?;
         let mut sum = first.shard();
-        // `shard` restarts the counters; the first shard's come back here.
-        sum.flow_stats.iter_mut().for_each(|s| s.added = None);
+        // `shard` restarts the counters (keeping when flows were added); the first shard's
+        // come back here.
+        sum.flow_stats = FlowCounters::new(first.flow_stats.len(), Instant::now());
         sum.absorb(first);
         for s in shards {
             sum.absorb(s);
@@ -1257,7 +1238,7 @@ impl Switch {
 
     /// The counters of flow `id` (its index in the table).
     pub fn flow_stats(&self, id: usize) -> Option<FlowStats> {
-        self.flow_stats.get(id).copied()
+        self.flow_stats.get(id)
     }
 
     /// The MAC learning table.
@@ -1308,31 +1289,6 @@ fn flood(ports: &[Port], groups: &[Option<u16>], ingress: PortNo, out: &mut Vec<
     );
 }
 
-/// The counters of `new`'s flows: those of the flow with the same priority and match in `old`,
-/// else zero, added `now`.
-fn carried_flow_stats(
-    old: &FlowTable,
-    old_stats: &[FlowStats],
-    new: &FlowTable,
-    now: Instant,
-) -> Vec<FlowStats> {
-    let mut old: HashMap<(u16, crate::flow::Match), FlowStats> = old
-        .flows()
-        .iter()
-        .zip(old_stats)
-        .map(|(f, s)| ((f.priority, f.matches), *s))
-        .collect();
-    new.flows()
-        .iter()
-        .map(|f| {
-            old.remove(&(f.priority, f.matches)).unwrap_or(FlowStats {
-                added: Some(now),
-                ..Default::default()
-            })
-        })
-        .collect()
-}
-
 /// The counters of a switch, printable.
 pub struct StatsReport<'a>(&'a Switch);
 
@@ -1354,7 +1310,7 @@ impl fmt::Display for StatsReport<'_> {
             )?;
         }
         for (id, flow) in sw.table.flows().iter().enumerate() {
-            let s = sw.flow_stats[id];
+            let s = sw.flow_stats.get(id).unwrap_or_default();
             writeln!(
                 f,
                 "flow {id}: n_packets={} n_bytes={} {flow}",

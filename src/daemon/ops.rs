@@ -4,6 +4,7 @@
 //! copy or to swap; anything slow (building a table, formatting) happens outside it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -28,10 +29,27 @@ impl Shared {
     /// answers are built by [`control::execute`], which also serves the pure tests). What `f`
     /// changes in the copy is lost, except in what the shards share (the MAC table).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
-        let mut merged = {
-            let cores = lock_all(self);
-            Switch::merged(cores.iter().map(|c| &c.switch)).expect("at least the control core")
-        };
+        // One shard locked at a time, each only while its counters are added: a data-path
+        // thread waits for its own shard's part, not for the whole sum. A shard with another
+        // table than the first (a swap went by meanwhile) starts the sum again.
+        let mut merged: Option<Switch> = None;
+        'again: loop {
+            for i in 0..self.cores.len() {
+                let core = lock(self, i);
+                match &mut merged {
+                    Some(sum) if Arc::ptr_eq(sum.table_arc(), core.switch.table_arc()) => {
+                        sum.absorb(&core.switch)
+                    }
+                    Some(_) => {
+                        merged = None;
+                        continue 'again;
+                    }
+                    None => merged = Switch::merged([&core.switch]),
+                }
+            }
+            break;
+        }
+        let mut merged = merged.expect("at least the control core");
         f(&mut merged)
     }
 
@@ -189,6 +207,11 @@ impl Shared {
         };
         let now = Instant::now();
         let table = std::sync::Arc::new(table);
+        // Where each flow's counters come from, worked out before the locks are taken (the
+        // table in force cannot change meanwhile: edits hold `in_force`).
+        let old_table = std::sync::Arc::clone(lock(self, 0).switch.table_arc());
+        let carry = crate::flow::counters::carry_map(&old_table, &table);
+        drop(old_table);
         let (old, last) = {
             let mut cores = lock_all(self);
             let sum: Vec<Option<FlowStats>> = wanted
@@ -208,7 +231,7 @@ impl Shared {
                 .iter_mut()
                 .map(|c| {
                     c.switch
-                        .replace_table(std::sync::Arc::clone(&table), reset, now)
+                        .replace_table_with(std::sync::Arc::clone(&table), &carry, reset, now)
                 })
                 .collect();
             (old, sum)

@@ -61,8 +61,12 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     );
     let switch = new_switch(&config, &mtus, flows.clone());
     let plumbing = Arc::new(plumbing);
-    // Every shard is built (it copies the tables) before the locks are taken.
+    // Every shard is built (it copies the tables), and where each flow's counters come from
+    // worked out, before the locks are taken (reloads and edits are serialised by
+    // `in_force`, so the table in force stays the one read here).
     let mut shards: Vec<_> = sh.cores.iter().map(|_| switch.shard()).collect();
+    let old_table = Arc::clone(lock(sh, 0).switch.table_arc());
+    let carry = crate::flow::counters::carry_map(&old_table, switch.table());
     let retired: Vec<_> = {
         let mut cores = lock_all(sh);
         let now = Instant::now();
@@ -74,7 +78,7 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
             .zip(shards)
             .map(|(core, mut shard)| {
                 let core = &mut **core;
-                shard.take_over_counters(&core.switch, now);
+                shard.take_over_counters(&core.switch, &carry, now);
                 core.generation += 1;
                 sh.generation.store(core.generation, Ordering::Release);
                 (

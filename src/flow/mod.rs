@@ -4,6 +4,7 @@
 //! A flow is a priority, a match over the fields of [`FrameKey`](crate::wire::ethernet::FrameKey)
 //! and the ingress port, and a list of actions naming ports.
 
+pub mod counters;
 pub mod edit;
 pub mod syntax;
 pub mod table;

@@ -1,0 +1,264 @@
+//! The counters of every flow in a table, as one switch shard keeps them.
+//!
+//! Each data-path thread counts into a shard of its own (see [`crate::switch::Switch::shard`]),
+//! so a table of 100,000 flows has its counters several times over. They are stored flat, as
+//! 64-bit words that are zero until a frame matches the flow: a new table's counters come
+//! from the allocator as untouched zero pages, and only the pages of flows that frames match
+//! (or that carry counters over from the table before) take memory.
+
+use std::time::{Duration, Instant};
+
+use super::FlowTable;
+
+/// Words per flow: packets, bytes, when last used, when added.
+const WORDS: usize = 4;
+/// The bit that tells a stored time from "none" (0).
+const SET: u64 = 1 << 63;
+
+/// Packet and byte counters of one flow, and its times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Frames that matched.
+    pub n_packets: u64,
+    /// Bytes of those frames.
+    pub n_bytes: u64,
+    /// When the flow was put in the table (`None` for the flows the switch started with).
+    pub added: Option<Instant>,
+    /// When a frame last matched it (for `idle_timeout`).
+    pub last_used: Option<Instant>,
+}
+
+/// Where the counters of each flow of a new table come from: for each new flow, the index of
+/// the flow with the same priority and match in the old table, if any. Worked out once per
+/// table change, outside the data path's locks; each shard then only gathers.
+pub fn carry_map(old: &FlowTable, new: &FlowTable) -> Vec<Option<usize>> {
+    let index: std::collections::HashMap<(u16, &super::Match), usize, ahash::RandomState> = old
+        .flows()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ((f.priority, &f.matches), i))
+        .collect();
+    new.flows()
+        .iter()
+        .map(|f| index.get(&(f.priority, &f.matches)).copied())
+        .collect()
+}
+
+/// The counters of the flows of one table, in table order.
+pub struct FlowCounters {
+    words: Vec<u64>,
+    /// Times are stored as nanoseconds from here (either way).
+    epoch: Instant,
+}
+
+impl FlowCounters {
+    /// Zero counters for `flows` flows, none added or used.
+    pub fn new(flows: usize, epoch: Instant) -> FlowCounters {
+        FlowCounters {
+            // vec![0; n] asks the allocator for zeroed memory: untouched until written.
+            words: vec![0; flows * WORDS],
+            epoch,
+        }
+    }
+
+    /// How many flows.
+    pub fn len(&self) -> usize {
+        self.words.len() / WORDS
+    }
+
+    /// Whether there are no flows.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Counts a frame of `len` bytes matching flow `id`, at `now` (`None`: without touching
+    /// its last use, for the frames that repeat a decision).
+    #[inline]
+    pub fn hit(&mut self, id: usize, len: u64, now: Option<Instant>) {
+        let time = now.map(|t| self.encode(Some(t)));
+        if let Some(w) = self.words.get_mut(id * WORDS..id * WORDS + WORDS) {
+            w[0] += 1;
+            w[1] += len;
+            if let Some(t) = time {
+                w[2] = t;
+            }
+        }
+    }
+
+    /// The counters of flow `id`.
+    pub fn get(&self, id: usize) -> Option<FlowStats> {
+        let w = self.words.get(id * WORDS..id * WORDS + WORDS)?;
+        Some(FlowStats {
+            n_packets: w[0],
+            n_bytes: w[1],
+            last_used: self.decode(w[2]),
+            added: self.decode(w[3]),
+        })
+    }
+
+    /// Sets the counters of flow `id`, writing only the words that are not zero already (so
+    /// that a flow without counters leaves its page untouched).
+    pub fn set(&mut self, id: usize, s: FlowStats) {
+        let values = [
+            s.n_packets,
+            s.n_bytes,
+            self.encode(s.last_used),
+            self.encode(s.added),
+        ];
+        if let Some(w) = self.words.get_mut(id * WORDS..id * WORDS + WORDS) {
+            for (word, value) in w.iter_mut().zip(values) {
+                if *word != value {
+                    *word = value;
+                }
+            }
+        }
+    }
+
+    /// The counters for a new table: flow `i` takes those of old flow `carry[i]` (see
+    /// [`carry_map`]), or starts at zero, added `now`; so do the flows in `reset`.
+    pub fn carried(&self, carry: &[Option<usize>], reset: &[usize], now: Instant) -> FlowCounters {
+        let mut new = FlowCounters::new(carry.len(), self.epoch);
+        let fresh = FlowStats {
+            added: Some(now),
+            ..Default::default()
+        };
+        for (i, from) in carry.iter().enumerate() {
+            match from.and_then(|o| self.get(o)) {
+                Some(s) => new.set(i, s),
+                None => new.set(i, fresh),
+            }
+        }
+        for &i in reset {
+            new.set(i, fresh);
+        }
+        new
+    }
+
+    /// Adds `other`'s counters (a shard of the same table): packets and bytes summed, the
+    /// latest use, the earliest addition.
+    pub fn absorb(&mut self, other: &FlowCounters) {
+        for id in 0..self.len().min(other.len()) {
+            let (Some(mine), Some(theirs)) = (self.get(id), other.get(id)) else {
+                continue;
+            };
+            if theirs == FlowStats::default() {
+                continue;
+            }
+            self.set(
+                id,
+                FlowStats {
+                    n_packets: mine.n_packets + theirs.n_packets,
+                    n_bytes: mine.n_bytes + theirs.n_bytes,
+                    last_used: mine.last_used.max(theirs.last_used),
+                    added: match (mine.added, theirs.added) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                },
+            );
+        }
+    }
+
+    /// The same flows with zero counters and nobody's times but when each was added.
+    pub fn cleared(&self) -> FlowCounters {
+        let mut new = FlowCounters::new(self.len(), self.epoch);
+        for id in 0..self.len() {
+            let added = self.words[id * WORDS + 3];
+            if added != 0 {
+                new.words[id * WORDS + 3] = added;
+            }
+        }
+        new
+    }
+
+    fn encode(&self, t: Option<Instant>) -> u64 {
+        let Some(t) = t else { return 0 };
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let offset = match t.checked_duration_since(self.epoch) {
+            Some(d) => nanos(d),
+            None => -nanos(self.epoch.duration_since(t)),
+        };
+        (offset as u64) ^ SET
+    }
+
+    fn decode(&self, word: u64) -> Option<Instant> {
+        if word == 0 {
+            return None;
+        }
+        let offset = (word ^ SET) as i64;
+        let d = Duration::from_nanos(offset.unsigned_abs());
+        if offset >= 0 {
+            self.epoch.checked_add(d)
+        } else {
+            self.epoch.checked_sub(d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_either_side_of_the_epoch_and_none_is_zero() {
+        let epoch = Instant::now();
+        let mut c = FlowCounters::new(3, epoch);
+        assert_eq!(c.get(0), Some(FlowStats::default()));
+        assert_eq!(c.get(3), None);
+        let before = epoch.checked_sub(Duration::from_secs(5)).unwrap_or(epoch);
+        let after = epoch + Duration::from_millis(1500);
+        let s = FlowStats {
+            n_packets: 3,
+            n_bytes: 4500,
+            added: Some(before),
+            last_used: Some(after),
+        };
+        c.set(1, s);
+        assert_eq!(c.get(1), Some(s));
+        c.set(
+            2,
+            FlowStats {
+                added: Some(epoch),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            c.get(2).unwrap().added,
+            Some(epoch),
+            "the epoch itself is not `none`"
+        );
+        c.hit(1, 100, None);
+        c.hit(1, 100, Some(after + Duration::from_secs(1)));
+        let s = c.get(1).unwrap();
+        assert_eq!((s.n_packets, s.n_bytes), (5, 4700));
+        assert_eq!(s.last_used, Some(after + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn carried_counters_follow_the_map_and_shards_add_up() {
+        let epoch = Instant::now();
+        let t = epoch + Duration::from_secs(2);
+        let mut a = FlowCounters::new(2, epoch);
+        let mut b = FlowCounters::new(2, epoch);
+        a.hit(0, 10, Some(epoch));
+        b.hit(0, 20, Some(t));
+        b.hit(1, 5, Some(t));
+        a.absorb(&b);
+        let s = a.get(0).unwrap();
+        assert_eq!((s.n_packets, s.n_bytes, s.last_used), (2, 30, Some(t)));
+        // New table: old flow 1 first, then a new flow; flow 0 is gone.
+        let later = t + Duration::from_secs(1);
+        let c = a.carried(&[Some(1), None], &[], later);
+        assert_eq!(c.get(0).unwrap().n_bytes, 5);
+        assert_eq!(
+            c.get(0).unwrap().added,
+            None,
+            "kept its (absent) time of adding"
+        );
+        assert_eq!(c.get(1).unwrap().added, Some(later), "new");
+        let r = a.carried(&[Some(1), None], &[0], later);
+        assert_eq!(r.get(0).unwrap().n_packets, 0, "reset");
+        assert_eq!(r.cleared().get(1).unwrap().added, Some(later));
+        assert_eq!(r.cleared().get(0).unwrap().n_packets, 0);
+    }
+}
