@@ -110,10 +110,12 @@ pub fn offload_segment(data: &[u8]) {
 
 /// The coalescing planner, on frames cut from the input (each frame prefixed by a length byte
 /// pair): runs cover the frames in order, each run's superframe (headers, then each frame's
-/// payload) splits back into as many frames, carrying the same payloads.
+/// payload) splits back into as many frames, carrying the same payloads. The first byte's
+/// bit 0 says whether UDP coalesces, bit 1 whether checksums are left unverified (as for
+/// frames an outer checksum already covered).
 pub fn plan_runs(data: &[u8]) {
-    let (udp, mut rest) = match data.split_first() {
-        Some((b, rest)) => (b & 1 == 1, rest),
+    let (udp, verify, mut rest) = match data.split_first() {
+        Some((b, rest)) => (b & 1 == 1, b & 2 == 0, rest),
         None => return,
     };
     let mut frames: Vec<&[u8]> = Vec::new();
@@ -123,7 +125,7 @@ pub fn plan_runs(data: &[u8]) {
         rest = &rest[2 + len..];
     }
     let mut runs = Vec::new();
-    offload::plan_runs(&frames, udp, &mut runs);
+    offload::plan_runs_checked(&frames, udp, verify, &mut runs);
     let mut next = 0;
     for run in &runs {
         assert_eq!(run.first, next, "runs in order, none skipped");

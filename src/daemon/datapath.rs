@@ -182,7 +182,6 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     let mut seg_ranges: Vec<Range<usize>> = Vec::new();
     let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
     let mut plan = Plan::new();
-    let mut incidents = Faults::default();
     let mut poller = Poller::new(&[sh.tap.fd(worker), sh.stop.fd()]);
     let mut last_batch = BATCH;
     loop {
@@ -269,19 +268,11 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             headers,
             ..
         } = &mut plan;
-        deliver(
-            sh,
-            at,
-            &plumbing,
-            sends,
-            headers,
-            &mut incidents,
-            |r| match r {
-                FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
-                FrameRef::Extra(a, b) => &extra[a..b],
-                FrameRef::Segment(a, b) => &segs[a..b],
-            },
-        );
+        deliver(sh, at, &plumbing, sends, headers, &sh.faults, |r| match r {
+            FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
+            FrameRef::Extra(a, b) => &extra[a..b],
+            FrameRef::Segment(a, b) => &segs[a..b],
+        });
     }
 }
 
@@ -292,7 +283,6 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     let mut batch = RecvBatch::default();
     let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
-    let mut incidents = Faults::default();
     let mut retired: Option<Arc<Plumbing>> = None;
     loop {
         sh.sockets_changed.clear();
@@ -306,13 +296,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
                 if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
                     for _ in 0..BATCH {
                         if receive(
-                            sh,
-                            core,
-                            socket,
-                            &mut batch,
-                            &mut inner,
-                            &mut plan,
-                            &mut incidents,
+                            sh, core, socket, &mut batch, &mut inner, &mut plan, &sh.faults,
                         )? == 0
                         {
                             break;
@@ -345,13 +329,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             for (s, socket) in receiving.iter().enumerate() {
                 if poller.ready(s) {
                     last_batch += receive(
-                        sh,
-                        core,
-                        socket,
-                        &mut batch,
-                        &mut inner,
-                        &mut plan,
-                        &mut incidents,
+                        sh, core, socket, &mut batch, &mut inner, &mut plan, &sh.faults,
                     )?;
                 }
             }
@@ -373,7 +351,7 @@ fn receive(
     batch: &mut RecvBatch,
     inner: &mut Vec<Range<usize>>,
     plan: &mut Plan,
-    incidents: &mut Faults,
+    incidents: &SharedFaults,
 ) -> Result<usize, ()> {
     let key = Fault::Receive(socket.kind(), socket.local());
     let n = match socket.recv_batch(batch) {
@@ -495,11 +473,7 @@ pub(super) fn packet_out(
         headers,
         ..
     } = &mut plan;
-    // Packet-outs of every session share one set of incidents, so that a controller sending
-    // into a broken tunnel is logged once, not once per frame.
-    static INCIDENTS: std::sync::Mutex<Option<Faults>> = std::sync::Mutex::new(None);
-    let mut incidents = INCIDENTS.lock().unwrap_or_else(|p| p.into_inner());
-    let incidents = incidents.get_or_insert_with(Faults::default);
+    let incidents = &sh.faults;
     deliver(sh, at, &plumbing, sends, headers, incidents, |r| match r {
         FrameRef::Batch(_) => &frame,
         FrameRef::Extra(a, b) => &extra[a..b],
@@ -515,8 +489,38 @@ enum Fault {
     Receive(SocketKind, std::net::IpAddr),
 }
 
-/// One thread's open incidents.
+/// Open incidents.
 type Faults = Incidents<Fault>;
+
+/// The open incidents of every data-path thread (and of PACKET_OUTs) together: a fault every
+/// thread runs into (a route gone, say) is one incident, logged once. Looked at without a lock
+/// while none is open.
+#[derive(Default)]
+pub(super) struct SharedFaults {
+    open: std::sync::atomic::AtomicBool,
+    faults: std::sync::Mutex<Faults>,
+}
+
+impl SharedFaults {
+    fn any_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Faults) -> R) -> R {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut faults);
+        self.open.store(faults.any_open(), Ordering::Relaxed);
+        r
+    }
+
+    fn error(&self, key: Fault, reason: ErrorReason, now: Instant) -> Option<Report<Fault>> {
+        self.with(|f| f.error(key, reason, now))
+    }
+
+    fn success(&self, key: Fault, now: Instant) -> Option<Report<Fault>> {
+        self.with(|f| f.success(key, now))
+    }
+}
 
 /// Logs the beginning or the end of an incident (each once; see [`crate::incident`]).
 fn log_fault(report: Report<Fault>) {
@@ -619,7 +623,7 @@ fn deliver<'a>(
     plumbing: &Plumbing,
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
-    incidents: &mut Faults,
+    incidents: &SharedFaults,
     frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
 ) {
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.

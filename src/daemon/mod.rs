@@ -144,6 +144,8 @@ struct Shared {
     tick: Option<std::time::Duration>,
     /// Reloads and refused metrics requests, for the metrics.
     counters: metrics::DaemonCounters,
+    /// The data path's open incidents (underlay faults), logged once for every thread.
+    faults: datapath::SharedFaults,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -288,6 +290,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         beats: (0..2 * workers).map(|_| Default::default()).collect(),
         tick: watchdog.map(notify::Watchdog::tick),
         counters: metrics::DaemonCounters::new(),
+        faults: Default::default(),
     });
 
     println!("{ready}");

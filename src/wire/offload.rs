@@ -1021,6 +1021,26 @@ mod tests {
     }
 
     #[test]
+    fn unverified_planning_merges_the_same_runs_and_skips_only_the_checksum_pass() {
+        for v6 in [false, true] {
+            let mut frames = datagrams_of(v6, 4500, 1000);
+            let plan = |frames: &[Vec<u8>], verify: bool| {
+                let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+                let mut runs = Vec::new();
+                plan_runs_checked(&refs, true, verify, &mut runs);
+                runs.iter().map(|r| (r.first, r.count)).collect::<Vec<_>>()
+            };
+            assert_eq!(plan(&frames, true), plan(&frames, false), "v6 {v6}");
+            // A payload byte damaged on the way: verifying keeps the datagram apart (the
+            // kernel will check it); trusting an outer checksum that covered it merges it.
+            let last = frames[2].len() - 1;
+            frames[2][last] ^= 0xff;
+            assert_eq!(plan(&frames, true), vec![(0, 2), (2, 1), (3, 2)], "v6 {v6}");
+            assert_eq!(plan(&frames, false), vec![(0, 5)], "v6 {v6}");
+        }
+    }
+
+    #[test]
     fn only_datagrams_the_kernel_would_merge_are_merged() {
         let runs_of = |frames: &[Vec<u8>]| {
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
