@@ -37,8 +37,28 @@
 # fair figure for the kernel's vxlan, which has no process, and one that counts iperf3 and the
 # softirq work on every path (and anything else running: measure on a quiet machine); and the
 # tunnel processes' wake-ups (voluntary context switches of all their threads: vxtund's data
-# path sleeps in poll(), so each is one wake-up) per second and per Gbit. Every process is
-# stopped by PID and every namespace removed.
+# path sleeps in poll(), so each is one wake-up) per second and per Gbit.
+# A second table says where the udp test's datagrams were lost, for every path, in the run of
+# median loss, as % of the datagrams sent: counters read inside each namespace (ip netns exec:
+# /proc/net/snmp, /proc/net/udp and raw, ip -s link, tc -s qdisc, and vxtunctl show beside
+# $BIN for vxtund) just before and just after that test, the differences put in places:
+#   sending TAP / device   tx_dropped and qdisc drops of vxt0 (vx0, tinc0, tap0) at the sender:
+#                          for a TAP, its ring was full because the daemon did not read it fast
+#                          enough
+#   sending vxtund         frames vxtund read from the TAP but did not send (drops, failed sends)
+#   underlay veth          the veth's drops (the peer's backlog full)
+#   tunnel sockets         datagrams lost at the receiver's tunnel sockets (port 8472, 655, 1194;
+#                          GRE: raw protocol 47), from the sockets' drop counters; for vxtund,
+#                          frames one vxtund sent less those the other received, less veth drops
+#                          (with GRO a socket's drop counter counts batches, not datagrams)
+#   receiving vxtund       frames vxtund received but did not write to its TAP
+#   receiving TAP / device rx_dropped at the receiver (its backlog full)
+#   receiving iperf3 socket  the receiving namespace's UDP InErrors less the tunnel's UDP sockets'
+#                          drops (iperf3's socket, gone when the test ends, had its buffer full)
+#   late                   UDP NoPorts at the receiver: datagrams that came after iperf3 closed
+#   other                  the loss none of these counted
+# The loss there is sent less received, a little more than iperf3's, which leaves out the last
+# datagrams, which it never saw. Every process is stopped by PID and every namespace removed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
@@ -82,6 +102,7 @@ for tool in tincd openvpn; do
     command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q tinc openvpn >/dev/null
 done
 bin=${BIN:-$here/target/release/vxtund}
+ctl=$(dirname "$bin")/vxtunctl # for vxtund's own counters in the UDP loss breakdown, if there
 if [ -z "${BIN:-}" ]; then (cd "$here" && cargo build --release -q); fi
 p=vxb$$
 tmp=$(mktemp -d)
@@ -293,7 +314,23 @@ print(max(rate, 1000))
 PY
 }
 
-measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wake0 and .wake1
+loss_snapshot() { # loss_snapshot PATH FILE: the counters of where UDP datagrams are lost, read
+    # inside each namespace, raw into FILE.a and FILE.b (parsed by the report): the UDP MIB,
+    # the sockets' drops, every link's and qdisc's counters, and vxtund's own (vxtunctl show)
+    local s
+    for s in a b; do
+        ip netns exec "$p-$1-$s" sh -c '
+            for f in snmp udp udp6 raw raw6; do echo "### $f"; cat "/proc/net/$f"; done
+            echo "### link"; ip -s -j link show; echo
+            echo "### qdisc"; tc -s -j qdisc show; echo' >"$2.$s" 2>/dev/null || true
+        if [ -S "$tmp/$1-$s.sock" ] && [ -x "$ctl" ]; then
+            { echo "### vxtund"; "$ctl" -s "$tmp/$1-$s.sock" show; } >>"$2.$s" 2>/dev/null || true
+        fi
+    done
+}
+
+measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wake0, .wake1
+    # and, for udp, .loss0.{a,b} and .loss1.{a,b}
     local path=$1 test=$2 run=$3 args=()
     case "$test" in
         tcp) args=() ;;
@@ -303,6 +340,7 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wa
         udp80) args=(-u -b "$(paced_rate)" -l 1400 -w 4M) ;;
     esac
     local before machine_before out=$tmp/$path-$test-$run
+    if [ "$test" = udp ]; then loss_snapshot "$path" "$out.loss0"; fi
     before=$(cpu_ticks "$path")
     wakeups "$path" >"$out.wake0"
     machine_before=$(machine_ticks)
@@ -311,6 +349,7 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wa
     echo $(($(machine_ticks) - machine_before)) >"$out.mcpu"
     wakeups "$path" >"$out.wake1"
     echo $(($(cpu_ticks "$path") - before)) >"$out.cpu"
+    if [ "$test" = udp ]; then loss_snapshot "$path" "$out.loss1"; fi
 }
 
 rss_start=""
@@ -334,7 +373,7 @@ if [ -n "$rss_start" ]; then
 fi
 
 python3 - "$tmp" "$RUNS" "$DURATION" "$(getconf CLK_TCK)" "$PATHS" "$TESTS" "$memory" "$VARIANTS" <<'PY'
-import json, statistics, sys
+import json, re, statistics, sys
 tmp, runs, duration, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 paths, tests, memory, variants = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], sys.argv[8].split()
 labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund VXLAN",
@@ -463,6 +502,111 @@ if results.get(("vxtund", "tcp")) and ("gre", "tcp") in results:
         f"{name} {results[('gre', t)] / results[('vxtund', t)]:.2f}×"
         for t, name in (("tcp", "1 stream"), ("tcp_rev", "reverse"), ("tcp4", "4 streams"))
         if results.get(("vxtund", t)) and ("gre", t) in results))
+# Where the udp test's datagrams were lost: counters read in both namespaces before and after it.
+devices = {"kernel": "vx0", "tinc": "tinc0", "openvpn": "tap0"} # vxtund's paths: vxt0; veth: none
+tunnel_sockets = {"kernel": ("udp", 8472), "tinc": ("udp", 655), "openvpn": ("udp", 1194),
+                  "gre": ("raw", 47)} # (table, local port or protocol); vxtund's paths: udp 8472
+
+def counters(name): # the snapshot of loss_snapshot, as {counter: value}
+    sections, current = {}, None
+    with open(name) as f:
+        for line in f:
+            if line.startswith("### "):
+                current = sections.setdefault(line[4:].strip(), [])
+            elif current is not None:
+                current.append(line)
+    c = {}
+    snmp = sections.get("snmp", [])
+    for head, values in zip(snmp[0::2], snmp[1::2]):
+        keys, values = head.split(), values.split()
+        c.update({f"{keys[0][:-1]}.{k}": int(v) for k, v in zip(keys[1:], values[1:])})
+    for table in ("udp", "udp6", "raw", "raw6"): # drops per local port (raw: per protocol)
+        for line in sections.get(table, [])[1:]:
+            x = line.split()
+            key = f"{table.rstrip('6')}:{int(x[1].rsplit(':', 1)[1], 16)}"
+            c[key] = c.get(key, 0) + int(x[-1])
+    for link in json.loads("".join(sections.get("link", [])) or "[]"):
+        for direction in ("rx", "tx"):
+            for k, v in link.get("stats64", {}).get(direction, {}).items():
+                c[f"{link['ifname']}.{direction}.{k}"] = v
+    for q in json.loads("".join(sections.get("qdisc", [])) or "[]"):
+        if q.get("root"): # mq's root sums its children
+            c[f"{q['dev']}.qdisc.drops"] = c.get(f"{q['dev']}.qdisc.drops", 0) + q.get("drops", 0)
+    for line in sections.get("vxtund", []):
+        m = re.match(r" \d+ \S+ \((\w+).*rx_packets=(\d+) .*tx_packets=(\d+) .*tx_errors=(\d+)", line)
+        if m: # the TAP is the "local" port; the rest are tunnels, summed
+            port = "tap" if m[1] == "local" else "tunnel"
+            for k, v in zip(("rx", "tx", "tx_errors"), m.groups()[1:]):
+                c[f"vxtund.{port}.{k}"] = c.get(f"vxtund.{port}.{k}", 0) + int(v)
+    return c
+
+def loss_parts(path, run): # (sent, lost, {place: datagrams}) of one udp run, or None
+    try:
+        with open(f"{tmp}/{path}-udp-{run}.json") as f:
+            end = json.load(f)["end"]
+        sent, got = end.get("sum_sent", end["sum"]), end.get("sum_received", end["sum"])
+        sent, lost = sent["packets"], sent["packets"] - (got["packets"] - got["lost_packets"])
+        a0, a1, b0, b1 = (counters(f"{tmp}/{path}-udp-{run}.loss{n}.{s}")
+                          for n, s in ((0, "a"), (1, "a"), (0, "b"), (1, "b")))
+    except Exception:
+        return None
+    if not sent or "Udp.InErrors" not in b1:
+        return None
+    da = lambda k: a1.get(k, 0) - a0.get(k, 0)
+    db = lambda k: b1.get(k, 0) - b0.get(k, 0)
+    vxtund = "vxtund.tunnel.tx" in a1 and "vxtund.tunnel.rx" in b1
+    dev = None if path == "veth" else devices.get(path, "vxt0")
+    table, port = tunnel_sockets.get(path, ("udp", 8472))
+    sockets = db(f"{table}:{port}") if path != "veth" else 0
+    parts = {}
+    if dev:
+        parts["send_dev"] = da(f"{dev}.tx.dropped") + da(f"{dev}.qdisc.drops")
+    if vxtund: # read from the TAP but not sent: vxtund's drops and failed sends
+        parts["send_vxtund"] = da("vxtund.tap.rx") - da("vxtund.tunnel.tx") + da("vxtund.tunnel.tx_errors")
+    # a veth counts its peer's backlog overflows in its tx_dropped, the peer in its rx_dropped too
+    parts["veth"] = max(da("ul0.tx.dropped"), db("ul0.rx.dropped"))
+    if vxtund: # sent by one vxtund, not received by the other (socket drops count GRO batches)
+        parts["sockets"] = da("vxtund.tunnel.tx") - db("vxtund.tunnel.rx") - parts["veth"]
+    elif path != "veth":
+        parts["sockets"] = sockets
+    if vxtund:
+        parts["recv_vxtund"] = db("vxtund.tunnel.rx") - db("vxtund.tap.tx") + db("vxtund.tap.tx_errors")
+    if dev:
+        parts["recv_dev"] = db(f"{dev}.rx.dropped")
+    # the receiving namespace's UDP receive errors, less the tunnel's own UDP sockets' drops
+    parts["recv_socket"] = db("Udp.InErrors") - (sockets if table == "udp" else 0)
+    parts["late"] = db("Udp.NoPorts") # arrived after the receiving iperf3 had closed its socket
+    parts["other"] = lost - sum(parts.values())
+    return sent, lost, parts
+
+if "udp" in tests:
+    places = [("send_dev", "sending TAP / device: tx_dropped"), ("send_vxtund", "sending vxtund"),
+              ("veth", "underlay veth"), ("sockets", "tunnel sockets"),
+              ("recv_vxtund", "receiving vxtund"), ("recv_dev", "receiving TAP / device: rx_dropped"),
+              ("recv_socket", "receiving iperf3 socket"), ("late", "late"), ("other", "other")]
+    print()
+    print("| UDP 1400 B: where datagrams were lost, % of those sent (the run of median loss) | lost | "
+          + " | ".join(name for _, name in places) + " |")
+    print("|---|" + "---|" * (len(places) + 1))
+    for path in paths:
+        found = [(r, loss_parts(path, r)) for r in range(1, runs + 1)]
+        found = sorted(((r, x) for r, x in found if x), key=lambda rx: rx[1][1] / rx[1][0])
+        if not found:
+            print(f"| {labels.get(path, path)} | — |" + " — |" * len(places))
+            continue
+        run, (sent, lost, parts) = found[(len(found) - 1) // 2]
+        pct = lambda n: f"{100 * n / sent + 0.0:.2f}".replace("-0.00", "0.00")
+        print(f"| {labels.get(path, path)} (run {run}) | {pct(lost)} | "
+              + " | ".join(pct(parts[k]) if k in parts else "—" for k, _ in places) + " |")
+    print("· lost: sent less received (iperf3's own loss leaves out the last datagrams, which it never saw). Counter deltas over the udp test, read in the namespaces:"
+          " sending TAP / device: tx_dropped (a TAP's ring full: its reader too slow) and qdisc drops of vxt0, vx0, tinc0 or tap0 at the sender;"
+          " vxtund: frames it read but did not send (drops, failed sends), and received but did not write, from vxtunctl show;"
+          " underlay veth: the veth's drops (its peer's backlog full);"
+          " tunnel sockets: vxtund's frames sent less those received, less veth drops (the sockets' own drop counters count GRO batches, not datagrams);"
+          " for the others the receiving namespace's drops of the tunnel's sockets (/proc/net/udp port 8472, 655 or 1194; /proc/net/raw protocol 47);"
+          " receiving TAP / device: rx_dropped at the receiver (the backlog full; for vxtund a coalesced write counts once);"
+          " receiving iperf3 socket: the receiving namespace's UDP InErrors less the tunnel's UDP sockets' drops (its buffer full);"
+          " late: datagrams to no socket (Udp NoPorts: they arrived after iperf3 had closed it); other: what none of these counted.")
 if memory:
     print("Memory: " + memory)
 PY
