@@ -439,8 +439,17 @@ fn systemd_notifications_ready_watchdog_reload_stop() {
         "a gap of {widest:?} (limit 200 ms + slack)"
     );
 
-    // A stuck data-path thread (the TAP thread, stopped alone under ptrace): no more pings.
-    let tid = thread_id(d.pid(), "tap-rx");
+    // A stuck data-path thread (the last worker's TAP thread, stopped alone under ptrace): no
+    // more pings. The watchdog watches every worker, not only the first.
+    let workers = fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("tap-rx-"))
+        })
+        .count();
+    assert!(workers >= 1, "no TAP thread");
+    let tid = thread_id(d.pid(), &format!("tap-rx-{}", workers - 1));
     // SAFETY: ptrace on a thread of our own child; PTRACE_SEIZE and INTERRUPT take no data.
     unsafe {
         assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0), 0, "seize");

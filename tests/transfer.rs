@@ -28,10 +28,9 @@ struct Case {
     offload: Option<bool>,
 }
 
-/// TODO(queues): what vxtund says (its log at start, or `vxtunctl show`) when it runs two
-/// data-path workers; the text is being settled with `[device] queues`. Put it here when that
-/// lands: the two-queue case fails on this placeholder until then.
-const TWO_WORKERS: &str = "TODO: the text saying that two data-path workers run";
+/// What vxtund says (in its log at start and in `vxtunctl show`) when it runs two data-path
+/// workers.
+const TWO_WORKERS: &str = "2 data-path worker(s)";
 
 /// Bytes per TCP connection; four connections run at once.
 const TCP_BYTES: usize = 24 << 20;
@@ -85,12 +84,7 @@ fn intact_and_in_order_with_offloads_off() {
     );
 }
 
-// The cases below use keys that are being added to src/ (the binary refuses them until then).
-// To run them before they are enabled: `cargo test --test transfer -- --include-ignored`.
-// To enable them: delete the `#[ignore]` lines.
-
 #[test]
-#[ignore = "needs [device] queues (being added to src/)"]
 fn intact_and_in_order_with_one_queue() {
     transfer(
         "intact_and_in_order_with_one_queue",
@@ -104,7 +98,6 @@ fn intact_and_in_order_with_one_queue() {
 }
 
 #[test]
-#[ignore = "needs [device] queues (being added to src/)"]
 fn intact_and_in_order_with_two_queues() {
     transfer(
         "intact_and_in_order_with_two_queues",
@@ -118,7 +111,6 @@ fn intact_and_in_order_with_two_queues() {
 }
 
 #[test]
-#[ignore = "needs [underlay] inner_checksum (being added to src/)"]
 fn intact_and_in_order_with_inner_checksums_verified() {
     transfer(
         "intact_and_in_order_with_inner_checksums_verified",
@@ -132,7 +124,6 @@ fn intact_and_in_order_with_inner_checksums_verified() {
 }
 
 #[test]
-#[ignore = "needs [underlay] inner_checksum (being added to src/)"]
 fn intact_and_in_order_with_inner_checksums_trusted() {
     transfer(
         "intact_and_in_order_with_inner_checksums_trusted",
@@ -146,7 +137,6 @@ fn intact_and_in_order_with_inner_checksums_trusted() {
 }
 
 #[test]
-#[ignore = "needs [device] batch_wait_us (being added to src/)"]
 fn intact_and_in_order_without_batch_wait() {
     transfer(
         "intact_and_in_order_without_batch_wait",
@@ -160,7 +150,6 @@ fn intact_and_in_order_without_batch_wait() {
 }
 
 #[test]
-#[ignore = "needs [device] batch_wait_us (being added to src/)"]
 fn intact_and_in_order_with_a_50_us_batch_wait() {
     transfer(
         "intact_and_in_order_with_a_50_us_batch_wait",
@@ -176,7 +165,6 @@ fn intact_and_in_order_with_a_50_us_batch_wait() {
 /// Two workers with no offloads, trusted checksums and a batch wait: the most frames per
 /// batch, split over two workers, nothing merged by the kernel to hide a reordering.
 #[test]
-#[ignore = "needs [device] queues, batch_wait_us, [underlay] inner_checksum (being added)"]
 fn intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait() {
     transfer(
         "intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait",
@@ -212,8 +200,7 @@ fn transfer(test: &str, case: &Case) {
         }
         if queues == 2 {
             for d in [&p.da, &p.db] {
-                // TODO(queues): the daemon's own word that two workers run (see TWO_WORKERS).
-                let said = format!("{}\n{}", d.log(), show(d));
+                let said = d.log();
                 assert!(said.contains(TWO_WORKERS), "{test}: {TWO_WORKERS}\n{said}");
             }
         }
@@ -240,6 +227,14 @@ fn transfer(test: &str, case: &Case) {
 
     for (side, d) in [("A", &p.da), ("B", &p.db)] {
         let shown = show(d);
+        // Two workers really shared the flows: each one's underlay thread took frames (the
+        // outer source ports of the flows spread them over the receiving sockets).
+        if case.queues == Some(2) {
+            for thread in ["net-rx-0", "net-rx-1"] {
+                let n = thread_frames(&shown, thread);
+                assert!(n > 0, "{test}: {side}: {thread} took no frames\n{shown}");
+            }
+        }
         // The bytes crossed vxtund: its tunnel port sent at least the two TCP streams it
         // carried out (and received those it carried in, as the other side's line shows).
         let tunnel_out = counter(&shown, "(vxlan ", "tx_bytes");
@@ -690,6 +685,20 @@ fn show(daemon: &Daemon) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The frames data-path thread `thread` received, from `vxtunctl show`'s "data path:" line
+/// (`... frames received per thread: tap-rx-0 12, net-rx-0 34, ...`).
+fn thread_frames(shown: &str, thread: &str) -> u64 {
+    shown
+        .lines()
+        .find(|l| l.starts_with("data path:"))
+        .and_then(|l| l.split_once("per thread: "))
+        .and_then(|(_, list)| {
+            list.split(", ")
+                .find_map(|t| t.strip_prefix(thread)?.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The counter `name` on the first line of `shown` that contains `marker`.

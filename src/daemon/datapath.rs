@@ -285,7 +285,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     let mut plan = Plan::new();
     let mut retired: Option<Arc<Plumbing>> = None;
     loop {
-        sh.sockets_changed.clear();
+        sh.sockets_changed[worker].clear();
         let (generation, plumbing) = {
             let core = lock(sh, core);
             (core.generation, Arc::clone(&core.plumbing))
@@ -310,7 +310,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             .map(|s| &**s)
             .collect();
         let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
-        fds.extend([sh.sockets_changed.fd(), sh.stop.fd()]);
+        fds.extend([sh.sockets_changed[worker].fd(), sh.stop.fd()]);
         let (changed, stop) = (fds.len() - 2, fds.len() - 1);
         let mut poller = Poller::new(&fds);
         let mut last_batch = BATCH;
@@ -321,7 +321,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             batch_wait(sh, last_batch);
             last_batch = 0;
             let reloaded = poller.ready(changed) && {
-                sh.sockets_changed.clear();
+                sh.sockets_changed[worker].clear();
                 sh.generation.load(Ordering::Acquire) != generation
             };
             // One batch per ready socket per wake-up: a busy socket cannot starve the others

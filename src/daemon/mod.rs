@@ -115,8 +115,9 @@ struct Shared {
     verify_inner: [bool; 2],
     /// Bumped (with the core's generation) on reload; read without the lock.
     generation: AtomicU64,
-    /// Raised after a reload swapped the sockets.
-    sockets_changed: Event,
+    /// Raised after a reload swapped the sockets: one per worker, each cleared by its own
+    /// underlay thread (one shared event would wake only the first to clear it).
+    sockets_changed: Vec<Event>,
     /// Raised when a send failed with EMSGSIZE: the path MTU watcher reads the MTUs now.
     pmtu_check: Event,
     tap: Tap,
@@ -277,7 +278,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             config.underlay.inner_checksum.verify(true),
         ],
         generation: AtomicU64::new(0),
-        sockets_changed: Event::new().map_err(DaemonError::Signals)?,
+        sockets_changed: (0..workers)
+            .map(|_| Event::new())
+            .collect::<Result<_, _>>()
+            .map_err(DaemonError::Signals)?,
         pmtu_check: Event::new().map_err(DaemonError::Signals)?,
         tap,
         stop: Event::new().map_err(DaemonError::Signals)?,

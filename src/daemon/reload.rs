@@ -88,7 +88,9 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
             })
             .collect()
     };
-    sh.sockets_changed.raise();
+    for changed in &sh.sockets_changed {
+        changed.raise();
+    }
     drop(retired);
     port_status(sh, &in_force.config.ports, &config.ports);
     *in_force = InForce {
