@@ -303,6 +303,15 @@ fn scale_and_offloads(c: &mut Criterion) {
             runs.len()
         })
     });
+    // The same plan without verifying the segments' checksums (`inner_checksum`: an outer
+    // checksum the kernel verified already covered them).
+    group.bench_function("coalesce_plan_32_segments_unverified", |b| {
+        b.iter(|| {
+            runs.clear();
+            offload::plan_runs_checked(black_box(&frames), true, false, &mut runs);
+            runs.len()
+        })
+    });
     group.finish();
 }
 
