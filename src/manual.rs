@@ -41,6 +41,12 @@ Addresses to put on the TAP, as ADDRESS/PREFIX.
 .TP
 \fBoffload\fR
 TAP offloads (checksum, TSO, USO). Default true.
+.TP
+\fBqueues\fR
+TAP queues, one data-path worker each (1 to 64). Default: one per core.
+.TP
+\fBbatch_wait_us\fR
+After a wake-up that follows a batch smaller than full, wait this long (up to 1000) before reading. Default 0 (off).
 .SS [underlay]
 .TP
 \fBlocal\fR
@@ -51,6 +57,9 @@ Underlay MTU. Default: that of the route to each remote.
 .TP
 \fBoffload\fR
 UDP GSO and GRO on the VXLAN sockets. Default true.
+.TP
+\fBinner_checksum\fR
+Verify received inner checksums before coalescing for the TAP: "auto" (over IPv4 only; the kernel refuses zero UDP checksums over IPv6), "verify", "trust". Default "auto".
 .SS [[tunnel]] (ports 2, 3, ... in file order)
 .TP
 \fBname\fR, \fBtype\fR, \fBremote\fR
