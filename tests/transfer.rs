@@ -226,7 +226,7 @@ fn transfer(test: &str, case: &Case) {
     let udp = start.elapsed() - setup - tcp;
 
     for (side, d) in [("A", &p.da), ("B", &p.db)] {
-        let shown = show(d);
+        let shown = d.show();
         // Two workers really shared the flows: each one's underlay thread took frames (the
         // outer source ports of the flows spread them over the receiving sockets).
         if case.queues == Some(2) {
@@ -429,7 +429,7 @@ impl Pair {
     fn tunnel_frames(&self) -> u64 {
         [&self.da, &self.db]
             .into_iter()
-            .map(|d| counter(&show(d), "(vxlan ", "rx_packets"))
+            .map(|d| counter(&d.show(), "(vxlan ", "rx_packets"))
             .sum()
     }
 
@@ -438,8 +438,8 @@ impl Pair {
     fn diagnosis(&self) -> String {
         format!(
             "A: {}\nB: {}\nA's kernel: {}\nB's kernel: {}\nA's log:\n{}\nB's log:\n{}",
-            show(&self.da),
-            show(&self.db),
+            self.da.show(),
+            self.db.show(),
             kernel_drops(&self.a),
             kernel_drops(&self.b),
             self.da.log(),
@@ -674,17 +674,6 @@ fn kernel_drops(ns: &Netns) -> String {
         text.push_str(&String::from_utf8_lossy(&link.stdout).replace('\\', ""));
     }
     text
-}
-
-/// `vxtunctl show` of `daemon`.
-fn show(daemon: &Daemon) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
-        .arg("-s")
-        .arg(daemon.control_socket())
-        .arg("show")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The frames data-path thread `thread` received, from `vxtunctl show`'s "data path:" line

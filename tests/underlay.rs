@@ -139,17 +139,6 @@ fn gre_inner(frame: &[u8], l4: usize) -> Option<usize> {
     Some(l4 + len)
 }
 
-/// `vxtunctl show` of `daemon`.
-fn show(daemon: &Daemon) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
-        .arg("-s")
-        .arg(daemon.control_socket())
-        .arg("show")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Waits up to `secs` for `done`.
 fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -367,9 +356,10 @@ fn path_mtu_is_learnt(kind: &str, v6: bool) {
     let p = RoutedPath::up(kind, v6);
     let (small, first) = mtus(kind, v6);
     assert!(
-        show(&p.da).contains(&format!("mtu 1500 (from the route), tunnel mtu {first}")),
+        p.da.show()
+            .contains(&format!("mtu 1500 (from the route), tunnel mtu {first}")),
         "{}",
-        show(&p.da)
+        p.da.show()
     );
     // TCP first, on fresh daemons: what used to stall for good.
     for (from, to, addr) in [
@@ -381,8 +371,8 @@ fn path_mtu_is_learnt(kind: &str, v6: bool) {
         if let Err(e) = tcp_transfer(from, to, addr, 4 << 20) {
             panic!(
                 "{kind} v6 {v6}: TCP to {addr}: {e}\nA: {}\nB: {}\n{}",
-                show(&p.da),
-                show(&p.db),
+                p.da.show(),
+                p.db.show(),
                 p.da.log()
             );
         }
@@ -392,9 +382,9 @@ fn path_mtu_is_learnt(kind: &str, v6: bool) {
         "mtu 1400 (path MTU learnt from the kernel's route to the remote), tunnel mtu {small}"
     );
     assert!(
-        show(&p.da).contains(&learnt),
+        p.da.show().contains(&learnt),
         "{kind} v6 {v6} A: {}",
-        show(&p.da)
+        p.da.show()
     );
     // The largest pings that fit now go both ways; one byte more is refused.
     for (ns, peer) in [(&p.a, "2"), (&p.b, "1")] {
@@ -412,17 +402,17 @@ fn path_mtu_is_learnt(kind: &str, v6: bool) {
     }
     // B's one-byte-too-big pings were dropped by its router, which told B's kernel.
     assert!(
-        eventually(6, || show(&p.db).contains(&learnt)),
+        eventually(6, || p.db.show().contains(&learnt)),
         "{kind} v6 {v6} B: {}",
-        show(&p.db)
+        p.db.show()
     );
     // Forget the learnt path MTU: the tunnel MTU rises again.
     let family = if v6 { "-6" } else { "-4" };
     p.a.ip(&[family, "route", "flush", "cache"]);
     assert!(
-        eventually(8, || show(&p.da).contains(&format!("tunnel mtu {first}"))),
+        eventually(8, || p.da.show().contains(&format!("tunnel mtu {first}"))),
         "{kind} v6 {v6}: {}",
-        show(&p.da)
+        p.da.show()
     );
     assert!(
         p.da.log().contains("underlay MTU 1400 -> 1500"),

@@ -230,6 +230,17 @@ impl Daemon {
         self.dir.join("ctl.sock")
     }
 
+    /// What `vxtunctl show` says of it (empty if it does not answer).
+    pub fn show(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
+            .arg("-s")
+            .arg(self.control_socket())
+            .arg("show")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
