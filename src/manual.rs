@@ -59,7 +59,7 @@ Underlay MTU. Default: that of the route to each remote.
 UDP GSO and GRO on the VXLAN sockets. Default true.
 .TP
 \fBinner_checksum\fR
-Verify received inner checksums before coalescing for the TAP: "auto" (over IPv4 only; the kernel refuses zero UDP checksums over IPv6), "verify", "trust". Default "auto".
+Verify received inner checksums before coalescing for the TAP: "auto" (over IPv4 only; the kernel refuses zero UDP checksums over IPv6), "verify", "trust". Default "auto". Behind a hub that relays frames received over IPv4 without UDP checksums, use "verify".
 .SS [[tunnel]] (ports 2, 3, ... in file order)
 .TP
 \fBname\fR, \fBtype\fR, \fBremote\fR

@@ -206,7 +206,8 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
                 }
             }
         }
-        last_batch = n;
+        // A batch cut short by the byte budget (a few TSO superframes) was full: more waits.
+        last_batch = if bytes >= TAP_READ_BUDGET { BATCH } else { n };
         shapes.clear();
         segs.clear();
         seg_ranges.clear();
@@ -776,18 +777,27 @@ fn deliver<'a>(
     // an open incident that took a send in this batch without failing has recovered.
     if !failed.is_empty() || incidents.any_open() {
         let now = Instant::now();
-        for &(port, reason) in &failed {
-            if let Some(report) = incidents.error(Fault::Send(port), reason, now) {
-                log_fault(report);
-            }
-        }
+        let mut worked: Vec<PortNo> = Vec::new();
         for &(_, port) in sends.iter() {
-            if incidents.any_open() && !failed.iter().any(|&(p, _)| p == port) {
-                if let Some(report) = incidents.success(Fault::Send(port), now) {
-                    log_fault(report);
-                }
+            if !failed.iter().any(|&(p, _)| p == port) && !worked.contains(&port) {
+                worked.push(port);
             }
         }
+        // One lock of the shared incidents per batch, not per send.
+        let reports = incidents.with(|faults| {
+            let mut reports = Vec::new();
+            for &(port, reason) in &failed {
+                reports.extend(faults.error(Fault::Send(port), reason, now));
+            }
+            for &port in &worked {
+                if !faults.any_open() {
+                    break;
+                }
+                reports.extend(faults.success(Fault::Send(port), now));
+            }
+            reports
+        });
+        reports.into_iter().for_each(log_fault);
     }
     if !failed.is_empty() || !coalesced.is_empty() {
         let mut core = lock(sh, at.core);

@@ -172,8 +172,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     warn_about(&mtus);
 
     // Sockets first: a bind failure then leaves no device behind.
-    let plumbing = Plumbing::build(&config, None)?;
     let queues = config.device.queue_count();
+    let plumbing = Plumbing::build(&config, None, queues)?;
     // One line per receiving VXLAN socket; the send-only ones of the source-port pools (RFC
     // 7348 entropy) are summed up in one line per pool.
     let word = |on: bool| if on { "on" } else { "off" };

@@ -29,22 +29,22 @@ impl Shared {
     /// answers are built by [`control::execute`], which also serves the pure tests). What `f`
     /// changes in the copy is lost, except in what the shards share (the MAC table).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
-        // One shard locked at a time, each only while its counters are added: a data-path
-        // thread waits for its own shard's part, not for the whole sum. A shard with another
-        // table than the first (a swap went by meanwhile) starts the sum again.
+        // One shard locked at a time, each only while its counters are copied (flat copies);
+        // they are added up after it is released. A shard with another table than the first
+        // (a swap went by meanwhile) starts the sum again.
         let mut merged: Option<Switch> = None;
         'again: loop {
             for i in 0..self.cores.len() {
-                let core = lock(self, i);
+                let copy = lock(self, i).switch.snapshot();
                 match &mut merged {
-                    Some(sum) if Arc::ptr_eq(sum.table_arc(), core.switch.table_arc()) => {
-                        sum.absorb(&core.switch)
+                    Some(sum) if Arc::ptr_eq(sum.table_arc(), copy.table_arc()) => {
+                        sum.absorb(&copy)
                     }
                     Some(_) => {
                         merged = None;
                         continue 'again;
                     }
-                    None => merged = Switch::merged([&core.switch]),
+                    None => merged = Switch::merged([&copy]),
                 }
             }
             break;

@@ -144,8 +144,13 @@ pub(super) struct Plumbing {
 
 impl Plumbing {
     /// Opens the sockets `config` needs, taking over those of `old` (the plumbing in force) that
-    /// fit, and works out every port's egress. GRE sequence numbers continue where `old` was.
-    pub(super) fn build(config: &Config, old: Option<&Plumbing>) -> Result<Plumbing, SocketError> {
+    /// fit, and works out every port's egress: `workers` receiving VXLAN sockets per address
+    /// and port. GRE sequence numbers continue where `old` was.
+    pub(super) fn build(
+        config: &Config,
+        old: Option<&Plumbing>,
+        workers: usize,
+    ) -> Result<Plumbing, SocketError> {
         let mut sockets: Vec<Arc<UnderlaySocket>> = Vec::new();
         let mut egress = vec![(PortNo::LOCAL, Egress::Local)];
         for (port, remote) in config.tunnels() {
@@ -168,7 +173,7 @@ impl Plumbing {
                 // (SO_REUSEPORT), the kernel spreading flows over them by the outer source
                 // port. GRE: one (every raw socket would get a copy of every packet).
                 let want = match kind {
-                    SocketKind::Udp(_) => config.device.queue_count(),
+                    SocketKind::Udp(_) => workers.max(1),
                     SocketKind::Gre => 1,
                 };
                 let reused = old.map(|o| o.sockets.iter().filter(|s| receiver(s)));
@@ -360,7 +365,7 @@ mod tests {
             )
         };
         let first = config(&(tunnel("a", 2, "") + &tunnel("b", 3, "df = \"inherit\"\n")));
-        let old = Plumbing::build(&first, None).unwrap();
+        let old = Plumbing::build(&first, None, first.device.queue_count()).unwrap();
         assert_eq!(
             old.sockets.len(),
             2 + 2 * SOURCE_PORTS,
@@ -387,7 +392,7 @@ mod tests {
             .unwrap();
 
         let second = config(&(tunnel("a", 2, "") + &tunnel("c", 4, "vni = 5\n")));
-        let new = Plumbing::build(&second, Some(&old)).unwrap();
+        let new = Plumbing::build(&second, Some(&old), 2).unwrap();
         assert_eq!(
             new.sockets.len(),
             2 + SOURCE_PORTS,

@@ -45,7 +45,8 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     let device = DeviceChange::apply(&sh.tap, in_force, &config, &mtus)?;
     let plumbing = {
         let old = Arc::clone(&lock(sh, 0).plumbing);
-        Plumbing::build(&config, Some(&old))
+        // As many receiving sockets as there are workers, whatever the cores now are.
+        Plumbing::build(&config, Some(&old), sh.workers)
     };
     let plumbing = match plumbing {
         Ok(p) => p,

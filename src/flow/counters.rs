@@ -29,10 +29,11 @@ pub struct FlowStats {
 }
 
 /// Where the counters of each flow of a new table come from: for each new flow, the index of
-/// the flow with the same priority and match in the old table, if any. Worked out once per
-/// table change, outside the data path's locks; each shard then only gathers.
+/// the flow with the same priority and match in the old table, if any (each old flow's
+/// counters go to one new flow at most, should a table hold the same flow twice). Worked out
+/// once per table change, outside the data path's locks; each shard then only gathers.
 pub fn carry_map(old: &FlowTable, new: &FlowTable) -> Vec<Option<usize>> {
-    let index: std::collections::HashMap<(u16, &super::Match), usize, ahash::RandomState> = old
+    let mut index: std::collections::HashMap<(u16, &super::Match), usize, ahash::RandomState> = old
         .flows()
         .iter()
         .enumerate()
@@ -40,11 +41,12 @@ pub fn carry_map(old: &FlowTable, new: &FlowTable) -> Vec<Option<usize>> {
         .collect();
     new.flows()
         .iter()
-        .map(|f| index.get(&(f.priority, &f.matches)).copied())
+        .map(|f| index.remove(&(f.priority, &f.matches)))
         .collect()
 }
 
 /// The counters of the flows of one table, in table order.
+#[derive(Clone)]
 pub struct FlowCounters {
     words: Vec<u64>,
     /// Times are stored as nanoseconds from here (either way).

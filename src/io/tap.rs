@@ -121,9 +121,10 @@ impl Tap {
             other => other,
         };
         let (dev, multi) = match build_any(queues > 1) {
-            // A persistent device made without IFF_MULTI_QUEUE takes only one queue.
-            Err(e) if queues > 1 && existed && e.raw_os_error() == Some(libc::EINVAL) => {
-                (build_any(false).map_err(open_err)?, false)
+            // A persistent device made without IFF_MULTI_QUEUE takes only one queue; one made
+            // with it takes only multi-queue opens (then with one queue here).
+            Err(e) if existed && e.raw_os_error() == Some(libc::EINVAL) => {
+                (build_any(queues <= 1).map_err(|_| open_err(e))?, false)
             }
             other => (other.map_err(open_err)?, queues > 1),
         };
