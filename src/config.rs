@@ -310,6 +310,13 @@ pub enum InnerChecksum {
 }
 
 impl InnerChecksum {
+    /// Every choice, for parsing by [`InnerChecksum::word`].
+    pub const ALL: [InnerChecksum; 3] = [
+        InnerChecksum::Auto,
+        InnerChecksum::Verify,
+        InnerChecksum::Trust,
+    ];
+
     /// Whether inner checksums are verified for datagrams received on a socket bound to an
     /// address of this family.
     pub fn verify(self, ipv6: bool) -> bool {
@@ -375,19 +382,18 @@ impl Config {
             offload: raw.underlay.offload.unwrap_or(true),
             inner_checksum: match &raw.underlay.inner_checksum {
                 None => InnerChecksum::Auto,
-                Some(v) => match v.get_ref().as_str() {
-                    "auto" => InnerChecksum::Auto,
-                    "verify" => InnerChecksum::Verify,
-                    "trust" => InnerChecksum::Trust,
-                    other => {
-                        return Err(err(
+                Some(v) => InnerChecksum::ALL
+                    .into_iter()
+                    .find(|c| c.word() == v.get_ref())
+                    .ok_or_else(|| {
+                        err(
                             Some(v.span()),
                             format!(
-                            "inner_checksum `{other}`: expected \"auto\", \"verify\" or \"trust\""
-                        ),
-                        ))
-                    }
-                },
+                                "inner_checksum `{}`: expected \"auto\", \"verify\" or \"trust\"",
+                                v.get_ref()
+                            ),
+                        )
+                    })?,
             },
             src_port_range: match &raw.underlay.src_port_range {
                 None => None,

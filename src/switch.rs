@@ -453,6 +453,10 @@ struct Common {
 const FDB_REFRESH: Duration = Duration::from_millis(500);
 
 impl Common {
+    fn fdb_read(&self) -> RwLockReadGuard<'_, MacTable> {
+        self.fdb.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn fdb_mut(&self) -> RwLockWriteGuard<'_, MacTable> {
         self.fdb.write().unwrap_or_else(|p| p.into_inner())
     }
@@ -471,7 +475,7 @@ impl Common {
         now: Instant,
     ) -> Option<PortNo> {
         {
-            let fdb = self.fdb.read().unwrap_or_else(|p| p.into_inner());
+            let fdb = self.fdb_read();
             if fdb.is_fresh(src, ingress, now, FDB_REFRESH) {
                 return fdb.lookup(dst, now);
             }
@@ -1189,18 +1193,17 @@ impl Switch {
         self.packet_in_stats.rate_limited += other.packet_in_stats.rate_limited;
     }
 
-    /// One switch that reads as the sum of `shards` (counters added with [`Switch::absorb`]),
-    /// for the control planes; `None` for no shards.
-    pub fn merged<'a>(shards: impl IntoIterator<Item = &'a Switch>) -> Option<Switch> {
+    /// One switch that reads as the sum of `shards`, copies of the shards of one switch
+    /// ([`Switch::snapshot`]; counters added with [`Switch::absorb`]). `None` for no shards, or
+    /// when one has another table than the first (a swap went by while they were copied).
+    pub fn merged(shards: impl IntoIterator<Item = Switch>) -> Option<Switch> {
         let mut shards = shards.into_iter();
-        let first = shards.next()?;
-        let mut sum = first.shard();
-        // `shard` restarts the counters (keeping when flows were added); the first shard's
-        // come back here.
-        sum.flow_stats = FlowCounters::new(first.flow_stats.len(), Instant::now());
-        sum.absorb(first);
-        for s in shards {
-            sum.absorb(s);
+        let mut sum = shards.next()?;
+        for shard in shards {
+            if !Arc::ptr_eq(&sum.table, &shard.table) {
+                return None;
+            }
+            sum.absorb(&shard);
         }
         Some(sum)
     }
@@ -1262,7 +1265,7 @@ impl Switch {
 
     /// The MAC learning table.
     pub fn fdb(&self) -> RwLockReadGuard<'_, MacTable> {
-        self.common.fdb.read().unwrap_or_else(|p| p.into_inner())
+        self.common.fdb_read()
     }
 
     /// Every counter, one line per port and one line of drops, as logged on SIGUSR1 and at exit.
@@ -1832,7 +1835,7 @@ mod tests {
         b.handle_frame(PortNo(1), &mut [0u8; 3], t0);
         assert_eq!(a.fdb().len(), 2, "one table: B learnt by b shows in a");
 
-        let sum = Switch::merged([&sw, &a, &b]).unwrap();
+        let sum = Switch::merged([sw.snapshot(), a.snapshot(), b.snapshot()]).unwrap();
         assert_eq!(sum.port_stats(PortNo(2)).unwrap().rx_packets, 1);
         assert_eq!(sum.port_stats(PortNo(3)).unwrap().rx_packets, 1);
         assert_eq!(sum.port_stats(PortNo(2)).unwrap().tx_packets, 1);
@@ -1856,7 +1859,7 @@ mod tests {
         for shard in [&mut a, &mut b] {
             shard.replace_table(Arc::clone(&table), &[], t0);
         }
-        let sum = Switch::merged([&a, &b]).unwrap();
+        let sum = Switch::merged([a.snapshot(), b.snapshot()]).unwrap();
         assert_eq!(sum.table().flows().len(), 1);
         assert_eq!(sum.flow_stats(0).unwrap().n_packets, 2);
     }

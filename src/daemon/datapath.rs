@@ -11,7 +11,7 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use super::plumbing::{Egress, Encap, Plumbing};
-use super::{lock, wait_turning, Shared};
+use super::{lock, net_core, tap_core, wait_turning, Shared};
 use crate::flow::{self, PortNo};
 use crate::incident::{ErrorReason, Incidents, Report};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
@@ -168,7 +168,7 @@ fn batch_wait(sh: &Shared, last_batch: usize) {
 /// complete frames, each decided on its own.
 pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     let at = At {
-        core: 2 * worker,
+        core: tap_core(worker),
         queue: worker,
         verify: true,
     };
@@ -269,7 +269,7 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             headers,
             ..
         } = &mut plan;
-        deliver(sh, at, &plumbing, sends, headers, &sh.faults, |r| match r {
+        deliver(sh, at, &plumbing, sends, headers, |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) => &segs[a..b],
@@ -280,7 +280,11 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
 /// Worker `worker`'s receiving sockets -> switch -> its TAP queue or other tunnels. Returns
 /// like [`tap_loop`]. After a reload it polls the new set of sockets.
 pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
-    let core = 2 * worker + 1;
+    let at = At {
+        core: net_core(worker),
+        queue: worker,
+        verify: true,
+    };
     let mut batch = RecvBatch::default();
     let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
@@ -288,7 +292,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     loop {
         sh.sockets_changed[worker].clear();
         let (generation, plumbing) = {
-            let core = lock(sh, core);
+            let core = lock(sh, at.core);
             (core.generation, Arc::clone(&core.plumbing))
         };
         // What a reload retired may still hold datagrams: read them once before letting go.
@@ -296,10 +300,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             for socket in old.receivers(worker, sh.workers) {
                 if !plumbing.sockets.iter().any(|n| Arc::ptr_eq(n, socket)) {
                     for _ in 0..BATCH {
-                        if receive(
-                            sh, core, socket, &mut batch, &mut inner, &mut plan, &sh.faults,
-                        )? == 0
-                        {
+                        if receive(sh, at, socket, &mut batch, &mut inner, &mut plan)? == 0 {
                             break;
                         }
                     }
@@ -316,7 +317,8 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
         let mut poller = Poller::new(&fds);
         let mut last_batch = BATCH;
         loop {
-            if let Some(end) = wait_turning(sh, core, &mut poller, stop, "the underlay sockets") {
+            if let Some(end) = wait_turning(sh, at.core, &mut poller, stop, "the underlay sockets")
+            {
                 return end;
             }
             batch_wait(sh, last_batch);
@@ -329,9 +331,7 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             // or the stop signal (poll is level-triggered, so the rest is read next pass).
             for (s, socket) in receiving.iter().enumerate() {
                 if poller.ready(s) {
-                    last_batch += receive(
-                        sh, core, socket, &mut batch, &mut inner, &mut plan, &sh.faults,
-                    )?;
+                    last_batch += receive(sh, at, socket, &mut batch, &mut inner, &mut plan)?;
                 }
             }
             if reloaded {
@@ -343,17 +343,17 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     }
 }
 
-/// Reads one batch from `socket`, decides it with core `core`, and sends what the switch says.
-/// Returns how many datagrams it read.
+/// Reads one batch from `socket`, decides it with core `at.core`, and sends what the switch
+/// says. Returns how many datagrams it read.
 fn receive(
     sh: &Shared,
-    core: usize,
+    at: At,
     socket: &UnderlaySocket,
     batch: &mut RecvBatch,
     inner: &mut Vec<Range<usize>>,
     plan: &mut Plan,
-    incidents: &SharedFaults,
 ) -> Result<usize, ()> {
+    let incidents = &sh.faults;
     let key = Fault::Receive(socket.kind(), socket.local());
     let n = match socket.recv_batch(batch) {
         Ok(n) => {
@@ -372,7 +372,7 @@ fn receive(
             // An ICMP error reported on the socket (the peer gone, say): counted, and logged
             // once per incident.
             let reason = ErrorReason::of(&e);
-            lock(sh, core).switch.record_rx_error(reason);
+            lock(sh, at.core).switch.record_rx_error(reason);
             if let Some(report) = incidents.error(key, reason, Instant::now()) {
                 log_fault(report);
             }
@@ -381,14 +381,13 @@ fn receive(
     };
     plan.clear();
     let at = At {
-        core,
-        queue: core / 2,
         // Raw GRE sockets: no outer checksum vouches for the frame.
         verify: socket.kind() == SocketKind::Gre
             || sh.verify_inner[usize::from(!socket.local().is_ipv4())],
+        ..at
     };
     let plumbing = {
-        let mut core = lock(sh, core);
+        let mut core = lock(sh, at.core);
         let core = &mut *core;
         let now = Instant::now();
         inner.clear();
@@ -432,7 +431,7 @@ fn receive(
         ..
     } = plan;
     let batch = &*batch;
-    deliver(sh, at, &plumbing, sends, headers, incidents, |r| match r {
+    deliver(sh, at, &plumbing, sends, headers, |r| match r {
         FrameRef::Batch(i) => batch
             .get(i)
             .and_then(|(_, p)| p.get(inner[i].clone()))
@@ -474,8 +473,7 @@ pub(super) fn packet_out(
         headers,
         ..
     } = &mut plan;
-    let incidents = &sh.faults;
-    deliver(sh, at, &plumbing, sends, headers, incidents, |r| match r {
+    deliver(sh, at, &plumbing, sends, headers, |r| match r {
         FrameRef::Batch(_) => &frame,
         FrameRef::Extra(a, b) => &extra[a..b],
         FrameRef::Segment(..) => &[],
@@ -617,16 +615,15 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
 /// source port per flow); every tunnel send gets its outer TOS (ECN per RFC 6040) and TTL. The
 /// sends of a GRE tunnel with sequence numbers are numbered and sent under that tunnel's lock,
 /// so that both threads' packets leave in order.
-#[allow(clippy::too_many_arguments)]
 fn deliver<'a>(
     sh: &Shared,
     at: At,
     plumbing: &Plumbing,
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
-    incidents: &SharedFaults,
     frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
 ) {
+    let incidents = &sh.faults;
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
     let mut failed: Vec<(PortNo, ErrorReason)> = Vec::new();
     let mut too_big = false;

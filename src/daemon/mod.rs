@@ -103,8 +103,8 @@ struct InForce {
 
 /// Everything the threads share.
 struct Shared {
-    /// One core per data-path thread (worker `w`'s TAP thread at `2w`, its underlay thread at
-    /// `2w + 1`), and a last one for the frames controllers send (PACKET_OUT).
+    /// One core per data-path thread (worker `w`'s TAP thread at [`tap_core`], its underlay
+    /// thread at [`net_core`]), and a last one for the frames controllers send (PACKET_OUT).
     cores: Vec<Mutex<Core>>,
     /// Data-path workers: one per TAP queue.
     workers: usize,
@@ -317,8 +317,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         };
         let mut data_threads = Ok(());
         for w in 0..shared.workers {
-            let tap = format!("tap-rx-{w}");
-            let net = format!("net-rx-{w}");
+            let tap = shared.thread_name(tap_core(w));
+            let net = shared.thread_name(net_core(w));
             let spawned = std::thread::Builder::new()
                 .name(tap.clone())
                 .spawn_scoped(scope, move || {
@@ -517,10 +517,30 @@ fn lock_all(sh: &Shared) -> Vec<MutexGuard<'_, Core>> {
     (0..sh.cores.len()).map(|i| lock(sh, i)).collect()
 }
 
+/// The core of worker `w`'s TAP thread.
+fn tap_core(w: usize) -> usize {
+    2 * w
+}
+
+/// The core of worker `w`'s underlay thread.
+fn net_core(w: usize) -> usize {
+    2 * w + 1
+}
+
 impl Shared {
     /// The core of the frames controllers send (PACKET_OUT).
     fn control_core(&self) -> usize {
         self.cores.len() - 1
+    }
+
+    /// The name of the thread that decides with core `i` (`tap-rx-0`, `net-rx-0`, ...;
+    /// `control` for PACKET_OUTs).
+    fn thread_name(&self, i: usize) -> String {
+        match i {
+            i if i == self.control_core() => "control".to_owned(),
+            i if i % 2 == 0 => format!("tap-rx-{}", i / 2),
+            i => format!("net-rx-{}", i / 2),
+        }
     }
 }
 

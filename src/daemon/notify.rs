@@ -120,7 +120,7 @@ pub(super) fn all_alive(beats: &[&Heartbeat], last: &mut Vec<u64>) -> bool {
     alive
 }
 
-/// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if both data-path threads
+/// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if every data-path thread
 /// turned since the last look. Returns when the daemon stops.
 pub(super) fn watchdog_loop(sh: &Shared, dog: Watchdog) -> Result<(), ()> {
     let beats: Vec<&Heartbeat> = sh.beats.iter().collect();

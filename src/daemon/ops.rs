@@ -29,27 +29,15 @@ impl Shared {
     /// answers are built by [`control::execute`], which also serves the pure tests). What `f`
     /// changes in the copy is lost, except in what the shards share (the MAC table).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
-        // One shard locked at a time, each only while its counters are copied (flat copies);
-        // they are added up after it is released. A shard with another table than the first
-        // (a swap went by meanwhile) starts the sum again.
-        let mut merged: Option<Switch> = None;
-        'again: loop {
-            for i in 0..self.cores.len() {
-                let copy = lock(self, i).switch.snapshot();
-                match &mut merged {
-                    Some(sum) if Arc::ptr_eq(sum.table_arc(), copy.table_arc()) => {
-                        sum.absorb(&copy)
-                    }
-                    Some(_) => {
-                        merged = None;
-                        continue 'again;
-                    }
-                    None => merged = Switch::merged([&copy]),
-                }
+        // One shard locked at a time, each only while its counters are copied (a flat copy);
+        // they are added up after it is released. Copies of different tables (a swap went by
+        // meanwhile) do not add up: then again.
+        let mut merged = loop {
+            let copies = (0..self.cores.len()).map(|i| lock(self, i).switch.snapshot());
+            if let Some(sum) = Switch::merged(copies) {
+                break sum;
             }
-            break;
-        }
-        let mut merged = merged.expect("at least the control core");
+        };
         f(&mut merged)
     }
 
@@ -70,14 +58,7 @@ impl Shared {
         counts
             .into_iter()
             .enumerate()
-            .map(|(i, n)| {
-                let name = match i {
-                    i if i == self.control_core() => "control".to_owned(),
-                    i if i % 2 == 0 => format!("tap-rx-{}", i / 2),
-                    i => format!("net-rx-{}", i / 2),
-                };
-                (name, n)
-            })
+            .map(|(i, n)| (self.thread_name(i), n))
             .collect()
     }
 
@@ -206,12 +187,11 @@ impl Shared {
             }
         };
         let now = Instant::now();
-        let table = std::sync::Arc::new(table);
+        let table = Arc::new(table);
         // Where each flow's counters come from, worked out before the locks are taken (the
         // table in force cannot change meanwhile: edits hold `in_force`).
-        let old_table = std::sync::Arc::clone(lock(self, 0).switch.table_arc());
+        let old_table = Arc::clone(lock(self, 0).switch.table_arc());
         let carry = crate::flow::counters::carry_map(&old_table, &table);
-        drop(old_table);
         let (old, last) = {
             let mut cores = lock_all(self);
             let sum: Vec<Option<FlowStats>> = wanted
@@ -220,9 +200,7 @@ impl Shared {
                     let i = (*i)?;
                     let mut s = cores[0].switch.flow_stats(i)?;
                     for c in &cores[1..] {
-                        let t = c.switch.flow_stats(i).unwrap_or_default();
-                        s.n_packets += t.n_packets;
-                        s.n_bytes += t.n_bytes;
+                        s.add(&c.switch.flow_stats(i).unwrap_or_default());
                     }
                     Some(s)
                 })
@@ -231,7 +209,7 @@ impl Shared {
                 .iter_mut()
                 .map(|c| {
                     c.switch
-                        .replace_table_with(std::sync::Arc::clone(&table), &carry, reset, now)
+                        .replace_table_with(Arc::clone(&table), &carry, reset, now)
                 })
                 .collect();
             (old, sum)

@@ -28,6 +28,20 @@ pub struct FlowStats {
     pub last_used: Option<Instant>,
 }
 
+impl FlowStats {
+    /// Adds `other`'s counters, of the same flow in another shard: packets and bytes summed,
+    /// the latest use, the earliest addition.
+    pub fn add(&mut self, other: &FlowStats) {
+        self.n_packets += other.n_packets;
+        self.n_bytes += other.n_bytes;
+        self.last_used = self.last_used.max(other.last_used);
+        self.added = match (self.added, other.added) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 /// Where the counters of each flow of a new table come from: for each new flow, the index of
 /// the flow with the same priority and match in the old table, if any (each old flow's
 /// counters go to one new flow at most, should a table hold the same flow twice). Worked out
@@ -140,24 +154,14 @@ impl FlowCounters {
     /// latest use, the earliest addition.
     pub fn absorb(&mut self, other: &FlowCounters) {
         for id in 0..self.len().min(other.len()) {
-            let (Some(mine), Some(theirs)) = (self.get(id), other.get(id)) else {
+            let (Some(mut mine), Some(theirs)) = (self.get(id), other.get(id)) else {
                 continue;
             };
             if theirs == FlowStats::default() {
                 continue;
             }
-            self.set(
-                id,
-                FlowStats {
-                    n_packets: mine.n_packets + theirs.n_packets,
-                    n_bytes: mine.n_bytes + theirs.n_bytes,
-                    last_used: mine.last_used.max(theirs.last_used),
-                    added: match (mine.added, theirs.added) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    },
-                },
-            );
+            mine.add(&theirs);
+            self.set(id, mine);
         }
     }
 
