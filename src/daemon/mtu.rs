@@ -96,6 +96,7 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(s, "underlay local {}", config.underlay.locals_text());
+    let _ = writeln!(s, "{}", data_path(config));
     let targets: Vec<String> = config
         .openflow
         .listen
@@ -197,9 +198,43 @@ pub(super) fn warn_about(mtus: &Mtus) {
     }
 }
 
+/// The data path's shape in words, for `--check`: workers, batch wait, inner checksums.
+fn data_path(config: &Config) -> String {
+    let device = &config.device;
+    format!(
+        "data path: {} worker(s) ({}), batch wait {}, inner checksums {}",
+        device.queue_count(),
+        match device.queues {
+            Some(_) => "configured",
+            None => "one per core",
+        },
+        match device.batch_wait_us {
+            0 => "off".to_owned(),
+            us => format!("{us} us"),
+        },
+        config.underlay.inner_checksum.word()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_tells_the_data_path_settings() {
+        let text = "[device]\nqueues = 3\nbatch_wait_us = 50\n[underlay]\nlocal = \"10.0.0.1\"\n\
+                    inner_checksum = \"trust\"\n";
+        let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        assert_eq!(
+            data_path(&config),
+            "data path: 3 worker(s) (configured), batch wait 50 us, inner checksums trust"
+        );
+        let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
+        let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
+        assert!(
+            data_path(&config).ends_with("(one per core), batch wait off, inner checksums auto")
+        );
+    }
 
     #[test]
     fn largest_pings_subtract_the_icmp_headers() {
