@@ -230,11 +230,20 @@ pub struct DeviceConfig {
     /// After a wake-up that follows a batch smaller than full, wait this long (microseconds)
     /// for more frames before reading: fewer wake-ups per byte for some latency. 0: off.
     pub batch_wait_us: u32,
+    /// The TAP's transmit queue length in frames (`txqueuelen = N`, as `ip link set ...
+    /// txqueuelen`): the ring, one per queue, that holds what the host sends until a worker
+    /// reads it, and drops at when full. `None` leaves the device's (the kernel gives a new
+    /// TAP 1000).
+    pub txqueuelen: Option<u32>,
 }
 
 /// The most TAP queues (and data-path workers) a device may have: the kernel's limit for a
 /// TAP (`MAX_TAP_QUEUES`) is 256, but more workers than cores only wait for each other.
 pub const MAX_QUEUES: u16 = 64;
+
+/// The longest `txqueuelen` taken: each entry can hold a 64 KB superframe, so a ring this
+/// long can pin gigabytes behind a stalled reader.
+pub const MAX_TXQUEUELEN: u32 = 100_000;
 
 /// The longest `batch_wait_us`: a millisecond already costs TCP more than it saves.
 pub const MAX_BATCH_WAIT_US: u32 = 1000;
@@ -879,6 +888,19 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
             }
             w => w.map_or(0, Spanned::into_inner),
         },
+        txqueuelen: match raw.txqueuelen {
+            Some(q) if !(1..=MAX_TXQUEUELEN).contains(q.get_ref()) => {
+                return Err(err(
+                    Some(q.span()),
+                    format!(
+                        "txqueuelen {}: expected 1 to {MAX_TXQUEUELEN} (or no `txqueuelen` to \
+                         leave the device's)",
+                        q.get_ref()
+                    ),
+                ))
+            }
+            q => q.map(Spanned::into_inner),
+        },
     })
 }
 
@@ -1236,6 +1258,7 @@ struct RawDevice {
     mac: Option<Spanned<String>>,
     queues: Option<Spanned<u16>>,
     batch_wait_us: Option<Spanned<u32>>,
+    txqueuelen: Option<Spanned<u32>>,
 }
 
 /// What tells two tunnels to the same remote apart.

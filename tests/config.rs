@@ -779,6 +779,7 @@ fn data_path_workers_and_their_techniques() {
     assert_eq!(c.device.queues, None, "one per core unless configured");
     assert!(c.device.queue_count() >= 1);
     assert_eq!(c.device.batch_wait_us, 0, "off");
+    assert_eq!(c.device.txqueuelen, None, "the device's own");
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Auto);
     assert!(
         InnerChecksum::Auto.verify(false),
@@ -792,18 +793,32 @@ fn data_path_workers_and_their_techniques() {
     let text = BASE
         .replace(
             "name = \"vxt0\"",
-            "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50",
+            "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 10000",
         )
         .replace("[underlay]", "[underlay]\ninner_checksum = \"trust\"");
     let c = parse(&text).unwrap();
     assert_eq!((c.device.queues, c.device.queue_count()), (Some(3), 3));
     assert_eq!(c.device.batch_wait_us, 50);
+    assert_eq!(c.device.txqueuelen, Some(10_000));
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Trust);
 
     let queues =
         |n: &str| BASE.replace("name = \"vxt0\"", &format!("name = \"vxt0\"\nqueues = {n}"));
     fails(&queues("0"), 4, 10, "queues 0: expected 1 to 64");
     fails(&queues("65"), 4, 10, "queues 65: expected 1 to 64");
+    let txq = |n: &str| {
+        BASE.replace(
+            "name = \"vxt0\"",
+            &format!("name = \"vxt0\"\ntxqueuelen = {n}"),
+        )
+    };
+    fails(&txq("0"), 4, 14, "txqueuelen 0: expected 1 to 100000");
+    fails(
+        &txq("100001"),
+        4,
+        14,
+        "txqueuelen 100001: expected 1 to 100000",
+    );
     fails(
         &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nbatch_wait_us = 5000"),
         4,

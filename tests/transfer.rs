@@ -177,6 +177,68 @@ fn intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch
     );
 }
 
+/// `[device] txqueuelen`: the TAP's rings get the length asked for at start, frames cross a
+/// deep ring in order (they did not when the length was changed on the running device), and
+/// a reload refuses to change it.
+#[test]
+fn a_deep_tap_ring_keeps_order_and_only_a_restart_changes_it() {
+    let test = "a_deep_tap_ring_keeps_order_and_only_a_restart_changes_it";
+    if !common::require_root(test) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let mut p = Pair::up(&Case {
+        device: &["txqueuelen = 10000"],
+        underlay: &[],
+        queues: None,
+        offload: None,
+    });
+    for (ns, d) in [(&p.a, &p.da), (&p.b, &p.db)] {
+        assert_eq!(tx_queue_len(ns), 10_000, "{test}: at start\n{}", d.log());
+    }
+    p.udp_in_order_both_ways(test);
+    // A reload cannot change it (a running device's queueing discipline would be resized in
+    // place, see src/io/tap.rs): refused, the ring as it was, the frames still moving.
+    let path = p.da.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("txqueuelen = 10000", "txqueuelen = 3000"),
+    )
+    .unwrap();
+    p.da.reload("reload refused");
+    assert!(
+        p.da.log().contains("device.txqueuelen")
+            && p.da.log().contains("txqueuelen Some(3000)")
+            && p.da.log().contains("restart vxtund"),
+        "{test}\n{}",
+        p.da.log()
+    );
+    assert_eq!(
+        tx_queue_len(&p.a),
+        10_000,
+        "{test}: after the refused reload"
+    );
+    assert!(
+        p.a.pings("10.93.0.2"),
+        "{test}: still forwarding\n{}",
+        p.da.log()
+    );
+    // Out of range: refused, naming the value and the range.
+    std::fs::write(&path, text.replace("txqueuelen = 10000", "txqueuelen = 0")).unwrap();
+    p.da.reload("reload refused");
+    assert!(
+        p.da.log().contains("txqueuelen 0: expected 1 to 100000"),
+        "{test}\n{}",
+        p.da.log()
+    );
+    assert_eq!(
+        tx_queue_len(&p.a),
+        10_000,
+        "{test}: after the second refused reload"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // What each case does.
 
@@ -212,17 +274,7 @@ fn transfer(test: &str, case: &Case) {
     }
     let tcp = start.elapsed() - setup;
 
-    let report = p.udp_order_both_ways();
-    let failures: Vec<String> = report
-        .iter()
-        .flat_map(|(way, r)| r.failures().into_iter().map(move |f| format!("{way}: {f}")))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{test}: UDP:\n{}\n{}",
-        failures.join("\n"),
-        p.diagnosis()
-    );
+    let report = p.udp_in_order_both_ways(test);
     let udp = start.elapsed() - setup - tcp;
 
     for (side, d) in [("A", &p.da), ("B", &p.db)] {
@@ -349,6 +401,22 @@ impl Pair {
         } else {
             Err(errors.join("\n"))
         }
+    }
+
+    /// [`Pair::udp_order_both_ways`], failing `test` unless every flow came whole and in order.
+    fn udp_in_order_both_ways(&self, test: &str) -> Vec<(String, OrderReport)> {
+        let report = self.udp_order_both_ways();
+        let failures: Vec<String> = report
+            .iter()
+            .flat_map(|(way, r)| r.failures().into_iter().map(move |f| format!("{way}: {f}")))
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{test}: UDP:\n{}\n{}",
+            failures.join("\n"),
+            self.diagnosis()
+        );
+        report
     }
 
     /// `FLOWS` UDP flows of `DATAGRAMS` each, A to B over IPv4 and B to A over IPv6 at once,
@@ -656,6 +724,15 @@ fn tap_mtu(ns: &Netns) -> usize {
 }
 
 /// How many queues the TAP in `ns` has (attached ones: the kernel lists `tx-N` per queue).
+/// The transmit queue length of `ns`'s TAP.
+fn tx_queue_len(ns: &Netns) -> u32 {
+    let out = ns.exec("cat", &["/sys/class/net/vxt0/tx_queue_len"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 fn tap_queues(ns: &Netns) -> usize {
     let out = ns.exec("ls", &["/sys/class/net/vxt0/queues"]);
     String::from_utf8_lossy(&out.stdout)

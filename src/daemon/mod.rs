@@ -53,7 +53,7 @@ use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
 use crate::io::socket::{SocketError, SocketKind};
-use crate::io::tap::{MacChoice, Tap, TapError};
+use crate::io::tap::{MacChoice, Rings, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::openflow::agent::{AsyncEvent, RoleArbiter};
 use crate::switch::{PortKind, Switch, UnderlayMtu};
@@ -222,7 +222,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.device.bridge.as_deref(),
         config.device.offload,
         tap_mac(&config),
-        queues,
+        Rings {
+            queues,
+            txqueuelen: config.device.txqueuelen,
+        },
     )?;
     let workers = tap.queues();
     if workers < queues {

@@ -198,15 +198,20 @@ pub(super) fn warn_about(mtus: &Mtus) {
     }
 }
 
-/// The data path's shape in words, for `--check`: workers, batch wait, inner checksums.
+/// The data path's shape in words, for `--check`: workers, TAP rings, batch wait, inner
+/// checksums.
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(
-        "data path: {} worker(s) ({}), batch wait {}, inner checksums {}",
+        "data path: {} worker(s) ({}), TAP rings {}, batch wait {}, inner checksums {}",
         device.queue_count(),
         match device.queues {
             Some(_) => "configured",
             None => "one per core",
+        },
+        match device.txqueuelen {
+            Some(len) => format!("{len} frames"),
+            None => "the device's".to_owned(),
         },
         match device.batch_wait_us {
             0 => "off".to_owned(),
@@ -222,18 +227,20 @@ mod tests {
 
     #[test]
     fn check_tells_the_data_path_settings() {
-        let text = "[device]\nqueues = 3\nbatch_wait_us = 50\n[underlay]\nlocal = \"10.0.0.1\"\n\
+        let text = "[device]\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 5000\n[underlay]\n\
+                    local = \"10.0.0.1\"\n\
                     inner_checksum = \"trust\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
-            "data path: 3 worker(s) (configured), batch wait 50 us, inner checksums trust"
+            "data path: 3 worker(s) (configured), TAP rings 5000 frames, batch wait 50 us, \
+             inner checksums trust"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
-        assert!(
-            data_path(&config).ends_with("(one per core), batch wait off, inner checksums auto")
-        );
+        assert!(data_path(&config).ends_with(
+            "(one per core), TAP rings the device's, batch wait off, inner checksums auto"
+        ));
     }
 
     #[test]

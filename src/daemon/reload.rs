@@ -264,8 +264,9 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_mac, new_mac) = (mac(old), mac(new));
     let workers = |c: &Config| {
         format!(
-            "queues {:?} batch_wait_us {} inner_checksum {}",
+            "queues {:?} txqueuelen {:?} batch_wait_us {} inner_checksum {}",
             c.device.queues,
+            c.device.txqueuelen,
             c.device.batch_wait_us,
             c.underlay.inner_checksum.word()
         )
@@ -304,7 +305,7 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         ),
         ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
         (
-            "device.queues, device.batch_wait_us or underlay.inner_checksum",
+            "device.queues, device.txqueuelen, device.batch_wait_us or underlay.inner_checksum",
             Some(old_workers.as_str()),
             Some(new_workers.as_str()),
         ),

@@ -1,5 +1,5 @@
-//! Netdev operations through ioctls and socket options: enslaving to a bridge, and reading the
-//! MTU of the route to a remote.
+//! Netdev operations through ioctls and socket options: enslaving to a bridge, a device's
+//! transmit queue length, and reading the MTU of the route to a remote.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,22 +12,52 @@ const SIOCBRADDIF: libc::c_ulong = 0x89a2;
 
 /// Enslaves the interface with index `ifindex` to the Linux bridge `bridge`.
 pub fn enslave(bridge: &str, ifindex: u32) -> io::Result<()> {
-    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    let mut req = ifreq(bridge)?;
+    req.ifr_ifru.ifru_ifindex = ifindex as libc::c_int;
+    ioctl(SIOCBRADDIF, &mut req)
+}
+
+/// The transmit queue length of interface `name` (`SIOCGIFTXQLEN`).
+pub fn txqueuelen(name: &str) -> io::Result<u32> {
+    let mut req = ifreq(name)?;
+    ioctl(libc::SIOCGIFTXQLEN, &mut req)?;
+    // SAFETY: after a successful SIOCGIFTXQLEN the union holds the length in its int
+    // (`ifr_qlen`, which shares `ifru_ifindex`'s place).
+    let len = unsafe { req.ifr_ifru.ifru_ifindex };
+    u32::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative length"))
+}
+
+/// Sets the transmit queue length of interface `name` (`SIOCSIFTXQLEN`, as `ip link set NAME
+/// txqueuelen LEN`); a TAP resizes its rings at once.
+pub fn set_txqueuelen(name: &str, len: u32) -> io::Result<()> {
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_ifindex = libc::c_int::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length out of range"))?;
+    ioctl(libc::SIOCSIFTXQLEN, &mut req)
+}
+
+/// An all-zero `ifreq` naming interface `name`.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    let name = bridge.as_bytes();
     if name.len() >= req.ifr_name.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "bridge name too long",
+            "interface name too long",
         ));
     }
-    for (dst, &src) in req.ifr_name.iter_mut().zip(name) {
+    for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
         *dst = src as libc::c_char;
     }
-    req.ifr_ifru.ifru_ifindex = ifindex as libc::c_int;
-    // SAFETY: SIOCBRADDIF reads an ifreq; `req` is a valid, NUL-terminated one that outlives the call.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCBRADDIF as _, &mut req) };
+    Ok(req)
+}
+
+/// Runs the interface ioctl `request` on `req`, through a throwaway socket.
+fn ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
+    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    // SAFETY: the interface ioctls used here read (and some write) an ifreq; `req` is a valid,
+    // NUL-terminated one that outlives the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, req as *mut libc::ifreq) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -70,24 +100,8 @@ pub fn route_mtu(local: IpAddr, remote: IpAddr) -> io::Result<u16> {
 
 /// The MAC address of interface `name` (`SIOCGIFHWADDR`).
 pub fn mac_address(name: &str) -> io::Result<[u8; 6]> {
-    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
-    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    if name.len() >= req.ifr_name.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
-    }
-    for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR reads the name from and writes the address into `req`, a valid,
-    // NUL-terminated ifreq that outlives the call.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut req) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let mut req = ifreq(name)?;
+    ioctl(libc::SIOCGIFHWADDR, &mut req)?;
     // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
     let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
     let mut mac = [0u8; 6];

@@ -85,9 +85,19 @@ pub enum MacChoice {
     Always([u8; 6]),
 }
 
+/// How many queues a TAP gets, and how long each one's ring is.
+#[derive(Debug, Clone, Copy)]
+pub struct Rings {
+    /// Queues, one data-path worker each.
+    pub queues: usize,
+    /// The transmit queue length (frames per ring); `None` leaves the device's.
+    pub txqueuelen: Option<u32>,
+}
+
 impl Tap {
-    /// Creates the TAP `name` (or attaches to an existing one) with `queues` queues, sets its
-    /// MAC (see [`MacChoice`]), MTU and addresses, enslaves it to `bridge` and brings it up.
+    /// Creates the TAP `name` (or attaches to an existing one) with `rings.queues` queues, sets
+    /// its MAC (see [`MacChoice`]), MTU, transmit queue length and addresses, enslaves it to
+    /// `bridge` and brings it up.
     /// With `offload`, asks for the virtio-net header and the TCP offloads (checksum, TSO4,
     /// TSO6), and UDP's (USO) where the kernel has them. An existing single-queue device is
     /// opened with one queue ([`Tap::queues`] says how many it got).
@@ -98,8 +108,9 @@ impl Tap {
         bridge: Option<&str>,
         offload: bool,
         mac: MacChoice,
-        queues: usize,
+        rings: Rings,
     ) -> Result<Tap, TapError> {
+        let queues = rings.queues;
         let existed = Path::new("/sys/class/net").join(name).exists();
         let build = |offload: bool, multi: bool| {
             DeviceBuilder::new()
@@ -143,10 +154,7 @@ impl Tap {
                 }
             }
         }
-        let setup = |what: String| {
-            let name = name.to_owned();
-            move |source| TapError::Setup { name, what, source }
-        };
+        let setup = |what: String| setup_error(name, what);
         if dev.tcp_gso() {
             // A persistent TAP keeps the header size its last user set (12 for some): ours
             // is 10.
@@ -173,6 +181,13 @@ impl Tap {
             )))?;
         }
         tap.set_mtu(mtu)?;
+        if let Some(len) = rings.txqueuelen {
+            // Before the device goes up, when the kernel makes its queueing discipline for
+            // this length. Changing the length of a running device resizes a lockless
+            // pfifo_fast in place, and after that it let a flow's first datagrams be
+            // overtaken by later ones (Linux 6.18, seen in tests/transfer.rs).
+            tap.set_txqueuelen(len)?;
+        }
         for addr in addresses {
             // A persistent TAP may still carry the address from the last run: not an error.
             tap.add_address(addr)?;
@@ -220,6 +235,19 @@ impl Tap {
             what: format!("setting MTU {mtu}"),
             source,
         })
+    }
+
+    /// Sets the transmit queue length (the ring per queue that holds what the host sends
+    /// until a worker reads it); returns the length it had.
+    fn set_txqueuelen(&self, len: u32) -> Result<u32, TapError> {
+        let setup = |what: String| setup_error(&self.name, what);
+        let old = super::netdev::txqueuelen(&self.name)
+            .map_err(setup("reading the transmit queue length".into()))?;
+        if old != len {
+            super::netdev::set_txqueuelen(&self.name, len)
+                .map_err(setup(format!("setting txqueuelen {len}")))?;
+        }
+        Ok(old)
     }
 
     /// Puts `addr` on the device (on reload); true when it was not there before.
@@ -310,6 +338,12 @@ impl Tap {
     pub fn fd(&self, q: usize) -> RawFd {
         self.queue(q).as_raw_fd()
     }
+}
+
+/// Turns the failure of a setup step (`what`) on device `name` into its error.
+fn setup_error(name: &str, what: String) -> impl FnOnce(io::Error) -> TapError {
+    let name = name.to_owned();
+    move |source| TapError::Setup { name, what, source }
 }
 
 /// `TUNSETVNETHDRSZ`: `_IOW('T', 216, int)`.
