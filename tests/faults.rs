@@ -276,7 +276,7 @@ fn gre_peer_killed_and_restarted() {
 
 /// The MAC choice on a TAP vxtund did not create: without `device.mac` it keeps its own, with
 /// it it gets the configured one; a TAP vxtund creates gets the derived MAC, the same at every
-/// start.
+/// start. And the transmit queue length of a persistent TAP that is up.
 #[test]
 fn tap_mac_configured_derived_or_kept() {
     if !common::require_root("tap_mac_configured_derived_or_kept") {
@@ -320,5 +320,23 @@ fn tap_mac_configured_derived_or_kept() {
     assert!(d.stop().success());
     let d = Daemon::start(&a, &config("vxt9", "mac = \"02:66:77:88:99:aa\""));
     assert_eq!(mac_of("vxt9"), "02:66:77:88:99:aa");
+    assert!(d.stop().success());
+
+    // The transmit queue length of a persistent TAP that is still up changes in place: set,
+    // with a warning (the kernel resizes its queueing discipline live); the same length again
+    // changes nothing and says nothing.
+    let qlen = || {
+        let out = a.exec("cat", &["/sys/class/net/vxt9/tx_queue_len"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    a.ip(&["link", "set", "vxt9", "up"]);
+    let d = Daemon::start(&a, &config("vxt9", "txqueuelen = 3000"));
+    assert_eq!(qlen(), "3000");
+    let warned = |d: &Daemon| d.log().contains("the device was already up");
+    assert!(warned(&d), "{}", d.log());
+    assert!(d.stop().success());
+    let d = Daemon::start(&a, &config("vxt9", "txqueuelen = 3000"));
+    assert_eq!(qlen(), "3000");
+    assert!(!warned(&d), "{}", d.log());
     assert!(d.stop().success());
 }

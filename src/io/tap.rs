@@ -112,6 +112,7 @@ impl Tap {
     ) -> Result<Tap, TapError> {
         let queues = rings.queues;
         let existed = Path::new("/sys/class/net").join(name).exists();
+        let was_up = existed && device_is_up(name);
         let build = |offload: bool, multi: bool| {
             DeviceBuilder::new()
                 .name(name)
@@ -186,7 +187,16 @@ impl Tap {
             // this length. Changing the length of a running device resizes a lockless
             // pfifo_fast in place, and after that it let a flow's first datagrams be
             // overtaken by later ones (Linux 6.18, seen in tests/transfer.rs).
-            tap.set_txqueuelen(len)?;
+            let old = tap.set_txqueuelen(len)?;
+            if was_up && old != len {
+                tracing::warn!(
+                    device = name,
+                    "the device was already up: its transmit queue length changed from {old} \
+                     to {len} in place, after which Linux 6.18 was seen to let new flows' first \
+                     packets overtake each other; take the device down (or delete it) before \
+                     starting vxtund to have it set cleanly"
+                );
+            }
         }
         for addr in addresses {
             // A persistent TAP may still carry the address from the last run: not an error.
@@ -338,6 +348,14 @@ impl Tap {
     pub fn fd(&self, q: usize) -> RawFd {
         self.queue(q).as_raw_fd()
     }
+}
+
+/// Whether interface `name` is administratively up (its `flags` in sysfs have `IFF_UP`).
+fn device_is_up(name: &str) -> bool {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & libc::IFF_UP as u32 != 0)
 }
 
 /// Turns the failure of a setup step (`what`) on device `name` into its error.
