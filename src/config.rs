@@ -232,7 +232,7 @@ pub struct DeviceConfig {
     pub batch_wait_us: u32,
     /// The TAP's transmit queue length in frames (`txqueuelen = N`, as `ip link set ...
     /// txqueuelen`): the ring, one per queue, that holds what the host sends until a worker
-    /// reads it, and drops at when full. `None` leaves the device's (the kernel gives a new
+    /// reads it, and drops from when full. `None` leaves the device's (the kernel gives a new
     /// TAP 1000).
     pub txqueuelen: Option<u32>,
 }

@@ -49,7 +49,7 @@ TAP queues, one data-path worker each (1 to 64). Default: one per core.
 After a wake-up that follows a batch smaller than full, wait this long (up to 1000) before reading. Default 0 (off).
 .TP
 \fBtxqueuelen\fR
-Frames each TAP queue holds until a worker reads them (1 to 100000), set before the device goes up; a reload cannot change it. Default: the device's (1000 for a new TAP).
+Frames each TAP queue holds until a worker reads them (1 to 100000), as ip link's txqueuelen. Default: the device's (1000 for a new TAP).
 .SS [underlay]
 .TP
 \fBlocal\fR

@@ -276,7 +276,7 @@ fn gre_peer_killed_and_restarted() {
 
 /// The MAC choice on a TAP vxtund did not create: without `device.mac` it keeps its own, with
 /// it it gets the configured one; a TAP vxtund creates gets the derived MAC, the same at every
-/// start. And the transmit queue length of a persistent TAP that is up.
+/// start.
 #[test]
 fn tap_mac_configured_derived_or_kept() {
     if !common::require_root("tap_mac_configured_derived_or_kept") {
@@ -321,22 +321,37 @@ fn tap_mac_configured_derived_or_kept() {
     let d = Daemon::start(&a, &config("vxt9", "mac = \"02:66:77:88:99:aa\""));
     assert_eq!(mac_of("vxt9"), "02:66:77:88:99:aa");
     assert!(d.stop().success());
+}
 
-    // The transmit queue length of a persistent TAP that is still up changes in place: set,
-    // with a warning (the kernel resizes its queueing discipline live); the same length again
-    // changes nothing and says nothing.
+/// `txqueuelen` on a persistent TAP (one vxtund did not create, already up) is set too, and
+/// stays when vxtund stops.
+#[test]
+fn txqueuelen_on_a_persistent_tap() {
+    if !common::require_root("txqueuelen_on_a_persistent_tap") {
+        return;
+    }
+    let a = Netns::new("fq");
+    let b = Netns::new("fr");
+    veth(&a, "ul0", "192.168.206.1/24", &b, "ul0", "192.168.206.2/24");
+    let config = |len: u32| {
+        format!(
+            "[device]\nname = \"vxt9\"\ntxqueuelen = {len}\n[underlay]\n\
+             local = \"192.168.206.1\"\n[[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\n\
+             remote = \"192.168.206.2\"\n"
+        )
+    };
     let qlen = || {
         let out = a.exec("cat", &["/sys/class/net/vxt9/tx_queue_len"]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
+    a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
     a.ip(&["link", "set", "vxt9", "up"]);
-    let d = Daemon::start(&a, &config("vxt9", "txqueuelen = 3000"));
-    assert_eq!(qlen(), "3000");
-    let warned = |d: &Daemon| d.log().contains("the device was already up");
-    assert!(warned(&d), "{}", d.log());
+    let d = Daemon::start(&a, &config(3000));
+    assert_eq!(qlen(), "3000", "{}", d.log());
     assert!(d.stop().success());
-    let d = Daemon::start(&a, &config("vxt9", "txqueuelen = 3000"));
-    assert_eq!(qlen(), "3000");
-    assert!(!warned(&d), "{}", d.log());
-    assert!(d.stop().success());
+    assert_eq!(
+        qlen(),
+        "3000",
+        "the device outlives vxtund, its length with it"
+    );
 }

@@ -177,12 +177,12 @@ fn intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch
     );
 }
 
-/// `[device] txqueuelen`: the TAP's rings get the length asked for at start, frames cross a
-/// deep ring in order (they did not when the length was changed on the running device), and
-/// a reload refuses to change it.
+/// `[device] txqueuelen`: the TAPs get the length asked for, UDP flows cross them in order,
+/// a reload changes the length on the running device (frames still move), and a value out of
+/// range is refused with the ring left as it is.
 #[test]
-fn a_deep_tap_ring_keeps_order_and_only_a_restart_changes_it() {
-    let test = "a_deep_tap_ring_keeps_order_and_only_a_restart_changes_it";
+fn txqueuelen_is_set_changed_by_reload_and_keeps_order() {
+    let test = "txqueuelen_is_set_changed_by_reload_and_keeps_order";
     if !common::require_root(test) {
         return;
     }
@@ -196,47 +196,41 @@ fn a_deep_tap_ring_keeps_order_and_only_a_restart_changes_it() {
     for (ns, d) in [(&p.a, &p.da), (&p.b, &p.db)] {
         assert_eq!(tx_queue_len(ns), 10_000, "{test}: at start\n{}", d.log());
     }
+    // The hosts resolve each other's addresses first. While a host's neighbour entry is being
+    // resolved it holds the first datagrams of a flow back, and a later one can leave before
+    // them (seen in a capture on the sending host's TAP, before vxtund read anything); the
+    // other cases run their TCP transfers first, which resolves them.
+    assert!(
+        p.a.pings("10.93.0.2") && p.b.pings("fd93::1"),
+        "{test}: pings"
+    );
     p.udp_in_order_both_ways(test);
-    // A reload cannot change it (a running device's queueing discipline would be resized in
-    // place, see src/io/tap.rs): refused, the ring as it was, the frames still moving.
+
     let path = p.da.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace("txqueuelen = 10000", "txqueuelen = 3000"),
-    )
-    .unwrap();
-    p.da.reload("reload refused");
-    assert!(
-        p.da.log().contains("device.txqueuelen")
-            && p.da.log().contains("txqueuelen Some(3000)")
-            && p.da.log().contains("restart vxtund"),
-        "{test}\n{}",
-        p.da.log()
-    );
+    let with = |len: &str| text.replace("txqueuelen = 10000", &format!("txqueuelen = {len}"));
+    std::fs::write(&path, with("3000")).unwrap();
+    p.da.reload("reloaded");
     assert_eq!(
         tx_queue_len(&p.a),
-        10_000,
-        "{test}: after the refused reload"
+        3000,
+        "{test}: after reload\n{}",
+        p.da.log()
     );
     assert!(
         p.a.pings("10.93.0.2"),
         "{test}: still forwarding\n{}",
         p.da.log()
     );
-    // Out of range: refused, naming the value and the range.
-    std::fs::write(&path, text.replace("txqueuelen = 10000", "txqueuelen = 0")).unwrap();
+    // Out of range: refused, naming the value and the range; the ring stays as it is.
+    std::fs::write(&path, with("0")).unwrap();
     p.da.reload("reload refused");
     assert!(
         p.da.log().contains("txqueuelen 0: expected 1 to 100000"),
         "{test}\n{}",
         p.da.log()
     );
-    assert_eq!(
-        tx_queue_len(&p.a),
-        10_000,
-        "{test}: after the second refused reload"
-    );
+    assert_eq!(tx_queue_len(&p.a), 3000, "{test}: after the refused reload");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -723,7 +717,6 @@ fn tap_mtu(ns: &Netns) -> usize {
         .unwrap_or_else(|| panic!("no MTU in {text}"))
 }
 
-/// How many queues the TAP in `ns` has (attached ones: the kernel lists `tx-N` per queue).
 /// The transmit queue length of `ns`'s TAP.
 fn tx_queue_len(ns: &Netns) -> u32 {
     let out = ns.exec("cat", &["/sys/class/net/vxt0/tx_queue_len"]);
@@ -733,6 +726,7 @@ fn tx_queue_len(ns: &Netns) -> u32 {
         .unwrap_or(0)
 }
 
+/// How many queues the TAP in `ns` has (attached ones: the kernel lists `tx-N` per queue).
 fn tap_queues(ns: &Netns) -> usize {
     let out = ns.exec("ls", &["/sys/class/net/vxt0/queues"]);
     String::from_utf8_lossy(&out.stdout)

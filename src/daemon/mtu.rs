@@ -198,20 +198,20 @@ pub(super) fn warn_about(mtus: &Mtus) {
     }
 }
 
-/// The data path's shape in words, for `--check`: workers, TAP rings, batch wait, inner
-/// checksums.
+/// The data path's shape in words, for `--check`: workers, TAP queue length, batch wait,
+/// inner checksums.
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(
-        "data path: {} worker(s) ({}), TAP rings {}, batch wait {}, inner checksums {}",
+        "data path: {} worker(s) ({}), txqueuelen {}, batch wait {}, inner checksums {}",
         device.queue_count(),
         match device.queues {
             Some(_) => "configured",
             None => "one per core",
         },
         match device.txqueuelen {
-            Some(len) => format!("{len} frames"),
-            None => "the device's".to_owned(),
+            Some(len) => format!("{len} frames per queue"),
+            None => "unset (the device's)".to_owned(),
         },
         match device.batch_wait_us {
             0 => "off".to_owned(),
@@ -233,13 +233,13 @@ mod tests {
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
-            "data path: 3 worker(s) (configured), TAP rings 5000 frames, batch wait 50 us, \
-             inner checksums trust"
+            "data path: 3 worker(s) (configured), txqueuelen 5000 frames per queue, \
+             batch wait 50 us, inner checksums trust"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
-            "(one per core), TAP rings the device's, batch wait off, inner checksums auto"
+            "(one per core), txqueuelen unset (the device's), batch wait off, inner checksums auto"
         ));
     }
 

@@ -172,15 +172,18 @@ fn flows_after_reload(in_force: &InForce, config: &Config) -> (Vec<Flow>, String
 /// What a reload changed on the TAP device, so that it can be undone.
 struct DeviceChange {
     old_mtu: Option<u16>,
+    /// The transmit queue length before a change of `txqueuelen`.
+    old_txqueuelen: Option<u32>,
     /// The addresses before the change.
     old: Vec<ipnet::IpNet>,
     added: Vec<ipnet::IpNet>,
 }
 
 impl DeviceChange {
-    /// Sets the device's MTU and addresses to those of `config`: old addresses that are gone
-    /// are removed, then every configured one is (re)added (removing a primary IPv4 address can
-    /// take secondaries of its subnet with it). On failure, undoes what it did.
+    /// Sets the device's MTU, transmit queue length (when configured and changed) and
+    /// addresses to those of `config`: old addresses that are gone are removed, then every
+    /// configured one is (re)added (removing a primary IPv4 address can take secondaries of
+    /// its subnet with it). On failure, undoes what it did.
     fn apply(
         tap: &Tap,
         in_force: &InForce,
@@ -189,6 +192,7 @@ impl DeviceChange {
     ) -> Result<DeviceChange, String> {
         let mut change = DeviceChange {
             old_mtu: None,
+            old_txqueuelen: None,
             old: in_force.config.device.addresses.clone(),
             added: Vec::new(),
         };
@@ -196,6 +200,12 @@ impl DeviceChange {
             if mtus.device.0 != in_force.mtus.device.0 {
                 tap.set_mtu(mtus.device.0)?;
                 change.old_mtu = Some(in_force.mtus.device.0);
+            }
+            // A length no longer configured stays as it is: unset means the device's own.
+            if let Some(len) = config.device.txqueuelen {
+                if config.device.txqueuelen != in_force.config.device.txqueuelen {
+                    change.old_txqueuelen = Some(tap.set_txqueuelen(len)?);
+                }
             }
             for addr in &in_force.config.device.addresses {
                 if !config.device.addresses.contains(addr) {
@@ -231,6 +241,11 @@ impl DeviceChange {
         if let Some(mtu) = self.old_mtu {
             tap.set_mtu(mtu).unwrap_or_else(&mut failed);
         }
+        if let Some(len) = self.old_txqueuelen {
+            tap.set_txqueuelen(len)
+                .map(drop)
+                .unwrap_or_else(&mut failed);
+        }
     }
 }
 
@@ -264,9 +279,8 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_mac, new_mac) = (mac(old), mac(new));
     let workers = |c: &Config| {
         format!(
-            "queues {:?} txqueuelen {:?} batch_wait_us {} inner_checksum {}",
+            "queues {:?} batch_wait_us {} inner_checksum {}",
             c.device.queues,
-            c.device.txqueuelen,
             c.device.batch_wait_us,
             c.underlay.inner_checksum.word()
         )
@@ -305,7 +319,7 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         ),
         ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
         (
-            "device.queues, device.txqueuelen, device.batch_wait_us or underlay.inner_checksum",
+            "device.queues, device.batch_wait_us or underlay.inner_checksum",
             Some(old_workers.as_str()),
             Some(new_workers.as_str()),
         ),

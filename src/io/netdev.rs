@@ -14,17 +14,20 @@ const SIOCBRADDIF: libc::c_ulong = 0x89a2;
 pub fn enslave(bridge: &str, ifindex: u32) -> io::Result<()> {
     let mut req = ifreq(bridge)?;
     req.ifr_ifru.ifru_ifindex = ifindex as libc::c_int;
-    ioctl(SIOCBRADDIF, &mut req)
+    // SAFETY: SIOCBRADDIF reads the bridge's name and the index from the ifreq, nothing else.
+    unsafe { ioctl(SIOCBRADDIF, &mut req) }
 }
 
 /// The transmit queue length of interface `name` (`SIOCGIFTXQLEN`).
 pub fn txqueuelen(name: &str) -> io::Result<u32> {
     let mut req = ifreq(name)?;
-    ioctl(libc::SIOCGIFTXQLEN, &mut req)?;
+    // SAFETY: SIOCGIFTXQLEN reads the name and writes the length into the ifreq, nothing else.
+    unsafe { ioctl(libc::SIOCGIFTXQLEN, &mut req)? };
     // SAFETY: after a successful SIOCGIFTXQLEN the union holds the length in its int
     // (`ifr_qlen`, which shares `ifru_ifindex`'s place).
     let len = unsafe { req.ifr_ifru.ifru_ifindex };
-    u32::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative length"))
+    // The kernel's length is unsigned; it copies it into this int as it is.
+    Ok(len as u32)
 }
 
 /// Sets the transmit queue length of interface `name` (`SIOCSIFTXQLEN`, as `ip link set NAME
@@ -33,35 +36,8 @@ pub fn set_txqueuelen(name: &str, len: u32) -> io::Result<()> {
     let mut req = ifreq(name)?;
     req.ifr_ifru.ifru_ifindex = libc::c_int::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length out of range"))?;
-    ioctl(libc::SIOCSIFTXQLEN, &mut req)
-}
-
-/// An all-zero `ifreq` naming interface `name`.
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    if name.len() >= req.ifr_name.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
-    }
-    for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = src as libc::c_char;
-    }
-    Ok(req)
-}
-
-/// Runs the interface ioctl `request` on `req`, through a throwaway socket.
-fn ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
-    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
-    // SAFETY: the interface ioctls used here read (and some write) an ifreq; `req` is a valid,
-    // NUL-terminated one that outlives the call.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, req as *mut libc::ifreq) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: SIOCSIFTXQLEN reads the name and the length from the ifreq, nothing else.
+    unsafe { ioctl(libc::SIOCSIFTXQLEN, &mut req) }
 }
 
 /// The MTU of the route from `local` to `remote` (the outgoing interface's, or a learnt path
@@ -101,7 +77,8 @@ pub fn route_mtu(local: IpAddr, remote: IpAddr) -> io::Result<u16> {
 /// The MAC address of interface `name` (`SIOCGIFHWADDR`).
 pub fn mac_address(name: &str) -> io::Result<[u8; 6]> {
     let mut req = ifreq(name)?;
-    ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+    // SAFETY: SIOCGIFHWADDR reads the name and writes the address into the ifreq, nothing else.
+    unsafe { ioctl(libc::SIOCGIFHWADDR, &mut req)? };
     // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
     let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
     let mut mac = [0u8; 6];
@@ -109,4 +86,37 @@ pub fn mac_address(name: &str) -> io::Result<[u8; 6]> {
         *dst = src as u8;
     }
     Ok(mac)
+}
+
+/// An all-zero `ifreq` naming interface `name`.
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (dst, &src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = src as libc::c_char;
+    }
+    Ok(req)
+}
+
+/// Runs the interface ioctl `request` on `req`, through a throwaway socket.
+///
+/// # Safety
+///
+/// `request` must be an ioctl that reads and writes nothing but the `ifreq` it is given (no
+/// pointer inside it, as `ifru_data` would be).
+unsafe fn ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
+    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+    // SAFETY: by the caller's promise the kernel touches only `req`, a valid, NUL-terminated
+    // ifreq that outlives the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, req as *mut libc::ifreq) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -112,7 +112,6 @@ impl Tap {
     ) -> Result<Tap, TapError> {
         let queues = rings.queues;
         let existed = Path::new("/sys/class/net").join(name).exists();
-        let was_up = existed && device_is_up(name);
         let build = |offload: bool, multi: bool| {
             DeviceBuilder::new()
                 .name(name)
@@ -183,20 +182,7 @@ impl Tap {
         }
         tap.set_mtu(mtu)?;
         if let Some(len) = rings.txqueuelen {
-            // Before the device goes up, when the kernel makes its queueing discipline for
-            // this length. Changing the length of a running device resizes a lockless
-            // pfifo_fast in place, and after that it let a flow's first datagrams be
-            // overtaken by later ones (Linux 6.18, seen in tests/transfer.rs).
-            let old = tap.set_txqueuelen(len)?;
-            if was_up && old != len {
-                tracing::warn!(
-                    device = name,
-                    "the device was already up: its transmit queue length changed from {old} \
-                     to {len} in place, after which Linux 6.18 was seen to let new flows' first \
-                     packets overtake each other; take the device down (or delete it) before \
-                     starting vxtund to have it set cleanly"
-                );
-            }
+            tap.set_txqueuelen(len)?;
         }
         for addr in addresses {
             // A persistent TAP may still carry the address from the last run: not an error.
@@ -249,7 +235,7 @@ impl Tap {
 
     /// Sets the transmit queue length (the ring per queue that holds what the host sends
     /// until a worker reads it); returns the length it had.
-    fn set_txqueuelen(&self, len: u32) -> Result<u32, TapError> {
+    pub fn set_txqueuelen(&self, len: u32) -> Result<u32, TapError> {
         let setup = |what: String| setup_error(&self.name, what);
         let old = super::netdev::txqueuelen(&self.name)
             .map_err(setup("reading the transmit queue length".into()))?;
@@ -348,14 +334,6 @@ impl Tap {
     pub fn fd(&self, q: usize) -> RawFd {
         self.queue(q).as_raw_fd()
     }
-}
-
-/// Whether interface `name` is administratively up (its `flags` in sysfs have `IFF_UP`).
-fn device_is_up(name: &str) -> bool {
-    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
-        .ok()
-        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
-        .is_some_and(|flags| flags & libc::IFF_UP as u32 != 0)
 }
 
 /// Turns the failure of a setup step (`what`) on device `name` into its error.
