@@ -340,10 +340,7 @@ fn txqueuelen_on_a_persistent_tap() {
              remote = \"192.168.206.2\"\n"
         )
     };
-    let qlen = || {
-        let out = a.exec("cat", &["/sys/class/net/vxt9/tx_queue_len"]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let qlen = || a.link_attr("vxt9", "tx_queue_len");
     a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
     a.ip(&["link", "set", "vxt9", "up"]);
     let d = Daemon::start(&a, &config(3000));

@@ -719,11 +719,7 @@ fn tap_mtu(ns: &Netns) -> usize {
 
 /// The transmit queue length of `ns`'s TAP.
 fn tx_queue_len(ns: &Netns) -> u32 {
-    let out = ns.exec("cat", &["/sys/class/net/vxt0/tx_queue_len"]);
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    ns.link_attr("vxt0", "tx_queue_len").parse().unwrap_or(0)
 }
 
 /// How many queues the TAP in `ns` has (attached ones: the kernel lists `tx-N` per queue).

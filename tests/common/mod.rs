@@ -89,6 +89,13 @@ impl Netns {
             .expect("running ip netns exec")
     }
 
+    /// Attribute `attr` of interface `dev` in the namespace, as sysfs gives it (trimmed; empty
+    /// when there is no such device).
+    pub fn link_attr(&self, dev: &str, attr: &str) -> String {
+        let out = self.exec("cat", &[&format!("/sys/class/net/{dev}/{attr}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Whether `ping` (or `ping -6` for IPv6 targets) gets three of three answers within 6 s.
     pub fn pings(&self, target: &str) -> bool {
         self.exec("ping", &["-c", "3", "-i", "0.2", "-w", "6", "-q", target])
