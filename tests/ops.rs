@@ -152,6 +152,10 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     );
     assert!(report.contains("post: HTTP/1.1 405"), "{report}");
     assert!(report.contains("path: HTTP/1.1 404"), "{report}");
+    assert!(
+        report.contains("half-closed requests answered: 3000 of 3000"),
+        "{report}"
+    );
     assert!(report.contains("junk: HTTP/1.1 400"), "{report}");
     assert!(
         report.contains("long head: HTTP/1.1 431") || report.contains("long head: reset"),
@@ -165,7 +169,7 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
         )
     };
     assert!(
-        refused("not_found") >= 1 && refused("method_not_allowed") >= 1,
+        refused("not_found") >= 3001 && refused("method_not_allowed") >= 1,
         "{text}"
     );
     assert!(refused("bad_request") >= 2, "{text}");

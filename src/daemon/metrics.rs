@@ -175,6 +175,10 @@ async fn connection(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_REQUEST)
+        // A client may shut its side down once the request is sent (curl --http1.1 with
+        // stdin, scripted probes): without this hyper can close on that end of file before
+        // the answer is written, and the client gets nothing.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service);
     match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
         Ok(Ok(())) => {}
