@@ -307,8 +307,9 @@ pub struct UnderlayConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InnerChecksum {
     /// Trust where the kernel has verified a non-zero outer UDP checksum over the whole inner
-    /// frame: over IPv6, where it refuses a zero checksum; verify over IPv4, where a zero
-    /// checksum (the kernel's vxlan default) is allowed and tells nothing.
+    /// frame: always over IPv6, where it refuses a zero checksum; over IPv4 for datagrams
+    /// that came with a checksum, and verify those that came without (the kernel's vxlan
+    /// default), whose zero checksum tells nothing.
     #[default]
     Auto,
     /// Always verify.
@@ -326,11 +327,11 @@ impl InnerChecksum {
         InnerChecksum::Trust,
     ];
 
-    /// Whether inner checksums are verified for datagrams received on a socket bound to an
-    /// address of this family.
-    pub fn verify(self, ipv6: bool) -> bool {
+    /// Whether inner checksums are verified for datagrams received with
+    /// (`outer_checksum_verified`) or without an outer UDP checksum the kernel verified.
+    pub fn verify(self, outer_checksum_verified: bool) -> bool {
         match self {
-            InnerChecksum::Auto => !ipv6,
+            InnerChecksum::Auto => !outer_checksum_verified,
             InnerChecksum::Verify => true,
             InnerChecksum::Trust => false,
         }

@@ -62,7 +62,7 @@ Underlay MTU. Default: that of the route to each remote.
 UDP GSO and GRO on the VXLAN sockets. Default true.
 .TP
 \fBinner_checksum\fR
-Verify received inner checksums before coalescing for the TAP: "auto" (over IPv4 only; the kernel refuses zero UDP checksums over IPv6), "verify", "trust". Default "auto". Behind a hub that relays frames received over IPv4 without UDP checksums, use "verify".
+Verify received inner checksums before coalescing for the TAP: "auto" (only for datagrams that came without an outer UDP checksum, which over IPv4 the kernel's vxlan sends by default; a non-zero one, verified by the kernel, covers the inner frame), "verify", "trust". Default "auto". Behind a hub that relays frames received over IPv4 without UDP checksums, use "verify".
 .SS [[tunnel]] (ports 2, 3, ... in file order)
 .TP
 \fBname\fR, \fBtype\fR, \fBremote\fR

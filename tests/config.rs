@@ -783,12 +783,13 @@ fn data_path_workers_and_their_techniques() {
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Auto);
     assert!(
         InnerChecksum::Auto.verify(false),
-        "IPv4: a zero checksum tells nothing"
+        "a zero outer checksum tells nothing"
     );
     assert!(
         !InnerChecksum::Auto.verify(true),
-        "IPv6: the kernel refuses zero"
+        "a verified outer checksum covers the inner frame"
     );
+    assert!(InnerChecksum::Verify.verify(true) && !InnerChecksum::Trust.verify(false));
 
     let text = BASE
         .replace(

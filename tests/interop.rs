@@ -184,6 +184,73 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
     assert!(p.daemon.log().contains("TAP device ready"));
 }
 
+/// Sends bursts of consecutive TCP segments to vxtund (`tests/scripts/vxlan_segments.py`) and
+/// returns how many of them vxtund coalesced into superframes for its TAP.
+fn coalesced(p: &mut Pair, outer: &str, inner: &str) -> u64 {
+    let count = |p: &mut Pair| p.daemon.stats()["offload"]["coalesced_segments"];
+    let before = count(p);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scripts/vxlan_segments.py"
+    );
+    let mac = p.a.link_attr("vxt0", "address");
+    let out = p.b.exec(
+        "python3",
+        &[
+            script,
+            "192.168.201.2",
+            "192.168.201.1",
+            "5000",
+            &mac,
+            outer,
+            inner,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    count(p) - before
+}
+
+/// `inner_checksum = "auto"` over IPv4: segments that came with an outer UDP checksum (which the
+/// kernel verified over the whole inner frame) are coalesced without a second look; segments
+/// that came without one (the kernel's vxlan default) have their TCP checksums verified first,
+/// and damaged ones are not merged (the kernel would otherwise finish the superframe's checksum
+/// over the damage). The receiving sockets tell the two apart (`src/io/steer.rs`).
+#[test]
+fn inner_checksums_are_verified_only_where_no_outer_checksum_vouches_for_them() {
+    if !common::require_root(
+        "inner_checksums_are_verified_only_where_no_outer_checksum_vouches_for_them",
+    ) {
+        return;
+    }
+    let mut p = Pair::up();
+    assert!(p.a.pings("10.77.0.2"));
+    // 6 bursts of 32: most segments of a burst arrive in one read and are merged.
+    let trusted = coalesced(&mut p, "checksum", "bad");
+    assert!(
+        trusted >= 32,
+        "outer checksum, inner damaged: trusted, merged ({trusted})"
+    );
+    let verified = coalesced(&mut p, "zero", "good");
+    assert!(
+        verified >= 32,
+        "no outer checksum, inner intact: verified, merged ({verified})"
+    );
+    let refused = coalesced(&mut p, "zero", "bad");
+    assert_eq!(
+        refused, 0,
+        "no outer checksum, inner damaged: verified, not merged"
+    );
+    // The kernel's vxlan sends no outer checksum: its traffic is verified and still flows.
+    assert!(p.b.pings("10.77.0.1"));
+    let log = p.daemon.log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 #[test]
 fn an_existing_persistent_tap_is_opened_left_in_place_and_reused() {
     if !common::require_root("an_existing_persistent_tap_is_opened_left_in_place_and_reused") {

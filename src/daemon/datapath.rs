@@ -383,7 +383,7 @@ fn receive(
     let at = At {
         // Raw GRE sockets: no outer checksum vouches for the frame.
         verify: socket.kind() == SocketKind::Gre
-            || sh.verify_inner[usize::from(!socket.local().is_ipv4())],
+            || sh.inner_checksum.verify(socket.outer_checksum_verified()),
         ..at
     };
     let plumbing = {

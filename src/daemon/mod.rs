@@ -48,7 +48,7 @@ use signal_hook::iterator::Signals;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FailMode};
+use crate::config::{Config, FailMode, InnerChecksum};
 use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
@@ -110,9 +110,8 @@ struct Shared {
     workers: usize,
     /// See [`crate::config::DeviceConfig::batch_wait_us`].
     batch_wait: Option<std::time::Duration>,
-    /// Whether received VXLAN frames are checksummed before coalescing, by socket family
-    /// (IPv4, IPv6).
-    verify_inner: [bool; 2],
+    /// Whether received VXLAN frames are checksummed before coalescing.
+    inner_checksum: InnerChecksum,
     /// Bumped (with the core's generation) on reload; read without the lock.
     generation: AtomicU64,
     /// Raised after a reload swapped the sockets: one per worker, each cleared by its own
@@ -276,10 +275,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         workers,
         batch_wait: (config.device.batch_wait_us > 0)
             .then(|| std::time::Duration::from_micros(u64::from(config.device.batch_wait_us))),
-        verify_inner: [
-            config.underlay.inner_checksum.verify(false),
-            config.underlay.inner_checksum.verify(true),
-        ],
+        inner_checksum: config.underlay.inner_checksum,
         generation: AtomicU64::new(0),
         sockets_changed: (0..workers)
             .map(|_| Event::new())

@@ -169,22 +169,25 @@ impl Plumbing {
             let same = |s: &UnderlaySocket| s.kind() == kind && s.local() == local;
             let receiver = |s: &UnderlaySocket| same(s) && s.receives();
             if !sockets.iter().any(|s| receiver(s)) {
-                // VXLAN: one receiving socket per worker, all on the tunnel's port
-                // (SO_REUSEPORT), the kernel spreading flows over them by the outer source
-                // port. GRE: one (every raw socket would get a copy of every packet).
-                let want = match kind {
-                    SocketKind::Udp(_) => workers.max(1),
-                    SocketKind::Gre => 1,
-                };
+                // VXLAN: a group of sockets on the tunnel's port (SO_REUSEPORT), one or two
+                // per worker, steered by the outer source address and port and by whether
+                // the datagram had an outer checksum (see `UnderlaySocket::udp_group`).
+                // GRE: one (every raw socket would get a copy of every packet). A reload
+                // takes the group over whole, in order: the kernel indexes it by that order.
+                let start = sockets.len();
                 let reused = old.map(|o| o.sockets.iter().filter(|s| receiver(s)));
-                sockets.extend(reused.into_iter().flatten().take(want).cloned());
-                while sockets.iter().filter(|s| receiver(s)).count() < want {
-                    sockets.push(Arc::new(match kind {
-                        SocketKind::Udp(p) => {
-                            UnderlaySocket::udp(local, p, true, config.underlay.offload)?
+                sockets.extend(reused.into_iter().flatten().cloned());
+                if sockets.len() == start {
+                    match kind {
+                        SocketKind::Udp(p) => sockets.extend(
+                            UnderlaySocket::udp_group(local, p, workers, config.underlay.offload)?
+                                .into_iter()
+                                .map(Arc::new),
+                        ),
+                        SocketKind::Gre => {
+                            sockets.push(Arc::new(UnderlaySocket::gre(local, true, true)?))
                         }
-                        SocketKind::Gre => UnderlaySocket::gre(local, true, true)?,
-                    }));
+                    }
                 }
             }
             let source_ports = match port
@@ -368,22 +371,33 @@ mod tests {
         let old = Plumbing::build(&first, None, first.device.queue_count()).unwrap();
         assert_eq!(
             old.sockets.len(),
-            2 + 2 * SOURCE_PORTS,
-            "one receiving per worker, a pool with DF set and one with DF clear"
+            4 + 2 * SOURCE_PORTS,
+            "two receiving per worker (outer checksum zero, present), a pool with DF set and \
+             one with DF clear"
         );
         let receivers: Vec<_> = old.sockets.iter().filter(|s| s.receives()).collect();
-        assert_eq!(receivers.len(), 2);
+        assert_eq!(receivers.len(), 4);
         assert!(receivers.iter().all(|s| s.local_port() == port));
-        // Each worker reads one of them; with one worker, it reads both.
-        for (w, receiver) in receivers.iter().enumerate() {
+        let verified: Vec<bool> = receivers
+            .iter()
+            .map(|s| s.outer_checksum_verified())
+            .collect();
+        assert_eq!(
+            verified,
+            [false, false, true, true],
+            "the order the program indexes"
+        );
+        // Worker w reads sockets w and 2 + w; with one worker, it reads all four.
+        for w in 0..2 {
             let mine: Vec<_> = old.receivers(w, 2).collect();
-            assert_eq!(mine.len(), 1);
-            assert!(Arc::ptr_eq(mine[0], receiver));
+            assert_eq!(mine.len(), 2);
+            assert!(Arc::ptr_eq(mine[0], receivers[w]));
+            assert!(Arc::ptr_eq(mine[1], receivers[2 + w]));
         }
-        assert_eq!(old.receivers(0, 1).count(), 2);
+        assert_eq!(old.receivers(0, 1).count(), 4);
         let receiving = receivers[0];
         let source_ports: std::collections::HashSet<u16> =
-            old.sockets[2..].iter().map(|s| s.local_port()).collect();
+            old.sockets[4..].iter().map(|s| s.local_port()).collect();
         assert_eq!(source_ports.len(), 2 * SOURCE_PORTS, "a source port each");
         let df_set = old
             .sockets
@@ -395,15 +409,17 @@ mod tests {
         let new = Plumbing::build(&second, Some(&old), 2).unwrap();
         assert_eq!(
             new.sockets.len(),
-            2 + SOURCE_PORTS,
+            4 + SOURCE_PORTS,
             "only the DF set pool is still needed"
         );
         assert!(
             Arc::ptr_eq(&new.sockets[0], receiving),
-            "the same receivers"
+            "the same receivers, in the same order"
         );
-        assert!(Arc::ptr_eq(&new.sockets[1], receivers[1]));
-        assert!(Arc::ptr_eq(&new.sockets[2], df_set), "and the same senders");
+        for (new, old) in new.sockets.iter().zip(&receivers).skip(1) {
+            assert!(Arc::ptr_eq(new, old));
+        }
+        assert!(Arc::ptr_eq(&new.sockets[4], df_set), "and the same senders");
         assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
     }
 }

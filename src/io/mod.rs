@@ -4,6 +4,7 @@
 pub mod control;
 pub mod netdev;
 pub mod socket;
+pub mod steer;
 pub mod tap;
 
 use std::io;

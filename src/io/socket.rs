@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
 
+use super::steer;
 use crate::wire::{IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// Most datagrams moved by one system call.
@@ -100,6 +101,10 @@ pub struct UnderlaySocket {
     local: IpAddr,
     df: bool,
     receives: bool,
+    /// A receiving socket that gets only datagrams whose outer checksum the kernel verified
+    /// (a UDP socket over IPv6, or the second half of an IPv4 group, see
+    /// [`UnderlaySocket::udp_group`]).
+    outer_checksum_verified: bool,
     /// UDP GSO: consecutive equal datagrams to one destination go as one send. Turned off for
     /// good when the kernel answers a GSO send with EIO (no checksum offload on the route).
     gso: AtomicBool,
@@ -191,9 +196,9 @@ pub struct SendItem<'a> {
 }
 
 impl UnderlaySocket {
-    /// Binds UDP `local:port` with large buffers. Outer IPv4 packets carry DF when `df`; over
-    /// IPv6 the kernel never fragments them. Several sockets may share the port (one per DF
-    /// setting); the kernel spreads received datagrams over them, and all are read.
+    /// Binds UDP `local:port` with large buffers, on its own (or beside other sockets of the
+    /// port, the kernel spreading datagrams over them by its hash). Outer IPv4 packets carry
+    /// DF when `df`; over IPv6 the kernel never fragments them.
     ///
     /// With `offload`, uses UDP GSO and GRO where the kernel has them (see [`Self::offloads`]).
     pub fn udp(
@@ -201,6 +206,47 @@ impl UnderlaySocket {
         port: u16,
         df: bool,
         offload: bool,
+    ) -> Result<UnderlaySocket, SocketError> {
+        UnderlaySocket::udp_member(local, port, df, offload, None, local.is_ipv6())
+    }
+
+    /// The receiving sockets of a VXLAN port: one per worker over IPv6, where the kernel
+    /// refuses datagrams with a zero UDP checksum, so every one was verified; two per worker
+    /// over IPv4, the first `workers` for datagrams that came without an outer checksum, the
+    /// rest for those with one, which the kernel verified (see [`crate::io::steer`]). Worker
+    /// `w` reads sockets `w` and `workers + w` ([`Self::outer_checksum_verified`] tells them
+    /// apart). Datagrams are spread over the workers by the outer source address and port.
+    /// Bound in that order, which is the order the program indexes them by.
+    pub fn udp_group(
+        local: IpAddr,
+        port: u16,
+        workers: usize,
+        offload: bool,
+    ) -> Result<Vec<UnderlaySocket>, SocketError> {
+        let workers = workers.max(1);
+        if local.is_ipv6() {
+            return (0..workers)
+                .map(|_| UnderlaySocket::udp_member(local, port, true, offload, None, true))
+                .collect();
+        }
+        let program = u32::try_from(workers).unwrap_or(u32::MAX);
+        (0..2 * workers)
+            .map(|i| {
+                // The program goes on the first socket, before it binds: the group runs it
+                // from its first datagram on.
+                let program = (i == 0).then_some(program);
+                UnderlaySocket::udp_member(local, port, true, offload, program, i >= workers)
+            })
+            .collect()
+    }
+
+    fn udp_member(
+        local: IpAddr,
+        port: u16,
+        df: bool,
+        offload: bool,
+        program: Option<u32>,
+        outer_checksum_verified: bool,
     ) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
         let bind = || -> io::Result<Socket> {
@@ -217,6 +263,9 @@ impl UnderlaySocket {
             set_df(&sock, local, df)?;
             receive_tos(&sock, local)?;
             sock.set_reuse_port(true)?;
+            if let Some(workers) = program {
+                steer::attach_group_program(&sock, workers)?;
+            }
             sock.bind(&addr.into())?;
             Ok(sock)
         };
@@ -235,6 +284,7 @@ impl UnderlaySocket {
             local,
             df,
             receives: true,
+            outer_checksum_verified,
             gso: AtomicBool::new(gso),
             gro,
             writes_header: false,
@@ -326,6 +376,7 @@ impl UnderlaySocket {
                     local,
                     df,
                     receives: false,
+                    outer_checksum_verified: false,
                     gso: AtomicBool::new(gso),
                     gro: false,
                     writes_header: false,
@@ -436,6 +487,7 @@ impl UnderlaySocket {
             local,
             df,
             receives: receive,
+            outer_checksum_verified: false,
             gso: AtomicBool::new(false),
             gro: false,
             writes_header,
@@ -502,6 +554,12 @@ impl UnderlaySocket {
     /// Whether outer IPv4 packets it sends carry DF (always true over IPv6).
     pub fn df(&self) -> bool {
         self.df
+    }
+
+    /// Whether every datagram it receives came with an outer UDP checksum, which the kernel
+    /// verified over the whole VXLAN payload (see [`UnderlaySocket::udp_group`]).
+    pub fn outer_checksum_verified(&self) -> bool {
+        self.outer_checksum_verified
     }
 
     /// Whether packets are read from it (a send-only raw GRE socket is never polled).

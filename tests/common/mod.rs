@@ -283,7 +283,11 @@ impl Daemon {
             if !line.contains("vxtund::stats") {
                 continue;
             }
-            let Some(i) = line.find("port ").or_else(|| line.find("drops:")) else {
+            let Some(i) = line
+                .find("port ")
+                .or_else(|| line.find("drops:"))
+                .or_else(|| line.find("offload:"))
+            else {
                 continue;
             };
             let text = &line[i..];

@@ -1,0 +1,214 @@
+//! Steering among the receiving VXLAN sockets of one IPv4 address and port: a classic BPF
+//! program (`SO_ATTACH_REUSEPORT_CBPF`) picks the socket of the `SO_REUSEPORT` group for each
+//! datagram, by two things the socket itself never sees:
+//!
+//! * whether the outer UDP checksum was zero. The kernel has verified a non-zero one over the
+//!   whole datagram (VXLAN header and inner frame) before the program runs; a zero one
+//!   (allowed over IPv4, the kernel's vxlan default) vouches for nothing. Datagrams without
+//!   a checksum go to the group's first half, those with one to its second half, so the
+//!   worker reading a socket knows which it holds without seeing the header.
+//! * the outer source address and port, hashed, for the worker: the per-flow source ports
+//!   (RFC 7348 section 5) spread flows over the workers, and keep each flow on one.
+//!
+//! The group's sockets are indexed in the order they were bound. [`group_program`] assumes
+//! the group is exactly the sockets vxtund binds for it, zero-checksum ones first: while
+//! only some are bound, an index past the end falls back to the kernel's hash among those
+//! bound, which are then the zero-checksum ones, whose datagrams are verified (the safe side).
+//! A failed load (a datagram too short to hold the headers) makes the program return 0: the
+//! first zero-checksum socket, verified too.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use socket2::Socket;
+
+/// `linux/filter.h`: the base of loads relative to the network header.
+const SKF_NET_OFF: u32 = (-0x0010_0000i32) as u32;
+/// Socket option (`asm-generic/socket.h`): a classic BPF program that picks the socket of a
+/// reuseport group.
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+// Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const LD_H_IND: u16 = 0x48; // BPF_LD | BPF_H | BPF_IND
+const LD_MEM: u16 = 0x60; // BPF_LD | BPF_MEM
+const LDX_B_MSH: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
+const LDX_IMM: u16 = 0x01; // BPF_LDX | BPF_W | BPF_IMM
+const LDX_MEM: u16 = 0x61; // BPF_LDX | BPF_W | BPF_MEM
+const ST: u16 = 0x02; // BPF_ST
+const ALU_XOR_X: u16 = 0xac; // BPF_ALU | BPF_XOR | BPF_X
+const ALU_MUL_K: u16 = 0x24; // BPF_ALU | BPF_MUL | BPF_K
+const ALU_RSH_K: u16 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
+const ALU_MOD_K: u16 = 0x94; // BPF_ALU | BPF_MOD | BPF_K
+const ALU_ADD_X: u16 = 0x0c; // BPF_ALU | BPF_ADD | BPF_X
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+const RET_A: u16 = 0x16; // BPF_RET | BPF_A
+
+/// Knuth's multiplicative hash constant (2^32 / the golden ratio).
+const GOLDEN: u32 = 0x9e37_79b1;
+
+fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The program for a group of `2 * workers` IPv4 sockets: index `hash % workers` for a
+/// datagram whose outer UDP checksum was zero, `workers + hash % workers` for one whose
+/// checksum was present (and so verified), the hash taken over the outer source address and
+/// port.
+pub fn group_program(workers: u32) -> Vec<libc::sock_filter> {
+    let workers = workers.max(1);
+    vec![
+        // M[0] = the source address.
+        op(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),
+        op(ST, 0, 0, 0),
+        // X = the IPv4 header's length, where the UDP header starts; A = the source port.
+        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
+        op(LD_H_IND, 0, 0, SKF_NET_OFF),
+        // M[0] = hash(address ^ port) % workers: the worker.
+        op(LDX_MEM, 0, 0, 0),
+        op(ALU_XOR_X, 0, 0, 0),
+        op(ALU_MUL_K, 0, 0, GOLDEN),
+        op(ALU_RSH_K, 0, 0, 16),
+        op(ALU_MOD_K, 0, 0, workers),
+        op(ST, 0, 0, 0),
+        // X = 0 if the checksum is zero, `workers` if not; A = M[0] + X.
+        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
+        op(LD_H_IND, 0, 0, SKF_NET_OFF + 6),
+        op(JEQ_K, 0, 2, 0),
+        op(LDX_IMM, 0, 0, 0),
+        op(JA, 0, 0, 1),
+        op(LDX_IMM, 0, 0, workers),
+        op(LD_MEM, 0, 0, 0),
+        op(ALU_ADD_X, 0, 0, 0),
+        op(RET_A, 0, 0, 0),
+    ]
+}
+
+/// Attaches [`group_program`] for `workers` to `sock`, which has `SO_REUSEPORT` set and is
+/// not bound yet: the group it then founds runs the program from its first datagram on.
+pub fn attach_group_program(sock: &Socket, workers: u32) -> io::Result<()> {
+    let mut program = group_program(workers);
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(program.len()).unwrap_or(u16::MAX),
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: the option reads a sock_fprog pointing at `program`; both outlive the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::socket::{RecvBatch, UnderlaySocket};
+    use std::net::{IpAddr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    /// `SO_NO_CHECK` (asm-generic/socket.h): send IPv4 UDP with a zero checksum.
+    const SO_NO_CHECK: libc::c_int = 11;
+
+    /// A sender on its own source port, with or without UDP checksums.
+    fn sender(checksum: bool) -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if !checksum {
+            let on: libc::c_int = 1;
+            // SAFETY: the option reads one int that outlives the call.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    SO_NO_CHECK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        }
+        s
+    }
+
+    #[test]
+    fn datagrams_are_steered_by_outer_checksum_and_kept_per_source() {
+        // Unprivileged: loopback, a port of this test's own.
+        let port = 30_000 + (std::process::id() % 10_000) as u16;
+        let local = IpAddr::from([127, 0, 0, 1]);
+        let group = UnderlaySocket::udp_group(local, port, 2, false).unwrap();
+        let roles: Vec<bool> = group.iter().map(|s| s.outer_checksum_verified()).collect();
+        assert_eq!(roles, [false, false, true, true]);
+        // 16 sources with checksums, 16 without, 4 datagrams each, tagged with the source.
+        let senders: Vec<(bool, UdpSocket)> =
+            (0..32).map(|i| (i % 2 == 0, sender(i % 2 == 0))).collect();
+        for (id, (_, s)) in senders.iter().enumerate() {
+            for _ in 0..4 {
+                s.send_to(&[id as u8; 100], ("127.0.0.1", port)).unwrap();
+            }
+        }
+        // Where each source's datagrams arrived.
+        let mut arrived: Vec<Vec<usize>> = vec![Vec::new(); senders.len()];
+        let mut batch = RecvBatch::default();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut total = 0;
+        while total < 4 * senders.len() && Instant::now() < deadline {
+            for (k, socket) in group.iter().enumerate() {
+                let n = socket.recv_batch(&mut batch).unwrap();
+                for i in 0..n {
+                    let (_, data) = batch.get(i).unwrap();
+                    arrived[usize::from(data[0])].push(k);
+                }
+                total += n;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(total, 4 * senders.len(), "every datagram arrived once");
+        let mut workers_seen = [[false; 2]; 2];
+        for (id, (checksum, _)) in senders.iter().enumerate() {
+            let at = &arrived[id];
+            assert!(
+                at.iter().all(|&k| k == at[0]),
+                "source {id} stayed on one socket: {at:?}"
+            );
+            assert_eq!(
+                group[at[0]].outer_checksum_verified(),
+                *checksum,
+                "source {id} (checksum {checksum}) reached socket {}",
+                at[0]
+            );
+            workers_seen[usize::from(*checksum)][at[0] % 2] = true;
+        }
+        // 16 sources of each kind over two workers: all on one would be a 1 in 2^15 chance.
+        assert_eq!(
+            workers_seen, [[true; 2]; 2],
+            "sources spread over both workers"
+        );
+    }
+
+    #[test]
+    fn the_program_passes_the_classic_bpf_checker_for_any_worker_count() {
+        // The kernel checks it on attach: jumps in range, a return at the end, no division by
+        // zero (a worker count of 0 is taken as 1).
+        for workers in [0, 1, 2, 3, 64] {
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )
+            .unwrap();
+            sock.set_reuse_port(true).unwrap();
+            attach_group_program(&sock, workers).unwrap();
+        }
+        let program = group_program(2);
+        assert_eq!(program.last().map(|i| i.code), Some(RET_A));
+    }
+}
