@@ -296,6 +296,8 @@ pub struct UnderlayConfig {
     /// The outer UDP source ports of VXLAN (inclusive); `None` for the kernel's
     /// `net.ipv4.ip_local_port_range`, as the kernel's vxlan.
     pub src_port_range: Option<(u16, u16)>,
+    /// How VXLAN flows get their outer source ports: by hash, or new TCP connections in turn.
+    pub flow_spread: FlowSpread,
     /// Whether received TCP/UDP segments are checksummed again before they are coalesced for
     /// the TAP.
     pub inner_checksum: InnerChecksum,
@@ -317,6 +319,27 @@ pub enum InnerChecksum {
     /// Never verify: every VXLAN peer sends UDP checksums (vxtund does; the kernel's vxlan
     /// with `udpcsum`).
     Trust,
+}
+
+/// How a VXLAN flow's outer source port is chosen (see [`crate::spread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlowSpread {
+    /// From the inner flow's hash (RFC 7348 section 5), as the kernel's vxlan.
+    #[default]
+    Hash,
+    /// New TCP connections take the pool's ports in turn, so that a receiving vxtund spreads
+    /// them evenly over its workers; everything else by hash.
+    Balance,
+}
+
+impl FlowSpread {
+    /// The word in the config file.
+    pub fn word(self) -> &'static str {
+        match self {
+            FlowSpread::Hash => "hash",
+            FlowSpread::Balance => "balance",
+        }
+    }
 }
 
 impl InnerChecksum {
@@ -400,6 +423,21 @@ impl Config {
                             Some(v.span()),
                             format!(
                                 "inner_checksum `{}`: expected \"auto\", \"verify\" or \"trust\"",
+                                v.get_ref()
+                            ),
+                        )
+                    })?,
+            },
+            flow_spread: match &raw.underlay.flow_spread {
+                None => FlowSpread::Hash,
+                Some(v) => [FlowSpread::Hash, FlowSpread::Balance]
+                    .into_iter()
+                    .find(|c| c.word() == v.get_ref())
+                    .ok_or_else(|| {
+                        err(
+                            Some(v.span()),
+                            format!(
+                                "flow_spread `{}`: expected \"hash\" or \"balance\"",
                                 v.get_ref()
                             ),
                         )
@@ -1276,6 +1314,7 @@ struct RawUnderlay {
     mtu: Option<Spanned<u16>>,
     offload: Option<bool>,
     inner_checksum: Option<Spanned<String>>,
+    flow_spread: Option<Spanned<String>>,
     src_port_range: Option<Spanned<toml::Value>>,
 }
 

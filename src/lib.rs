@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openflow;
 pub mod packet_in;
 pub mod ratelimit;
+pub mod spread;
 pub mod switch;
 #[cfg(test)]
 mod testing;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vxtund::config::{Config, ConfigError, InnerChecksum};
+use vxtund::config::{Config, ConfigError, FlowSpread, InnerChecksum};
 use vxtund::flow::PortNo;
 use vxtund::switch::PortKind;
 
@@ -831,5 +831,18 @@ fn data_path_workers_and_their_techniques() {
         6,
         18,
         "inner_checksum `never`: expected \"auto\", \"verify\" or \"trust\"",
+    );
+    assert_eq!(parse(BASE).unwrap().underlay.flow_spread, FlowSpread::Hash);
+    let spread =
+        |v: &str| BASE.replace("[underlay]", &format!("[underlay]\nflow_spread = \"{v}\""));
+    assert_eq!(
+        parse(&spread("balance")).unwrap().underlay.flow_spread,
+        FlowSpread::Balance
+    );
+    fails(
+        &spread("even"),
+        6,
+        15,
+        "flow_spread `even`: expected \"hash\" or \"balance\"",
     );
 }

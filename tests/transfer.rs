@@ -162,6 +162,21 @@ fn intact_and_in_order_with_a_50_us_batch_wait() {
     );
 }
 
+/// Two workers, and new TCP connections given the outer source ports in turn: the four
+/// connections split evenly over the two workers at both ends (checked below).
+#[test]
+fn intact_and_in_order_with_two_queues_and_balanced_flows() {
+    transfer(
+        "intact_and_in_order_with_two_queues_and_balanced_flows",
+        &Case {
+            device: &["queues = 2"],
+            underlay: &["flow_spread = \"balance\""],
+            queues: Some(2),
+            offload: None,
+        },
+    );
+}
+
 /// Two workers with no offloads, trusted checksums and a batch wait: the most frames per
 /// batch, split over two workers, nothing merged by the kernel to hide a reordering.
 #[test]
@@ -271,6 +286,38 @@ fn transfer(test: &str, case: &Case) {
     let report = p.udp_in_order_both_ways(test);
     let udp = start.elapsed() - setup - tcp;
 
+    // Balanced: four connections from A took consecutive turns, so B's two workers received
+    // two each (by hash, all four land on one worker one time in eight, three on one half
+    // the time).
+    if case.underlay.contains(&"flow_spread = \"balance\"") {
+        let received = |d: &Daemon| {
+            let shown = d.show();
+            (
+                thread_frames(&shown, "net-rx-0"),
+                thread_frames(&shown, "net-rx-1"),
+            )
+        };
+        let before = received(&p.db);
+        let four: Vec<(&Netns, &Netns, &str, &str)> = ["7101", "7102", "7103", "7104"]
+            .into_iter()
+            .map(|port| (&p.a, &p.b, "10.93.0.2", port))
+            .collect();
+        if let Err(e) = p.tcp(&four) {
+            panic!(
+                "{test}: TCP, four connections one way: {e}\n{}",
+                p.diagnosis()
+            );
+        }
+        let after = received(&p.db);
+        let (n0, n1) = (after.0 - before.0, after.1 - before.1);
+        let share = 100 * n0 / (n0 + n1).max(1);
+        assert!(
+            (35..=65).contains(&share),
+            "{test}: B's worker 0 received {share} % of four connections' frames ({n0}, {n1})\n{}",
+            p.db.show()
+        );
+    }
+
     for (side, d) in [("A", &p.da), ("B", &p.db)] {
         let shown = d.show();
         // Two workers really shared the flows: each one's underlay thread took frames (the
@@ -281,6 +328,7 @@ fn transfer(test: &str, case: &Case) {
                 assert!(n > 0, "{test}: {side}: {thread} took no frames\n{shown}");
             }
         }
+
         // The bytes crossed vxtund: its tunnel port sent at least the two TCP streams it
         // carried out (and received those it carried in, as the other side's line shows).
         let tunnel_out = counter(&shown, "(vxlan ", "tx_bytes");
@@ -361,15 +409,19 @@ impl Pair {
     /// Four TCP connections at once, A to B and B to A over IPv4 and over IPv6, each carrying
     /// `TCP_BYTES`; Err unless every receiver got exactly what its sender sent.
     fn tcp_four_ways(&self) -> Result<(), String> {
-        let ways = [
+        self.tcp(&[
             (&self.a, &self.b, "10.93.0.2", "7001"),
             (&self.b, &self.a, "10.93.0.1", "7002"),
             (&self.a, &self.b, "fd93::2", "7003"),
             (&self.b, &self.a, "fd93::1", "7004"),
-        ];
+        ])
+    }
+
+    /// Concurrent TCP connections, `(from, to, address, port)`, checked end to end.
+    fn tcp(&self, ways: &[(&Netns, &Netns, &str, &str)]) -> Result<(), String> {
         let bytes = TCP_BYTES.to_string();
         let mut receivers = Vec::new();
-        for (_, to, addr, port) in ways {
+        for &(_, to, addr, port) in ways {
             let mut rx = Script::start(to, "tcp_check.py", &["recv", addr, port]);
             rx.ready()?;
             receivers.push(rx);
@@ -382,7 +434,7 @@ impl Pair {
             .collect();
         self.wait_while_moving(&mut receivers, &mut senders);
         let mut errors = Vec::new();
-        for ((tx, rx), (_, _, addr, port)) in senders.into_iter().zip(receivers).zip(ways) {
+        for ((tx, rx), &(_, _, addr, port)) in senders.into_iter().zip(receivers).zip(ways) {
             let sent = tx.result();
             let received = rx.result();
             match (sent, received) {

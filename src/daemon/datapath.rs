@@ -17,6 +17,7 @@ use crate::incident::{ErrorReason, Incidents, Report};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
 use crate::io::Poller;
 use crate::openflow::agent::AsyncEvent;
+use crate::spread;
 use crate::switch::{Action, DfMode, DropReason, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
@@ -646,6 +647,8 @@ fn deliver<'a>(
     // TAP takes UDP superframes) of a flow go as one write.
     let mut local: Vec<&[u8]> = Vec::new();
     let mut seq_ports: Vec<PortNo> = Vec::new();
+    // The coarse clock of `flow_spread = "balance"`, read once per batch if at all.
+    let mut secs: Option<u32> = None;
     for (j, &(f, port)) in sends.iter().enumerate() {
         match plumbing.egress(port) {
             Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
@@ -657,6 +660,7 @@ fn deliver<'a>(
             Some(Egress::Tunnel {
                 sockets,
                 spread,
+                turns,
                 df,
                 tos,
                 ttl,
@@ -670,7 +674,21 @@ fn deliver<'a>(
                 let hash = tunnel::flow_hash(payload, ip.as_ref());
                 let route = &mut routes[j];
                 route.hash = hash;
-                route.socket = sockets[which] + tunnel::pick(hash, spread[which].max(1));
+                let syn = match (&sh.balancer, &ip) {
+                    (Some(_), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip),
+                    _ => None,
+                };
+                let turn = match (&sh.balancer, syn) {
+                    (Some(b), Some(syn)) => {
+                        b.turn(hash, syn, *secs.get_or_insert_with(|| sh.uptime_secs()))
+                    }
+                    _ => None,
+                };
+                route.socket = sockets[which]
+                    + match turn {
+                        Some(t) => usize::from(turns[which][usize::from(t)]),
+                        None => tunnel::pick(hash, spread[which].max(1)),
+                    };
                 route.tos = tunnel::outer_tos(*tos, payload, ip.as_ref());
                 route.ttl = tunnel::outer_ttl(*ttl, payload, ip.as_ref());
                 let writes_header = plumbing.sockets[route.socket].writes_ip_header();

@@ -48,7 +48,7 @@ use signal_hook::iterator::Signals;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FailMode, InnerChecksum};
+use crate::config::{Config, FailMode, FlowSpread, InnerChecksum};
 use crate::fdb::MacTable;
 use crate::flow::{Flow, FlowTable};
 use crate::io::control::{ControlError, ControlSocket};
@@ -56,6 +56,7 @@ use crate::io::socket::{SocketError, SocketKind};
 use crate::io::tap::{MacChoice, Rings, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::openflow::agent::{AsyncEvent, RoleArbiter};
+use crate::spread::Balancer;
 use crate::switch::{PortKind, Switch, UnderlayMtu};
 
 /// Failures that keep the daemon from starting or running.
@@ -112,6 +113,8 @@ struct Shared {
     batch_wait: Option<std::time::Duration>,
     /// Whether received VXLAN frames are checksummed before coalescing.
     inner_checksum: InnerChecksum,
+    /// With `flow_spread = "balance"`: the TCP connections and their turns.
+    balancer: Option<Balancer>,
     /// Bumped (with the core's generation) on reload; read without the lock.
     generation: AtomicU64,
     /// Raised after a reload swapped the sockets: one per worker, each cleared by its own
@@ -157,6 +160,11 @@ impl Shared {
         if self.events.try_send(event).is_err() {
             self.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whole seconds since the daemon started: the coarse clock of the flow balancer.
+    fn uptime_secs(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 }
 
@@ -276,6 +284,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         batch_wait: (config.device.batch_wait_us > 0)
             .then(|| std::time::Duration::from_micros(u64::from(config.device.batch_wait_us))),
         inner_checksum: config.underlay.inner_checksum,
+        balancer: (config.underlay.flow_spread == FlowSpread::Balance).then(Balancer::new),
         generation: AtomicU64::new(0),
         sockets_changed: (0..workers)
             .map(|_| Event::new())

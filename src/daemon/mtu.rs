@@ -199,11 +199,12 @@ pub(super) fn warn_about(mtus: &Mtus) {
 }
 
 /// The data path's shape in words, for `--check`: workers, TAP queue length, batch wait,
-/// inner checksums.
+/// inner checksums, flow spread.
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(
-        "data path: {} worker(s) ({}), txqueuelen {}, batch wait {}, inner checksums {}",
+        "data path: {} worker(s) ({}), txqueuelen {}, batch wait {}, inner checksums {}, \
+         flow spread {}",
         device.queue_count(),
         match device.queues {
             Some(_) => "configured",
@@ -217,7 +218,8 @@ fn data_path(config: &Config) -> String {
             0 => "off".to_owned(),
             us => format!("{us} us"),
         },
-        config.underlay.inner_checksum.word()
+        config.underlay.inner_checksum.word(),
+        config.underlay.flow_spread.word()
     )
 }
 
@@ -229,17 +231,18 @@ mod tests {
     fn check_tells_the_data_path_settings() {
         let text = "[device]\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 5000\n[underlay]\n\
                     local = \"10.0.0.1\"\n\
-                    inner_checksum = \"trust\"\n";
+                    inner_checksum = \"trust\"\nflow_spread = \"balance\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
             "data path: 3 worker(s) (configured), txqueuelen 5000 frames per queue, \
-             batch wait 50 us, inner checksums trust"
+             batch wait 50 us, inner checksums trust, flow spread balance"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
-            "(one per core), txqueuelen unset (the device's), batch wait off, inner checksums auto"
+            "(one per core), txqueuelen unset (the device's), batch wait off, inner checksums auto, \
+             flow spread hash"
         ));
     }
 

@@ -9,6 +9,7 @@ use socket2::SockAddr;
 use crate::config::Config;
 use crate::flow::PortNo;
 use crate::io::socket::{SocketError, SocketKind, SourcePorts, UnderlaySocket};
+use crate::spread;
 use crate::switch::{DfMode, PortKind};
 use crate::wire::tunnel::{TosMode, TtlMode};
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
@@ -44,6 +45,8 @@ pub(super) enum Egress {
         /// sockets (VXLAN, one source port each) or the one GRE socket (`spread` 1).
         sockets: [usize; 2],
         spread: [usize; 2],
+        /// Per pool, which of its sockets serves each turn of `flow_spread = "balance"`.
+        turns: [[u8; spread::TURNS]; 2],
         df: DfMode,
         tos: TosMode,
         ttl: TtlMode,
@@ -252,6 +255,15 @@ impl Plumbing {
             ];
             let sockets_pair = [pair[0].0, pair[1].0];
             let spread = [pair[0].1, pair[1].1];
+            let turns = pair.map(|(first, n)| {
+                let ports: Vec<u16> = sockets
+                    .get(first..first + n)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| s.local_port())
+                    .collect();
+                spread::turn_table(&ports)
+            });
             let mut header = Encap::EMPTY;
             for &i in &sockets_pair {
                 if let Some(outer) = sockets[i].outer_header(remote) {
@@ -295,6 +307,7 @@ impl Plumbing {
                 Egress::Tunnel {
                     sockets: sockets_pair,
                     spread,
+                    turns,
                     df,
                     tos: port.options.tos,
                     ttl: port.options.ttl,

@@ -279,10 +279,11 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_mac, new_mac) = (mac(old), mac(new));
     let workers = |c: &Config| {
         format!(
-            "queues {:?} batch_wait_us {} inner_checksum {}",
+            "queues {:?} batch_wait_us {} inner_checksum {} flow_spread {}",
             c.device.queues,
             c.device.batch_wait_us,
-            c.underlay.inner_checksum.word()
+            c.underlay.inner_checksum.word(),
+            c.underlay.flow_spread.word()
         )
     };
     let (old_workers, new_workers) = (workers(old), workers(new));
@@ -319,7 +320,7 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         ),
         ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
         (
-            "device.queues, device.batch_wait_us or underlay.inner_checksum",
+            "device.queues, device.batch_wait_us, underlay.inner_checksum or underlay.flow_spread",
             Some(old_workers.as_str()),
             Some(new_workers.as_str()),
         ),

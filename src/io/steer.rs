@@ -7,8 +7,11 @@
 //!   (allowed over IPv4, the kernel's vxlan default) vouches for nothing. Datagrams without
 //!   a checksum go to the group's first half, those with one to its second half, so the
 //!   worker reading a socket knows which it holds without seeing the header.
-//! * the outer source address and port, hashed, for the worker: the per-flow source ports
-//!   (RFC 7348 section 5) spread flows over the workers, and keep each flow on one.
+//! * the outer source address and port, for the worker: the per-flow source ports (RFC 7348
+//!   section 5) spread flows over the workers, and keep each flow on one. The port counts
+//!   modulo the workers, offset by a hash of the address, so that a sender that gives
+//!   consecutive connections consecutive ports (`flow_spread = "balance"`) spreads them
+//!   evenly.
 //!
 //! The group's sockets are indexed in the order they were bound. [`group_program`] assumes
 //! the group is exactly the sockets vxtund binds for it, zero-checksum ones first: while
@@ -36,7 +39,6 @@ const LDX_B_MSH: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
 const LDX_IMM: u16 = 0x01; // BPF_LDX | BPF_W | BPF_IMM
 const LDX_MEM: u16 = 0x61; // BPF_LDX | BPF_W | BPF_MEM
 const ST: u16 = 0x02; // BPF_ST
-const ALU_XOR_X: u16 = 0xac; // BPF_ALU | BPF_XOR | BPF_X
 const ALU_MUL_K: u16 = 0x24; // BPF_ALU | BPF_MUL | BPF_K
 const ALU_RSH_K: u16 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
 const ALU_MOD_K: u16 = 0x94; // BPF_ALU | BPF_MOD | BPF_K
@@ -52,24 +54,25 @@ fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The program for a group of `2 * workers` IPv4 sockets: index `hash % workers` for a
-/// datagram whose outer UDP checksum was zero, `workers + hash % workers` for one whose
-/// checksum was present (and so verified), the hash taken over the outer source address and
-/// port.
+/// The program for a group of `2 * workers` IPv4 sockets: index `w` for a datagram whose
+/// outer UDP checksum was zero, `workers + w` for one whose checksum was present (and so
+/// verified), where the worker `w` is `(hash(source address) + source port) % workers`:
+/// consecutive source ports of one sender go to consecutive workers (see [`crate::spread`]),
+/// and different senders start at different workers.
 pub fn group_program(workers: u32) -> Vec<libc::sock_filter> {
     let workers = workers.max(1);
     vec![
-        // M[0] = the source address.
+        // M[0] = a hash of the source address: where its sender's ports start counting.
         op(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),
+        op(ALU_MUL_K, 0, 0, GOLDEN),
+        op(ALU_RSH_K, 0, 0, 16),
         op(ST, 0, 0, 0),
         // X = the IPv4 header's length, where the UDP header starts; A = the source port.
         op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
         op(LD_H_IND, 0, 0, SKF_NET_OFF),
-        // M[0] = hash(address ^ port) % workers: the worker.
+        // M[0] = (M[0] + port) % workers: the worker.
         op(LDX_MEM, 0, 0, 0),
-        op(ALU_XOR_X, 0, 0, 0),
-        op(ALU_MUL_K, 0, 0, GOLDEN),
-        op(ALU_RSH_K, 0, 0, 16),
+        op(ALU_ADD_X, 0, 0, 0),
         op(ALU_MOD_K, 0, 0, workers),
         op(ST, 0, 0, 0),
         // X = 0 if the checksum is zero, `workers` if not; A = M[0] + X.
@@ -192,6 +195,45 @@ mod tests {
             workers_seen, [[true; 2]; 2],
             "sources spread over both workers"
         );
+    }
+
+    #[test]
+    fn consecutive_source_ports_of_one_sender_go_to_consecutive_workers() {
+        // Unprivileged: loopback, ports of this test's own.
+        let port = 20_000 + (std::process::id() % 10_000) as u16;
+        let local = IpAddr::from([127, 0, 0, 1]);
+        for workers in [2usize, 3] {
+            let group = UnderlaySocket::udp_group(local, port, workers, false).unwrap();
+            let base = 50_000 + (std::process::id() % 1_000) as u16 * 12;
+            let mut batch = RecvBatch::default();
+            let mut worker_of = Vec::new();
+            for p in base..base + 6 {
+                let s = UdpSocket::bind(("127.0.0.1", p)).unwrap();
+                s.send_to(&[1; 64], ("127.0.0.1", port)).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let at = loop {
+                    let hit = group
+                        .iter()
+                        .position(|g| g.recv_batch(&mut batch).unwrap() > 0);
+                    if let Some(k) = hit {
+                        break k;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "datagram from port {p} not received"
+                    );
+                };
+                assert!(group[at].outer_checksum_verified(), "sent with a checksum");
+                worker_of.push(at - workers);
+            }
+            for pair in worker_of.windows(2) {
+                assert_eq!(
+                    pair[1],
+                    (pair[0] + 1) % workers,
+                    "{workers} workers: {worker_of:?}"
+                );
+            }
+        }
     }
 
     #[test]
