@@ -325,10 +325,10 @@ pub enum InnerChecksum {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FlowSpread {
     /// From the inner flow's hash (RFC 7348 section 5), as the kernel's vxlan.
-    #[default]
     Hash,
     /// New TCP connections take the pool's ports in turn, so that a receiving vxtund spreads
     /// them evenly over its workers; everything else by hash.
+    #[default]
     Balance,
 }
 
@@ -429,7 +429,7 @@ impl Config {
                     })?,
             },
             flow_spread: match &raw.underlay.flow_spread {
-                None => FlowSpread::Hash,
+                None => FlowSpread::Balance,
                 Some(v) => [FlowSpread::Hash, FlowSpread::Balance]
                     .into_iter()
                     .find(|c| c.word() == v.get_ref())

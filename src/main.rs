@@ -82,8 +82,8 @@ fn main() -> ExitCode {
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let e = anyhow::Error::from(e);
-            eprintln!("vxtund: {e:#}");
+            // Every message already ends with its cause.
+            eprintln!("vxtund: {e}");
             ExitCode::FAILURE
         }
     }

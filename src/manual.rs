@@ -65,7 +65,7 @@ UDP GSO and GRO on the VXLAN sockets. Default true.
 Verify received inner checksums before coalescing for the TAP: "auto" (only for datagrams that came without an outer UDP checksum, which over IPv4 the kernel's vxlan sends by default; a non-zero one, verified by the kernel, covers the inner frame), "verify", "trust". Default "auto". Behind a hub that relays frames received over IPv4 without UDP checksums, use "verify".
 .TP
 \fBflow_spread\fR
-How VXLAN flows get their outer source ports: "hash" (RFC 7348, as the kernel's vxlan), or "balance": each new TCP connection (a SYN) takes the next of 16 turns and keeps it while it is active, so that a receiving vxtund, which picks its worker by the source port, spreads consecutive connections evenly over its workers. Other traffic keeps the hash. Default "hash"; a restart is needed to change it.
+How VXLAN flows get their outer source ports: "hash" (RFC 7348, as the kernel's vxlan), or "balance": each new TCP connection (a SYN) takes the next of 16 turns and keeps it while it is active, so that a receiving vxtund, which picks its worker by the source port, spreads consecutive connections evenly over its workers. Other traffic keeps the hash. Default "balance"; a restart is needed to change it.
 .SS [[tunnel]] (ports 2, 3, ... in file order)
 .TP
 \fBname\fR, \fBtype\fR, \fBremote\fR

@@ -832,12 +832,15 @@ fn data_path_workers_and_their_techniques() {
         18,
         "inner_checksum `never`: expected \"auto\", \"verify\" or \"trust\"",
     );
-    assert_eq!(parse(BASE).unwrap().underlay.flow_spread, FlowSpread::Hash);
+    assert_eq!(
+        parse(BASE).unwrap().underlay.flow_spread,
+        FlowSpread::Balance
+    );
     let spread =
         |v: &str| BASE.replace("[underlay]", &format!("[underlay]\nflow_spread = \"{v}\""));
     assert_eq!(
-        parse(&spread("balance")).unwrap().underlay.flow_spread,
-        FlowSpread::Balance
+        parse(&spread("hash")).unwrap().underlay.flow_spread,
+        FlowSpread::Hash
     );
     fails(
         &spread("even"),

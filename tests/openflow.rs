@@ -465,15 +465,17 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
         .status()
         .unwrap();
     assert!(stale.success() && mgmt.exists());
-    let config = |device: &str| {
+    // Each daemon has a VXLAN port of its own: a second one on the same port stops at binding
+    // it, before it gets to the management socket.
+    let config = |device: &str, port: u16| {
         format!(
             "[device]\nname = \"{device}\"\n[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\n\
-             name = \"t\"\ntype = \"vxlan\"\nremote = \"127.0.0.2\"\n[openflow]\n\
+             name = \"t\"\ntype = \"vxlan\"\nremote = \"127.0.0.2\"\ndst_port = {port}\n[openflow]\n\
              listen = [\"punix:{}\"]\n",
             mgmt.display()
         )
     };
-    let daemon = Daemon::start(&ns, &config("vxt0"));
+    let daemon = Daemon::start(&ns, &config("vxt0", 8472));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&mgmt).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "owner only, like the control socket");
@@ -482,7 +484,8 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
     let second = dir.join("second.toml");
     std::fs::write(
         &second,
-        config("vxt1") + &format!("[control]\nsocket = \"{}\"\n", dir.join("2.sock").display()),
+        config("vxt1", 8473)
+            + &format!("[control]\nsocket = \"{}\"\n", dir.join("2.sock").display()),
     )
     .unwrap();
     let out = Command::new("ip")
@@ -500,6 +503,34 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains("OpenFlow listener") && err.contains("another vxtund is listening there"),
+        "{err}"
+    );
+    // Nor its VXLAN port: a daemon on the same port is refused there, once, with a hint (a
+    // socket of its own would otherwise share the port and take some of the datagrams).
+    let third = dir.join("third.toml");
+    std::fs::write(
+        &third,
+        config("vxt2", 8472).replace(&format!("punix:{}", mgmt.display()), "punix:/nonexistent/x")
+            + &format!("[control]\nsocket = \"{}\"\n", dir.join("3.sock").display()),
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_vxtund"),
+            "--config",
+        ])
+        .arg(&third)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("binding UDP 127.0.0.1:8472: Address already in use")
+            && err.contains("another vxtund or a kernel vxlan device has this port")
+            && err.matches("Address already in use").count() == 1,
         "{err}"
     );
 

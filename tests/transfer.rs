@@ -1,8 +1,8 @@
 //! The data path delivers bytes intact and in order, with each of its techniques switched on
 //! and off: TAP and UDP offloads, TAP queues (data-path workers), how inner checksums of
-//! received frames are treated, and how long a worker waits to fill a batch. For each
-//! configuration of the matrix, two vxtund segments joined by VXLAN over a veth underlay carry
-//! four concurrent TCP connections (IPv4 and IPv6, each way) whose SHA-256 must match at both
+//! received frames are treated, how flows get their outer source ports, and how long a worker
+//! waits to fill a batch. For each configuration of the matrix, two vxtund segments joined by
+//! VXLAN over a veth underlay carry four concurrent TCP connections (IPv4 and IPv6, each way) whose SHA-256 must match at both
 //! ends (`tests/scripts/tcp_check.py`), and eight UDP flows each way whose numbered datagrams
 //! must all arrive intact and none after a later one of its flow
 //! (`tests/scripts/order_check.py`). Needs root.
@@ -162,15 +162,14 @@ fn intact_and_in_order_with_a_50_us_batch_wait() {
     );
 }
 
-/// Two workers, and new TCP connections given the outer source ports in turn: the four
-/// connections split evenly over the two workers at both ends (checked below).
+/// Two workers, the outer source ports by hash (RFC 7348) instead of in turn.
 #[test]
-fn intact_and_in_order_with_two_queues_and_balanced_flows() {
+fn intact_and_in_order_with_two_queues_and_source_ports_by_hash() {
     transfer(
-        "intact_and_in_order_with_two_queues_and_balanced_flows",
+        "intact_and_in_order_with_two_queues_and_source_ports_by_hash",
         &Case {
             device: &["queues = 2"],
-            underlay: &["flow_spread = \"balance\""],
+            underlay: &["flow_spread = \"hash\""],
             queues: Some(2),
             offload: None,
         },
@@ -286,10 +285,10 @@ fn transfer(test: &str, case: &Case) {
     let report = p.udp_in_order_both_ways(test);
     let udp = start.elapsed() - setup - tcp;
 
-    // Balanced: four connections from A took consecutive turns, so B's two workers received
-    // two each (by hash, all four land on one worker one time in eight, three on one half
-    // the time).
-    if case.underlay.contains(&"flow_spread = \"balance\"") {
+    // Two workers, `flow_spread = "balance"` (the default): four connections from A took
+    // consecutive turns, so B's two workers received two each (by hash, all four land on one
+    // worker one time in eight, three on one half the time).
+    if case.queues == Some(2) && !case.underlay.contains(&"flow_spread = \"hash\"") {
         let received = |d: &Daemon| {
             let shown = d.show();
             (

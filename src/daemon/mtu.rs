@@ -231,18 +231,18 @@ mod tests {
     fn check_tells_the_data_path_settings() {
         let text = "[device]\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 5000\n[underlay]\n\
                     local = \"10.0.0.1\"\n\
-                    inner_checksum = \"trust\"\nflow_spread = \"balance\"\n";
+                    inner_checksum = \"trust\"\nflow_spread = \"hash\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
             "data path: 3 worker(s) (configured), txqueuelen 5000 frames per queue, \
-             batch wait 50 us, inner checksums trust, flow spread balance"
+             batch wait 50 us, inner checksums trust, flow spread hash"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
             "(one per core), txqueuelen unset (the device's), batch wait off, inner checksums auto, \
-             flow spread hash"
+             flow spread balance"
         ));
     }
 

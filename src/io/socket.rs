@@ -66,7 +66,7 @@ const IPV6_RECVTCLASS: libc::c_int = 66;
 #[derive(Debug, Error)]
 pub enum SocketError {
     /// bind() or socket setup failed.
-    #[error("binding UDP {addr}: {source}")]
+    #[error("binding UDP {addr}: {source}{}", bind_hint(source))]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -83,6 +83,16 @@ pub enum SocketError {
         /// A hint when the cause is a missing capability.
         hint: &'static str,
     },
+}
+
+/// What to do about a UDP port in use.
+fn bind_hint(source: &io::Error) -> &'static str {
+    if source.kind() == io::ErrorKind::AddrInUse {
+        " (another vxtund or a kernel vxlan device has this port on this address: stop it, or \
+         give the tunnel another dst_port)"
+    } else {
+        ""
+    }
 }
 
 /// What an underlay socket carries.
