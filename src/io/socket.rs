@@ -234,17 +234,20 @@ impl UnderlaySocket {
         offload: bool,
     ) -> Result<Vec<UnderlaySocket>, SocketError> {
         let workers = workers.max(1);
+        let count = u32::try_from(workers).unwrap_or(u32::MAX);
+        // The program goes on the first socket, before it binds: the group runs it from its
+        // first datagram on.
         if local.is_ipv6() {
             return (0..workers)
-                .map(|_| UnderlaySocket::udp_member(local, port, true, offload, None, true))
+                .map(|i| {
+                    let program = (i == 0).then(|| steer::group_program_v6(count));
+                    UnderlaySocket::udp_member(local, port, true, offload, program, true)
+                })
                 .collect();
         }
-        let program = u32::try_from(workers).unwrap_or(u32::MAX);
         (0..2 * workers)
             .map(|i| {
-                // The program goes on the first socket, before it binds: the group runs it
-                // from its first datagram on.
-                let program = (i == 0).then_some(program);
+                let program = (i == 0).then(|| steer::group_program(count));
                 UnderlaySocket::udp_member(local, port, true, offload, program, i >= workers)
             })
             .collect()
@@ -255,7 +258,7 @@ impl UnderlaySocket {
         port: u16,
         df: bool,
         offload: bool,
-        program: Option<u32>,
+        program: Option<Vec<libc::sock_filter>>,
         outer_checksum_verified: bool,
     ) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
@@ -273,8 +276,8 @@ impl UnderlaySocket {
             set_df(&sock, local, df)?;
             receive_tos(&sock, local)?;
             sock.set_reuse_port(true)?;
-            if let Some(workers) = program {
-                steer::attach_group_program(&sock, workers)?;
+            if let Some(program) = program.clone() {
+                steer::attach_group_program(&sock, program)?;
             }
             sock.bind(&addr.into())?;
             Ok(sock)
