@@ -347,9 +347,13 @@ impl UnderlaySocket {
                 }
             }
             SourcePorts::Range(min, max) => {
-                // Spread over the range; then, for ports in use, any other port of it.
+                // Spread over the range; then, for ports in use, any other port of it. The
+                // step is one more than a multiple of 16, so that consecutive ports of the
+                // pool have consecutive residues modulo 16: the turns of
+                // `flow_spread = "balance"` (see `crate::spread::turn_table`).
                 let span = u32::from(max - min) + 1;
-                let step = (span / count.max(1) as u32).max(1);
+                let even = (span / count.max(1) as u32).max(1);
+                let step = even - (even - 1) % 16;
                 let spread: Vec<u32> = (0..count as u32).map(|i| (i * step) % span).collect();
                 let mut last_err = None;
                 let rest = (0..span).filter(|o| !spread.contains(o));
@@ -1107,6 +1111,26 @@ mod tests {
             }
         }
         got
+    }
+
+    #[test]
+    fn a_pool_over_a_range_has_every_residue_modulo_16_for_the_turns() {
+        // Unprivileged: loopback, above the kernel's ephemeral ports (32768-60999).
+        let base = 61_000 + (std::process::id() % 4) as u16 * 1_000;
+        let local = IpAddr::from([127, 0, 0, 1]);
+        let range = SourcePorts::Range(base, base + 999);
+        let pool = UnderlaySocket::udp_pool(local, 8472, range, 16, true, false).unwrap();
+        let ports: Vec<u16> = pool.iter().map(|s| s.local_port()).collect();
+        let residues: std::collections::HashSet<u16> = ports.iter().map(|p| p % 16).collect();
+        assert_eq!(residues.len(), 16, "{ports:?}");
+        assert!(
+            ports.iter().all(|p| (base..=base + 999).contains(p)),
+            "{ports:?}"
+        );
+        let turns = crate::spread::turn_table(&ports);
+        for (turn, &i) in turns.iter().enumerate() {
+            assert_eq!(usize::from(ports[usize::from(i)]) % 16, turn, "{ports:?}");
+        }
     }
 
     #[test]
