@@ -332,7 +332,35 @@ pub enum FlowSpread {
     Balance,
 }
 
+/// The choice of `choices` whose word is `value`, or what the config file should have said.
+fn one_of<T: Copy>(
+    value: &str,
+    key: &str,
+    choices: &[T],
+    word: impl Fn(T) -> &'static str,
+) -> Result<T, String> {
+    choices
+        .iter()
+        .copied()
+        .find(|&c| word(c) == value)
+        .ok_or_else(|| {
+            let words: Vec<String> = choices
+                .iter()
+                .map(|&c| format!("\"{}\"", word(c)))
+                .collect();
+            let expected = match words.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            format!("{key} `{value}`: expected {expected}")
+        })
+}
+
 impl FlowSpread {
+    /// Every choice, for parsing by [`FlowSpread::word`].
+    pub const ALL: [FlowSpread; 2] = [FlowSpread::Hash, FlowSpread::Balance];
+
     /// The word in the config file.
     pub fn word(self) -> &'static str {
         match self {
@@ -415,33 +443,15 @@ impl Config {
             offload: raw.underlay.offload.unwrap_or(true),
             inner_checksum: match &raw.underlay.inner_checksum {
                 None => InnerChecksum::Auto,
-                Some(v) => InnerChecksum::ALL
-                    .into_iter()
-                    .find(|c| c.word() == v.get_ref())
-                    .ok_or_else(|| {
-                        err(
-                            Some(v.span()),
-                            format!(
-                                "inner_checksum `{}`: expected \"auto\", \"verify\" or \"trust\"",
-                                v.get_ref()
-                            ),
-                        )
-                    })?,
+                Some(v) => one_of(v.get_ref(), "inner_checksum", &InnerChecksum::ALL, |c| {
+                    c.word()
+                })
+                .map_err(|m| err(Some(v.span()), m))?,
             },
             flow_spread: match &raw.underlay.flow_spread {
                 None => FlowSpread::Balance,
-                Some(v) => [FlowSpread::Hash, FlowSpread::Balance]
-                    .into_iter()
-                    .find(|c| c.word() == v.get_ref())
-                    .ok_or_else(|| {
-                        err(
-                            Some(v.span()),
-                            format!(
-                                "flow_spread `{}`: expected \"hash\" or \"balance\"",
-                                v.get_ref()
-                            ),
-                        )
-                    })?,
+                Some(v) => one_of(v.get_ref(), "flow_spread", &FlowSpread::ALL, |c| c.word())
+                    .map_err(|m| err(Some(v.span()), m))?,
             },
             src_port_range: match &raw.underlay.src_port_range {
                 None => None,

@@ -480,53 +480,31 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
     let mode = std::fs::metadata(&mgmt).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "owner only, like the control socket");
 
+    // Another daemon with `text` for its config (and a control socket of its own) must fail to
+    // start: what it says.
+    let refused = |name: &str, text: String| {
+        let file = dir.join(format!("{name}.toml"));
+        let control = dir.join(format!("{name}.sock"));
+        let text = text + &format!("[control]\nsocket = \"{}\"\n", control.display());
+        std::fs::write(&file, text).unwrap();
+        let out = ns.vxtund(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{err}");
+        err
+    };
     // A second daemon on the same path must not steal it.
-    let second = dir.join("second.toml");
-    std::fs::write(
-        &second,
-        config("vxt1", 8473)
-            + &format!("[control]\nsocket = \"{}\"\n", dir.join("2.sock").display()),
-    )
-    .unwrap();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            env!("CARGO_BIN_EXE_vxtund"),
-            "--config",
-        ])
-        .arg(&second)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = refused("second", config("vxt1", 8473));
     assert!(
         err.contains("OpenFlow listener") && err.contains("another vxtund is listening there"),
         "{err}"
     );
     // Nor its VXLAN port: a daemon on the same port is refused there, once, with a hint (a
     // socket of its own would otherwise share the port and take some of the datagrams).
-    let third = dir.join("third.toml");
-    std::fs::write(
-        &third,
-        config("vxt2", 8472).replace(&format!("punix:{}", mgmt.display()), "punix:/nonexistent/x")
-            + &format!("[control]\nsocket = \"{}\"\n", dir.join("3.sock").display()),
-    )
-    .unwrap();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            env!("CARGO_BIN_EXE_vxtund"),
-            "--config",
-        ])
-        .arg(&third)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let other_mgmt = format!("punix:{}", dir.join("third.mgmt").display());
+    let err = refused(
+        "third",
+        config("vxt2", 8472).replace(&format!("punix:{}", mgmt.display()), &other_mgmt),
+    );
     assert!(
         err.contains("binding UDP 127.0.0.1:8472: Address already in use")
             && err.contains("another vxtund or a kernel vxlan device has this port")

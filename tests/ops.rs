@@ -263,15 +263,8 @@ impl Proc {
         fs::create_dir_all(dir).unwrap();
         let path = dir.join(file);
         fs::write(&path, config).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                env!("CARGO_BIN_EXE_vxtund"),
-                "--config",
-            ])
-            .arg(&path)
+        let child = ns
+            .vxtund(&path)
             .args(args)
             .envs(env.iter().copied())
             .stdout(fs::File::create(dir.join(format!("{file}.out"))).unwrap())

@@ -9,7 +9,7 @@ pub mod scenario;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -89,6 +89,22 @@ impl Netns {
             .expect("running ip netns exec")
     }
 
+    /// A command that runs this build's vxtund in the namespace with the config file `config`
+    /// (more arguments may follow).
+    pub fn vxtund(&self, config: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                env!("CARGO_BIN_EXE_vxtund"),
+                "--config",
+            ])
+            .arg(config);
+        command
+    }
+
     /// Attribute `attr` of interface `dev` in the namespace, as sysfs gives it (trimmed; empty
     /// when there is no such device).
     pub fn link_attr(&self, dev: &str, attr: &str) -> String {
@@ -157,15 +173,8 @@ impl Daemon {
             )
         };
         fs::write(&path, config).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                env!("CARGO_BIN_EXE_vxtund"),
-                "--config",
-            ])
-            .arg(&path)
+        let child = ns
+            .vxtund(&path)
             .stdout(fs::File::create(dir.join("stdout")).unwrap())
             .stderr(fs::File::create(dir.join("stderr")).unwrap())
             .stdin(Stdio::null())
