@@ -26,10 +26,21 @@ pub const TURNS: usize = 16;
 /// Seconds a slot stays its flow's after the flow's last frame.
 pub const IDLE_SECS: u32 = 60;
 
-/// The shared table of connections and their turns.
+/// The shared table of connections and their turns. The turns themselves are counted per
+/// pool of source ports ([`Turns`]): connections to different peers, or alternating between
+/// them, would otherwise leave each peer every other turn, and with two workers all on one.
 pub struct Balancer {
     slots: Box<[AtomicU64]>,
-    next: AtomicU32,
+}
+
+/// The next turn of one pool of source ports (one tunnel's, for one DF setting).
+#[derive(Debug, Default)]
+pub struct Turns(AtomicU32);
+
+impl Turns {
+    fn take(&self) -> u8 {
+        (self.0.fetch_add(1, Ordering::Relaxed) % TURNS as u32) as u8
+    }
 }
 
 impl Default for Balancer {
@@ -38,14 +49,19 @@ impl Default for Balancer {
     }
 }
 
+/// A slot's word: the flow's hash, a bit that says the slot is held (so that no flow looks
+/// like an empty slot), its turn, and the clock when it was last used.
 fn pack(hash: u32, turn: u8, secs: u32) -> u64 {
-    (u64::from(hash) << 32) | (u64::from(turn) << 24) | u64::from(secs & 0x00ff_ffff)
+    (u64::from(hash) << 32) | HELD | (u64::from(turn & 0x7f) << 24) | u64::from(secs & 0x00ff_ffff)
 }
+
+/// The held bit of a slot's word.
+const HELD: u64 = 1 << 31;
 
 fn unpack(word: u64) -> (u32, u8, u32) {
     (
         (word >> 32) as u32,
-        (word >> 24) as u8,
+        ((word >> 24) & 0x7f) as u8,
         (word & 0x00ff_ffff) as u32,
     )
 }
@@ -55,19 +71,18 @@ impl Balancer {
     pub fn new() -> Balancer {
         Balancer {
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            next: AtomicU32::new(0),
         }
     }
 
     /// The turn of the flow with `hash`, if it has one: a `syn` segment gives a new flow the
-    /// next turn where its slot is free. `secs` is a coarse clock (seconds, any origin, 24
-    /// bits are used). `None`: the flow keeps its hash.
-    pub fn turn(&self, hash: u32, syn: bool, secs: u32) -> Option<u8> {
+    /// next of `turns` where its slot is free. `secs` is a coarse clock (seconds, any origin,
+    /// 24 bits are used). `None`: the flow keeps its hash.
+    pub fn turn(&self, hash: u32, syn: bool, secs: u32, turns: &Turns) -> Option<u8> {
         let secs = secs & 0x00ff_ffff;
         let slot = &self.slots[(hash as usize) % SLOTS];
         let word = slot.load(Ordering::Relaxed);
         let (held, turn, last) = unpack(word);
-        if word != 0 && held == hash {
+        if word & HELD != 0 && held == hash {
             if last != secs {
                 // Refreshed once a second at most: the slot's cache line stays shared.
                 let _ = slot.compare_exchange(
@@ -82,11 +97,11 @@ impl Balancer {
         if !syn {
             return None;
         }
-        let idle = word == 0 || secs.wrapping_sub(last) & 0x00ff_ffff > IDLE_SECS;
+        let idle = word & HELD == 0 || secs.wrapping_sub(last) & 0x00ff_ffff > IDLE_SECS;
         if !idle {
             return None;
         }
-        let turn = (self.next.fetch_add(1, Ordering::Relaxed) % TURNS as u32) as u8;
+        let turn = turns.take();
         match slot.compare_exchange(
             word,
             pack(hash, turn, secs),
@@ -140,42 +155,66 @@ mod tests {
 
     #[test]
     fn connections_take_turns_and_keep_them() {
-        let b = Balancer::new();
-        let turns: Vec<Option<u8>> = (1..=5).map(|h| b.turn(h * 7919, true, 100)).collect();
+        let (b, pool) = (Balancer::new(), Turns::default());
+        let turns: Vec<Option<u8>> = (1..=5)
+            .map(|h| b.turn(h * 7919, true, 100, &pool))
+            .collect();
         assert_eq!(turns, [Some(0), Some(1), Some(2), Some(3), Some(4)]);
         // Later segments of each, and a SYN again (retransmitted): the same turn.
         for h in 1..=5u32 {
-            assert_eq!(b.turn(h * 7919, false, 130), turns[h as usize - 1]);
-            assert_eq!(b.turn(h * 7919, true, 131), turns[h as usize - 1]);
+            assert_eq!(b.turn(h * 7919, false, 130, &pool), turns[h as usize - 1]);
+            assert_eq!(b.turn(h * 7919, true, 131, &pool), turns[h as usize - 1]);
         }
         // Not a connection start and unknown: the hash.
-        assert_eq!(b.turn(424_242, false, 131), None);
+        assert_eq!(b.turn(424_242, false, 131, &pool), None);
+        // A flow whose word would be all zeros but for the held bit is no empty slot.
+        assert_eq!(b.turn(0, true, 0, &Turns::default()), Some(0));
+        assert_eq!(b.turn(0, false, 1, &pool), Some(0));
+        assert_eq!(b.turn(SLOTS as u32, true, 1, &pool), None, "slot 0 is held");
+    }
+
+    #[test]
+    fn each_pool_counts_its_own_turns() {
+        // Connections alternating between two peers still take consecutive turns with each.
+        let (b, x, y) = (Balancer::new(), Turns::default(), Turns::default());
+        let got: Vec<Option<u8>> = (1..=6u32)
+            .map(|h| b.turn(h, true, 5, if h % 2 == 0 { &x } else { &y }))
+            .collect();
+        assert_eq!(got, [Some(0), Some(0), Some(1), Some(1), Some(2), Some(2)]);
     }
 
     #[test]
     fn an_active_flow_keeps_its_slot_and_an_idle_one_gives_it_up() {
-        let b = Balancer::new();
+        let (b, t) = (Balancer::new(), Turns::default());
         let a = 5;
         let other = 5 + SLOTS as u32; // the same slot
-        assert_eq!(b.turn(a, true, 1_000), Some(0));
-        assert_eq!(b.turn(other, true, 1_000 + IDLE_SECS), None, "a is active");
-        assert_eq!(b.turn(a, false, 1_000 + IDLE_SECS), Some(0), "a refreshed");
+        assert_eq!(b.turn(a, true, 1_000, &t), Some(0));
+        assert_eq!(
+            b.turn(other, true, 1_000 + IDLE_SECS, &t),
+            None,
+            "a is active"
+        );
+        assert_eq!(
+            b.turn(a, false, 1_000 + IDLE_SECS, &t),
+            Some(0),
+            "a refreshed"
+        );
         let later = 1_000 + 2 * IDLE_SECS + 1;
         assert_eq!(
-            b.turn(other, true, later),
+            b.turn(other, true, later, &t),
             Some(1),
             "a idle: other takes it"
         );
         assert_eq!(
-            b.turn(a, false, later),
+            b.turn(a, false, later, &t),
             None,
             "a keeps the hash from now on"
         );
         // The clock wraps at 24 bits without making an active flow idle.
         let wrap = 0x00ff_ffff;
         let c = 77;
-        assert_eq!(b.turn(c, true, wrap), Some(2));
-        assert_eq!(b.turn(c + SLOTS as u32, true, wrap + 5), None);
+        assert_eq!(b.turn(c, true, wrap, &t), Some(2));
+        assert_eq!(b.turn(c + SLOTS as u32, true, wrap + 5, &t), None);
     }
 
     #[test]

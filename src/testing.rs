@@ -4,6 +4,15 @@ use crate::fdb::{MacTable, DEFAULT_AGEING, DEFAULT_CAPACITY};
 use crate::flow::{parse_flow, FlowTable, PortNo};
 use crate::switch::{Port, PortKind, PortOptions, PortTable, Switch, VxlanTunnel};
 
+/// A UDP port on 127.0.0.1 that nothing has bound (the kernel's pick, let go at once): unit
+/// tests that bind ports of their own take these, so that they never share one.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port on loopback")
+}
+
 /// The scenario's hub: `vxt0` (port 1), VXLAN tunnels `tun_kl` (2, to 192.168.200.102) and
 /// `tun_km` (3, to .103), each with MTU 1450, and `flows` (port names allowed).
 pub fn hub(flows: &[&str]) -> Switch {

@@ -188,7 +188,8 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
 /// returns how many of them vxtund coalesced into superframes for its TAP.
 fn coalesced(p: &mut Pair, outer: &str, inner: &str) -> u64 {
     let count = |p: &mut Pair| p.daemon.stats()["offload"]["coalesced_segments"];
-    let before = count(p);
+    let received = |p: &mut Pair| p.daemon.stats()["port 2 kernel"]["rx_packets"];
+    let (before, arrived) = (count(p), received(p));
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/scripts/vxlan_segments.py"
@@ -211,7 +212,16 @@ fn coalesced(p: &mut Pair, outer: &str, inner: &str) -> u64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Every datagram handled (the port counts it once decided) before the count is read.
+    let sent: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while received(p) < arrived + sent {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all {sent} datagrams arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     count(p) - before
 }
 

@@ -661,6 +661,7 @@ fn deliver<'a>(
                 sockets,
                 spread,
                 turns,
+                next_turn,
                 df,
                 tos,
                 ttl,
@@ -680,7 +681,8 @@ fn deliver<'a>(
                 };
                 let turn = match (&sh.balancer, syn) {
                     (Some(b), Some(syn)) => {
-                        b.turn(hash, syn, *secs.get_or_insert_with(|| sh.uptime_secs()))
+                        let now = *secs.get_or_insert_with(|| sh.uptime_secs());
+                        b.turn(hash, syn, now, &next_turn[which])
                     }
                     _ => None,
                 };

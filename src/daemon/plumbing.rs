@@ -45,8 +45,10 @@ pub(super) enum Egress {
         /// sockets (VXLAN, one source port each) or the one GRE socket (`spread` 1).
         sockets: [usize; 2],
         spread: [usize; 2],
-        /// Per pool, which of its sockets serves each turn of `flow_spread = "balance"`.
+        /// Per pool, which of its sockets serves each turn of `flow_spread = "balance"`, and
+        /// the pool's next turn.
         turns: [[u8; spread::TURNS]; 2],
+        next_turn: [spread::Turns; 2],
         df: DfMode,
         tos: TosMode,
         ttl: TtlMode,
@@ -145,6 +147,31 @@ pub(super) struct Plumbing {
     pub(super) egress: Vec<(PortNo, Egress)>,
 }
 
+/// The receiving group of a VXLAN port ([`UnderlaySocket::udp_group`]). On a reload (`old`)
+/// a group of the same port that an earlier reload retired may still be open for a moment,
+/// until every worker has read it a last time, and the kernel refuses a new group beside it:
+/// wait for it a little (this runs on the control thread, never on the data path).
+fn receiving_group(
+    local: std::net::IpAddr,
+    port: u16,
+    workers: usize,
+    offload: bool,
+    old: Option<&Plumbing>,
+) -> Result<Vec<UnderlaySocket>, SocketError> {
+    let mut tries = if old.is_some() { 20 } else { 1 };
+    loop {
+        match UnderlaySocket::udp_group(local, port, workers, offload) {
+            Err(SocketError::Bind { source, .. })
+                if tries > 1 && source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tries -= 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
 impl Plumbing {
     /// Opens the sockets `config` needs, taking over those of `old` (the plumbing in force) that
     /// fit, and works out every port's egress: `workers` receiving VXLAN sockets per address
@@ -183,7 +210,7 @@ impl Plumbing {
                 if sockets.len() == start {
                     match kind {
                         SocketKind::Udp(p) => sockets.extend(
-                            UnderlaySocket::udp_group(local, p, workers, config.underlay.offload)?
+                            receiving_group(local, p, workers, config.underlay.offload, old)?
                                 .into_iter()
                                 .map(Arc::new),
                         ),
@@ -308,6 +335,7 @@ impl Plumbing {
                     sockets: sockets_pair,
                     spread,
                     turns,
+                    next_turn: Default::default(),
                     df,
                     tos: port.options.tos,
                     ttl: port.options.ttl,
@@ -368,7 +396,7 @@ mod tests {
     #[test]
     fn a_reload_keeps_the_sockets_that_still_fit_and_opens_only_new_ones() {
         // Unprivileged: UDP on loopback, on a port of this test's own.
-        let port = 20_000 + (std::process::id() % 20_000) as u16;
+        let port = crate::testing::free_udp_port();
         let config = |tunnels: &str| {
             let text =
                 format!("[device]\nqueues = 2\n[underlay]\nlocal = \"127.0.0.1\"\n{tunnels}");
@@ -434,5 +462,35 @@ mod tests {
         }
         assert!(Arc::ptr_eq(&new.sockets[4], df_set), "and the same senders");
         assert!(new.egress(PortNo(3)).is_some() && new.egress(PortNo(4)).is_none());
+    }
+
+    #[test]
+    fn a_port_given_back_by_one_reload_and_taken_again_by_the_next_waits_for_the_old_group() {
+        // Unprivileged: loopback, ports of this test's own.
+        let (port, other) = (
+            crate::testing::free_udp_port(),
+            crate::testing::free_udp_port(),
+        );
+        let config = |dst: u16| {
+            let text = format!(
+                "[device]\nqueues = 2\n[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\n\
+                 name = \"a\"\ntype = \"vxlan\"\nremote = \"127.0.0.2\"\ndst_port = {dst}\n"
+            );
+            Config::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        let p = Plumbing::build(&config(port), None, 2).unwrap();
+        let q = Plumbing::build(&config(other), Some(&p), 2).unwrap();
+        // The workers still hold P's group for a moment after the reload to Q.
+        let retired = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(p);
+        });
+        let again = Plumbing::build(&config(port), Some(&q), 2).unwrap();
+        retired.join().unwrap();
+        assert_eq!(again.sockets.iter().filter(|s| s.receives()).count(), 4);
+        // At start (no reload) a port in use fails at once.
+        let started = std::time::Instant::now();
+        assert!(Plumbing::build(&config(port), None, 2).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
     }
 }

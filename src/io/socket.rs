@@ -1116,7 +1116,7 @@ mod tests {
     #[test]
     fn a_pool_over_a_range_has_every_residue_modulo_16_for_the_turns() {
         // Unprivileged: loopback, above the kernel's ephemeral ports (32768-60999).
-        let base = 61_000 + (std::process::id() % 4) as u16 * 1_000;
+        let base = 61_000 + (std::process::id() % 3) as u16 * 1_000;
         let local = IpAddr::from([127, 0, 0, 1]);
         let range = SourcePorts::Range(base, base + 999);
         let pool = UnderlaySocket::udp_pool(local, 8472, range, 16, true, false).unwrap();
@@ -1135,8 +1135,8 @@ mod tests {
 
     #[test]
     fn a_source_port_pool_binds_inside_its_range_and_tos_travels_per_datagram() {
-        // Unprivileged: loopback, ports of this test's own.
-        let base = 42_000 + (std::process::id() % 2_000) as u16 * 8;
+        // Unprivileged: loopback, ports of this test's own, above the kernel's ephemeral ones.
+        let base = 64_000 + (std::process::id() % 60) as u16 * 8;
         let local = IpAddr::from([127, 0, 0, 1]);
         let rx = UnderlaySocket::udp(local, base + 7, true, true).unwrap();
         let range = SourcePorts::Range(base, base + 5);
@@ -1182,10 +1182,10 @@ mod tests {
     #[test]
     fn gso_sends_and_gro_receives_keep_every_datagram_and_its_bytes() {
         // Unprivileged: loopback, ports of this test's own.
-        let base = 30_000 + (std::process::id() % 10_000) as u16;
         let local = IpAddr::from([127, 0, 0, 1]);
-        for (offload, port) in [(true, base), (false, base + 1)] {
-            let tx = UnderlaySocket::udp(local, port + 20_000, true, offload).unwrap();
+        for offload in [true, false] {
+            let port = crate::testing::free_udp_port();
+            let tx = UnderlaySocket::udp(local, 0, true, offload).unwrap();
             let rx = UnderlaySocket::udp(local, port, true, offload).unwrap();
             if offload {
                 assert_eq!(tx.offloads(), (true, true), "loopback has UDP GSO and GRO");

@@ -2,9 +2,11 @@
 //! program (`SO_ATTACH_REUSEPORT_CBPF`) picks the socket of the `SO_REUSEPORT` group for each
 //! datagram, by two things the socket itself never sees:
 //!
-//! * whether the outer UDP checksum was zero. The kernel has verified a non-zero one over the
-//!   whole datagram (VXLAN header and inner frame) before the program runs; a zero one
-//!   (allowed over IPv4, the kernel's vxlan default) vouches for nothing. Datagrams without
+//! * whether the outer UDP checksum was zero. The kernel verifies a non-zero one over the
+//!   whole datagram (VXLAN header and inner frame), in the NIC or before the datagram is
+//!   queued to the socket, and drops it if it is wrong; a zero one (allowed over IPv4, the
+//!   kernel's vxlan default) vouches for nothing. UDP GRO merges no datagram without a
+//!   checksum into one with. Datagrams without
 //!   a checksum go to the group's first half, those with one to its second half, so the
 //!   worker reading a socket knows which it holds without seeing the header.
 //! * the outer source address and port, for the worker: the per-flow source ports (RFC 7348
@@ -18,7 +20,14 @@
 //! only some are bound, an index past the end falls back to the kernel's hash among those
 //! bound, which are then the zero-checksum ones, whose datagrams are verified (the safe side).
 //! A failed load (a datagram too short to hold the headers) makes the program return 0: the
-//! first zero-checksum socket, verified too.
+//! first zero-checksum socket, verified too. One gap is the kernel's: where it cannot run the
+//! program at all (a shared packet, as a capture makes it, that it fails to clone for want
+//! of memory), it picks by hash among every socket of the group. A datagram without a
+//! checksum may then be taken as verified; `inner_checksum = "verify"` closes that too.
+//!
+//! A group's sockets live and die together (a reload takes the group over whole), and the
+//! kernel refuses a socket with a program of its own beside another group on the same port:
+//! a second daemon on the port fails to bind instead of sharing its datagrams.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -165,7 +174,7 @@ mod tests {
     #[test]
     fn datagrams_are_steered_by_outer_checksum_and_kept_per_source() {
         // Unprivileged: loopback, a port of this test's own.
-        let port = 30_000 + (std::process::id() % 10_000) as u16;
+        let port = crate::testing::free_udp_port();
         let local = IpAddr::from([127, 0, 0, 1]);
         let group = UnderlaySocket::udp_group(local, port, 2, false).unwrap();
         let roles: Vec<bool> = group.iter().map(|s| s.outer_checksum_verified()).collect();
@@ -220,14 +229,15 @@ mod tests {
     #[test]
     fn consecutive_source_ports_of_one_sender_go_to_consecutive_workers() {
         // Unprivileged: loopback, ports of this test's own.
-        let port = 20_000 + (std::process::id() % 10_000) as u16;
+        let port = crate::testing::free_udp_port();
         let v4 = IpAddr::from([127, 0, 0, 1]);
         let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
         for (local, workers) in [(v4, 2usize), (v4, 3), (v6, 2)] {
             let group = UnderlaySocket::udp_group(local, port, workers, false).unwrap();
             // IPv4: the second half holds the datagrams that came with a checksum.
             let first = if local.is_ipv4() { workers } else { 0 };
-            let base = 50_000 + (std::process::id() % 1_000) as u16 * 12;
+            // Above the kernel's ephemeral ports (32768-60999), apart from other tests'.
+            let base = 64_500 + (std::process::id() % 80) as u16 * 12;
             let mut batch = RecvBatch::default();
             let mut worker_of = Vec::new();
             for p in base..base + 6 {
