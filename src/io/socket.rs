@@ -279,6 +279,9 @@ impl UnderlaySocket {
             if let Some(program) = program.clone() {
                 steer::attach_group_program(&sock, program)?;
             }
+            if outer_checksum_verified && local.is_ipv4() {
+                steer::attach_checksummed_only_filter(&sock)?;
+            }
             sock.bind(&addr.into())?;
             Ok(sock)
         };

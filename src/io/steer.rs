@@ -20,10 +20,11 @@
 //! only some are bound, an index past the end falls back to the kernel's hash among those
 //! bound, which are then the zero-checksum ones, whose datagrams are verified (the safe side).
 //! A failed load (a datagram too short to hold the headers) makes the program return 0: the
-//! first zero-checksum socket, verified too. One gap is the kernel's: where it cannot run the
-//! program at all (a shared packet, as a capture makes it, that it fails to clone for want
-//! of memory), it picks by hash among every socket of the group. A datagram without a
-//! checksum may then be taken as verified; `inner_checksum = "verify"` closes that too.
+//! first zero-checksum socket, verified too. Where the kernel cannot run the program at all (a
+//! shared packet, as a capture makes it, that it fails to clone for want of memory), it picks
+//! by hash among every socket of the group; so the second half's sockets also carry a socket
+//! filter ([`checksummed_only_filter`]) that drops a datagram without a checksum rather than
+//! let it pass as verified.
 //!
 //! A group's sockets live and die together (a reload takes the group over whole), and the
 //! kernel refuses a socket with a program of its own beside another group on the same port:
@@ -56,6 +57,7 @@ const ALU_ADD_X: u16 = 0x0c; // BPF_ALU | BPF_ADD | BPF_X
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const RET_A: u16 = 0x16; // BPF_RET | BPF_A
+const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 /// Knuth's multiplicative hash constant (2^32 / the golden ratio).
 const GOLDEN: u32 = 0x9e37_79b1;
@@ -120,7 +122,34 @@ pub fn group_program_v6(workers: u32) -> Vec<libc::sock_filter> {
 
 /// Attaches `program` (one of the above) to `sock`, which has `SO_REUSEPORT` set and is not
 /// bound yet: the group it then founds runs the program from its first datagram on.
-pub fn attach_group_program(sock: &Socket, mut program: Vec<libc::sock_filter>) -> io::Result<()> {
+pub fn attach_group_program(sock: &Socket, program: Vec<libc::sock_filter>) -> io::Result<()> {
+    attach(sock, SO_ATTACH_REUSEPORT_CBPF, program)
+}
+
+/// The socket filter of an IPv4 socket of the second half: it keeps only datagrams that came
+/// with an outer checksum. The group's program sends it no other; this holds where the kernel
+/// could not run that program and picked by hash (see the module's documentation): such a
+/// datagram is dropped rather than taken as verified.
+pub fn checksummed_only_filter() -> Vec<libc::sock_filter> {
+    vec![
+        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
+        op(LD_H_IND, 0, 0, SKF_NET_OFF + 6),
+        op(JEQ_K, 0, 1, 0),
+        op(RET_K, 0, 0, 0),
+        op(RET_K, 0, 0, u32::MAX),
+    ]
+}
+
+/// Attaches [`checksummed_only_filter`] to `sock`.
+pub fn attach_checksummed_only_filter(sock: &Socket) -> io::Result<()> {
+    attach(sock, libc::SO_ATTACH_FILTER, checksummed_only_filter())
+}
+
+fn attach(
+    sock: &Socket,
+    option: libc::c_int,
+    mut program: Vec<libc::sock_filter>,
+) -> io::Result<()> {
     let fprog = libc::sock_fprog {
         len: u16::try_from(program.len()).unwrap_or(u16::MAX),
         filter: program.as_mut_ptr(),
@@ -130,7 +159,7 @@ pub fn attach_group_program(sock: &Socket, mut program: Vec<libc::sock_filter>) 
         libc::setsockopt(
             sock.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_ATTACH_REUSEPORT_CBPF,
+            option,
             (&fprog as *const libc::sock_fprog).cast(),
             std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
@@ -311,6 +340,7 @@ mod tests {
                 JEQ_K => pc += usize::from(if a == k { i.jt } else { i.jf }),
                 JA => pc += k as usize,
                 RET_A => return a,
+                RET_K => return k,
                 other => panic!("opcode {other:#x} not modelled"),
             }
         }
@@ -350,6 +380,17 @@ mod tests {
         }
 
         #[test]
+        fn the_filter_keeps_only_datagrams_with_a_checksum(ihl in 5u8..=15, checksum: u16) {
+            let mut net = vec![0u8; usize::from(ihl) * 4 + 8];
+            net[0] = 0x40 | ihl;
+            let l4 = usize::from(ihl) * 4;
+            net[l4 + 6..l4 + 8].copy_from_slice(&checksum.to_be_bytes());
+            let kept = run(&checksummed_only_filter(), &net);
+            proptest::prop_assert_eq!(kept, if checksum == 0 { 0 } else { u32::MAX });
+            proptest::prop_assert_eq!(run(&checksummed_only_filter(), &net[..l4 + 6]), 0);
+        }
+
+        #[test]
         fn the_ipv6_program_indexes_its_group(
             saddr_low: u32,
             sport: u16,
@@ -369,6 +410,24 @@ mod tests {
                 proptest::prop_assert_eq!(index, worker);
             }
         }
+    }
+
+    #[test]
+    fn the_filter_drops_datagrams_without_a_checksum_in_the_kernel() {
+        // Unprivileged: loopback, a port the kernel picks.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = socket2::SockRef::from(&rx);
+        attach_checksummed_only_filter(&sock).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        sender(false).send_to(b"without", to).unwrap();
+        sender(true).send_to(b"with", to).unwrap();
+        sender(false).send_to(b"without", to).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = rx.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"with");
+        assert!(rx.recv_from(&mut buf).is_err(), "nothing else came");
     }
 
     #[test]
