@@ -222,7 +222,9 @@ fn coalesced(p: &mut Pair, outer: &str, inner: &str) -> u64 {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    count(p) - before
+    let merged = count(p) - before;
+    eprintln!("coalesced {outer}/{inner}: {merged} of {sent}");
+    merged
 }
 
 /// `inner_checksum = "auto"` over IPv4: segments that came with an outer UDP checksum (which the
