@@ -74,6 +74,20 @@ impl Balancer {
         }
     }
 
+    /// How many connections hold a turn at `secs` (used within [`IDLE_SECS`]): for
+    /// `vxtunctl show`, read on the control thread.
+    pub fn active(&self, secs: u32) -> usize {
+        let secs = secs & 0x00ff_ffff;
+        self.slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|&word| {
+                let (_, _, last) = unpack(word);
+                word & HELD != 0 && secs.wrapping_sub(last) & 0x00ff_ffff <= IDLE_SECS
+            })
+            .count()
+    }
+
     /// The turn of the flow with `hash`, if it has one: a `syn` segment gives a new flow the
     /// next of `turns` where its slot is free. `secs` is a coarse clock (seconds, any origin,
     /// 24 bits are used). `None`: the flow keeps its hash.
@@ -171,6 +185,12 @@ mod tests {
         assert_eq!(b.turn(0, true, 0, &Turns::default()), Some(0));
         assert_eq!(b.turn(0, false, 1, &pool), Some(0));
         assert_eq!(b.turn(SLOTS as u32, true, 1, &pool), None, "slot 0 is held");
+        assert_eq!(
+            b.active(131),
+            5,
+            "the five flows; flow 0 idle since second 1"
+        );
+        assert_eq!(b.active(131 + IDLE_SECS + 1), 0, "all idle by then");
     }
 
     #[test]

@@ -308,6 +308,18 @@ fn transfer(test: &str, case: &Case) {
             );
         }
         let after = received(&p.db);
+        // vxtunctl show counts the connections that hold a turn: at least these four (B
+        // answered their SYNs) are.
+        let shown = p.db.show();
+        let holding: u64 = shown
+            .lines()
+            .find_map(|l| l.strip_prefix("flow spread: balance, "))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            holding >= 4,
+            "{test}: B: {holding} connections hold a turn\n{shown}"
+        );
         let (n0, n1) = (after.0 - before.0, after.1 - before.1);
         let share = 100 * n0 / (n0 + n1).max(1);
         assert!(

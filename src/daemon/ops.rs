@@ -69,8 +69,15 @@ impl Shared {
             .into_iter()
             .map(|(name, n)| format!("{name} {n}"))
             .collect();
+        let spread = match &self.balancer {
+            Some(b) => format!(
+                "balance, {} TCP connection(s) hold a turn",
+                b.active(self.uptime_secs())
+            ),
+            None => "hash".to_owned(),
+        };
         format!(
-            "data path: {} worker(s), frames received per thread: {}\n",
+            "data path: {} worker(s), frames received per thread: {}\nflow spread: {spread}\n",
             self.workers,
             threads.join(", ")
         )
