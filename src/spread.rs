@@ -58,6 +58,13 @@ fn pack(hash: u32, turn: u8, secs: u32) -> u64 {
 /// The held bit of a slot's word.
 const HELD: u64 = 1 << 31;
 
+/// Whether a slot's word is free at `secs`: never held, or last used over [`IDLE_SECS`] ago
+/// (on the 24-bit clock, which wraps).
+fn free(word: u64, secs: u32) -> bool {
+    let (_, _, last) = unpack(word);
+    word & HELD == 0 || secs.wrapping_sub(last) & 0x00ff_ffff > IDLE_SECS
+}
+
 fn unpack(word: u64) -> (u32, u8, u32) {
     (
         (word >> 32) as u32,
@@ -77,14 +84,9 @@ impl Balancer {
     /// How many connections hold a turn at `secs` (used within [`IDLE_SECS`]): for
     /// `vxtunctl show`, read on the control thread.
     pub fn active(&self, secs: u32) -> usize {
-        let secs = secs & 0x00ff_ffff;
         self.slots
             .iter()
-            .map(|slot| slot.load(Ordering::Relaxed))
-            .filter(|&word| {
-                let (_, _, last) = unpack(word);
-                word & HELD != 0 && secs.wrapping_sub(last) & 0x00ff_ffff <= IDLE_SECS
-            })
+            .filter(|slot| !free(slot.load(Ordering::Relaxed), secs))
             .count()
     }
 
@@ -111,8 +113,7 @@ impl Balancer {
         if !syn {
             return None;
         }
-        let idle = word & HELD == 0 || secs.wrapping_sub(last) & 0x00ff_ffff > IDLE_SECS;
-        if !idle {
+        if !free(word, secs) {
             return None;
         }
         let turn = turns.take();

@@ -675,15 +675,13 @@ fn deliver<'a>(
                 let hash = tunnel::flow_hash(payload, ip.as_ref());
                 let route = &mut routes[j];
                 route.hash = hash;
-                let syn = match (&sh.balancer, &ip) {
-                    (Some(_), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip),
-                    _ => None,
-                };
-                let turn = match (&sh.balancer, syn) {
-                    (Some(b), Some(syn)) => {
-                        let now = *secs.get_or_insert_with(|| sh.uptime_secs());
-                        b.turn(hash, syn, now, &next_turn[which])
-                    }
+                // `flow_spread = "balance"`: a TCP segment to a pool takes its flow's turn.
+                let turn = match (&sh.balancer, &ip) {
+                    (Some(b), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip)
+                        .and_then(|syn| {
+                            let now = *secs.get_or_insert_with(|| sh.uptime_secs());
+                            b.turn(hash, syn, now, &next_turn[which])
+                        }),
                     _ => None,
                 };
                 route.socket = sockets[which]

@@ -262,7 +262,7 @@ impl UnderlaySocket {
         outer_checksum_verified: bool,
     ) -> Result<UnderlaySocket, SocketError> {
         let addr = SocketAddr::new(local, port);
-        let bind = || -> io::Result<Socket> {
+        let bind = move || -> io::Result<Socket> {
             let domain = if local.is_ipv4() {
                 Domain::IPV4
             } else {
@@ -276,7 +276,7 @@ impl UnderlaySocket {
             set_df(&sock, local, df)?;
             receive_tos(&sock, local)?;
             sock.set_reuse_port(true)?;
-            if let Some(program) = program.clone() {
+            if let Some(program) = program {
                 steer::attach_group_program(&sock, program)?;
             }
             if outer_checksum_verified && local.is_ipv4() {
@@ -1016,30 +1016,13 @@ fn set_df(sock: &Socket, local: IpAddr, df: bool) -> io::Result<()> {
 
 /// Attaches a one-instruction classic BPF program (`ret #0`) that drops every packet.
 fn drop_all_received(sock: &Socket) -> io::Result<()> {
-    let mut program = [libc::sock_filter {
-        code: 0x06,
+    let drop_all = libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
         jt: 0,
         jf: 0,
         k: 0,
-    }];
-    let fprog = libc::sock_fprog {
-        len: 1,
-        filter: program.as_mut_ptr(),
     };
-    // SAFETY: SO_ATTACH_FILTER reads a sock_fprog pointing at `program`; both outlive the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    steer::attach_filter(sock, vec![drop_all])
 }
 
 /// Privileged daemons may exceed rmem_max/wmem_max; others fall back to the capped size.

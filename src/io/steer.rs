@@ -66,6 +66,35 @@ fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
+/// Instructions that leave the worker in A: `(hash(source address) + source port) % workers`,
+/// the address's 32 bits loaded from `address` (relative to the network header), the port by
+/// the instructions `port`, which must leave it in A and M[0] alone. Uses M[0] and X.
+fn worker(address: u32, port: &[libc::sock_filter], workers: u32) -> Vec<libc::sock_filter> {
+    let mut program = vec![
+        // M[0] = a hash of the source address: where its sender's ports start counting.
+        op(LD_W_ABS, 0, 0, address),
+        op(ALU_MUL_K, 0, 0, GOLDEN),
+        op(ALU_RSH_K, 0, 0, 16),
+        op(ST, 0, 0, 0),
+    ];
+    // A = the source port.
+    program.extend_from_slice(port);
+    program.extend([
+        op(LDX_MEM, 0, 0, 0),
+        op(ALU_ADD_X, 0, 0, 0),
+        op(ALU_MOD_K, 0, 0, workers),
+    ]);
+    program
+}
+
+/// Instructions that load an IPv4 packet's UDP checksum into A (X = the IPv4 header's length).
+fn ipv4_udp_checksum() -> [libc::sock_filter; 2] {
+    [
+        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
+        op(LD_H_IND, 0, 0, SKF_NET_OFF + 6),
+    ]
+}
+
 /// The program for a group of `2 * workers` IPv4 sockets: index `w` for a datagram whose
 /// outer UDP checksum was zero, `workers + w` for one whose checksum was present (and so
 /// verified), where the worker `w` is `(hash(source address) + source port) % workers`:
@@ -73,23 +102,16 @@ fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 /// and different senders start at different workers.
 pub fn group_program(workers: u32) -> Vec<libc::sock_filter> {
     let workers = workers.max(1);
-    vec![
-        // M[0] = a hash of the source address: where its sender's ports start counting.
-        op(LD_W_ABS, 0, 0, SKF_NET_OFF + 12),
-        op(ALU_MUL_K, 0, 0, GOLDEN),
-        op(ALU_RSH_K, 0, 0, 16),
-        op(ST, 0, 0, 0),
-        // X = the IPv4 header's length, where the UDP header starts; A = the source port.
+    // The source port follows the IPv4 header, whose length MSH puts in X.
+    let port = [
         op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
         op(LD_H_IND, 0, 0, SKF_NET_OFF),
-        // M[0] = (M[0] + port) % workers: the worker.
-        op(LDX_MEM, 0, 0, 0),
-        op(ALU_ADD_X, 0, 0, 0),
-        op(ALU_MOD_K, 0, 0, workers),
-        op(ST, 0, 0, 0),
+    ];
+    let mut program = worker(SKF_NET_OFF + 12, &port, workers);
+    program.push(op(ST, 0, 0, 0));
+    program.extend(ipv4_udp_checksum());
+    program.extend([
         // X = 0 if the checksum is zero, `workers` if not; A = M[0] + X.
-        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
-        op(LD_H_IND, 0, 0, SKF_NET_OFF + 6),
         op(JEQ_K, 0, 2, 0),
         op(LDX_IMM, 0, 0, 0),
         op(JA, 0, 0, 1),
@@ -97,7 +119,8 @@ pub fn group_program(workers: u32) -> Vec<libc::sock_filter> {
         op(LD_MEM, 0, 0, 0),
         op(ALU_ADD_X, 0, 0, 0),
         op(RET_A, 0, 0, 0),
-    ]
+    ]);
+    program
 }
 
 /// The program for a group of `workers` IPv6 sockets: index `(hash(source address) + source
@@ -106,18 +129,10 @@ pub fn group_program(workers: u32) -> Vec<libc::sock_filter> {
 /// follow the fixed header; behind extension headers (which VXLAN senders do not add) the
 /// "port" is other bytes, and the datagram still goes to one of the workers.
 pub fn group_program_v6(workers: u32) -> Vec<libc::sock_filter> {
-    let workers = workers.max(1);
-    vec![
-        op(LD_W_ABS, 0, 0, SKF_NET_OFF + 20),
-        op(ALU_MUL_K, 0, 0, GOLDEN),
-        op(ALU_RSH_K, 0, 0, 16),
-        op(ST, 0, 0, 0),
-        op(LD_H_ABS, 0, 0, SKF_NET_OFF + 40),
-        op(LDX_MEM, 0, 0, 0),
-        op(ALU_ADD_X, 0, 0, 0),
-        op(ALU_MOD_K, 0, 0, workers),
-        op(RET_A, 0, 0, 0),
-    ]
+    let port = [op(LD_H_ABS, 0, 0, SKF_NET_OFF + 40)];
+    let mut program = worker(SKF_NET_OFF + 20, &port, workers.max(1));
+    program.push(op(RET_A, 0, 0, 0));
+    program
 }
 
 /// Attaches `program` (one of the above) to `sock`, which has `SO_REUSEPORT` set and is not
@@ -131,18 +146,24 @@ pub fn attach_group_program(sock: &Socket, program: Vec<libc::sock_filter>) -> i
 /// could not run that program and picked by hash (see the module's documentation): such a
 /// datagram is dropped rather than taken as verified.
 pub fn checksummed_only_filter() -> Vec<libc::sock_filter> {
-    vec![
-        op(LDX_B_MSH, 0, 0, SKF_NET_OFF),
-        op(LD_H_IND, 0, 0, SKF_NET_OFF + 6),
+    let mut program = ipv4_udp_checksum().to_vec();
+    program.extend([
         op(JEQ_K, 0, 1, 0),
         op(RET_K, 0, 0, 0),
         op(RET_K, 0, 0, u32::MAX),
-    ]
+    ]);
+    program
 }
 
 /// Attaches [`checksummed_only_filter`] to `sock`.
 pub fn attach_checksummed_only_filter(sock: &Socket) -> io::Result<()> {
-    attach(sock, libc::SO_ATTACH_FILTER, checksummed_only_filter())
+    attach_filter(sock, checksummed_only_filter())
+}
+
+/// Attaches `program` to `sock` as its socket filter (`SO_ATTACH_FILTER`): what it returns
+/// is how many bytes of a packet the socket keeps, 0 dropping it.
+pub(super) fn attach_filter(sock: &Socket, program: Vec<libc::sock_filter>) -> io::Result<()> {
+    attach(sock, libc::SO_ATTACH_FILTER, program)
 }
 
 fn attach(
