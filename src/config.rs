@@ -235,6 +235,9 @@ pub struct DeviceConfig {
     /// reads it, and drops from when full. `None` leaves the device's (the kernel gives a new
     /// TAP 1000).
     pub txqueuelen: Option<u32>,
+    /// Threads per worker (`worker_threads = 1 | 2`): 2 runs each direction on a thread of its
+    /// own (TAP -> tunnels, tunnels -> TAP), 1 runs both in one loop.
+    pub worker_threads: u8,
 }
 
 /// The most TAP queues (and data-path workers) a device may have: the kernel's limit for a
@@ -925,6 +928,19 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
             }
             q => q.map(Spanned::into_inner),
         },
+        worker_threads: match raw.worker_threads {
+            Some(t) if !(1..=2).contains(t.get_ref()) => {
+                return Err(err(
+                    Some(t.span()),
+                    format!(
+                        "worker_threads {}: expected 1 (both directions in one loop) or 2 (a \
+                         thread per direction)",
+                        t.get_ref()
+                    ),
+                ))
+            }
+            t => t.map_or(2, Spanned::into_inner),
+        },
         batch_wait_us: match raw.batch_wait_us {
             Some(w) if *w.get_ref() > MAX_BATCH_WAIT_US => {
                 return Err(err(
@@ -1308,6 +1324,7 @@ struct RawDevice {
     queues: Option<Spanned<u16>>,
     batch_wait_us: Option<Spanned<u32>>,
     txqueuelen: Option<Spanned<u32>>,
+    worker_threads: Option<Spanned<u8>>,
 }
 
 /// What tells two tunnels to the same remote apart.

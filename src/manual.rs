@@ -45,6 +45,9 @@ TAP offloads (checksum, TSO, USO). Default true.
 \fBqueues\fR
 TAP queues, one data-path worker each (1 to 64). Default: one per core.
 .TP
+\fBworker_threads\fR
+Threads per worker: 2 runs each direction (TAP to tunnels, tunnels to TAP) on a thread of its own, 1 runs both in one loop, with about a third of the wake-ups. Default 2.
+.TP
 \fBbatch_wait_us\fR
 After a wake-up that follows a batch smaller than full, wait this long (up to 1000) before reading. Default 0 (off).
 .TP

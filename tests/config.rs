@@ -779,6 +779,7 @@ fn data_path_workers_and_their_techniques() {
     assert_eq!(c.device.queues, None, "one per core unless configured");
     assert!(c.device.queue_count() >= 1);
     assert_eq!(c.device.batch_wait_us, 0, "off");
+    assert_eq!(c.device.worker_threads, 2, "a thread per direction");
     assert_eq!(c.device.txqueuelen, None, "the device's own");
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Auto);
     assert!(
@@ -794,12 +795,14 @@ fn data_path_workers_and_their_techniques() {
     let text = BASE
         .replace(
             "name = \"vxt0\"",
-            "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 10000",
+            "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 10000\n\
+             worker_threads = 1",
         )
         .replace("[underlay]", "[underlay]\ninner_checksum = \"trust\"");
     let c = parse(&text).unwrap();
     assert_eq!((c.device.queues, c.device.queue_count()), (Some(3), 3));
     assert_eq!(c.device.batch_wait_us, 50);
+    assert_eq!(c.device.worker_threads, 1);
     assert_eq!(c.device.txqueuelen, Some(10_000));
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Trust);
 
@@ -819,6 +822,12 @@ fn data_path_workers_and_their_techniques() {
         4,
         14,
         "txqueuelen 100001: expected 1 to 100000",
+    );
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nworker_threads = 3"),
+        4,
+        18,
+        "worker_threads 3: expected 1 (both directions in one loop) or 2",
     );
     fails(
         &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nbatch_wait_us = 5000"),

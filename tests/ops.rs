@@ -391,6 +391,83 @@ fn thread_id(pid: i32, name: &str) -> i32 {
     panic!("no thread {name} in {pid}");
 }
 
+/// Watchdog pings come while the data-path threads turn (idle: their poll times out), stop
+/// while thread `stuck` of `pid` is stopped alone under ptrace, and come back after.
+fn watchdog_follows(socket: &UnixDatagram, pid: i32, stuck: &str) {
+    let pings: Vec<Instant> = read_notifications(socket, Duration::from_secs(2))
+        .into_iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| t)
+        .collect();
+    assert!(pings.len() >= 8, "{} pings in 2 s", pings.len());
+    let widest = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        widest <= Duration::from_millis(250),
+        "a gap of {widest:?} (limit 200 ms + slack)"
+    );
+
+    let tid = thread_id(pid, stuck);
+    // SAFETY: ptrace on a thread of our own child; PTRACE_SEIZE and INTERRUPT take no data.
+    unsafe {
+        assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0), 0, "seize");
+        assert_eq!(
+            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0),
+            0,
+            "interrupt"
+        );
+        let mut status = 0;
+        assert_eq!(libc::waitpid(tid, &mut status, libc::__WALL), tid);
+    }
+    let _ = read_notifications(socket, Duration::from_millis(300));
+    let stalled = read_notifications(socket, Duration::from_millis(1200));
+    // SAFETY: detaching the thread seized above, from this same thread.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0) };
+    assert!(
+        !stalled.iter().any(|(_, m)| m.contains("WATCHDOG=1")),
+        "pings went on with {stuck} stuck: {stalled:?}"
+    );
+    wait_for(socket, "WATCHDOG=1");
+}
+
+/// With one thread per worker (`worker_threads = 1`), that thread turns for both sides: pings
+/// while it runs, none while the last one is stuck.
+#[test]
+fn the_watchdog_watches_one_thread_workers() {
+    let name = "the_watchdog_watches_one_thread_workers";
+    if !common::require_root(name) {
+        return;
+    }
+    let ns = lone_namespace("ntf1");
+    let dir = std::env::temp_dir().join(common::unique("ntf1"));
+    fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let config = format!(
+        "{}[control]\nsocket = \"{}\"\n[openflow]\nlisten = []\n",
+        LONE.replace(
+            "name = \"vxt0\"\n",
+            "name = \"vxt0\"\nqueues = 2\nworker_threads = 1\n"
+        ),
+        dir.join("ctl.sock").display()
+    );
+    let mut d = Proc::start(
+        &ns,
+        &dir,
+        "seg9.toml",
+        &config,
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+        &[],
+    );
+    wait_for(&socket, "READY=1");
+    watchdog_follows(&socket, d.pid(), "worker-1");
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn systemd_notifications_ready_watchdog_reload_stop() {
     let name = "systemd_notifications_ready_watchdog_reload_stop";
@@ -423,21 +500,8 @@ fn systemd_notifications_ready_watchdog_reload_stop() {
         "{ready}"
     );
 
-    // Watchdog pings while both data-path threads turn (idle: their poll times out).
-    let pings: Vec<Instant> = read_notifications(&socket, Duration::from_secs(2))
-        .into_iter()
-        .filter(|(_, m)| m.contains("WATCHDOG=1"))
-        .map(|(t, _)| t)
-        .collect();
-    assert!(pings.len() >= 8, "{} pings in 2 s", pings.len());
-    let widest = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(
-        widest <= Duration::from_millis(250),
-        "a gap of {widest:?} (limit 200 ms + slack)"
-    );
-
-    // A stuck data-path thread (the last worker's TAP thread, stopped alone under ptrace): no
-    // more pings. The watchdog watches every worker, not only the first.
+    // The watchdog watches every worker, not only the first: the last worker's TAP thread
+    // stopped alone stops the pings.
     let workers = fs::read_dir(format!("/proc/{}/task", d.pid()))
         .unwrap()
         .flatten()
@@ -446,27 +510,7 @@ fn systemd_notifications_ready_watchdog_reload_stop() {
         })
         .count();
     assert!(workers >= 1, "no TAP thread");
-    let tid = thread_id(d.pid(), &format!("tap-rx-{}", workers - 1));
-    // SAFETY: ptrace on a thread of our own child; PTRACE_SEIZE and INTERRUPT take no data.
-    unsafe {
-        assert_eq!(libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0), 0, "seize");
-        assert_eq!(
-            libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0),
-            0,
-            "interrupt"
-        );
-        let mut status = 0;
-        assert_eq!(libc::waitpid(tid, &mut status, libc::__WALL), tid);
-    }
-    let _ = read_notifications(&socket, Duration::from_millis(300));
-    let stalled = read_notifications(&socket, Duration::from_millis(1200));
-    // SAFETY: detaching the thread seized above, from this same thread.
-    unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0, 0) };
-    assert!(
-        !stalled.iter().any(|(_, m)| m.contains("WATCHDOG=1")),
-        "pings went on with a stuck thread: {stalled:?}"
-    );
-    wait_for(&socket, "WATCHDOG=1");
+    watchdog_follows(&socket, d.pid(), &format!("tap-rx-{}", workers - 1));
 
     // SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1.
     d.signal(libc::SIGHUP);

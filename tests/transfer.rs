@@ -162,6 +162,20 @@ fn intact_and_in_order_with_a_50_us_batch_wait() {
     );
 }
 
+/// Two workers of one thread each: a worker's TAP queue and its sockets in one loop.
+#[test]
+fn intact_and_in_order_with_two_queues_of_one_thread_each() {
+    transfer(
+        "intact_and_in_order_with_two_queues_of_one_thread_each",
+        &Case {
+            device: &["queues = 2", "worker_threads = 1"],
+            underlay: &[],
+            queues: Some(2),
+            offload: None,
+        },
+    );
+}
+
 /// Two workers, the outer source ports by hash (RFC 7348) instead of in turn.
 #[test]
 fn intact_and_in_order_with_two_queues_and_source_ports_by_hash() {
@@ -176,14 +190,20 @@ fn intact_and_in_order_with_two_queues_and_source_ports_by_hash() {
     );
 }
 
-/// Two workers with no offloads, trusted checksums and a batch wait: the most frames per
-/// batch, split over two workers, nothing merged by the kernel to hide a reordering.
+/// Two workers of one thread each with no offloads, trusted checksums and a batch wait: the
+/// most frames per batch, split over two workers, nothing merged by the kernel to hide a
+/// reordering.
 #[test]
 fn intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait() {
     transfer(
         "intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait",
         &Case {
-            device: &["offload = false", "queues = 2", "batch_wait_us = 50"],
+            device: &[
+                "offload = false",
+                "queues = 2",
+                "worker_threads = 1",
+                "batch_wait_us = 50",
+            ],
             underlay: &["offload = false", "inner_checksum = \"trust\""],
             queues: Some(2),
             offload: Some(false),
@@ -273,6 +293,22 @@ fn transfer(test: &str, case: &Case) {
                 let said = d.log();
                 assert!(said.contains(TWO_WORKERS), "{test}: {TWO_WORKERS}\n{said}");
             }
+        }
+    }
+    // The data-path threads are those the case asked for: a thread per worker, or one per
+    // direction of each.
+    if let Some(queues) = case.queues {
+        let joined = case.device.contains(&"worker_threads = 1");
+        for d in [&p.da, &p.db] {
+            let threads = data_path_threads(d.pid());
+            let mut expected: Vec<String> = (0..queues)
+                .flat_map(|w| match joined {
+                    true => vec![format!("worker-{w}")],
+                    false => vec![format!("net-rx-{w}"), format!("tap-rx-{w}")],
+                })
+                .collect();
+            expected.sort();
+            assert_eq!(threads, expected, "{test}: data-path threads");
         }
     }
     let setup = start.elapsed();
@@ -808,6 +844,23 @@ fn kernel_drops(ns: &Netns) -> String {
 
 /// The frames data-path thread `thread` received, from `vxtunctl show`'s "data path:" line
 /// (`... frames received per thread: tap-rx-0 12, net-rx-0 34, ...`).
+/// The names of process `pid`'s data-path threads, sorted.
+fn data_path_threads(pid: i32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .filter(|c| {
+            ["worker-", "tap-rx-", "net-rx-"]
+                .iter()
+                .any(|p| c.starts_with(p))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 fn thread_frames(shown: &str, thread: &str) -> u64 {
     shown
         .lines()

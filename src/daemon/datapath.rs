@@ -168,31 +168,70 @@ fn batch_wait(sh: &Shared, last_batch: usize) {
 /// to us is finished in place, and a TCP/UDP superframe is split (before taking the lock) into
 /// complete frames, each decided on its own.
 pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
-    let at = At {
-        core: tap_core(worker),
-        queue: worker,
-        verify: true,
-    };
-    let mut bufs: Vec<Box<[u8]>> = (0..BATCH)
-        .map(|_| vec![0u8; TAP_BUFFER].into_boxed_slice())
-        .collect();
-    let mut lens = [0usize; BATCH];
-    // Per buffer: whether it was split, into which of `seg_ranges` (or refused).
-    let mut shapes: Vec<Result<Range<usize>, ()>> = Vec::with_capacity(BATCH);
-    let mut segs: Vec<u8> = Vec::new();
-    let mut seg_ranges: Vec<Range<usize>> = Vec::new();
-    let skip = if sh.tap.vnet() { VNET_HDR_LEN } else { 0 };
-    let mut plan = Plan::new();
+    let mut side = TapSide::new(sh, worker);
     let mut poller = Poller::new(&[sh.tap.fd(worker), sh.stop.fd()]);
-    let mut last_batch = BATCH;
     loop {
-        if let Some(end) = wait_turning(sh, at.core, &mut poller, 1, "the TAP device") {
+        if let Some(end) = wait_turning(sh, side.at.core, &mut poller, 1, "the TAP device") {
             return end;
         }
-        batch_wait(sh, last_batch);
+        batch_wait(sh, side.last_batch);
+        side.batch(sh)?;
+    }
+}
+
+/// A TAP thread's state: its buffers, reused batch after batch.
+struct TapSide {
+    at: At,
+    bufs: Vec<Box<[u8]>>,
+    lens: [usize; BATCH],
+    /// Per buffer: whether it was split, into which of `seg_ranges` (or refused).
+    shapes: Vec<Result<Range<usize>, ()>>,
+    segs: Vec<u8>,
+    seg_ranges: Vec<Range<usize>>,
+    skip: usize,
+    plan: Plan,
+    last_batch: usize,
+}
+
+impl TapSide {
+    fn new(sh: &Shared, worker: usize) -> TapSide {
+        TapSide {
+            at: At {
+                core: tap_core(worker),
+                queue: worker,
+                verify: true,
+            },
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; TAP_BUFFER].into_boxed_slice())
+                .collect(),
+            lens: [0usize; BATCH],
+            shapes: Vec::with_capacity(BATCH),
+            segs: Vec::new(),
+            seg_ranges: Vec::new(),
+            skip: if sh.tap.vnet() { VNET_HDR_LEN } else { 0 },
+            plan: Plan::new(),
+            last_batch: BATCH,
+        }
+    }
+
+    /// Reads one batch from the TAP queue, decides it and sends it. Returns how many frames
+    /// it read.
+    fn batch(&mut self, sh: &Shared) -> Result<usize, ()> {
+        let TapSide {
+            at,
+            bufs,
+            lens,
+            shapes,
+            segs,
+            seg_ranges,
+            skip,
+            plan,
+            last_batch,
+        } = self;
+        let (at, skip) = (*at, *skip);
         let (mut n, mut bytes) = (0, 0);
         while n < BATCH && bytes < TAP_READ_BUDGET {
-            match sh.tap.recv(worker, &mut bufs[n]) {
+            match sh.tap.recv(at.queue, &mut bufs[n]) {
                 Ok(len) if len >= skip => {
                     lens[n] = len;
                     bytes += len;
@@ -208,19 +247,17 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             }
         }
         // A batch cut short by the byte budget (a few TSO superframes) was full: more waits.
-        last_batch = if bytes >= TAP_READ_BUDGET { BATCH } else { n };
+        *last_batch = if bytes >= TAP_READ_BUDGET { BATCH } else { n };
         shapes.clear();
         segs.clear();
         seg_ranges.clear();
-        for (buf, &len) in bufs.iter_mut().zip(&lens).take(n) {
+        for (buf, &len) in bufs.iter_mut().zip(lens.iter()).take(n) {
             let first = seg_ranges.len();
             let shape = match (skip, VnetHdr::decode(buf)) {
                 (0, _) => Ok(first..first),
-                (_, Some(hdr)) => {
-                    offload::segment(&hdr, &mut buf[skip..len], &mut segs, &mut seg_ranges)
-                        .map(|_| first..seg_ranges.len())
-                        .map_err(drop)
-                }
+                (_, Some(hdr)) => offload::segment(&hdr, &mut buf[skip..len], segs, seg_ranges)
+                    .map(|_| first..seg_ranges.len())
+                    .map_err(drop),
                 (_, None) => Err(()),
             };
             shapes.push(shape);
@@ -269,18 +306,29 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             extra,
             headers,
             ..
-        } = &mut plan;
+        } = plan;
+        let (bufs, lens, segs) = (&*bufs, &*lens, &*segs);
         deliver(sh, at, &plumbing, sends, headers, |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) => &segs[a..b],
         });
+        Ok(n)
     }
 }
 
 /// Worker `worker`'s receiving sockets -> switch -> its TAP queue or other tunnels. Returns
 /// like [`tap_loop`]. After a reload it polls the new set of sockets.
 pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
+    underlay_loop(sh, worker, None)
+}
+
+/// Worker `worker` as one thread: its TAP queue and its receiving sockets in one loop.
+pub(super) fn worker_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
+    underlay_loop(sh, worker, Some(TapSide::new(sh, worker)))
+}
+
+fn underlay_loop(sh: &Shared, worker: usize, mut tap: Option<TapSide>) -> Result<(), ()> {
     let at = At {
         core: net_core(worker),
         queue: worker,
@@ -313,6 +361,10 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             .map(|s| &**s)
             .collect();
         let mut fds: Vec<i32> = receiving.iter().map(|s| s.fd()).collect();
+        let tap_fd = fds.len();
+        if tap.is_some() {
+            fds.push(sh.tap.fd(worker));
+        }
         fds.extend([sh.sockets_changed[worker].fd(), sh.stop.fd()]);
         let (changed, stop) = (fds.len() - 2, fds.len() - 1);
         let mut poller = Poller::new(&fds);
@@ -322,8 +374,16 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
             {
                 return end;
             }
+            if let Some(side) = &mut tap {
+                sh.beats[side.at.core].beat();
+            }
             batch_wait(sh, last_batch);
             last_batch = 0;
+            if let Some(side) = &mut tap {
+                if poller.ready(tap_fd) {
+                    last_batch += side.batch(sh)?;
+                }
+            }
             let reloaded = poller.ready(changed) && {
                 sh.sockets_changed[worker].clear();
                 sh.generation.load(Ordering::Acquire) != generation

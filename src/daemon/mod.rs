@@ -32,7 +32,7 @@ mod vxtunctl;
 
 pub use mtu::{describe, MtuSource, Mtus};
 
-use datapath::{net_loop, tap_loop};
+use datapath::{net_loop, tap_loop, worker_loop};
 use mtu::{largest_pings, warn_about};
 use plumbing::Plumbing;
 use reload::reload;
@@ -111,6 +111,8 @@ struct Shared {
     workers: usize,
     /// See [`crate::config::DeviceConfig::batch_wait_us`].
     batch_wait: Option<std::time::Duration>,
+    /// See [`crate::config::DeviceConfig::worker_threads`].
+    worker_threads: u8,
     /// Whether received VXLAN frames are checksummed before coalescing.
     inner_checksum: InnerChecksum,
     /// With `flow_spread = "balance"`: the TCP connections and their turns.
@@ -281,6 +283,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .collect()
         },
         workers,
+        worker_threads: config.device.worker_threads,
         batch_wait: (config.device.batch_wait_us > 0)
             .then(|| std::time::Duration::from_micros(u64::from(config.device.batch_wait_us))),
         inner_checksum: config.underlay.inner_checksum,
@@ -325,22 +328,23 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         };
         let mut data_threads = Ok(());
         for w in 0..shared.workers {
-            let tap = shared.thread_name(tap_core(w));
-            let net = shared.thread_name(net_core(w));
-            let spawned = std::thread::Builder::new()
-                .name(tap.clone())
-                .spawn_scoped(scope, move || {
-                    stop_all(guarded(&tap, || tap_loop(shared, w)))
-                })
-                .and_then(|_| {
-                    std::thread::Builder::new()
-                        .name(net.clone())
-                        .spawn_scoped(scope, move || {
-                            stop_all(guarded(&net, || net_loop(shared, w)))
-                        })
-                });
-            if let Err(e) = spawned {
-                data_threads = Err(e);
+            type Loop = fn(&Shared, usize) -> Result<(), ()>;
+            let loops: &[(String, Loop)] = match shared.worker_threads {
+                1 => &[(format!("worker-{w}"), worker_loop)],
+                _ => &[
+                    (shared.thread_name(tap_core(w)), tap_loop),
+                    (shared.thread_name(net_core(w)), net_loop),
+                ],
+            };
+            for (name, body) in loops.iter().cloned() {
+                let spawned = std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(scope, move || stop_all(guarded(&name, || body(shared, w))));
+                if let Err(e) = spawned {
+                    data_threads = Err(e);
+                }
+            }
+            if data_threads.is_err() {
                 break;
             }
         }
@@ -541,8 +545,9 @@ impl Shared {
         self.cores.len() - 1
     }
 
-    /// The name of the thread that decides with core `i` (`tap-rx-0`, `net-rx-0`, ...;
-    /// `control` for PACKET_OUTs).
+    /// The name of the side that decides with core `i` (`tap-rx-0`, `net-rx-0`, ...;
+    /// `control` for PACKET_OUTs), also its thread's when each direction has one
+    /// (`worker_threads = 2`).
     fn thread_name(&self, i: usize) -> String {
         match i {
             i if i == self.control_core() => "control".to_owned(),

@@ -203,12 +203,16 @@ pub(super) fn warn_about(mtus: &Mtus) {
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(
-        "data path: {} worker(s) ({}), txqueuelen {}, batch wait {}, inner checksums {}, \
+        "data path: {} worker(s) ({}; {}), txqueuelen {}, batch wait {}, inner checksums {}, \
          flow spread {}",
         device.queue_count(),
         match device.queues {
             Some(_) => "configured",
             None => "one per core",
+        },
+        match device.worker_threads {
+            1 => "one thread each",
+            _ => "a thread per direction",
         },
         match device.txqueuelen {
             Some(len) => format!("{len} frames per queue"),
@@ -229,19 +233,20 @@ mod tests {
 
     #[test]
     fn check_tells_the_data_path_settings() {
-        let text = "[device]\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 5000\n[underlay]\n\
+        let text = "[device]\nqueues = 3\nworker_threads = 1\nbatch_wait_us = 50\n\
+                    txqueuelen = 5000\n[underlay]\n\
                     local = \"10.0.0.1\"\n\
                     inner_checksum = \"trust\"\nflow_spread = \"hash\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
-            "data path: 3 worker(s) (configured), txqueuelen 5000 frames per queue, \
+            "data path: 3 worker(s) (configured; one thread each), txqueuelen 5000 frames per queue, \
              batch wait 50 us, inner checksums trust, flow spread hash"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
-            "(one per core), txqueuelen unset (the device's), batch wait off, inner checksums auto, \
+            "(one per core; a thread per direction), txqueuelen unset (the device's), batch wait off, inner checksums auto, \
              flow spread balance"
         ));
     }

@@ -41,8 +41,8 @@ impl Shared {
         f(&mut merged)
     }
 
-    /// Frames received by each data-path thread, named as the threads are (`tap-rx-0`,
-    /// `net-rx-0`, ...; `control` for PACKET_OUTs).
+    /// Frames received by each side of each worker, named as the threads of a worker with a
+    /// thread per direction are (`tap-rx-0`, `net-rx-0`, ...; `control` for PACKET_OUTs).
     pub(super) fn thread_frames(&self) -> Vec<(String, u64)> {
         let counts: Vec<u64> = lock_all(self)
             .iter()
