@@ -1,6 +1,7 @@
-//! The data path: per worker, the TAP thread (its TAP queue -> switch -> tunnels) and the
-//! underlay thread (its sockets -> switch -> its TAP queue or other tunnels), each a
-//! run-to-completion loop over batches, deciding with a switch shard of its own.
+//! The data path: per worker, the TAP side (its TAP queue -> switch -> tunnels) and the
+//! underlay side (its sockets -> switch -> its TAP queue or other tunnels), each a
+//! run-to-completion loop over batches on a thread of its own, or both in one loop on one
+//! thread (`[device] worker_threads = 1`); each side decides with a switch shard of its own.
 
 use std::io;
 use std::ops::Range;
@@ -179,7 +180,8 @@ pub(super) fn tap_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     }
 }
 
-/// A TAP thread's state: its buffers, reused batch after batch.
+/// A worker's TAP side: its buffers and plan, reused batch after batch, by its own thread
+/// ([`tap_loop`]) or by the worker's one thread ([`worker_loop`]).
 struct TapSide {
     at: At,
     bufs: Vec<Box<[u8]>>,
@@ -323,7 +325,9 @@ pub(super) fn net_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     underlay_loop(sh, worker, None)
 }
 
-/// Worker `worker` as one thread: its TAP queue and its receiving sockets in one loop.
+/// Worker `worker` as one thread: its TAP queue and its receiving sockets polled together,
+/// each ready one served a batch per pass. A flow's ACKs then find the thread that sends its
+/// data awake more often, and nobody needs waking for them.
 pub(super) fn worker_loop(sh: &Shared, worker: usize) -> Result<(), ()> {
     underlay_loop(sh, worker, Some(TapSide::new(sh, worker)))
 }
