@@ -340,7 +340,7 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wa
         udp80) args=(-u -b "$(paced_rate)" -l 1400 -w 4M) ;;
     esac
     local before machine_before out=$tmp/$path-$test-$run
-    if [ "$test" = udp ]; then loss_snapshot "$path" "$out.loss0"; fi
+    case "$test" in udp*) loss_snapshot "$path" "$out.loss0" ;; esac
     before=$(cpu_ticks "$path")
     wakeups "$path" >"$out.wake0"
     machine_before=$(machine_ticks)
@@ -349,7 +349,7 @@ measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wa
     echo $(($(machine_ticks) - machine_before)) >"$out.mcpu"
     wakeups "$path" >"$out.wake1"
     echo $(($(cpu_ticks "$path") - before)) >"$out.cpu"
-    if [ "$test" = udp ]; then loss_snapshot "$path" "$out.loss1"; fi
+    case "$test" in udp*) loss_snapshot "$path" "$out.loss1" ;; esac
 }
 
 rss_start=""
@@ -502,7 +502,7 @@ if results.get(("vxtund", "tcp")) and ("gre", "tcp") in results:
         f"{name} {results[('gre', t)] / results[('vxtund', t)]:.2f}×"
         for t, name in (("tcp", "1 stream"), ("tcp_rev", "reverse"), ("tcp4", "4 streams"))
         if results.get(("vxtund", t)) and ("gre", t) in results))
-# Where the udp test's datagrams were lost: counters read in both namespaces before and after it.
+# Where the UDP tests' datagrams were lost: counters read in both namespaces before and after each.
 devices = {"kernel": "vx0", "tinc": "tinc0", "openvpn": "tap0"} # vxtund's paths: vxt0; veth: none
 tunnel_sockets = {"kernel": ("udp", 8472), "tinc": ("udp", 655), "openvpn": ("udp", 1194),
                   "gre": ("raw", 47)} # (table, local port or protocol); vxtund's paths: udp 8472
@@ -540,13 +540,13 @@ def counters(name): # the snapshot of loss_snapshot, as {counter: value}
                 c[f"vxtund.{port}.{k}"] = c.get(f"vxtund.{port}.{k}", 0) + int(v)
     return c
 
-def loss_parts(path, run): # (sent, lost, {place: datagrams}) of one udp run, or None
+def loss_parts(path, test, run): # (sent, lost, {place: datagrams}) of one UDP run, or None
     try:
-        with open(f"{tmp}/{path}-udp-{run}.json") as f:
+        with open(f"{tmp}/{path}-{test}-{run}.json") as f:
             end = json.load(f)["end"]
         sent, got = end.get("sum_sent", end["sum"]), end.get("sum_received", end["sum"])
         sent, lost = sent["packets"], sent["packets"] - (got["packets"] - got["lost_packets"])
-        a0, a1, b0, b1 = (counters(f"{tmp}/{path}-udp-{run}.loss{n}.{s}")
+        a0, a1, b0, b1 = (counters(f"{tmp}/{path}-{test}-{run}.loss{n}.{s}")
                           for n, s in ((0, "a"), (1, "a"), (0, "b"), (1, "b")))
     except Exception:
         return None
@@ -579,17 +579,17 @@ def loss_parts(path, run): # (sent, lost, {place: datagrams}) of one udp run, or
     parts["other"] = lost - sum(parts.values())
     return sent, lost, parts
 
-if "udp" in tests:
-    places = [("send_dev", "sending TAP / device: tx_dropped"), ("send_vxtund", "sending vxtund"),
-              ("veth", "underlay veth"), ("sockets", "tunnel sockets"),
-              ("recv_vxtund", "receiving vxtund"), ("recv_dev", "receiving TAP / device: rx_dropped"),
-              ("recv_socket", "receiving iperf3 socket"), ("late", "late"), ("other", "other")]
+places = [("send_dev", "sending TAP / device: tx_dropped"), ("send_vxtund", "sending vxtund"),
+          ("veth", "underlay veth"), ("sockets", "tunnel sockets"),
+          ("recv_vxtund", "receiving vxtund"), ("recv_dev", "receiving TAP / device: rx_dropped"),
+          ("recv_socket", "receiving iperf3 socket"), ("late", "late"), ("other", "other")]
+for test in [t for t in ("udp", "udp80") if t in tests]:
     print()
-    print("| UDP 1400 B: where datagrams were lost, % of those sent (the run of median loss) | lost | "
+    print(f"| {short[test]}: where datagrams were lost, % of those sent (the run of median loss) | lost | "
           + " | ".join(name for _, name in places) + " |")
     print("|---|" + "---|" * (len(places) + 1))
     for path in paths:
-        found = [(r, loss_parts(path, r)) for r in range(1, runs + 1)]
+        found = [(r, loss_parts(path, test, r)) for r in range(1, runs + 1)]
         found = sorted(((r, x) for r, x in found if x), key=lambda rx: rx[1][1] / rx[1][0])
         if not found:
             print(f"| {labels.get(path, path)} | — |" + " — |" * len(places))
@@ -598,7 +598,8 @@ if "udp" in tests:
         pct = lambda n: f"{100 * n / sent + 0.0:.2f}".replace("-0.00", "0.00")
         print(f"| {labels.get(path, path)} (run {run}) | {pct(lost)} | "
               + " | ".join(pct(parts[k]) if k in parts else "—" for k, _ in places) + " |")
-    print("· lost: sent less received (iperf3's own loss leaves out the last datagrams, which it never saw). Counter deltas over the udp test, read in the namespaces:"
+if "udp" in tests or "udp80" in tests:
+    print("· lost: sent less received (iperf3's own loss leaves out the last datagrams, which it never saw). Counter deltas over each UDP test, read in the namespaces:"
           " sending TAP / device: tx_dropped (a TAP's ring full: its reader too slow) and qdisc drops of vxt0, vx0, tinc0 or tap0 at the sender;"
           " vxtund: frames it read but did not send (drops, failed sends), and received but did not write, from vxtunctl show;"
           " underlay veth: the veth's drops (its peer's backlog full);"

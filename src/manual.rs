@@ -52,7 +52,7 @@ Threads per worker: 2 runs each direction (TAP to tunnels, tunnels to TAP) on a 
 After a wake-up that follows a batch smaller than full, wait this long (up to 1000) before reading. Default 0 (off).
 .TP
 \fBtxqueuelen\fR
-Frames each TAP queue holds until a worker reads them (1 to 100000), as ip link's txqueuelen. Default: the device's (1000 for a new TAP).
+Frames each TAP queue holds until a worker reads them (1 to 100000), as ip link's txqueuelen. Default: 4000 on a TAP vxtund creates; an existing device keeps its own.
 .SS [underlay]
 .TP
 \fBlocal\fR

@@ -324,7 +324,7 @@ fn tap_mac_configured_derived_or_kept() {
 }
 
 /// `txqueuelen` on a persistent TAP (one vxtund did not create, already up) is set too, and
-/// stays when vxtund stops.
+/// stays when vxtund stops; unset, such a device keeps its own (not vxtund's default).
 #[test]
 fn txqueuelen_on_a_persistent_tap() {
     if !common::require_root("txqueuelen_on_a_persistent_tap") {
@@ -351,4 +351,10 @@ fn txqueuelen_on_a_persistent_tap() {
         "3000",
         "the device outlives vxtund, its length with it"
     );
+    // Unset: a device vxtund did not create keeps its own length (the default is for the
+    // TAPs it creates).
+    let unset = config(0).replace("txqueuelen = 0\n", "");
+    let d = Daemon::start(&a, &unset);
+    assert_eq!(qlen(), "3000", "{}", d.log());
+    assert!(d.stop().success());
 }

@@ -295,6 +295,12 @@ fn transfer(test: &str, case: &Case) {
             }
         }
     }
+    // Unset, `txqueuelen` is vxtund's default on the TAPs it creates.
+    if !case.device.iter().any(|l| l.starts_with("txqueuelen")) {
+        for (ns, d) in [(&p.a, &p.da), (&p.b, &p.db)] {
+            assert_eq!(tx_queue_len(ns), 4000, "{test}: TAP ring\n{}", d.log());
+        }
+    }
     // The data-path threads are those the case asked for: a thread per worker, or one per
     // direction of each.
     if let Some(queues) = case.queues {

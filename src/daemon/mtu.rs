@@ -216,7 +216,10 @@ fn data_path(config: &Config) -> String {
         },
         match device.txqueuelen {
             Some(len) => format!("{len} frames per queue"),
-            None => "unset (the device's)".to_owned(),
+            None => format!(
+                "unset ({} on a TAP vxtund creates, else the device's)",
+                crate::config::DEFAULT_TXQUEUELEN
+            ),
         },
         match device.batch_wait_us {
             0 => "off".to_owned(),
@@ -246,7 +249,8 @@ mod tests {
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
-            "(one per core; a thread per direction), txqueuelen unset (the device's), batch wait off, inner checksums auto, \
+            "(one per core; a thread per direction), txqueuelen unset (4000 on a TAP vxtund creates, else the device's), \
+             batch wait off, inner checksums auto, \
              flow spread balance"
         ));
     }

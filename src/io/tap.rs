@@ -90,7 +90,8 @@ pub enum MacChoice {
 pub struct Rings {
     /// Queues, one data-path worker each.
     pub queues: usize,
-    /// The transmit queue length (frames per ring); `None` leaves the device's.
+    /// The transmit queue length (frames per ring); `None`:
+    /// [`crate::config::DEFAULT_TXQUEUELEN`] if the device is created, else the device's.
     pub txqueuelen: Option<u32>,
 }
 
@@ -181,7 +182,8 @@ impl Tap {
             )))?;
         }
         tap.set_mtu(mtu)?;
-        if let Some(len) = rings.txqueuelen {
+        let default = tap.created.then_some(crate::config::DEFAULT_TXQUEUELEN);
+        if let Some(len) = rings.txqueuelen.or(default) {
             tap.set_txqueuelen(len)?;
         }
         for addr in addresses {
