@@ -330,7 +330,7 @@ loss_snapshot() { # loss_snapshot PATH FILE: the counters of where UDP datagrams
 }
 
 measure() { # measure PATH TEST RUN -> $tmp/PATH-TEST-RUN.json, .cpu, .mcpu, .wake0, .wake1
-    # and, for udp, .loss0.{a,b} and .loss1.{a,b}
+    # and, for udp and udp80, .loss0.{a,b} and .loss1.{a,b}
     local path=$1 test=$2 run=$3 args=()
     case "$test" in
         tcp) args=() ;;

@@ -209,7 +209,8 @@ pub fn render(s: &Snapshot) -> String {
         "vxtund_thread_rx_frames_total",
         "counter",
         "Frames each data-path thread received (a worker per TAP queue, a thread per \
-         direction; `control` for the frames controllers sent).",
+         direction; with worker_threads = 1, each side of a worker's one thread; `control` for \
+         the frames controllers sent).",
         &threads,
     );
     let plain = |v: u64| vec![(String::new(), v.to_string())];

@@ -190,13 +190,27 @@ fn intact_and_in_order_with_two_queues_and_source_ports_by_hash() {
     );
 }
 
-/// Two workers of one thread each with no offloads, trusted checksums and a batch wait: the
-/// most frames per batch, split over two workers, nothing merged by the kernel to hide a
-/// reordering.
+/// Two workers with no offloads, trusted checksums and a batch wait: the most frames per
+/// batch, split over two workers, nothing merged by the kernel to hide a reordering.
 #[test]
 fn intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait() {
     transfer(
         "intact_and_in_order_with_two_queues_no_offloads_trusted_checksums_and_a_batch_wait",
+        &Case {
+            device: &["offload = false", "queues = 2", "batch_wait_us = 50"],
+            underlay: &["offload = false", "inner_checksum = \"trust\""],
+            queues: Some(2),
+            offload: Some(false),
+        },
+    );
+}
+
+/// The same with one thread per worker: its TAP side and its underlay side take turns in one
+/// loop, with the batch wait between passes.
+#[test]
+fn intact_and_in_order_with_two_one_thread_queues_no_offloads_trusted_checksums_and_a_batch_wait() {
+    transfer(
+        "intact_and_in_order_with_two_one_thread_queues_no_offloads_trusted_checksums_and_a_batch_wait",
         &Case {
             device: &[
                 "offload = false",
@@ -265,6 +279,63 @@ fn txqueuelen_is_set_changed_by_reload_and_keeps_order() {
         p.da.log()
     );
     assert_eq!(tx_queue_len(&p.a), 3000, "{test}: after the refused reload");
+}
+
+/// One thread per worker through reloads: moving the tunnel to another UDP port gives each
+/// worker's one loop a new set of sockets beside its TAP queue (the old ones read once more,
+/// then closed), and transfers stay intact; a reload that would change `worker_threads` is
+/// refused (it needs a restart) and changes nothing.
+#[test]
+fn one_thread_workers_follow_a_reload_to_another_port() {
+    let test = "one_thread_workers_follow_a_reload_to_another_port";
+    if !common::require_root(test) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let mut p = Pair::up(&Case {
+        device: &["queues = 2", "worker_threads = 1"],
+        underlay: &[],
+        queues: Some(2),
+        offload: None,
+    });
+    assert!(
+        p.a.pings("10.93.0.2") && p.b.pings("fd93::1"),
+        "{test}: pings"
+    );
+    for d in [&mut p.da, &mut p.db] {
+        let path = d.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let moved = text.replace("vni = 93\n", "vni = 93\ndst_port = 4790\n");
+        std::fs::write(&path, moved).unwrap();
+        d.reload("reloaded");
+    }
+    let shown = p.da.show();
+    assert!(
+        shown.contains(":4790 vni 93"),
+        "{test}: the new port\n{shown}"
+    );
+    if let Err(e) = p.tcp_four_ways() {
+        panic!("{test}: TCP after the reload: {e}\n{}", p.diagnosis());
+    }
+    for d in [&p.da, &p.db] {
+        let threads = data_path_threads(d.pid());
+        assert_eq!(threads, ["worker-0", "worker-1"], "{test}: threads");
+    }
+
+    let path = p.da.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("worker_threads = 1", "worker_threads = 2"),
+    )
+    .unwrap();
+    p.da.reload("reload refused");
+    assert!(
+        p.da.log().contains("device.worker_threads"),
+        "{test}: the refusal names the setting\n{}",
+        p.da.log()
+    );
+    assert!(p.a.pings("10.93.0.2"), "{test}: still forwarding");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -848,8 +919,6 @@ fn kernel_drops(ns: &Netns) -> String {
     text
 }
 
-/// The frames data-path thread `thread` received, from `vxtunctl show`'s "data path:" line
-/// (`... frames received per thread: tap-rx-0 12, net-rx-0 34, ...`).
 /// The names of process `pid`'s data-path threads, sorted.
 fn data_path_threads(pid: i32) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -867,6 +936,8 @@ fn data_path_threads(pid: i32) -> Vec<String> {
     names
 }
 
+/// The frames data-path thread `thread` received, from `vxtunctl show`'s "data path:" line
+/// (`... frames received per thread: tap-rx-0 12, net-rx-0 34, ...`).
 fn thread_frames(shown: &str, thread: &str) -> u64 {
     shown
         .lines()

@@ -385,7 +385,9 @@ fn underlay_loop(sh: &Shared, worker: usize, mut tap: Option<TapSide>) -> Result
             last_batch = 0;
             if let Some(side) = &mut tap {
                 if poller.ready(tap_fd) {
-                    last_batch += side.batch(sh)?;
+                    side.batch(sh)?;
+                    // A batch cut short by the byte budget counts as full (see `batch`).
+                    last_batch += side.last_batch;
                 }
             }
             let reloaded = poller.ready(changed) && {

@@ -1,8 +1,8 @@
 //! Wiring: opens the TAP and the underlay sockets, runs the data path, handles signals.
 //!
 //! The data path ([`datapath`]) is one worker per TAP queue (`[device] queues`, one per core by
-//! default), each two threads, one per direction, each a tight loop that moves a batch of
-//! frames per wake-up: read the batch, lock its switch shard once to decide every frame, then
+//! default), each two threads, one per direction (or one thread for both, `[device]
+//! worker_threads = 1`), each a tight loop that moves a batch of frames per wake-up: read the batch, lock its switch shard once to decide every frame, then
 //! send. A worker reads its own TAP queue and its own VXLAN sockets (`SO_REUSEPORT`, spread by
 //! the outer source port), and writes to its own TAP queue, so the kernel keeps each flow on
 //! one worker. Another thread answers `vxtunctl` on the control socket ([`vxtunctl`]). The main
@@ -342,6 +342,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                     .spawn_scoped(scope, move || stop_all(guarded(&name, || body(shared, w))));
                 if let Err(e) = spawned {
                     data_threads = Err(e);
+                    break;
                 }
             }
             if data_threads.is_err() {
