@@ -429,28 +429,30 @@ fn watchdog_follows(socket: &UnixDatagram, pid: i32, stuck: &str) {
     wait_for(socket, "WATCHDOG=1");
 }
 
-/// With one thread per worker (`worker_threads = 1`), that thread turns for both sides: pings
-/// while it runs, none while the last one is stuck.
-#[test]
-fn the_watchdog_watches_one_thread_workers() {
-    let name = "the_watchdog_watches_one_thread_workers";
-    if !common::require_root(name) {
-        return;
-    }
-    let ns = lone_namespace("ntf1");
-    let dir = std::env::temp_dir().join(common::unique("ntf1"));
+/// A daemon under a stand-in for systemd: LONE in a namespace of its own (`device`: lines
+/// added to its `[device]`), reporting to a notification socket of the test's, with a 400 ms
+/// watchdog (pings at least every 200 ms).
+struct Notified {
+    d: Proc,
+    socket: UnixDatagram,
+    dir: PathBuf,
+    config: String,
+    /// The namespace: bind it (`_ns`, not `..`), or it goes when the struct is taken apart.
+    _ns: Netns,
+}
+
+fn under_systemd(tag: &str, device: &str) -> Notified {
+    let ns = lone_namespace(tag);
+    let dir = std::env::temp_dir().join(common::unique(tag));
     fs::create_dir_all(&dir).unwrap();
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let config = format!(
         "{}[control]\nsocket = \"{}\"\n[openflow]\nlisten = []\n",
-        LONE.replace(
-            "name = \"vxt0\"\n",
-            "name = \"vxt0\"\nqueues = 2\nworker_threads = 1\n"
-        ),
+        LONE.replace("name = \"vxt0\"\n", &format!("name = \"vxt0\"\n{device}")),
         dir.join("ctl.sock").display()
     );
-    let mut d = Proc::start(
+    let d = Proc::start(
         &ns,
         &dir,
         "seg9.toml",
@@ -461,6 +463,31 @@ fn the_watchdog_watches_one_thread_workers() {
         ],
         &[],
     );
+    Notified {
+        d,
+        socket,
+        dir,
+        config,
+        _ns: ns,
+    }
+}
+
+/// With one thread per worker (`worker_threads = 1`), that thread turns for both sides: pings
+/// while it runs, none while the last one is stuck.
+#[test]
+fn the_watchdog_watches_one_thread_workers() {
+    let name = "the_watchdog_watches_one_thread_workers";
+    if !common::require_root(name) {
+        return;
+    }
+    // The namespace first: bindings drop in reverse, so the daemon goes before it.
+    let Notified {
+        _ns,
+        mut d,
+        socket,
+        dir,
+        ..
+    } = under_systemd("ntf1", "queues = 2\nworker_threads = 1\n");
     wait_for(&socket, "READY=1");
     watchdog_follows(&socket, d.pid(), "worker-1");
     let status = d.stop();
@@ -474,25 +501,13 @@ fn systemd_notifications_ready_watchdog_reload_stop() {
     if !common::require_root(name) {
         return;
     }
-    let ns = lone_namespace("ntf");
-    let dir = std::env::temp_dir().join(common::unique("ntf"));
-    fs::create_dir_all(&dir).unwrap();
-    let socket_path = dir.join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let config = format!(
-        "{LONE}[control]\nsocket = \"{}\"\n[openflow]\nlisten = []\n",
-        dir.join("ctl.sock").display()
-    );
-    let notify = socket_path.to_str().unwrap();
-    // A 400 ms watchdog: pings at least every 200 ms.
-    let mut d = Proc::start(
-        &ns,
-        &dir,
-        "seg9.toml",
-        &config,
-        &[("NOTIFY_SOCKET", notify), ("WATCHDOG_USEC", "400000")],
-        &[],
-    );
+    let Notified {
+        _ns,
+        mut d,
+        socket,
+        dir,
+        config,
+    } = under_systemd("ntf", "");
     let first = wait_for(&socket, "READY=1");
     let ready = first.last().unwrap();
     assert!(

@@ -216,9 +216,9 @@ impl TapSide {
         }
     }
 
-    /// Reads one batch from the TAP queue, decides it and sends it. Returns how many frames
-    /// it read.
-    fn batch(&mut self, sh: &Shared) -> Result<usize, ()> {
+    /// Reads one batch from the TAP queue, decides it and sends it; `last_batch` then says how
+    /// full it was, for [`batch_wait`].
+    fn batch(&mut self, sh: &Shared) -> Result<(), ()> {
         let TapSide {
             at,
             bufs,
@@ -315,7 +315,7 @@ impl TapSide {
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) => &segs[a..b],
         });
-        Ok(n)
+        Ok(())
     }
 }
 
@@ -378,12 +378,11 @@ fn underlay_loop(sh: &Shared, worker: usize, mut tap: Option<TapSide>) -> Result
             {
                 return end;
             }
-            if let Some(side) = &mut tap {
-                sh.beats[side.at.core].beat();
-            }
             batch_wait(sh, last_batch);
             last_batch = 0;
             if let Some(side) = &mut tap {
+                // This thread turns for the TAP side too.
+                sh.beats[side.at.core].beat();
                 if poller.ready(tap_fd) {
                     side.batch(sh)?;
                     // A batch cut short by the byte budget counts as full (see `batch`).

@@ -2,12 +2,13 @@
 //!
 //! The data path ([`datapath`]) is one worker per TAP queue (`[device] queues`, one per core by
 //! default), each two threads, one per direction (or one thread for both, `[device]
-//! worker_threads = 1`), each a tight loop that moves a batch of frames per wake-up: read the batch, lock its switch shard once to decide every frame, then
-//! send. A worker reads its own TAP queue and its own VXLAN sockets (`SO_REUSEPORT`, spread by
-//! the outer source port), and writes to its own TAP queue, so the kernel keeps each flow on
-//! one worker. Another thread answers `vxtunctl` on the control socket ([`vxtunctl`]). The main
-//! thread (here) waits for signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter, SIGHUP
-//! reloads the config ([`reload`]).
+//! worker_threads = 1`), each a tight loop that moves a batch of frames per wake-up: read the
+//! batch, lock its switch shard once to decide every frame, then send. A worker reads its own
+//! TAP queue and its own VXLAN sockets (`SO_REUSEPORT`, spread by the outer source port), and
+//! writes to its own TAP queue, so the kernel keeps each flow on one worker. Another thread
+//! answers `vxtunctl` on the control socket ([`vxtunctl`]). The main thread (here) waits for
+//! signals: SIGTERM/SIGINT stop, SIGUSR1 logs every counter, SIGHUP reloads the config
+//! ([`reload`]).
 //!
 //! Every data-path thread decides with a shard of the switch of its own ([`Core`]: the switch's
 //! counters are per shard; the flow table, the MAC table and the rate limiters are shared, see
