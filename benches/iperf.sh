@@ -18,7 +18,7 @@
 #   vxtund_NAME   the vxtund path with the settings of VARIANTS' NAME (below)
 # VARIANTS compares vxtund configured differently in the same run: space-separated NAME:SPEC,
 # SPEC a comma-separated list of key=value settings; each NAME adds a path vxtund_NAME, the
-# vxtund path with those lines in its config (queues, worker_threads, batch_wait_us, txqueuelen and offload go
+# vxtund path with those lines in its config (queues, worker_threads, batch_wait_us, busy_poll_us, txqueuelen and offload go
 # into [device], inner_checksum and flow_spread into [underlay]; numbers and true/false are written bare,
 # anything else quoted; a setting replaces the path's own line for that key).
 # iperf3 runs TCP one stream each way, TCP four streams, UDP with 1400-byte datagrams at full
@@ -70,7 +70,7 @@ VARIANTS=${VARIANTS:-}
 
 variant_section() { # variant_section KEY: the config section a variant's KEY goes into
     case "$1" in
-        queues | batch_wait_us | offload | txqueuelen | worker_threads) echo device ;;
+        queues | batch_wait_us | busy_poll_us | offload | txqueuelen | worker_threads) echo device ;;
         inner_checksum | flow_spread) echo underlay ;;
         *) return 1 ;;
     esac

@@ -230,6 +230,12 @@ pub struct DeviceConfig {
     /// After a wake-up that follows a batch smaller than full, wait this long (microseconds)
     /// for more frames before reading: fewer wake-ups per byte for some latency. 0: off.
     pub batch_wait_us: u32,
+    /// Before a data-path thread sleeps, poll its TAP queue or sockets this long
+    /// (microseconds) without sleeping, yielding the CPU to other runnable threads between
+    /// two looks: while frames keep coming the thread is never put to sleep, so nobody pays
+    /// for waking it, at the price of a busy core while traffic lasts (and this long after
+    /// each frame when it is sparse). 0: off, sleep at once.
+    pub busy_poll_us: u32,
     /// The TAP's transmit queue length in frames (`txqueuelen = N`, as `ip link set ...
     /// txqueuelen`): the ring, one per queue, that holds what the host sends until a worker
     /// reads it, and drops from when full. `None`: [`DEFAULT_TXQUEUELEN`] on a TAP vxtund
@@ -258,6 +264,9 @@ pub const MAX_TXQUEUELEN: u32 = 100_000;
 
 /// The longest `batch_wait_us`: a millisecond already costs TCP more than it saves.
 pub const MAX_BATCH_WAIT_US: u32 = 1000;
+
+/// The longest `busy_poll_us`: a frame every 10 ms then keeps a core busy all the time.
+pub const MAX_BUSY_POLL_US: u32 = 10_000;
 
 impl DeviceConfig {
     /// How many TAP queues and workers: as configured, else one per core the process may run
@@ -961,6 +970,18 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
             }
             w => w.map_or(0, Spanned::into_inner),
         },
+        busy_poll_us: match raw.busy_poll_us {
+            Some(w) if *w.get_ref() > MAX_BUSY_POLL_US => {
+                return Err(err(
+                    Some(w.span()),
+                    format!(
+                        "busy_poll_us {}: at most {MAX_BUSY_POLL_US} (0 turns it off)",
+                        w.get_ref()
+                    ),
+                ))
+            }
+            w => w.map_or(0, Spanned::into_inner),
+        },
         txqueuelen: match raw.txqueuelen {
             Some(q) if !(1..=MAX_TXQUEUELEN).contains(q.get_ref()) => {
                 return Err(err(
@@ -1331,6 +1352,7 @@ struct RawDevice {
     mac: Option<Spanned<String>>,
     queues: Option<Spanned<u16>>,
     batch_wait_us: Option<Spanned<u32>>,
+    busy_poll_us: Option<Spanned<u32>>,
     txqueuelen: Option<Spanned<u32>>,
     worker_threads: Option<Spanned<u8>>,
 }

@@ -51,6 +51,9 @@ Threads per worker: 2 runs each direction (TAP to tunnels, tunnels to TAP) on a 
 \fBbatch_wait_us\fR
 After a wake-up that follows a batch smaller than full, wait this long (up to 1000) before reading. Default 0 (off).
 .TP
+\fBbusy_poll_us\fR
+Before a data-path thread sleeps, poll its TAP queue and sockets this long (up to 10000) without sleeping, yielding the CPU to other runnable threads between looks: while frames keep coming nobody has to wake the thread, for a busy core while traffic lasts (and this long after each frame when it is sparse). Default 0 (off).
+.TP
 \fBtxqueuelen\fR
 Frames each TAP queue holds until a worker reads them (1 to 100000), as ip link's txqueuelen. Default: 4000 on a TAP vxtund creates; an existing device keeps its own.
 .SS [underlay]

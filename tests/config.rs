@@ -779,6 +779,7 @@ fn data_path_workers_and_their_techniques() {
     assert_eq!(c.device.queues, None, "one per core unless configured");
     assert!(c.device.queue_count() >= 1);
     assert_eq!(c.device.batch_wait_us, 0, "off");
+    assert_eq!(c.device.busy_poll_us, 0, "off");
     assert_eq!(c.device.worker_threads, 2, "a thread per direction");
     assert_eq!(c.device.txqueuelen, None, "the device's own");
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Auto);
@@ -796,12 +797,13 @@ fn data_path_workers_and_their_techniques() {
         .replace(
             "name = \"vxt0\"",
             "name = \"vxt0\"\nqueues = 3\nbatch_wait_us = 50\ntxqueuelen = 10000\n\
-             worker_threads = 1",
+             worker_threads = 1\nbusy_poll_us = 10000",
         )
         .replace("[underlay]", "[underlay]\ninner_checksum = \"trust\"");
     let c = parse(&text).unwrap();
     assert_eq!((c.device.queues, c.device.queue_count()), (Some(3), 3));
     assert_eq!(c.device.batch_wait_us, 50);
+    assert_eq!(c.device.busy_poll_us, 10_000);
     assert_eq!(c.device.worker_threads, 1);
     assert_eq!(c.device.txqueuelen, Some(10_000));
     assert_eq!(c.underlay.inner_checksum, InnerChecksum::Trust);
@@ -834,6 +836,12 @@ fn data_path_workers_and_their_techniques() {
         4,
         17,
         "batch_wait_us 5000: at most 1000",
+    );
+    fails(
+        &BASE.replace("name = \"vxt0\"", "name = \"vxt0\"\nbusy_poll_us = 10001"),
+        4,
+        16,
+        "busy_poll_us 10001: at most 10000 (0 turns it off)",
     );
     fails(
         &BASE.replace("[underlay]", "[underlay]\ninner_checksum = \"never\""),

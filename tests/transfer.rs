@@ -162,6 +162,77 @@ fn intact_and_in_order_with_a_50_us_batch_wait() {
     );
 }
 
+/// Two workers whose threads poll without sleeping while frames come (`busy_poll_us`).
+#[test]
+fn intact_and_in_order_with_two_queues_busy_polling() {
+    transfer(
+        "intact_and_in_order_with_two_queues_busy_polling",
+        &Case {
+            device: &["queues = 2", "busy_poll_us = 1000"],
+            underlay: &[],
+            queues: Some(2),
+            offload: None,
+        },
+    );
+}
+
+/// `busy_poll_us`: while frames keep coming (a ping every millisecond, within the 10 ms the
+/// threads poll), the data-path threads stay on the CPU, polling; once the traffic stops they
+/// sleep, and an idle daemon costs next to nothing.
+#[test]
+fn busy_polling_spins_while_frames_come_and_sleeps_when_they_stop() {
+    let test = "busy_polling_spins_while_frames_come_and_sleeps_when_they_stop";
+    if !common::require_root(test) {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let p = Pair::up(&Case {
+        device: &["queues = 1", "busy_poll_us = 10000"],
+        underlay: &[],
+        queues: Some(1),
+        offload: None,
+    });
+    assert!(p.a.pings("10.93.0.2"), "{test}: pings");
+    // Two seconds of a ping a millisecond; the daemons' CPU time is read over the second one.
+    let mut flood = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &p.a.name, "ping", "-q", "-i", "0.001", "-w", "2",
+            ])
+            .arg("10.93.0.2")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting ping"),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let busy = cpu_over(&[p.da.pid(), p.db.pid()], Duration::from_secs(1));
+    let status = flood.0.wait().unwrap();
+    let mut summary = String::new();
+    if let Some(mut out) = flood.0.stdout.take() {
+        out.read_to_string(&mut summary).unwrap();
+    }
+    assert!(
+        status.success() && summary.contains(" 0% packet loss"),
+        "{test}: the pings crossed\n{summary}"
+    );
+    // Idle: what the last frame left polling ends within 10 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = cpu_over(&[p.da.pid(), p.db.pid()], Duration::from_secs(1));
+    for (d, (busy, idle)) in [&p.da, &p.db].iter().zip(busy.iter().zip(&idle)) {
+        // Sleeping between pings, each daemon would take a few milliseconds a second.
+        assert!(
+            *busy >= Duration::from_millis(300),
+            "{test}: polling while pings come, CPU {busy:?} in 1 s\n{}",
+            d.log()
+        );
+        assert!(
+            *idle <= Duration::from_millis(50),
+            "{test}: asleep when idle, CPU {idle:?} in 1 s\n{}",
+            d.log()
+        );
+    }
+}
+
 /// Two workers of one thread each: a worker's TAP queue and its sockets in one loop.
 #[test]
 fn intact_and_in_order_with_two_queues_of_one_thread_each() {
@@ -917,6 +988,25 @@ fn kernel_drops(ns: &Netns) -> String {
         text.push_str(&String::from_utf8_lossy(&link.stdout).replace('\\', ""));
     }
     text
+}
+
+/// The CPU time (user and system) each of `pids` takes over `span`.
+fn cpu_over(pids: &[i32], span: Duration) -> Vec<Duration> {
+    let ticks = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which ends with the last ')'): utime and stime are
+        // the 12th and 13th of them.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before: Vec<u64> = pids.iter().map(|&p| ticks(p)).collect();
+    std::thread::sleep(span);
+    // The kernel counts in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+    pids.iter()
+        .zip(before)
+        .map(|(&p, b)| Duration::from_millis((ticks(p) - b) * 10))
+        .collect()
 }
 
 /// The names of process `pid`'s data-path threads, sorted.

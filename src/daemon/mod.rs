@@ -112,6 +112,8 @@ struct Shared {
     workers: usize,
     /// See [`crate::config::DeviceConfig::batch_wait_us`].
     batch_wait: Option<std::time::Duration>,
+    /// See [`crate::config::DeviceConfig::busy_poll_us`].
+    busy_poll: Option<std::time::Duration>,
     /// See [`crate::config::DeviceConfig::worker_threads`].
     worker_threads: u8,
     /// Whether received VXLAN frames are checksummed before coalescing.
@@ -287,6 +289,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         worker_threads: config.device.worker_threads,
         batch_wait: (config.device.batch_wait_us > 0)
             .then(|| std::time::Duration::from_micros(u64::from(config.device.batch_wait_us))),
+        busy_poll: (config.device.busy_poll_us > 0)
+            .then(|| std::time::Duration::from_micros(u64::from(config.device.busy_poll_us))),
         inner_checksum: config.underlay.inner_checksum,
         balancer: (config.underlay.flow_spread == FlowSpread::Balance).then(Balancer::new),
         generation: AtomicU64::new(0),
@@ -568,7 +572,11 @@ fn wait_turning(
     stop: usize,
     what: &str,
 ) -> Option<Result<(), ()>> {
-    if let Err(e) = poller.wait_timeout(sh.tick) {
+    let waited = match sh.busy_poll {
+        Some(spin) => poller.wait_spinning(spin, sh.tick),
+        None => poller.wait_timeout(sh.tick),
+    };
+    if let Err(e) = waited {
         error!("waiting for {what}: {e}");
         return Some(Err(()));
     }

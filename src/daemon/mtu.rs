@@ -198,13 +198,13 @@ pub(super) fn warn_about(mtus: &Mtus) {
     }
 }
 
-/// The data path's shape in words, for `--check`: workers, TAP queue length, batch wait,
-/// inner checksums, flow spread.
+/// The data path's shape in words, for `--check`: workers, TAP queue length, batch wait, busy
+/// polling, inner checksums, flow spread.
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(
-        "data path: {} worker(s) ({}; {}), txqueuelen {}, batch wait {}, inner checksums {}, \
-         flow spread {}",
+        "data path: {} worker(s) ({}; {}), txqueuelen {}, batch wait {}, busy poll {}, inner \
+         checksums {}, flow spread {}",
         device.queue_count(),
         match device.queues {
             Some(_) => "configured",
@@ -225,6 +225,10 @@ fn data_path(config: &Config) -> String {
             0 => "off".to_owned(),
             us => format!("{us} us"),
         },
+        match device.busy_poll_us {
+            0 => "off".to_owned(),
+            us => format!("{us} us"),
+        },
         config.underlay.inner_checksum.word(),
         config.underlay.flow_spread.word()
     )
@@ -237,20 +241,20 @@ mod tests {
     #[test]
     fn check_tells_the_data_path_settings() {
         let text = "[device]\nqueues = 3\nworker_threads = 1\nbatch_wait_us = 50\n\
-                    txqueuelen = 5000\n[underlay]\n\
+                    busy_poll_us = 200\ntxqueuelen = 5000\n[underlay]\n\
                     local = \"10.0.0.1\"\n\
                     inner_checksum = \"trust\"\nflow_spread = \"hash\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert_eq!(
             data_path(&config),
             "data path: 3 worker(s) (configured; one thread each), txqueuelen 5000 frames per queue, \
-             batch wait 50 us, inner checksums trust, flow spread hash"
+             batch wait 50 us, busy poll 200 us, inner checksums trust, flow spread hash"
         );
         let text = "[underlay]\nlocal = \"10.0.0.1\"\n";
         let config = Config::parse(std::path::Path::new("t.toml"), text).unwrap();
         assert!(data_path(&config).ends_with(
             "(one per core; a thread per direction), txqueuelen unset (4000 on a TAP vxtund creates, else the device's), \
-             batch wait off, inner checksums auto, \
+             batch wait off, busy poll off, inner checksums auto, \
              flow spread balance"
         ));
     }

@@ -279,10 +279,12 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     let (old_mac, new_mac) = (mac(old), mac(new));
     let workers = |c: &Config| {
         format!(
-            "queues {:?} worker_threads {} batch_wait_us {} inner_checksum {} flow_spread {}",
+            "queues {:?} worker_threads {} batch_wait_us {} busy_poll_us {} inner_checksum {} \
+             flow_spread {}",
             c.device.queues,
             c.device.worker_threads,
             c.device.batch_wait_us,
+            c.device.busy_poll_us,
             c.underlay.inner_checksum.word(),
             c.underlay.flow_spread.word()
         )
@@ -321,8 +323,8 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         ),
         ("device.mac", old_mac.as_deref(), new_mac.as_deref()),
         (
-            "device.queues, device.worker_threads, device.batch_wait_us, underlay.inner_checksum \
-             or underlay.flow_spread",
+            "device.queues, device.worker_threads, device.batch_wait_us, device.busy_poll_us, \
+             underlay.inner_checksum or underlay.flow_spread",
             Some(old_workers.as_str()),
             Some(new_workers.as_str()),
         ),

@@ -42,6 +42,34 @@ impl Poller {
         let ms = timeout.map_or(-1, |t| {
             t.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
         });
+        self.poll(ms)
+    }
+
+    /// Like [`Poller::wait_timeout`], but first polls without sleeping for up to `spin`,
+    /// yielding the CPU to any other runnable thread between two looks: while frames keep
+    /// coming, the thread is never put to sleep and nobody has to wake it.
+    pub fn wait_spinning(
+        &mut self,
+        spin: std::time::Duration,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<()> {
+        let until = std::time::Instant::now() + spin;
+        loop {
+            self.poll(0)?;
+            if self.fds.iter().any(|p| p.revents != 0) {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+            // SAFETY: sched_yield takes no arguments and cannot fail on Linux.
+            unsafe { libc::sched_yield() };
+        }
+        self.wait_timeout(timeout)
+    }
+
+    /// One `poll` with a timeout in milliseconds (-1: none, 0: do not sleep).
+    fn poll(&mut self, ms: libc::c_int) -> io::Result<()> {
         // SAFETY: `fds` is a valid array of initialised pollfd structs that outlives the call.
         let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
         if rc <= 0 {
