@@ -958,30 +958,8 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
             }
             t => t.map_or(2, Spanned::into_inner),
         },
-        batch_wait_us: match raw.batch_wait_us {
-            Some(w) if *w.get_ref() > MAX_BATCH_WAIT_US => {
-                return Err(err(
-                    Some(w.span()),
-                    format!(
-                        "batch_wait_us {}: at most {MAX_BATCH_WAIT_US} (0 turns it off)",
-                        w.get_ref()
-                    ),
-                ))
-            }
-            w => w.map_or(0, Spanned::into_inner),
-        },
-        busy_poll_us: match raw.busy_poll_us {
-            Some(w) if *w.get_ref() > MAX_BUSY_POLL_US => {
-                return Err(err(
-                    Some(w.span()),
-                    format!(
-                        "busy_poll_us {}: at most {MAX_BUSY_POLL_US} (0 turns it off)",
-                        w.get_ref()
-                    ),
-                ))
-            }
-            w => w.map_or(0, Spanned::into_inner),
-        },
+        batch_wait_us: check_micros(raw.batch_wait_us, "batch_wait_us", MAX_BATCH_WAIT_US, err)?,
+        busy_poll_us: check_micros(raw.busy_poll_us, "busy_poll_us", MAX_BUSY_POLL_US, err)?,
         txqueuelen: match raw.txqueuelen {
             Some(q) if !(1..=MAX_TXQUEUELEN).contains(q.get_ref()) => {
                 return Err(err(
@@ -1010,6 +988,22 @@ fn check_mtu(
         )),
         Some(m) => Ok(Some(m.into_inner())),
         None => Ok(None),
+    }
+}
+
+/// A number of microseconds `key` that may be at most `max`; 0 (the default) turns it off.
+fn check_micros(
+    us: Option<Spanned<u32>>,
+    key: &str,
+    max: u32,
+    err: &ErrAt<'_>,
+) -> Result<u32, ConfigError> {
+    match us {
+        Some(w) if *w.get_ref() > max => Err(err(
+            Some(w.span()),
+            format!("{key} {}: at most {max} (0 turns it off)", w.get_ref()),
+        )),
+        w => Ok(w.map_or(0, Spanned::into_inner)),
     }
 }
 
