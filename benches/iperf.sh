@@ -15,6 +15,9 @@
 #   gre           vxtund over GRE (key 42), offloads on
 #   tinc          tinc 1.0 in switch mode, Cipher/Digest none, no compression
 #   openvpn       OpenVPN 2.6 --dev tap, --cipher none --auth none
+#   bound         benches/relay_bound.rs: a copy-only VXLAN relay on vxtund's own I/O and
+#                 offload code, no switch (one queue), the bound of vxtund's design for a flow
+#   bound_poll    the same relay polling 200 µs before it sleeps (as busy_poll_us = 200)
 #   vxtund_NAME   the vxtund path with the settings of VARIANTS' NAME (below)
 # VARIANTS compares vxtund configured differently in the same run: space-separated NAME:SPEC,
 # SPEC a comma-separated list of key=value settings; each NAME adds a path vxtund_NAME, the
@@ -244,6 +247,26 @@ setup_openvpn() {
     done
 }
 
+relay_pair() { # relay_pair NAME BUSY_POLL_US: benches/relay_bound.rs's relay in both namespaces
+    pair "$1"
+    local exe i s
+    exe=$(cd "$here" && cargo bench --bench relay_bound --no-run 2>&1 |
+        sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+    [ -x "$here/$exe" ] || { echo "relay_bound did not build" >&2; exit 1; }
+    for i in 1 2; do
+        s=$([ $i = 1 ] && echo a || echo b)
+        RELAY_BUSY_POLL_US=$2 ip netns exec "$p-$1-$s" "$here/$exe" relay "10.201.0.$i" \
+            "10.201.0.$((3 - i))" "10.99.0.$i/24" >"$tmp/$1-$s.out" 2>"$tmp/$1-$s.log" &
+        echo $! >"$tmp/$1-$s.pid"
+    done
+    for s in a b; do
+        for _ in $(seq 100); do grep -q "relay ready" "$tmp/$1-$s.out" && break; sleep 0.1; done
+        grep -q "relay ready" "$tmp/$1-$s.out" || { cat "$tmp/$1-$s.log" >&2; exit 1; }
+    done
+}
+setup_bound() { relay_pair bound 0; }
+setup_bound_poll() { relay_pair bound_poll 200; }
+
 server_addr() { if [ "$1" = veth ]; then echo 10.201.0.2; else echo 10.99.0.2; fi; }
 
 for path in $PATHS; do
@@ -378,7 +401,9 @@ tmp, runs, duration, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int
 paths, tests, memory, variants = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], sys.argv[8].split()
 labels = {"veth": "veth, no tunnel", "kernel": "kernel vxlan", "vxtund": "vxtund VXLAN",
           "vxtund_nooff": "vxtund VXLAN, offloads off", "gre": "vxtund GRE",
-          "tinc": "tinc 1.0 switch, no crypto", "openvpn": "OpenVPN 2.6 tap, no crypto"}
+          "tinc": "tinc 1.0 switch, no crypto", "openvpn": "OpenVPN 2.6 tap, no crypto",
+          "bound": "copy-only relay (relay_bound)",
+          "bound_poll": "copy-only relay, polling 200 µs"}
 heads = {"tcp": "TCP 1 stream, Gbit/s", "tcp_rev": "TCP reverse, Gbit/s",
          "tcp4": "TCP 4 streams, Gbit/s", "udp": "UDP 1400 B, kpps (loss)",
          "udp80": "UDP at 80 % of the kernel's rate, kpps (loss)"}
