@@ -185,7 +185,12 @@ fn underlay_to_tap(tap: &Tap, socket: &UnderlaySocket, spin: Option<Duration>) {
     let udp = tap.offloads().udp;
     let mut poller = Poller::new(&[socket.fd()]);
     loop {
-        let n = socket.recv_batch(&mut batch).expect("receiving");
+        // An ICMP error reported on the socket (the far relay not up yet, say) is no reason
+        // to stop.
+        let n = socket.recv_batch(&mut batch).unwrap_or_else(|e| {
+            eprintln!("relay: receive failed: {e}");
+            0
+        });
         if n == 0 {
             wait(&mut poller, spin);
             continue;
