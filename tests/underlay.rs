@@ -597,6 +597,83 @@ fn outer_source_ports_follow_inner_flows_and_the_kernel_peer_still_works() {
     assert!(stats["port 2 kernel"]["rx_packets"] >= 6, "{stats:?}");
 }
 
+/// UDP superframes the TAP hands over (USO, from senders using `UDP_SEGMENT`) are split into
+/// datagrams, and every datagram of a superframe leaves by the route worked out for its first
+/// one (`FrameRef::More` in `src/daemon/datapath.rs`): each inner flow still keeps one outer
+/// source port, and its datagrams still go out together as UDP GSO sends.
+#[test]
+fn datagrams_of_udp_superframes_keep_their_flows_outer_source_port() {
+    let test = "datagrams_of_udp_superframes_keep_their_flows_outer_source_port";
+    if !common::require_root(test) {
+        return;
+    }
+    let (a, b, mut daemon) = kernel_pair_with("queues = 1", "src_port_range = [50000, 50999]", "");
+    assert!(a.pings("10.77.0.2"), "{test}: ping\n{}", daemon.log());
+    let capture = Capture::start(&b, "ul0", "udp dst port 8472 and src host 192.168.205.1");
+    // Four inner flows (source ports 22000..22003), taking turns, each send 16 datagrams of
+    // 1,000 bytes handed to the TAP as one superframe.
+    let script = "import socket\nss=[]\nfor i in range(4):\n  \
+                  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  \
+                  s.setsockopt(17,103,1000)\n  s.bind(('10.77.0.1',22000+i))\n  ss.append(s)\n\
+                  for r in range(8):\n  for s in ss:\n    s.sendto(bytes(16000),('10.77.0.2',9))\n";
+    let out = a.exec("python3", &["-c", script]);
+    assert!(
+        out.status.success(),
+        "{test}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets = capture.packets();
+    // Inner source port -> the outer source ports its datagrams left from; and how many UDP
+    // GSO sends carried several datagrams of one flow.
+    let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
+    let mut gso_sends = 0;
+    for f in &packets {
+        let Some((_, 17, _, l4)) = ip_at(f, 0) else {
+            continue;
+        };
+        let Some(outer_sport) = port_at(f, l4) else {
+            continue;
+        };
+        let (mut at, mut ours) = (l4 + 8, 0);
+        while let Some((_, proto, _, inner_l4)) = ip_at(f, at + 8) {
+            let inner_len = port_at(f, at + 8 + 14 + 2).map_or(0, usize::from);
+            let inner_sport = port_at(f, inner_l4).unwrap_or(0);
+            if proto == 17 && (22000..22004).contains(&inner_sport) {
+                outer_of.entry(inner_sport).or_default().insert(outer_sport);
+                ours += 1;
+            }
+            if inner_len == 0 {
+                break;
+            }
+            at += 8 + 14 + inner_len;
+        }
+        gso_sends += usize::from(ours > 1);
+    }
+    let stats = daemon.stats();
+    assert!(
+        stats["offload"]["split_segments"] >= 16 * stats["offload"]["split"]
+            && stats["offload"]["split"] >= 32,
+        "{test}: the TAP handed over the superframes and vxtund split them: {stats:?}"
+    );
+    assert!(gso_sends > 0, "{test}: datagrams went out as UDP GSO sends");
+    assert_eq!(
+        outer_of.len(),
+        4,
+        "{test}: all four flows captured: {outer_of:?}"
+    );
+    assert!(
+        outer_of.values().all(|ports| ports.len() == 1),
+        "{test}: one outer source port per flow: {outer_of:?}"
+    );
+    assert!(
+        outer_of
+            .values()
+            .flatten()
+            .all(|p| (50000..=50999).contains(p)),
+        "{test}: inside the configured range: {outer_of:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. ECN.
 

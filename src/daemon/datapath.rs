@@ -66,6 +66,10 @@ enum FrameRef {
     Extra(usize, usize),
     /// A segment of a superframe read from the TAP, in the thread's segment buffer.
     Segment(usize, usize),
+    /// A later segment of such a superframe, right after the one before it in the buffer: its
+    /// headers are that segment's but for lengths, IDs, sequence numbers and checksums, so
+    /// everything [`deliver`] derives from them for a tunnel is that segment's too.
+    More(usize, usize),
 }
 
 /// What one thread sends after deciding a batch: (frame, egress port) pairs, the extra frames
@@ -284,6 +288,10 @@ impl TapSide {
                         core.switch.record_split(split.len());
                         let mut first = true;
                         for r in &seg_ranges[split.clone()] {
+                            let frame = match first {
+                                true => FrameRef::Segment(r.start, r.end),
+                                false => FrameRef::More(r.start, r.end),
+                            };
                             // The segments share their headers: the first one's decision
                             // holds for the rest.
                             let action = if !first && core.switch.can_repeat(PortNo::LOCAL, r.len())
@@ -294,7 +302,7 @@ impl TapSide {
                                     .handle_frame(PortNo::LOCAL, &mut segs[r.clone()], now)
                             };
                             first = false;
-                            plan.add(FrameRef::Segment(r.start, r.end), action);
+                            plan.add(frame, action);
                             plan.capture_packet_in(&mut core.switch, &segs[r.clone()]);
                         }
                     }
@@ -313,7 +321,7 @@ impl TapSide {
         deliver(sh, at, &plumbing, sends, headers, |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
-            FrameRef::Segment(a, b) => &segs[a..b],
+            FrameRef::Segment(a, b) | FrameRef::More(a, b) => &segs[a..b],
         });
         Ok(())
     }
@@ -503,7 +511,7 @@ fn receive(
             .and_then(|(_, p)| p.get(inner[i].clone()))
             .unwrap_or(&[]),
         FrameRef::Extra(a, b) => &extra[a..b],
-        FrameRef::Segment(..) => &[],
+        FrameRef::Segment(..) | FrameRef::More(..) => &[],
     });
     Ok(n)
 }
@@ -542,7 +550,7 @@ pub(super) fn packet_out(
     deliver(sh, at, &plumbing, sends, headers, |r| match r {
         FrameRef::Batch(_) => &frame,
         FrameRef::Extra(a, b) => &extra[a..b],
-        FrameRef::Segment(..) => &[],
+        FrameRef::Segment(..) | FrameRef::More(..) => &[],
     });
 }
 
@@ -675,6 +683,47 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
     }
 }
 
+/// Works out how `payload` leaves by tunnel `egress`: the inner flow's hash, the sending
+/// socket (by the DF it needs, then the flow's `flow_spread` turn or its hash) and the outer
+/// TOS and TTL. `secs`: the coarse clock, read once per batch if at all.
+fn route_of(sh: &Shared, egress: &Egress, payload: &[u8], secs: &mut Option<u32>) -> Route {
+    let Egress::Tunnel {
+        sockets,
+        spread,
+        turns,
+        next_turn,
+        df,
+        tos,
+        ttl,
+        ..
+    } = egress
+    else {
+        return Route::default();
+    };
+    let ip = IpView::parse(payload);
+    let which = usize::from(sockets[0] != sockets[1] && !outer_df(*df, payload));
+    let hash = tunnel::flow_hash(payload, ip.as_ref());
+    // `flow_spread = "balance"`: a TCP segment to a pool takes its flow's turn.
+    let turn = match (&sh.balancer, &ip) {
+        (Some(b), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip).and_then(|syn| {
+            let now = *secs.get_or_insert_with(|| sh.uptime_secs());
+            b.turn(hash, syn, now, &next_turn[which])
+        }),
+        _ => None,
+    };
+    Route {
+        socket: sockets[which]
+            + match turn {
+                Some(t) => usize::from(turns[which][usize::from(t)]),
+                None => tunnel::pick(hash, spread[which].max(1)),
+            },
+        tos: tunnel::outer_tos(*tos, payload, ip.as_ref()),
+        ttl: tunnel::outer_ttl(*ttl, payload, ip.as_ref()),
+        hash,
+        ..Route::default()
+    }
+}
+
 /// Sends frame `f` out of port `p` for every `(f, p)` in `sends`.
 ///
 /// A send to a VXLAN tunnel picks the sender of its pool by the inner flow's hash (one outer
@@ -714,6 +763,8 @@ fn deliver<'a>(
     let mut seq_ports: Vec<PortNo> = Vec::new();
     // The coarse clock of `flow_spread = "balance"`, read once per batch if at all.
     let mut secs: Option<u32> = None;
+    // The last send to a tunnel: (its port, its index in `sends`).
+    let mut last_tunnel: Option<(PortNo, usize)> = None;
     for (j, &(f, port)) in sends.iter().enumerate() {
         match plumbing.egress(port) {
             Some(Egress::Local) if sh.tap.vnet() => local.push(frame(f)),
@@ -722,40 +773,29 @@ fn deliver<'a>(
                     note(port, e);
                 }
             }
-            Some(Egress::Tunnel {
-                sockets,
-                spread,
-                turns,
-                next_turn,
-                df,
-                tos,
-                ttl,
-                header,
-                per_packet,
-                ..
-            }) => {
+            Some(
+                egress @ Egress::Tunnel {
+                    header, per_packet, ..
+                },
+            ) => {
                 let payload = frame(f);
-                let ip = IpView::parse(payload);
-                let which = usize::from(sockets[0] != sockets[1] && !outer_df(*df, payload));
-                let hash = tunnel::flow_hash(payload, ip.as_ref());
-                let route = &mut routes[j];
-                route.hash = hash;
-                // `flow_spread = "balance"`: a TCP segment to a pool takes its flow's turn.
-                let turn = match (&sh.balancer, &ip) {
-                    (Some(b), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip)
-                        .and_then(|syn| {
-                            let now = *secs.get_or_insert_with(|| sh.uptime_secs());
-                            b.turn(hash, syn, now, &next_turn[which])
-                        }),
+                // A later segment of the superframe whose previous segment was the last send
+                // to this port takes that send's route: it has the same headers.
+                let shared = match (f, last_tunnel) {
+                    (FrameRef::More(start, _), Some((p, k))) if p == port => match sends[k].0 {
+                        FrameRef::Segment(_, end) | FrameRef::More(_, end) => end == start,
+                        _ => false,
+                    }
+                    .then_some(k),
                     _ => None,
                 };
-                route.socket = sockets[which]
-                    + match turn {
-                        Some(t) => usize::from(turns[which][usize::from(t)]),
-                        None => tunnel::pick(hash, spread[which].max(1)),
-                    };
-                route.tos = tunnel::outer_tos(*tos, payload, ip.as_ref());
-                route.ttl = tunnel::outer_ttl(*ttl, payload, ip.as_ref());
+                last_tunnel = Some((port, j));
+                match shared {
+                    Some(k) => routes[j] = routes[k],
+                    None => routes[j] = route_of(sh, egress, payload, &mut secs),
+                }
+                let route = &mut routes[j];
+                let hash = route.hash;
                 let writes_header = plumbing.sockets[route.socket].writes_ip_header();
                 route.seq = per_packet.as_ref().is_some_and(|g| g.next_seq.is_some());
                 if route.seq {
