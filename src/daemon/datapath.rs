@@ -67,8 +67,9 @@ enum FrameRef {
     /// A segment of a superframe read from the TAP, in the thread's segment buffer.
     Segment(usize, usize),
     /// A later segment of such a superframe, right after the one before it in the buffer: its
-    /// headers are that segment's but for lengths, IDs, sequence numbers and checksums, so
-    /// everything [`deliver`] derives from them for a tunnel is that segment's too.
+    /// headers are that segment's but for lengths, IDs, sequence numbers, the FIN, PSH and CWR
+    /// flags and checksums, none of which [`deliver`] reads to route it to a tunnel, so its
+    /// route is that segment's too.
     More(usize, usize),
 }
 
