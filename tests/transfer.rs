@@ -516,8 +516,10 @@ fn transfer(test: &str, case: &Case) {
     for (side, d) in [("A", &p.da), ("B", &p.db)] {
         let shown = d.show();
         // Two workers really shared the flows: each one's underlay thread took frames (the
-        // outer source ports of the flows spread them over the receiving sockets).
-        if case.queues == Some(2) {
+        // outer source ports of the flows spread them over the receiving sockets). Not with
+        // `flow_spread = "hash"`: there the few flows of this test land on the workers as
+        // their hashes fall, all on one in a few runs in a hundred.
+        if case.queues == Some(2) && !case.underlay.contains(&"flow_spread = \"hash\"") {
             for thread in ["net-rx-0", "net-rx-1"] {
                 let n = thread_frames(&shown, thread);
                 assert!(n > 0, "{test}: {side}: {thread} took no frames\n{shown}");
