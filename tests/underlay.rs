@@ -127,6 +127,35 @@ fn port_at(frame: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
 }
 
+/// An inner packet of a VXLAN send: (protocol, transport source port, destination port).
+type Inner = (u8, Option<u16>, Option<u16>);
+
+/// The outer UDP packets of a capture as (outer source port, inner packets). A UDP GSO send
+/// crosses the veth whole: its datagrams (VXLAN header, inner IPv4 frame) are walked as the
+/// receiver's kernel will cut them.
+fn vxlan_sends(packets: &[Vec<u8>]) -> Vec<(u16, Vec<Inner>)> {
+    let mut sends = Vec::new();
+    for f in packets {
+        let Some((_, 17, _, l4)) = ip_at(f, 0) else {
+            continue;
+        };
+        let Some(outer_sport) = port_at(f, l4) else {
+            continue;
+        };
+        let (mut at, mut inner) = (l4 + 8, Vec::new());
+        while let Some((_, proto, _, inner_l4)) = ip_at(f, at + 8) {
+            inner.push((proto, port_at(f, inner_l4), port_at(f, inner_l4 + 2)));
+            let inner_len = port_at(f, at + 8 + 14 + 2).map_or(0, usize::from);
+            if inner_len == 0 {
+                break;
+            }
+            at += 8 + 14 + inner_len;
+        }
+        sends.push((outer_sport, inner));
+    }
+    sends
+}
+
 /// Where the inner Ethernet frame of a GRE packet starts (transport offset `l4`).
 fn gre_inner(frame: &[u8], l4: usize) -> Option<usize> {
     let flags = *frame.get(l4)?;
@@ -539,30 +568,14 @@ fn outer_source_ports_follow_inner_flows_and_the_kernel_peer_still_works() {
     let packets = capture.packets();
     let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
     let mut gso_sends = 0;
-    for f in &packets {
-        let Some((_, 17, _, l4)) = ip_at(f, 0) else {
-            continue;
-        };
-        let Some(outer_sport) = port_at(f, l4) else {
-            continue;
-        };
-        // A UDP GSO send crosses the veth whole: walk its datagrams (VXLAN header, inner
-        // frame), as the receiver's kernel will cut them.
-        let mut at = l4 + 8;
-        let mut segments = 0;
-        while let Some((_, proto, _, inner_l4)) = ip_at(f, at + 8) {
-            segments += 1;
-            let inner_len = port_at(f, at + 8 + 14 + 2).map_or(0, usize::from);
-            if proto == 17 && port_at(f, inner_l4 + 2) == Some(9) {
-                let inner_sport = port_at(f, inner_l4).unwrap();
+    for (outer_sport, inner) in vxlan_sends(&packets) {
+        for &(proto, inner_sport, inner_dport) in &inner {
+            if proto == 17 && inner_dport == Some(9) {
+                let inner_sport = inner_sport.unwrap();
                 outer_of.entry(inner_sport).or_default().insert(outer_sport);
             }
-            if inner_len == 0 {
-                break;
-            }
-            at += 8 + 14 + inner_len;
         }
-        gso_sends += usize::from(segments > 1);
+        gso_sends += usize::from(inner.len() > 1);
     }
     assert!(
         gso_sends > 0,
@@ -627,25 +640,14 @@ fn datagrams_of_udp_superframes_keep_their_flows_outer_source_port() {
     // GSO sends carried several datagrams of one flow.
     let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
     let mut gso_sends = 0;
-    for f in &packets {
-        let Some((_, 17, _, l4)) = ip_at(f, 0) else {
-            continue;
-        };
-        let Some(outer_sport) = port_at(f, l4) else {
-            continue;
-        };
-        let (mut at, mut ours) = (l4 + 8, 0);
-        while let Some((_, proto, _, inner_l4)) = ip_at(f, at + 8) {
-            let inner_len = port_at(f, at + 8 + 14 + 2).map_or(0, usize::from);
-            let inner_sport = port_at(f, inner_l4).unwrap_or(0);
+    for (outer_sport, inner) in vxlan_sends(&packets) {
+        let mut ours = 0;
+        for &(proto, inner_sport, _) in &inner {
+            let inner_sport = inner_sport.unwrap_or(0);
             if proto == 17 && (22000..22004).contains(&inner_sport) {
                 outer_of.entry(inner_sport).or_default().insert(outer_sport);
                 ours += 1;
             }
-            if inner_len == 0 {
-                break;
-            }
-            at += 8 + 14 + inner_len;
         }
         gso_sends += usize::from(ours > 1);
     }
