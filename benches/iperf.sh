@@ -142,9 +142,10 @@ pair() { # pair NAME: namespaces NAME-a and NAME-b joined by ul0 <-> ul0, 10.201
     done
 }
 
-wait_ready() { # wait_ready FILE: until vxtund printed its ready line
-    for _ in $(seq 100); do grep -q "vxtund ready" "$1" 2>/dev/null && return; sleep 0.1; done
-    echo "vxtund did not start:" >&2; cat "${1%.out}.log" >&2; exit 1
+wait_ready() { # wait_ready FILE [LINE]: until the daemon printed its ready line
+    local line=${2:-vxtund ready}
+    for _ in $(seq 100); do grep -q "$line" "$1" 2>/dev/null && return; sleep 0.1; done
+    echo "no \"$line\" from $1:" >&2; cat "${1%.out}.log" >&2; exit 1
 }
 
 setup_veth() { pair veth; }
@@ -259,10 +260,7 @@ relay_pair() { # relay_pair NAME BUSY_POLL_US: benches/relay_bound.rs's relay in
             "10.201.0.$((3 - i))" "10.99.0.$i/24" >"$tmp/$1-$s.out" 2>"$tmp/$1-$s.log" &
         echo $! >"$tmp/$1-$s.pid"
     done
-    for s in a b; do
-        for _ in $(seq 100); do grep -q "relay ready" "$tmp/$1-$s.out" && break; sleep 0.1; done
-        grep -q "relay ready" "$tmp/$1-$s.out" || { cat "$tmp/$1-$s.log" >&2; exit 1; }
-    done
+    wait_ready "$tmp/$1-a.out" "relay ready"; wait_ready "$tmp/$1-b.out" "relay ready"
 }
 setup_bound() { relay_pair bound 0; }
 setup_bound_poll() { relay_pair bound_poll 200; }
