@@ -791,10 +791,10 @@ fn deliver<'a>(
                     _ => None,
                 };
                 last_tunnel = Some((port, j));
-                match shared {
-                    Some(k) => routes[j] = routes[k],
-                    None => routes[j] = route_of(sh, egress, payload, &mut secs),
-                }
+                routes[j] = match shared {
+                    Some(k) => routes[k],
+                    None => route_of(sh, egress, payload, &mut secs),
+                };
                 let route = &mut routes[j];
                 let hash = route.hash;
                 let writes_header = plumbing.sockets[route.socket].writes_ip_header();
