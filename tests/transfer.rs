@@ -28,6 +28,14 @@ struct Case {
     offload: Option<bool>,
 }
 
+impl Case {
+    /// Whether the case runs two workers with `flow_spread = "balance"` (the default), which
+    /// spreads new TCP connections over the workers by turn rather than as their hashes fall.
+    fn two_workers_balanced(&self) -> bool {
+        self.queues == Some(2) && !self.underlay.contains(&"flow_spread = \"hash\"")
+    }
+}
+
 /// What vxtund says (in its log at start and in `vxtunctl show`) when it runs two data-path
 /// workers.
 const TWO_WORKERS: &str = "2 data-path worker(s)";
@@ -472,7 +480,7 @@ fn transfer(test: &str, case: &Case) {
     // Two workers, `flow_spread = "balance"` (the default): four connections from A took
     // consecutive turns, so B's two workers received two each (by hash, all four land on one
     // worker one time in eight, three on one half the time).
-    if case.queues == Some(2) && !case.underlay.contains(&"flow_spread = \"hash\"") {
+    if case.two_workers_balanced() {
         let received = |d: &Daemon| {
             let shown = d.show();
             (
@@ -519,7 +527,7 @@ fn transfer(test: &str, case: &Case) {
         // outer source ports of the flows spread them over the receiving sockets). Not with
         // `flow_spread = "hash"`: there the few flows of this test land on the workers as
         // their hashes fall, all on one in a few runs in a hundred.
-        if case.queues == Some(2) && !case.underlay.contains(&"flow_spread = \"hash\"") {
+        if case.two_workers_balanced() {
             for thread in ["net-rx-0", "net-rx-1"] {
                 let n = thread_frames(&shown, thread);
                 assert!(n > 0, "{test}: {side}: {thread} took no frames\n{shown}");
