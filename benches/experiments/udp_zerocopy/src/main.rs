@@ -37,7 +37,9 @@ fn main() {
         ["recv", port, s] => receive(port.parse().expect("PORT"), secs(s)),
         ["send", mode, addr, s] => send(mode, addr.parse().expect("ADDR:PORT"), secs(s)),
         _ => {
-            eprintln!("usage: udp_zerocopy recv PORT SECS | send copy|copy256|zerocopy ADDR:PORT SECS");
+            eprintln!(
+                "usage: udp_zerocopy recv PORT SECS | send copy|copy256|zerocopy ADDR:PORT SECS"
+            );
             std::process::exit(2);
         }
     }
@@ -85,7 +87,13 @@ fn udp_socket() -> RawFd {
 fn receive(port: u16, secs: Duration) {
     let fd = udp_socket();
     setsockopt(fd, libc::SOL_UDP, libc::UDP_GRO, 1, "UDP_GRO");
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20, "SO_RCVBUFFORCE");
+    setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        4 << 20,
+        "SO_RCVBUFFORCE",
+    );
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 100_000,
@@ -137,8 +145,20 @@ fn send(mode: &str, dst: SocketAddrV4, secs: Duration) {
         _ => panic!("MODE: copy, copy256 or zerocopy"),
     };
     let fd = udp_socket();
-    setsockopt(fd, libc::SOL_UDP, libc::UDP_SEGMENT, SEGMENT as i32, "UDP_SEGMENT");
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 4 << 20, "SO_SNDBUFFORCE");
+    setsockopt(
+        fd,
+        libc::SOL_UDP,
+        libc::UDP_SEGMENT,
+        SEGMENT as i32,
+        "UDP_SEGMENT",
+    );
+    setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUFFORCE,
+        4 << 20,
+        "SO_SNDBUFFORCE",
+    );
     if zerocopy {
         setsockopt(fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1, "SO_ZEROCOPY");
     }
@@ -193,7 +213,10 @@ fn send(mode: &str, dst: SocketAddrV4, secs: Duration) {
     }
     // SAFETY: getrusage fills the struct it is given.
     let mut ru: libc::rusage = unsafe { zeroed() };
-    check(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, "getrusage");
+    check(
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) },
+        "getrusage",
+    );
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     println!(
         "sent {bytes} in {:.3} s, {sends} sends; own CPU user {:.3} s, system {:.3} s; completed {}, copied {}",
