@@ -75,6 +75,25 @@ fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
     sa
 }
 
+/// `bind(2)` or `connect(2)`: `call` on `fd` with `addr`.
+fn with_address(
+    fd: RawFd,
+    addr: SocketAddrV4,
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+    what: &str,
+) {
+    let sa = sockaddr(addr);
+    // SAFETY: `sa` is a live sockaddr_in and its size is passed with it.
+    let ret = unsafe {
+        call(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    check(ret, what);
+}
+
 fn udp_socket() -> RawFd {
     // SAFETY: plain socket(2) call.
     check(
@@ -111,16 +130,10 @@ fn receive(port: u16, secs: Duration) {
         },
         "SO_RCVTIMEO",
     );
-    let sa = sockaddr(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port));
-    // SAFETY: `sa` is a live sockaddr_in and its size is passed with it.
-    check(
-        unsafe {
-            libc::bind(
-                fd,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        },
+    with_address(
+        fd,
+        SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port),
+        libc::bind,
         "bind",
     );
     println!("ready");
@@ -162,18 +175,7 @@ fn send(mode: &str, dst: SocketAddrV4, secs: Duration) {
     if zerocopy {
         setsockopt(fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1, "SO_ZEROCOPY");
     }
-    let sa = sockaddr(dst);
-    // SAFETY: `sa` is a live sockaddr_in and its size is passed with it.
-    check(
-        unsafe {
-            libc::connect(
-                fd,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        },
-        "connect",
-    );
+    with_address(fd, dst, libc::connect, "connect");
     let mut ring: Vec<u8> = (0..buffers * SEND).map(|i| i as u8).collect();
     let flags = if zerocopy { libc::MSG_ZEROCOPY } else { 0 };
     let mut done = Completions::default();
