@@ -156,6 +156,31 @@ fn vxlan_sends(packets: &[Vec<u8>]) -> Vec<(u16, Vec<Inner>)> {
     sends
 }
 
+/// The inner UDP datagrams of a capture's VXLAN sends that `ours` picks (by inner source and
+/// destination port): for each inner source port (a flow), the outer source ports its
+/// datagrams left from; and how many sends carried more than one of them (UDP GSO sends).
+fn outer_ports_by_flow(
+    packets: &[Vec<u8>],
+    ours: impl Fn(u16, Option<u16>) -> bool,
+) -> (BTreeMap<u16, BTreeSet<u16>>, usize) {
+    let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
+    let mut gso_sends = 0;
+    for (outer_sport, inner) in vxlan_sends(packets) {
+        let mut picked = 0;
+        for &(proto, inner_sport, inner_dport) in &inner {
+            match inner_sport {
+                Some(sport) if proto == 17 && ours(sport, inner_dport) => {
+                    outer_of.entry(sport).or_default().insert(outer_sport);
+                    picked += 1;
+                }
+                _ => {}
+            }
+        }
+        gso_sends += usize::from(picked > 1);
+    }
+    (outer_of, gso_sends)
+}
+
 /// Where the inner Ethernet frame of a GRE packet starts (transport offset `l4`).
 fn gre_inner(frame: &[u8], l4: usize) -> Option<usize> {
     let flags = *frame.get(l4)?;
@@ -566,17 +591,7 @@ fn outer_source_ports_follow_inner_flows_and_the_kernel_peer_still_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     let packets = capture.packets();
-    let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
-    let mut gso_sends = 0;
-    for (outer_sport, inner) in vxlan_sends(&packets) {
-        for &(proto, inner_sport, inner_dport) in &inner {
-            if proto == 17 && inner_dport == Some(9) {
-                let inner_sport = inner_sport.unwrap();
-                outer_of.entry(inner_sport).or_default().insert(outer_sport);
-            }
-        }
-        gso_sends += usize::from(inner.len() > 1);
-    }
+    let (outer_of, gso_sends) = outer_ports_by_flow(&packets, |_, dport| dport == Some(9));
     assert!(
         gso_sends > 0,
         "a flow's datagrams still go out as one UDP GSO send"
@@ -636,21 +651,8 @@ fn datagrams_of_udp_superframes_keep_their_flows_outer_source_port() {
         String::from_utf8_lossy(&out.stderr)
     );
     let packets = capture.packets();
-    // Inner source port -> the outer source ports its datagrams left from; and how many UDP
-    // GSO sends carried several datagrams of one flow.
-    let mut outer_of: BTreeMap<u16, BTreeSet<u16>> = BTreeMap::new();
-    let mut gso_sends = 0;
-    for (outer_sport, inner) in vxlan_sends(&packets) {
-        let mut ours = 0;
-        for &(proto, inner_sport, _) in &inner {
-            let inner_sport = inner_sport.unwrap_or(0);
-            if proto == 17 && (22000..22004).contains(&inner_sport) {
-                outer_of.entry(inner_sport).or_default().insert(outer_sport);
-                ours += 1;
-            }
-        }
-        gso_sends += usize::from(ours > 1);
-    }
+    let (outer_of, gso_sends) =
+        outer_ports_by_flow(&packets, |sport, _| (22000..22004).contains(&sport));
     let stats = daemon.stats();
     assert!(
         stats["offload"]["split_segments"] >= 16 * stats["offload"]["split"]
