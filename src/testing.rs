@@ -16,6 +16,11 @@ pub fn free_udp_port() -> u16 {
 /// The scenario's hub: `vxt0` (port 1), VXLAN tunnels `tun_kl` (2, to 192.168.200.102) and
 /// `tun_km` (3, to .103), each with MTU 1450, and `flows` (port names allowed).
 pub fn hub(flows: &[&str]) -> Switch {
+    hub_with(flows, &PortOptions::default())
+}
+
+/// [`hub`] with `options` on both tunnels (a split-horizon group, MSS clamping...).
+pub fn hub_with(flows: &[&str], options: &PortOptions) -> Switch {
     let tunnel = |no: u32, name: &str, last: u8| Port {
         no: PortNo(no),
         name: name.into(),
@@ -24,7 +29,7 @@ pub fn hub(flows: &[&str]) -> Switch {
             vni: 0,
             dst_port: 8472,
         }),
-        options: PortOptions::default(),
+        options: options.clone(),
     };
     let ports = vec![
         Port {

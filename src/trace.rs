@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use crate::flow::edit::parse_pattern;
 use crate::flow::{Action, PortNo};
-use crate::switch::{MssClamp, Port, PortTable, Switch};
+use crate::switch::{
+    too_big_answer, DropReason, Fit, NormalLookup, Port, PortTable, Rules, Source, Switch, Verdict,
+};
 use crate::wire::ethernet::{FrameKey, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ip::{fragment_ipv4, IpView};
 use crate::wire::{checksum, ethernet, tcp};
@@ -214,105 +216,93 @@ pub fn trace(sw: &Switch, in_port: PortNo, frame: &[u8], now: Instant) -> String
         }
     };
     let _ = writeln!(out, "  {}", describe(&key, frame));
-    if key.dl_src.is_multicast() {
-        out.push_str("Drop: multicast_source (a group address as source MAC)\n");
-        return out;
-    }
-    let Some(id) = sw.table().lookup(in_port, &key) else {
-        out.push_str("Flow: none matches\nDrop: no_matching_flow\n");
-        return out;
-    };
-    let flow = &sw.table().flows()[id];
-    let stats = sw.flow_stats(id).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "Flow: {flow}\n  priority={}, n_packets={}, n_bytes={}",
-        flow.priority, stats.n_packets, stats.n_bytes
-    );
     let mut egress: Vec<PortNo> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut horizon = false;
-    let group = |p: PortNo| {
-        sw.ports()
-            .iter()
-            .find(|q| q.no == p)
-            .and_then(|q| q.options.split_horizon.clone())
-    };
-    let flood = |egress: &mut Vec<PortNo>| {
-        let g = group(in_port);
-        egress.extend(
-            sw.ports()
-                .iter()
-                .filter(|p| p.no != in_port && (g.is_none() || p.options.split_horizon != g))
-                .map(|p| p.no),
-        );
-    };
-    for action in &flow.actions {
-        match *action {
-            Action::Output(p) if p != in_port => egress.push(p),
-            Action::Output(p) => notes.push(format!(
-                "output:{p} is the ingress port: skipped (say in_port to send it back)"
-            )),
-            Action::Local if in_port != PortNo::LOCAL => egress.push(PortNo::LOCAL),
-            Action::Local | Action::Drop => {}
-            Action::Controller(max_len) => notes.push(format!(
-                "controller: a PACKET_IN to the controllers (the whole frame; max_len {max_len}), \
-                 within the packet-in rate limit"
-            )),
-            Action::InPort => egress.push(in_port),
-            Action::Flood | Action::All => flood(&mut egress),
-            Action::Normal => match sw.fdb().lookup(key.dl_dst, now) {
-                _ if key.dl_dst.is_multicast() => {
-                    notes.push("normal: group address, flooded".into());
-                    flood(&mut egress);
+    let decision = sw.xlate(in_port, &key, now, Rules::Table, false, &mut egress);
+    let actions: &[Action] = match decision.source {
+        None => {
+            let reason = match decision.verdict {
+                Verdict::Drop(DropReason::MulticastSource) => {
+                    "multicast_source (a group address as source MAC)"
                 }
-                Some(p) if p == in_port => {
-                    notes.push(format!("normal: {} is behind the ingress port", key.dl_dst))
+                Verdict::Drop(DropReason::NoMatchingFlow) => {
+                    out.push_str("Flow: none matches\n");
+                    "no_matching_flow"
                 }
-                Some(p) if group(in_port).is_some() && group(in_port) == group(p) => {
-                    horizon = true;
-                    notes.push(format!(
-                        "normal: {} is behind {}, in the ingress port's split-horizon group",
-                        key.dl_dst,
-                        name(p)
-                    ));
-                }
-                Some(p) => {
-                    notes.push(format!("normal: {} learnt on {}", key.dl_dst, name(p)));
-                    egress.push(p);
-                }
-                None => {
-                    notes.push(format!("normal: {} not learnt, flooded", key.dl_dst));
-                    flood(&mut egress);
-                }
-            },
+                Verdict::Drop(reason) => reason.name(),
+                _ => "",
+            };
+            let _ = writeln!(out, "Drop: {reason}");
+            return out;
         }
-    }
-    let actions: Vec<String> = flow.actions.iter().map(|a| a.to_string()).collect();
+        Some(Source::FailOpen) => {
+            out.push_str("Flow: none (failed open, no controller: every frame takes normal)\n");
+            &[Action::Normal]
+        }
+        Some(Source::PacketOut) => &[],
+        Some(Source::Flow(id)) => {
+            let flow = &sw.table().flows()[id];
+            let stats = sw.flow_stats(id).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "Flow: {flow}\n  priority={}, n_packets={}, n_bytes={}",
+                flow.priority, stats.n_packets, stats.n_bytes
+            );
+            &flow.actions
+        }
+    };
+    let listed: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
     let _ = writeln!(
         out,
         "Actions: {}",
-        if actions.is_empty() {
+        if listed.is_empty() {
             "drop".to_owned()
         } else {
-            actions.join(",")
+            listed.join(",")
         }
     );
-    for note in &notes {
+    for action in actions {
+        match *action {
+            Action::Output(p) if p == in_port => {
+                let _ = writeln!(
+                    out,
+                    "  output:{p} is the ingress port: skipped (say in_port to send it back)"
+                );
+            }
+            Action::Controller(max_len) => {
+                let _ = writeln!(
+                    out,
+                    "  controller: a PACKET_IN to the controllers (the whole frame; max_len \
+                     {max_len}), within the packet-in rate limit"
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(normal) = decision.normal {
+        let dst = key.dl_dst;
+        let note = match normal {
+            NormalLookup::Group => "normal: group address, flooded".to_owned(),
+            NormalLookup::BehindIngress => format!("normal: {dst} is behind the ingress port"),
+            NormalLookup::SplitHorizon(p) => format!(
+                "normal: {dst} is behind {}, in the ingress port's split-horizon group",
+                name(p)
+            ),
+            NormalLookup::Learnt(p) => format!("normal: {dst} learnt on {}", name(p)),
+            NormalLookup::Unknown => format!("normal: {dst} not learnt, flooded"),
+        };
         let _ = writeln!(out, "  {note}");
     }
-    if flow.actions.is_empty() || flow.actions.iter().all(|a| *a == Action::Drop) {
-        out.push_str("Drop: flow_drop\n");
-        return out;
-    }
-    if egress.is_empty() {
-        let reason = if horizon {
-            "split_horizon"
-        } else {
-            "no_egress"
-        };
-        let _ = writeln!(out, "Drop: {reason}");
-        return out;
+    match decision.verdict {
+        Verdict::Drop(reason) => {
+            let _ = writeln!(out, "Drop: {}", reason.name());
+            return out;
+        }
+        Verdict::ControllerOnly => {
+            out.push_str("Egress: none (to the controllers only)\n");
+            out.push_str("(traced only: nothing was sent or counted)\n");
+            return out;
+        }
+        Verdict::Forward => {}
     }
     let names: Vec<String> = egress
         .iter()
@@ -322,92 +312,123 @@ pub fn trace(sw: &Switch, in_port: PortNo, frame: &[u8], now: Instant) -> String
         })
         .collect();
     let _ = writeln!(out, "Egress: {}", names.join(", "));
-    mtu_and_mss(sw, in_port, &egress, frame, &mut out);
+    mtu_and_mss(sw, in_port, &mut egress, frame, &mut out);
     out.push_str("(traced only: nothing was sent or counted)\n");
     out
 }
 
-/// What MSS clamping and the tunnel MTU would do, run on a copy of the frame.
-fn mtu_and_mss(sw: &Switch, in_port: PortNo, egress: &[PortNo], frame: &[u8], out: &mut String) {
-    let Some(ip) = IpView::parse(frame) else {
-        let limit = egress.iter().filter_map(|&p| sw.mtu(p)).min();
-        match limit {
-            Some(m) if frame.len() - ethernet::HEADER_LEN > usize::from(m) => {
-                let _ = writeln!(out, "MTU: not IP and larger than {m}: dropped (oversize)");
+/// What MSS clamping and the tunnel MTU would do, decided by the switch's own functions and
+/// run on a copy of the frame.
+fn mtu_and_mss(
+    sw: &Switch,
+    in_port: PortNo,
+    egress: &mut Vec<PortNo>,
+    frame: &[u8],
+    out: &mut String,
+) {
+    let ip = IpView::parse(frame);
+    if let Some(ip) = &ip {
+        let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
+        let mss_limit = sw.mss_limit(in_port, egress, ip.version, tag);
+        let mut copy = frame.to_vec();
+        match mss_limit
+            .and_then(|limit| tcp::clamp_mss(&mut copy, ip, limit).map(|old| (old, limit)))
+        {
+            Some((old, limit)) => {
+                let _ = writeln!(out, "MSS: clamped from {old} to {limit}");
             }
-            _ => out.push_str("MTU: fits\n"),
-        }
-        return;
-    };
-    let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
-    let headers: u16 = if ip.version == 4 { 40 } else { 60 };
-    let mss_limit = std::iter::once(in_port)
-        .chain(egress.iter().copied())
-        .filter_map(|p| {
-            let port = sw.ports().iter().find(|q| q.no == p)?;
-            match port.options.mss_clamp {
-                MssClamp::Off => None,
-                MssClamp::Fixed(n) => Some(n),
-                MssClamp::Auto => sw.mtu(p).map(|m| m.saturating_sub(headers)),
+            None if ip.proto == tcp::PROTO_TCP => {
+                let _ = writeln!(
+                    out,
+                    "MSS: unchanged (not a SYN with an MSS above {})",
+                    mss_limit.map_or("any limit".into(), |l| l.to_string())
+                );
             }
-        })
-        .min()
-        .map(|m| m.saturating_sub(tag));
-    let mut copy = frame.to_vec();
-    match mss_limit.and_then(|limit| tcp::clamp_mss(&mut copy, &ip, limit).map(|old| (old, limit)))
-    {
-        Some((old, limit)) => {
-            let _ = writeln!(out, "MSS: clamped from {old} to {limit}");
+            None => {}
         }
-        None if ip.proto == tcp::PROTO_TCP => {
-            let _ = writeln!(
-                out,
-                "MSS: unchanged (not a SYN with an MSS above {})",
-                mss_limit.map_or("any limit".into(), |l| l.to_string())
-            );
-        }
-        None => {}
     }
-    let size = ip.total_len;
-    let limit = egress
+    let size = frame.len() - ip.as_ref().map_or(ethernet::HEADER_LEN, |ip| ip.l3);
+    let what = if ip.is_some() {
+        "IP packet"
+    } else {
+        "frame payload (not IP)"
+    };
+    let tag = ip.as_ref().map_or(0, |ip| ip.l3 - ethernet::HEADER_LEN);
+    let tightest = egress
         .iter()
         .filter_map(|&p| sw.mtu(p))
         .min()
-        .map(|m| usize::from(m).saturating_sub(usize::from(tag)));
-    match limit {
-        None => {
-            let _ = writeln!(out, "MTU: {size}-byte IP packet; no tunnel on the way");
-        }
-        Some(m) if size <= m => {
-            let _ = writeln!(out, "MTU: {size}-byte IP packet fits ({m})");
-        }
-        Some(m) if !ip.dont_fragment() => {
-            let (mut frags, mut ranges) = (Vec::new(), Vec::new());
-            if fragment_ipv4(frame, &ip, m, &mut frags, &mut ranges) {
-                let _ = writeln!(
-                    out,
-                    "MTU: {size}-byte IP packet larger than {m}, no DF: sent as {} fragments",
-                    ranges.len()
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "MTU: larger than {m}, cannot fragment: dropped (oversize)"
-                );
+        .map(|m| usize::from(m).saturating_sub(tag));
+    match sw.fit(frame, ip.as_ref(), egress) {
+        Fit::Fits if ip.is_none() => out.push_str("MTU: fits\n"),
+        Fit::Fits => match tightest {
+            Some(m) => {
+                let _ = writeln!(out, "MTU: {size}-byte {what} fits ({m})");
             }
-        }
-        Some(m) => {
-            let answer = if ip.version == 4 {
-                "ICMP fragmentation needed"
-            } else {
-                "ICMPv6 packet too big"
-            };
+            None => {
+                let _ = writeln!(out, "MTU: {size}-byte {what}; no tunnel on the way");
+            }
+        },
+        Fit::Trimmed(n) => {
             let _ = writeln!(
                 out,
-                "MTU: {size}-byte IP packet larger than {m}: dropped (too_big), answered with \
-                 {answer} (mtu {}) out of in_port {in_port} (rate-limited per source)",
-                if ip.version == 6 { m.max(1280) } else { m }
+                "MTU: {size}-byte {what} too big for {n} of the egress ports and not \
+                 fragmentable: sent only to those it fits ({})",
+                egress
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
+        }
+        Fit::TooBig { limit } => {
+            match &ip {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "MTU: not IP and larger than {limit}: dropped (oversize)"
+                    );
+                }
+                Some(ip) if !ip.dont_fragment() => {
+                    let (mut frags, mut ranges) = (Vec::new(), Vec::new());
+                    if fragment_ipv4(frame, ip, limit, &mut frags, &mut ranges) {
+                        let _ = writeln!(
+                            out,
+                            "MTU: {size}-byte IP packet larger than {limit}, no DF: sent as {} \
+                         fragments",
+                            ranges.len()
+                        );
+                    } else {
+                        let _ = writeln!(
+                            out,
+                            "MTU: larger than {limit}, cannot fragment: dropped (oversize)"
+                        );
+                    }
+                }
+                Some(ip) => {
+                    let answer = if ip.version == 4 {
+                        "ICMP fragmentation needed"
+                    } else {
+                        "ICMPv6 packet too big"
+                    };
+                    if too_big_answer(frame, ip, limit, &mut Vec::new()) {
+                        let _ =
+                            writeln!(
+                        out,
+                        "MTU: {size}-byte IP packet larger than {limit}: dropped (too_big), \
+                         answered with {answer} (mtu {}) out of in_port {in_port} \
+                         (rate-limited per source)",
+                        if ip.version == 6 { limit.max(1280) } else { limit }
+                    );
+                    } else {
+                        let _ = writeln!(
+                            out,
+                            "MTU: {size}-byte IP packet larger than {limit}, and no {answer} may \
+                         answer it: dropped (oversize)"
+                        );
+                    }
+                }
+            }
         }
     }
 }
@@ -583,7 +604,7 @@ mod tests {
             "in_port=LOCAL,tcp,nw_dst=172.31.3.1,tp_dst=80,tcp_flags=syn,mss=1460",
         );
         assert!(out.contains("MSS: clamped from 1460 to 1410"), "{out}");
-        let big = run(&sw, "ip,nw_dst=172.31.2.1,ip_len=1500");
+        let big = run(&sw, "ip,nw_src=172.31.1.1,nw_dst=172.31.2.1,ip_len=1500");
         assert!(
             big.contains("dropped (too_big)") && big.contains("mtu 1450"),
             "{big}"
@@ -640,5 +661,129 @@ mod tests {
         let (port, frame) = frame_for("in_port=tun_kl", Some(&hex), sw.ports()).unwrap();
         assert_eq!((port, &frame), (PortNo(2), &built));
         assert!(trace(&sw, port, &frame, Instant::now()).contains("Egress: 3 tun_km"));
+    }
+
+    /// What the data path did with a frame, in the words a trace uses for it.
+    fn datapath_words(action: &crate::switch::Action<'_>) -> String {
+        use crate::switch::Action as A;
+        match action {
+            A::Forward([]) => "to the controllers only".into(),
+            A::Forward(ports) => ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            A::Fragments { .. } => "fragments".into(),
+            A::Reply { .. } | A::Drop(DropReason::TooBig) => "too_big".into(),
+            A::Drop(reason) => format!("Drop: {}", reason.name()),
+        }
+    }
+
+    /// The same, read from a trace's text.
+    fn trace_words(text: &str) -> String {
+        if let Some(line) = text.lines().find(|l| l.starts_with("Drop: ")) {
+            return line.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        }
+        if text.contains("to the controllers only") {
+            return "to the controllers only".into();
+        }
+        if text.contains("fragments\n") {
+            return "fragments".into();
+        }
+        if text.contains("(too_big)") {
+            return "too_big".into();
+        }
+        if text.contains("dropped (oversize)") {
+            return "Drop: oversize".into();
+        }
+        let ports = |s: &str| {
+            s.split(", ")
+                .map(|p| p.split(' ').next().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if let Some(at) = text.find("sent only to those it fits (") {
+            let rest = &text[at + "sent only to those it fits (".len()..];
+            return ports(&rest[..rest.find(')').unwrap_or(0)]);
+        }
+        let egress = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Egress: "))
+            .unwrap_or("");
+        ports(egress)
+    }
+
+    const FLOW_POOL: [&str; 12] = [
+        "arp,actions=flood",
+        "ip,nw_dst=172.31.1.0/24,actions=output:1",
+        "ip,nw_dst=172.31.2.0/24,actions=output:2",
+        "priority=40000,ip,nw_dst=172.31.3.0/24,actions=output:3",
+        "icmp6,ipv6_dst=ff00::/8,actions=flood",
+        "ip6,ipv6_dst=fc00:0:0:3::/64,actions=output:3,output:1",
+        "priority=50000,tcp,tp_dst=80,actions=controller",
+        "priority=50000,udp,tp_dst=53,actions=drop",
+        "priority=1,actions=normal",
+        "priority=45000,ip,nw_src=172.31.9.0/24,actions=controller,output:2",
+        "priority=45000,ip6,ipv6_src=fc00:0:0:9::/64,actions=in_port",
+        "priority=44000,ip,nw_dst=172.31.4.0/24,actions=flood",
+    ];
+
+    const FRAME_POOL: [&str; 12] = [
+        "arp,nw_src=172.31.1.1,nw_dst=172.31.2.1",
+        "ip,nw_src=172.31.1.1,nw_dst=172.31.2.1",
+        "ip,nw_src=172.31.2.1,nw_dst=172.31.3.1",
+        "tcp,nw_src=172.31.1.1,nw_dst=172.31.3.1,tcp_flags=syn,mss=1460",
+        "tcp,nw_src=172.31.1.1,nw_dst=172.31.5.1,tp_dst=80",
+        "udp,nw_src=172.31.1.1,nw_dst=172.31.3.1,tp_dst=53",
+        "ip,nw_src=172.31.9.1,nw_dst=172.31.7.1",
+        "ipv6,ipv6_src=fc00:0:0:1::1,ipv6_dst=fc00:0:0:3::1",
+        "ipv6,ipv6_src=fc00:0:0:9::1,ipv6_dst=fc00:0:0:7::1",
+        "icmp6,ipv6_src=fc00:0:0:1::1,ipv6_dst=ff02::1:ff00:1",
+        "ip,nw_src=172.31.1.1,nw_dst=172.31.4.1",
+        "dl_type=0x88b5",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the table, fail mode, split horizon, MAC table, MTU and frame, a trace says
+        /// what the data path then does with the same frame: the same drop reason, the same
+        /// egress ports, the same MTU outcome.
+        #[test]
+        fn a_trace_says_what_the_data_path_does(
+            flows in proptest::sample::subsequence(FLOW_POOL.to_vec(), 0..=FLOW_POOL.len()),
+            frames in proptest::collection::vec((0..FRAME_POOL.len(), 1u32..4, 0u8..4, proptest::option::of(60u16..1600), proptest::bool::ANY), 1..12),
+            fail_open: bool,
+            horizon: bool,
+            mtu in 1200u16..1500,
+        ) {
+            let options = crate::switch::PortOptions {
+                split_horizon: horizon.then(|| "spokes".to_owned()),
+                ..Default::default()
+            };
+            let mut sw = crate::testing::hub_with(&flows, &options);
+            sw.set_mtu(PortNo(3), mtu);
+            sw.set_fail_open(fail_open);
+            let now = Instant::now();
+            for (which, port, mac, ip_len, df) in frames {
+                let mut text = format!("in_port={port},dl_src=02:00:00:00:00:0{mac},{}", FRAME_POOL[which]);
+                let is_ip = FRAME_POOL[which].starts_with("ip")
+                    || FRAME_POOL[which].starts_with("tcp")
+                    || FRAME_POOL[which].starts_with("udp")
+                    || FRAME_POOL[which].starts_with("icmp6");
+                if let (Some(len), true) = (ip_len, is_ip && !text.contains("syn")) {
+                    text.push_str(&format!(",ip_len={len}"));
+                    if !df && !text.contains("ipv6") && !text.contains("icmp6") {
+                        text.push_str(",df=no");
+                    }
+                }
+                if (mac & 1) == 1 && !text.contains("dl_dst") {
+                    // Unicast to a MAC the table may have learnt.
+                    text.push_str(&format!(",dl_dst=02:00:00:00:00:0{}", mac ^ 1));
+                }
+                let (in_port, mut frame) = frame_for(&text, None, sw.ports()).unwrap();
+                let traced = trace(&sw, in_port, &frame, now);
+                let done = datapath_words(&sw.handle_frame(in_port, &mut frame, now));
+                proptest::prop_assert_eq!(trace_words(&traced), done, "{}\n{}", text, traced);
+            }
+        }
     }
 }

@@ -26,6 +26,9 @@ use crate::wire::tcp::{self, clamp_mss};
 use crate::wire::tunnel::{self, EcnDecap, TosMode, TtlMode};
 use crate::wire::{ethernet, gre, icmp, vxlan};
 
+mod xlate;
+pub use xlate::{Decision, Depends, Fit, NormalLookup, Rules, Source, Verdict};
+
 /// A port of the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
@@ -661,114 +664,51 @@ impl Switch {
             Ok(key) => key,
             Err(_) => return self.drop(DropReason::TruncatedFrame),
         };
-        if key.dl_src.is_multicast() {
-            return self.drop(DropReason::MulticastSource);
-        }
-        // The actions: a PACKET_OUT's own, `normal` while failed open, or the flow's.
-        let (id, actions): (Option<usize>, &[flow::Action]) = match &packet_out {
-            Some(Some(actions)) => (None, actions),
-            _ if self.fail_open => (None, &[flow::Action::Normal]),
-            _ => {
-                let Some(id) = self.table.lookup(ingress, &key) else {
-                    return self.drop(DropReason::NoMatchingFlow);
-                };
-                self.flow_stats.hit(id, len, Some(now));
-                (Some(id), &self.table.flows()[id].actions)
-            }
+        let rules = match &packet_out {
+            Some(Some(actions)) => Rules::Actions(actions),
+            _ => Rules::Table,
         };
-
-        self.out.clear();
-        let mut horizon = false;
-        let mut to_controller = None;
-        if actions.is_empty() {
-            return self.drop(DropReason::FlowDrop);
+        let mut out = std::mem::take(&mut self.out);
+        let decision = self.xlate(ingress, &key, now, rules, true, &mut out);
+        self.out = out;
+        let id = decision.flow();
+        if let Some(id) = id {
+            self.flow_stats.hit(id, len, Some(now));
         }
-        for action in actions {
-            match *action {
-                flow::Action::Controller(max_len) => to_controller = Some(max_len),
-                flow::Action::Output(p) if p != ingress => self.out.push(p),
-                flow::Action::Local if ingress != PortNo::LOCAL => self.out.push(PortNo::LOCAL),
-                flow::Action::Output(_) | flow::Action::Local | flow::Action::Drop => {}
-                flow::Action::InPort => self.out.push(ingress),
-                flow::Action::Flood | flow::Action::All => {
-                    flood(&self.ports, &self.groups, ingress, &mut self.out)
-                }
-                flow::Action::Normal => {
-                    match self
-                        .common
-                        .learn_and_lookup(key.dl_src, ingress, key.dl_dst, now)
-                    {
-                        _ if key.dl_dst.is_multicast() => {
-                            flood(&self.ports, &self.groups, ingress, &mut self.out)
-                        }
-                        Some(p) if p == ingress => {}
-                        Some(p) if self.same_group(ingress, p) => horizon = true,
-                        Some(p) => self.out.push(p),
-                        None => flood(&self.ports, &self.groups, ingress, &mut self.out),
-                    }
-                }
-            }
-        }
-        if let Some(max_len) = to_controller {
+        if let Some(max_len) = decision.packet_in {
             self.queue_packet_in(ingress, id, max_len, now);
-            if self.out.is_empty() {
-                return Action::Forward(&self.out);
-            }
         }
-        if self.out.is_empty() {
-            return self.drop(if horizon {
-                DropReason::SplitHorizon
-            } else {
-                DropReason::NoEgress
-            });
+        match decision.verdict {
+            Verdict::Drop(reason) => return self.drop(reason),
+            Verdict::ControllerOnly => return Action::Forward(&self.out),
+            Verdict::Forward => {}
         }
         let ip = IpView::parse(frame);
         if let Some(ip) = &ip {
             // A VLAN tag takes 4 bytes of the tunnel MTU too.
             let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
-            if let Some(mss) = self
-                .mss_limit(ingress, ip.version)
-                .map(|m| m.saturating_sub(tag))
-            {
+            if let Some(mss) = self.mss_limit(ingress, &self.out, ip.version, tag) {
                 if clamp_mss(frame, ip, mss).is_some() {
                     self.mtu_stats.mss_clamped += 1;
                 }
             }
         }
-        let l2 = ip.as_ref().map_or(ethernet::HEADER_LEN, |ip| ip.l3);
-        let limit = self
-            .out
-            .iter()
-            .filter_map(|&p| self.slot(p).and_then(|s| self.mtu[s]))
-            .min();
-        // The tunnel carries the whole L2 frame: a VLAN tag takes 4 bytes of its MTU.
-        let limit = limit.map(|m| usize::from(m).saturating_sub(l2 - ethernet::HEADER_LEN));
-        if let Some(limit) = limit.filter(|&m| frame.len() - l2 > m) {
-            // Too big for some egress port. If it fits others and cannot be fragmented, those
-            // still get it (a flood reaches the TAP past a small tunnel); the rest get nothing.
-            let fragmentable = ip.as_ref().is_some_and(|ip| !ip.dont_fragment());
-            let before = self.out.len();
-            if !fragmentable && before > 1 {
-                let fits = |sw: &Switch, p: PortNo| {
-                    sw.slot(p).and_then(|s| sw.mtu[s]).is_none_or(|m| {
-                        frame.len() - l2 <= usize::from(m).saturating_sub(l2 - ethernet::HEADER_LEN)
-                    })
-                };
-                let mut out = std::mem::take(&mut self.out);
-                out.retain(|&p| fits(self, p));
-                self.out = out;
+        let mut out = std::mem::take(&mut self.out);
+        let fit = self.fit(frame, ip.as_ref(), &mut out);
+        self.out = out;
+        match fit {
+            Fit::TooBig { limit } => return self.too_big(ingress, frame, ip, limit, now),
+            Fit::Trimmed(skipped) => {
+                self.mtu_stats.too_big_skipped += skipped as u64;
+                // A shorter frame with these headers may fit every port: decide it afresh.
+                self.count_tx(len);
+                return Action::Forward(&self.out);
             }
-            if self.out.is_empty() || self.out.len() == before {
-                return self.too_big(ingress, frame, ip, limit, now);
-            }
-            self.mtu_stats.too_big_skipped += (before - self.out.len()) as u64;
-            // A shorter frame with these headers may fit every port: decide it afresh.
-            self.count_tx(len);
-            return Action::Forward(&self.out);
+            Fit::Fits => {}
         }
         self.count_tx(len);
         // Only table decisions repeat, and none that also goes to the controllers.
-        if let (Some(id), None) = (id, to_controller) {
+        if let (Some(id), None) = (id, decision.packet_in) {
             self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
         }
         Action::Forward(&self.out)
@@ -880,12 +820,7 @@ impl Switch {
             }
             _ => return self.drop(DropReason::Oversize),
         };
-        let mtu = u16::try_from(limit).unwrap_or(u16::MAX);
-        let built = if ip.version == 4 {
-            icmp::frag_needed(frame, &ip, mtu, &mut self.scratch)
-        } else {
-            icmp::packet_too_big(frame, &ip, u32::from(mtu), &mut self.scratch)
-        };
+        let built = too_big_answer(frame, &ip, limit, &mut self.scratch);
         if !built {
             return self.drop(DropReason::Oversize);
         }
@@ -904,23 +839,6 @@ impl Switch {
             port: ingress,
             frame: &self.scratch,
         }
-    }
-
-    /// The MSS a SYN from `ingress` to `self.out` may carry: the tightest of the tunnels it
-    /// crosses (tunnel MTU minus 40 for IPv4, 60 for IPv6, or the tunnel's fixed value).
-    fn mss_limit(&self, ingress: PortNo, version: u8) -> Option<u16> {
-        let headers: u16 = if version == 4 { 40 } else { 60 };
-        std::iter::once(ingress)
-            .chain(self.out.iter().copied())
-            .filter_map(|p| {
-                let slot = self.slot(p)?;
-                match self.ports[slot].options.mss_clamp {
-                    MssClamp::Off => None,
-                    MssClamp::Fixed(n) => Some(n),
-                    MssClamp::Auto => self.mtu[slot].map(|m| m.saturating_sub(headers)),
-                }
-            })
-            .min()
     }
 
     fn count_tx(&mut self, len: u64) {
@@ -1292,6 +1210,18 @@ impl Switch {
     fn drop(&mut self, reason: DropReason) -> Action<'static> {
         self.drops[reason.index()] += 1;
         Action::Drop(reason)
+    }
+}
+
+/// Builds into `out` the answer to `frame` (`ip`, its IP header), too big for the IP MTU
+/// `limit` and not to be fragmented: ICMP "fragmentation needed" or ICMPv6 "packet too big".
+/// False where none may be sent (RFC 1812, RFC 4443: an ICMP error, a group address...).
+pub fn too_big_answer(frame: &[u8], ip: &IpView, limit: usize, out: &mut Vec<u8>) -> bool {
+    let mtu = u16::try_from(limit).unwrap_or(u16::MAX);
+    if ip.version == 4 {
+        icmp::frag_needed(frame, ip, mtu, out)
+    } else {
+        icmp::packet_too_big(frame, ip, u32::from(mtu), out)
     }
 }
 
