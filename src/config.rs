@@ -244,7 +244,31 @@ pub struct DeviceConfig {
     /// Threads per worker (`worker_threads = 1 | 2`): 2 runs each direction on a thread of its
     /// own (TAP -> tunnels, tunnels -> TAP), 1 runs both in one loop.
     pub worker_threads: u8,
+    /// Whether frames of flows vxtund has decided are forwarded by its BPF programs in the
+    /// kernel (`fast_path = "auto" | "on" | "off"`).
+    pub fast_path: FastPathMode,
+    /// The most flows the kernel fast path caches (`fast_path_entries = N`).
+    pub fast_path_entries: u32,
 }
+
+/// Whether the kernel fast path is used (`[device] fast_path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FastPathMode {
+    /// Where the kernel allows it: on when the programs load and attach, otherwise the
+    /// userspace path, with one log line that says why.
+    #[default]
+    Auto,
+    /// Required: vxtund refuses to start without it.
+    On,
+    /// The userspace path only.
+    Off,
+}
+
+/// The default `fast_path_entries`: 65,536 flows, 9 MiB of kernel memory.
+pub const DEFAULT_FAST_PATH_ENTRIES: u32 = 65_536;
+
+/// The most `fast_path_entries` taken.
+pub const MAX_FAST_PATH_ENTRIES: u32 = 4_194_304;
 
 /// The most TAP queues (and data-path workers) a device may have: the kernel's limit for a
 /// TAP (`MAX_TAP_QUEUES`) is 256, but more workers than cores only wait for each other.
@@ -958,6 +982,29 @@ fn validate_device(raw: RawDevice, err: &ErrAt<'_>) -> Result<DeviceConfig, Conf
             }
             t => t.map_or(2, Spanned::into_inner),
         },
+        fast_path: match raw.fast_path.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+            None | Some(("auto", _)) => FastPathMode::Auto,
+            Some(("on", _)) => FastPathMode::On,
+            Some(("off", _)) => FastPathMode::Off,
+            Some((other, span)) => {
+                return Err(err(
+                    Some(span),
+                    format!("fast_path `{other}`: expected \"auto\", \"on\" or \"off\""),
+                ))
+            }
+        },
+        fast_path_entries: match raw.fast_path_entries {
+            Some(n) if !(1..=MAX_FAST_PATH_ENTRIES).contains(n.get_ref()) => {
+                return Err(err(
+                    Some(n.span()),
+                    format!(
+                        "fast_path_entries {}: expected 1 to {MAX_FAST_PATH_ENTRIES}",
+                        n.get_ref()
+                    ),
+                ))
+            }
+            n => n.map_or(DEFAULT_FAST_PATH_ENTRIES, Spanned::into_inner),
+        },
         batch_wait_us: check_micros(raw.batch_wait_us, "batch_wait_us", MAX_BATCH_WAIT_US, err)?,
         busy_poll_us: check_micros(raw.busy_poll_us, "busy_poll_us", MAX_BUSY_POLL_US, err)?,
         txqueuelen: match raw.txqueuelen {
@@ -1349,6 +1396,8 @@ struct RawDevice {
     busy_poll_us: Option<Spanned<u32>>,
     txqueuelen: Option<Spanned<u32>>,
     worker_threads: Option<Spanned<u8>>,
+    fast_path: Option<Spanned<String>>,
+    fast_path_entries: Option<Spanned<u32>>,
 }
 
 /// What tells two tunnels to the same remote apart.

@@ -106,6 +106,15 @@ impl MacTable {
             .map(|e| e.port)
     }
 
+    /// When `mac`'s entry ages out, unless it is refreshed before; `None` if it is not learnt
+    /// (or already aged).
+    pub fn expires(&self, mac: Mac, now: Instant) -> Option<Instant> {
+        self.entries
+            .get(&mac)
+            .map(|e| e.seen + self.ageing)
+            .filter(|&t| t > now)
+    }
+
     /// The live entries.
     pub fn entries(&self, now: Instant) -> impl Iterator<Item = (Mac, MacEntry)> + '_ {
         self.entries

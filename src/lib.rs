@@ -6,6 +6,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fastpath;
 pub mod fdb;
 pub mod flow;
 pub mod incident;

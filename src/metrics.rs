@@ -50,10 +50,34 @@ pub struct Snapshot {
     pub reloads: (u64, u64),
     /// Requests the metrics endpoint refused, by reason (kept by the HTTP side).
     pub http_refused: Vec<(&'static str, u64)>,
+    /// The kernel fast path's counters.
+    pub fast_path: FastPathStats,
     /// The daemon's version.
     pub version: &'static str,
     /// Seconds since the Unix epoch when the daemon started.
     pub start_time_seconds: f64,
+}
+
+/// The kernel fast path's counters, as the metrics show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPathStats {
+    /// Whether it is in force.
+    pub active: bool,
+    /// Cache entries at the last sweep.
+    pub entries: u64,
+    /// Frames forwarded in the kernel: encapsulated, decapsulated.
+    pub hits: [u64; 2],
+    /// Cacheable frames that found no valid entry and went to vxtund: encap, decap side.
+    pub upcalls: [u64; 2],
+    /// Frames the cache never holds, sent to vxtund: uncacheable, too big, ECN CE over
+    /// Not-ECT, helper errors.
+    pub passed: [u64; 4],
+    /// Installs: made, refused by the kernel, skipped by the rate limit.
+    pub installs: [u64; 3],
+    /// Entries removed: idle, stale.
+    pub evictions: [u64; 2],
+    /// Lookups that found an entry of an older generation or past its deadline.
+    pub stale: u64,
 }
 
 impl Snapshot {
@@ -305,6 +329,70 @@ pub fn render(s: &Snapshot) -> String {
         "gauge",
         "1 while every frame takes normal because no controller is connected (fail_mode standalone).",
         &plain(u64::from(s.fail_open)),
+    );
+    let fp = &s.fast_path;
+    let dirs = |v: [u64; 2]| {
+        vec![
+            (labels(&[("direction", "encap")]), v[0].to_string()),
+            (labels(&[("direction", "decap")]), v[1].to_string()),
+        ]
+    };
+    family(
+        "vxtund_fast_path_active",
+        "gauge",
+        "1 while the kernel fast path (BPF) forwards the flows vxtund has decided.",
+        &plain(u64::from(fp.active)),
+    );
+    family(
+        "vxtund_fast_path_entries",
+        "gauge",
+        "Flows in the kernel fast path's cache.",
+        &plain(fp.entries),
+    );
+    family(
+        "vxtund_fast_path_hits_total",
+        "counter",
+        "Frames the kernel fast path forwarded, by direction.",
+        &dirs(fp.hits),
+    );
+    family(
+        "vxtund_fast_path_upcalls_total",
+        "counter",
+        "Cacheable frames with no valid cache entry, decided by vxtund (misses), by direction.",
+        &dirs(fp.upcalls),
+    );
+    let passed: Vec<(String, String)> = ["uncacheable", "too_big", "ecn_ce_not_ect", "error"]
+        .iter()
+        .zip(fp.passed)
+        .map(|(r, n)| (labels(&[("reason", r)]), n.to_string()))
+        .collect();
+    family(
+        "vxtund_fast_path_passed_total",
+        "counter",
+        "Frames the kernel fast path left to vxtund whatever the cache holds, by reason.",
+        &passed,
+    );
+    let installs: Vec<(String, String)> = ["installed", "refused", "rate_limited"]
+        .iter()
+        .zip(fp.installs)
+        .map(|(r, n)| (labels(&[("result", r)]), n.to_string()))
+        .collect();
+    family(
+        "vxtund_fast_path_installs_total",
+        "counter",
+        "Cache entries vxtund installed after deciding a flow, by result.",
+        &installs,
+    );
+    let evictions: Vec<(String, String)> = ["idle", "stale"]
+        .iter()
+        .zip(fp.evictions)
+        .map(|(r, n)| (labels(&[("reason", r)]), n.to_string()))
+        .collect();
+    family(
+        "vxtund_fast_path_evictions_total",
+        "counter",
+        "Cache entries removed: unused for 10 s (idle) or decided before a change (stale).",
+        &evictions,
     );
     family(
         "vxtund_config_reloads_total",

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tracing::{error, info, warn};
 
+use super::fastpath::{Installer, Outer};
 use super::plumbing::{Egress, Encap, Plumbing};
 use super::{lock, net_core, tap_core, wait_turning, Shared};
 use crate::flow::{self, PortNo};
@@ -19,7 +20,7 @@ use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, 
 use crate::io::Poller;
 use crate::openflow::agent::AsyncEvent;
 use crate::spread;
-use crate::switch::{Action, DfMode, DropReason, Switch};
+use crate::switch::{Action, CacheHint, DfMode, DropReason, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::wire::tunnel;
@@ -48,8 +49,8 @@ struct HeaderScratch {
 /// How one send to a tunnel leaves: socket, outer TOS and TTL (0: the socket's), whether its
 /// header is in the scratch space, and whether it carries a GRE sequence number.
 #[derive(Clone, Copy, Default)]
-struct Route {
-    socket: usize,
+pub(super) struct Route {
+    pub(super) socket: usize,
     tos: u8,
     ttl: u8,
     own_header: bool,
@@ -81,6 +82,9 @@ struct Plan {
     headers: HeaderScratch,
     /// Frames for the controllers, queued once the switch is unlocked.
     packet_ins: Vec<AsyncEvent>,
+    /// Decisions the kernel fast path may cache, installed once the batch is sent.
+    hints: Vec<(FrameRef, CacheHint, Option<Outer>)>,
+    installer: Installer,
 }
 
 impl Plan {
@@ -94,14 +98,50 @@ impl Plan {
                 order: Vec::with_capacity(BATCH * 4),
             },
             packet_ins: Vec::new(),
+            hints: Vec::new(),
+            installer: Installer::new(),
         }
     }
 
     fn clear(&mut self) {
         self.sends.clear();
         self.extra.clear();
+        self.hints.clear();
     }
 
+    /// Keeps the switch's cache hint for `frame`, if the fast path is on and there is one.
+    fn capture_hint(
+        &mut self,
+        sh: &Shared,
+        sw: &mut Switch,
+        frame: FrameRef,
+        outer: Option<Outer>,
+    ) {
+        if let (Some(_), Some(hint)) = (&sh.fast_path, sw.take_cache_hint()) {
+            self.hints.push((frame, hint, outer));
+        }
+    }
+}
+
+/// Installs the kept `hints` in the kernel fast path.
+fn install<'a>(
+    sh: &Shared,
+    plumbing: &Plumbing,
+    hints: &mut Vec<(FrameRef, CacheHint, Option<Outer>)>,
+    installer: &mut Installer,
+    frame: impl Fn(FrameRef) -> &'a [u8],
+) {
+    let Some(fp) = &sh.fast_path else { return };
+    if hints.is_empty() {
+        return;
+    }
+    installer.now = Instant::now();
+    for (f, hint, outer) in hints.drain(..) {
+        fp.install(sh, plumbing, installer, frame(f), &hint, outer);
+    }
+}
+
+impl Plan {
     /// Keeps a copy of `frame` for the controllers if the switch's last decision asked for one.
     fn capture_packet_in(&mut self, sw: &mut Switch, frame: &[u8]) {
         if let Some(meta) = sw.take_packet_in() {
@@ -284,6 +324,7 @@ impl TapSide {
                             core.switch.handle_frame(PortNo::LOCAL, frame, now),
                         );
                         plan.capture_packet_in(&mut core.switch, &bufs[i][skip..lens[i]]);
+                        plan.capture_hint(sh, &mut core.switch, FrameRef::Batch(i), None);
                     }
                     Ok(split) => {
                         core.switch.record_split(split.len());
@@ -305,6 +346,7 @@ impl TapSide {
                             first = false;
                             plan.add(frame, action);
                             plan.capture_packet_in(&mut core.switch, &segs[r.clone()]);
+                            plan.capture_hint(sh, &mut core.switch, frame, None);
                         }
                     }
                 }
@@ -316,14 +358,18 @@ impl TapSide {
             sends,
             extra,
             headers,
+            hints,
+            installer,
             ..
         } = plan;
         let (bufs, lens, segs) = (&*bufs, &*lens, &*segs);
-        deliver(sh, at, &plumbing, sends, headers, |r| match r {
+        let frame = |r| match r {
             FrameRef::Batch(i) => &bufs[i][skip..lens[i]],
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) | FrameRef::More(a, b) => &segs[a..b],
-        });
+        };
+        deliver(sh, at, &plumbing, sends, headers, frame);
+        install(sh, &plumbing, hints, installer, frame);
         Ok(())
     }
 }
@@ -474,11 +520,20 @@ fn receive(
             };
             let len = packet.len();
             let sw = &mut core.switch;
+            let mut outer = None;
             let (action, start) = match socket.kind() {
-                SocketKind::Udp(port) => (
-                    sw.handle_vxlan_ecn(port, src, ecn, packet, now),
-                    vxlan::HEADER_LEN,
-                ),
+                SocketKind::Udp(port) => {
+                    outer = vxlan::Header::decode(packet).ok().map(|h| Outer {
+                        remote: src,
+                        local: socket.local(),
+                        port,
+                        vni: h.vni,
+                    });
+                    (
+                        sw.handle_vxlan_ecn(port, src, ecn, packet, now),
+                        vxlan::HEADER_LEN,
+                    )
+                }
                 SocketKind::Gre => {
                     // Raw IPv4 sockets deliver the IP header too (and so its TOS); IPv6 ones
                     // do not.
@@ -495,6 +550,11 @@ fn receive(
             *range = start..len;
             plan.add(FrameRef::Batch(i), action);
             plan.capture_packet_in(&mut core.switch, packet.get(start..len).unwrap_or(&[]));
+            if outer.is_some() {
+                plan.capture_hint(sh, &mut core.switch, FrameRef::Batch(i), outer);
+            } else {
+                core.switch.take_cache_hint();
+            }
         }
         Arc::clone(&core.plumbing)
     };
@@ -503,17 +563,21 @@ fn receive(
         sends,
         extra,
         headers,
+        hints,
+        installer,
         ..
     } = plan;
     let batch = &*batch;
-    deliver(sh, at, &plumbing, sends, headers, |r| match r {
+    let frame = |r| match r {
         FrameRef::Batch(i) => batch
             .get(i)
             .and_then(|(_, p)| p.get(inner[i].clone()))
             .unwrap_or(&[]),
         FrameRef::Extra(a, b) => &extra[a..b],
         FrameRef::Segment(..) | FrameRef::More(..) => &[],
-    });
+    };
+    deliver(sh, at, &plumbing, sends, headers, frame);
+    install(sh, &plumbing, hints, installer, frame);
     Ok(n)
 }
 
@@ -687,7 +751,12 @@ fn outer_df(df: DfMode, frame: &[u8]) -> bool {
 /// Works out how `payload` leaves by tunnel `egress`: the inner flow's hash, the sending
 /// socket (by the DF it needs, then the flow's `flow_spread` turn or its hash) and the outer
 /// TOS and TTL. `secs`: the coarse clock, read once per batch if at all.
-fn route_of(sh: &Shared, egress: &Egress, payload: &[u8], secs: &mut Option<u32>) -> Route {
+pub(super) fn route_of(
+    sh: &Shared,
+    egress: &Egress,
+    payload: &[u8],
+    secs: &mut Option<u32>,
+) -> Route {
     let Egress::Tunnel {
         sockets,
         spread,

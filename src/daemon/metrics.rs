@@ -112,6 +112,7 @@ pub(super) fn scrape(sh: &Shared) -> String {
         .iter()
         .map(|&(why, name)| (name, c.refused[why as usize].load(Ordering::Relaxed)))
         .collect();
+    snapshot.fast_path = super::fastpath::metrics(sh);
     snapshot.version = env!("CARGO_PKG_VERSION");
     snapshot.start_time_seconds = c
         .started

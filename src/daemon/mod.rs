@@ -21,6 +21,7 @@
 //! swap. Every control plane asks the running switch through one set of operations ([`ops`]).
 
 mod datapath;
+mod fastpath;
 mod metrics;
 mod mtu;
 mod notify;
@@ -58,7 +59,7 @@ use crate::io::tap::{MacChoice, Rings, Tap, TapError};
 use crate::io::{Event, Poller};
 use crate::openflow::agent::{AsyncEvent, RoleArbiter};
 use crate::spread::Balancer;
-use crate::switch::{PortKind, Switch, UnderlayMtu};
+use crate::switch::{Generation, PortKind, Switch, UnderlayMtu};
 
 /// Failures that keep the daemon from starting or running.
 #[derive(Debug, Error)]
@@ -84,6 +85,9 @@ pub enum DaemonError {
     /// A data-path thread stopped on an I/O error (logged when it happened).
     #[error("the data path stopped on an I/O error (see the log above)")]
     DataPath,
+    /// `fast_path = "on"` and the kernel fast path could not be set up.
+    #[error("fast_path = \"on\", but the kernel fast path could not be set up: {0}")]
+    FastPath(String),
 }
 
 /// What one data-path thread decides and sends with (its shard of the switch); swapped whole on
@@ -154,6 +158,12 @@ struct Shared {
     counters: metrics::DaemonCounters,
     /// The data path's open incidents (underlay faults), logged once for every thread.
     faults: datapath::SharedFaults,
+    /// The kernel fast path, when it is in force.
+    fast_path: Option<fastpath::FastPath>,
+    /// Why it is not, when it is not (for `show`).
+    fast_path_off: String,
+    /// The fast path sweeper's sign of life, for the watchdog.
+    fast_path_beat: notify::Heartbeat,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -262,6 +272,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
     );
 
+    let generation = Arc::new(Generation::new());
+    let (fast_path, fast_path_off) = match fastpath::setup(&config, tap.name(), &generation)? {
+        Ok(fp) => (Some(fp), String::new()),
+        Err(why) => (None, why),
+    };
     let ready = ready_line(&config, &mtus);
     let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(Shared {
@@ -273,7 +288,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
         cores: {
-            let switch = new_switch(&config, &mtus, config.flows.clone());
+            let mut switch = new_switch(&config, &mtus, config.flows.clone());
+            switch.set_generation(Arc::clone(&generation));
             let plumbing = Arc::new(plumbing);
             (0..2 * workers + 1)
                 .map(|_| {
@@ -311,6 +327,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tick: watchdog.map(notify::Watchdog::tick),
         counters: metrics::DaemonCounters::new(),
         faults: Default::default(),
+        fast_path,
+        fast_path_off,
+        fast_path_beat: Default::default(),
     });
 
     println!("{ready}");
@@ -359,6 +378,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn_scoped(scope, move || {
                 stop_all(guarded("pmtu", || pmtu::pmtu_loop(shared)))
             });
+        let sweeper_thread = match shared.fast_path {
+            None => Ok(None),
+            Some(_) => std::thread::Builder::new()
+                .name("fastpath".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("fastpath", || fastpath::sweep_loop(shared)))
+                })
+                .map(Some),
+        };
         let control = &control;
         let control_thread = std::thread::Builder::new()
             .name("control".into())
@@ -402,6 +430,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         };
         if data_threads.is_err()
             || pmtu_thread.is_err()
+            || sweeper_thread.is_err()
             || control_thread.is_err()
             || openflow_thread.is_err()
             || metrics_thread.is_err()

@@ -97,6 +97,7 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
     );
     let _ = writeln!(s, "underlay local {}", config.underlay.locals_text());
     let _ = writeln!(s, "{}", data_path(config));
+    let _ = writeln!(s, "{}", fast_path(config));
     let targets: Vec<String> = config
         .openflow
         .listen
@@ -200,6 +201,40 @@ pub(super) fn warn_about(mtus: &Mtus) {
 
 /// The data path's shape in words, for `--check`: workers, TAP queue length, batch wait, busy
 /// polling, inner checksums, flow spread.
+/// What `--check` can say of the fast path without loading it: the mode, and whether this
+/// build carries the programs.
+fn fast_path(config: &Config) -> String {
+    use crate::config::FastPathMode;
+    let built = crate::io::bpf::built();
+    match (config.device.fast_path, built) {
+        (FastPathMode::Off, _) => "fast path: off (userspace path only)".to_owned(),
+        (_, false) => format!(
+            "fast path: {} (this build has no BPF programs: {})",
+            if config.device.fast_path == FastPathMode::On {
+                "on, which cannot start"
+            } else {
+                "auto, so the userspace path"
+            },
+            "built without clang"
+        ),
+        (mode, true) => format!(
+            "fast path: {} (kernel, BPF, up to {} flows, when the programs load and attach at \
+             start{})",
+            if mode == FastPathMode::On {
+                "on"
+            } else {
+                "auto"
+            },
+            config.device.fast_path_entries,
+            if mode == FastPathMode::On {
+                "; otherwise vxtund refuses to start"
+            } else {
+                "; otherwise the userspace path"
+            }
+        ),
+    }
+}
+
 fn data_path(config: &Config) -> String {
     let device = &config.device;
     format!(

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::{wait_unless_stopped, Shared};
+use super::{fastpath, wait_unless_stopped, Shared};
 use crate::control::{self, Request, Response};
 use crate::io::control::ControlSocket;
 use crate::io::Poller;
@@ -36,6 +36,7 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                         sh.query_mut(|sw| control::execute(sw, &request, sh.started, now));
                     if response.ok && request == Request::Show {
                         response.text.push_str(&sh.workers_status());
+                        response.text.push_str(&fastpath::status(sh));
                         response.text.push_str(&sh.openflow_status());
                     }
                     response

@@ -101,6 +101,16 @@ impl FlowCounters {
         }
     }
 
+    /// Counts `packets` frames of `bytes` in all on flow `id`, used at `now`.
+    pub fn hit_many(&mut self, id: usize, packets: u64, bytes: u64, now: Instant) {
+        let time = self.encode(Some(now));
+        if let Some(w) = self.words.get_mut(id * WORDS..id * WORDS + WORDS) {
+            w[0] += packets;
+            w[1] += bytes;
+            w[2] = time;
+        }
+    }
+
     /// The counters of flow `id`.
     pub fn get(&self, id: usize) -> Option<FlowStats> {
         let w = self.words.get(id * WORDS..id * WORDS + WORDS)?;

@@ -1,6 +1,7 @@
 //! The I/O shell: the TAP device, UDP and raw GRE sockets with batched system calls, and the few netdev
 //! operations the daemon needs. All `unsafe` in vxtund lives under this module.
 
+pub mod bpf;
 pub mod control;
 pub mod netdev;
 pub mod socket;

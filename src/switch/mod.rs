@@ -26,7 +26,10 @@ use crate::wire::tcp::{self, clamp_mss};
 use crate::wire::tunnel::{self, EcnDecap, TosMode, TtlMode};
 use crate::wire::{ethernet, gre, icmp, vxlan};
 
+mod generation;
 mod xlate;
+pub use generation::{Generation, Publisher};
+
 pub use xlate::{Decision, Depends, Fit, NormalLookup, Rules, Source, Verdict};
 
 /// A port of the switch.
@@ -438,6 +441,26 @@ pub struct Switch {
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
     scratch_ranges: Vec<Range<usize>>,
+    /// Bumped by every change that may alter a decision; shared by the shards.
+    generation: Arc<Generation>,
+    /// What the fast path may cache of the frame just decided (see [`Switch::take_cache_hint`]).
+    cache_hint: Option<CacheHint>,
+}
+
+/// A decision the fast path may cache: the frame just decided went to exactly one port,
+/// whole, with nothing else to do (no controller, no answer, no fragments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHint {
+    /// The one egress port.
+    pub egress: PortNo,
+    /// The generation read before deciding.
+    pub generation: u64,
+    /// When the MAC table entry the decision read expires, if it read one.
+    pub expires: Option<Instant>,
+    /// The egress tunnel, if VXLAN: remote, VNI, UDP destination port.
+    pub vxlan: Option<VxlanTunnel>,
+    /// The egress tunnel's MTU (largest inner IP packet), if it has one.
+    pub mtu: Option<u16>,
 }
 
 /// What the shards of one switch share (see [`Switch::shard`]): the MAC table, and the rate
@@ -469,23 +492,25 @@ impl Common {
     }
 
     /// Learns that `src` is behind `ingress` and says where `dst` is (MAC learning for
-    /// `normal`), taking the write lock only when the entry for `src` must change.
+    /// `normal`), taking the write lock only when the entry for `src` must change; and whether
+    /// `src` moved (was known behind another port).
     fn learn_and_lookup(
         &self,
         src: Mac,
         ingress: PortNo,
         dst: Mac,
         now: Instant,
-    ) -> Option<PortNo> {
+    ) -> (Option<PortNo>, bool) {
         {
             let fdb = self.fdb_read();
             if fdb.is_fresh(src, ingress, now, FDB_REFRESH) {
-                return fdb.lookup(dst, now);
+                return (fdb.lookup(dst, now), false);
             }
         }
         let mut fdb = self.fdb_mut();
+        let moved = fdb.lookup(src, now).is_some_and(|p| p != ingress);
         fdb.learn(src, ingress, now);
-        fdb.lookup(dst, now)
+        (fdb.lookup(dst, now), moved)
     }
 }
 
@@ -553,15 +578,34 @@ impl Switch {
             packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
+            generation: Arc::new(Generation::new()),
+            cache_hint: None,
         }
+    }
+
+    /// Shares `generation` (the daemon's, kept across reloads) instead of this switch's own;
+    /// call it before making shards.
+    pub fn set_generation(&mut self, generation: Arc<Generation>) {
+        self.generation = generation;
+    }
+
+    /// The generation this switch bumps.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// The cache hint of the frame [`Switch::handle_frame`] just decided, if it may be cached.
+    pub fn take_cache_hint(&mut self) -> Option<CacheHint> {
+        self.cache_hint.take()
     }
 
     /// Sets the MTU of tunnel `port`: the largest inner IP packet it carries. Larger ones are
     /// answered with "too big", fragmented or dropped; SYNs crossing it are clamped to fit.
     pub fn set_mtu(&mut self, port: PortNo, mtu: u16) {
         if let Some(slot) = self.slot(port) {
-            if self.ports[slot].kind != PortKind::Local {
+            if self.ports[slot].kind != PortKind::Local && self.mtu[slot] != Some(mtu) {
                 self.mtu[slot] = Some(mtu);
+                self.generation.bump();
             }
         }
         self.last_forward = None;
@@ -588,6 +632,7 @@ impl Switch {
     /// Forgets every learnt MAC.
     pub fn flush_fdb(&mut self) {
         self.common.fdb_mut().flush();
+        self.generation.bump();
         self.last_forward = None;
     }
 
@@ -644,6 +689,8 @@ impl Switch {
     /// Decides where a frame that came in on `ingress` goes.
     pub fn handle_frame(&mut self, ingress: PortNo, frame: &mut [u8], now: Instant) -> Action<'_> {
         self.packet_in = None;
+        self.cache_hint = None;
+        let generation = self.generation.current();
         let packet_out = self.packet_out.take();
         if packet_out.is_none()
             && self
@@ -711,7 +758,36 @@ impl Switch {
         if let (Some(id), None) = (id, decision.packet_in) {
             self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
         }
+        if packet_out.is_none() && decision.packet_in.is_none() && self.out.len() == 1 {
+            self.cache_hint = Some(self.hint(self.out[0], generation, &decision, &key, now));
+        }
         Action::Forward(&self.out)
+    }
+
+    /// What the fast path may cache of a decision to send a frame with `key` to `egress` alone.
+    fn hint(
+        &self,
+        egress: PortNo,
+        generation: u64,
+        decision: &Decision,
+        key: &FrameKey,
+        now: Instant,
+    ) -> CacheHint {
+        let slot = self.slot(egress);
+        let expires = match decision.normal {
+            Some(NormalLookup::Learnt(_)) => self.common.fdb_read().expires(key.dl_dst, now),
+            _ => None,
+        };
+        CacheHint {
+            egress,
+            generation,
+            expires,
+            vxlan: slot.and_then(|s| match &self.ports[s].kind {
+                PortKind::Vxlan(t) => Some(*t),
+                _ => None,
+            }),
+            mtu: slot.and_then(|s| self.mtu[s]),
+        }
     }
 
     /// Queues the frame just decided for the controllers, within the rate limit.
@@ -759,6 +835,9 @@ impl Switch {
     /// Makes every frame take `normal` (`true`), or the table again (`false`): Open vSwitch's
     /// fail-open, for the standalone fail mode while no controller is connected.
     pub fn set_fail_open(&mut self, on: bool) {
+        if self.fail_open != on {
+            self.generation.bump();
+        }
         self.fail_open = on;
         self.last_forward = None;
     }
@@ -983,7 +1062,9 @@ impl Switch {
     ) -> Arc<FlowTable> {
         self.flow_stats = self.flow_stats.carried(carry, reset, now);
         self.last_forward = None;
-        std::mem::replace(&mut self.table, table)
+        let old = std::mem::replace(&mut self.table, table);
+        self.generation.bump();
+        old
     }
 
     /// The flow table in force, to share.
@@ -1042,6 +1123,8 @@ impl Switch {
         self.fail_open = old.fail_open;
         self.packet_in_stats = old.packet_in_stats;
         self.last_forward = None;
+        self.generation = Arc::clone(&old.generation);
+        self.generation.bump();
     }
 
     /// A shard of this switch, for another data-path thread: the same ports, flow table, MTUs
@@ -1091,6 +1174,8 @@ impl Switch {
             packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
+            generation: Arc::clone(&self.generation),
+            cache_hint: None,
         }
     }
 
@@ -1124,6 +1209,52 @@ impl Switch {
             sum.absorb(&shard);
         }
         Some(sum)
+    }
+
+    /// Counts what the kernel fast path forwarded for a cached decision since the last count:
+    /// `packets` frames of `bytes` with `key` from `ingress` to `egress`, on the ports, on the
+    /// flow that matches them now (not while failed open), and as use of the flow at `now`
+    /// (for idle timeouts). A source MAC the table knows behind `ingress` is refreshed, as the
+    /// frames would have refreshed it on the userspace path.
+    pub fn record_cached(
+        &mut self,
+        ingress: PortNo,
+        egress: PortNo,
+        key: &FrameKey,
+        packets: u64,
+        bytes: u64,
+        now: Instant,
+    ) {
+        if let Some(slot) = self.slot(ingress) {
+            self.port_stats[slot].rx_packets += packets;
+            self.port_stats[slot].rx_bytes += bytes;
+        }
+        if let Some(slot) = self.slot(egress) {
+            self.port_stats[slot].tx_packets += packets;
+            self.port_stats[slot].tx_bytes += bytes;
+        }
+        if !self.fail_open {
+            if let Some(id) = self.table.lookup(ingress, key) {
+                self.flow_stats.hit_many(id, packets, bytes, now);
+            }
+        }
+        let known = {
+            let fdb = self.common.fdb_read();
+            fdb.lookup(key.dl_src, now) == Some(ingress)
+                && !fdb.is_fresh(key.dl_src, ingress, now, FDB_REFRESH)
+        };
+        if known {
+            self.common.fdb_mut().learn(key.dl_src, ingress, now);
+        }
+    }
+
+    /// The VXLAN tunnel port to `remote` on UDP port `udp_port` with `vni`.
+    pub fn vxlan_port(&self, remote: IpAddr, udp_port: u16, vni: u32) -> Option<PortNo> {
+        self.vxlan_rx
+            .get(&(remote, udp_port))?
+            .iter()
+            .find(|(v, _)| *v == vni)
+            .map(|&(_, p)| p)
     }
 
     /// Counts a frame dropped before it reached the switch (by the I/O shell).

@@ -216,7 +216,12 @@ impl Switch {
         learn: bool,
     ) -> Option<PortNo> {
         if learn {
-            self.common.learn_and_lookup(src, ingress, dst, now)
+            let (found, moved) = self.common.learn_and_lookup(src, ingress, dst, now);
+            if moved {
+                // Decisions that sent frames to `src` where it was are stale now.
+                self.generation.bump();
+            }
+            found
         } else if dst == src {
             // Learning would have put it there first.
             Some(ingress)

@@ -1,0 +1,542 @@
+//! The kernel fast path in the daemon: setting it up (or saying why not), installing the
+//! decisions the data path makes as cache entries, and the sweeper thread that folds the
+//! kernel's counters into the switch's, refreshes MAC learning, and evicts entries.
+//!
+//! Correctness rests on the generation ([`crate::switch::Generation`]): every change that may
+//! alter a decision bumps it and writes it into the programs' map before the change returns,
+//! and an entry of an older generation is a miss. An entry installed from a decision made
+//! before a bump carries the older number and never takes effect.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::datapath::route_of;
+use super::plumbing::{Egress, Plumbing};
+use super::{lock, DaemonError, Shared};
+use crate::config::{Config, FastPathMode};
+use crate::fastpath::{self, Key, Stat, Value};
+use crate::flow::PortNo;
+use crate::io::bpf::Programs;
+use crate::io::netdev;
+use crate::switch::{CacheHint, DfMode, Generation, PortKind};
+use crate::wire::tunnel::{TosMode, TtlMode};
+
+/// How often the sweeper reads the kernel's counters.
+const SWEEP: Duration = Duration::from_millis(100);
+/// An entry no frame used for this long is evicted (Open vSwitch's `max-idle` is 10 s).
+const MAX_IDLE: Duration = Duration::from_secs(10);
+/// Above this share of the capacity, entries idle for [`MAX_IDLE_FULL`] go too.
+const FULL: f64 = 0.9;
+const MAX_IDLE_FULL: Duration = Duration::from_secs(1);
+/// Installs one data-path thread makes per [`INSTALL_WINDOW`] at most: a flood of new flows
+/// costs vxtund a bounded number of system calls and goes on at the userspace path's speed.
+const INSTALLS_PER_WINDOW: u32 = 256;
+const INSTALL_WINDOW: Duration = Duration::from_millis(10);
+
+/// The fast path in force.
+pub(super) struct FastPath {
+    programs: Programs,
+    tap_ifindex: u32,
+    /// Local IPv4 address -> the underlay device that holds it.
+    devices: Vec<(Ipv4Addr, u32)>,
+    /// `net.ipv4.ip_default_ttl`: the TTL of `ttl = "default"` tunnels.
+    default_ttl: u8,
+    /// CLOCK_MONOTONIC at `base`, to turn an `Instant` into the programs' clock.
+    base: Instant,
+    base_ns: u64,
+    /// What `show` and the metrics say about it.
+    pub(super) description: String,
+    pub(super) counters: Counters,
+}
+
+/// The fast path's own counters (the programs' are read from their map).
+#[derive(Default)]
+pub(super) struct Counters {
+    /// Entries installed.
+    pub(super) installs: AtomicU64,
+    /// Installs the kernel refused (the cache full, say).
+    pub(super) install_failures: AtomicU64,
+    /// Installs skipped by the per-thread rate limit.
+    pub(super) installs_limited: AtomicU64,
+    /// Entries evicted because no frame used them.
+    pub(super) evictions: AtomicU64,
+    /// Entries removed because a change made them stale.
+    pub(super) invalidations: AtomicU64,
+    /// Entries in the cache at the last sweep.
+    pub(super) entries: AtomicU64,
+    /// The programs' counters at the last sweep, in [`Stat::ALL`] order.
+    pub(super) kernel: [AtomicU64; Stat::ALL.len()],
+}
+
+/// The fast path's lines of `vxtunctl show`: which path is in force, and its counters.
+pub(super) fn status(sh: &Shared) -> String {
+    let Some(fp) = &sh.fast_path else {
+        return format!("fast path: {}\n", sh.fast_path_off);
+    };
+    let m = metrics(sh);
+    format!(
+        "fast path: {}\n  cache: {} entries; hits {} (encap {}, decap {}); upcalls {} (encap \
+         {}, decap {}); passed up {} (uncacheable {}, too big {}, ecn {}, errors {}); installs {} \
+         (refused {}, rate-limited {}); evictions {} idle, {} stale\n",
+        fp.description,
+        m.entries,
+        m.hits[0] + m.hits[1],
+        m.hits[0],
+        m.hits[1],
+        m.upcalls[0] + m.upcalls[1],
+        m.upcalls[0],
+        m.upcalls[1],
+        m.passed.iter().sum::<u64>(),
+        m.passed[0],
+        m.passed[1],
+        m.passed[2],
+        m.passed[3],
+        m.installs[0],
+        m.installs[1],
+        m.installs[2],
+        m.evictions[0],
+        m.evictions[1],
+    )
+}
+
+/// The fast path's counters for the metrics (all zero while it is not in force).
+pub(super) fn metrics(sh: &Shared) -> crate::metrics::FastPathStats {
+    let Some(fp) = &sh.fast_path else {
+        return Default::default();
+    };
+    let c = &fp.counters;
+    let k = |s: Stat| c.kernel[s as usize].load(Ordering::Relaxed);
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    crate::metrics::FastPathStats {
+        active: true,
+        entries: n(&c.entries),
+        hits: [k(Stat::EncapHit), k(Stat::DecapHit)],
+        upcalls: [k(Stat::EncapMiss), k(Stat::DecapMiss)],
+        passed: [
+            k(Stat::Uncacheable),
+            k(Stat::TooBig),
+            k(Stat::EcnDrop),
+            k(Stat::Error),
+        ],
+        installs: [
+            n(&c.installs),
+            n(&c.install_failures),
+            n(&c.installs_limited),
+        ],
+        evictions: [n(&c.evictions), n(&c.invalidations)],
+        stale: k(Stat::Stale),
+    }
+}
+
+/// Sets the fast path up as `config` asks: `Ok(Ok(fp))` when it is in force, `Ok(Err(why))`
+/// when it is not (off, or `auto` and the kernel would not have it: logged once), and an error
+/// when it is `on` and cannot be.
+pub(super) fn setup(
+    config: &Config,
+    tap: &str,
+    generation: &Arc<Generation>,
+) -> Result<Result<FastPath, String>, DaemonError> {
+    let mode = config.device.fast_path;
+    if mode == FastPathMode::Off {
+        return Ok(Err("userspace (fast_path = \"off\")".into()));
+    }
+    match try_setup(config, tap, generation) {
+        Ok(fp) => {
+            info!("fast path: {}", fp.description);
+            Ok(Ok(fp))
+        }
+        Err(why) if mode == FastPathMode::On => Err(DaemonError::FastPath(why)),
+        Err(why) => {
+            warn!("fast path off, frames take the userspace path: {why}");
+            Ok(Err(format!("userspace (fast_path = \"auto\": {why})")))
+        }
+    }
+}
+
+fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result<FastPath, String> {
+    let mut devices = Vec::new();
+    let mut names = Vec::new();
+    for local in &config.underlay.local {
+        let IpAddr::V4(v4) = *local else { continue };
+        let name = netdev::device_with_address(*local)
+            .map_err(|e| format!("finding the device of {local}: {e}"))?
+            .ok_or_else(|| format!("no device holds the underlay address {local}"))?;
+        let index = netdev::ifindex(&name).map_err(|e| format!("device `{name}`: {e}"))?;
+        devices.push((v4, index));
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if devices.is_empty() {
+        return Err(
+            "the kernel fast path carries VXLAN over IPv4 and no IPv4 underlay address \
+                    is configured"
+                .into(),
+        );
+    }
+    let mut ports: Vec<u16> = config
+        .ports
+        .iter()
+        .filter_map(|p| match &p.kind {
+            PortKind::Vxlan(t) if t.remote.is_ipv4() => Some(t.dst_port),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let programs = Programs::load(tap, &names, &ports, config.device.fast_path_entries)
+        .map_err(|e| e.to_string())?;
+    let publish = programs
+        .generation_publisher()
+        .map_err(|e| format!("the generation map: {e}"))?;
+    generation.set_publisher(publish);
+    let tap_ifindex = netdev::ifindex(tap).map_err(|e| format!("device `{tap}`: {e}"))?;
+    let default_ttl = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(64);
+    let description = format!(
+        "kernel (BPF: {} entries at most; encapsulation on {tap} egress, decapsulation on {} \
+         ingress)",
+        config.device.fast_path_entries,
+        names.join(", ")
+    );
+    Ok(FastPath {
+        programs,
+        tap_ifindex,
+        devices,
+        default_ttl,
+        base: Instant::now(),
+        base_ns: crate::io::bpf::monotonic_ns(),
+        description,
+        counters: Counters::default(),
+    })
+}
+
+/// A data-path thread's install budget and what it installed last.
+pub(super) struct Installer {
+    /// The time of the batch being installed.
+    pub(super) now: Instant,
+    window: Instant,
+    used: u32,
+    /// Hashes of keys installed in this generation, direct-mapped: a superframe's and a
+    /// batch's frames of one flow are installed once.
+    recent: [u64; 256],
+}
+
+impl Installer {
+    pub(super) fn new() -> Installer {
+        Installer {
+            now: Instant::now(),
+            window: Instant::now(),
+            used: 0,
+            recent: [0; 256],
+        }
+    }
+
+    /// Whether one more install fits the budget, and `key` was not just installed in
+    /// `generation`.
+    fn admit(&mut self, fp: &FastPath, key: &Key, generation: u64, now: Instant) -> bool {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
+        key.hash(&mut h);
+        generation.hash(&mut h);
+        let tag = h.finish() | 1;
+        let slot = (tag as usize) % self.recent.len();
+        if self.recent[slot] == tag {
+            return false;
+        }
+        if now.duration_since(self.window) >= INSTALL_WINDOW {
+            self.window = now;
+            self.used = 0;
+        }
+        if self.used >= INSTALLS_PER_WINDOW {
+            fp.counters.installs_limited.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.used += 1;
+        self.recent[slot] = tag;
+        true
+    }
+}
+
+/// Where a frame decided on the underlay side came from: what its key needs beyond the frame.
+#[derive(Clone, Copy)]
+pub(super) struct Outer {
+    pub(super) remote: IpAddr,
+    pub(super) local: IpAddr,
+    pub(super) port: u16,
+    pub(super) vni: u32,
+}
+
+impl FastPath {
+    /// Installs the decision `hint` for `frame`, which came from the TAP (`outer: None`) or
+    /// from VXLAN, when the kernel can carry it: TAP to a VXLAN tunnel over IPv4, or VXLAN over
+    /// IPv4 to the TAP. Anything else stays with the userspace path.
+    pub(super) fn install(
+        &self,
+        sh: &Shared,
+        plumbing: &Plumbing,
+        installer: &mut Installer,
+        frame: &[u8],
+        hint: &CacheHint,
+        outer: Option<Outer>,
+    ) {
+        let now = installer.now;
+        let entry = match outer {
+            None => self.encap_entry(sh, plumbing, frame, hint, now),
+            Some(o) => self.decap_entry(frame, hint, o, now),
+        };
+        let Some((key, value)) = entry else { return };
+        if !installer.admit(self, &key, hint.generation, now) {
+            return;
+        }
+        // An entry there already is stale (the programs would not have sent this frame up
+        // otherwise), so its counters stopped: carry them, so the sweeper misses nothing.
+        let value = match self.programs.entry(&key) {
+            Some(old) => Value {
+                packets: old.packets,
+                bytes: old.bytes,
+                ..value
+            },
+            None => value,
+        };
+        match self.programs.install(&key, &value) {
+            Ok(()) => self.counters.installs.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self
+                .counters
+                .install_failures
+                .fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    fn encap_entry(
+        &self,
+        sh: &Shared,
+        plumbing: &Plumbing,
+        frame: &[u8],
+        hint: &CacheHint,
+        now: Instant,
+    ) -> Option<(Key, Value)> {
+        let tunnel = hint.vxlan?;
+        let IpAddr::V4(daddr) = tunnel.remote else {
+            return None;
+        };
+        let key = fastpath::tap_key(frame)?;
+        let egress @ Egress::Tunnel {
+            df,
+            tos,
+            ttl,
+            per_packet: None,
+            ..
+        } = plumbing.egress(hint.egress)?
+        else {
+            return None;
+        };
+        let route = route_of(sh, egress, frame, &mut None);
+        let socket = plumbing.sockets.get(route.socket)?;
+        let IpAddr::V4(saddr) = socket.local() else {
+            return None;
+        };
+        let ifindex = self.device(saddr)?;
+        let (tos_inherit, tos) = match *tos {
+            TosMode::Inherit => (1, 0),
+            TosMode::Fixed(v) => (0, v),
+        };
+        let (ttl_inherit, ttl) = match *ttl {
+            TtlMode::Inherit => (1, 0),
+            TtlMode::Fixed(t) => (0, t),
+            TtlMode::Default => (0, self.default_ttl),
+        };
+        let value = Value {
+            gen: hint.generation,
+            deadline_ns: self.deadline(hint, now),
+            action: fastpath::ACT_ENCAP,
+            ifindex,
+            mtu: hint.mtu.map_or(0, u32::from),
+            vni: tunnel.vni,
+            saddr: saddr.octets(),
+            daddr: daddr.octets(),
+            sport: socket.local_port(),
+            dport: tunnel.dst_port,
+            tos_inherit,
+            tos,
+            ttl_inherit,
+            ttl,
+            df: match *df {
+                DfMode::Set => fastpath::DF_SET,
+                DfMode::Unset => fastpath::DF_UNSET,
+                DfMode::Inherit => fastpath::DF_INHERIT,
+            },
+            ..Value::default()
+        };
+        Some((key, value))
+    }
+
+    fn decap_entry(
+        &self,
+        inner: &[u8],
+        hint: &CacheHint,
+        outer: Outer,
+        now: Instant,
+    ) -> Option<(Key, Value)> {
+        if hint.egress != PortNo::LOCAL {
+            return None;
+        }
+        let (IpAddr::V4(remote), IpAddr::V4(local)) = (outer.remote, outer.local) else {
+            return None;
+        };
+        self.device(local)?;
+        let key = fastpath::vxlan_key(remote, local, outer.port, outer.vni, inner)?;
+        let value = Value {
+            gen: hint.generation,
+            deadline_ns: self.deadline(hint, now),
+            action: fastpath::ACT_DECAP,
+            ifindex: self.tap_ifindex,
+            ..Value::default()
+        };
+        Some((key, value))
+    }
+
+    /// The underlay device holding `local`.
+    fn device(&self, local: Ipv4Addr) -> Option<u32> {
+        self.devices
+            .iter()
+            .find(|(a, _)| *a == local)
+            .map(|&(_, i)| i)
+    }
+
+    /// The programs' clock at the hint's expiry, or 0 for none.
+    fn deadline(&self, hint: &CacheHint, now: Instant) -> u64 {
+        match hint.expires {
+            None => 0,
+            Some(t) => {
+                let at = t.max(now);
+                self.base_ns + at.saturating_duration_since(self.base).as_nanos() as u64
+            }
+        }
+    }
+}
+
+/// The sweeper: every [`SWEEP`], reads every entry's counters and adds what is new to the
+/// switch's counters (ports, flows, MAC learning); evicts idle entries and removes stale ones.
+pub(super) fn sweep_loop(sh: &Shared) -> Result<(), ()> {
+    let Some(fp) = &sh.fast_path else {
+        return Ok(());
+    };
+    let mut seen: HashMap<Key, Seen> = HashMap::new();
+    let mut entries = Vec::new();
+    let mut poller = crate::io::Poller::new(&[sh.stop.fd()]);
+    loop {
+        match poller.wait_timeout(Some(SWEEP)) {
+            Err(e) => {
+                tracing::error!("fast path sweeper: waiting: {e}");
+                return Err(());
+            }
+            Ok(()) if poller.ready(0) => return Ok(()),
+            Ok(()) => {}
+        }
+        sh.fast_path_beat.beat();
+        sweep(sh, fp, &mut seen, &mut entries);
+    }
+}
+
+/// What the sweeper last read of an entry.
+struct Seen {
+    packets: u64,
+    bytes: u64,
+    active: Instant,
+}
+
+fn sweep(
+    sh: &Shared,
+    fp: &FastPath,
+    seen: &mut HashMap<Key, Seen>,
+    entries: &mut Vec<(Key, Value)>,
+) {
+    for (slot, value) in fp.counters.kernel.iter().zip(fp.programs.stats()) {
+        slot.store(value, Ordering::Relaxed);
+    }
+    if let Err(e) = fp.programs.entries(entries) {
+        tracing::debug!("fast path sweeper: reading the cache: {e}");
+        return;
+    }
+    let now = Instant::now();
+    let full = entries.len() as f64 >= FULL * f64::from(fp.programs.capacity);
+    let mut used = Vec::new();
+    let mut gone = Vec::new();
+    let generation = {
+        let core = lock(sh, sh.control_core());
+        core.switch.generation().current()
+    };
+    for (key, value) in entries.iter() {
+        let last = seen.entry(*key).or_insert(Seen {
+            packets: 0,
+            bytes: 0,
+            active: now,
+        });
+        // A reinstalled entry carries its counters over; one that starts lower was replaced
+        // after a removal.
+        if value.packets < last.packets {
+            last.packets = 0;
+            last.bytes = 0;
+        }
+        if value.packets > last.packets {
+            used.push((
+                *key,
+                *value,
+                value.packets - last.packets,
+                value.bytes.saturating_sub(last.bytes),
+            ));
+            last.packets = value.packets;
+            last.bytes = value.bytes;
+            last.active = now;
+        }
+        let idle = now.saturating_duration_since(last.active);
+        if value.gen != generation {
+            gone.push((*key, true));
+        } else if idle >= MAX_IDLE || (full && idle >= MAX_IDLE_FULL) {
+            gone.push((*key, false));
+        }
+    }
+    if !used.is_empty() {
+        let mut core = lock(sh, sh.control_core());
+        let sw = &mut core.switch;
+        for (key, value, packets, bytes) in used {
+            let (ingress, egress) = match value.action {
+                fastpath::ACT_ENCAP => (
+                    Some(PortNo::LOCAL),
+                    sw.vxlan_port(IpAddr::from(value.daddr), value.dport, value.vni),
+                ),
+                _ => (
+                    key.remote()
+                        .and_then(|r| sw.vxlan_port(r, key.outer_port, key.vni)),
+                    Some(PortNo::LOCAL),
+                ),
+            };
+            if let (Some(i), Some(e)) = (ingress, egress) {
+                sw.record_cached(i, e, &key.frame_key(), packets, bytes, now);
+            }
+        }
+    }
+    for (key, stale) in gone {
+        if fp.programs.remove(&key).is_ok() {
+            seen.remove(&key);
+            let counter = match stale {
+                true => &fp.counters.invalidations,
+                false => &fp.counters.evictions,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let present: std::collections::HashSet<Key> = entries.iter().map(|(k, _)| *k).collect();
+    seen.retain(|k, _| present.contains(k));
+    fp.counters
+        .entries
+        .store(present.len() as u64, Ordering::Relaxed);
+}
