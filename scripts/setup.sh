@@ -5,7 +5,8 @@
 # OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
 # controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
-# unit). Does nothing for tools already there.
+# unit); clang, libbpf-dev and bpftool for the fast path's BPF programs. Does nothing for
+# tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -25,6 +26,11 @@ command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v groff >/dev/null || need+=(groff-base)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# The kernel fast path: its BPF programs are built from C during the build (build.rs) with
+# clang and libbpf's headers; tests/fastpath.rs lists attached programs with bpftool.
+command -v clang >/dev/null || need+=(clang)
+[ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+command -v bpftool >/dev/null || need+=(bpftool)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

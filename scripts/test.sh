@@ -9,3 +9,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 cd "$here"
 cargo test --all-targets "$@"
+# The namespace suites ran with the kernel fast path wherever it loads (fast_path = "auto");
+# they run again with the userspace path alone, so both paths are proven.
+if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
+    echo "*** the namespace suites again with fast_path = \"off\" (the userspace path alone) ***"
+    VXTUND_TEST_FAST_PATH=off cargo test --test scenario --test paths --test underlay \
+        --test transfer --test faults --test openflow --test controller --test interop \
+        --test gre_scapy --test ops
+fi

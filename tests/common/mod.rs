@@ -143,6 +143,27 @@ pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: 
     }
 }
 
+/// The fast-path setting the suites run under: `VXTUND_TEST_FAST_PATH` (`off`, `on` or
+/// `auto`), put into every config the fixtures write; unset, a config keeps its own (the
+/// default is `auto`: the kernel fast path wherever it loads). `scripts/test.sh` runs the
+/// namespace suites once as they are and once with `off`.
+pub fn with_fast_path(config: &str) -> String {
+    let Ok(mode) = std::env::var("VXTUND_TEST_FAST_PATH") else {
+        return config.to_owned();
+    };
+    if config.contains("fast_path =") {
+        return config.to_owned();
+    }
+    let line = format!("fast_path = \"{mode}\"\n");
+    match config.find("[device]\n") {
+        Some(at) => {
+            let end = at + "[device]\n".len();
+            format!("{}{line}{}", &config[..end], &config[end..])
+        }
+        None => format!("{config}\n[device]\n{line}"),
+    }
+}
+
 /// A vxtund process in a namespace, killed (by PID) on drop.
 pub struct Daemon {
     child: Option<Child>,
@@ -172,7 +193,7 @@ impl Daemon {
                 mgmt.display()
             )
         };
-        fs::write(&path, config).unwrap();
+        fs::write(&path, with_fast_path(&config)).unwrap();
         let child = ns
             .vxtund(&path)
             .stdout(fs::File::create(dir.join("stdout")).unwrap())

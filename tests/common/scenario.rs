@@ -56,6 +56,7 @@ impl Scenario {
             );
             let mgmt = state.join(format!("seg{n}.mgmt"));
             let text = text.replace(&format!("/run/vxtund/seg{n}.mgmt"), mgmt.to_str().unwrap());
+            let text = super::with_fast_path(&text);
             std::fs::write(configs.join(format!("seg{n}.toml")), text).unwrap();
         }
         let s = Scenario { prefix, state };

@@ -1,0 +1,233 @@
+//! The kernel fast path in the reference scenario, as root: frames of decided flows are
+//! forwarded by the BPF programs and counted where the userspace path counts them; a flow edit
+//! stops the cached path before it returns; the outer headers are the same from both paths;
+//! a SIGKILLed daemon leaves no program behind. (The other namespace suites run with the fast
+//! path in force, `auto`, and again with it off: see `scripts/test.sh`.)
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::scenario::{flow_packets, run_in, vxtunctl, Scenario};
+
+/// The shipped config with the fast path required.
+fn on(text: &str) -> String {
+    text.replacen("[device]\n", "[device]\nfast_path = \"on\"\n", 1)
+}
+
+/// A number from `seg`'s `show`: the word after `label` in the fast path's lines.
+fn show_number(s: &Scenario, seg: &str, label: &str) -> u64 {
+    let show = vxtunctl(s, seg, &["show"]);
+    let at = show
+        .find(label)
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{show}"));
+    show[at + label.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| !w.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{label}` in:\n{show}"))
+}
+
+/// Waits for the sweeper (every 100 ms) to have folded in the kernel's counters.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+#[test]
+fn the_scenario_runs_in_the_kernel_and_is_counted_as_on_the_userspace_path() {
+    if !common::require_root("fastpath::the_scenario_runs_in_the_kernel") {
+        return;
+    }
+    let s = Scenario::up_with(on, false);
+    let show = vxtunctl(&s, "seg1", &["show"]);
+    assert!(show.contains("fast path: kernel"), "{show}");
+    s.assert_every_pair_pings();
+    let (ok, out) = run_in(&s, "l1", &["iperf3", "-s", "-1", "-D", "-p", "5301"]);
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, out) = run_in(
+        &s,
+        "k1",
+        &["timeout", "20", "iperf3", "-c", "172.31.2.1", "-p", "5301", "-t", "2"],
+    );
+    assert!(ok, "iperf3: {out}");
+    settle();
+    let hits = show_number(&s, "seg1", "hits ");
+    assert!(hits > 10_000, "the kernel forwarded only {hits} frames");
+    // What the kernel forwarded is counted on the flow and the ports, as the userspace path
+    // counts: segments, not superframes.
+    let flow = flow_packets(&s, "seg1", "ip,nw_dst=172.31.2.0/24,actions=output:tun_kl");
+    assert!(flow > 100_000, "the flow counted {flow} packets for a 2 s TCP stream");
+    let tx = s.port_counter("seg1", "2", "tx_packets");
+    assert!(tx >= flow, "tun_kl sent {tx} packets, its flow matched {flow}");
+    let rx = s.port_counter("seg2", "2", "rx_packets");
+    assert!(rx > 100_000, "seg2's tunnel received {rx} packets");
+    // l1 <-> m1 through the hub: relayed by vxtund (tunnel to tunnel), still every way.
+    assert!(s.ping("l1", "fc00:0:0:3::1"));
+}
+
+/// The epoch times of the packets in `capture` (tcpdump -tt -n text).
+fn times(capture: &str) -> Vec<f64> {
+    capture
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_flow_edit_stops_the_cached_path_before_it_returns() {
+    if !common::require_root("fastpath::a_flow_edit_stops_the_cached_path") {
+        return;
+    }
+    let s = Scenario::up_with(on, false);
+    assert!(s.ping("k1", "172.31.2.1"));
+    // Every VXLAN datagram seg1 sends to seg2, with its time.
+    let mut dump = Command::new("ip")
+        .args(["netns", "exec", &s.ns("seg1"), "tcpdump", "-i", "ul0", "-n", "-tt", "-l"])
+        .args(["udp and dst host 192.168.200.102 and greater 120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ping = Command::new("ip")
+        .args(["netns", "exec", &s.ns("k1"), "ping", "-q", "-i", "0.005", "-s", "100"])
+        .args(["-w", "4", "172.31.2.1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = show_number(&s, "seg1", "hits ");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        show_number(&s, "seg1", "hits ") > before,
+        "the pings are not on the fast path"
+    );
+    vxtunctl(
+        &s,
+        "seg1",
+        &["mod-flows", "ip,nw_dst=172.31.2.0/24,actions=drop"],
+    );
+    let returned = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let _ = ping.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: SIGTERM to the tcpdump this test started, by its PID.
+    unsafe { libc::kill(dump.id() as i32, libc::SIGTERM) };
+    let out = dump.wait_with_output().unwrap();
+    let sent = times(&String::from_utf8_lossy(&out.stdout));
+    let early = sent.iter().filter(|&&t| t < returned).count();
+    // A datagram encapsulated just before the return may reach the capture a moment later.
+    let late: Vec<f64> = sent
+        .iter()
+        .copied()
+        .filter(|&t| t > returned + 0.002)
+        .collect();
+    assert!(early > 100, "only {early} pings crossed before the edit");
+    assert!(
+        late.is_empty(),
+        "{} datagrams left for seg2 after the edit returned (at {returned}): {late:?}",
+        late.len()
+    );
+}
+
+#[test]
+fn both_paths_put_the_same_outer_headers_on_a_flow() {
+    if !common::require_root("fastpath::both_paths_put_the_same_outer_headers") {
+        return;
+    }
+    // The inner DSCP copied out, so that the outer TOS depends on the frame.
+    let s = Scenario::up_with(
+        |t| on(t).replace("name = \"tun_kl\"", "name = \"tun_kl\"\ntos = \"inherit\""),
+        false,
+    );
+    assert!(s.ping("k1", "172.31.2.1"));
+    let mut dump = Command::new("ip")
+        .args(["netns", "exec", &s.ns("seg1"), "tcpdump", "-i", "ul0", "-n", "-v", "-l"])
+        .args(["udp and dst host 192.168.200.102 and greater 200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let upcalls = show_number(&s, "seg1", "upcalls ");
+    // CE inside: the outer header carries ECT(0) and the DSCP (RFC 6040).
+    let (ok, out) = run_in(
+        &s,
+        "k1",
+        &["ping", "-q", "-c", "30", "-i", "0.02", "-s", "180", "-Q", "0xbb", "172.31.2.1"],
+    );
+    assert!(ok, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: SIGTERM to the tcpdump this test started, by its PID.
+    unsafe { libc::kill(dump.id() as i32, libc::SIGTERM) };
+    let text = String::from_utf8_lossy(&dump.wait_with_output().unwrap().stdout).into_owned();
+    settle();
+    assert!(
+        show_number(&s, "seg1", "upcalls ") > upcalls,
+        "the first echo request was not decided by vxtund"
+    );
+    // tcpdump -v: "IP (tos 0xba, ttl 64, id 0, offset 0, flags [DF], ...)" then
+    // "    192.168.200.101.PORT > 192.168.200.102.8472: ...".
+    let lines: Vec<&str> = text.lines().collect();
+    let mut headers = Vec::new();
+    for pair in lines.windows(2) {
+        if let Some(rest) = pair[0].split("IP (").nth(1) {
+            let fields: Vec<&str> = rest
+                .split(", ")
+                .filter(|f| f.starts_with("tos") || f.starts_with("ttl") || f.starts_with("flags"))
+                .collect();
+            let sport = pair[1]
+                .split_whitespace()
+                .next()
+                .and_then(|a| a.rsplit('.').next())
+                .unwrap_or("");
+            headers.push(format!("{} sport {sport}", fields.join(", ")));
+        }
+    }
+    assert!(headers.len() >= 30, "captured {} datagrams:\n{text}", headers.len());
+    assert!(
+        headers.iter().all(|h| h == &headers[0]),
+        "outer headers differ within the flow:\n{}",
+        headers.join("\n")
+    );
+    assert!(headers[0].contains("tos 0xba"), "{}", headers[0]);
+    assert!(headers[0].contains("[DF]"), "{}", headers[0]);
+}
+
+#[test]
+fn a_killed_daemon_leaves_no_program_behind() {
+    if !common::require_root("fastpath::a_killed_daemon_leaves_no_program_behind") {
+        return;
+    }
+    let s = Scenario::up_with(on, false);
+    let programs = |dev: &str| {
+        let (_, out) = run_in(&s, "seg1", &["bpftool", "net", "show", "dev", dev]);
+        out
+    };
+    assert!(programs("ul0").contains("vxt_decap"), "{}", programs("ul0"));
+    assert!(programs("vxt0").contains("vxt_encap"), "{}", programs("vxt0"));
+    let pid = s.pid("seg1");
+    // SAFETY: SIGKILL to the daemon this scenario started, by its recorded PID.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "vxtund {pid} did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The kernel detached the programs with the process's last descriptor.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while programs("ul0").contains("vxt_decap") {
+        assert!(
+            Instant::now() < deadline,
+            "a dead daemon's program is still attached:\n{}",
+            programs("ul0")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing forwards for the dead hub any more.
+    assert!(!s.ping("l1", "172.31.1.1"));
+}
