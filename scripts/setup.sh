@@ -5,7 +5,9 @@
 # OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
 # controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
-# unit). Does nothing for tools already there.
+# unit); for the Debian package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper
+# (build it), lintian (checks it) and man-db (man -w finds its manual pages). Does nothing for
+# tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -25,6 +27,11 @@ command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v groff >/dev/null || need+=(groff-base)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# scripts/package.sh and tests/package.rs: build the .deb, check it, find its manuals.
+command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+command -v dh >/dev/null || need+=(debhelper)
+command -v lintian >/dev/null || need+=(lintian)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
