@@ -13,6 +13,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+if ! command -v cargo >/dev/null; then
+    echo "package.sh: no cargo on PATH (Rust 1.85 or later, from rustup; under sudo, PATH is reset)" >&2
+    exit 1
+fi
 version=$(dpkg-parsechangelog --show-field Version)
 crate=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 case "$version" in

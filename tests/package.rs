@@ -196,9 +196,16 @@ fn can_run(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let why = if unsafe { libc::geteuid() } != 0 {
         "needs root to install a package (run the test command as root)".to_owned()
-    } else if let Some(tool) = ["dpkg-buildpackage", "dh", "lintian", "man", "apt-get"]
-        .into_iter()
-        .find(|t| !on_path(t))
+    } else if let Some(tool) = [
+        "dpkg-buildpackage",
+        "dh",
+        "lintian",
+        "man",
+        "apt-get",
+        "systemd-analyze",
+    ]
+    .into_iter()
+    .find(|t| !on_path(t))
     {
         format!("no {tool} (scripts/setup.sh installs it)")
     } else if is_installed() {
