@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reference scenario of SCENARIO.md on one machine, in network namespaces.
+# The reference scenario of docs/scenario.md on one machine, in network namespaces.
 #
 #   scripts/scenario.sh            build vxtund, bring everything up, show the pings, wait for
 #                                  Ctrl-C, then remove everything it made

@@ -5,7 +5,9 @@
 # OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
 # controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
-# unit); clang, libbpf-dev and bpftool for the fast path's BPF programs. Does nothing for
+# unit); clang, libbpf-dev and bpftool for the fast path's BPF programs; for the Debian
+# package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper (build it), lintian
+# (checks it) and man-db (man -w finds its manual pages). Does nothing for
 # tools already there.
 set -euo pipefail
 need=()
@@ -31,6 +33,11 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v clang >/dev/null || need+=(clang)
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 command -v bpftool >/dev/null || need+=(bpftool)
+# scripts/package.sh and tests/package.rs: build the .deb, check it, find its manuals.
+command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
+command -v dh >/dev/null || need+=(debhelper)
+command -v lintian >/dev/null || need+=(lintian)
+command -v man >/dev/null || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

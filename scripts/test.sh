@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, simulated-fabric and config tests (no root needed), and the
-# end-to-end tests in network namespaces (root needed; without root they print SKIPPED).
+# The whole test suite: unit, simulated-fabric, config and docs tests (no root needed), and the
+# end-to-end tests in network namespaces and the Debian package's build, install and purge
+# (tests/package.rs) (root needed; without root they print SKIPPED).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"

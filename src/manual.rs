@@ -1,7 +1,7 @@
 //! The manual pages `vxtund(8)` and `vxtunctl(8)`: generated from the command-line definitions
 //! (clap_mangen), with sections clap does not know appended: the configuration file's keys,
 //! signals, files, and how `trace` reads a description. `vxtund --man` and `vxtunctl --man`
-//! print them (the README's install steps write them to `/usr/local/share/man/man8`).
+//! print them (debian/rules writes them during the package build; the package installs them).
 
 use clap_mangen::Man;
 

@@ -746,7 +746,7 @@ fn the_unit_passes_systemd_analyze_verify() {
     let dir = std::env::temp_dir().join(common::unique("unit"));
     fs::create_dir_all(&dir).unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_vxtund")).parent().unwrap();
-    let unit = unit.replace("/usr/local/bin/", &format!("{}/", bin.display()));
+    let unit = unit.replace("/usr/sbin/", &format!("{}/", bin.display()));
     let path = dir.join("vxtund@seg1.service");
     fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")
