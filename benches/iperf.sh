@@ -5,12 +5,13 @@
 #   benches/iperf.sh                 (as root; DURATION=10 RUNS=3 by default)
 #   DURATION=20 RUNS=5 PATHS="kernel vxtund" benches/iperf.sh
 #   VARIANTS="q1:queues=1 q2:queues=2" PATHS="kernel vxtund" benches/iperf.sh
+#   VARIANTS="user:fast_path=off" PATHS="kernel vxtund vxtund_user bound" benches/iperf.sh
 #
 # Each path is two network namespaces joined by a veth underlay (MTU 1500, 10.201.0.0/24) with
 # an L2 tunnel between them (10.99.0.0/24, MTU 1450; 1458 for GRE with its key):
 #   veth          no tunnel: the underlay itself (server on 10.201.0.2)
 #   kernel        the kernel's vxlan device (id 42, dstport 8472)
-#   vxtund        vxtund over VXLAN, offloads on (the default)
+#   vxtund        vxtund over VXLAN, offloads on, the kernel fast path where it loads (the default)
 #   vxtund_nooff  vxtund over VXLAN with device.offload and underlay.offload off
 #   gre           vxtund over GRE (key 42), offloads on
 #   tinc          tinc 1.0 in switch mode, Cipher/Digest none, no compression
@@ -21,7 +22,7 @@
 #   vxtund_NAME   the vxtund path with the settings of VARIANTS' NAME (below)
 # VARIANTS compares vxtund configured differently in the same run: space-separated NAME:SPEC,
 # SPEC a comma-separated list of key=value settings; each NAME adds a path vxtund_NAME, the
-# vxtund path with those lines in its config (queues, worker_threads, batch_wait_us, busy_poll_us, txqueuelen and offload go
+# vxtund path with those lines in its config (queues, worker_threads, batch_wait_us, busy_poll_us, txqueuelen, offload, fast_path and fast_path_entries go
 # into [device], inner_checksum and flow_spread into [underlay]; numbers and true/false are written bare,
 # anything else quoted; a setting replaces the path's own line for that key).
 # iperf3 runs TCP one stream each way, TCP four streams, UDP with 1400-byte datagrams at full
@@ -73,7 +74,7 @@ VARIANTS=${VARIANTS:-}
 
 variant_section() { # variant_section KEY: the config section a variant's KEY goes into
     case "$1" in
-        queues | batch_wait_us | busy_poll_us | offload | txqueuelen | worker_threads) echo device ;;
+        queues | batch_wait_us | busy_poll_us | offload | txqueuelen | worker_threads | fast_path | fast_path_entries) echo device ;;
         inner_checksum | flow_spread) echo underlay ;;
         *) return 1 ;;
     esac
@@ -634,6 +635,34 @@ if "udp" in tests or "udp80" in tests:
 if memory:
     print("Memory: " + memory)
 PY
+if [ "${LATENCY:-1}" = 1 ]; then
+    # Latency under load: a ping every millisecond through the tunnel while one TCP stream
+    # fills it (the queueing a bulk flow adds for everyone else), per path.
+    echo
+    echo "Latency under load: ping every 1 ms through the tunnel while one TCP stream runs (LATENCY=0 skips)"
+    echo
+    echo "| path | ping p50, ms | p99, ms | max, ms | pings | TCP meanwhile, Gbit/s |"
+    echo "|---|---|---|---|---|---|"
+    for path in $PATHS; do
+        ip netns exec "$p-$path-a" timeout $((DURATION + 20)) iperf3 -c "$(server_addr "$path")" \
+            -t "$DURATION" -J >"$tmp/$path-lat.json" 2>>"$tmp/iperf.err" &
+        bulk=$!
+        sleep 1
+        ip netns exec "$p-$path-a" ping -n -i 0.001 -w $((DURATION > 3 ? DURATION - 2 : 1)) \
+            "$(server_addr "$path")" >"$tmp/$path-lat.ping" 2>/dev/null || true
+        wait "$bulk" || true
+        python3 - "$tmp/$path-lat.ping" "$tmp/$path-lat.json" "$path" <<'PY'
+import json, re, sys
+rtts = sorted(float(m) for m in re.findall(r"time=([0-9.]+) ms", open(sys.argv[1]).read()))
+try:
+    bps = json.load(open(sys.argv[2]))["end"]["sum_received"]["bits_per_second"] / 1e9
+except Exception:
+    bps = float("nan")
+pick = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
+print(f"| {sys.argv[3]} | {pick(0.5):.3f} | {pick(0.99):.3f} | {rtts[-1] if rtts else float('nan'):.3f} | {len(rtts)} | {bps:.2f} |")
+PY
+    done
+fi
 if [[ " $PATHS " == *" gre "* ]]; then
     # What raw GRE sockets carry on this machine with nothing else running, for the GRE row.
     echo

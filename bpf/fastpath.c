@@ -15,7 +15,9 @@
 // frame the cache never holds (non-IP, ARP and ND ride on that, VLAN tags, IPv4 fragments,
 // IPv6 extension headers, TCP SYNs whose MSS vxtund clamps), and a frame too big for the
 // tunnel (vxtund answers it). vxtund decides, installs entries, and bumps the generation
-// whenever a decision may change; an entry of an older generation is a miss.
+// whenever a decision may change; an entry of an older generation is a miss. An entry is
+// installed pending and made active once vxtund has sent the frames of the flow it still held,
+// so that a flow's frames do not overtake each other when the kernel takes it over.
 //
 // The layouts of fp_key, fp_val and the stats indices are mirrored in src/fastpath/layout.rs.
 
@@ -94,7 +96,8 @@ struct fp_val {
 	__u8 ttl_inherit; // ENCAP: 1: the inner TTL / hop limit; 0: ttl
 	__u8 ttl;
 	__u8 df; // ENCAP: DF_*
-	__u8 pad[7];
+	__u8 pending; // 1 until vxtund has sent what it still held of the flow (order)
+	__u8 pad[6];
 };
 
 enum {
@@ -236,7 +239,7 @@ static __always_inline int parse_frame(void *data, void *end, __u32 off, struct 
 	return 0;
 }
 
-// The entry for `k`, if it is of the generation in force and not past its deadline.
+// The entry for `k`, if it is of the generation in force, not past its deadline, and active.
 static __always_inline struct fp_val *lookup(struct fp_key *k)
 {
 	struct fp_val *v = bpf_map_lookup_elem(&cache, k);
@@ -248,6 +251,8 @@ static __always_inline struct fp_val *lookup(struct fp_key *k)
 		count(ST_STALE);
 		return 0;
 	}
+	if (v->pending)
+		return 0;
 	return v;
 }
 

@@ -114,8 +114,10 @@ pub struct Value {
     pub ttl: u8,
     /// Encap: `DF_*`.
     pub df: u8,
+    /// 1 while vxtund may still hold frames of the flow: the programs treat it as a miss.
+    pub pending: u8,
     /// Zero.
-    pub pad: [u8; 7],
+    pub pad: [u8; 6],
 }
 
 const _: () = assert!(std::mem::size_of::<Key>() == 68);

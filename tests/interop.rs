@@ -19,6 +19,11 @@ impl Pair {
     }
 
     fn up_over(v6: bool) -> Pair {
+        Pair::up_with(v6, "")
+    }
+
+    /// With `device` lines added to the `[device]` section.
+    fn up_with(v6: bool, device: &str) -> Pair {
         let a = Netns::new("a");
         let b = Netns::new("b");
         let (ul_a, ul_b, ul_b2, local, remote) = if v6 {
@@ -52,6 +57,7 @@ impl Pair {
             &format!(
                 r#"
             [device]
+            {device}
             name = "vxt0"
             addresses = ["10.77.0.1/24", "fd77::1/64"]
             [underlay]
@@ -239,7 +245,10 @@ fn inner_checksums_are_verified_only_where_no_outer_checksum_vouches_for_them() 
     ) {
         return;
     }
-    let mut p = Pair::up();
+    // What vxtund's userspace path does with the segments it receives and writes to its TAP;
+    // with the kernel fast path, segments of a cached flow never reach it (and are not
+    // verified, as the kernel's vxlan verifies none): so this test runs without it.
+    let mut p = Pair::up_with(false, "fast_path = \"off\"");
     assert!(p.a.pings("10.77.0.2"));
     // 6 bursts of 32: most segments of a burst arrive in one read and are merged.
     let trusted = coalesced(&mut p, "checksum", "bad");

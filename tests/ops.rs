@@ -229,7 +229,7 @@ fn trace_on_the_hub_for_ipv4_and_ipv6() {
         "seg1",
         &[
             "trace",
-            "in_port=LOCAL,ipv6,ipv6_dst=fc00:0:0:2::1,ip_len=1500",
+            "in_port=LOCAL,ipv6,ipv6_src=fc00:0:0:1::1,ipv6_dst=fc00:0:0:2::1,ip_len=1500",
         ],
     );
     assert!(big.contains("ICMPv6 packet too big (mtu 1450)"), "{big}");

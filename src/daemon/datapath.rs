@@ -129,16 +129,20 @@ fn install<'a>(
     plumbing: &Plumbing,
     hints: &mut Vec<(FrameRef, CacheHint, Option<Outer>)>,
     installer: &mut Installer,
+    failed: &[PortNo],
+    queue_empty: bool,
     frame: impl Fn(FrameRef) -> &'a [u8],
 ) {
     let Some(fp) = &sh.fast_path else { return };
-    if hints.is_empty() {
-        return;
+    if !hints.is_empty() {
+        installer.now = Instant::now();
+        for (f, hint, outer) in hints.drain(..) {
+            if !failed.contains(&hint.egress) {
+                fp.install(sh, plumbing, installer, frame(f), &hint, outer);
+            }
+        }
     }
-    installer.now = Instant::now();
-    for (f, hint, outer) in hints.drain(..) {
-        fp.install(sh, plumbing, installer, frame(f), &hint, outer);
-    }
+    installer.activate(fp, queue_empty);
 }
 
 impl Plan {
@@ -277,6 +281,8 @@ impl TapSide {
         } = self;
         let (at, skip) = (*at, *skip);
         let (mut n, mut bytes) = (0, 0);
+        // Whether the read found the queue empty: nothing of any flow is left behind.
+        let mut drained = false;
         while n < BATCH && bytes < TAP_READ_BUDGET {
             match sh.tap.recv(at.queue, &mut bufs[n]) {
                 Ok(len) if len >= skip => {
@@ -285,7 +291,10 @@ impl TapSide {
                     n += 1;
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     error!("reading from the TAP device: {e}");
@@ -368,8 +377,8 @@ impl TapSide {
             FrameRef::Extra(a, b) => &extra[a..b],
             FrameRef::Segment(a, b) | FrameRef::More(a, b) => &segs[a..b],
         };
-        deliver(sh, at, &plumbing, sends, headers, frame);
-        install(sh, &plumbing, hints, installer, frame);
+        let failed = deliver(sh, at, &plumbing, sends, headers, frame);
+        install(sh, &plumbing, hints, installer, &failed, drained, frame);
         Ok(())
     }
 }
@@ -523,6 +532,9 @@ fn receive(
             let mut outer = None;
             let (action, start) = match socket.kind() {
                 SocketKind::Udp(port) => {
+                    if let Some(inner) = packet.get_mut(vxlan::HEADER_LEN..) {
+                        offload::finish_partial_checksum(inner);
+                    }
                     outer = vxlan::Header::decode(packet).ok().map(|h| Outer {
                         remote: src,
                         local: socket.local(),
@@ -576,8 +588,8 @@ fn receive(
         FrameRef::Extra(a, b) => &extra[a..b],
         FrameRef::Segment(..) | FrameRef::More(..) => &[],
     };
-    deliver(sh, at, &plumbing, sends, headers, frame);
-    install(sh, &plumbing, hints, installer, frame);
+    let failed = deliver(sh, at, &plumbing, sends, headers, frame);
+    install(sh, &plumbing, hints, installer, &failed, n < BATCH, frame);
     Ok(n)
 }
 
@@ -799,7 +811,7 @@ pub(super) fn route_of(
 /// A send to a VXLAN tunnel picks the sender of its pool by the inner flow's hash (one outer
 /// source port per flow); every tunnel send gets its outer TOS (ECN per RFC 6040) and TTL. The
 /// sends of a GRE tunnel with sequence numbers are numbered and sent under that tunnel's lock,
-/// so that both threads' packets leave in order.
+/// so that both threads' packets leave in order. Returns the ports a send failed on.
 fn deliver<'a>(
     sh: &Shared,
     at: At,
@@ -807,7 +819,7 @@ fn deliver<'a>(
     sends: &[(FrameRef, PortNo)],
     scratch: &mut HeaderScratch,
     frame: impl Fn(FrameRef) -> &'a [u8] + Copy,
-) {
+) -> Vec<PortNo> {
     let incidents = &sh.faults;
     // Vec::new() does not allocate: only a batch with failed sends pays for this list.
     let mut failed: Vec<(PortNo, ErrorReason)> = Vec::new();
@@ -989,6 +1001,7 @@ fn deliver<'a>(
         });
         reports.into_iter().for_each(log_fault);
     }
+    let failed_ports: Vec<PortNo> = failed.iter().map(|&(p, _)| p).collect();
     if !failed.is_empty() || !coalesced.is_empty() {
         let mut core = lock(sh, at.core);
         for (port, reason) in failed {
@@ -998,6 +1011,7 @@ fn deliver<'a>(
             core.switch.record_coalesced(segments);
         }
     }
+    failed_ports
 }
 
 /// The datagram for a send of `payload` to tunnel `port` along `route` (`header` holds its

@@ -37,10 +37,15 @@ const MAX_IDLE_FULL: Duration = Duration::from_secs(1);
 /// costs vxtund a bounded number of system calls and goes on at the userspace path's speed.
 const INSTALLS_PER_WINDOW: u32 = 256;
 const INSTALL_WINDOW: Duration = Duration::from_millis(10);
+/// A pending entry is made active when its thread finds its queue empty (every frame it held
+/// of the flow is sent), or after this long at the latest (a queue that never empties).
+const MAX_PENDING: Duration = Duration::from_millis(20);
 
 /// The fast path in force.
 pub(super) struct FastPath {
     programs: Programs,
+    /// The switch's generation, which the programs' map mirrors.
+    generation: Arc<Generation>,
     tap_ifindex: u32,
     /// Local IPv4 address -> the underlay device that holds it.
     devices: Vec<(Ipv4Addr, u32)>,
@@ -49,6 +54,8 @@ pub(super) struct FastPath {
     /// CLOCK_MONOTONIC at `base`, to turn an `Instant` into the programs' clock.
     base: Instant,
     base_ns: u64,
+    /// What the sweeper last read of each entry, and its buffer.
+    sweeper: std::sync::Mutex<Sweeper>,
     /// What `show` and the metrics say about it.
     pub(super) description: String,
     pub(super) counters: Counters,
@@ -67,6 +74,8 @@ pub(super) struct Counters {
     pub(super) evictions: AtomicU64,
     /// Entries removed because a change made them stale.
     pub(super) invalidations: AtomicU64,
+    /// Link, address and route changes heard of (each stales every entry).
+    pub(super) underlay_changes: AtomicU64,
     /// Entries in the cache at the last sweep.
     pub(super) entries: AtomicU64,
     /// The programs' counters at the last sweep, in [`Stat::ALL`] order.
@@ -208,6 +217,7 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
     );
     Ok(FastPath {
         programs,
+        generation: Arc::clone(generation),
         tap_ifindex,
         devices,
         default_ttl,
@@ -215,6 +225,7 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
         base_ns: crate::io::bpf::monotonic_ns(),
         description,
         counters: Counters::default(),
+        sweeper: Default::default(),
     })
 }
 
@@ -227,6 +238,8 @@ pub(super) struct Installer {
     /// Hashes of keys installed in this generation, direct-mapped: a superframe's and a
     /// batch's frames of one flow are installed once.
     recent: [u64; 256],
+    /// Entries installed pending, to make active (see [`Installer::activate`]).
+    pending: Vec<(Key, Value, Instant)>,
 }
 
 impl Installer {
@@ -236,7 +249,33 @@ impl Installer {
             window: Instant::now(),
             used: 0,
             recent: [0; 256],
+            pending: Vec::new(),
         }
+    }
+
+    /// Makes the pending entries active: all of them when the thread's queue (TAP queue or
+    /// sockets) was just found empty, so that no frame of their flows is left behind in
+    /// vxtund to be overtaken; otherwise those pending for [`MAX_PENDING`].
+    pub(super) fn activate(&mut self, fp: &FastPath, queue_empty: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.pending.retain(|(key, value, since)| {
+            if !queue_empty && now.saturating_duration_since(*since) < MAX_PENDING {
+                return true;
+            }
+            // Pending, the entry counted nothing; a newer one may have replaced it (another
+            // generation): then this one is stale anyway.
+            let active = Value {
+                pending: 0,
+                ..*value
+            };
+            if fp.programs.entry(key).is_some_and(|v| v.gen == value.gen) {
+                let _ = fp.programs.install(key, &active);
+            }
+            false
+        });
     }
 
     /// Whether one more install fits the budget, and `key` was not just installed in
@@ -277,7 +316,8 @@ pub(super) struct Outer {
 impl FastPath {
     /// Installs the decision `hint` for `frame`, which came from the TAP (`outer: None`) or
     /// from VXLAN, when the kernel can carry it: TAP to a VXLAN tunnel over IPv4, or VXLAN over
-    /// IPv4 to the TAP. Anything else stays with the userspace path.
+    /// IPv4 to the TAP. Anything else stays with the userspace path, and so does a flow whose
+    /// send just failed (the caller does not ask): its failures are counted there.
     pub(super) fn install(
         &self,
         sh: &Shared,
@@ -296,9 +336,11 @@ impl FastPath {
         if !installer.admit(self, &key, hint.generation, now) {
             return;
         }
-        // An entry there already is stale (the programs would not have sent this frame up
-        // otherwise), so its counters stopped: carry them, so the sweeper misses nothing.
+        // An entry there already is stale or pending (the programs would not have sent this
+        // frame up otherwise). A pending one of this generation will do; a stale one stopped
+        // counting: carry its counters, so that the sweeper misses nothing.
         let value = match self.programs.entry(&key) {
+            Some(old) if old.gen == value.gen && old.pending != 0 => return,
             Some(old) => Value {
                 packets: old.packets,
                 bytes: old.bytes,
@@ -306,13 +348,21 @@ impl FastPath {
             },
             None => value,
         };
-        match self.programs.install(&key, &value) {
-            Ok(()) => self.counters.installs.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self
-                .counters
-                .install_failures
-                .fetch_add(1, Ordering::Relaxed),
+        let value = Value {
+            pending: 1,
+            ..value
         };
+        match self.programs.install(&key, &value) {
+            Ok(()) => {
+                self.counters.installs.fetch_add(1, Ordering::Relaxed);
+                installer.pending.push((key, value, now));
+            }
+            Err(_) => {
+                self.counters
+                    .install_failures
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn encap_entry(
@@ -429,11 +479,23 @@ pub(super) fn sweep_loop(sh: &Shared) -> Result<(), ()> {
     let Some(fp) = &sh.fast_path else {
         return Ok(());
     };
-    let mut seen: HashMap<Key, Seen> = HashMap::new();
-    let mut entries = Vec::new();
-    let mut poller = crate::io::Poller::new(&[sh.stop.fd()]);
+    // A link, address or route that changes may take a tunnel's traffic elsewhere, or
+    // nowhere: entries decided before then are stale, and frames go to vxtund, which sends
+    // (or counts the failure) and caches again once a send works.
+    let monitor = match netdev::RouteMonitor::open() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!("fast path: no netlink notifications ({e}); underlay changes are seen late");
+            None
+        }
+    };
+    let mut fds = vec![sh.stop.fd()];
+    fds.extend(monitor.as_ref().map(|m| m.fd()));
+    let mut poller = crate::io::Poller::new(&fds);
+    let mut next = Instant::now() + SWEEP;
     loop {
-        match poller.wait_timeout(Some(SWEEP)) {
+        let wait = next.saturating_duration_since(Instant::now());
+        match poller.wait_timeout(Some(wait)) {
             Err(e) => {
                 tracing::error!("fast path sweeper: waiting: {e}");
                 return Err(());
@@ -441,8 +503,36 @@ pub(super) fn sweep_loop(sh: &Shared) -> Result<(), ()> {
             Ok(()) if poller.ready(0) => return Ok(()),
             Ok(()) => {}
         }
+        if let Some(m) = monitor.as_ref().filter(|_| poller.ready(1)) {
+            if m.changed() {
+                fp.generation.bump();
+                fp.counters.underlay_changes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + SWEEP;
         sh.fast_path_beat.beat();
-        sweep(sh, fp, &mut seen, &mut entries);
+        fp.sync(sh);
+    }
+}
+
+/// The sweeper's state: what it last read of each entry, and its read buffer.
+#[derive(Default)]
+struct Sweeper {
+    seen: HashMap<Key, Seen>,
+    entries: Vec<(Key, Value)>,
+}
+
+impl FastPath {
+    /// Folds what the kernel forwarded since the last time into the switch's counters (and
+    /// evicts what is idle or stale): every [`SWEEP`], and before every read of the counters
+    /// (`show`, dump-flows, a scrape, SIGUSR1), so that those read exact numbers.
+    pub(super) fn sync(&self, sh: &Shared) {
+        let mut state = self.sweeper.lock().unwrap_or_else(|p| p.into_inner());
+        let Sweeper { seen, entries } = &mut *state;
+        sweep(sh, self, seen, entries);
     }
 }
 
@@ -470,10 +560,7 @@ fn sweep(
     let full = entries.len() as f64 >= FULL * f64::from(fp.programs.capacity);
     let mut used = Vec::new();
     let mut gone = Vec::new();
-    let generation = {
-        let core = lock(sh, sh.control_core());
-        core.switch.generation().current()
-    };
+    let generation = fp.generation.current();
     for (key, value) in entries.iter() {
         let last = seen.entry(*key).or_insert(Seen {
             packets: 0,

@@ -123,7 +123,11 @@ pub(super) fn all_alive(beats: &[&Heartbeat], last: &mut Vec<u64>) -> bool {
 /// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if every data-path thread
 /// turned since the last look. Returns when the daemon stops.
 pub(super) fn watchdog_loop(sh: &Shared, dog: Watchdog) -> Result<(), ()> {
-    let beats: Vec<&Heartbeat> = sh.beats.iter().collect();
+    let mut beats: Vec<&Heartbeat> = sh.beats.iter().collect();
+    if sh.fast_path.is_some() {
+        // The sweeper turns every 100 ms: a stuck one would stop the flows' counters.
+        beats.push(&sh.fast_path_beat);
+    }
     let mut last = Vec::new();
     let mut stalled = false;
     let mut poller = crate::io::Poller::new(&[sh.stop.fd()]);

@@ -29,6 +29,10 @@ impl Shared {
     /// answers are built by [`control::execute`], which also serves the pure tests). What `f`
     /// changes in the copy is lost, except in what the shards share (the MAC table).
     pub(super) fn query_mut<R>(&self, f: impl FnOnce(&mut Switch) -> R) -> R {
+        // What the kernel fast path forwarded counts too.
+        if let Some(fp) = &self.fast_path {
+            fp.sync(self);
+        }
         // One shard locked at a time, each only while its counters are copied (a flat copy);
         // they are added up after it is released. Copies of different tables (a swap went by
         // meanwhile) do not add up: then again.
@@ -193,6 +197,10 @@ impl Shared {
                     .collect()
             }
         };
+        // What the kernel fast path forwarded is counted on the flows before they change.
+        if let Some(fp) = &self.fast_path {
+            fp.sync(self);
+        }
         let now = Instant::now();
         let table = Arc::new(table);
         // Where each flow's counters come from, worked out before the locks are taken (the

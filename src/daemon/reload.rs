@@ -66,6 +66,10 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     // worked out, before the locks are taken (reloads and edits are serialised by
     // `in_force`, so the table in force stays the one read here).
     let mut shards: Vec<_> = sh.cores.iter().map(|_| switch.shard()).collect();
+    // What the kernel fast path forwarded is counted before the counters are carried over.
+    if let Some(fp) = &sh.fast_path {
+        fp.sync(sh);
+    }
     let old_table = Arc::clone(lock(sh, 0).switch.table_arc());
     let carry = crate::flow::counters::carry_map(&old_table, switch.table());
     let retired: Vec<_> = {
