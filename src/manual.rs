@@ -56,6 +56,12 @@ Before a data-path thread sleeps, poll its TAP queue and sockets this long (up t
 .TP
 \fBtxqueuelen\fR
 Frames each TAP queue holds until a worker reads them (1 to 100000), as ip link's txqueuelen. Default: 4000 on a TAP vxtund creates; an existing device keeps its own.
+.TP
+\fBfast_path\fR
+"auto" (default): BPF programs in the kernel forward the flows vxtund has decided (VXLAN over IPv4), where they load and attach; otherwise the userspace path, with one log line saying why. "on": refuse to start without them. "off": the userspace path alone.
+.TP
+\fBfast_path_entries\fR
+The most flows the kernel fast path caches (1 to 4194304). Default 65536.
 .SS [underlay]
 .TP
 \fBlocal\fR

@@ -349,3 +349,46 @@ fn a_stopped_daemon_leaves_no_program_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn without_cap_bpf_auto_falls_back_to_the_userspace_path() {
+    if !common::require_root("fastpath::without_cap_bpf_auto_falls_back") {
+        return;
+    }
+    // vxtund as root but without the capabilities that load BPF programs (as under a unit
+    // that does not grant CAP_BPF).
+    let dir = std::env::temp_dir().join(common::unique("nobpf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("vxtund");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv --bounding-set -bpf,-sys_admin,-perfmon -- {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_vxtund")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s = Scenario::up_bin(
+        "config",
+        str::to_owned,
+        false,
+        None,
+        wrapper.to_str().unwrap(),
+    );
+    let show = vxtunctl(&s, "seg1", &["show"]);
+    assert!(
+        show.contains("fast path: userspace (fast_path = \"auto\": loading the BPF programs"),
+        "{show}"
+    );
+    assert_eq!(
+        s.log("seg1").matches("fast path off").count(),
+        1,
+        "one log line says why:\n{}",
+        s.log("seg1")
+    );
+    s.assert_every_pair_pings();
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

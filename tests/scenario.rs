@@ -455,7 +455,12 @@ fn udp_datagrams_arrive_intact_through_coalescing() {
     if !common::require_root("udp_datagrams_arrive_intact_through_coalescing") {
         return;
     }
-    let s = Scenario::up();
+    // The userspace path's coalescing, counted: without the kernel fast path, which would
+    // carry these flows whole.
+    let s = Scenario::up_with(
+        |t| t.replacen("[device]\n", "[device]\nfast_path = \"off\"\n", 1),
+        false,
+    );
     assert!(
         s.log("seg2").contains("USO4, USO6"),
         "the TAP takes UDP superframes: {}",

@@ -63,8 +63,23 @@ const UNEXCUSED_LOSS_PER_MILLE: u64 = 10;
 const LEAST_SHARE_PER_FLOW: u64 = 5;
 
 // ---------------------------------------------------------------------------------------------
-// The matrix: each technique on and off, one change from the defaults at a time, and one case
-// with every non-default choice together.
+// The matrix: each technique of the userspace path on and off, one change from the defaults at
+// a time, and one case with every non-default choice together. These cases run with the
+// kernel fast path off (they count what the userspace path splits, merges and polls); the
+// last case runs the same transfers through the fast path.
+
+#[test]
+fn intact_and_in_order_on_the_kernel_fast_path() {
+    transfer(
+        "intact_and_in_order_on_the_kernel_fast_path",
+        &Case {
+            device: &["fast_path = \"on\""],
+            underlay: &[],
+            queues: None,
+            offload: None,
+        },
+    );
+}
 
 #[test]
 fn intact_and_in_order_with_offloads_on() {
@@ -597,12 +612,17 @@ impl Pair {
         }
         let config = |me: u8, peer: u8| {
             let lines = |l: &[&str]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let userspace = ["fast_path = \"off\""];
+            let device: Vec<&str> = match case.device.iter().any(|l| l.starts_with("fast_path")) {
+                true => case.device.to_vec(),
+                false => case.device.iter().copied().chain(userspace).collect(),
+            };
             format!(
                 "[device]\nname = \"vxt0\"\naddresses = [\"10.93.0.{me}/24\", \"fd93::{me}/64\"]\n\
                  {}[underlay]\nlocal = \"192.168.93.{me}\"\n{}\
                  [[tunnel]]\nname = \"peer\"\ntype = \"vxlan\"\nremote = \"192.168.93.{peer}\"\n\
                  vni = 93\n",
-                lines(case.device),
+                lines(&device),
                 lines(case.underlay)
             )
         };

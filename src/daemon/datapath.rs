@@ -485,6 +485,7 @@ fn receive(
 ) -> Result<usize, ()> {
     let incidents = &sh.faults;
     let key = Fault::Receive(socket.kind(), socket.local());
+    batch.split_mtu = sh.device_mtu.load(Ordering::Relaxed);
     let n = match socket.recv_batch(batch) {
         Ok(n) => {
             if n > 0 && incidents.any_open() {

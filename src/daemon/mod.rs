@@ -164,6 +164,9 @@ struct Shared {
     fast_path_off: String,
     /// The fast path sweeper's sign of life, for the watchdog.
     fast_path_beat: notify::Heartbeat,
+    /// The smallest MTU of the TAP and the tunnels: a TCP superframe received whole from a
+    /// same-host sender is split to it.
+    device_mtu: std::sync::atomic::AtomicUsize,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -272,6 +275,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
     );
 
+    let split_mtu = mtus.split_mtu();
     let generation = Arc::new(Generation::new());
     let (fast_path, fast_path_off) = match fastpath::setup(&config, tap.name(), &generation)? {
         Ok(fp) => (Some(fp), String::new()),
@@ -330,6 +334,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         fast_path,
         fast_path_off,
         fast_path_beat: Default::default(),
+        device_mtu: std::sync::atomic::AtomicUsize::new(split_mtu),
     });
 
     println!("{ready}");

@@ -71,6 +71,18 @@ impl Mtus {
         Mtus { device, tunnels }
     }
 
+    /// The smallest of the device's and the tunnels' MTUs: what a received TCP superframe is
+    /// split to.
+    pub fn split_mtu(&self) -> usize {
+        let tunnels = self.tunnels.iter().map(|t| t.3);
+        usize::from(
+            tunnels
+                .chain([self.device.0])
+                .min()
+                .unwrap_or(self.device.0),
+        )
+    }
+
     /// The effective MTU of tunnel `port`.
     pub fn tunnel(&self, port: PortNo) -> Option<u16> {
         self.tunnels.iter().find(|t| t.0 == port).map(|t| t.3)

@@ -98,6 +98,7 @@ fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     }
     drop(retired);
     port_status(sh, &in_force.config.ports, &config.ports);
+    sh.device_mtu.store(mtus.split_mtu(), Ordering::Relaxed);
     *in_force = InForce {
         flows,
         config,

@@ -145,8 +145,17 @@ pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     addrs: Vec<libc::sockaddr_storage>,
     cmsgs: Vec<Cmsg>,
-    /// Per packet of the last call: its buffer and where it lies in it.
-    packets: Vec<(usize, usize, usize)>,
+    /// Per packet of the last call: its buffer (sender, TOS) and where it lies, in that
+    /// buffer or (`true`) in `split`.
+    packets: Vec<(usize, usize, usize, bool)>,
+    /// Datagrams made by splitting a received tunnel superframe (see [`split_superframe`]).
+    split: Vec<u8>,
+    /// The largest inner IP packet the receiver passes on: a received TCP superframe is split
+    /// to it (0: never split).
+    pub split_mtu: usize,
+    /// Scratch for the split.
+    segs: Vec<u8>,
+    seg_ranges: Vec<std::ops::Range<usize>>,
     /// Per buffer of the last call: the outer TOS / traffic class, where the socket reports it.
     tos: [u8; BATCH],
 }
@@ -161,6 +170,10 @@ impl Default for RecvBatch {
             addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
             cmsgs: vec![[0; 9]; BATCH],
             packets: Vec::with_capacity(BATCH * GSO_MAX_SEGMENTS),
+            split: Vec::new(),
+            split_mtu: 0,
+            segs: Vec::new(),
+            seg_ranges: Vec::new(),
             tos: [0; BATCH],
         }
     }
@@ -169,23 +182,82 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Packet `i` of the last batch and its sender, writable (for in-place MSS clamping).
     pub fn get_mut(&mut self, i: usize) -> Option<(IpAddr, &mut [u8])> {
-        let &(buf, start, len) = self.packets.get(i)?;
+        let &(buf, start, len, split) = self.packets.get(i)?;
         let src = sockaddr_ip(&self.addrs[buf])?;
-        Some((src, &mut self.bufs[buf][start..start + len]))
+        match split {
+            true => Some((src, &mut self.split[start..start + len])),
+            false => Some((src, &mut self.bufs[buf][start..start + len])),
+        }
     }
 
     /// The outer TOS byte (IPv4) or traffic class (IPv6) of packet `i` of the last batch, as
     /// the kernel reported it (0 when it did not: raw IPv4 sockets hand over the header itself).
     pub fn outer_tos(&self, i: usize) -> u8 {
-        self.packets.get(i).map_or(0, |&(buf, _, _)| self.tos[buf])
+        self.packets.get(i).map_or(0, |&(buf, ..)| self.tos[buf])
     }
 
     /// Packet `i` of the last batch and its sender.
     pub fn get(&self, i: usize) -> Option<(IpAddr, &[u8])> {
-        let &(buf, start, len) = self.packets.get(i)?;
+        let &(buf, start, len, split) = self.packets.get(i)?;
         let src = sockaddr_ip(&self.addrs[buf])?;
-        Some((src, &self.bufs[buf][start..start + len]))
+        match split {
+            true => Some((src, &self.split[start..start + len])),
+            false => Some((src, &self.bufs[buf][start..start + len])),
+        }
     }
+}
+
+/// A VXLAN datagram whose inner frame is one TCP superframe (its IP length spans the whole
+/// datagram and exceeds `batch.split_mtu`): what a sender on the same host (the kernel's vxlan,
+/// vxtund's fast path) hands over a veth as one UDP tunnel GSO packet, which a UDP socket
+/// receives whole, with no segment size. Splits it into segments that fit `split_mtu` (as the
+/// sender's TSO would have for a path of that MTU: TCP may be resegmented), headers and
+/// checksums as the kernel's GSO makes them, each behind the same VXLAN header, into
+/// `batch.split`; returns false (nothing pushed) for anything else.
+fn split_superframe(batch: &mut RecvBatch, buf: usize, len: usize) -> bool {
+    use crate::wire::ip::IpView;
+    use crate::wire::offload::{self, VnetHdr};
+    let data = &mut batch.bufs[buf][..len];
+    let Some(inner) = data.get_mut(crate::wire::vxlan::HEADER_LEN..) else {
+        return false;
+    };
+    let Some(ip) = IpView::parse(inner) else {
+        return false;
+    };
+    if ip.proto != 6 || ip.l3 + ip.total_len != inner.len() || ip.total_len <= batch.split_mtu {
+        return false;
+    }
+    let tcp_header = inner
+        .get(ip.l3 + ip.header_len + 12)
+        .map_or(20, |&b| usize::from(b >> 4) * 4);
+    let mss = batch.split_mtu.saturating_sub(ip.header_len + tcp_header);
+    if mss == 0 {
+        return false;
+    }
+    let hdr = VnetHdr {
+        gso_type: if ip.version == 4 {
+            offload::GSO_TCPV4
+        } else {
+            offload::GSO_TCPV6
+        },
+        gso_size: u16::try_from(mss).unwrap_or(u16::MAX),
+        ..VnetHdr::default()
+    };
+    batch.segs.clear();
+    batch.seg_ranges.clear();
+    if offload::segment(&hdr, inner, &mut batch.segs, &mut batch.seg_ranges).is_err() {
+        return false;
+    }
+    let header = &batch.bufs[buf][..crate::wire::vxlan::HEADER_LEN];
+    for r in &batch.seg_ranges {
+        let start = batch.split.len();
+        batch.split.extend_from_slice(header);
+        batch.split.extend_from_slice(&batch.segs[r.clone()]);
+        batch
+            .packets
+            .push((buf, start, batch.split.len() - start, true));
+    }
+    true
 }
 
 /// One packet to send: `header` then `payload`, to `dst`.
@@ -622,6 +694,7 @@ impl UnderlaySocket {
             hdrs[i].msg_hdr.msg_controllen = std::mem::size_of::<Cmsg>();
         }
         batch.packets.clear();
+        batch.split.clear();
         loop {
             // SAFETY: every header points at a live buffer, address slot, control buffer and
             // iovec owned by `batch` or this frame, each with its true length; the kernel writes
@@ -651,14 +724,17 @@ impl UnderlaySocket {
                     true => gro.unwrap_or(len),
                     false => len,
                 };
+                if gro.is_none() && batch.split_mtu > 0 && split_superframe(batch, buf, len) {
+                    continue;
+                }
                 let mut start = 0;
                 while start < len {
                     let n = stride.max(1).min(len - start);
-                    batch.packets.push((buf, start, n));
+                    batch.packets.push((buf, start, n, false));
                     start += n;
                 }
                 if len == 0 {
-                    batch.packets.push((buf, 0, 0));
+                    batch.packets.push((buf, 0, 0, false));
                 }
             }
             return Ok(batch.packets.len());

@@ -41,6 +41,17 @@ impl Scenario {
         underlay6: bool,
         host_mtu: Option<u16>,
     ) -> Scenario {
+        Scenario::up_bin(dir, edit, underlay6, host_mtu, env!("CARGO_BIN_EXE_vxtund"))
+    }
+
+    /// Like `up_from`, the daemons started as `bin` (a wrapper around this build's vxtund).
+    pub fn up_bin(
+        dir: &str,
+        edit: impl Fn(&str) -> String,
+        underlay6: bool,
+        host_mtu: Option<u16>,
+        bin: &str,
+    ) -> Scenario {
         let prefix = super::unique("s");
         let state = std::env::temp_dir().join(format!("{prefix}-state"));
         let configs = state.join("configs");
@@ -62,14 +73,7 @@ impl Scenario {
         let s = Scenario { prefix, state };
         let mut cmd = Command::new("bash");
         cmd.arg(Self::script())
-            .args([
-                "up",
-                "--prefix",
-                &s.prefix,
-                "--bin",
-                env!("CARGO_BIN_EXE_vxtund"),
-                "--state",
-            ])
+            .args(["up", "--prefix", &s.prefix, "--bin", bin, "--state"])
             .arg(&s.state)
             .arg("--configs")
             .arg(&configs);
