@@ -38,8 +38,13 @@ const MAX_IDLE_FULL: Duration = Duration::from_secs(1);
 const INSTALLS_PER_WINDOW: u32 = 256;
 const INSTALL_WINDOW: Duration = Duration::from_millis(10);
 /// A pending entry is made active when its thread finds its queue empty (every frame it held
-/// of the flow is sent), or after this long at the latest (a queue that never empties).
-const MAX_PENDING: Duration = Duration::from_millis(20);
+/// of the flow is sent) and the last frame of the flow vxtund sent has had [`MIN_PENDING`] to
+/// reach its host (what vxtund wrote or sent goes through another CPU's backlog, perhaps
+/// deferred to ksoftirqd, than what the kernel path forwards: without the wait, a frame it
+/// forwards can overtake one vxtund sent just before); a flow that never pauses that long is
+/// handed over after [`MAX_PENDING`] (TCP, for one, takes the rare reordering then).
+const MIN_PENDING: Duration = Duration::from_millis(5);
+const MAX_PENDING: Duration = Duration::from_millis(50);
 
 /// The fast path in force.
 pub(super) struct FastPath {
@@ -238,8 +243,9 @@ pub(super) struct Installer {
     /// Hashes of keys installed in this generation, direct-mapped: a superframe's and a
     /// batch's frames of one flow are installed once.
     recent: [u64; 256],
-    /// Entries installed pending, to make active (see [`Installer::activate`]).
-    pending: Vec<(Key, Value, Instant)>,
+    /// Entries installed pending, to make active (see [`Installer::activate`]), with when
+    /// vxtund last sent a frame of their flow, and when they were installed.
+    pending: Vec<(Key, Value, Instant, Instant)>,
 }
 
 impl Installer {
@@ -261,8 +267,9 @@ impl Installer {
             return;
         }
         let now = Instant::now();
-        self.pending.retain(|(key, value, since)| {
-            if !queue_empty && now.saturating_duration_since(*since) < MAX_PENDING {
+        self.pending.retain(|(key, value, last, installed)| {
+            let quiet = now.saturating_duration_since(*last) >= MIN_PENDING;
+            if !(queue_empty && quiet) && now.saturating_duration_since(*installed) < MAX_PENDING {
                 return true;
             }
             // Pending, the entry counted nothing; a newer one may have replaced it (another
@@ -333,14 +340,31 @@ impl FastPath {
             Some(o) => self.decap_entry(frame, hint, o, now),
         };
         let Some((key, value)) = entry else { return };
+        // A frame of a flow this thread made pending: vxtund still carries it, so the
+        // hand-over waits for the flow to pause (see `Installer::activate`).
+        if let Some(p) = installer
+            .pending
+            .iter_mut()
+            .find(|(k, v, ..)| *k == key && v.gen == value.gen)
+        {
+            p.2 = now;
+            return;
+        }
         if !installer.admit(self, &key, hint.generation, now) {
             return;
         }
-        // An entry there already is stale or pending (the programs would not have sent this
-        // frame up otherwise). A pending one of this generation will do; a stale one stopped
-        // counting: carry its counters, so that the sweeper misses nothing.
+        // An entry of this generation is there already (pending, or active and this frame
+        // was queued before it was): it will do, and installing it again would make it
+        // pending again, handing the flow back and forth. One of an older generation, or past
+        // its deadline, stopped counting: carry its counters, so that the sweeper misses
+        // nothing.
         let value = match self.programs.entry(&key) {
-            Some(old) if old.gen == value.gen && old.pending != 0 => return,
+            Some(old)
+                if old.gen == value.gen
+                    && (old.deadline_ns == 0 || old.deadline_ns >= value.deadline_ns) =>
+            {
+                return
+            }
             Some(old) => Value {
                 packets: old.packets,
                 bytes: old.bytes,
@@ -355,7 +379,7 @@ impl FastPath {
         match self.programs.install(&key, &value) {
             Ok(()) => {
                 self.counters.installs.fetch_add(1, Ordering::Relaxed);
-                installer.pending.push((key, value, now));
+                installer.pending.push((key, value, now, now));
             }
             Err(_) => {
                 self.counters
