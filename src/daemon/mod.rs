@@ -21,6 +21,7 @@
 //! swap. Every control plane asks the running switch through one set of operations ([`ops`]).
 
 mod datapath;
+mod evpn;
 mod metrics;
 mod mtu;
 mod notify;
@@ -154,6 +155,8 @@ struct Shared {
     counters: metrics::DaemonCounters,
     /// The data path's open incidents (underlay faults), logged once for every thread.
     faults: datapath::SharedFaults,
+    /// The BGP EVPN control plane (`[evpn]`).
+    evpn: Option<Arc<evpn::Plane>>,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -272,6 +275,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         plane: Mutex::new(None),
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
+        evpn: config.evpn.as_ref().map(|e| Arc::new(evpn::Plane::new(e))),
         cores: {
             let switch = new_switch(&config, &mtus, config.flows.clone());
             let plumbing = Arc::new(plumbing);
@@ -320,6 +324,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let of_shared = Arc::clone(&shared);
+        let evpn_shared = Arc::clone(&shared);
         let metrics_shared = Arc::clone(&shared);
         let shared = &*shared;
         let handle = &handle;
@@ -378,6 +383,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 })
                 .map(Some),
         };
+        let evpn_thread = match shared.evpn.is_some() {
+            false => Ok(None),
+            true => std::thread::Builder::new()
+                .name("evpn".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("evpn", || evpn::serve(evpn_shared)))
+                })
+                .map(Some),
+        };
         let metrics_thread = match metrics_listener {
             None => Ok(None),
             Some(listener) => std::thread::Builder::new()
@@ -405,6 +419,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             || control_thread.is_err()
             || openflow_thread.is_err()
             || metrics_thread.is_err()
+            || evpn_thread.is_err()
             || watchdog_thread.is_err()
         {
             error!("could not start the data-path threads");

@@ -37,6 +37,7 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                     if response.ok && request == Request::Show {
                         response.text.push_str(&sh.workers_status());
                         response.text.push_str(&sh.openflow_status());
+                        response.text.push_str(&sh.evpn_status());
                     }
                     response
                 }
