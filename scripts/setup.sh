@@ -5,7 +5,8 @@
 # OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
 # controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
-# unit). Does nothing for tools already there.
+# unit); frr (zebra, bgpd, vtysh) and gobgpd (gobgpd, gobgp), the EVPN peers of
+# tests/evpn.rs. Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -25,6 +26,10 @@ command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v groff >/dev/null || need+=(groff-base)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# tests/evpn.rs: FRR's route reflector and VTEP, and GoBGP injecting routes. Debian's frr does
+# not start its daemons here without systemd; the test runs its own per namespace.
+[ -x /usr/lib/frr/bgpd ] || need+=(frr)
+command -v gobgpd >/dev/null || need+=(gobgpd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
