@@ -225,6 +225,11 @@ async fn neighbor(sh: Arc<Shared>, i: usize, mut stop: watch::Receiver<bool>) {
                 last_failure.clear();
                 info!(neighbor = %remote.ip(), "EVPN: connected");
                 run_session(&sh, &plane, i, stream, &mut stop).await;
+                if *stop.borrow() {
+                    // Stopping: the ports go with the daemon, nothing to swap.
+                    set_state(&plane, i, State::Idle);
+                    return;
+                }
                 let effects = plane.table().drop_peer(i);
                 plane.follow(&effects);
                 set_state(&plane, i, State::Idle);
