@@ -604,7 +604,7 @@ fn gobgp_injected_routes_are_used() {
             "addresses = [\"172.31.0.12/24\", \"fc00::12/64\"]",
             "local = \"192.168.77.12\"",
             "192.168.77.1",
-            "",
+            "[metrics]\nlisten = \"127.0.0.1:9477\"\n",
         ),
     );
     // A second vxtund VTEP, so that a flood and a unicast frame can be told apart.
@@ -675,6 +675,50 @@ fn gobgp_injected_routes_are_used() {
         gobgp(&["global", "rib", "-a", "evpn"]),
         _rr.vtysh("show bgp l2vpn evpn route")
     );
+    // The metrics say so, in a form promtool accepts.
+    let scrape = || {
+        let out = v1.exec(
+            "curl",
+            &["-sS", "--max-time", "5", "http://127.0.0.1:9477/metrics"],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lines = [
+        "vxtund_bgp_session_up{neighbor=\"192.168.77.1\"} 1",
+        "vxtund_evpn_remote_vteps 2",
+        "vxtund_evpn_remote_macs 2",
+        "vxtund_evpn_local_macs 1",
+        "vxtund_evpn_routes_refused_total{reason=\"own_route\"} 2",
+        "vxtund_evpn_routes_refused_total{reason=\"route_limit\"} 0",
+    ];
+    let all_there = |m: &str| lines.iter().all(|line| m.lines().any(|l| l == *line));
+    holds_within(Duration::from_secs(5), || all_there(&scrape()));
+    let metrics = scrape();
+    for line in lines {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("vxtund_bgp_updates_received_total "),
+        "{metrics}"
+    );
+    let file = gobgpd.dir.join("metrics.txt");
+    fs::write(&file, &metrics).unwrap();
+    if let Ok(lint) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(fs::File::open(&file).unwrap())
+        .output()
+    {
+        assert!(
+            lint.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+    }
+
     // GoBGP holds vxtund's routes too (reflected).
     let rib = gobgp(&["global", "rib", "-a", "evpn"]);
     assert!(rib.contains("192.168.77.12"), "{rib}");

@@ -662,6 +662,43 @@ mod tests {
     }
 
     #[test]
+    fn route_refresh_and_rfc7606_errors() {
+        let t0 = Instant::now();
+        let mut s = established(FRR_OPEN, t0);
+        drain(&mut s);
+        // ROUTE-REFRESH for L2VPN EVPN.
+        let mut rr = message::header(23, message::ROUTE_REFRESH);
+        rr.extend_from_slice(&[0, 25, 0, 70]);
+        s.receive(&rr, t0);
+        assert_eq!(drain(&mut s), vec![Event::RouteRefresh]);
+        // An invalid ORIGIN (7): the UPDATE arrives with the attribute reported malformed, for
+        // treat-as-withdraw; the session stays up.
+        let mut bad_origin = FRR_TYPE2.to_vec();
+        let at = bad_origin
+            .windows(4)
+            .position(|w| w == [0x40, 0x01, 0x01, 0x00])
+            .expect("ORIGIN in FRR's UPDATE");
+        bad_origin[at + 3] = 7;
+        s.receive(&bad_origin, t0);
+        let events = drain(&mut s);
+        assert!(
+            matches!(&events[..], [Event::Update { malformed, .. }] if !malformed.is_empty()),
+            "{events:?}"
+        );
+        assert_eq!(s.state(), State::Established);
+        // An MP_REACH whose NLRI runs past its end: nothing to withdraw, the session resets.
+        let mut bad_reach = FRR_TYPE2.to_vec();
+        let at = bad_reach
+            .windows(3)
+            .position(|w| w == [0x02, 0x21, 0x00])
+            .expect("the type-2 NLRI");
+        bad_reach[at + 1] = 0x60;
+        s.receive(&bad_reach, t0);
+        assert_eq!(s.state(), State::Idle, "{:?}", drain(&mut s));
+        assert_eq!(s.take_transmit()[19], code::UPDATE);
+    }
+
+    #[test]
     fn stop_sends_cease_and_closes() {
         let t0 = Instant::now();
         let mut s = established(FRR_OPEN, t0);
