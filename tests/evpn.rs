@@ -443,6 +443,10 @@ fn frr_fabric_pings_learns_moves_and_forgets() {
             && s2.contains("192.168.77.11 port")
             && s2.contains("192.168.77.12 port")
     });
+    // The reflector's End-of-RIB arrived.
+    wait_until(Duration::from_secs(5), "End-of-RIB from FRR", || {
+        d1.show().contains("End-of-RIB received") && d2.show().contains("End-of-RIB received")
+    });
     let summary = rr.vtysh("show bgp l2vpn evpn summary");
     for peer in ["192.168.77.11", "192.168.77.12", "192.168.77.13"] {
         assert!(summary.contains(peer), "{summary}");

@@ -11,7 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use netgauze_bgp_pkt::capabilities::{
-    BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability,
+    BgpCapability, FourOctetAsCapability, GracefulRestartCapability,
+    MultiProtocolExtensionsCapability,
 };
 use netgauze_bgp_pkt::iana::AS_TRANS;
 use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
@@ -313,6 +314,15 @@ impl Session {
                     )),
                     BgpCapability::RouteRefresh,
                     BgpCapability::FourOctetAs(FourOctetAsCapability::new(self.config.local_as)),
+                    // Graceful restart with no address family (RFC 4724 section 3): we send
+                    // and want End-of-RIB markers (FRR sends them only to such peers), and
+                    // neither side keeps the other's routes when a session drops.
+                    BgpCapability::GracefulRestartCapability(GracefulRestartCapability::new(
+                        false,
+                        false,
+                        0,
+                        Vec::new(),
+                    )),
                 ]
                 .into(),
             )],
