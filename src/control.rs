@@ -275,6 +275,12 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
                     now.saturating_duration_since(e.seen).as_secs()
                 );
             }
+            // Remote entries (BGP EVPN): not aged, so no age.
+            let mut remote: Vec<_> = sw.fdb().remote_entries().collect();
+            remote.sort_by_key(|(mac, port)| (*port, *mac));
+            for (mac, port) in remote {
+                let _ = writeln!(out, "{port:>5}  {mac}  evpn");
+            }
             Response::ok(out)
         }
         Request::FdbFlush => {

@@ -461,6 +461,34 @@ fn frr_fabric_pings_learns_moves_and_forgets() {
         }
     }
 
+    // A reload (SIGHUP) keeps the VTEP ports and the remote MACs (`fdb-show`: `evpn`).
+    let fdb_show = |d: &Daemon| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
+            .arg("-s")
+            .arg(d.control_socket())
+            .arg("fdb-show")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let remote_h1 = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("02:00:00:00:00:11") && l.ends_with("evpn"))
+    };
+    assert!(remote_h1(&fdb_show(&d2)), "{}", fdb_show(&d2));
+    let mut d2 = d2;
+    d2.reload("reloaded");
+    let show = d2.show();
+    assert!(
+        show.contains("192.168.77.11 port") && show.contains("192.168.77.12 port"),
+        "{show}"
+    );
+    assert!(
+        vxtund_has(&d2, "02:00:00:00:00:11", "192.168.77.11"),
+        "{show}"
+    );
+    assert!(v2.pings("172.31.0.11") && v2.pings("fc00::12"));
+
     // FRR's kernel FDB points vxtund's MACs at vxtund's address, with both in the flood
     // list; vxtund points FRR's host at FRR.
     wait_until(

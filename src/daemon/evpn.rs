@@ -10,6 +10,9 @@
 //!   [`FIRST_PORT`] up) in the split-horizon group `evpn`, so that a frame from one VTEP is
 //!   never flooded to another (EVPN's split horizon; the VTEPs have the route too); it goes
 //!   when the route is withdrawn. PORT_STATUS goes to OpenFlow controllers as for a reload.
+//! * The MAC table is shared by every shard; it is reached through the shard of the
+//!   controllers' frames (`control_core`), never a data-path thread's, so no data-path thread
+//!   waits for this plane except on the MAC table's own lock, for a write.
 //! * Remote MACs (type-2 routes) are remote entries of the MAC table: not aged, replaced by
 //!   BGP. `normal` uses them; a static flow that outputs to a port decides before `normal`
 //!   and so wins over an EVPN route to the same MAC.
@@ -340,7 +343,7 @@ async fn run_session(
                         let effects = table.apply(i, changes, !malformed.is_empty());
                         if !effects.moved_away.is_empty() {
                             // Under the table's lock: the local scan must not see them again.
-                            let core = lock(sh, 0);
+                            let core = lock(sh, sh.control_core());
                             let mut fdb = core.switch.fdb_mut();
                             for &mac in &effects.moved_away {
                                 fdb.forget(mac, PortNo::LOCAL);
@@ -520,7 +523,7 @@ fn apply_once(sh: &Shared, plane: &Plane) {
         .into_iter()
         .filter_map(|(mac, vtep)| ports.get(&vtep).map(|&p| (mac, p)))
         .collect();
-    let core = lock(sh, 0);
+    let core = lock(sh, sh.control_core());
     let (set, removed) = core.switch.fdb_mut().sync_remote(&wanted);
     if set + removed > 0 {
         tracing::debug!(set, removed, "EVPN: remote MAC entries");
@@ -543,7 +546,7 @@ async fn scan_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let mut table = plane.table();
             let now = Instant::now();
             let local: HashSet<Mac> = {
-                let core = lock(&sh, 0);
+                let core = lock(&sh, sh.control_core());
                 let fdb = core.switch.fdb();
                 fdb.entries(now)
                     .filter(|(_, e)| e.port == PortNo::LOCAL)
