@@ -447,6 +447,23 @@ fn frr_fabric_pings_learns_moves_and_forgets() {
     wait_until(Duration::from_secs(5), "End-of-RIB from FRR", || {
         d1.show().contains("End-of-RIB received") && d2.show().contains("End-of-RIB received")
     });
+    // `vxtunctl evpn` says the same as the section of `show`.
+    let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
+        .arg("-s")
+        .arg(d1.control_socket())
+        .arg("evpn")
+        .output()
+        .unwrap();
+    let evpn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{evpn}");
+    assert!(
+        evpn.starts_with("evpn: AS 65000 router-id 192.168.77.12 VTEP 192.168.77.12 VNI 100"),
+        "{evpn}"
+    );
+    assert!(
+        evpn.contains("neighbor 192.168.77.1 Established for"),
+        "{evpn}"
+    );
     let summary = rr.vtysh("show bgp l2vpn evpn summary");
     for peer in ["192.168.77.11", "192.168.77.12", "192.168.77.13"] {
         assert!(summary.contains(peer), "{summary}");
