@@ -1097,6 +1097,12 @@ fn check_tunnel_name(name: &str, device: &str) -> Result<(), String> {
             "tunnel name `{name}` is taken by the device (port 1)"
         ));
     }
+    if name.starts_with("evpn-") {
+        return Err(format!(
+            "tunnel name `{name}`: names starting with `evpn-` are kept for the ports of the \
+             VTEPs that BGP EVPN learns"
+        ));
+    }
     Ok(())
 }
 

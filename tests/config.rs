@@ -972,6 +972,8 @@ fn evpn_mistakes_name_the_line() {
         .replace("asn = 65000", "asn = 4200000000")
         .replace("vni = 100", "vni = 70000");
     fails(&text, 7, 7, "set `route_targets`");
+    let named = BASE.replace("name = \"tun_kl\"", "name = \"evpn-4096\"");
+    fails(&named, 9, 8, "kept for the ports of the VTEPs");
     let v6 = "[underlay]\nlocal = \"fd00::12\"\n[evpn]\nasn = 65000\nneighbors = [\"fd00::1\"]\nvni = 1\n";
     fails(v6, 3, 1, "needs `router_id`");
 }
