@@ -533,7 +533,7 @@ mod tests {
     const FRR_WITHDRAW: &[u8] = include_bytes!("vectors/frr_type2_withdraw.bin");
     const RR_REFLECTED: &[u8] = include_bytes!("vectors/rr_type2_reflected.bin");
     const GOBGP_TYPE2: &[u8] = include_bytes!("vectors/gobgp_type2.bin");
-    const GOBGP_TYPE3: &[u8] = include_bytes!("vectors/gobgp_update_33.bin");
+    const GOBGP_TYPE3: &[u8] = include_bytes!("vectors/gobgp_type3.bin");
 
     fn update(bytes: &[u8]) -> BgpUpdateMessage {
         match Decoder::new(true).decode(bytes) {
