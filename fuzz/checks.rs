@@ -8,8 +8,10 @@
 
 use std::path::Path;
 
+use vxtund::bgp::{Event, Session, SessionConfig, State};
 use vxtund::config::Config;
 use vxtund::control::{Request, Response};
+use vxtund::evpn::{route, Change, Table, TableConfig};
 use vxtund::flow::edit::parse_pattern;
 use vxtund::flow::{parse_flow, PortNames, PortNo};
 use vxtund::wire::ethernet::FrameKey;
@@ -32,6 +34,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("config_parse", config_parse),
     ("control_protocol", control_protocol),
     ("openflow_agent", openflow_agent),
+    ("evpn_update", evpn_update),
 ];
 
 /// VXLAN: a header that decodes re-encodes to the same VNI.
@@ -310,4 +313,83 @@ pub fn openflow_agent(data: &[u8]) {
         let actions = convert::actions_from_wire(&convert::actions_to_wire(&flow.actions), &exists);
         assert_eq!(actions, Ok(flow.actions.clone()), "{flow}");
     }
+}
+
+/// FRR's OPEN, which the `evpn_update` target's session is established with first.
+const FRR_OPEN: &[u8] = include_bytes!("../src/evpn/vectors/frr_open_rr.bin");
+
+/// BGP EVPN: the input is what an established peer sends (any bytes, cut anywhere). The
+/// session never panics; every UPDATE it accepts goes through `read_update` into a table with
+/// small limits, which hold; every announced route re-encodes (as we would announce it) to an
+/// UPDATE that reads back to the same route; remote MACs are always behind known VTEPs.
+pub fn evpn_update(data: &[u8]) {
+    let now = std::time::Instant::now();
+    let router_id = std::net::Ipv4Addr::new(192, 168, 77, 12);
+    let mut session = Session::new(SessionConfig {
+        local_as: 65000,
+        peer_as: 65000,
+        router_id,
+        hold_time: 90,
+    });
+    session.connected(now);
+    session.receive(FRR_OPEN, now);
+    session.receive(&vxtund::bgp::message::keepalive(), now);
+    assert_eq!(session.state(), State::Established);
+    let mut table = Table::new(TableConfig {
+        vni: 100,
+        vtep: std::net::IpAddr::V4(router_id),
+        router_id,
+        route_targets: vec!["65000:100".parse().expect("route target")],
+        max_routes: 64,
+        max_vteps: 8,
+    });
+    // Cut the input into reads of varying sizes, as TCP would.
+    let mut rest = data;
+    while !rest.is_empty() {
+        let take = (usize::from(rest[0]) % 97 + 1).min(rest.len());
+        session.receive(&rest[..take], now);
+        rest = &rest[take..];
+        while let Some(event) = session.poll_event() {
+            let Event::Update { update, malformed } = event else {
+                continue;
+            };
+            let changes = route::read_update(&update, !malformed.is_empty());
+            for change in &changes {
+                let Change::Announce(key, attrs) = change else {
+                    continue;
+                };
+                let advert = route::Advert {
+                    vtep: attrs.next_hop,
+                    vni: attrs.vni & 0xff_ffff,
+                    route_targets: attrs.route_targets.clone(),
+                    seq: attrs.seq,
+                };
+                let bytes = vxtund::bgp::message::encode(&netgauze_bgp_pkt::BgpMessage::Update(
+                    route::announce(&[*key], &advert),
+                ));
+                let Ok(bytes) = bytes else {
+                    continue;
+                };
+                let mut decoder = vxtund::bgp::message::Decoder::new(true);
+                let Ok((netgauze_bgp_pkt::BgpMessage::Update(again), _)) = decoder.decode(&bytes)
+                else {
+                    panic!("our announcement of {key:?} does not decode");
+                };
+                let read = route::read_update(&again, false);
+                assert!(
+                    matches!(&read[..], [Change::Announce(k, _)] if k == key),
+                    "{key:?} re-read as {read:?}"
+                );
+            }
+            table.apply(0, changes, !malformed.is_empty());
+            assert!(table.route_count() <= 64);
+            assert!(table.remote_vteps().count() <= 8);
+            for (_, remote) in table.remote_macs() {
+                assert!(table.has_vtep(remote.vtep));
+            }
+        }
+    }
+    table.drop_peer(0);
+    assert_eq!(table.route_count(), 0);
+    assert_eq!(table.remote_macs().count(), 0);
 }

@@ -7,8 +7,8 @@
 # check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
 # unit); clang, libbpf-dev and bpftool for the fast path's BPF programs; for the Debian
 # package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper (build it), lintian
-# (checks it) and man-db (man -w finds its manual pages). Does nothing for
-# tools already there.
+# (checks it) and man-db (man -w finds its manual pages); frr (zebra, bgpd, vtysh) and gobgpd
+# (gobgpd, gobgp), the EVPN peers of tests/evpn.rs. Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -38,6 +38,10 @@ command -v dpkg-buildpackage >/dev/null || need+=(dpkg-dev)
 command -v dh >/dev/null || need+=(debhelper)
 command -v lintian >/dev/null || need+=(lintian)
 command -v man >/dev/null || need+=(man-db)
+# tests/evpn.rs: FRR's route reflector and VTEP, and GoBGP injecting routes. Debian's frr does
+# not start its daemons here without systemd; the test runs its own per namespace.
+[ -x /usr/lib/frr/bgpd ] || need+=(frr)
+command -v gobgpd >/dev/null || need+=(gobgpd)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

@@ -60,7 +60,42 @@ pub struct Config {
     /// `[metrics] listen`: where `GET /metrics` is served (Prometheus text format); off when
     /// `None`.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[evpn]`: BGP EVPN, remote VTEPs and MACs learnt from the fabric; off when `None`.
+    pub evpn: Option<EvpnConfig>,
 }
+
+/// The `[evpn]` section: vxtund as a VTEP of one VNI in a BGP EVPN fabric (RFC 7432, RFC 8365).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvpnConfig {
+    /// Our AS; sessions are iBGP (the neighbours are in it too).
+    pub asn: u32,
+    /// The BGP peers (usually route reflectors), port 179.
+    pub neighbors: Vec<IpAddr>,
+    /// The VNI.
+    pub vni: u32,
+    /// Our BGP identifier: `router_id`, else the underlay's local IPv4 address.
+    pub router_id: std::net::Ipv4Addr,
+    /// Our VTEP address: the underlay's local address of the first neighbour's family. It is
+    /// the next hop of our routes and where remote VTEPs send to.
+    pub vtep: IpAddr,
+    /// Route targets imported and exported (default `ASN:VNI`, as FRR derives them).
+    pub route_targets: Vec<crate::evpn::RouteTarget>,
+    /// The hold time proposed, in seconds (0, or 3 to 65535).
+    pub hold_time: u16,
+    /// The UDP port of the remote VTEPs' VXLAN (and ours).
+    pub dst_port: u16,
+    /// Most routes held from all peers; beyond, routes are refused and counted.
+    pub max_routes: usize,
+    /// Most remote VTEPs (tunnel ports); beyond, type-3 routes are refused and counted.
+    pub max_vteps: usize,
+}
+
+/// Default `[evpn] hold_time`, as GoBGP's.
+pub const DEFAULT_HOLD_TIME: u16 = 90;
+/// Default `[evpn] max_routes`.
+pub const DEFAULT_MAX_ROUTES: usize = 200_000;
+/// Default `[evpn] max_vteps`.
+pub const DEFAULT_MAX_VTEPS: usize = 4096;
 
 /// The `[openflow]` section: where OpenFlow clients such as `ovs-ofctl` connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -780,7 +815,12 @@ impl Config {
             None => None,
             Some(l) => Some(parse_metrics_listen(l.get_ref()).map_err(|m| err(Some(l.span()), m))?),
         };
+        let evpn = match raw.evpn {
+            None => None,
+            Some(e) => Some(validate_evpn(e, &underlay, &err)?),
+        };
         Ok(Config {
+            evpn,
             metrics_listen,
             openflow,
             control_socket,
@@ -1104,6 +1144,12 @@ fn check_tunnel_name(name: &str, device: &str) -> Result<(), String> {
             "tunnel name `{name}` is taken by the device (port 1)"
         ));
     }
+    if name.starts_with("evpn-") {
+        return Err(format!(
+            "tunnel name `{name}`: names starting with `evpn-` are kept for the ports of the \
+             VTEPs that BGP EVPN learns"
+        ));
+    }
     Ok(())
 }
 
@@ -1316,6 +1362,154 @@ fn validate_openflow(
     })
 }
 
+fn validate_evpn(
+    raw: Spanned<RawEvpn>,
+    underlay: &UnderlayConfig,
+    err: &ErrAt<'_>,
+) -> Result<EvpnConfig, ConfigError> {
+    let section = raw.span();
+    let raw = raw.into_inner();
+    let asn = *raw.asn.get_ref();
+    if asn == 0 || asn == u32::from(netgauze_bgp_pkt::iana::AS_TRANS) {
+        return Err(err(
+            Some(raw.asn.span()),
+            format!("asn {asn} is reserved: use the fabric's AS"),
+        ));
+    }
+    let vni = *raw.vni.get_ref();
+    if vni > vxlan::VNI_MAX {
+        return Err(err(
+            Some(raw.vni.span()),
+            format!("vni {vni} is larger than 16777215 (24 bits)"),
+        ));
+    }
+    let mut neighbors: Vec<IpAddr> = Vec::new();
+    if raw.neighbors.get_ref().is_empty() {
+        return Err(err(
+            Some(raw.neighbors.span()),
+            "`neighbors` is empty: name at least one BGP peer (a route reflector)".into(),
+        ));
+    }
+    for n in raw.neighbors.get_ref() {
+        let ip = parse_ip(n).map_err(|m| err(Some(n.span()), m))?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(err(
+                Some(n.span()),
+                format!("neighbor {ip} must be a unicast address"),
+            ));
+        }
+        if underlay.local_for(ip).is_none() {
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(err(
+                Some(n.span()),
+                format!("neighbor {ip} is {family}, but underlay.local has no {family} address"),
+            ));
+        }
+        if neighbors.contains(&ip) {
+            return Err(err(
+                Some(n.span()),
+                format!("neighbor {ip} is listed twice"),
+            ));
+        }
+        neighbors.push(ip);
+    }
+    let vtep = neighbors
+        .first()
+        .and_then(|n| underlay.local_for(*n))
+        .ok_or_else(|| err(Some(raw.neighbors.span()), "no neighbor".into()))?;
+    let router_id =
+        match &raw.router_id {
+            Some(r) => r.get_ref().parse::<std::net::Ipv4Addr>().map_err(|_| {
+                err(
+                    Some(r.span()),
+                    format!("router_id `{}` is not an IPv4 address", r.get_ref()),
+                )
+            })?,
+            None => match underlay.local.iter().find_map(|l| match l {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            }) {
+                Some(v4) => v4,
+                None => return Err(err(
+                    Some(section),
+                    "[evpn] needs `router_id` (an IPv4 address) when underlay.local has no IPv4 \
+                     address"
+                        .into(),
+                )),
+            },
+        };
+    if router_id.is_unspecified() {
+        return Err(err(
+            raw.router_id.as_ref().map(|r| r.span()),
+            "router_id 0.0.0.0 is not a BGP identifier".into(),
+        ));
+    }
+    let route_targets = match &raw.route_targets {
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(err(
+                Some(list.span()),
+                "`route_targets` is empty: leave it out for ASN:VNI".into(),
+            ))
+        }
+        Some(list) => {
+            let mut rts = Vec::new();
+            for t in list.get_ref() {
+                let rt: crate::evpn::RouteTarget =
+                    t.get_ref().parse().map_err(|m| err(Some(t.span()), m))?;
+                if !rts.contains(&rt) {
+                    rts.push(rt);
+                }
+            }
+            rts
+        }
+        None => vec![crate::evpn::RouteTarget::derived(asn, vni).ok_or_else(|| {
+            err(
+                Some(raw.vni.span()),
+                format!(
+                    "with a 4-octet asn, ASN:VNI does not fit a route target (vni {vni} > \
+                     65535): set `route_targets`"
+                ),
+            )
+        })?],
+    };
+    let hold_time = match &raw.hold_time {
+        Some(h) if matches!(*h.get_ref(), 1 | 2) => {
+            return Err(err(
+                Some(h.span()),
+                "hold_time is 0 (no keepalives) or at least 3 seconds".into(),
+            ))
+        }
+        Some(h) => *h.get_ref(),
+        None => DEFAULT_HOLD_TIME,
+    };
+    let dst_port = match &raw.dst_port {
+        Some(p) if *p.get_ref() == 0 => {
+            return Err(err(Some(p.span()), "dst_port must not be 0".into()))
+        }
+        Some(p) => *p.get_ref(),
+        None => DEFAULT_VXLAN_PORT,
+    };
+    let at_least_one = |v: &Option<Spanned<usize>>, default: usize, what: &str| match v {
+        Some(n) if *n.get_ref() == 0 => {
+            Err(err(Some(n.span()), format!("{what} must be at least 1")))
+        }
+        Some(n) => Ok(*n.get_ref()),
+        None => Ok(default),
+    };
+    Ok(EvpnConfig {
+        asn,
+        neighbors,
+        vni,
+        router_id,
+        vtep,
+        route_targets,
+        hold_time,
+        dst_port,
+        max_routes: at_least_one(&raw.max_routes, DEFAULT_MAX_ROUTES, "max_routes")?,
+        max_vteps: at_least_one(&raw.max_vteps, DEFAULT_MAX_VTEPS, "max_vteps")?,
+    })
+}
+
 /// The name default sockets are named after: the config file's name without `.toml`
 /// (`seg1` for `/etc/vxtund/seg1.toml`, as `vxtund@seg1` runs it), so that two daemons with the
 /// same device name in two network namespaces do not collide.
@@ -1353,6 +1547,21 @@ struct RawConfig {
     control: Option<RawControl>,
     openflow: Option<RawOpenFlow>,
     metrics: Option<RawMetrics>,
+    evpn: Option<Spanned<RawEvpn>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvpn {
+    asn: Spanned<u32>,
+    neighbors: Spanned<Vec<Spanned<String>>>,
+    vni: Spanned<u32>,
+    router_id: Option<Spanned<String>>,
+    route_targets: Option<Spanned<Vec<Spanned<String>>>>,
+    hold_time: Option<Spanned<u16>>,
+    dst_port: Option<Spanned<u16>>,
+    max_routes: Option<Spanned<usize>>,
+    max_vteps: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

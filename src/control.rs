@@ -52,6 +52,8 @@ pub enum Request {
     FdbFlush,
     /// Re-read the config file and apply it (as SIGHUP does).
     Reload,
+    /// BGP EVPN: sessions, remote VTEPs, MAC routes (answered by the daemon).
+    Evpn,
     /// What the switch would do with a frame (see [`crate::trace`]); nothing sent or counted.
     Trace {
         /// The frame in flow syntax (or only `in_port=` when `packet` is given).
@@ -133,6 +135,7 @@ impl Request {
             "fdb-show" => Request::FdbShow,
             "fdb-flush" => Request::FdbFlush,
             "reload" => Request::Reload,
+            "evpn" => Request::Evpn,
             "trace" if payload.len() > 2 => {
                 return Err("trace takes a description and at most one packet".into())
             }
@@ -175,6 +178,7 @@ impl Request {
             Request::FdbShow => ("fdb-show".into(), vec![]),
             Request::FdbFlush => ("fdb-flush".into(), vec![]),
             Request::Reload => ("reload".into(), vec![]),
+            Request::Evpn => ("evpn".into(), vec![]),
             Request::Trace {
                 description,
                 packet,
@@ -275,6 +279,12 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
                     now.saturating_duration_since(e.seen).as_secs()
                 );
             }
+            // Remote entries (BGP EVPN): not aged, so no age.
+            let mut remote: Vec<_> = sw.fdb().remote_entries().collect();
+            remote.sort_by_key(|(mac, port)| (*port, *mac));
+            for (mac, port) in remote {
+                let _ = writeln!(out, "{port:>5}  {mac}  evpn");
+            }
             Response::ok(out)
         }
         Request::FdbFlush => {
@@ -292,6 +302,7 @@ pub fn execute(sw: &mut Switch, request: &Request, started: Instant, now: Instan
             Err(e) => Response::error(e),
         },
         Request::Reload => Response::error("reload is carried out by the daemon"),
+        Request::Evpn => Response::error("evpn is answered by the daemon"),
         Request::Trace {
             description,
             packet,
@@ -538,6 +549,7 @@ mod tests {
             Request::FdbShow,
             Request::FdbFlush,
             Request::Reload,
+            Request::Evpn,
             Request::Trace {
                 description: "in_port=tun_kl,ip,nw_dst=172.31.3.1".into(),
                 packet: None,

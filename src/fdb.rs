@@ -1,5 +1,10 @@
 //! The MAC learning table behind the `normal` action: which port each source MAC was last seen
-//! on, with ageing and a bounded size.
+//! on, with ageing and a bounded size; and beside the learnt entries, remote entries that a
+//! control plane (BGP EVPN) installs: never aged, replaced only by that control plane.
+//!
+//! A learnt entry wins over a remote one (a host that shows up locally is local at once; the
+//! EVPN side then claims it with a higher MAC mobility sequence number); installing a remote
+//! entry forgets the learnt entry of that MAC (the control plane says it moved).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -38,6 +43,9 @@ pub struct MacTable {
     capacity: usize,
     ageing: Duration,
     last_sweep: Option<Instant>,
+    /// Entries installed by a control plane (EVPN): MAC -> tunnel port. Not aged, not bounded
+    /// here (the control plane bounds them).
+    remote: HashMap<Mac, PortNo, ahash::RandomState>,
 }
 
 impl MacTable {
@@ -49,6 +57,7 @@ impl MacTable {
             capacity: capacity.max(1),
             ageing,
             last_sweep: None,
+            remote: HashMap::default(),
         }
     }
 
@@ -98,12 +107,59 @@ impl MacTable {
             .is_some_and(|e| e.port == port && now.saturating_duration_since(e.seen) < within)
     }
 
-    /// The port `mac` was last seen on, unless it has aged out.
+    /// The port `mac` was last seen on, unless it has aged out; else the port of its remote
+    /// entry.
     pub fn lookup(&self, mac: Mac, now: Instant) -> Option<PortNo> {
         self.entries
             .get(&mac)
             .filter(|e| now.saturating_duration_since(e.seen) < self.ageing)
             .map(|e| e.port)
+            .or_else(|| self.remote.get(&mac).copied())
+    }
+
+    /// Makes the remote entries exactly `wanted`; a MAC whose remote port is new or changed
+    /// loses its learnt entry. Returns how many entries were installed or changed, and how
+    /// many removed.
+    pub fn sync_remote(&mut self, wanted: &HashMap<Mac, PortNo>) -> (usize, usize) {
+        let before = self.remote.len();
+        self.remote.retain(|mac, _| wanted.contains_key(mac));
+        let removed = before - self.remote.len();
+        let mut changed = 0;
+        for (&mac, &port) in wanted {
+            if self.remote.insert(mac, port) != Some(port) {
+                changed += 1;
+                self.entries.remove(&mac);
+            }
+        }
+        (changed, removed)
+    }
+
+    /// Forgets the learnt entry of `mac` if it is on `port` (the control plane says the MAC
+    /// moved away from there).
+    pub fn forget(&mut self, mac: Mac, port: PortNo) {
+        if self.entries.get(&mac).is_some_and(|e| e.port == port) {
+            self.entries.remove(&mac);
+        }
+    }
+
+    /// The remote entries.
+    pub fn remote_entries(&self) -> impl Iterator<Item = (Mac, PortNo)> + '_ {
+        self.remote.iter().map(|(m, p)| (*m, *p))
+    }
+
+    /// Number of remote entries.
+    pub fn remote_len(&self) -> usize {
+        self.remote.len()
+    }
+
+    /// Copies `old`'s remote entries whose port `keep` says is still the same.
+    pub fn take_remote(&mut self, old: &MacTable, keep: impl Fn(PortNo) -> bool) {
+        self.remote = old
+            .remote
+            .iter()
+            .filter(|(_, p)| keep(**p))
+            .map(|(m, p)| (*m, *p))
+            .collect();
     }
 
     /// When `mac`'s entry ages out, unless it is refreshed before; `None` if it is not learnt
@@ -133,7 +189,7 @@ impl MacTable {
         self.entries.is_empty()
     }
 
-    /// Forgets everything.
+    /// Forgets everything learnt (remote entries stay: they belong to the control plane).
     pub fn flush(&mut self) {
         self.entries.clear();
         self.order.clear();
@@ -215,6 +271,39 @@ mod tests {
         );
         assert_eq!(t.lookup(mac(2), now), None, "seen longest ago: evicted");
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn remote_entries_are_not_aged_and_yield_to_learnt_ones() {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(16, Duration::from_secs(300));
+        t.learn(mac(1), PortNo(2), t0);
+        let wanted = HashMap::from([(mac(1), PortNo(7)), (mac(2), PortNo(8))]);
+        assert_eq!(t.sync_remote(&wanted), (2, 0));
+        // Installing forgot the learnt entry: the control plane says where mac(1) is.
+        assert_eq!(t.lookup(mac(1), t0), Some(PortNo(7)));
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(t.lookup(mac(2), later), Some(PortNo(8)), "never aged");
+        // Seen locally: the learnt entry wins until the control plane says otherwise.
+        t.learn(mac(2), PortNo::LOCAL, later);
+        assert_eq!(t.lookup(mac(2), later), Some(PortNo::LOCAL));
+        assert_eq!(
+            t.sync_remote(&wanted),
+            (0, 0),
+            "unchanged: learnt entry kept"
+        );
+        assert_eq!(t.lookup(mac(2), later), Some(PortNo::LOCAL));
+        t.forget(mac(2), PortNo::LOCAL);
+        assert_eq!(t.lookup(mac(2), later), Some(PortNo(8)));
+        t.flush();
+        assert_eq!(t.remote_len(), 2, "flush leaves remote entries");
+        assert_eq!(t.sync_remote(&HashMap::from([(mac(2), PortNo(9))])), (1, 1));
+        assert_eq!(t.lookup(mac(1), later), None);
+        let mut next = MacTable::new(16, Duration::from_secs(300));
+        next.take_remote(&t, |p| p != PortNo(9));
+        assert_eq!(next.remote_len(), 0);
+        next.take_remote(&t, |_| true);
+        assert_eq!(next.lookup(mac(2), later), Some(PortNo(9)));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! The crate is a pure core that decides ([`wire`], [`flow`], [`switch`], [`config`]) and a
 //! thin I/O shell that moves bytes ([`io`], [`daemon`]). See `ARCHITECTURE.md`.
 
+pub mod bgp;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod evpn;
 pub mod fastpath;
 pub mod fdb;
 pub mod flow;

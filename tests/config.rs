@@ -866,3 +866,114 @@ fn data_path_workers_and_their_techniques() {
         "flow_spread `even`: expected \"hash\" or \"balance\"",
     );
 }
+
+const EVPN_ONLY: &str = r#"[underlay]
+local = "192.168.77.12"
+
+[evpn]
+asn = 65000
+neighbors = ["192.168.77.1"]
+vni = 100
+"#;
+
+#[test]
+fn evpn_alone_is_a_valid_config_with_defaults() {
+    let c = parse(EVPN_ONLY).unwrap();
+    assert_eq!(c.tunnels().count(), 0, "the TAP alone");
+    assert_eq!(c.flows.len(), 1, "actions=normal");
+    let e = c.evpn.expect("[evpn]");
+    assert_eq!(e.asn, 65000);
+    assert_eq!(
+        e.neighbors,
+        vec!["192.168.77.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        e.router_id,
+        "192.168.77.12".parse::<std::net::Ipv4Addr>().unwrap()
+    );
+    assert_eq!(e.vtep, "192.168.77.12".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(e.route_targets.len(), 1);
+    assert_eq!(e.route_targets[0].to_string(), "65000:100");
+    assert_eq!((e.hold_time, e.dst_port), (90, 8472));
+    assert_eq!((e.max_routes, e.max_vteps), (200_000, 4096));
+    assert!(parse(BASE).unwrap().evpn.is_none());
+}
+
+#[test]
+fn evpn_settings_and_ipv6_neighbours() {
+    let c = parse(
+        r#"[underlay]
+local = ["192.168.77.12", "fd00::12"]
+[evpn]
+asn = 4200000000
+neighbors = ["fd00::1", "192.168.77.1"]
+vni = 7
+router_id = "10.0.0.12"
+route_targets = ["4200000000:7", "192.0.2.1:7", "4200000000:7"]
+hold_time = 0
+dst_port = 4789
+max_routes = 10
+max_vteps = 2
+"#,
+    )
+    .unwrap();
+    let e = c.evpn.unwrap();
+    assert_eq!(
+        e.vtep,
+        "fd00::12".parse::<std::net::IpAddr>().unwrap(),
+        "first neighbour's family"
+    );
+    assert_eq!(e.router_id.to_string(), "10.0.0.12");
+    assert_eq!(e.route_targets.len(), 2, "duplicates dropped");
+    assert_eq!(
+        (e.hold_time, e.dst_port, e.max_routes, e.max_vteps),
+        (0, 4789, 10, 2)
+    );
+}
+
+#[test]
+fn evpn_mistakes_name_the_line() {
+    let with = |extra: &str| format!("{EVPN_ONLY}{extra}");
+    fails(&with("hold_time = 2\n"), 8, 13, "at least 3 seconds");
+    fails(&with("dst_port = 0\n"), 8, 12, "must not be 0");
+    fails(
+        &with("max_routes = 0\n"),
+        8,
+        14,
+        "max_routes must be at least 1",
+    );
+    fails(
+        &with("route_targets = [\"65000\"]\n"),
+        8,
+        18,
+        "route target `65000`",
+    );
+    fails(&with("route_targets = []\n"), 8, 17, "leave it out");
+    fails(
+        &with("router_id = \"fd00::1\"\n"),
+        8,
+        13,
+        "not an IPv4 address",
+    );
+    fails(&with("color = 1\n"), 8, 1, "unknown field `color`");
+    let text = EVPN_ONLY.replace("vni = 100", "vni = 16777216");
+    fails(&text, 7, 7, "24 bits");
+    let text = EVPN_ONLY.replace("[\"192.168.77.1\"]", "[]");
+    fails(&text, 6, 13, "name at least one BGP peer");
+    let text = EVPN_ONLY.replace("[\"192.168.77.1\"]", "[\"fd00::1\"]");
+    fails(&text, 6, 14, "underlay.local has no IPv6 address");
+    let text = EVPN_ONLY.replace("[\"192.168.77.1\"]", "[\"192.168.77.1\", \"192.168.77.1\"]");
+    fails(&text, 6, 30, "listed twice");
+    let text = EVPN_ONLY.replace("asn = 65000", "asn = 0");
+    fails(&text, 5, 7, "reserved");
+    let text = EVPN_ONLY.replace("asn = 65000\n", "");
+    fails(&text, 4, 1, "missing field `asn`");
+    let text = EVPN_ONLY
+        .replace("asn = 65000", "asn = 4200000000")
+        .replace("vni = 100", "vni = 70000");
+    fails(&text, 7, 7, "set `route_targets`");
+    let named = BASE.replace("name = \"tun_kl\"", "name = \"evpn-4096\"");
+    fails(&named, 9, 8, "kept for the ports of the VTEPs");
+    let v6 = "[underlay]\nlocal = \"fd00::12\"\n[evpn]\nasn = 65000\nneighbors = [\"fd00::1\"]\nvni = 1\n";
+    fails(v6, 3, 1, "needs `router_id`");
+}

@@ -78,6 +78,9 @@ enum Verb {
     /// changed they replace the table, run-time changes included; if not, the table in force
     /// stays); a broken file is refused and nothing changes.
     Reload,
+    /// BGP EVPN: the sessions with their state and uptime, the remote VTEPs and their ports,
+    /// the MAC routes (local or remote, the VTEP, the sequence number), routes refused.
+    Evpn,
     /// What the daemon would do with a frame, as ovs-appctl ofproto/trace: the flow that
     /// matches (text, priority, counters), its actions, the egress ports, MTU handling and MSS
     /// clamping. Nothing is sent or counted.
@@ -132,6 +135,7 @@ fn run(args: Args) -> Result<String, String> {
         Verb::FdbShow => Request::FdbShow,
         Verb::FdbFlush => Request::FdbFlush,
         Verb::Reload => Request::Reload,
+        Verb::Evpn => Request::Evpn,
         Verb::Trace {
             description,
             packet,

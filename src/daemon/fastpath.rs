@@ -201,6 +201,8 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
             _ => None,
         })
         .collect();
+    // The VTEPs BGP EVPN brings are VXLAN ports too.
+    ports.extend(config.evpn.as_ref().map(|e| e.dst_port));
     ports.sort_unstable();
     ports.dedup();
     let programs = Programs::load(tap, &names, &ports, config.device.fast_path_entries)
@@ -562,6 +564,8 @@ impl FastPath {
 
 /// What the sweeper last read of an entry.
 struct Seen {
+    /// When the sweeper first saw it.
+    since: Instant,
     packets: u64,
     bytes: u64,
     active: Instant,
@@ -590,7 +594,20 @@ fn sweep(
             packets: 0,
             bytes: 0,
             active: now,
+            since: now,
         });
+        // A pending entry whose thread never came back to it (its flow's frames went to
+        // another queue's thread, or stopped): made active here, a sweep later.
+        if value.pending != 0 && value.gen == generation {
+            if now.saturating_duration_since(last.since) >= SWEEP {
+                let active = Value {
+                    pending: 0,
+                    ..*value
+                };
+                let _ = fp.programs.install(key, &active);
+            }
+            continue;
+        }
         // A reinstalled entry carries its counters over; one that starts lower was replaced
         // after a removal.
         if value.packets < last.packets {

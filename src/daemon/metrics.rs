@@ -118,7 +118,9 @@ pub(super) fn scrape(sh: &Shared) -> String {
         .started
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    render(&snapshot)
+    let mut text = render(&snapshot);
+    text.push_str(&sh.evpn_metrics());
+    text
 }
 
 /// Serves `GET /metrics` until the daemon stops.

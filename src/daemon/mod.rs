@@ -21,6 +21,7 @@
 //! swap. Every control plane asks the running switch through one set of operations ([`ops`]).
 
 mod datapath;
+mod evpn;
 mod fastpath;
 mod metrics;
 mod mtu;
@@ -167,6 +168,8 @@ struct Shared {
     /// The smallest MTU of the TAP and the tunnels: a TCP superframe received whole from a
     /// same-host sender is split to it.
     device_mtu: std::sync::atomic::AtomicUsize,
+    /// The BGP EVPN control plane (`[evpn]`).
+    evpn: Option<Arc<evpn::Plane>>,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -291,6 +294,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         plane: Mutex::new(None),
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
+        evpn: config.evpn.as_ref().map(|e| Arc::new(evpn::Plane::new(e))),
         cores: {
             let mut switch = new_switch(&config, &mtus, config.flows.clone());
             switch.set_generation(Arc::clone(&generation));
@@ -344,6 +348,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let of_shared = Arc::clone(&shared);
+        let evpn_shared = Arc::clone(&shared);
         let metrics_shared = Arc::clone(&shared);
         let shared = &*shared;
         let handle = &handle;
@@ -411,6 +416,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 })
                 .map(Some),
         };
+        let evpn_thread = match shared.evpn.is_some() {
+            false => Ok(None),
+            true => std::thread::Builder::new()
+                .name("evpn".into())
+                .spawn_scoped(scope, move || {
+                    stop_all(guarded("evpn", || evpn::serve(evpn_shared)))
+                })
+                .map(Some),
+        };
         let metrics_thread = match metrics_listener {
             None => Ok(None),
             Some(listener) => std::thread::Builder::new()
@@ -439,6 +453,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             || control_thread.is_err()
             || openflow_thread.is_err()
             || metrics_thread.is_err()
+            || evpn_thread.is_err()
             || watchdog_thread.is_err()
         {
             error!("could not start the data-path threads");

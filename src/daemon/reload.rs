@@ -36,8 +36,20 @@ pub(super) fn reload(sh: &Shared) -> Result<String, String> {
 }
 
 fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
-    let config = Config::load(&in_force.config.path).map_err(|e| e.to_string())?;
+    let mut config = Config::load(&in_force.config.path).map_err(|e| e.to_string())?;
     needs_no_restart(&in_force.config, &config)?;
+    // The VTEPs learnt over EVPN stay ports beside the file's tunnels.
+    super::evpn::add_ports(sh, &mut config);
+    swap_in(sh, in_force, config)
+}
+
+/// Builds the switch and sockets of `config` beside the running ones and swaps them in: the
+/// path of reloads, also taken when EVPN adds or removes VTEP ports.
+pub(super) fn swap_in(
+    sh: &Shared,
+    in_force: &mut InForce,
+    config: Config,
+) -> Result<String, String> {
     let mtus = Mtus::resolve(&config);
     warn_about(&mtus);
     // The device first, undone if anything after it fails; then the sockets; then the swap,
@@ -295,6 +307,8 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
         )
     };
     let (old_workers, new_workers) = (workers(old), workers(new));
+    let evpn = |c: &Config| c.evpn.as_ref().map(|e| format!("{e:?}"));
+    let (old_evpn, new_evpn) = (evpn(old), evpn(new));
     let fixed = [
         (
             "metrics.listen",
@@ -350,6 +364,11 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
             "device.offload",
             Some(if old.device.offload { "true" } else { "false" }),
             Some(if new.device.offload { "true" } else { "false" }),
+        ),
+        (
+            "the [evpn] section",
+            old_evpn.as_deref(),
+            new_evpn.as_deref(),
         ),
         (
             "control.socket",

@@ -22,6 +22,10 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                     Ok(summary) => Response::ok(summary),
                     Err(e) => Response::error(e),
                 },
+                Ok(Request::Evpn) => match sh.evpn_status() {
+                    text if text.is_empty() => Response::error("no [evpn] in the config"),
+                    text => Response::ok(text),
+                },
                 Ok(request) if request.is_edit() => {
                     info!(request = text.lines().next().unwrap_or(""), "flow edit");
                     sh.edit_flows(&request)
@@ -38,6 +42,7 @@ pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), (
                         response.text.push_str(&sh.workers_status());
                         response.text.push_str(&fastpath::status(sh));
                         response.text.push_str(&sh.openflow_status());
+                        response.text.push_str(&sh.evpn_status());
                     }
                     response
                 }

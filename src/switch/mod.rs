@@ -1102,6 +1102,11 @@ impl Switch {
         for (mac, e) in kept {
             fdb.learn(mac, e.port, e.seen);
         }
+        // Remote entries (EVPN) of ports still there unchanged.
+        fdb.take_remote(&old.fdb(), |p| {
+            let now = self.identity(p);
+            now.is_some() && now == old.identity(p)
+        });
     }
 
     /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters, the
@@ -1312,7 +1317,12 @@ impl Switch {
         self.flow_stats.get(id)
     }
 
-    /// The MAC learning table.
+    /// The MAC learning table, to change (EVPN's remote entries).
+    pub fn fdb_mut(&self) -> RwLockWriteGuard<'_, MacTable> {
+        self.common.fdb_mut()
+    }
+
+    /// The MAC table, to read.
     pub fn fdb(&self) -> RwLockReadGuard<'_, MacTable> {
         self.common.fdb_read()
     }
