@@ -83,6 +83,26 @@ fn the_scenario_runs_in_the_kernel_and_is_counted_as_on_the_userspace_path() {
     assert!(s.ping("l1", "fc00:0:0:3::1"));
 }
 
+/// tcpdump on seg1's underlay device with `flag` (`-tt` for times, `-v` for headers), `filter`.
+fn capture(s: &Scenario, flag: &str, filter: &str) -> std::process::Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.ns("seg1"),
+            "tcpdump",
+            "-i",
+            "ul0",
+            "-n",
+            "-l",
+        ])
+        .args([flag, filter])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The epoch times of the packets in `capture` (tcpdump -tt -n text).
 fn times(capture: &str) -> Vec<f64> {
     capture
@@ -99,23 +119,11 @@ fn a_flow_edit_stops_the_cached_path_before_it_returns() {
     let s = Scenario::up_with(on, false);
     assert!(s.ping("k1", "172.31.2.1"));
     // Every VXLAN datagram seg1 sends to seg2, with its time.
-    let dump = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.ns("seg1"),
-            "tcpdump",
-            "-i",
-            "ul0",
-            "-n",
-            "-tt",
-            "-l",
-        ])
-        .args(["udp and dst host 192.168.200.102 and greater 120"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let dump = capture(
+        &s,
+        "-tt",
+        "udp and dst host 192.168.200.102 and greater 120",
+    );
     std::thread::sleep(Duration::from_millis(500));
     let mut ping = Command::new("ip")
         .args([
@@ -181,24 +189,12 @@ fn both_paths_put_the_same_outer_headers_on_a_flow() {
         false,
     );
     assert!(s.ping("k1", "172.31.2.1"));
-    let dump = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &s.ns("seg1"),
-            "tcpdump",
-            "-i",
-            "ul0",
-            "-n",
-            "-v",
-            "-l",
-        ])
-        // The echo requests alone: 180 bytes of data make a 258-byte outer packet.
-        .args(["udp and dst host 192.168.200.102 and ip[2:2] = 258"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // The echo requests alone: 180 bytes of data make a 258-byte outer packet.
+    let dump = capture(
+        &s,
+        "-v",
+        "udp and dst host 192.168.200.102 and ip[2:2] = 258",
+    );
     std::thread::sleep(Duration::from_millis(500));
     let upcalls = show_number(&s, "seg1", "upcalls ");
     // CE inside: the outer header carries ECT(0) and the DSCP (RFC 6040).
