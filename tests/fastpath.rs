@@ -18,7 +18,11 @@ fn on(text: &str) -> String {
 
 /// A number from `seg`'s `show`: the word after `label` in the fast path's lines.
 fn show_number(s: &Scenario, seg: &str, label: &str) -> u64 {
-    let show = vxtunctl(s, seg, &["show"]);
+    number_after(&vxtunctl(s, seg, &["show"]), label)
+}
+
+/// The number after `label` in `show`'s text.
+fn number_after(show: &str, label: &str) -> u64 {
     let at = show
         .find(label)
         .unwrap_or_else(|| panic!("no `{label}` in:\n{show}"));
@@ -457,14 +461,7 @@ fn two_daemons_share_one_underlay_device() {
         let show = d.show();
         // Both directions of each daemon's flow in the kernel: its own decapsulation program
         // took its datagrams on the shared device and left the other's alone.
-        let number = |label: &str| -> u64 {
-            let at = show.find(label).unwrap_or_else(|| panic!("{show}"));
-            show[at + label.len()..]
-                .split(|c: char| !c.is_ascii_digit())
-                .find(|w| !w.is_empty())
-                .and_then(|w| w.parse().ok())
-                .unwrap_or(0)
-        };
+        let number = |label: &str| number_after(&show, label);
         assert!(number("(encap ") >= 20, "daemon {}: {show}", n + 1);
         assert!(number(", decap ") >= 20, "daemon {}: {show}", n + 1);
         assert!(
