@@ -67,6 +67,11 @@ pub fn frame_key(data: &[u8]) {
     if data.len() >= 18 {
         assert!(key.is_ok(), "a frame of {} bytes has a key", data.len());
     }
+    // The kernel fast path's key of the same frame, when it has one, stands for exactly the
+    // key the flows match on.
+    if let Some(fast) = vxtund::fastpath::tap_key(data) {
+        assert_eq!(Some(fast.frame_key()), key.ok());
+    }
 }
 
 /// The inner IP view: what it finds lies inside the frame.
@@ -81,6 +86,12 @@ pub fn ip_view(data: &[u8]) {
         );
         let _ = ip.dont_fragment();
         let _ = ip.has_transport_header();
+        // Finishing a partial checksum rewrites the checksum field alone.
+        let mut finished = data.to_vec();
+        if vxtund::wire::offload::finish_partial_checksum(&mut finished) {
+            assert_eq!(IpView::parse(&finished), Some(ip));
+            assert_eq!(finished.len(), data.len());
+        }
     }
 }
 
