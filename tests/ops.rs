@@ -78,7 +78,9 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     let flow = "vxtund_flow_packets_total{priority=\"32768\",match=\"ip,nw_dst=172.31.2.0/24\"}";
     assert!(
         sample(&after, flow) >= sample(&before, flow) + 3,
-        "the flow counted"
+        "the flow counted: {} -> {}",
+        sample(&before, flow),
+        sample(&after, flow)
     );
     assert_eq!(
         sample(&after, "vxtund_tunnel_mtu{port=\"tun_kl\"}"),

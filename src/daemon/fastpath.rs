@@ -59,7 +59,8 @@ pub(super) struct FastPath {
     /// CLOCK_MONOTONIC at `base`, to turn an `Instant` into the programs' clock.
     base: Instant,
     base_ns: u64,
-    /// What the sweeper last read of each entry, and its buffer.
+    /// What the sweeper last read of each entry, and its buffer. Held by whoever makes a
+    /// pending entry active (see [`Installer::activate`]).
     sweeper: std::sync::Mutex<Sweeper>,
     /// What `show` and the metrics say about it.
     pub(super) description: String,
@@ -269,18 +270,36 @@ impl Installer {
             return;
         }
         let now = Instant::now();
-        self.pending.retain(|(key, value, last, installed)| {
+        let due = |(_, _, last, installed): &(Key, Value, Instant, Instant)| {
             let quiet = now.saturating_duration_since(*last) >= MIN_PENDING;
-            if !(queue_empty && quiet) && now.saturating_duration_since(*installed) < MAX_PENDING {
+            (queue_empty && quiet) || now.saturating_duration_since(*installed) >= MAX_PENDING
+        };
+        if !self.pending.iter().any(due) {
+            return;
+        }
+        // The sweeper activates entries too (those whose thread never comes back); whoever
+        // activates holds its lock, so that an entry already active, and counting in the
+        // kernel, is never written over with the counters it had when pending. Never waited
+        // for: when the sweeper holds it, the entries wait for this thread's next batch.
+        let Ok(_sweeper) = fp.sweeper.try_lock() else {
+            return;
+        };
+        self.pending.retain(|entry| {
+            if !due(entry) {
                 return true;
             }
-            // Pending, the entry counted nothing; a newer one may have replaced it (another
-            // generation): then this one is stale anyway.
-            let active = Value {
-                pending: 0,
-                ..*value
-            };
-            if fp.programs.entry(key).is_some_and(|v| v.gen == value.gen) {
+            let (key, value, _, _) = entry;
+            // Still pending and of this generation: nothing counted it yet. Otherwise it was
+            // made active already, or a newer entry replaced it.
+            if let Some(current) = fp
+                .programs
+                .entry(key)
+                .filter(|v| v.gen == value.gen && v.pending != 0)
+            {
+                let active = Value {
+                    pending: 0,
+                    ..current
+                };
                 let _ = fp.programs.install(key, &active);
             }
             false
@@ -597,14 +616,21 @@ fn sweep(
             since: now,
         });
         // A pending entry whose thread never came back to it (its flow's frames went to
-        // another queue's thread, or stopped): made active here, a sweep later.
+        // another queue's thread, or stopped): made active here, a sweep later. Read again
+        // first: a thread may have installed a newer one since the batch was read.
         if value.pending != 0 && value.gen == generation {
             if now.saturating_duration_since(last.since) >= SWEEP {
-                let active = Value {
-                    pending: 0,
-                    ..*value
-                };
-                let _ = fp.programs.install(key, &active);
+                if let Some(current) = fp
+                    .programs
+                    .entry(key)
+                    .filter(|v| v.gen == value.gen && v.pending != 0)
+                {
+                    let active = Value {
+                        pending: 0,
+                        ..current
+                    };
+                    let _ = fp.programs.install(key, &active);
+                }
             }
             continue;
         }
