@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::time::Instant;
 
-use crate::flow::edit::{self, parse_pattern, CookieFilter, FlowEdit, Selector};
+use crate::flow::edit::{self, parse_pattern, CookieFilter, Edited, FlowEdit, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
 use crate::switch::{DropReason, ErrorsByReason, Port, PortKind, PortTable, Switch};
 
@@ -326,15 +326,27 @@ pub struct FlowChange {
 }
 
 /// The table `flows` becomes after the edit `request` (on a switch with `ports`), and what
-/// changed. Pure: the caller swaps the table in. Every edit goes through [`edit::apply`].
+/// changed. Pure: the caller swaps the table in. The daemon goes the same way in steps:
+/// [`flow_edit`], its one entry point for flow changes, then [`edit_summary`].
 pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowChange, String> {
+    let change = flow_edit(ports, request)?;
+    let edited = edit::apply(flows, &change).map_err(|e| e.to_string())?;
+    Ok(FlowChange {
+        summary: edit_summary(request, &edited),
+        table: FlowTable::new(edited.flows),
+        reset: edited.reset,
+        deleted: edited.deleted,
+    })
+}
+
+/// The flow edit that the vxtunctl request `request` asks for, on a switch with `ports` (for
+/// port names); an error for a request that is not a flow edit, or one that does not parse.
+pub fn flow_edit(ports: &[Port], request: &Request) -> Result<FlowEdit, String> {
     let names = PortTable(ports);
     let parse = |text: &str| parse_flow(text, &names).map_err(|e| format!("flow `{text}`: {e}"));
     let pattern =
         |text: &str| parse_pattern(text, &names).map_err(|e| format!("pattern `{text}`: {e}"));
-    // Without any `cookie=`, vxtunctl's mod-flows leaves the cookies alone.
-    let mut keep_cookies = false;
-    let change = match request {
+    Ok(match request {
         Request::AddFlows(texts) => {
             FlowEdit::Add(texts.iter().map(|t| parse(t)).collect::<Result<_, _>>()?)
         }
@@ -373,19 +385,22 @@ pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowCha
             let Some(actions) = p.actions.clone() else {
                 return Err(format!("pattern `{text}`: mod-flows needs `actions=`"));
             };
-            keep_cookies = p.cookie.mask == 0 && p.new_cookie.is_none();
+            // Without any `cookie=`, mod-flows leaves the cookies alone, as ovs-ofctl's does.
             FlowEdit::Modify {
                 selector: p.selector(*strict),
                 cookie: p.cookie,
-                new_cookie: p.new_cookie.unwrap_or(0),
+                new_cookie: p.new_cookie,
                 actions,
                 reset_counts: p.flags & Flow::RESET_COUNTS != 0,
             }
         }
         _ => return Err("not a flow edit".into()),
-    };
-    let mut edited = edit::apply(flows, &change).map_err(|e| e.to_string())?;
-    let summary = match request {
+    })
+}
+
+/// What vxtunctl answers when `request`'s edit made `edited`.
+pub fn edit_summary(request: &Request, edited: &Edited) -> String {
+    match request {
         Request::AddFlows(texts) => format!(
             "{} flow(s) added, {} of them replacing a flow\n",
             texts.len(),
@@ -395,23 +410,9 @@ pub fn edit(ports: &[Port], flows: &[Flow], request: &Request) -> Result<FlowCha
             format!("table replaced: {} flow(s)\n", edited.flows.len())
         }
         Request::DelFlows { .. } => format!("{} flow(s) deleted\n", edited.deleted.len()),
-        Request::ModFlows { .. } => {
-            if keep_cookies {
-                // A modify changes no order: the flows line up with those before.
-                for (new, old) in edited.flows.iter_mut().zip(flows) {
-                    new.cookie = old.cookie;
-                }
-            }
-            format!("{} flow(s) modified\n", edited.modified)
-        }
+        Request::ModFlows { .. } => format!("{} flow(s) modified\n", edited.modified),
         _ => String::new(),
-    };
-    Ok(FlowChange {
-        table: FlowTable::new(edited.flows),
-        summary,
-        reset: edited.reset,
-        deleted: edited.deleted,
-    })
+    }
 }
 
 fn dump_flows(sw: &Switch, config_format: bool, started: Instant, now: Instant) -> String {

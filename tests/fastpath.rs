@@ -446,7 +446,7 @@ fn two_daemons_share_one_underlay_device() {
             &[
                 "-q",
                 "-c",
-                "30",
+                "50",
                 "-i",
                 "0.01",
                 "-w",
@@ -462,8 +462,10 @@ fn two_daemons_share_one_underlay_device() {
         // Both directions of each daemon's flow in the kernel: its own decapsulation program
         // took its datagrams on the shared device and left the other's alone.
         let number = |label: &str| number_after(&show, label);
-        assert!(number("(encap ") >= 20, "daemon {}: {show}", n + 1);
-        assert!(number(", decap ") >= 20, "daemon {}: {show}", n + 1);
+        // Of 50 each way: the first of each direction go up (and wait while their entry is
+        // pending); most stay in the kernel.
+        assert!(number("(encap ") >= 25, "daemon {}: {show}", n + 1);
+        assert!(number(", decap ") >= 25, "daemon {}: {show}", n + 1);
         assert!(
             show.contains("wrong_vni=0") && show.contains("unknown_remote=0"),
             "{show}"

@@ -528,6 +528,51 @@ fn systemd_notifications_ready_watchdog_reload_stop() {
         .count();
     assert!(workers >= 1, "no TAP thread");
     watchdog_follows(&socket, d.pid(), &format!("tap-rx-{}", workers - 1));
+    // So does every other thread that must live, and the log names the one that stopped.
+    for thread in ["control", "pmtu"] {
+        watchdog_follows(&socket, d.pid(), thread);
+        let log = d.log("seg9.toml");
+        assert!(
+            log.lines()
+                .any(|l| l.contains("have not turned") && l.contains(thread)),
+            "{log}"
+        );
+    }
+
+    // With no OpenFlow listener and no controller, a flow's timeouts still expire: the
+    // daemon expires flows, not the OpenFlow side.
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vxtunctl"))
+            .arg("-s")
+            .arg(dir.join("ctl.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ctl(&[
+        "add-flow",
+        "priority=7,hard_timeout=1,ip,nw_dst=10.77.0.0/16,actions=drop",
+    ]);
+    ctl(&[
+        "add-flow",
+        "priority=7,idle_timeout=1,ip,nw_dst=10.78.0.0/16,actions=drop",
+    ]);
+    let flows = ctl(&["dump-flows"]);
+    assert!(
+        flows.contains("10.77.0.0/16") && flows.contains("10.78.0.0/16"),
+        "{flows}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        let flows = ctl(&["dump-flows"]);
+        if !flows.contains("10.77.0.0/16") && !flows.contains("10.78.0.0/16") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not expired: {flows}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1.
     d.signal(libc::SIGHUP);

@@ -31,6 +31,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
+use super::notify::{self, Role};
 use super::{lock, Shared};
 use crate::bgp::{CloseReason, Event, Session, SessionConfig, State};
 use crate::config::{Config, EvpnConfig};
@@ -192,6 +193,7 @@ pub(super) fn serve(shared: Arc<Shared>) -> Result<(), ()> {
         let applier = tokio::spawn(async move { apply_loop(sh, stop).await });
         let (sh, stop) = (Arc::clone(&shared), stop_rx.clone());
         let scanner = tokio::spawn(async move { scan_loop(sh, stop).await });
+        notify::beat_in_runtime(&shared, Role::Evpn);
         if let Err(e) = shared.stop.raised().await {
             warn!("EVPN: waiting for the stop signal: {e}");
         }

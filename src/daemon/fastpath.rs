@@ -558,7 +558,7 @@ pub(super) fn sweep_loop(sh: &Shared) -> Result<(), ()> {
             continue;
         }
         next = Instant::now() + SWEEP;
-        sh.fast_path_beat.beat();
+        sh.lives.of(super::notify::Role::FastPath).beat();
         fp.sync(sh);
     }
 }

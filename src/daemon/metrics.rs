@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use thiserror::Error;
 use tracing::{debug, warn};
 
+use super::notify::{self, Role};
 use super::Shared;
 use crate::metrics::{render, Snapshot};
 
@@ -133,6 +134,7 @@ pub(super) fn serve(shared: Arc<Shared>, listener: std::net::TcpListener) -> io:
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let (sh, connections) = (Arc::clone(&shared), Arc::new(AtomicUsize::new(0)));
         tokio::spawn(async move { accept_loop(&listener, &sh, &connections).await });
+        notify::beat_in_runtime(&shared, Role::Metrics);
         shared.stop.raised().await
     });
     runtime.shutdown_background();

@@ -37,6 +37,7 @@ pub use mtu::{describe, MtuSource, Mtus};
 
 use datapath::{net_loop, tap_loop, worker_loop};
 use mtu::{largest_pings, warn_about};
+use notify::Role;
 use plumbing::Plumbing;
 use reload::reload;
 use vxtunctl::control_loop;
@@ -163,8 +164,8 @@ struct Shared {
     fast_path: Option<fastpath::FastPath>,
     /// Why it is not, when it is not (for `show`).
     fast_path_off: String,
-    /// The fast path sweeper's sign of life, for the watchdog.
-    fast_path_beat: notify::Heartbeat,
+    /// The other threads' signs of life, for the watchdog.
+    lives: notify::Beats,
     /// The smallest MTU of the TAP and the tunnels: a TCP superframe received whole from a
     /// same-host sender is split to it.
     device_mtu: std::sync::atomic::AtomicUsize,
@@ -337,7 +338,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         faults: Default::default(),
         fast_path,
         fast_path_off,
-        fast_path_beat: Default::default(),
+        lives: Default::default(),
         device_mtu: std::sync::atomic::AtomicUsize::new(split_mtu),
     });
 
@@ -438,12 +439,26 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 })
                 .map(Some),
         };
+        // Every thread started must live: the watchdog watches each.
+        let watched: Vec<Role> = [
+            (Role::Control, true),
+            (Role::Pmtu, true),
+            (Role::FastPath, matches!(sweeper_thread, Ok(Some(_)))),
+            (Role::OpenFlow, matches!(openflow_thread, Ok(Some(_)))),
+            (Role::Metrics, matches!(metrics_thread, Ok(Some(_)))),
+            (Role::Evpn, matches!(evpn_thread, Ok(Some(_)))),
+        ]
+        .into_iter()
+        .filter_map(|(role, runs)| runs.then_some(role))
+        .collect();
         let watchdog_thread = match watchdog {
             None => Ok(None),
             Some(dog) => std::thread::Builder::new()
                 .name("watchdog".into())
                 .spawn_scoped(scope, move || {
-                    stop_all(guarded("watchdog", || notify::watchdog_loop(shared, dog)))
+                    stop_all(guarded("watchdog", || {
+                        notify::watchdog_loop(shared, dog, &watched)
+                    }))
                 })
                 .map(Some),
         };
@@ -610,10 +625,20 @@ impl Shared {
             i => format!("net-rx-{}", i / 2),
         }
     }
+
+    /// The name of the thread that bumps data-path heartbeat `i` (see [`Shared::beats`]).
+    fn beat_name(&self, i: usize) -> String {
+        match self.worker_threads {
+            1 => format!("worker-{} ({})", i / 2, self.thread_name(i)),
+            _ => self.thread_name(i),
+        }
+    }
 }
 
-/// [`wait_unless_stopped`] for a data-path thread (`thread`: its core): it wakes at least every
-/// tick when systemd's watchdog is on, and each wake-up is a heartbeat for the watchdog.
+/// Waits for `poller` in a data-path thread (`thread`: its core); `Some` when the thread must
+/// end: `Ok` on the stop signal (descriptor `stop`), `Err` (logged) when the wait itself
+/// fails. It wakes at least every tick when systemd's watchdog is on, and each wake-up is a
+/// heartbeat for the watchdog.
 fn wait_turning(
     sh: &Shared,
     thread: usize,
@@ -630,15 +655,5 @@ fn wait_turning(
         return Some(Err(()));
     }
     sh.beats[thread].beat();
-    poller.ready(stop).then_some(Ok(()))
-}
-
-/// Waits for `poller`; `Some` when the thread must end: `Ok` on the stop signal (descriptor
-/// `stop`), `Err` (logged) when the wait itself fails.
-fn wait_unless_stopped(poller: &mut Poller, stop: usize, what: &str) -> Option<Result<(), ()>> {
-    if let Err(e) = poller.wait() {
-        error!("waiting for {what}: {e}");
-        return Some(Err(()));
-    }
     poller.ready(stop).then_some(Ok(()))
 }

@@ -1,12 +1,15 @@
 //! systemd's notification protocol (`Type=notify`): `READY=1` once the TAP and the sockets are
 //! up, `STATUS=` with a one-line summary, `RELOADING=1` with `MONOTONIC_USEC=` around every
 //! reload (SIGHUP and `vxtunctl reload` alike, refused ones included) and `READY=1` after it,
-//! `STOPPING=1` on shutdown, and `WATCHDOG=1` while the data path is alive.
+//! `STOPPING=1` on shutdown, and `WATCHDOG=1` while every thread that must live is alive.
 //!
-//! The watchdog pings only on evidence: each data-path thread bumps its [`Heartbeat`] every time
-//! it wakes (at least every [`Watchdog::tick`], a poll timeout), and the watchdog thread sends
-//! `WATCHDOG=1` only when every heartbeat moved since its last look. A thread blocked for ever
-//! (in a send, or on the switch's lock) stops its heartbeat, the pings stop, and systemd
+//! The watchdog pings only on evidence: every thread that must live (each data-path thread,
+//! the control thread, the path-MTU watcher, the fast path's sweeper, and the OpenFlow,
+//! metrics and EVPN threads when they run) bumps its [`Heartbeat`] every time it wakes (at
+//! least every [`Watchdog::tick`]: a poll timeout, or a timer task in a thread that runs an
+//! async runtime), and the watchdog thread sends `WATCHDOG=1` only when every heartbeat moved
+//! since its last look. A thread blocked for ever (in a send, on a lock, in a runtime whose
+//! task never yields) stops its heartbeat; the log names it, the pings stop, and systemd
 //! restarts the daemon. Without `NOTIFY_SOCKET` every call here does nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,7 +71,7 @@ pub(super) fn status_line(sh: &Shared) -> String {
     )
 }
 
-/// How often a data-path thread bumps its heartbeat even when idle.
+/// How often a watched thread bumps its heartbeat even when idle.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Watchdog {
     /// systemd's `WATCHDOG_USEC`: the longest it waits for a ping.
@@ -83,8 +86,8 @@ impl Watchdog {
             .map(|timeout| Watchdog { timeout })
     }
 
-    /// How long an idle data-path thread may sleep in poll: an eighth of the timeout (at most
-    /// a second, at least 10 ms), so that every look of the watchdog sees each thread turn.
+    /// How long an idle watched thread may sleep: an eighth of the timeout (at most a second,
+    /// at least 10 ms), so that every look of the watchdog sees each thread turn.
     pub(super) fn tick(self) -> Duration {
         (self.timeout / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
@@ -96,7 +99,7 @@ impl Watchdog {
     }
 }
 
-/// A data-path thread's sign of life: bumped each time it wakes.
+/// A watched thread's sign of life: bumped each time it wakes.
 #[derive(Debug, Default)]
 pub(super) struct Heartbeat(AtomicU64);
 
@@ -111,40 +114,110 @@ impl Heartbeat {
     }
 }
 
-/// Whether every heartbeat moved since `last` (which it updates): the pure decision behind a
-/// ping.
-pub(super) fn all_alive(beats: &[&Heartbeat], last: &mut Vec<u64>) -> bool {
-    let now: Vec<u64> = beats.iter().map(|b| b.count()).collect();
-    let alive = last.len() == now.len() && last.iter().zip(&now).all(|(a, b)| a != b);
-    *last = now;
-    alive
+/// The threads besides the data path's that the watchdog watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// vxtunctl's socket and the flows' timeouts.
+    Control,
+    /// The path-MTU watcher.
+    Pmtu,
+    /// The kernel fast path's sweeper.
+    FastPath,
+    /// The OpenFlow listeners and controllers.
+    OpenFlow,
+    /// The metrics endpoint.
+    Metrics,
+    /// The BGP EVPN sessions.
+    Evpn,
 }
 
-/// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if every data-path thread
-/// turned since the last look. Returns when the daemon stops.
-pub(super) fn watchdog_loop(sh: &Shared, dog: Watchdog) -> Result<(), ()> {
+impl Role {
+    /// The thread's name (as `ps -L` and the logs show it).
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Role::Control => "control",
+            Role::Pmtu => "pmtu",
+            Role::FastPath => "fastpath",
+            Role::OpenFlow => "openflow",
+            Role::Metrics => "metrics",
+            Role::Evpn => "evpn",
+        }
+    }
+}
+
+/// The heartbeats of the threads of [`Role`].
+#[derive(Debug, Default)]
+pub(super) struct Beats([Heartbeat; 6]);
+
+impl Beats {
+    pub(super) fn of(&self, role: Role) -> &Heartbeat {
+        &self.0[role as usize]
+    }
+}
+
+/// For a thread that runs an async runtime: a task that beats `role`'s heartbeat every
+/// `tick` for as long as the runtime runs it (none without a watchdog). A task that blocks
+/// the runtime stops it too.
+pub(super) fn beat_in_runtime(sh: &std::sync::Arc<Shared>, role: Role) {
+    let Some(tick) = sh.tick else {
+        return;
+    };
+    let sh = std::sync::Arc::clone(sh);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(tick);
+        loop {
+            every.tick().await;
+            sh.lives.of(role).beat();
+        }
+    });
+}
+
+/// Which heartbeats did not move since `last` (which it updates), by their index: the pure
+/// decision behind a ping (none: ping). The first look has no "before": it records only and
+/// says nothing is stuck.
+pub(super) fn stalled(beats: &[&Heartbeat], last: &mut Vec<u64>) -> Vec<usize> {
+    let now: Vec<u64> = beats.iter().map(|b| b.count()).collect();
+    let stuck = match last.len() == now.len() {
+        true => (0..now.len()).filter(|&i| last[i] == now[i]).collect(),
+        false => Vec::new(),
+    };
+    *last = now;
+    stuck
+}
+
+/// The watchdog thread: every [`Watchdog::interval`], `WATCHDOG=1` if every thread of
+/// `watched` (data-path threads and the others by name) turned since the last look; otherwise
+/// the log says which did not. Returns when the daemon stops.
+pub(super) fn watchdog_loop(sh: &Shared, dog: Watchdog, watched: &[Role]) -> Result<(), ()> {
+    let mut names: Vec<String> = (0..sh.beats.len()).map(|i| sh.beat_name(i)).collect();
     let mut beats: Vec<&Heartbeat> = sh.beats.iter().collect();
-    if sh.fast_path.is_some() {
-        // The sweeper turns every 100 ms: a stuck one would stop the flows' counters.
-        beats.push(&sh.fast_path_beat);
+    for &role in watched {
+        names.push(role.name().to_owned());
+        beats.push(sh.lives.of(role));
     }
     let mut last = Vec::new();
-    let mut stalled = false;
+    let mut stalled_before = false;
     let mut poller = crate::io::Poller::new(&[sh.stop.fd()]);
+    let mut first = true;
     loop {
-        if all_alive(&beats, &mut last) {
+        let stuck = stalled(&beats, &mut last);
+        if first {
+            // Nothing to compare with yet: no ping, no complaint.
+            first = false;
+        } else if stuck.is_empty() {
             send(&[NotifyState::Watchdog]);
-            if stalled {
-                warn!("the data path turns again");
-                stalled = false;
+            if stalled_before {
+                warn!("every thread turns again");
+                stalled_before = false;
             }
-        } else if !last.is_empty() && !stalled {
-            // First look has no "before": not a stall.
+        } else if !stalled_before {
+            let which: Vec<&str> = stuck.iter().map(|&i| names[i].as_str()).collect();
             warn!(
-                "a data-path thread has not turned for {:?}: no watchdog ping",
+                "thread(s) {} have not turned for {:?}: no watchdog ping",
+                which.join(", "),
                 dog.interval()
             );
-            stalled = true;
+            stalled_before = true;
         }
         if poller.wait_timeout(Some(dog.interval())).is_err() || poller.ready(0) {
             return Ok(());
@@ -161,17 +234,18 @@ mod tests {
         let (a, b) = (Heartbeat::default(), Heartbeat::default());
         let mut last = Vec::new();
         assert!(
-            !all_alive(&[&a, &b], &mut last),
+            stalled(&[&a, &b], &mut last).is_empty(),
             "the first look only records"
         );
+        assert_eq!(stalled(&[&a, &b], &mut last), [0, 1], "neither turned");
         a.beat();
         b.beat();
-        assert!(all_alive(&[&a, &b], &mut last));
+        assert!(stalled(&[&a, &b], &mut last).is_empty());
         a.beat();
-        assert!(!all_alive(&[&a, &b], &mut last), "b is stuck");
+        assert_eq!(stalled(&[&a, &b], &mut last), [1], "b is stuck");
         a.beat();
         b.beat();
-        assert!(all_alive(&[&a, &b], &mut last), "both turn again");
+        assert!(stalled(&[&a, &b], &mut last).is_empty(), "both turn again");
     }
 
     #[test]

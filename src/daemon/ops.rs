@@ -145,22 +145,34 @@ impl Shared {
         result
     }
 
-    /// Applies a flow edit (from OpenFlow; vxtunctl's text edits come to the same
-    /// [`edit::apply`] through [`control::edit`]): the new table is built without holding the
-    /// switch, then swapped in. Edits are serialised with each other and with reloads.
-    pub(super) fn apply_edit(&self, edit: &FlowEdit, by: &str) -> Result<Edited, EditError> {
+    /// The one way the flows in force change: vxtunctl's edits, OpenFlow's FLOW_MODs (by
+    /// `by`) and the daemon's expiries all come here. The new table is built without holding
+    /// the switch, then swapped in (see [`Shared::swap_flows`]); edits are serialised with each
+    /// other and with reloads. The flows removed are reported to the controllers with
+    /// `reason` (OFPRR_*) when they asked for it.
+    pub(super) fn change_flows(
+        &self,
+        edit: &FlowEdit,
+        by: &str,
+        reason: u8,
+    ) -> Result<Edited, EditError> {
         let mut in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
+        self.change_flows_in(&mut in_force, edit, by, reason)
+    }
+
+    /// [`Shared::change_flows`], with the flows in force already held.
+    fn change_flows_in(
+        &self,
+        in_force: &mut InForce,
+        edit: &FlowEdit,
+        by: &str,
+        reason: u8,
+    ) -> Result<Edited, EditError> {
         let edited = edit::apply(&in_force.flows, edit)?;
         let table = FlowTable::new(edited.flows.clone());
-        self.swap_flows(
-            &mut in_force,
-            table,
-            &edited.reset,
-            &edited.deleted,
-            OFPRR_DELETE,
-        );
+        self.swap_flows(in_force, table, &edited.reset, &edited.deleted, reason);
         info!(
-            "flows changed by {by}: {} added, {} replaced, {} modified, {} deleted",
+            "flows changed by {by}: {} added, {} replaced, {} modified, {} removed",
             edited.added,
             edited.replaced,
             edited.modified,
@@ -279,62 +291,53 @@ impl Shared {
         if expired.is_empty() {
             return 0;
         }
-        // Which flows go, by match and priority, taken before any swap moves the indices.
-        let going: Vec<(u16, Match, u8)> = expired
-            .iter()
-            .map(|&(i, reason)| {
-                (
-                    in_force.flows[i].priority,
-                    in_force.flows[i].matches,
-                    reason,
-                )
-            })
-            .collect();
-        for reason in [OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT] {
-            let goes = |f: &Flow| {
-                going
-                    .iter()
-                    .any(|g| g.2 == reason && g.0 == f.priority && g.1 == f.matches)
-            };
-            if !in_force.flows.iter().any(goes) {
-                continue;
-            }
-            let keep: Vec<Flow> = in_force
-                .flows
+        // By priority and match, read before the first edit moves the indices; one edit per
+        // reason, so that each FLOW_REMOVED carries its own.
+        let going = |reason: u8| -> Vec<(u16, Match)> {
+            expired
                 .iter()
-                .filter(|f| !goes(f))
-                .cloned()
-                .collect();
-            if let Ok(edited) = edit::apply(&in_force.flows, &FlowEdit::Replace(keep)) {
-                let table = FlowTable::new(edited.flows);
-                self.swap_flows(&mut in_force, table, &edited.reset, &edited.deleted, reason);
+                .filter(|&&(_, r)| r == reason)
+                .map(|&(i, _)| (in_force.flows[i].priority, in_force.flows[i].matches))
+                .collect()
+        };
+        let edits = [
+            (
+                OFPRR_HARD_TIMEOUT,
+                "hard_timeout",
+                going(OFPRR_HARD_TIMEOUT),
+            ),
+            (
+                OFPRR_IDLE_TIMEOUT,
+                "idle_timeout",
+                going(OFPRR_IDLE_TIMEOUT),
+            ),
+        ];
+        for (reason, by, flows) in edits {
+            if !flows.is_empty() {
+                let _ = self.change_flows_in(&mut in_force, &FlowEdit::Expire(flows), by, reason);
             }
         }
         info!("{} flow(s) expired", expired.len());
         expired.len()
     }
 
-    /// Applies a vxtunctl flow edit: the new table is built without holding the switch, then
-    /// swapped in. Edits are serialised with each other and with reloads.
+    /// Applies a vxtunctl flow edit through [`Shared::change_flows`], answering as
+    /// [`control::edit_summary`] says.
     pub(super) fn edit_flows(&self, request: &Request) -> Response {
-        let mut in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
-        match control::edit(&in_force.config.ports, &in_force.flows, request) {
-            Ok(change) => {
-                self.swap_flows(
-                    &mut in_force,
-                    change.table,
-                    &change.reset,
-                    &change.deleted,
-                    OFPRR_DELETE,
-                );
-                info!("flows changed by vxtunctl: {}", change.summary.trim());
-                Response::ok(change.summary)
-            }
-            Err(e) => Response::error(e),
+        let ports = {
+            let in_force = self.in_force.lock().unwrap_or_else(|p| p.into_inner());
+            in_force.config.ports.clone()
+        };
+        let edit = match control::flow_edit(&ports, request) {
+            Ok(edit) => edit,
+            Err(e) => return Response::error(e),
+        };
+        match self.change_flows(&edit, "vxtunctl", OFPRR_DELETE) {
+            Ok(edited) => Response::ok(control::edit_summary(request, &edited)),
+            Err(e) => Response::error(e.to_string()),
         }
     }
 }
-
 /// The running switch as an OpenFlow session sees it (see [`Datapath`]).
 pub(super) struct SwitchHandle<'a>(pub(super) &'a Shared);
 
@@ -399,7 +402,7 @@ impl Datapath for SwitchHandle<'_> {
     }
 
     fn edit(&mut self, edit: FlowEdit) -> Result<Edited, EditError> {
-        self.0.apply_edit(&edit, "OpenFlow")
+        self.0.change_flows(&edit, "OpenFlow", OFPRR_DELETE)
     }
 
     fn packet_out(&mut self, in_port: PortNo, frame: Vec<u8>, actions: Option<Vec<flow::Action>>) {

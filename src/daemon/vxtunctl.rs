@@ -1,20 +1,41 @@
-//! The vxtunctl control socket: one request at a time, answered through [`super::ops`].
+//! The control thread: vxtunctl's socket, one request at a time, answered through
+//! [`super::ops`]; and the flows' timeouts, which expire here whatever else runs (OpenFlow or
+//! not).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::{fastpath, wait_unless_stopped, Shared};
+use super::notify::Role;
+use super::{fastpath, Shared};
 use crate::control::{self, Request, Response};
 use crate::io::control::ControlSocket;
 use crate::io::Poller;
 
-/// Answers `vxtunctl` on the control socket, one request at a time, until stopped.
+/// How often flows are checked for their timeouts.
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Answers `vxtunctl` on the control socket, one request at a time, and expires flows every
+/// [`EXPIRY_INTERVAL`], until stopped.
 pub(super) fn control_loop(sh: &Shared, control: &ControlSocket) -> Result<(), ()> {
     let mut poller = Poller::new(&[control.fd(), sh.stop.fd()]);
+    let mut expiry = Instant::now() + EXPIRY_INTERVAL;
     loop {
-        if let Some(end) = wait_unless_stopped(&mut poller, 1, "the control socket") {
-            return end;
+        let wait = expiry.saturating_duration_since(Instant::now());
+        if let Err(e) = poller.wait_timeout(Some(sh.tick.map_or(wait, |t| t.min(wait)))) {
+            error!("waiting for the control socket: {e}");
+            return Err(());
+        }
+        sh.lives.of(Role::Control).beat();
+        if poller.ready(1) {
+            return Ok(());
+        }
+        if Instant::now() >= expiry {
+            sh.expire_flows();
+            expiry = Instant::now() + EXPIRY_INTERVAL;
+        }
+        if !poller.ready(0) {
+            continue;
         }
         let served = control.serve_one(|text| {
             let response = match Request::parse(text) {

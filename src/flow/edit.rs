@@ -65,16 +65,17 @@ pub enum FlowEdit {
     Add(Vec<Flow>),
     /// Replaces the actions of the selected flows (non-strict: every flow the pattern covers;
     /// strict: same match and priority) that pass the cookie filter. Never adds a flow
-    /// (OpenFlow 1.3). When `cookie.mask == 0` the selected flows take `new_cookie` (Open
-    /// vSwitch's behaviour); otherwise their cookie is unchanged. `reset_counts` restarts their
-    /// counters.
+    /// (OpenFlow 1.3). When `cookie.mask == 0` and `new_cookie` is `Some`, the selected flows
+    /// take it (Open vSwitch's behaviour, and what an OpenFlow FLOW_MOD with no cookie mask
+    /// asks); otherwise (`ovs-ofctl mod-flows` with no `cookie=`, or a cookie mask) their
+    /// cookie is unchanged. `reset_counts` restarts their counters.
     Modify {
         /// Which flows, by match (and priority).
         selector: Selector,
         /// Which flows, by cookie.
         cookie: CookieFilter,
-        /// The cookie the flows take when `cookie.mask` is 0.
-        new_cookie: u64,
+        /// The cookie the flows take when `cookie.mask` is 0; `None` keeps theirs.
+        new_cookie: Option<u64>,
         /// The new actions.
         actions: Vec<Action>,
         /// Whether the flows' counters restart.
@@ -93,6 +94,9 @@ pub enum FlowEdit {
     /// The whole table becomes these flows. A flow with the same priority and match as one
     /// before keeps its counters (unless it has [`Flow::RESET_COUNTS`]).
     Replace(Vec<Flow>),
+    /// Removes exactly the flows of these priorities and matches (those whose timeouts
+    /// passed); every other flow stays as it is, counters included.
+    Expire(Vec<(u16, Match)>),
 }
 
 /// Why an edit was refused. The flows are unchanged.
@@ -204,8 +208,8 @@ pub fn apply(flows: &[Flow], edit: &FlowEdit) -> Result<Edited, EditError> {
                     continue;
                 }
                 flow.actions.clone_from(actions);
-                if cookie.mask == 0 {
-                    flow.cookie = *new_cookie;
+                if let (0, Some(new)) = (cookie.mask, new_cookie) {
+                    flow.cookie = *new;
                 }
                 out.modified += 1;
                 if *reset_counts {
@@ -250,6 +254,15 @@ pub fn apply(flows: &[Flow], edit: &FlowEdit) -> Result<Edited, EditError> {
                 .cloned()
                 .collect();
             out.flows = new.clone();
+        }
+        FlowEdit::Expire(going) => {
+            let going: HashSet<&(u16, Match)> = going.iter().collect();
+            for flow in flows {
+                match going.contains(&(flow.priority, flow.matches)) {
+                    true => out.deleted.push(flow.clone()),
+                    false => out.flows.push(flow.clone()),
+                }
+            }
         }
     }
     Ok(out)
@@ -430,7 +443,7 @@ mod tests {
             &FlowEdit::Modify {
                 selector,
                 cookie: CookieFilter::ANY,
-                new_cookie: 0,
+                new_cookie: None,
                 actions: actions.to_vec(),
                 reset_counts: false,
             },
@@ -602,7 +615,7 @@ mod tests {
         let edit = |cookie, reset_counts| FlowEdit::Modify {
             selector: Selector::Loose(pattern("ip")),
             cookie,
-            new_cookie: 0x99,
+            new_cookie: Some(0x99),
             actions: vec![Action::Normal],
             reset_counts,
         };
@@ -629,6 +642,38 @@ mod tests {
         assert_eq!(e.flows[1].cookie, 0x21, "a cookie mask keeps the cookie");
         assert_eq!(e.flows[0].actions, vec![], "filtered out by cookie");
         assert_eq!(e.reset, vec![1]);
+        let keep = FlowEdit::Modify {
+            selector: Selector::Loose(pattern("ip")),
+            cookie: CookieFilter::ANY,
+            new_cookie: None,
+            actions: vec![Action::Flood],
+            reset_counts: false,
+        };
+        let e = apply(&f, &keep).unwrap();
+        assert_eq!(e.modified, 2);
+        assert_eq!(
+            e.flows.iter().map(|f| f.cookie).collect::<Vec<_>>(),
+            [0x11, 0x21, 0x12],
+            "no new cookie: the cookies stay"
+        );
+    }
+
+    #[test]
+    fn expire_removes_exactly_the_flows_named_and_resets_no_counters() {
+        let f = flows(&[
+            "reset_counts,ip,nw_dst=10.1.0.0/16,actions=drop",
+            "priority=10,ip,nw_dst=10.2.0.0/16,actions=drop",
+            "ip,nw_dst=10.2.0.0/16,actions=drop",
+        ]);
+        let going = vec![(f[2].priority, f[2].matches)];
+        let e = apply(&f, &FlowEdit::Expire(going)).unwrap();
+        assert_eq!(e.flows, f[..2]);
+        assert_eq!(e.deleted, f[2..]);
+        assert!(
+            e.reset.is_empty(),
+            "a kept reset_counts flow keeps its counters"
+        );
+        assert_eq!((e.added, e.replaced, e.modified), (0, 0, 0));
     }
 
     #[test]

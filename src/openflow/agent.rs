@@ -629,7 +629,7 @@ fn flow_mod(dp: &mut dyn Datapath, fm: &FlowMod) -> Result<(), OfError> {
                     false => Selector::Loose(flow.matches),
                 },
                 cookie,
-                new_cookie: fm.cookie,
+                new_cookie: Some(fm.cookie),
                 reset_counts: flow.has_flag(Flow::RESET_COUNTS),
                 actions: flow.actions,
             },

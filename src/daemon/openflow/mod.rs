@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::notify::{self, Role};
 use super::Shared;
 use crate::config::{Config, FailMode, ListenTarget};
 use crate::io::control::{ControlError, ControlSocket};
@@ -283,15 +284,7 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
                 }
             });
         }
-        let expiring = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
-            loop {
-                tick.tick().await;
-                let sh = Arc::clone(&expiring);
-                let _ = tokio::task::spawn_blocking(move || sh.expire_flows()).await;
-            }
-        });
+        notify::beat_in_runtime(&shared, Role::OpenFlow);
         shared.stop.raised().await?;
         Ok::<(), io::Error>(())
     });
@@ -300,9 +293,6 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
     drop(listeners);
     result
 }
-
-/// How often flows are checked for their timeouts.
-const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 
 async fn accept_failed(e: io::Error) {
     // Out of descriptors and the like: wait rather than spin.
