@@ -81,8 +81,8 @@ pub struct FastPathStats {
 }
 
 impl Snapshot {
-    /// Copies the switch's counters; call under the switch's lock and keep it short (no
-    /// formatting here: a few hundred numbers and the first flows' matches).
+    /// Copies what the metrics show of `sw`: in the daemon, the sum of the shards' copies
+    /// (see `Shared::query`), read after every shard's lock was released.
     pub fn take(sw: &Switch) -> Snapshot {
         let ports = sw
             .ports()

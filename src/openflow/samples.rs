@@ -476,10 +476,3 @@ pub(super) fn samples() -> Vec<(&'static str, u32, Message)> {
         ("set_async", 23, Message::SetAsync(async_config)),
     ]
 }
-
-#[test]
-fn print_samples() {
-    for (name, xid, message) in samples() {
-        println!("SAMPLE {name} {}", to_hex(&message.encode(xid)));
-    }
-}

@@ -402,15 +402,63 @@ impl PortStats {
     }
 }
 
+/// Every counter of a switch, or of one shard of it: each data-path thread counts in its own
+/// shard, and a read adds them up ([`Counters::add`]). Copied, carried across a reload and
+/// summed as one value.
+#[derive(Clone)]
+pub struct Counters {
+    /// Per port slot.
+    pub ports: Vec<PortStats>,
+    /// Per flow of the table.
+    pub flows: FlowCounters,
+    /// Per [`DropReason`].
+    pub drops: [u64; DropReason::ALL.len()],
+    pub mtu: MtuStats,
+    pub offload: OffloadStats,
+    /// Receive errors of the underlay sockets (ICMP errors reported on them), by reason.
+    pub rx_errors: ReasonCounts,
+    pub packet_in: PacketInStats,
+}
+
+impl Counters {
+    /// All zero, for `ports` ports and the flows of `flows`.
+    fn zero(ports: usize, flows: FlowCounters) -> Counters {
+        Counters {
+            ports: vec![PortStats::default(); ports],
+            flows,
+            drops: [0; DropReason::ALL.len()],
+            mtu: MtuStats::default(),
+            offload: OffloadStats::default(),
+            rx_errors: ReasonCounts::default(),
+            packet_in: PacketInStats::default(),
+        }
+    }
+
+    /// Adds `other`'s, counters of another shard of the same switch (same ports and table):
+    /// packets and bytes summed, a flow's last use the latest of the two.
+    pub fn add(&mut self, other: &Counters) {
+        for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
+            mine.add(theirs);
+        }
+        self.flows.absorb(&other.flows);
+        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
+            *mine += theirs;
+        }
+        self.mtu.add(&other.mtu);
+        self.offload.add(&other.offload);
+        self.rx_errors.add_all(&other.rx_errors);
+        self.packet_in.sent += other.packet_in.sent;
+        self.packet_in.rate_limited += other.packet_in.rate_limited;
+    }
+}
+
 /// The switch: ports, flows, the MAC table and every counter.
 pub struct Switch {
     ports: Vec<Port>,
-    port_stats: Vec<PortStats>,
     table: Arc<FlowTable>,
-    flow_stats: FlowCounters,
+    counters: Counters,
     /// What this switch shares with its shards: the MAC table and the rate limiters.
     common: Arc<Common>,
-    drops: [u64; DropReason::ALL.len()],
     /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
     vxlan_rx: HashMap<(IpAddr, u16), Vec<(u32, PortNo)>, ahash::RandomState>,
     /// remote -> the (key, port) pairs of the GRE tunnels to that remote.
@@ -422,10 +470,6 @@ pub struct Switch {
     mtu: Vec<Option<u16>>,
     /// Per port slot: the underlay MTU the tunnel MTU came from, and where that came from.
     underlay: Vec<Option<UnderlayMtu>>,
-    mtu_stats: MtuStats,
-    offload_stats: OffloadStats,
-    /// Receive errors of the underlay sockets (ICMP errors reported on them), by reason.
-    rx_errors: ReasonCounts,
     /// The last frame forwarded, for [`Switch::repeat`] and the same decision for a frame
     /// with the same headers.
     last_forward: Option<LastForward>,
@@ -437,7 +481,6 @@ pub struct Switch {
     packet_out: Option<Option<Vec<flow::Action>>>,
     /// The frame just decided goes to the controllers too.
     packet_in: Option<PacketInMeta>,
-    packet_in_stats: PacketInStats,
     /// Scratch space for answers and fragments handed out in an [`Action`].
     scratch: Vec<u8>,
     scratch_ranges: Vec<Range<usize>>,
@@ -553,29 +596,23 @@ impl Switch {
             .collect();
         Switch {
             groups,
-            port_stats: vec![PortStats::default(); ports.len()],
+            counters: Counters::zero(ports.len(), FlowCounters::new(flow_count, Instant::now())),
             out: Vec::with_capacity(ports.len()),
             ports,
             table: Arc::new(table),
-            flow_stats: FlowCounters::new(flow_count, Instant::now()),
             common: Arc::new(Common {
                 fdb: RwLock::new(fdb),
                 limiter: Mutex::new(RateLimiter::default()),
                 packet_in_limiter: Mutex::new(PacketInLimiter::default()),
             }),
-            drops: [0; DropReason::ALL.len()],
             vxlan_rx,
             gre_rx,
             mtu: vec![None; port_count],
             underlay: vec![None; port_count],
-            mtu_stats: MtuStats::default(),
-            offload_stats: OffloadStats::default(),
-            rx_errors: ReasonCounts::default(),
             last_forward: None,
             fail_open: false,
             packet_out: None,
             packet_in: None,
-            packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
             generation: Arc::new(Generation::new()),
@@ -638,24 +675,24 @@ impl Switch {
 
     /// The MTU counters.
     pub fn mtu_stats(&self) -> MtuStats {
-        self.mtu_stats
+        self.counters.mtu
     }
 
     /// The offload counters.
     pub fn offload_stats(&self) -> OffloadStats {
-        self.offload_stats
+        self.counters.offload
     }
 
     /// Counts a superframe from the TAP split into `segments` frames.
     pub fn record_split(&mut self, segments: usize) {
-        self.offload_stats.split += 1;
-        self.offload_stats.split_segments += segments as u64;
+        self.counters.offload.split += 1;
+        self.counters.offload.split_segments += segments as u64;
     }
 
     /// Counts a superframe of `segments` frames written to the TAP.
     pub fn record_coalesced(&mut self, segments: usize) {
-        self.offload_stats.coalesced += 1;
-        self.offload_stats.coalesced_segments += segments as u64;
+        self.counters.offload.coalesced += 1;
+        self.counters.offload.coalesced_segments += segments as u64;
     }
 
     /// Whether a frame of `len` bytes from `ingress` can take the last frame's decision through
@@ -676,13 +713,13 @@ impl Switch {
         };
         let len = len as u64;
         if let Some(slot) = self.slot(ingress) {
-            let s = &mut self.port_stats[slot];
+            let s = &mut self.counters.ports[slot];
             s.rx_packets += 1;
             s.rx_bytes += len;
         }
-        self.flow_stats.hit(id, len, None);
+        self.counters.flows.hit(id, len, None);
         self.count_tx(len);
-        self.offload_stats.repeated += 1;
+        self.counters.offload.repeated += 1;
         Action::Forward(&self.out)
     }
 
@@ -703,7 +740,7 @@ impl Switch {
         self.last_forward = None;
         let len = frame.len() as u64;
         if let (None, Some(slot)) = (&packet_out, self.slot(ingress)) {
-            let s = &mut self.port_stats[slot];
+            let s = &mut self.counters.ports[slot];
             s.rx_packets += 1;
             s.rx_bytes += len;
         }
@@ -720,7 +757,7 @@ impl Switch {
         self.out = out;
         let id = decision.flow();
         if let Some(id) = id {
-            self.flow_stats.hit(id, len, Some(now));
+            self.counters.flows.hit(id, len, Some(now));
         }
         if let Some(max_len) = decision.packet_in {
             self.queue_packet_in(ingress, id, max_len, now);
@@ -736,7 +773,7 @@ impl Switch {
             let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
             if let Some(mss) = self.mss_limit(ingress, &self.out, ip.version, tag) {
                 if clamp_mss(frame, ip, mss).is_some() {
-                    self.mtu_stats.mss_clamped += 1;
+                    self.counters.mtu.mss_clamped += 1;
                 }
             }
         }
@@ -746,7 +783,7 @@ impl Switch {
         match fit {
             Fit::TooBig { limit } => return self.too_big(ingress, frame, ip, limit, now),
             Fit::Trimmed(skipped) => {
-                self.mtu_stats.too_big_skipped += skipped as u64;
+                self.counters.mtu.too_big_skipped += skipped as u64;
                 // A shorter frame with these headers may fit every port: decide it afresh.
                 self.count_tx(len);
                 return Action::Forward(&self.out);
@@ -793,13 +830,13 @@ impl Switch {
     /// Queues the frame just decided for the controllers, within the rate limit.
     fn queue_packet_in(&mut self, ingress: PortNo, id: Option<usize>, max_len: u16, now: Instant) {
         if !self.common.packet_in_limiter().allow(now) {
-            self.packet_in_stats.rate_limited += 1;
+            self.counters.packet_in.rate_limited += 1;
             return;
         }
         let flow = id.and_then(|id| self.table.flows().get(id));
         let table_miss =
             flow.is_some_and(|f| f.priority == 0 && f.matches == flow::Match::default());
-        self.packet_in_stats.sent += 1;
+        self.counters.packet_in.sent += 1;
         self.packet_in = Some(PacketInMeta {
             in_port: ingress,
             reason: if table_miss {
@@ -854,7 +891,7 @@ impl Switch {
 
     /// The packet-in counters.
     pub fn packet_in_stats(&self) -> PacketInStats {
-        self.packet_in_stats
+        self.counters.packet_in
     }
 
     /// A frame larger than `limit` (the IP MTU towards `self.out`): answer, fragment or drop.
@@ -874,8 +911,8 @@ impl Switch {
             if !ip::fragment_ipv4(frame, &ip, mtu, &mut self.scratch, &mut self.scratch_ranges) {
                 return self.drop(DropReason::Oversize);
             }
-            self.mtu_stats.fragmented += 1;
-            self.mtu_stats.fragments += self.scratch_ranges.len() as u64;
+            self.counters.mtu.fragmented += 1;
+            self.counters.mtu.fragments += self.scratch_ranges.len() as u64;
             for r in 0..self.scratch_ranges.len() {
                 let len = self.scratch_ranges[r].len() as u64;
                 self.count_tx(len);
@@ -903,14 +940,14 @@ impl Switch {
         if !built {
             return self.drop(DropReason::Oversize);
         }
-        self.drops[DropReason::TooBig.index()] += 1;
+        self.counters.drops[DropReason::TooBig.index()] += 1;
         if !lock(&self.common.limiter).allow(source, now) {
-            self.mtu_stats.too_big_rate_limited += 1;
+            self.counters.mtu.too_big_rate_limited += 1;
             return Action::Drop(DropReason::TooBig);
         }
-        self.mtu_stats.too_big_sent += 1;
+        self.counters.mtu.too_big_sent += 1;
         if let Some(slot) = self.slot(ingress) {
-            let s = &mut self.port_stats[slot];
+            let s = &mut self.counters.ports[slot];
             s.tx_packets += 1;
             s.tx_bytes += self.scratch.len() as u64;
         }
@@ -923,7 +960,7 @@ impl Switch {
     fn count_tx(&mut self, len: u64) {
         for i in 0..self.out.len() {
             if let Some(slot) = self.slot(self.out[i]) {
-                let s = &mut self.port_stats[slot];
+                let s = &mut self.counters.ports[slot];
                 s.tx_packets += 1;
                 s.tx_bytes += len;
             }
@@ -1021,10 +1058,10 @@ impl Switch {
     ) -> Action<'_> {
         match tunnel::decapsulate_ecn(outer_ecn, frame) {
             EcnDecap::Unchanged => {}
-            EcnDecap::Marked => self.mtu_stats.ecn_marked += 1,
+            EcnDecap::Marked => self.counters.mtu.ecn_marked += 1,
             EcnDecap::Drop => {
                 if let Some(slot) = self.slot(port) {
-                    let s = &mut self.port_stats[slot];
+                    let s = &mut self.counters.ports[slot];
                     s.rx_packets += 1;
                     s.rx_bytes += frame.len() as u64;
                 }
@@ -1060,7 +1097,7 @@ impl Switch {
         reset: &[usize],
         now: Instant,
     ) -> Arc<FlowTable> {
-        self.flow_stats = self.flow_stats.carried(carry, reset, now);
+        self.counters.flows = self.counters.flows.carried(carry, reset, now);
         self.last_forward = None;
         let old = std::mem::replace(&mut self.table, table);
         self.generation.bump();
@@ -1112,21 +1149,22 @@ impl Switch {
     /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters, the
     /// flows' along `carry` (the [`carry_map`] from `old`'s table to this one's).
     pub fn take_over_counters(&mut self, old: &Switch, carry: &[Option<usize>], now: Instant) {
+        let mut ports = vec![PortStats::default(); self.ports.len()];
         for (slot, port) in self.ports.iter().enumerate() {
             if let Some(o) = old
                 .slot(port.no)
                 .filter(|&o| old.ports[o].name == port.name)
             {
-                self.port_stats[slot] = old.port_stats[o];
+                ports[slot] = old.counters.ports[o];
             }
         }
-        self.flow_stats = old.flow_stats.carried(carry, &[], now);
-        self.drops = old.drops;
-        self.mtu_stats = old.mtu_stats;
-        self.offload_stats = old.offload_stats;
-        self.rx_errors = old.rx_errors;
+        self.counters = Counters {
+            ports,
+            flows: old.counters.flows.carried(carry, &[], now),
+            ..old.counters.clone()
+        };
         self.fail_open = old.fail_open;
-        self.packet_in_stats = old.packet_in_stats;
+        self.counters.packet_in = old.counters.packet_in;
         self.last_forward = None;
         self.generation = Arc::clone(&old.generation);
         self.generation.bump();
@@ -1137,46 +1175,36 @@ impl Switch {
     /// (all zero). Threads that each decide with their own shard never wait for each other;
     /// [`Switch::absorb`] sums the shards' counters when they are read.
     pub fn shard(&self) -> Switch {
-        self.sibling(self.flow_stats.cleared())
+        self.sibling(Counters::zero(
+            self.ports.len(),
+            self.counters.flows.cleared(),
+        ))
     }
 
     /// A copy of this shard with its counters (a flat copy, nothing summed): to read them
     /// without holding the shard's lock while they are added up.
     pub fn snapshot(&self) -> Switch {
-        let mut copy = self.sibling(self.flow_stats.clone());
-        copy.port_stats.clone_from(&self.port_stats);
-        copy.drops = self.drops;
-        copy.mtu_stats = self.mtu_stats;
-        copy.offload_stats = self.offload_stats;
-        copy.rx_errors = self.rx_errors;
-        copy.packet_in_stats = self.packet_in_stats;
-        copy
+        self.sibling(self.counters.clone())
     }
 
     /// A switch with this one's ports, table, MTUs and fail mode, sharing what the shards
-    /// share, with `flow_stats` and every other counter at zero.
-    fn sibling(&self, flow_stats: FlowCounters) -> Switch {
+    /// share, with `counters`.
+    fn sibling(&self, counters: Counters) -> Switch {
         Switch {
             ports: self.ports.clone(),
-            port_stats: vec![PortStats::default(); self.ports.len()],
             table: Arc::clone(&self.table),
-            flow_stats,
+            counters,
             common: Arc::clone(&self.common),
-            drops: [0; DropReason::ALL.len()],
             vxlan_rx: self.vxlan_rx.clone(),
             gre_rx: self.gre_rx.clone(),
             out: Vec::with_capacity(self.ports.len()),
             groups: self.groups.clone(),
             mtu: self.mtu.clone(),
             underlay: self.underlay.clone(),
-            mtu_stats: MtuStats::default(),
-            offload_stats: OffloadStats::default(),
-            rx_errors: ReasonCounts::default(),
             last_forward: None,
             fail_open: self.fail_open,
             packet_out: None,
             packet_in: None,
-            packet_in_stats: PacketInStats::default(),
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
             generation: Arc::clone(&self.generation),
@@ -1185,20 +1213,9 @@ impl Switch {
     }
 
     /// Adds the counters of `other`, a shard of the same switch (same ports and table), to
-    /// this one's: packets and bytes summed, a flow's last use the latest of the two.
+    /// this one's (see [`Counters::add`]).
     pub fn absorb(&mut self, other: &Switch) {
-        for (mine, theirs) in self.port_stats.iter_mut().zip(&other.port_stats) {
-            mine.add(theirs);
-        }
-        self.flow_stats.absorb(&other.flow_stats);
-        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
-            *mine += theirs;
-        }
-        self.mtu_stats.add(&other.mtu_stats);
-        self.offload_stats.add(&other.offload_stats);
-        self.rx_errors.add_all(&other.rx_errors);
-        self.packet_in_stats.sent += other.packet_in_stats.sent;
-        self.packet_in_stats.rate_limited += other.packet_in_stats.rate_limited;
+        self.counters.add(&other.counters);
     }
 
     /// One switch that reads as the sum of `shards`, copies of the shards of one switch
@@ -1231,16 +1248,16 @@ impl Switch {
         now: Instant,
     ) {
         if let Some(slot) = self.slot(ingress) {
-            self.port_stats[slot].rx_packets += packets;
-            self.port_stats[slot].rx_bytes += bytes;
+            self.counters.ports[slot].rx_packets += packets;
+            self.counters.ports[slot].rx_bytes += bytes;
         }
         if let Some(slot) = self.slot(egress) {
-            self.port_stats[slot].tx_packets += packets;
-            self.port_stats[slot].tx_bytes += bytes;
+            self.counters.ports[slot].tx_packets += packets;
+            self.counters.ports[slot].tx_bytes += bytes;
         }
         if !self.fail_open {
             if let Some(id) = self.table.lookup(ingress, key) {
-                self.flow_stats.hit_many(id, packets, bytes, now);
+                self.counters.flows.hit_many(id, packets, bytes, now);
             }
         }
         let known = {
@@ -1264,32 +1281,32 @@ impl Switch {
 
     /// Counts a frame dropped before it reached the switch (by the I/O shell).
     pub fn record_drop(&mut self, reason: DropReason) {
-        self.drops[reason.index()] += 1;
+        self.counters.drops[reason.index()] += 1;
     }
 
     /// Counts a send that failed on `port`.
     pub fn record_tx_error(&mut self, port: PortNo) {
         if let Some(slot) = self.slot(port) {
-            self.port_stats[slot].tx_errors += 1;
+            self.counters.ports[slot].tx_errors += 1;
         }
     }
 
     /// Counts a send that failed on `port` for `reason` (in `tx_errors` and by reason).
     pub fn record_send_error(&mut self, port: PortNo, reason: ErrorReason) {
         if let Some(slot) = self.slot(port) {
-            self.port_stats[slot].tx_errors += 1;
-            self.port_stats[slot].tx_error_reasons.add(reason);
+            self.counters.ports[slot].tx_errors += 1;
+            self.counters.ports[slot].tx_error_reasons.add(reason);
         }
     }
 
     /// Counts a receive error of an underlay socket.
     pub fn record_rx_error(&mut self, reason: ErrorReason) {
-        self.rx_errors.add(reason);
+        self.counters.rx_errors.add(reason);
     }
 
     /// Receive errors of the underlay sockets, by reason.
     pub fn rx_errors(&self) -> ReasonCounts {
-        self.rx_errors
+        self.counters.rx_errors
     }
 
     /// The ports, by number.
@@ -1299,12 +1316,12 @@ impl Switch {
 
     /// The counters of `port`.
     pub fn port_stats(&self, port: PortNo) -> Option<PortStats> {
-        self.slot(port).map(|s| self.port_stats[s])
+        self.slot(port).map(|s| self.counters.ports[s])
     }
 
     /// How many frames were dropped for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason.index()]
+        self.counters.drops[reason.index()]
     }
 
     /// The flow table.
@@ -1314,7 +1331,7 @@ impl Switch {
 
     /// The counters of flow `id` (its index in the table).
     pub fn flow_stats(&self, id: usize) -> Option<FlowStats> {
-        self.flow_stats.get(id)
+        self.counters.flows.get(id)
     }
 
     /// The MAC learning table, to change (EVPN's remote entries).
@@ -1349,7 +1366,7 @@ impl Switch {
     }
 
     fn drop(&mut self, reason: DropReason) -> Action<'static> {
-        self.drops[reason.index()] += 1;
+        self.counters.drops[reason.index()] += 1;
         Action::Drop(reason)
     }
 }
@@ -1388,7 +1405,7 @@ pub struct StatsReport<'a>(&'a Switch);
 impl fmt::Display for StatsReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sw = self.0;
-        for (port, s) in sw.ports.iter().zip(&sw.port_stats) {
+        for (port, s) in sw.ports.iter().zip(&sw.counters.ports) {
             writeln!(
                 f,
                 "port {} {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
@@ -1403,22 +1420,22 @@ impl fmt::Display for StatsReport<'_> {
             )?;
         }
         for (id, flow) in sw.table.flows().iter().enumerate() {
-            let s = sw.flow_stats.get(id).unwrap_or_default();
+            let s = sw.counters.flows.get(id).unwrap_or_default();
             writeln!(
                 f,
                 "flow {id}: n_packets={} n_bytes={} {flow}",
                 s.n_packets, s.n_bytes
             )?;
         }
-        let m = sw.mtu_stats;
+        let m = sw.counters.mtu;
         writeln!(
             f,
             "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
             m.too_big_skipped, m.ecn_marked
         )?;
-        writeln!(f, "{}", sw.offload_stats)?;
-        let p = sw.packet_in_stats;
+        writeln!(f, "{}", sw.counters.offload)?;
+        let p = sw.counters.packet_in;
         writeln!(
             f,
             "controller: packet_in={} packet_in_rate_limited={}{}",
@@ -1429,8 +1446,8 @@ impl fmt::Display for StatsReport<'_> {
         writeln!(
             f,
             "underlay: rx_errors={}{}",
-            sw.rx_errors.total(),
-            ErrorsByReason("rx_errors", &sw.rx_errors)
+            sw.counters.rx_errors.total(),
+            ErrorsByReason("rx_errors", &sw.counters.rx_errors)
         )?;
         write!(f, "drops:")?;
         for reason in DropReason::ALL {
