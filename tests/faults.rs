@@ -2,7 +2,8 @@
 //! the route to the peer removed and restored, the peer killed with SIGKILL and restarted while
 //! ICMP errors storm back. Each test asserts that pings across the tunnel work again within
 //! a few seconds of the underlay's return, that vxtund is still running, that the errors were
-//! counted per reason and that the incident was logged once, not once per packet. Needs root.
+//! counted per reason and that the incident was logged once, not once per packet. Each runs
+//! over an IPv4 and over an IPv6 underlay. Needs root.
 
 mod common;
 
@@ -13,14 +14,50 @@ use common::{veth, Daemon, Netns};
 /// How soon after the underlay's return pings must get through again.
 const RECOVERY: Duration = Duration::from_secs(3);
 
+/// The underlay's addresses: a's, b's, and the prefix length.
+#[derive(Clone, Copy)]
+struct Underlay {
+    a: &'static str,
+    b: &'static str,
+    len: u8,
+}
+
+const V4: Underlay = Underlay {
+    a: "192.168.202.1",
+    b: "192.168.202.2",
+    len: 24,
+};
+
+const V6: Underlay = Underlay {
+    a: "fd00:202::1",
+    b: "fd00:202::2",
+    len: 64,
+};
+
+impl Underlay {
+    /// a's address with its prefix length.
+    fn a_cidr(self) -> String {
+        format!("{}/{}", self.a, self.len)
+    }
+
+    /// The underlay's subnet.
+    fn subnet(self) -> &'static str {
+        match self.len {
+            24 => "192.168.202.0/24",
+            _ => "fd00:202::/64",
+        }
+    }
+}
+
 /// Two segments, `a` (TAP 10.78.0.1) and `b` (TAP 10.78.0.2), each a vxtund whose TAP holds
-/// the host address (no bridge), joined by one tunnel of `kind` over 192.168.202.0/24.
+/// the host address (no bridge), joined by one tunnel of `kind` over `underlay`.
 struct Pair {
     a: Netns,
     b: Netns,
     da: Daemon,
     db: Option<Daemon>,
     kind: &'static str,
+    underlay: Underlay,
 }
 
 fn config(kind: &str, local: &str, remote: &str, tap: &str) -> String {
@@ -42,20 +79,22 @@ fn config(kind: &str, local: &str, remote: &str, tap: &str) -> String {
 }
 
 impl Pair {
-    fn up(kind: &'static str) -> Pair {
+    fn up(kind: &'static str, underlay: Underlay) -> Pair {
         let a = Netns::new("fa");
         let b = Netns::new("fb");
-        veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
-        let da = Daemon::start(
-            &a,
-            &config(kind, "192.168.202.1", "192.168.202.2", "10.78.0.1"),
+        let (ua, ub) = (
+            underlay.a_cidr(),
+            format!("{}/{}", underlay.b, underlay.len),
         );
+        veth(&a, "ul0", &ua, &b, "ul0", &ub);
+        let da = Daemon::start(&a, &config(kind, underlay.a, underlay.b, "10.78.0.1"));
         let mut p = Pair {
             a,
             b,
             da,
             db: None,
             kind,
+            underlay,
         };
         p.start_b();
         assert!(
@@ -69,7 +108,7 @@ impl Pair {
     fn start_b(&mut self) {
         self.db = Some(Daemon::start(
             &self.b,
-            &config(self.kind, "192.168.202.2", "192.168.202.1", "10.78.0.2"),
+            &config(self.kind, self.underlay.b, self.underlay.a, "10.78.0.2"),
         ));
     }
 
@@ -132,11 +171,21 @@ fn count(log: &str, what: &str) -> usize {
 /// One fault on a's side of the underlay: `break_it`, traffic into the broken underlay,
 /// `mend_it`; then pings must recover, vxtund must be up, its send errors on the tunnel port
 /// counted under `reason` and logged as one incident.
-fn survives(test: &str, break_it: &[&[&str]], mend_it: &[&[&str]], reason: &str) {
+fn survives(
+    test: &str,
+    underlay: Underlay,
+    break_it: &[&[&str]],
+    mend_it: &[&[&str]],
+    reason: &str,
+) {
     if !common::require_root(test) {
         return;
     }
-    let mut p = Pair::up("vxlan");
+    let mut p = Pair::up("vxlan", underlay);
+    if underlay.len != 24 {
+        let keep = "net.ipv6.conf.ul0.keep_addr_on_down=1";
+        assert!(p.a.exec("sysctl", &["-qw", keep]).status.success());
+    }
     for args in break_it {
         p.a.ip(args);
     }
@@ -173,10 +222,15 @@ fn survives(test: &str, break_it: &[&[&str]], mend_it: &[&[&str]], reason: &str)
     );
 }
 
-#[test]
-fn underlay_link_down_and_up() {
+/// The link down and up. Over IPv6 the kernel flushes a link's addresses when it goes down
+/// (`keep_addr_on_down` = 0) and does not put them back: nothing could send from them again,
+/// vxtund no more than the kernel's vxlan. So the IPv6 underlay keeps them, as a host that
+/// wants its underlay to survive a link flap is set up (or its network manager adds them back,
+/// which `ipv6_local_address_removed_and_added_back` covers).
+fn link_down_and_up(test: &str, underlay: Underlay) {
     survives(
-        "underlay_link_down_and_up",
+        test,
+        underlay,
         &[&["link", "set", "ul0", "down"]],
         &[&["link", "set", "ul0", "up"]],
         "enetunreach",
@@ -184,35 +238,68 @@ fn underlay_link_down_and_up() {
 }
 
 #[test]
-fn local_address_removed_and_added_back() {
+fn underlay_link_down_and_up() {
+    link_down_and_up("underlay_link_down_and_up", V4);
+}
+
+#[test]
+fn ipv6_underlay_link_down_and_up() {
+    link_down_and_up("ipv6_underlay_link_down_and_up", V6);
+}
+
+fn address_removed_and_added_back(test: &str, underlay: Underlay, reason: &str) {
+    let cidr = underlay.a_cidr();
     survives(
-        "local_address_removed_and_added_back",
-        &[&["addr", "del", "192.168.202.1/24", "dev", "ul0"]],
-        &[&["addr", "add", "192.168.202.1/24", "dev", "ul0", "nodad"]],
+        test,
+        underlay,
+        &[&["addr", "del", &cidr, "dev", "ul0"]],
+        &[&["addr", "add", &cidr, "dev", "ul0", "nodad"]],
+        reason,
+    );
+}
+
+#[test]
+fn local_address_removed_and_added_back() {
+    address_removed_and_added_back("local_address_removed_and_added_back", V4, "enetunreach");
+}
+
+#[test]
+fn ipv6_local_address_removed_and_added_back() {
+    address_removed_and_added_back(
+        "ipv6_local_address_removed_and_added_back",
+        V6,
+        "enetunreach",
+    );
+}
+
+fn route_removed_and_restored(test: &str, underlay: Underlay) {
+    let subnet = underlay.subnet();
+    let restore: Vec<&str> = match underlay.len {
+        24 => vec![
+            "route", "add", subnet, "dev", "ul0", "proto", "kernel", "scope", "link", "src",
+            underlay.a,
+        ],
+        _ => vec![
+            "route", "add", subnet, "dev", "ul0", "proto", "kernel", "metric", "256",
+        ],
+    };
+    survives(
+        test,
+        underlay,
+        &[&["route", "del", subnet, "dev", "ul0"]],
+        &[&restore],
         "enetunreach",
     );
 }
 
 #[test]
 fn route_to_the_peer_removed_and_restored() {
-    survives(
-        "route_to_the_peer_removed_and_restored",
-        &[&["route", "del", "192.168.202.0/24", "dev", "ul0"]],
-        &[&[
-            "route",
-            "add",
-            "192.168.202.0/24",
-            "dev",
-            "ul0",
-            "proto",
-            "kernel",
-            "scope",
-            "link",
-            "src",
-            "192.168.202.1",
-        ]],
-        "enetunreach",
-    );
+    route_removed_and_restored("route_to_the_peer_removed_and_restored", V4);
+}
+
+#[test]
+fn ipv6_route_to_the_peer_removed_and_restored() {
+    route_removed_and_restored("ipv6_route_to_the_peer_removed_and_restored", V6);
 }
 
 /// The MAC of b's TAP.
@@ -230,11 +317,11 @@ fn tap_mac(ns: &Netns) -> String {
 /// has the same MAC as before, so a's neighbour entry still holds and pings get through
 /// within a couple of seconds (with a new random MAC it took about 25 s); a logs a bounded
 /// number of lines.
-fn peer_killed_and_restarted(test: &str, kind: &'static str) {
+fn peer_killed_and_restarted(test: &str, kind: &'static str, underlay: Underlay) {
     if !common::require_root(test) {
         return;
     }
-    let mut p = Pair::up(kind);
+    let mut p = Pair::up(kind, underlay);
     let mac = tap_mac(&p.b);
     // Dropping the daemon kills it with SIGKILL (and reaps it).
     drop(p.db.take());
@@ -266,12 +353,22 @@ fn peer_killed_and_restarted(test: &str, kind: &'static str) {
 
 #[test]
 fn vxlan_peer_killed_and_restarted() {
-    peer_killed_and_restarted("vxlan_peer_killed_and_restarted", "vxlan");
+    peer_killed_and_restarted("vxlan_peer_killed_and_restarted", "vxlan", V4);
 }
 
 #[test]
 fn gre_peer_killed_and_restarted() {
-    peer_killed_and_restarted("gre_peer_killed_and_restarted", "gre");
+    peer_killed_and_restarted("gre_peer_killed_and_restarted", "gre", V4);
+}
+
+#[test]
+fn vxlan_peer_killed_and_restarted_over_ipv6() {
+    peer_killed_and_restarted("vxlan_peer_killed_and_restarted_over_ipv6", "vxlan", V6);
+}
+
+#[test]
+fn gre_peer_killed_and_restarted_over_ipv6() {
+    peer_killed_and_restarted("gre_peer_killed_and_restarted_over_ipv6", "gre", V6);
 }
 
 /// The MAC choice on a TAP vxtund did not create: without `device.mac` it keeps its own, with
