@@ -2,14 +2,17 @@
 //! `config/seg*.toml` (or variants of them), joined by tunnels that really encapsulate and
 //! decapsulate (VXLAN or GRE), with no root and no kernel. Proves the flows of SCENARIO.md
 //! deliver ARP, neighbour discovery, IPv4 and IPv6 between every pair of hosts, l1 <-> m1
-//! through the hub, over each encapsulation and underlay family.
+//! through the hub, over each encapsulation and underlay family. Every action the switches
+//! take is carried out: forwards, fragments (IPv4 without DF, over a tunnel's MTU, which each
+//! tunnel has as the daemon sets it from a 1500-byte underlay) and answers back out of the
+//! ingress (ICMP too big).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Instant;
 
-use vxtund::config::Config;
+use vxtund::config::{self, Config};
 use vxtund::fdb::MacTable;
 use vxtund::flow::{FlowTable, PortNo};
 use vxtund::switch::{Action, PortKind, Switch};
@@ -49,12 +52,18 @@ impl Fabric {
                 let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("{dir}/seg{n}.toml"));
                 let text = edit(&std::fs::read_to_string(&path).unwrap());
                 let c = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+                let mut switch = Switch::new(
+                    c.ports.clone(),
+                    FlowTable::new(c.flows.clone()),
+                    MacTable::new(c.fdb_max_entries, c.fdb_ageing),
+                );
+                for port in &c.ports {
+                    if port.kind != PortKind::Local {
+                        switch.set_mtu(port.no, config::tunnel_mtu(UNDERLAY_MTU, &port.kind));
+                    }
+                }
                 Segment {
-                    switch: Switch::new(
-                        c.ports.clone(),
-                        FlowTable::new(c.flows.clone()),
-                        MacTable::new(c.fdb_max_entries, c.fdb_ageing),
-                    ),
+                    switch,
                     local: c.underlay.local,
                     delivered: Vec::new(),
                 }
@@ -96,49 +105,71 @@ impl Fabric {
                 ),
                 Arrival::Gre(src) => sw.handle_gre(src, &mut bytes, now),
             };
-            let Action::Forward(ports) = action else {
-                continue;
+            // What goes out, and where: (ports, frames).
+            let out: Vec<(Vec<PortNo>, Vec<Vec<u8>>)> = match action {
+                Action::Forward(ports) => {
+                    vec![(ports.to_vec(), vec![bytes[inner_start..].to_vec()])]
+                }
+                Action::Fragments {
+                    ports,
+                    frames,
+                    ranges,
+                } => vec![(
+                    ports.to_vec(),
+                    ranges.iter().map(|r| frames[r.clone()].to_vec()).collect(),
+                )],
+                Action::Reply { port, frame } => vec![(vec![port], vec![frame.to_vec()])],
+                Action::Drop(_) => Vec::new(),
             };
-            let ports = ports.to_vec();
-            let inner = bytes[inner_start..].to_vec();
-            for port in ports {
-                let kind = self.segs[s]
-                    .switch
-                    .ports()
-                    .iter()
-                    .find(|p| p.no == port)
-                    .unwrap()
-                    .kind
-                    .clone();
-                match kind {
-                    PortKind::Local => self.segs[s].delivered.push(inner.clone()),
-                    PortKind::Vxlan(t) => {
-                        let (to, src) = self.route(s, t.remote);
-                        let datagram =
-                            [&vxlan::Header { vni: t.vni }.encode()[..], &inner].concat();
-                        self.underlay_log.push((s, to));
-                        queue.push_back((to, Arrival::Vxlan(src), datagram));
-                    }
-                    PortKind::Gre(t) => {
-                        let (to, src) = self.route(s, t.remote);
-                        let header = gre::Header {
-                            csum: t.csum,
-                            key: t.key,
-                            seq: t.seq.then_some(1),
-                        };
-                        let mut out = [0u8; gre::MAX_LEN];
-                        let len = header.encode(&inner, &mut out);
-                        self.underlay_log.push((s, to));
-                        queue.push_back((
-                            to,
-                            Arrival::Gre(src),
-                            [&out[..len], &inner[..]].concat(),
-                        ));
+            for (ports, frames) in out {
+                for port in ports {
+                    for inner in &frames {
+                        self.emit(s, port, inner.clone(), &mut queue);
                     }
                 }
             }
         }
         true
+    }
+
+    /// Sends `inner` out of `port` of segment `s`: to its host, or encapsulated over the
+    /// underlay to the segment that owns the tunnel's remote (queued).
+    fn emit(
+        &mut self,
+        s: usize,
+        port: PortNo,
+        inner: Vec<u8>,
+        queue: &mut VecDeque<(usize, Arrival, Vec<u8>)>,
+    ) {
+        let kind = self.segs[s]
+            .switch
+            .ports()
+            .iter()
+            .find(|p| p.no == port)
+            .unwrap()
+            .kind
+            .clone();
+        match kind {
+            PortKind::Local => self.segs[s].delivered.push(inner),
+            PortKind::Vxlan(t) => {
+                let (to, src) = self.route(s, t.remote);
+                let datagram = [&vxlan::Header { vni: t.vni }.encode()[..], &inner].concat();
+                self.underlay_log.push((s, to));
+                queue.push_back((to, Arrival::Vxlan(src), datagram));
+            }
+            PortKind::Gre(t) => {
+                let (to, src) = self.route(s, t.remote);
+                let header = gre::Header {
+                    csum: t.csum,
+                    key: t.key,
+                    seq: t.seq.then_some(1),
+                };
+                let mut out = [0u8; gre::MAX_LEN];
+                let len = header.encode(&inner, &mut out);
+                self.underlay_log.push((s, to));
+                queue.push_back((to, Arrival::Gre(src), [&out[..len], &inner[..]].concat()));
+            }
+        }
     }
 
     /// The segment that owns `remote`, and the sender's local address of that family.
@@ -160,6 +191,9 @@ impl Fabric {
         std::mem::take(&mut self.segs[seg].delivered)
     }
 }
+
+/// The underlay MTU every tunnel's MTU comes from.
+const UNDERLAY_MTU: u16 = 1500;
 
 fn mac(n: usize) -> [u8; 6] {
     [2, 0, 0, 0, 0, n as u8 + 1]
@@ -362,4 +396,117 @@ fn a_full_mesh_with_split_horizon_delivers_a_broadcast_once_and_without_it_storm
     });
     assert!(!storm.run(0, arp_request(1, 2), 1000), "a storm");
     assert!(storm.take_delivered(1).len() > 100);
+}
+
+/// An echo request of `payload` bytes from host `from` to host `to`, DF set or not.
+fn big_icmp4(from: usize, to: usize, payload: usize, df: bool) -> Vec<u8> {
+    let data: Vec<u8> = (0..payload).map(|i| i as u8).collect();
+    let mut f = Vec::new();
+    let mut ip =
+        etherparse::Ipv4Header::new(0, 64, etherparse::IpNumber::ICMP, v4(from), v4(to)).unwrap();
+    ip.dont_fragment = df;
+    etherparse::PacketBuilder::ethernet2(mac(from), mac(to))
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .icmpv4_echo_request(1, 1)
+        .write(&mut f, &data)
+        .unwrap();
+    f
+}
+
+fn big_icmp6(from: usize, to: usize, payload: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..payload).map(|i| i as u8).collect();
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac(from), mac(to))
+        .ipv6(v6(from), v6(to), 64)
+        .icmpv6_echo_request(1, 1)
+        .write(&mut f, &data)
+        .unwrap();
+    f
+}
+
+/// The IPv4 payload of `fragments` (Ethernet frames of one datagram) put back together;
+/// panics if a fragment's IP packet is over `mtu`, or fragments leave a gap or overlap.
+fn reassemble(fragments: &[Vec<u8>], mtu: usize) -> Vec<u8> {
+    let mut parts: Vec<(usize, Vec<u8>)> = fragments
+        .iter()
+        .map(|f| {
+            let (ip, rest) = etherparse::Ipv4Header::from_slice(&f[14..]).unwrap();
+            assert!(
+                f.len() - 14 <= mtu,
+                "a fragment of {} over {mtu}",
+                f.len() - 14
+            );
+            let len = usize::from(ip.total_len) - ip.header_len();
+            (
+                usize::from(ip.fragment_offset.value()) * 8,
+                rest[..len].to_vec(),
+            )
+        })
+        .collect();
+    parts.sort();
+    let mut whole = Vec::new();
+    for (offset, bytes) in parts {
+        assert_eq!(offset, whole.len(), "no gap, no overlap");
+        whole.extend(bytes);
+    }
+    whole
+}
+
+#[test]
+fn too_big_with_df_is_answered_to_the_sender_without_df_fragmented_to_the_target() {
+    for (name, edit) in [
+        ("VXLAN", str::to_owned as fn(&str) -> String),
+        ("GRE with a key", |t: &str| {
+            t.replace("type = \"vxlan\"", "type = \"gre\"\nkey = 7")
+        }),
+    ] {
+        let mut fabric = Fabric::scenario_with(edit);
+        // l1 (segment 1) to m1 (segment 2), through the hub.
+        let mtu = fabric.segs[1].switch.mtu(PortNo(2)).expect("a tunnel MTU");
+        let big = 1472;
+        assert!(usize::from(mtu) < 20 + 8 + big, "{name}: {mtu}");
+
+        // DF: nothing crosses; l1 hears "fragmentation needed" with the tunnel's MTU.
+        fabric.send(1, big_icmp4(1, 2, big, true));
+        assert!(fabric.underlay_log.is_empty(), "{name}");
+        let answers = fabric.take_delivered(1);
+        assert_eq!(answers.len(), 1, "{name}: {answers:?}");
+        let (ip, icmp) = etherparse::Ipv4Header::from_slice(&answers[0][14..]).unwrap();
+        assert_eq!(ip.destination, v4(1), "{name}: to the sender");
+        assert_eq!(&answers[0][..6], &mac(1), "{name}: to the sender's MAC");
+        assert_eq!((icmp[0], icmp[1]), (3, 4), "{name}: fragmentation needed");
+        assert_eq!(
+            u16::from_be_bytes([icmp[6], icmp[7]]),
+            mtu,
+            "{name}: the MTU"
+        );
+        assert!(fabric.take_delivered(2).is_empty(), "{name}");
+
+        // No DF: fragments cross, each within the MTU, and make the datagram again.
+        let frame = big_icmp4(1, 2, big, false);
+        fabric.send(1, frame.clone());
+        let got = fabric.take_delivered(2);
+        assert!(got.len() >= 2, "{name}: {} fragment(s)", got.len());
+        let original = etherparse::Ipv4Header::from_slice(&frame[14..]).unwrap().1;
+        assert_eq!(reassemble(&got, usize::from(mtu)), original, "{name}");
+        assert_eq!(
+            fabric.underlay_log.len(),
+            2 * got.len(),
+            "{name}: via the hub"
+        );
+
+        // IPv6: packet too big, to the sender, with the MTU.
+        fabric.underlay_log.clear();
+        fabric.send(1, big_icmp6(1, 2, big));
+        assert!(fabric.underlay_log.is_empty(), "{name}");
+        let answers = fabric.take_delivered(1);
+        assert_eq!(answers.len(), 1, "{name}: {answers:?}");
+        let icmp6 = &answers[0][14 + 40..];
+        assert_eq!((icmp6[0], icmp6[1]), (2, 0), "{name}: packet too big");
+        assert_eq!(
+            u32::from_be_bytes([icmp6[4], icmp6[5], icmp6[6], icmp6[7]]),
+            u32::from(mtu),
+            "{name}: the MTU"
+        );
+    }
 }
