@@ -347,7 +347,8 @@ fn tunnel_mtu_follows_the_encapsulation_and_underlay_family() {
             seq,
         })
     };
-    // The rows of SCENARIO.md's overhead table, and their IPv6-underlay twins (20 bytes more).
+    // The rows of docs/scenario.md's overhead table, and their IPv6-underlay twins (20 bytes
+    // more).
     assert_eq!(tunnel_mtu(1500, &vxlan(v4)), 1450);
     assert_eq!(tunnel_mtu(1500, &gre(v4, None, false, false)), 1462);
     assert_eq!(tunnel_mtu(1500, &gre(v4, Some(1), false, false)), 1458);
