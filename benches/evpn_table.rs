@@ -1,4 +1,4 @@
-//! The EVPN core at the scale, without I/O: 1,000 remote VTEPs (type-3 routes) and
+//! The EVPN core at fabric scale, without I/O: 1,000 remote VTEPs (type-3 routes) and
 //! 100,000 MACs (type-2, 100 per UPDATE as a busy speaker packs them) arrive as bytes through
 //! an established session (`bgp::Session`), are read (`evpn::route::read_update`) and applied
 //! to the table (`evpn::Table`); then every MAC moves once (a higher sequence number). Prints

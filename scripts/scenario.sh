@@ -13,7 +13,7 @@
 # P-k1, P-l1, P-m1 are the hosts, each with eth0 on its segment's br-lan and on-link default
 # routes, so ARP and neighbour discovery cross the tunnels. The hosts' MTU is 1450 (the VXLAN
 # tunnels') unless --host-mtu says otherwise (1500 with device.mtu = 1500 is the bridged-hosts
-# setup of the README). Daemons are stopped by PID.
+# setup of docs/datapath.md). Daemons are stopped by PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -1520,6 +1520,32 @@ pub fn config_name(path: &Path) -> &str {
         .unwrap_or("vxtund")
 }
 
+/// Every key the configuration file takes, as `(table, key)` pairs in the order the parser
+/// declares them: `("device", "name")`, ..., `("tunnel", "type")` (`tunnel` is the
+/// `[[tunnel]]` array), ... Read from the serde structs [`Config::parse`] deserializes into,
+/// whose field lists are also what refuses an unknown key, so the list cannot drift from what
+/// the parser accepts. `tests/docs.rs` holds `docs/config.md` to it.
+pub fn accepted_keys() -> Vec<(&'static str, &'static str)> {
+    let mut keys = Vec::new();
+    for &table in struct_fields::<RawConfig>() {
+        let fields = match table {
+            "device" => struct_fields::<RawDevice>(),
+            "underlay" => struct_fields::<RawUnderlay>(),
+            "tunnel" => struct_fields::<RawTunnel>(),
+            "flows" => struct_fields::<RawFlows>(),
+            "control" => struct_fields::<RawControl>(),
+            "openflow" => struct_fields::<RawOpenFlow>(),
+            "metrics" => struct_fields::<RawMetrics>(),
+            "evpn" => struct_fields::<RawEvpn>(),
+            // A table added to RawConfig needs its struct named here; the tests that call
+            // this fail until it is.
+            other => panic!("config::accepted_keys: no struct for the table `{other}`"),
+        };
+        keys.extend(fields.iter().map(|&key| (table, key)));
+    }
+    keys
+}
+
 /// `[metrics] listen`: `IP:PORT` (an IPv6 address in brackets).
 fn parse_metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
     text.parse().map_err(|_| {
@@ -1533,6 +1559,45 @@ fn parse_ip(text: &Spanned<String>) -> Result<IpAddr, String> {
     text.get_ref()
         .parse()
         .map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", text.get_ref()))
+}
+
+/// The keys serde's derive gives struct `T` (renames applied): the list it hands to
+/// `deserialize_struct`, caught by [`FieldCatcher`] before anything is read.
+fn struct_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    // The catcher always answers with an error once it has the list; nothing else is read.
+    let _ = T::deserialize(FieldCatcher(&mut fields));
+    fields
+}
+
+/// A deserializer that reads nothing: it keeps the field names of the struct asked for.
+struct FieldCatcher<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldCatcher<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("field names taken; nothing read"))
+    }
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 #[derive(Deserialize)]

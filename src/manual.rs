@@ -24,11 +24,11 @@ fn page(cmd: clap::Command, extra: &str) -> Vec<u8> {
 }
 
 const VXTUND_EXTRA: &str = r#".SH CONFIGURATION
-The file is TOML; unknown keys are refused, and every error names FILE:LINE:COL.
+The file is TOML; unknown keys are refused, and every error names FILE:LINE:COL. Only [underlay] is required. /usr/share/doc/vxtund/docs/config.md describes every key at length, with what a reload may change.
 .SS [device]
 .TP
 \fBname\fR
-The TAP device (port 1, also called LOCAL). Default vxt0.
+The TAP device (port 1, also called LOCAL): created if missing, opened if it exists. Default vxt0.
 .TP
 \fBmtu\fR
 Its MTU. Default: the smallest tunnel MTU.
@@ -41,6 +41,9 @@ Addresses to put on the TAP, as ADDRESS/PREFIX.
 .TP
 \fBoffload\fR
 TAP offloads (checksum, TSO, USO). Default true.
+.TP
+\fBmac\fR
+The TAP's MAC address. Default: derived from the machine id, the device name and the underlay addresses, stable across restarts.
 .TP
 \fBqueues\fR
 TAP queues, one data-path worker each (1 to 64). Default: one per core.
@@ -65,10 +68,10 @@ The most flows the kernel fast path caches (1 to 4194304). Default 65536.
 .SS [underlay]
 .TP
 \fBlocal\fR
-Source address of outer packets, or a list of one IPv4 and one IPv6 address.
+Source address of outer packets, or a list of one IPv4 and one IPv6 address. Required.
 .TP
 \fBmtu\fR
-Underlay MTU. Default: that of the route to each remote.
+Underlay MTU. Default: that of the route to each remote, followed as the kernel learns path MTUs.
 .TP
 \fBoffload\fR
 UDP GSO and GRO on the VXLAN sockets. Default true.
@@ -78,19 +81,25 @@ Verify received inner checksums before coalescing for the TAP: "auto" (only for 
 .TP
 \fBflow_spread\fR
 How VXLAN flows get their outer source ports: "hash" (RFC 7348, as the kernel's vxlan), or "balance": each new TCP connection (a SYN) takes the next of 16 turns and keeps it while it is active, so that a receiving vxtund, which picks its worker by the source port, spreads consecutive connections evenly over its workers. Other traffic keeps the hash. Default "balance"; a restart is needed to change it.
+.TP
+\fBsrc_port_range\fR
+[MIN, MAX]: the outer UDP source ports of VXLAN. Default: the kernel's net.ipv4.ip_local_port_range.
 .SS [[tunnel]] (ports 2, 3, ... in file order)
 .TP
 \fBname\fR, \fBtype\fR, \fBremote\fR
-Port name, "vxlan" or "gre", remote VTEP address.
+Port name, "vxlan" or "gre", remote VTEP address. Required.
 .TP
-\fBvni\fR, \fBdst_port\fR
-VXLAN: 24-bit VNI (default 0), UDP port (default 8472).
+\fBvni\fR, \fBdst_port\fR, \fBsrc_port_range\fR
+VXLAN: 24-bit VNI (default 0), UDP port (default 8472), this tunnel's own outer source ports.
 .TP
 \fBkey\fR, \fBcsum\fR, \fBseq\fR
 GRE: RFC 2890 key, checksums, sequence numbers.
 .TP
-\fBmss_clamp\fR, \fBdf\fR, \fBsplit_horizon\fR, \fBport\fR
-"auto", "off" or an MSS; outer DF "set", "unset" or "inherit"; a split-horizon group; the OpenFlow port number.
+\fBmss_clamp\fR, \fBdf\fR, \fBtos\fR, \fBttl\fR
+"auto", "off" or an MSS; outer DF "set", "unset" or "inherit"; outer TOS, a value or "inherit" (ECN follows the inner packet); outer TTL, "auto", a value or "inherit".
+.TP
+\fBsplit_horizon\fR, \fBport\fR
+A split-horizon group; the OpenFlow port number.
 .SS [flows]
 .TP
 \fBrules\fR
@@ -112,16 +121,41 @@ punix:PATH and ptcp:PORT[:IP] targets. Default punix:/run/vxtund/NAME.mgmt; [] t
 .TP
 \fBdatapath_id\fR
 Up to 16 hex digits. Default: derived, stable per segment.
+.TP
+\fBcontrollers\fR
+Controllers to dial: tcp:IP[:PORT] (port 6653 by default) or unix:PATH.
+.TP
+\fBfail_mode\fR
+While no controller is connected: "standalone" (default) forwards by actions=normal, "secure" keeps the table.
+.TP
+\fBinactivity_probe\fR, \fBmax_backoff\fR
+Seconds of silence before an ECHO to a controller (default 5); the longest wait between attempts to reach one (default 8).
+.TP
+\fBpacket_in_rate\fR, \fBpacket_in_burst\fR
+PACKET_INs per second at most, and the burst above it (default 1000 and 100).
 .SS [metrics]
 .TP
 \fBlisten\fR
 IP:PORT where GET /metrics serves Prometheus' text format. Off by default.
+.SS [evpn]
+.TP
+\fBasn\fR, \fBneighbors\fR, \fBvni\fR
+The fabric's AS (iBGP), the BGP peers (route reflectors, port 179), the VNI. Required.
+.TP
+\fBrouter_id\fR, \fBroute_targets\fR
+The BGP identifier (default: the underlay's local IPv4 address); route targets imported and exported (default ASN:VNI).
+.TP
+\fBhold_time\fR, \fBdst_port\fR
+Hold time proposed, 0 or 3 to 65535 s (default 90); the VTEPs' VXLAN port (default 8472).
+.TP
+\fBmax_routes\fR, \fBmax_vteps\fR
+Routes held and remote VTEPs at most; more are refused and counted (default 200000 and 4096).
 .SH SIGNALS
 SIGTERM and SIGINT stop the daemon; SIGHUP reloads the configuration file; SIGUSR1 logs every counter.
 .SH SYSTEMD
-Runs as Type=notify: READY=1 once the TAP and sockets are up, RELOADING=1 and READY=1 around each reload, STOPPING=1, and WATCHDOG=1 while both data\-path threads turn (WatchdogSec=).
+Runs as Type=notify: READY=1 once the TAP and sockets are up, RELOADING=1 and READY=1 around each reload, STOPPING=1, and WATCHDOG=1 while every thread that must live turns: each data\-path thread, the control thread, and those that run of the OpenFlow, metrics, path\-MTU, fast\-path sweeper and EVPN threads (WatchdogSec=). The log names a thread that stops turning.
 .SH FILES
-/etc/vxtund/NAME.toml, /run/vxtund/NAME.sock, /run/vxtund/NAME.mgmt
+/etc/vxtund/NAME.toml, /run/vxtund/NAME.sock, /run/vxtund/NAME.mgmt, /usr/share/doc/vxtund/docs/
 .SH "SEE ALSO"
 vxtunctl(8), ovs\-ofctl(8), systemd.service(5)
 "#;
@@ -133,3 +167,30 @@ const VXTUNCTL_EXTRA: &str = r#".SH TRACE
 .SH "SEE ALSO"
 vxtund(8), ovs\-ofctl(8), ovs\-appctl(8)
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manual names every key the parser accepts, in its table's section.
+    #[test]
+    fn the_configuration_section_names_every_key() {
+        let mut missing = Vec::new();
+        for (table, key) in crate::config::accepted_keys() {
+            let heading = match table {
+                "tunnel" => ".SS [[tunnel]]".to_owned(),
+                t => format!(".SS [{t}]\n"),
+            };
+            let Some(at) = VXTUND_EXTRA.find(&heading) else {
+                missing.push(format!("[{table}]"));
+                continue;
+            };
+            let section = &VXTUND_EXTRA[at + heading.len()..];
+            let end = section.find("\n.S").unwrap_or(section.len());
+            if !section[..end].contains(&format!("\\fB{key}\\fR")) {
+                missing.push(format!("{table}.{key}"));
+            }
+        }
+        assert!(missing.is_empty(), "not in vxtund(8): {missing:?}");
+    }
+}

@@ -1,7 +1,7 @@
-//! The Prometheus exposition of vxtund's counters, as a pure function: a [`Snapshot`] copied
-//! from the switch under its lock (numbers and a few small structs, nothing formatted), then
-//! [`render`]ed outside it into the classic text format (version 0.0.4) that Debian's
-//! `promtool check metrics` accepts.
+//! The Prometheus exposition of vxtund's counters, as a pure function: a [`Snapshot`] of the
+//! numbers (and a few small structs, nothing formatted) taken from a switch, in the daemon the
+//! sum of the shards' copies made one shard lock at a time, then [`render`]ed into the classic
+//! text format (version 0.0.4) that Debian's `promtool check metrics` accepts.
 //!
 //! Names follow Prometheus' conventions: one `vxtund_` prefix, base units (bytes, seconds),
 //! `_total` on counters, `_info` for metadata. Label values are bounded: ports are the
@@ -81,8 +81,9 @@ pub struct FastPathStats {
 }
 
 impl Snapshot {
-    /// Copies what the metrics show of `sw`: in the daemon, the sum of the shards' copies
-    /// (see `Shared::query`), read after every shard's lock was released.
+    /// Copies the switch's counters: numbers and the first flows' matches, nothing formatted.
+    /// The daemon calls it on the summed copy of its shards (see `Shared::query`), outside
+    /// their locks.
     pub fn take(sw: &Switch) -> Snapshot {
         let ports = sw
             .ports()

@@ -92,6 +92,51 @@ fn unknown_key() {
     );
 }
 
+/// `config::accepted_keys` is what the parser takes: each key it lists gets past serde (set to
+/// a value of the wrong type, it is refused for its value, never as unknown), and a key it
+/// does not list is refused as unknown in every table.
+#[test]
+fn accepted_keys_are_the_keys_the_parser_takes() {
+    let every_table = format!(
+        "{BASE}\n[flows]\n[control]\n[openflow]\n[metrics]\n[evpn]\nasn = 65000\n\
+         neighbors = [\"192.168.200.1\"]\nvni = 100\n"
+    );
+    let base: toml::Table = every_table.parse().unwrap();
+    assert!(parse(&every_table).is_ok());
+    let with = |table: &str, key: &str| {
+        let mut doc = base.clone();
+        let section = match doc.get_mut(table) {
+            Some(toml::Value::Table(t)) => t,
+            Some(toml::Value::Array(a)) => a[0].as_table_mut().unwrap(),
+            _ => panic!("no table `{table}` in the test's config"),
+        };
+        section.insert(key.to_owned(), toml::Value::Table(toml::Table::new()));
+        toml::to_string(&doc).unwrap()
+    };
+    let keys = vxtund::config::accepted_keys();
+    let mut tables: Vec<&str> = keys.iter().map(|(t, _)| *t).collect();
+    tables.dedup();
+    assert_eq!(
+        tables,
+        ["device", "underlay", "tunnel", "flows", "control", "openflow", "metrics", "evpn"]
+    );
+    for (table, key) in &keys {
+        if let Err(e) = parse(&with(table, key)) {
+            assert!(
+                !e.to_string().contains("unknown field"),
+                "{table}.{key}: {e}"
+            );
+        }
+    }
+    for table in tables {
+        let e = parse(&with(table, "no_such_key")).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown field `no_such_key`"),
+            "{table}: {e}"
+        );
+    }
+}
+
 #[test]
 fn missing_section() {
     let e = parse("[device]\nname = \"vxt0\"\n").unwrap_err();
@@ -302,7 +347,8 @@ fn tunnel_mtu_follows_the_encapsulation_and_underlay_family() {
             seq,
         })
     };
-    // The rows of SCENARIO.md's overhead table, and their IPv6-underlay twins (20 bytes more).
+    // The rows of docs/scenario.md's overhead table, and their IPv6-underlay twins (20 bytes
+    // more).
     assert_eq!(tunnel_mtu(1500, &vxlan(v4)), 1450);
     assert_eq!(tunnel_mtu(1500, &gre(v4, None, false, false)), 1462);
     assert_eq!(tunnel_mtu(1500, &gre(v4, Some(1), false, false)), 1458);

@@ -1,6 +1,7 @@
 //! The repository's documents keep their promises: every relative link in a Markdown file
 //! resolves to a file or directory inside the repository (and a `#fragment` to a heading of
-//! the file it names), and no file points at a path outside the repository. No root needed.
+//! the file it names), no file points at a path outside the repository, and `docs/config.md`
+//! documents exactly the keys the config parser accepts. No root needed.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -49,7 +50,8 @@ fn every_relative_link_in_the_markdown_files_resolves_inside_the_repository() {
 #[test]
 fn no_file_points_at_a_path_outside_the_repository() {
     // The reference scenario once lived beside the repository, as ../shared/SCENARIO.md; the
-    // repository carries its own (docs/scenario.md), and the configs' comments name that.
+    // repository carries its own (docs/scenario.md), and the configs' and tests' comments name
+    // that.
     let root = root();
     let mut offenders = Vec::new();
     walk(&root, &root, &mut |path| {
@@ -57,7 +59,10 @@ fn no_file_points_at_a_path_outside_the_repository() {
             return;
         };
         for (n, line) in text.lines().enumerate() {
-            if line.contains("../shared/") || line.contains("/work/shared") {
+            if line.contains("../shared/")
+                || line.contains("/work/shared")
+                || line.contains("SCENARIO.md")
+            {
                 offenders.push(format!(
                     "{}:{}: {line}",
                     path.strip_prefix(&root).unwrap().display(),
@@ -66,9 +71,49 @@ fn no_file_points_at_a_path_outside_the_repository() {
             }
         }
     });
-    // This file names the two strings it looks for; nothing else may.
+    // This file names the strings it looks for; nothing else may.
     offenders.retain(|o| !o.starts_with("tests/docs.rs:"));
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
+
+#[test]
+fn docs_config_md_documents_every_key_the_parser_accepts_and_no_other() {
+    let text = fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let documented = documented_keys(&text);
+    let accepted: BTreeSet<(String, String)> = vxtund::config::accepted_keys()
+        .into_iter()
+        .map(|(table, key)| (table.to_owned(), key.to_owned()))
+        .collect();
+    let show = |keys: Vec<&(String, String)>| {
+        let names: Vec<String> = keys.iter().map(|(t, k)| format!("{t}.{k}")).collect();
+        names.join(", ")
+    };
+    let missing: Vec<_> = accepted.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "accepted by the parser but not in docs/config.md: {}",
+        show(missing)
+    );
+    let unknown: Vec<_> = documented.difference(&accepted).collect();
+    assert!(
+        unknown.is_empty(),
+        "in docs/config.md but refused by the parser: {}",
+        show(unknown)
+    );
+}
+
+#[test]
+fn the_key_reader_finds_rows_of_key_tables_under_their_table() {
+    let text = "## `[device]`: the TAP\n\n| key | default | meaning |\n|---|---|---|\n\
+                | `name` | `\"vxt0\"` | the device |\n| `mtu` | | |\n\nNot a row: | `x` |\n\
+                | value | meaning |\n|---|---|\n| `auto` | not a key |\n\
+                ## `[[tunnel]]`\n| key | default |\n|---|---|\n| `vni` | 0 |\n";
+    let keys: Vec<(String, String)> = documented_keys(text).into_iter().collect();
+    let expected = [("device", "mtu"), ("device", "name"), ("tunnel", "vni")];
+    assert_eq!(
+        keys,
+        expected.map(|(t, k)| (t.to_owned(), k.to_owned())).to_vec()
+    );
 }
 
 #[test]
@@ -85,6 +130,43 @@ fn the_link_reader_finds_links_and_headings_as_github_renders_them() {
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `(table, key)` for every row of a key table in `text`: a Markdown table whose header's
+/// first cell is `key`, under a heading that names the table as `` `[table]` `` or
+/// `` `[[table]]` ``; a row's first cell is the key in backticks.
+fn documented_keys(text: &str) -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    let mut table: Option<String> = None;
+    let mut in_key_table = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            table = line
+                .split_once("`[")
+                .and_then(|(_, rest)| rest.split_once("]`"))
+                .map(|(name, _)| name.trim_matches(['[', ']']).to_owned());
+            in_key_table = false;
+            continue;
+        }
+        if !line.starts_with('|') {
+            in_key_table = false;
+            continue;
+        }
+        let first = line.trim_start_matches('|').split('|').next().unwrap_or("");
+        let first = first.trim();
+        if first == "key" {
+            in_key_table = table.is_some();
+            continue;
+        }
+        if !in_key_table {
+            continue;
+        }
+        if let Some(key) = first.strip_prefix('`').and_then(|k| k.strip_suffix('`')) {
+            keys.insert((table.clone().unwrap_or_default(), key.to_owned()));
+        }
+    }
+    keys
 }
 
 /// Every `*.md` below `root`, except under [`SKIP`].

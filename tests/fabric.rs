@@ -1,6 +1,6 @@
 //! The reference scenario simulated in memory: three switches built from the shipped
 //! `config/seg*.toml` (or variants of them), joined by tunnels that really encapsulate and
-//! decapsulate (VXLAN or GRE), with no root and no kernel. Proves the flows of SCENARIO.md
+//! decapsulate (VXLAN or GRE), with no root and no kernel. Proves the flows of docs/scenario.md
 //! deliver ARP, neighbour discovery, IPv4 and IPv6 between every pair of hosts, l1 <-> m1
 //! through the hub, over each encapsulation and underlay family. Every action the switches
 //! take is carried out: forwards, fragments (IPv4 without DF, over a tunnel's MTU, which each

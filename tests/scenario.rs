@@ -1,6 +1,6 @@
-//! The reference scenario of SCENARIO.md, for real: three vxtund processes in namespaces, hosts
-//! with on-link default routes, built by `scripts/scenario.sh` (the same script the README's
-//! first command runs). Needs root.
+//! The reference scenario of docs/scenario.md, for real: three vxtund processes in namespaces,
+//! hosts with on-link default routes, built by `scripts/scenario.sh` (the same script the
+//! README's five-minute tour runs). Needs root.
 
 mod common;
 
@@ -130,7 +130,7 @@ fn scenario_ping_and_ping6_between_every_pair() {
 }
 
 /// The device MTU 1500 above the tunnels: hosts bridged with MTU 1500, vxtund enforcing each
-/// tunnel's MTU itself (the README's setup for bridged hosts).
+/// tunnel's MTU itself (the setup for bridged hosts in docs/datapath.md).
 fn bridged_1500(text: &str) -> String {
     text.replacen("[device]\n", "[device]\nmtu = 1500\n", 1)
 }

@@ -1,6 +1,6 @@
-//! The reference scenario of SCENARIO.md for the privileged tests: three vxtund processes in
+//! The reference scenario of docs/scenario.md for the privileged tests: three vxtund processes in
 //! namespaces, hosts with on-link default routes, built by `scripts/scenario.sh` (the same
-//! script the README's first command runs), with helpers to read counters and drive vxtunctl.
+//! script the README's five-minute tour runs), with helpers to read counters and drive vxtunctl.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
