@@ -812,7 +812,7 @@ pub(super) fn route_of(
 /// A send to a VXLAN tunnel picks the sender of its pool by the inner flow's hash (one outer
 /// source port per flow); every tunnel send gets its outer TOS (ECN per RFC 6040) and TTL. The
 /// sends of a GRE tunnel with sequence numbers are numbered and sent under that tunnel's lock,
-/// so that both threads' packets leave in order. Returns the ports a send failed on.
+/// so that every thread's packets leave in order. Returns the ports a send failed on.
 fn deliver<'a>(
     sh: &Shared,
     at: At,

@@ -573,13 +573,13 @@ fn log_stats(shared: &Shared) {
     }
 }
 
-/// Runs a data-path loop; a panic in it counts as a failure (logged) instead of silently
-/// ending one direction while the daemon stays up.
+/// Runs a thread's body; a panic in it counts as a failure (logged, with the thread's name)
+/// instead of silently ending one thread while the daemon stays up.
 fn guarded(name: &str, body: impl FnOnce() -> Result<(), ()>) -> Result<(), ()> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(_) => {
-            error!(thread = name, "data-path thread panicked");
+            error!(thread = name, "thread panicked");
             Err(())
         }
     }

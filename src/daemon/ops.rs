@@ -48,9 +48,10 @@ impl Shared {
     /// Frames received by each side of each worker, named as the threads of a worker with a
     /// thread per direction are (`tap-rx-0`, `net-rx-0`, ...; `control` for PACKET_OUTs).
     pub(super) fn thread_frames(&self) -> Vec<(String, u64)> {
-        let counts: Vec<u64> = lock_all(self)
-            .iter()
-            .map(|core| {
+        // One shard locked at a time, only while its port counters are added.
+        let counts: Vec<u64> = (0..self.cores.len())
+            .map(|i| {
+                let core = lock(self, i);
                 let sw = &core.switch;
                 sw.ports()
                     .iter()
