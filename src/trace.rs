@@ -313,8 +313,27 @@ pub fn trace(sw: &Switch, in_port: PortNo, frame: &[u8], now: Instant) -> String
         .collect();
     let _ = writeln!(out, "Egress: {}", names.join(", "));
     mtu_and_mss(sw, in_port, &mut egress, frame, &mut out);
+    let _ = writeln!(out, "{}", depends(&decision));
     out.push_str("(traced only: nothing was sent or counted)\n");
     out
+}
+
+/// What a decision read beyond the frame's headers and in_port, and so what a cached copy of
+/// it (the kernel fast path's) goes stale with: as Open vSwitch's trace ends with the
+/// megaflow it would install.
+fn depends(decision: &crate::switch::Decision) -> String {
+    let mut read = vec!["the headers and in_port", "the flow table"];
+    if decision.depends.mac_table {
+        read.push("the MAC table");
+    }
+    if decision.depends.flood {
+        read.push("the ports flooded");
+    }
+    let cache = match decision.cacheable() {
+        true => "cacheable until one of them changes",
+        false => "not cacheable: normal found no entry for dl_dst, and a learning would change it",
+    };
+    format!("Depends on: {} ({cache})", read.join(", "))
 }
 
 /// What MSS clamping and the tunnel MTU would do, decided by the switch's own functions and
@@ -353,15 +372,9 @@ fn mtu_and_mss(
     } else {
         "frame payload (not IP)"
     };
-    let tag = ip.as_ref().map_or(0, |ip| ip.l3 - ethernet::HEADER_LEN);
-    let tightest = egress
-        .iter()
-        .filter_map(|&p| sw.mtu(p))
-        .min()
-        .map(|m| usize::from(m).saturating_sub(tag));
     match sw.fit(frame, ip.as_ref(), egress) {
-        Fit::Fits if ip.is_none() => out.push_str("MTU: fits\n"),
-        Fit::Fits => match tightest {
+        Fit::Fits { .. } if ip.is_none() => out.push_str("MTU: fits\n"),
+        Fit::Fits { limit } => match limit {
             Some(m) => {
                 let _ = writeln!(out, "MTU: {size}-byte {what} fits ({m})");
             }
@@ -590,10 +603,41 @@ mod tests {
             "Actions: output:3",
             "Egress: 3 tun_km (mtu 1450)",
             "MTU: 84-byte IP packet fits (1450)",
+            "Depends on: the headers and in_port, the flow table (cacheable until one of them",
         ] {
             assert!(out.contains(needle), "`{needle}` in:\n{out}");
         }
         assert_eq!(sw.flow_stats(3).unwrap().n_packets, 0, "nothing counted");
+    }
+
+    #[test]
+    fn normal_says_whether_its_decision_may_be_cached() {
+        let mut sw = crate::testing::hub(&["actions=normal"]);
+        let to = "in_port=tun_kl,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,ip,\
+                  nw_src=172.31.2.1,nw_dst=172.31.3.1";
+        let out = run(&sw, to);
+        assert!(
+            out.contains(
+                "Depends on: the headers and in_port, the flow table, the MAC table, \
+                 the ports flooded (not cacheable: normal found no entry"
+            ),
+            "{out}"
+        );
+        // 02:..:03 learnt behind tun_km: now the decision holds until that entry changes.
+        let (port, mut frame) = frame_for(
+            "in_port=tun_km,dl_src=02:00:00:00:00:03,dl_dst=02:00:00:00:00:02,ip,\
+             nw_src=172.31.3.1,nw_dst=172.31.2.1",
+            None,
+            sw.ports(),
+        )
+        .unwrap();
+        let _ = sw.handle_frame(port, &mut frame, Instant::now());
+        let out = run(&sw, to);
+        assert!(
+            out.contains("normal: 02:00:00:00:00:03 learnt on 3 tun_km")
+                && out.contains("the MAC table (cacheable until one of them changes)"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -783,6 +827,10 @@ mod tests {
                 let traced = trace(&sw, in_port, &frame, now);
                 let done = datapath_words(&sw.handle_frame(in_port, &mut frame, now));
                 proptest::prop_assert_eq!(trace_words(&traced), done, "{}\n{}", text, traced);
+                // What the fast path was offered to cache, the trace says may be cached.
+                if sw.take_cache_hint().is_some() {
+                    proptest::prop_assert!(traced.contains("(cacheable"), "{}\n{}", text, traced);
+                }
             }
         }
     }

@@ -788,7 +788,7 @@ impl Switch {
                 self.count_tx(len);
                 return Action::Forward(&self.out);
             }
-            Fit::Fits => {}
+            Fit::Fits { .. } => {}
         }
         self.count_tx(len);
         // Only table decisions repeat, and none that also goes to the controllers.
@@ -796,12 +796,13 @@ impl Switch {
             self.last_forward = Some(LastForward::new(ingress, id, frame, ip, now));
         }
         if packet_out.is_none() && decision.packet_in.is_none() && self.out.len() == 1 {
-            self.cache_hint = Some(self.hint(self.out[0], generation, &decision, &key, now));
+            self.cache_hint = self.hint(self.out[0], generation, &decision, &key, now);
         }
         Action::Forward(&self.out)
     }
 
-    /// What the fast path may cache of a decision to send a frame with `key` to `egress` alone.
+    /// What the fast path may cache of a decision to send a frame with `key` to `egress` alone
+    /// (see [`Decision::cacheable`]).
     fn hint(
         &self,
         egress: PortNo,
@@ -809,13 +810,16 @@ impl Switch {
         decision: &Decision,
         key: &FrameKey,
         now: Instant,
-    ) -> CacheHint {
+    ) -> Option<CacheHint> {
+        if !decision.cacheable() {
+            return None;
+        }
         let slot = self.slot(egress);
         let expires = match decision.normal {
             Some(NormalLookup::Learnt(_)) => self.common.fdb_read().expires(key.dl_dst, now),
             _ => None,
         };
-        CacheHint {
+        Some(CacheHint {
             egress,
             generation,
             expires,
@@ -824,7 +828,7 @@ impl Switch {
                 _ => None,
             }),
             mtu: slot.and_then(|s| self.mtu[s]),
-        }
+        })
     }
 
     /// Queues the frame just decided for the controllers, within the rate limit.

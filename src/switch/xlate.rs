@@ -89,6 +89,16 @@ pub struct Depends {
 }
 
 impl Decision {
+    /// Whether a copy of this decision, keyed exactly on the frame's key and ingress port,
+    /// stays right until the generation moves (every change to the table, the ports, their
+    /// MTUs, the fail mode or a learnt MAC's port bumps it) or, for a `normal` that found the
+    /// destination, until that MAC table entry expires. A `normal` that found nothing (it
+    /// flooded, or the destination is a group) depends on the absence of an entry, which a
+    /// learning can end without a bump: not cacheable.
+    pub fn cacheable(&self) -> bool {
+        !self.depends.mac_table || matches!(self.normal, Some(NormalLookup::Learnt(_)))
+    }
+
     fn refused(reason: DropReason) -> Decision {
         Decision {
             source: None,
@@ -111,8 +121,12 @@ impl Decision {
 /// How a frame fits the MTUs of its egress ports (see [`Switch::fit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fit {
-    /// It fits every egress port (or none of them has an MTU).
-    Fits,
+    /// It fits every egress port: the tightest IP MTU among them (after any VLAN tag), or
+    /// `None` when none of them has an MTU.
+    Fits {
+        /// The IP MTU of the tightest egress port.
+        limit: Option<usize>,
+    },
     /// It did not fit this many ports of several and cannot be fragmented: those were taken
     /// out of the egress list, the others still get it.
     Trimmed(usize),
@@ -269,7 +283,7 @@ impl Switch {
             .min()
             .map(ip_mtu);
         let Some(limit) = limit.filter(|&m| size > m) else {
-            return Fit::Fits;
+            return Fit::Fits { limit };
         };
         let fragmentable = ip.is_some_and(|ip| !ip.dont_fragment());
         let before = out.len();
