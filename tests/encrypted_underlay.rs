@@ -12,7 +12,7 @@
 //! capture on the WireGuard device does see in clear.
 //!
 //! wireguard-go's control sockets (/var/run/wireguard/IFNAME.sock) are global, so each
-//! interface has a name unique to the run. Every process is a child of the test killed by PID
+//! interface has a name unique to the run, and its socket is removed when it is stopped. Every process is a child of the test killed by PID
 //! on drop, every namespace is deleted on drop (its interfaces with it). Needs root, and
 //! wireguard-go and wg (`scripts/setup.sh` installs them); otherwise SKIPPED, loudly.
 
@@ -108,7 +108,7 @@ fn holds_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 struct Pair {
     da: Daemon,
     db: Daemon,
-    _wg: Vec<KillOnDrop>,
+    _wg: Vec<WireGuardGo>,
     a: Netns,
     b: Netns,
     /// The WireGuard interfaces of A and B (names unique to the run).
@@ -131,7 +131,10 @@ impl Pair {
         let dir = std::env::temp_dir().join(unique("wg"));
         std::fs::create_dir_all(&dir).unwrap();
         let (wg_a, wg_b) = (unique("wa"), unique("wb"));
-        let wg = vec![wireguard_go(&a, &wg_a, &dir), wireguard_go(&b, &wg_b, &dir)];
+        let wg = vec![
+            WireGuardGo::start(&a, &wg_a, &dir),
+            WireGuardGo::start(&b, &wg_b, &dir),
+        ];
         let key = |name: &str| {
             let private = output_of("wg", &["genkey"], None);
             let public = output_of("wg", &["pubkey"], Some(&private));
@@ -390,30 +393,58 @@ impl Drop for Pair {
     }
 }
 
-/// `wireguard-go -f NAME` in `ns` (foreground, a child of the test), once its interface and
-/// control socket are there.
-fn wireguard_go(ns: &Netns, name: &str, dir: &Path) -> KillOnDrop {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = KillOnDrop(
-        Command::new("ip")
+/// `wireguard-go -f NAME` in a namespace (foreground, a child of the test). On drop it gets
+/// SIGTERM (then SIGKILL if it lingers), by PID, and its control socket goes, which a killed
+/// wireguard-go leaves behind in the global /var/run/wireguard.
+struct WireGuardGo {
+    child: Option<std::process::Child>,
+    socket: PathBuf,
+}
+
+impl WireGuardGo {
+    /// Starts it and waits for its interface and control socket.
+    fn start(ns: &Netns, name: &str, dir: &Path) -> WireGuardGo {
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new("ip")
             .args(["netns", "exec", &ns.name, "wireguard-go", "-f", name])
             .env("LOG_LEVEL", "error")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("starting wireguard-go"),
-    );
-    let socket = Path::new("/var/run/wireguard").join(format!("{name}.sock"));
-    let up = holds_within(Duration::from_secs(10), || {
-        socket.exists() && !ns.link_attr(name, "mtu").is_empty()
-    });
-    assert!(
-        up,
-        "wireguard-go {name}: no interface or socket\n{}",
-        std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
-    );
-    child
+            .expect("starting wireguard-go");
+        let wg = WireGuardGo {
+            child: Some(child),
+            socket: Path::new("/var/run/wireguard").join(format!("{name}.sock")),
+        };
+        let up = holds_within(Duration::from_secs(10), || {
+            wg.socket.exists() && !ns.link_attr(name, "mtu").is_empty()
+        });
+        assert!(
+            up,
+            "wireguard-go {name}: no interface or socket\n{}",
+            std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+        );
+        wg
+    }
+}
+
+impl Drop for WireGuardGo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill with the PID of our own, not yet reaped child (`ip netns exec`
+            // became wireguard-go).
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let exited = holds_within(Duration::from_secs(2), || {
+                child.try_wait().ok().flatten().is_some()
+            });
+            if !exited {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
 }
 
 /// The IP protocol of the packet at `at` (IPv4 or IPv6, by its version nibble).
