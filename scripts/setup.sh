@@ -8,7 +8,8 @@
 # unit); clang, libbpf-dev and bpftool for the fast path's BPF programs; for the Debian
 # package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper (build it), lintian
 # (checks it) and man-db (man -w finds its manual pages); frr (zebra, bgpd, vtysh) and gobgpd
-# (gobgpd, gobgp), the EVPN peers of tests/evpn.rs. Does nothing for tools already there.
+# (gobgpd, gobgp), the EVPN peers of tests/evpn.rs; wireguard-go and wireguard-tools (wg), the
+# encrypted underlay of tests/encrypted_underlay.rs. Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -42,6 +43,10 @@ command -v man >/dev/null || need+=(man-db)
 # not start its daemons here without systemd; the test runs its own per namespace.
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
 command -v gobgpd >/dev/null || need+=(gobgpd)
+# tests/encrypted_underlay.rs: WireGuard under the tunnels, in userspace (wireguard-go), since
+# a kernel without the wireguard module is enough for it; wg configures it.
+command -v wireguard-go >/dev/null || need+=(wireguard-go)
+command -v wg >/dev/null || need+=(wireguard-tools)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup.sh: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

@@ -16,5 +16,5 @@ if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
     echo "*** the namespace suites again with fast_path = \"off\" (the userspace path alone) ***"
     VXTUND_TEST_FAST_PATH=off cargo test --test scenario --test paths --test underlay \
         --test transfer --test faults --test openflow --test controller --test interop \
-        --test gre_scapy --test ops
+        --test gre_scapy --test ops --test encrypted_underlay
 fi

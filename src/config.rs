@@ -70,7 +70,7 @@ pub struct EvpnConfig {
     /// Our AS; sessions are iBGP (the neighbours are in it too).
     pub asn: u32,
     /// The BGP peers (usually route reflectors), port 179.
-    pub neighbors: Vec<IpAddr>,
+    pub neighbors: Vec<Neighbor>,
     /// The VNI.
     pub vni: u32,
     /// Our BGP identifier: `router_id`, else the underlay's local IPv4 address.
@@ -89,6 +89,37 @@ pub struct EvpnConfig {
     /// Most remote VTEPs (tunnel ports); beyond, type-3 routes are refused and counted.
     pub max_vteps: usize,
 }
+
+/// A BGP peer of `[evpn] neighbors`: `"IP"`, or `{ address = "IP", password = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbor {
+    /// Its address (port 179).
+    pub address: IpAddr,
+    /// The TCP MD5 signature key (RFC 2385) of the session: the neighbour's own `password`,
+    /// else `[evpn] password`, else none.
+    pub password: Option<Password>,
+}
+
+/// A secret from the config file: never printed (`Debug` says `Password(..)`), compared in
+/// full.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The key's bytes, as the kernel takes them.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// The longest TCP MD5 key Linux takes (`TCP_MD5SIG_MAXKEYLEN`), as FRR's `password`.
+pub const MAX_PASSWORD_LEN: usize = 80;
 
 /// Default `[evpn] hold_time`, as GoBGP's.
 pub const DEFAULT_HOLD_TIME: u16 = 90;
@@ -502,7 +533,9 @@ impl Config {
             col: 0,
             message: format!("cannot read the file: {e}"),
         })?;
-        Config::parse(path, &text)
+        let config = Config::parse(path, &text)?;
+        refuse_exposed_secrets(&config)?;
+        Ok(config)
     }
 
     /// Validates `text` as if read from `path`.
@@ -852,6 +885,52 @@ impl Flow {
             vec![Action::Normal],
         )
     }
+}
+
+/// The keys of `config` that hold secrets, as the file spells them.
+pub fn secret_keys(config: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if let Some(evpn) = &config.evpn {
+        if evpn.neighbors.iter().any(|n| n.password.is_some()) {
+            keys.push("[evpn] password");
+        }
+    }
+    keys
+}
+
+/// Refuses a config file that holds a secret ([`secret_keys`]) and that group or others may
+/// read, as ssh refuses such a private key: the error names the file, its mode and the keys.
+/// `Config::load` calls it, so `--check`, the start and every reload refuse such a file.
+pub fn refuse_exposed_secrets(config: &Config) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = secret_keys(config);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let refuse = |message: String| ConfigError {
+        path: config.path.clone(),
+        line: 0,
+        col: 0,
+        message,
+    };
+    let mode = std::fs::metadata(&config.path)
+        .map_err(|e| refuse(format!("reading its permissions: {e}")))?
+        .permissions()
+        .mode();
+    if mode & 0o044 == 0 {
+        return Ok(());
+    }
+    Err(refuse(format!(
+        "holds a secret ({}) but is readable by {} (mode {:04o}): make it readable by its \
+         owner alone, the user vxtund runs as (chmod 600)",
+        keys.join(", "),
+        match (mode & 0o040 != 0, mode & 0o004 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "its group",
+            _ => "others",
+        },
+        mode & 0o7777
+    )))
 }
 
 /// What a tunnel adds to an inner IP packet: outer IP header, encapsulation header (with its
@@ -1383,7 +1462,11 @@ fn validate_evpn(
             format!("vni {vni} is larger than 16777215 (24 bits)"),
         ));
     }
-    let mut neighbors: Vec<IpAddr> = Vec::new();
+    let default_password = match &raw.password {
+        Some(p) => Some(check_password(p.get_ref()).map_err(|m| err(Some(p.span()), m))?),
+        None => None,
+    };
+    let mut neighbors: Vec<Neighbor> = Vec::new();
     if raw.neighbors.get_ref().is_empty() {
         return Err(err(
             Some(raw.neighbors.span()),
@@ -1391,7 +1474,7 @@ fn validate_evpn(
         ));
     }
     for n in raw.neighbors.get_ref() {
-        let ip = parse_ip(n).map_err(|m| err(Some(n.span()), m))?;
+        let (ip, password) = parse_neighbor(n).map_err(|m| err(Some(n.span()), m))?;
         if ip.is_unspecified() || ip.is_multicast() {
             return Err(err(
                 Some(n.span()),
@@ -1405,17 +1488,20 @@ fn validate_evpn(
                 format!("neighbor {ip} is {family}, but underlay.local has no {family} address"),
             ));
         }
-        if neighbors.contains(&ip) {
+        if neighbors.iter().any(|m| m.address == ip) {
             return Err(err(
                 Some(n.span()),
                 format!("neighbor {ip} is listed twice"),
             ));
         }
-        neighbors.push(ip);
+        neighbors.push(Neighbor {
+            address: ip,
+            password: password.or_else(|| default_password.clone()),
+        });
     }
     let vtep = neighbors
         .first()
-        .and_then(|n| underlay.local_for(*n))
+        .and_then(|n| underlay.local_for(n.address))
         .ok_or_else(|| err(Some(raw.neighbors.span()), "no neighbor".into()))?;
     let router_id =
         match &raw.router_id {
@@ -1508,6 +1594,54 @@ fn validate_evpn(
         max_routes: at_least_one(&raw.max_routes, DEFAULT_MAX_ROUTES, "max_routes")?,
         max_vteps: at_least_one(&raw.max_vteps, DEFAULT_MAX_VTEPS, "max_vteps")?,
     })
+}
+
+/// One entry of `[evpn] neighbors`: `"IP"` or `{ address = "IP", password = "..." }`.
+fn parse_neighbor(entry: &Spanned<toml::Value>) -> Result<(IpAddr, Option<Password>), String> {
+    const FORM: &str = "a neighbor is \"IP\" or { address = \"IP\", password = \"...\" }";
+    let address = |text: &str| {
+        text.parse::<IpAddr>()
+            .map_err(|_| format!("`{text}` is not an IPv4 or IPv6 address"))
+    };
+    match entry.get_ref() {
+        toml::Value::String(text) => Ok((address(text)?, None)),
+        toml::Value::Table(table) => {
+            if let Some(key) = table
+                .keys()
+                .find(|k| !matches!(k.as_str(), "address" | "password"))
+            {
+                return Err(format!("unknown key `{key}` in a neighbor: {FORM}"));
+            }
+            let ip = match table.get("address") {
+                Some(toml::Value::String(text)) => address(text)?,
+                Some(_) => return Err(format!("a neighbor's address is a string: {FORM}")),
+                None => return Err(format!("a neighbor needs `address`: {FORM}")),
+            };
+            let password = match table.get("password") {
+                Some(toml::Value::String(text)) => {
+                    Some(check_password(text).map_err(|m| format!("neighbor {ip}: {m}"))?)
+                }
+                Some(_) => return Err(format!("neighbor {ip}: the password is a string")),
+                None => None,
+            };
+            Ok((ip, password))
+        }
+        _ => Err(FORM.to_owned()),
+    }
+}
+
+/// A TCP MD5 key: 1 to 80 bytes, as the kernel (and FRR) take it.
+fn check_password(text: &str) -> Result<Password, String> {
+    if text.is_empty() {
+        return Err("the password is empty: leave it out for no TCP MD5".into());
+    }
+    if text.len() > MAX_PASSWORD_LEN {
+        return Err(format!(
+            "the password is {} bytes long; TCP MD5 keys are at most {MAX_PASSWORD_LEN}",
+            text.len()
+        ));
+    }
+    Ok(Password(text.to_owned()))
 }
 
 /// The name default sockets are named after: the config file's name without `.toml`
@@ -1619,7 +1753,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawEvpn {
     asn: Spanned<u32>,
-    neighbors: Spanned<Vec<Spanned<String>>>,
+    neighbors: Spanned<Vec<Spanned<toml::Value>>>,
+    password: Option<Spanned<String>>,
     vni: Spanned<u32>,
     router_id: Option<Spanned<String>>,
     route_targets: Option<Spanned<Vec<Spanned<String>>>>,

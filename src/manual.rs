@@ -150,6 +150,10 @@ Hold time proposed, 0 or 3 to 65535 s (default 90); the VTEPs' VXLAN port (defau
 .TP
 \fBmax_routes\fR, \fBmax_vteps\fR
 Routes held and remote VTEPs at most; more are refused and counted (default 200000 and 4096).
+.TP
+\fBpassword\fR
+TCP MD5 (RFC 2385) with every neighbor, 1 to 80 bytes; a neighbor written as a table
+{ address = "IP", password = "..." } has its own. The file must then be mode 0600.
 .SH SIGNALS
 SIGTERM and SIGINT stop the daemon; SIGHUP reloads the configuration file; SIGUSR1 logs every counter.
 .SH SYSTEMD

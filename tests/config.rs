@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vxtund::config::{Config, ConfigError, FlowSpread, InnerChecksum};
+use vxtund::config::{Config, ConfigError, FlowSpread, InnerChecksum, Neighbor};
 use vxtund::flow::PortNo;
 use vxtund::switch::PortKind;
 
@@ -931,7 +931,10 @@ fn evpn_alone_is_a_valid_config_with_defaults() {
     assert_eq!(e.asn, 65000);
     assert_eq!(
         e.neighbors,
-        vec!["192.168.77.1".parse::<std::net::IpAddr>().unwrap()]
+        vec![Neighbor {
+            address: "192.168.77.1".parse().unwrap(),
+            password: None
+        }]
     );
     assert_eq!(
         e.router_id,
@@ -1022,4 +1025,184 @@ fn evpn_mistakes_name_the_line() {
     fails(&named, 9, 8, "kept for the ports of the VTEPs");
     let v6 = "[underlay]\nlocal = \"fd00::12\"\n[evpn]\nasn = 65000\nneighbors = [\"fd00::1\"]\nvni = 1\n";
     fails(v6, 3, 1, "needs `router_id`");
+}
+
+#[test]
+fn evpn_passwords_for_every_neighbor_or_one() {
+    let c = parse(
+        r#"[underlay]
+local = ["192.168.77.12", "fd00::12"]
+[evpn]
+asn = 65000
+neighbors = ["192.168.77.1", { address = "fd00::1", password = "its own" }, { address = "192.168.77.2" }]
+password = "shared secret"
+vni = 100
+"#,
+    )
+    .unwrap();
+    let e = c.evpn.unwrap();
+    let keys: Vec<(String, Option<&[u8]>)> = e
+        .neighbors
+        .iter()
+        .map(|n| {
+            (
+                n.address.to_string(),
+                n.password.as_ref().map(|p| p.as_bytes()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("192.168.77.1".into(), Some(&b"shared secret"[..])),
+            ("fd00::1".into(), Some(&b"its own"[..])),
+            ("192.168.77.2".into(), Some(&b"shared secret"[..])),
+        ]
+    );
+    // The secret never shows in what the config prints (a refused reload prints [evpn]).
+    let shown = format!("{e:?}");
+    assert!(
+        !shown.contains("secret") && !shown.contains("its own"),
+        "{shown}"
+    );
+    assert!(shown.contains("Password(..)"), "{shown}");
+    // No password: no TCP MD5.
+    let plain = parse(EVPN_ONLY).unwrap().evpn.unwrap();
+    assert!(plain.neighbors.iter().all(|n| n.password.is_none()));
+}
+
+#[test]
+fn evpn_password_mistakes_name_the_line() {
+    let with = |extra: &str| format!("{EVPN_ONLY}{extra}");
+    fails(&with("password = \"\"\n"), 8, 12, "the password is empty");
+    fails(
+        &with(&format!("password = \"{}\"\n", "x".repeat(81))),
+        8,
+        12,
+        "81 bytes long; TCP MD5 keys are at most 80",
+    );
+    assert!(parse(&with(&format!("password = \"{}\"\n", "x".repeat(80)))).is_ok());
+    fails(&with("password = 7\n"), 8, 12, "invalid type");
+    let neighbor = |entry: &str| EVPN_ONLY.replace("[\"192.168.77.1\"]", &format!("[{entry}]"));
+    fails(
+        &neighbor("{ address = \"192.168.77.1\", pasword = \"x\" }"),
+        6,
+        14,
+        "unknown key `pasword` in a neighbor",
+    );
+    fails(
+        &neighbor("{ password = \"x\" }"),
+        6,
+        14,
+        "a neighbor needs `address`",
+    );
+    fails(
+        &neighbor("{ address = \"192.168.77.1\", password = \"\" }"),
+        6,
+        14,
+        "neighbor 192.168.77.1: the password is empty",
+    );
+    fails(
+        &neighbor("{ address = \"192.168.77.999\" }"),
+        6,
+        14,
+        "`192.168.77.999` is not an IPv4 or IPv6 address",
+    );
+    fails(&neighbor("7"), 6, 14, "a neighbor is \"IP\" or { address");
+    fails(
+        &neighbor("\"192.168.77.1\", { address = \"192.168.77.1\", password = \"x\" }"),
+        6,
+        30,
+        "listed twice",
+    );
+}
+
+/// Writes `text` to a fresh file with `mode`; loads it.
+fn load_with_mode(text: &str, mode: u32) -> (Result<Config, ConfigError>, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vxt-secret-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seg1.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let loaded = Config::load(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (loaded, path)
+}
+
+#[test]
+fn a_file_with_a_password_readable_by_group_or_others_is_refused() {
+    let secret = format!("{EVPN_ONLY}password = \"s3cret\"\n");
+    for (mode, who) in [
+        (0o644, "readable by group and others (mode 0644)"),
+        (0o640, "readable by its group (mode 0640)"),
+        (0o604, "readable by others (mode 0604)"),
+    ] {
+        let (loaded, path) = load_with_mode(&secret, mode);
+        let shown = loaded.expect_err("refused").to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}: holds a secret ([evpn] password) but is ",
+                path.display()
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(who) && shown.contains("chmod 600"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    // A neighbor's own password is a secret too.
+    let own = EVPN_ONLY.replace(
+        "[\"192.168.77.1\"]",
+        "[{ address = \"192.168.77.1\", password = \"s3cret\" }]",
+    );
+    assert!(load_with_mode(&own, 0o644).0.is_err());
+    // Owner only: taken; without a secret, any mode is.
+    for mode in [0o600, 0o400] {
+        assert!(load_with_mode(&secret, mode).0.is_ok(), "{mode:o}");
+    }
+    assert!(load_with_mode(EVPN_ONLY, 0o644).0.is_ok());
+}
+
+#[test]
+fn vxtund_check_refuses_a_password_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("vxt-check-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seg1.toml");
+    std::fs::write(&path, format!("{EVPN_ONLY}password = \"s3cret\"\n")).unwrap();
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vxtund"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--check")
+            .output()
+            .unwrap()
+    };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = check();
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let taken = check();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: holds a secret ([evpn] password)",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        taken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
 }

@@ -918,3 +918,282 @@ fn vxtund_vteps_over_an_ipv6_underlay() {
         || vxtund_has(&d1, &mac2, "fd77::13"),
     );
 }
+
+/// The TCP MD5 password of the MD5 tests (FRR's `neighbor X password`, GoBGP's
+/// `auth-password`, vxtund's `password`).
+const MD5_PASSWORD: &str = "vxt-md5-s3cret";
+
+/// How long a session with a password mismatch is watched staying down.
+const MISMATCH_WATCH: Duration = Duration::from_secs(12);
+
+/// Counters of the kernel's MD5 checks in `ns` (`nstat`): segments dropped for a wrong
+/// signature, and for a missing one.
+fn md5_drops(ns: &Netns) -> (u64, u64) {
+    let out = ns.exec(
+        "nstat",
+        &["-asz", "TcpExtTCPMD5Failure", "TcpExtTCPMD5NotFound"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (value("TcpExtTCPMD5Failure"), value("TcpExtTCPMD5NotFound"))
+}
+
+/// Watches the daemons in `down` for [`MISMATCH_WATCH`]: none may ever be Established; then
+/// each one's log must name the neighbor and say what the failure looks like (`why`).
+fn assert_stay_down(down: &[(&Daemon, &str, &str)]) {
+    let start = Instant::now();
+    while start.elapsed() < MISMATCH_WATCH {
+        for (d, neighbor, _) in down {
+            let show = d.show();
+            assert!(
+                !show.contains("Established"),
+                "a session with a password mismatch came up:\n{show}"
+            );
+            assert!(show.contains(&format!("neighbor {neighbor} ")), "{show}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (d, neighbor, why) in down {
+        let log = d.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("neighbor={neighbor}"))
+                    && l.contains("EVPN: connecting: no answer within 5s")
+                    && l.contains(why)),
+            "no line naming {neighbor} and `{why}`:\n{log}"
+        );
+        assert!(
+            !log.contains(MD5_PASSWORD),
+            "the password in the log:\n{log}"
+        );
+        assert!(
+            d.show().contains("(last: no answer within 5s"),
+            "{}",
+            d.show()
+        );
+    }
+}
+
+/// FRR's route reflector with `neighbor X password`: vxtund with the same password (`[evpn]
+/// password`) comes up and exchanges routes; with another one (a neighbor's own `password`)
+/// or none it never does, and its log says why as far as the kernel lets it know.
+#[test]
+fn md5_with_frr_the_right_password_peers_and_a_wrong_or_missing_one_never_does() {
+    let test = "md5_with_frr_the_right_password_peers_and_a_wrong_or_missing_one_never_does";
+    if !require_tools(test, false) {
+        return;
+    }
+    let underlay = Underlay::new();
+    let rr_ns = underlay.node("evr", 1);
+    let f1 = underlay.node("evf", 11);
+    let v1 = underlay.node("eva", 12);
+    let v2 = underlay.node("evb", 13);
+    let v3 = underlay.node("evc", 14);
+    // The vxtund VTEPs are explicit passive neighbours with a password (vxtund dials; it does
+    // not listen); the FRR VTEP has none.
+    let mut conf = String::from(
+        "frr defaults datacenter\nhostname rr\nrouter bgp 65000\n bgp router-id 192.168.77.1\n \
+         no bgp default ipv4-unicast\n",
+    );
+    for n in [11, 12, 13, 14] {
+        conf.push_str(&format!(" neighbor 192.168.77.{n} remote-as 65000\n"));
+        if n != 11 {
+            conf.push_str(&format!(
+                " neighbor 192.168.77.{n} password {MD5_PASSWORD}\n neighbor 192.168.77.{n} passive\n"
+            ));
+        }
+    }
+    conf.push_str(" address-family l2vpn evpn\n");
+    for n in [11, 12, 13, 14] {
+        conf.push_str(&format!(
+            "  neighbor 192.168.77.{n} activate\n  neighbor 192.168.77.{n} route-reflector-client\n"
+        ));
+    }
+    conf.push_str(" exit-address-family\n");
+    let rr = Frr::start(&rr_ns, &conf);
+    let _frr = frr_vtep(&f1);
+    let _h1 = host("evh", "02:00:00:00:00:11", 11, &f1, "br100", "h1");
+    let config = |n: u8, neighbor: &str, extra: &str| {
+        vxtund_config(
+            &format!("addresses = [\"172.31.0.{n}/24\", \"fc00::{n}/64\"]"),
+            &format!("local = \"192.168.77.{n}\""),
+            neighbor,
+            extra,
+        )
+    };
+    let right = Daemon::start(
+        &v1,
+        &config(
+            12,
+            "192.168.77.1",
+            &format!("password = \"{MD5_PASSWORD}\"\n"),
+        ),
+    );
+    // A neighbor's own password, in the table form, differing from FRR's.
+    let wrong = Daemon::start(
+        &v2,
+        &config(13, "192.168.77.1", "").replace(
+            "neighbors = [\"192.168.77.1\"]",
+            "neighbors = [{ address = \"192.168.77.1\", password = \"not-the-one\" }]",
+        ),
+    );
+    let none = Daemon::start(&v3, &config(14, "192.168.77.1", ""));
+    let (drops_before, _) = md5_drops(&rr_ns);
+
+    // The right password: Established, FRR's VTEP learnt (a route from FRR), vxtund's route
+    // at the reflector (a route to FRR), and a ping over the EVPN tunnel.
+    let up = holds_within(Duration::from_secs(20), || {
+        let show = right.show();
+        show.contains("neighbor 192.168.77.1 Established") && show.contains("192.168.77.11 port")
+    });
+    assert!(
+        up,
+        "the session with the right password:\n{}\n{}",
+        right.show(),
+        rr.vtysh("show bgp l2vpn evpn summary")
+    );
+    assert!(right.show().contains(", TCP MD5"), "{}", right.show());
+    wait_until(Duration::from_secs(5), "vxtund's route at FRR", || {
+        rr.vtysh("show bgp l2vpn evpn route type multicast")
+            .contains("192.168.77.12")
+    });
+    assert!(v1.pings("172.31.0.11"), "over EVPN to FRR's host");
+
+    // A wrong password and none: never Established, for MISMATCH_WATCH.
+    assert_stay_down(&[
+        (
+            &wrong,
+            "192.168.77.1",
+            "TCP MD5 is configured for this neighbor (`password`): a neighbor whose password \
+             differs, or that has none, drops our segments without a word",
+        ),
+        (
+            &none,
+            "192.168.77.1",
+            "no TCP MD5 `password` is configured: a neighbor that requires one drops our \
+             segments without a word",
+        ),
+    ]);
+    // FRR saw neither, and its kernel says why: wrong signatures, and missing ones.
+    let summary = rr.vtysh("show bgp l2vpn evpn summary");
+    let established = |peer: &str| {
+        summary
+            .lines()
+            .find(|l| l.starts_with(peer))
+            .is_some_and(|l| !l.contains("Active") && !l.contains("Idle") && !l.contains("Connect"))
+    };
+    assert!(established("192.168.77.12"), "{summary}");
+    assert!(
+        !established("192.168.77.13") && !established("192.168.77.14"),
+        "{summary}"
+    );
+    let routes = rr.vtysh("show bgp l2vpn evpn route");
+    assert!(
+        !routes.contains("192.168.77.13") && !routes.contains("192.168.77.14"),
+        "routes from the VTEPs without the right password:\n{routes}"
+    );
+    let show = right.show();
+    assert!(
+        !show.contains("192.168.77.13 port") && !show.contains("192.168.77.14 port"),
+        "{show}"
+    );
+    let (failures, not_found) = md5_drops(&rr_ns);
+    assert!(
+        failures > drops_before && not_found > 0,
+        "FRR's kernel counted {failures} wrong and {not_found} missing signatures"
+    );
+    eprintln!("FRR's kernel dropped {failures} wrongly signed and {not_found} unsigned segments");
+}
+
+/// The same over an IPv6 underlay, with GoBGP (`auth-password`, passive) as the reflector
+/// (FRR 8.4 refuses IPv6 type-3 originators): the right password peers and exchanges routes,
+/// a wrong one never peers.
+#[test]
+fn md5_over_ipv6_with_gobgp() {
+    if !require_tools("md5_over_ipv6_with_gobgp", true) {
+        return;
+    }
+    let underlay = Underlay::new();
+    let rr_ns = underlay.node("evr", 1);
+    let v1 = underlay.node("eva", 12);
+    let v2 = underlay.node("evb", 13);
+    let mut conf = String::from(
+        "[global.config]\n  as = 65000\n  router-id = \"192.168.77.1\"\n  \
+         local-address-list = [\"fd77::1\"]\n",
+    );
+    for n in [12, 13] {
+        conf.push_str(&format!(
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"fd77::{n}\"\n    \
+             peer-as = 65000\n    auth-password = \"{MD5_PASSWORD}\"\n  \
+             [neighbors.transport.config]\n    passive-mode = true\n  \
+             [neighbors.route-reflector.config]\n    route-reflector-client = true\n    \
+             route-reflector-cluster-id = \"192.168.77.1\"\n  [[neighbors.afi-safis]]\n    \
+             [neighbors.afi-safis.config]\n      afi-safi-name = \"l2vpn-evpn\"\n"
+        ));
+    }
+    let rr = GoBgp::start(&rr_ns, &conf);
+    let config = |n: u8, password: &str| {
+        vxtund_config(
+            &format!("addresses = [\"172.31.0.{n}/24\", \"fc00::{n}/64\"]"),
+            &format!("local = \"fd77::{n}\""),
+            "fd77::1",
+            &format!("router_id = \"192.168.77.{n}\"\npassword = \"{password}\"\n"),
+        )
+    };
+    let right = Daemon::start(&v1, &config(12, MD5_PASSWORD));
+    let wrong = Daemon::start(&v2, &config(13, "not-the-one"));
+    let up = holds_within(Duration::from_secs(20), || {
+        right.show().contains("neighbor fd77::1 Established")
+    });
+    assert!(
+        up,
+        "the session with the right password:\n{}\n{}",
+        right.show(),
+        rr.cli(&["neighbor"])
+    );
+    // Routes both ways: vxtund's type-3 at GoBGP; GoBGP's own type-3 at vxtund.
+    wait_until(Duration::from_secs(5), "vxtund's route at GoBGP", || {
+        rr.cli(&["global", "rib", "-a", "evpn"])
+            .contains("tunnel-id: fd77::12")
+    });
+    let out = rr.cli(&[
+        "global",
+        "rib",
+        "-a",
+        "evpn",
+        "add",
+        "multicast",
+        "fd77::20",
+        "etag",
+        "0",
+        "rd",
+        "192.168.77.20:1",
+        "rt",
+        "65000:100",
+        "encap",
+        "vxlan",
+        "pmsi",
+        "ingress-repl",
+        "100",
+        "fd77::20",
+    ]);
+    assert!(!out.contains("rror"), "{out}");
+    wait_until(Duration::from_secs(5), "GoBGP's route at vxtund", || {
+        right.show().contains("fd77::20 port")
+    });
+    assert_stay_down(&[(
+        &wrong,
+        "fd77::1",
+        "TCP MD5 is configured for this neighbor (`password`)",
+    )]);
+    let rib = rr.cli(&["global", "rib", "-a", "evpn"]);
+    assert!(!rib.contains("fd77::13"), "{rib}");
+    let (failures, _) = md5_drops(&rr_ns);
+    assert!(failures > 0, "GoBGP's kernel counted no wrong signature");
+}

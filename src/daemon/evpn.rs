@@ -1,7 +1,8 @@
 //! The BGP EVPN control plane's I/O shell (`[evpn]`): one thread with a single-threaded tokio
-//! runtime running one task per neighbour (TCP to port 179, reconnecting with backoff), a task
-//! that applies the table's effects to the switch, and a task that watches the MACs learnt on
-//! the TAP side. The decisions are the sans-IO [`crate::bgp::Session`] and
+//! runtime running one task per neighbour (TCP to port 179, signed with TCP MD5 when the
+//! neighbour has a `password`, reconnecting with backoff; vxtund only connects, it does not
+//! listen for BGP, so there is no listener to key), a task that applies the table's effects to
+//! the switch, and a task that watches the MACs learnt on the TAP side. The decisions are the sans-IO [`crate::bgp::Session`] and
 //! [`crate::evpn::Table`]; nothing here is on the per-packet path, and the data path never
 //! waits for BGP: the switch only sees ports swapped in (the reload path, [`super::reload`])
 //! and remote MAC entries written into its MAC table.
@@ -34,9 +35,10 @@ use tracing::{info, warn};
 use super::notify::{self, Role};
 use super::{lock, Shared};
 use crate::bgp::{CloseReason, Event, Session, SessionConfig, State};
-use crate::config::{Config, EvpnConfig};
+use crate::config::{Config, EvpnConfig, Password};
 use crate::evpn::{route, Effects, Outbox, Refusal, Table, TableConfig};
 use crate::flow::PortNo;
+use crate::io::tcp_md5;
 use crate::switch::{Port, PortKind, PortOptions, VxlanTunnel};
 use crate::wire::ethernet::Mac;
 
@@ -101,9 +103,9 @@ impl Plane {
             sessions: config
                 .neighbors
                 .iter()
-                .map(|&neighbor| {
+                .map(|n| {
                     Mutex::new(SessionStatus {
-                        neighbor,
+                        neighbor: n.address,
                         state: State::Idle,
                         since: now,
                         peer_id: None,
@@ -212,7 +214,8 @@ async fn neighbor(sh: Arc<Shared>, i: usize, mut stop: watch::Receiver<bool>) {
     let Some(plane) = sh.evpn.clone() else {
         return;
     };
-    let remote = SocketAddr::new(plane.config.neighbors[i], BGP_PORT);
+    let remote = SocketAddr::new(plane.config.neighbors[i].address, BGP_PORT);
+    let password = plane.config.neighbors[i].password.clone();
     let mut backoff = BACKOFF.0;
     let mut last_failure = String::new();
     loop {
@@ -221,14 +224,14 @@ async fn neighbor(sh: Arc<Shared>, i: usize, mut stop: watch::Receiver<bool>) {
         }
         set_state(&plane, i, State::Connect);
         let connected = tokio::select! {
-            c = connect(&sh, remote) => c,
+            c = connect(&sh, remote, password.as_ref()) => c,
             _ = stop.changed() => return,
         };
         match connected {
             Ok(stream) => {
                 backoff = BACKOFF.0;
                 last_failure.clear();
-                info!(neighbor = %remote.ip(), "EVPN: connected");
+                info!(neighbor = %remote.ip(), md5 = password.is_some(), "EVPN: connected");
                 run_session(&sh, &plane, i, stream, &mut stop).await;
                 if *stop.borrow() {
                     // Stopping: the ports go with the daemon, nothing to swap.
@@ -257,7 +260,13 @@ async fn neighbor(sh: Arc<Shared>, i: usize, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn connect(sh: &Shared, remote: SocketAddr) -> Result<TcpStream, String> {
+/// Connects to a neighbour, signing with TCP MD5 when it has a password. A failure says what
+/// happened, as far as the kernel tells: with TCP MD5 a password mismatch is silence.
+async fn connect(
+    sh: &Shared,
+    remote: SocketAddr,
+    password: Option<&Password>,
+) -> Result<TcpStream, String> {
     let local = {
         let in_force = sh.in_force.lock().unwrap_or_else(|p| p.into_inner());
         in_force.config.underlay.local_for(remote.ip())
@@ -267,6 +276,14 @@ async fn connect(sh: &Shared, remote: SocketAddr) -> Result<TcpStream, String> {
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|e| format!("opening a socket: {e}"))?;
+    if let Some(password) = password {
+        tcp_md5::set_key(&socket, remote.ip(), password.as_bytes()).map_err(|e| {
+            format!(
+                "setting the TCP MD5 key (`password`) for {}: {e}",
+                remote.ip()
+            )
+        })?;
+    }
     if let Some(local) = local {
         socket
             .bind(SocketAddr::new(local, 0))
@@ -274,7 +291,18 @@ async fn connect(sh: &Shared, remote: SocketAddr) -> Result<TcpStream, String> {
     }
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote))
         .await
-        .map_err(|_| format!("no answer within {CONNECT_TIMEOUT:?}"))?
+        .map_err(|_| match password {
+            Some(_) => format!(
+                "no answer within {CONNECT_TIMEOUT:?}; TCP MD5 is configured for this neighbor \
+                 (`password`): a neighbor whose password differs, or that has none, drops our \
+                 segments without a word, and that looks like this"
+            ),
+            None => format!(
+                "no answer within {CONNECT_TIMEOUT:?} (no TCP MD5 `password` is configured: a \
+                 neighbor that requires one drops our segments without a word, and that looks \
+                 like this, as does a neighbor that is unreachable)"
+            ),
+        })?
         .map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -300,7 +328,7 @@ async fn run_session(
     mut stream: TcpStream,
     stop: &mut watch::Receiver<bool>,
 ) {
-    let neighbor = plane.config.neighbors[i];
+    let neighbor = plane.config.neighbors[i].address;
     let mut session = Session::new(SessionConfig {
         local_as: plane.config.asn,
         peer_as: plane.config.asn,
@@ -605,6 +633,9 @@ impl Shared {
                         ""
                     }
                 );
+            }
+            if c.neighbors[i].password.is_some() {
+                out.push_str(", TCP MD5");
             }
             if let Some(e) = s.last_error.filter(|_| s.state != State::Established) {
                 let _ = write!(out, " (last: {e})");

@@ -52,8 +52,9 @@ pub(super) struct FastPath {
     /// The switch's generation, which the programs' map mirrors.
     generation: Arc<Generation>,
     tap_ifindex: u32,
-    /// Local IPv4 address -> the underlay device that holds it.
-    devices: Vec<(Ipv4Addr, u32)>,
+    /// Local IPv4 address -> the underlay device that holds it, and whether the decapsulation
+    /// program is attached there (Ethernet devices only: see [`try_setup`]).
+    devices: Vec<(Ipv4Addr, u32, bool)>,
     /// `net.ipv4.ip_default_ttl`: the TTL of `ttl = "default"` tunnels.
     default_ttl: u8,
     /// CLOCK_MONOTONIC at `base`, to turn an `Instant` into the programs' clock.
@@ -176,15 +177,22 @@ pub(super) fn setup(
 fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result<FastPath, String> {
     let mut devices = Vec::new();
     let mut names = Vec::new();
+    // Devices without Ethernet headers (WireGuard's, kernel or wireguard-go's TUN): the
+    // decapsulation program reads an Ethernet header first, so it is not attached there and no
+    // decapsulation entry is made for them; what arrives there takes the userspace path.
+    // Encapsulation to them works (the redirect strips the Ethernet header it is given).
+    let mut l3 = Vec::new();
     for local in &config.underlay.local {
         let IpAddr::V4(v4) = *local else { continue };
         let name = netdev::device_with_address(*local)
             .map_err(|e| format!("finding the device of {local}: {e}"))?
             .ok_or_else(|| format!("no device holds the underlay address {local}"))?;
         let index = netdev::ifindex(&name).map_err(|e| format!("device `{name}`: {e}"))?;
-        devices.push((v4, index));
-        if !names.contains(&name) {
-            names.push(name);
+        let ethernet = netdev::is_ethernet(&name).map_err(|e| format!("device `{name}`: {e}"))?;
+        devices.push((v4, index, ethernet));
+        let list = if ethernet { &mut names } else { &mut l3 };
+        if !list.contains(&name) {
+            list.push(name);
         }
     }
     if devices.is_empty() {
@@ -217,11 +225,21 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(64);
+    let decap = match (names.is_empty(), l3.is_empty()) {
+        (false, true) => format!("decapsulation on {} ingress", names.join(", ")),
+        (false, false) => format!(
+            "decapsulation on {} ingress, not on {} (no Ethernet header: userspace)",
+            names.join(", "),
+            l3.join(", ")
+        ),
+        (true, _) => format!(
+            "no decapsulation: {} has no Ethernet header (userspace)",
+            l3.join(", ")
+        ),
+    };
     let description = format!(
-        "kernel (BPF: {} entries at most; encapsulation on {tap} egress, decapsulation on {} \
-         ingress)",
+        "kernel (BPF: {} entries at most; encapsulation on {tap} egress, {decap})",
         config.device.fast_path_entries,
-        names.join(", ")
     );
     Ok(FastPath {
         programs,
@@ -486,7 +504,9 @@ impl FastPath {
         let (IpAddr::V4(remote), IpAddr::V4(local)) = (outer.remote, outer.local) else {
             return None;
         };
-        self.device(local)?;
+        if !self.decapsulates(local) {
+            return None;
+        }
         let key = fastpath::vxlan_key(remote, local, outer.port, outer.vni, inner)?;
         let value = Value {
             gen: hint.generation,
@@ -502,8 +522,13 @@ impl FastPath {
     fn device(&self, local: Ipv4Addr) -> Option<u32> {
         self.devices
             .iter()
-            .find(|(a, _)| *a == local)
-            .map(|&(_, i)| i)
+            .find(|(a, _, _)| *a == local)
+            .map(|&(_, i, _)| i)
+    }
+
+    /// Whether the decapsulation program sees what arrives for `local`.
+    fn decapsulates(&self, local: Ipv4Addr) -> bool {
+        self.devices.iter().any(|&(a, _, e)| a == local && e)
     }
 
     /// The programs' clock at the hint's expiry, or 0 for none.

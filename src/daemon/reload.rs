@@ -308,7 +308,12 @@ fn needs_no_restart(old: &Config, new: &Config) -> Result<(), String> {
     };
     let (old_workers, new_workers) = (workers(old), workers(new));
     let evpn = |c: &Config| c.evpn.as_ref().map(|e| format!("{e:?}"));
-    let (old_evpn, new_evpn) = (evpn(old), evpn(new));
+    let (mut old_evpn, mut new_evpn) = (evpn(old), evpn(new));
+    if old.evpn != new.evpn && old_evpn == new_evpn {
+        // Passwords print as `Password(..)`: say which changed without printing them.
+        old_evpn = Some("a password".into());
+        new_evpn = Some("another".into());
+    }
     let fixed = [
         (
             "metrics.listen",
@@ -462,6 +467,24 @@ mod tests {
         assert!(needs_no_restart(&old, &scraped)
             .unwrap_err()
             .contains("metrics.listen changed from (none) to `127.0.0.1:9477`"));
+    }
+
+    #[test]
+    fn a_changed_password_is_refused_without_being_printed() {
+        let evpn = |password: &str| {
+            config(&format!(
+                "[evpn]\nasn = 65000\nneighbors = [\"192.168.200.1\"]\nvni = 1\n\
+                 password = \"{password}\"\n"
+            ))
+        };
+        let (old, new) = (evpn("old-s3cret"), evpn("new-s3cret"));
+        assert_eq!(needs_no_restart(&old, &evpn("old-s3cret")), Ok(()));
+        let refused = needs_no_restart(&old, &new).unwrap_err();
+        assert!(
+            refused.contains("the [evpn] section changed from `a password` to `another`"),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cret"), "{refused}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The I/O shell: the TAP device, UDP and raw GRE sockets with batched system calls, and the few netdev
-//! operations the daemon needs. All `unsafe` in vxtund lives under this module.
+//! The I/O shell: the TAP device, UDP and raw GRE sockets with batched system calls, TCP MD5
+//! keys for BGP, and the few netdev operations the daemon needs. All `unsafe` in vxtund lives under this module.
 
 pub mod bpf;
 pub mod control;
@@ -7,6 +7,7 @@ pub mod netdev;
 pub mod socket;
 pub mod steer;
 pub mod tap;
+pub mod tcp_md5;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -88,6 +88,17 @@ pub fn mac_address(name: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Whether interface `name` has Ethernet headers (`SIOCGIFHWADDR` says `ARPHRD_ETHER`): a veth
+/// or a NIC does, an L3 device such as WireGuard's (kernel or wireguard-go's TUN) does not.
+pub fn is_ethernet(name: &str) -> io::Result<bool> {
+    let mut req = ifreq(name)?;
+    // SAFETY: SIOCGIFHWADDR reads the name and writes the address into the ifreq, nothing else.
+    unsafe { ioctl(libc::SIOCGIFHWADDR, &mut req)? };
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
+    let family = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    Ok(family == libc::ARPHRD_ETHER)
+}
+
 /// An all-zero `ifreq` naming interface `name`.
 fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: an all-zero ifreq is a valid value of this plain C struct.

@@ -164,6 +164,19 @@ pub fn with_fast_path(config: &str) -> String {
     }
 }
 
+/// Writes `text` to `path` (a new file or one replaced) with mode 0600.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// A vxtund process in a namespace, killed (by PID) on drop.
 pub struct Daemon {
     child: Option<Child>,
@@ -193,7 +206,8 @@ impl Daemon {
                 mgmt.display()
             )
         };
-        fs::write(&path, with_fast_path(&config)).unwrap();
+        // Readable by its owner alone, as vxtund requires of a file holding a secret.
+        write_private(&path, &with_fast_path(&config));
         let child = ns
             .vxtund(&path)
             .stdout(fs::File::create(dir.join("stdout")).unwrap())
