@@ -62,6 +62,10 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[evpn]`: BGP EVPN, remote VTEPs and MACs learnt from the fabric; off when `None`.
     pub evpn: Option<EvpnConfig>,
+    /// The keys of [`SECRET_KEYS`] this file sets.
+    pub secret_keys: Vec<&'static str>,
+    /// Files the config names, for the checks of [`Config::load`].
+    pub(crate) files: Vec<NamedFile>,
 }
 
 /// The `[evpn]` section: vxtund as a VTEP of one VNI in a BGP EVPN fabric (RFC 7432, RFC 8365).
@@ -118,6 +122,36 @@ pub struct OpenFlowConfig {
     pub packet_in_rate: u32,
     /// See `packet_in_rate`.
     pub packet_in_burst: u32,
+    /// `private_key`, `certificate`, `ca_cert`: the PEM files of `pssl:` and `ssl:` targets
+    /// (named after Open vSwitch's `set-ssl`); re-read on every reload.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files OpenFlow's TLS uses, both as server (`pssl:`) and as client (`ssl:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Our private key (PKCS#8, PKCS#1 or SEC1): readable by its owner alone.
+    pub private_key: PathBuf,
+    /// Our certificate, and the intermediates after it, if any.
+    pub certificate: PathBuf,
+    /// The CA certificate(s) a peer's certificate must chain to.
+    pub ca_cert: PathBuf,
+}
+
+/// The keys whose value is a secret or names a file holding one. A file that sets any of them
+/// must not be readable by group or others ([`Config::load`] refuses it, as ssh refuses such
+/// keys), and a file such a key names neither.
+pub const SECRET_KEYS: &[&str] = &["openflow.private_key"];
+
+/// A file the config names, checked by [`Config::load`] (readable; for secrets, by its owner
+/// alone).
+#[derive(Debug, Clone)]
+pub(crate) struct NamedFile {
+    /// The key, as `section.key`.
+    key: &'static str,
+    path: PathBuf,
+    span: Range<usize>,
+    secret: bool,
 }
 
 /// Open vSwitch's fail modes.
@@ -134,6 +168,9 @@ pub enum FailMode {
 pub enum ControllerTarget {
     /// `tcp:IP[:PORT]` (port 6653 by default).
     Tcp(std::net::SocketAddr),
+    /// `ssl:IP[:PORT]` (port 6653 by default): TLS with the files of `[openflow]`, both sides
+    /// proving who they are.
+    Ssl(std::net::SocketAddr),
     /// `unix:PATH`.
     Unix(PathBuf),
 }
@@ -144,12 +181,14 @@ impl fmt::Display for ControllerTarget {
             ControllerTarget::Unix(p) => write!(f, "unix:{}", p.display()),
             ControllerTarget::Tcp(a) if a.is_ipv6() => write!(f, "tcp:[{}]:{}", a.ip(), a.port()),
             ControllerTarget::Tcp(a) => write!(f, "tcp:{}:{}", a.ip(), a.port()),
+            ControllerTarget::Ssl(a) if a.is_ipv6() => write!(f, "ssl:[{}]:{}", a.ip(), a.port()),
+            ControllerTarget::Ssl(a) => write!(f, "ssl:{}:{}", a.ip(), a.port()),
         }
     }
 }
 
 impl ControllerTarget {
-    /// Parses `tcp:IP[:PORT]` (an IPv6 address in brackets) or `unix:PATH`.
+    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]` (an IPv6 address in brackets) or `unix:PATH`.
     pub fn parse(text: &str) -> Result<ControllerTarget, String> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
@@ -157,11 +196,16 @@ impl ControllerTarget {
             }
             return Ok(ControllerTarget::Unix(PathBuf::from(path)));
         }
-        let Some(rest) = text.strip_prefix("tcp:") else {
-            return Err(format!(
-                "`{text}`: expected tcp:IP[:PORT] or unix:PATH (ssl: is not supported)"
-            ));
-        };
+        let (rest, make): (&str, fn(std::net::SocketAddr) -> ControllerTarget) =
+            match (text.strip_prefix("tcp:"), text.strip_prefix("ssl:")) {
+                (Some(rest), _) => (rest, ControllerTarget::Tcp),
+                (_, Some(rest)) => (rest, ControllerTarget::Ssl),
+                (None, None) => {
+                    return Err(format!(
+                        "`{text}`: expected tcp:IP[:PORT], ssl:IP[:PORT] or unix:PATH"
+                    ))
+                }
+            };
         let (ip, port) = match rest.strip_prefix('[') {
             Some(v6) => match v6.split_once(']') {
                 Some((ip, tail)) => (ip, tail.strip_prefix(':')),
@@ -181,7 +225,12 @@ impl ControllerTarget {
                 .parse()
                 .map_err(|_| format!("`{text}`: `{p}` is not a TCP port"))?,
         };
-        Ok(ControllerTarget::Tcp(std::net::SocketAddr::new(ip, port)))
+        Ok(make(std::net::SocketAddr::new(ip, port)))
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ControllerTarget::Ssl(_))
     }
 }
 
@@ -195,6 +244,9 @@ pub enum ListenTarget {
     Unix(PathBuf),
     /// `ptcp:PORT[:IP]`: TCP, on every address when no IP is given (as Open vSwitch).
     Tcp(std::net::SocketAddr),
+    /// `pssl:PORT[:IP]`: TLS over TCP with the files of `[openflow]`; clients must present a
+    /// certificate that chains to `ca_cert`.
+    Ssl(std::net::SocketAddr),
 }
 
 impl fmt::Display for ListenTarget {
@@ -203,12 +255,15 @@ impl fmt::Display for ListenTarget {
             ListenTarget::Unix(p) => write!(f, "punix:{}", p.display()),
             ListenTarget::Tcp(a) if a.is_ipv6() => write!(f, "ptcp:{}:[{}]", a.port(), a.ip()),
             ListenTarget::Tcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+            ListenTarget::Ssl(a) if a.is_ipv6() => write!(f, "pssl:{}:[{}]", a.port(), a.ip()),
+            ListenTarget::Ssl(a) => write!(f, "pssl:{}:{}", a.port(), a.ip()),
         }
     }
 }
 
 impl ListenTarget {
-    /// Parses `punix:PATH` or `ptcp:PORT[:IP]` (an IPv6 address may be bracketed).
+    /// Parses `punix:PATH`, `ptcp:PORT[:IP]` or `pssl:PORT[:IP]` (an IPv6 address may be
+    /// bracketed).
     pub fn parse(text: &str) -> Result<ListenTarget, String> {
         if let Some(path) = text.strip_prefix("punix:") {
             if path.is_empty() {
@@ -216,13 +271,20 @@ impl ListenTarget {
             }
             return Ok(ListenTarget::Unix(PathBuf::from(path)));
         }
-        if let Some(rest) = text.strip_prefix("ptcp:") {
+        let tcp = text
+            .strip_prefix("ptcp:")
+            .map(|rest| (rest, ListenTarget::Tcp as fn(_) -> _, "ptcp"))
+            .or_else(|| {
+                text.strip_prefix("pssl:")
+                    .map(|rest| (rest, ListenTarget::Ssl as fn(_) -> _, "pssl"))
+            });
+        if let Some((rest, make, scheme)) = tcp {
             let (port, ip) = match rest.split_once(':') {
                 Some((port, ip)) => (port, Some(ip)),
                 None => (rest, None),
             };
             let port: u16 = port.parse().map_err(|_| {
-                format!("`{text}`: `{port}` is not a TCP port (ptcp:PORT[:IP], e.g. ptcp:6653:127.0.0.1)")
+                format!("`{text}`: `{port}` is not a TCP port ({scheme}:PORT[:IP], e.g. {scheme}:6653:127.0.0.1)")
             })?;
             let ip: IpAddr = match ip {
                 None => IpAddr::from([0, 0, 0, 0]),
@@ -232,11 +294,23 @@ impl ListenTarget {
                     .parse()
                     .map_err(|_| format!("`{text}`: `{ip}` is not an IP address"))?,
             };
-            return Ok(ListenTarget::Tcp(std::net::SocketAddr::new(ip, port)));
+            return Ok(make(std::net::SocketAddr::new(ip, port)));
         }
         Err(format!(
-            "`{text}`: expected punix:PATH or ptcp:PORT[:IP] (vxtund listens; it does not dial)"
+            "`{text}`: expected punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP] (vxtund listens; \
+             it does not dial)"
         ))
+    }
+
+    /// Whether the target is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ListenTarget::Ssl(_))
+    }
+
+    /// A plain TCP target on an address other than loopback: anyone who reaches that address
+    /// can manage the switch.
+    pub fn is_plain_beyond_loopback(&self) -> bool {
+        matches!(self, ListenTarget::Tcp(a) if !a.ip().is_loopback())
     }
 }
 
@@ -494,15 +568,64 @@ impl UnderlayConfig {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, and the files it names: a file that sets a secret
+    /// ([`SECRET_KEYS`]) must not be readable by group or others, nor may a private key file;
+    /// the TLS files must hold what their keys say (see [`crate::tls::Material::load`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let whole = |message: String| ConfigError {
             path: path.to_owned(),
             line: 0,
             col: 0,
-            message: format!("cannot read the file: {e}"),
-        })?;
-        Config::parse(path, &text)
+            message,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| whole(format!("cannot read the file: {e}")))?;
+        let config = Config::parse(path, &text)?;
+        if let Some(mode) = readable_by_others(path) {
+            if let Some(key) = config.secret_keys.first() {
+                return Err(whole(format!(
+                    "sets {key}, but its mode {mode:04o} lets group or others read it: \
+                     `chmod 600 {}` (and own it by the user vxtund runs as)",
+                    path.display()
+                )));
+            }
+        }
+        let err = |span: &Range<usize>, message: String| {
+            ConfigError::at(path, &text, Some(span.clone()), message)
+        };
+        for file in &config.files {
+            let shown = file.path.display();
+            if let Err(e) = std::fs::File::open(&file.path) {
+                return Err(err(
+                    &file.span,
+                    format!("{} `{shown}`: cannot read it: {e}", file.key),
+                ));
+            }
+            if let Some(mode) = readable_by_others(&file.path).filter(|_| file.secret) {
+                return Err(err(
+                    &file.span,
+                    format!(
+                        "{} `{shown}`: mode {mode:04o} lets group or others read the private \
+                         key: `chmod 600 {shown}`",
+                        file.key
+                    ),
+                ));
+            }
+        }
+        if let Some(tls) = &config.openflow.tls {
+            if let Err(e) = crate::tls::Material::load(tls) {
+                let key = e.file.key();
+                let at = config.files.iter().find(|f| f.key == key);
+                return Err(match at {
+                    Some(f) => err(
+                        &f.span,
+                        format!("{key} `{}`: {}", f.path.display(), e.message),
+                    ),
+                    None => whole(e.to_string()),
+                });
+            }
+        }
+        Ok(config)
     }
 
     /// Validates `text` as if read from `path`.
@@ -731,7 +854,8 @@ impl Config {
             });
         }
 
-        let openflow = validate_openflow(raw.openflow, path, &err)?;
+        let (openflow, files) = validate_openflow(raw.openflow, path, &err)?;
+        let secret_keys = secrets_set(text);
         let resolver = PortTable(&ports);
         let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
             // With controllers, the table starts empty, as Open vSwitch's does: the controller
@@ -820,6 +944,8 @@ impl Config {
             Some(e) => Some(validate_evpn(e, &underlay, &err)?),
         };
         Ok(Config {
+            secret_keys,
+            files,
             evpn,
             metrics_listen,
             openflow,
@@ -1248,7 +1374,7 @@ fn validate_openflow(
     raw: Option<RawOpenFlow>,
     path: &Path,
     err: &ErrAt<'_>,
-) -> Result<OpenFlowConfig, ConfigError> {
+) -> Result<(OpenFlowConfig, Vec<NamedFile>), ConfigError> {
     let raw = raw.unwrap_or(RawOpenFlow {
         listen: None,
         datapath_id: None,
@@ -1258,10 +1384,36 @@ fn validate_openflow(
         max_backoff: None,
         packet_in_rate: None,
         packet_in_burst: None,
+        private_key: None,
+        certificate: None,
+        ca_cert: None,
     });
+    let (tls, files) = validate_tls(
+        path,
+        [
+            ("openflow.private_key", raw.private_key),
+            ("openflow.certificate", raw.certificate),
+            ("openflow.ca_cert", raw.ca_cert),
+        ],
+        err,
+    )?;
+    let needs_tls = |target: &Spanned<String>, tls_target: bool| {
+        if tls_target && tls.is_none() {
+            return Err(err(
+                Some(target.span()),
+                format!(
+                    "`{}` needs private_key, certificate and ca_cert in [openflow] \
+                     (paths to PEM files, as ovs-vsctl set-ssl takes them)",
+                    target.get_ref()
+                ),
+            ));
+        }
+        Ok(())
+    };
     let mut controllers: Vec<ControllerTarget> = Vec::new();
     for t in raw.controllers.unwrap_or_default() {
         let target = ControllerTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+        needs_tls(&t, target.is_tls())?;
         if controllers.contains(&target) {
             return Err(err(
                 Some(t.span()),
@@ -1320,6 +1472,7 @@ fn validate_openflow(
             for t in list.into_inner() {
                 let target =
                     ListenTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+                needs_tls(&t, target.is_tls())?;
                 if targets.contains(&target) {
                     return Err(err(
                         Some(t.span()),
@@ -1350,7 +1503,7 @@ fn validate_openflow(
             }
         }
     };
-    Ok(OpenFlowConfig {
+    let openflow = OpenFlowConfig {
         listen,
         datapath_id,
         controllers,
@@ -1359,7 +1512,89 @@ fn validate_openflow(
         max_backoff,
         packet_in_rate,
         packet_in_burst,
-    })
+        tls,
+    };
+    Ok((openflow, files))
+}
+
+/// `private_key`, `certificate` and `ca_cert`: all three or none. A relative path is taken
+/// from the config file's directory.
+fn validate_tls(
+    path: &Path,
+    keys: [(&'static str, Option<Spanned<String>>); 3],
+    err: &ErrAt<'_>,
+) -> Result<(Option<TlsFiles>, Vec<NamedFile>), ConfigError> {
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for (key, value) in keys {
+        let Some(value) = value else {
+            missing.push(key.trim_start_matches("openflow."));
+            continue;
+        };
+        if value.get_ref().is_empty() {
+            return Err(err(Some(value.span()), format!("{key} must not be empty")));
+        }
+        let file = Path::new(value.get_ref());
+        let file = match path.parent() {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_owned(),
+        };
+        files.push(NamedFile {
+            key,
+            path: file,
+            span: value.span(),
+            secret: key == "openflow.private_key",
+        });
+    }
+    match (&files[..], missing.len()) {
+        ([], _) => Ok((None, files)),
+        ([private_key, certificate, ca_cert], 0) => {
+            let tls = TlsFiles {
+                private_key: private_key.path.clone(),
+                certificate: certificate.path.clone(),
+                ca_cert: ca_cert.path.clone(),
+            };
+            Ok((Some(tls), files))
+        }
+        ([first, ..], _) => Err(err(
+            Some(first.span.clone()),
+            format!(
+                "private_key, certificate and ca_cert go together: {} missing",
+                missing.join(" and ")
+            ),
+        )),
+    }
+}
+
+/// The keys of [`SECRET_KEYS`] that `text` (valid TOML) sets.
+fn secrets_set(text: &str) -> Vec<&'static str> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    SECRET_KEYS
+        .iter()
+        .copied()
+        .filter(|key| {
+            let mut at = Some(&table);
+            let mut parts = key.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let value = at.and_then(|t| t.get(part));
+                if parts.peek().is_none() {
+                    return value.is_some();
+                }
+                at = value.and_then(|v| v.as_table());
+            }
+            false
+        })
+        .collect()
+}
+
+/// The permission bits of `path` when group or others may read it; `None` when they may not
+/// or the file cannot be examined (reading it then says why).
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o044 != 0).then_some(mode)
 }
 
 fn validate_evpn(
@@ -1581,6 +1816,9 @@ struct RawOpenFlow {
     max_backoff: Option<Spanned<u64>>,
     packet_in_rate: Option<Spanned<u32>>,
     packet_in_burst: Option<Spanned<u32>>,
+    private_key: Option<Spanned<String>>,
+    certificate: Option<Spanned<String>>,
+    ca_cert: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
