@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod scenario;
 
 use std::collections::HashMap;
@@ -164,6 +165,14 @@ pub fn with_fast_path(config: &str) -> String {
     }
 }
 
+/// Writes a config file with mode 0600, as vxtund demands of one that holds a secret (the TLS
+/// tests' `private_key`).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A vxtund process in a namespace, killed (by PID) on drop.
 pub struct Daemon {
     child: Option<Child>,
@@ -193,7 +202,7 @@ impl Daemon {
                 mgmt.display()
             )
         };
-        fs::write(&path, with_fast_path(&config)).unwrap();
+        write_private(&path, &with_fast_path(&config));
         let child = ns
             .vxtund(&path)
             .stdout(fs::File::create(dir.join("stdout")).unwrap())
