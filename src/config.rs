@@ -62,8 +62,6 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[evpn]`: BGP EVPN, remote VTEPs and MACs learnt from the fabric; off when `None`.
     pub evpn: Option<EvpnConfig>,
-    /// The keys of [`SECRET_KEYS`] this file sets.
-    pub secret_keys: Vec<&'static str>,
     /// Files the config names, for the checks of [`Config::load`].
     pub(crate) files: Vec<NamedFile>,
 }
@@ -137,11 +135,6 @@ pub struct TlsFiles {
     /// The CA certificate(s) a peer's certificate must chain to.
     pub ca_cert: PathBuf,
 }
-
-/// The keys whose value is a secret or names a file holding one. A file that sets any of them
-/// must not be readable by group or others ([`Config::load`] refuses it, as ssh refuses such
-/// keys), and a file such a key names neither.
-pub const SECRET_KEYS: &[&str] = &["openflow.private_key"];
 
 /// A file the config names, checked by [`Config::load`] (readable; for secrets, by its owner
 /// alone).
@@ -568,63 +561,20 @@ impl UnderlayConfig {
 }
 
 impl Config {
-    /// Reads and validates `path`, and the files it names: a file that sets a secret
-    /// ([`SECRET_KEYS`]) must not be readable by group or others, nor may a private key file;
-    /// the TLS files must hold what their keys say (see [`crate::tls::Material::load`]).
+    /// Reads and validates `path`. A file that holds a secret must be readable by its owner
+    /// alone ([`refuse_exposed_secrets`]); the files it names must be readable, a private key
+    /// by its owner alone, and the TLS files must hold what their keys say
+    /// ([`crate::tls::Material::load`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let whole = |message: String| ConfigError {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_owned(),
             line: 0,
             col: 0,
-            message,
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| whole(format!("cannot read the file: {e}")))?;
+            message: format!("cannot read the file: {e}"),
+        })?;
         let config = Config::parse(path, &text)?;
-        if let Some(mode) = readable_by_others(path) {
-            if let Some(key) = config.secret_keys.first() {
-                return Err(whole(format!(
-                    "sets {key}, but its mode {mode:04o} lets group or others read it: \
-                     `chmod 600 {}` (and own it by the user vxtund runs as)",
-                    path.display()
-                )));
-            }
-        }
-        let err = |span: &Range<usize>, message: String| {
-            ConfigError::at(path, &text, Some(span.clone()), message)
-        };
-        for file in &config.files {
-            let shown = file.path.display();
-            if let Err(e) = std::fs::File::open(&file.path) {
-                return Err(err(
-                    &file.span,
-                    format!("{} `{shown}`: cannot read it: {e}", file.key),
-                ));
-            }
-            if let Some(mode) = readable_by_others(&file.path).filter(|_| file.secret) {
-                return Err(err(
-                    &file.span,
-                    format!(
-                        "{} `{shown}`: mode {mode:04o} lets group or others read the private \
-                         key: `chmod 600 {shown}`",
-                        file.key
-                    ),
-                ));
-            }
-        }
-        if let Some(tls) = &config.openflow.tls {
-            if let Err(e) = crate::tls::Material::load(tls) {
-                let key = e.file.key();
-                let at = config.files.iter().find(|f| f.key == key);
-                return Err(match at {
-                    Some(f) => err(
-                        &f.span,
-                        format!("{key} `{}`: {}", f.path.display(), e.message),
-                    ),
-                    None => whole(e.to_string()),
-                });
-            }
-        }
+        refuse_exposed_secrets(&config)?;
+        check_named_files(&config, &text)?;
         Ok(config)
     }
 
@@ -855,7 +805,6 @@ impl Config {
         }
 
         let (openflow, files) = validate_openflow(raw.openflow, path, &err)?;
-        let secret_keys = secrets_set(text);
         let resolver = PortTable(&ports);
         let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
             // With controllers, the table starts empty, as Open vSwitch's does: the controller
@@ -944,7 +893,6 @@ impl Config {
             Some(e) => Some(validate_evpn(e, &underlay, &err)?),
         };
         Ok(Config {
-            secret_keys,
             files,
             evpn,
             metrics_listen,
@@ -978,6 +926,92 @@ impl Flow {
             vec![Action::Normal],
         )
     }
+}
+
+/// The keys of `config` that hold secrets, as the file spells them.
+pub fn secret_keys(config: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if config.openflow.tls.is_some() {
+        keys.push("[openflow] private_key");
+    }
+    keys
+}
+
+/// Refuses a config file that holds a secret ([`secret_keys`]) and that group or others may
+/// read, as ssh refuses such a private key: the error names the file, its mode and the keys.
+/// `Config::load` calls it, so `--check`, the start and every reload refuse such a file.
+pub fn refuse_exposed_secrets(config: &Config) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = secret_keys(config);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let refuse = |message: String| ConfigError {
+        path: config.path.clone(),
+        line: 0,
+        col: 0,
+        message,
+    };
+    let mode = std::fs::metadata(&config.path)
+        .map_err(|e| refuse(format!("reading its permissions: {e}")))?
+        .permissions()
+        .mode();
+    if mode & 0o044 == 0 {
+        return Ok(());
+    }
+    Err(refuse(format!(
+        "holds a secret ({}) but is readable by {} (mode {:04o}): make it readable by its \
+         owner alone, the user vxtund runs as (chmod 600)",
+        keys.join(", "),
+        match (mode & 0o040 != 0, mode & 0o004 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "its group",
+            _ => "others",
+        },
+        mode & 0o7777
+    )))
+}
+
+/// The files `config` names (the TLS files): each readable, a private key by its owner alone,
+/// and the TLS files holding what their keys say. Errors point at the key's line in `text`.
+fn check_named_files(config: &Config, text: &str) -> Result<(), ConfigError> {
+    let err = |span: &Range<usize>, message: String| {
+        ConfigError::at(&config.path, text, Some(span.clone()), message)
+    };
+    for file in &config.files {
+        let shown = file.path.display();
+        if let Err(e) = std::fs::File::open(&file.path) {
+            return Err(err(
+                &file.span,
+                format!("{} `{shown}`: cannot read it: {e}", file.key),
+            ));
+        }
+        if let Some(mode) = readable_by_others(&file.path).filter(|_| file.secret) {
+            return Err(err(
+                &file.span,
+                format!(
+                    "{} `{shown}`: mode {mode:04o} lets group or others read the private key: \
+                     `chmod 600 {shown}`",
+                    file.key
+                ),
+            ));
+        }
+    }
+    if let Some(tls) = &config.openflow.tls {
+        if let Err(e) = crate::tls::Material::load(tls) {
+            let key = e.file.key();
+            return Err(match config.files.iter().find(|f| f.key == key) {
+                Some(f) => err(&f.span, e.to_string()),
+                None => ConfigError {
+                    path: config.path.clone(),
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a tunnel adds to an inner IP packet: outer IP header, encapsulation header (with its
@@ -1564,29 +1598,6 @@ fn validate_tls(
             ),
         )),
     }
-}
-
-/// The keys of [`SECRET_KEYS`] that `text` (valid TOML) sets.
-fn secrets_set(text: &str) -> Vec<&'static str> {
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    SECRET_KEYS
-        .iter()
-        .copied()
-        .filter(|key| {
-            let mut at = Some(&table);
-            let mut parts = key.split('.').peekable();
-            while let Some(part) = parts.next() {
-                let value = at.and_then(|t| t.get(part));
-                if parts.peek().is_none() {
-                    return value.is_some();
-                }
-                at = value.and_then(|v| v.as_table());
-            }
-            false
-        })
-        .collect()
 }
 
 /// The permission bits of `path` when group or others may read it; `None` when they may not

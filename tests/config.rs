@@ -1015,9 +1015,12 @@ fn tls_targets_need_the_three_files_which_go_together() {
         Path::new("/etc/vxtund/cert.pem"),
         "a relative path is taken from the config file's directory"
     );
-    assert_eq!(c.secret_keys, vec!["openflow.private_key"]);
+    assert_eq!(
+        vxtund::config::secret_keys(&c),
+        vec!["[openflow] private_key"]
+    );
     assert!(
-        parse(BASE).unwrap().secret_keys.is_empty(),
+        vxtund::config::secret_keys(&parse(BASE).unwrap()).is_empty(),
         "no secret, no demand on the file's mode"
     );
     // Plain targets beyond loopback are the ones vxtund warns about.
@@ -1130,8 +1133,11 @@ fn a_file_with_a_secret_and_a_private_key_must_be_private_and_the_files_must_fit
     // The config file readable by group or others: refused, whichever bit.
     for mode in [0o644, 0o640, 0o604] {
         chmod(&path, mode);
-        let e = refused("sets openflow.private_key, but its mode");
-        assert!(e.contains("chmod 600"), "{e}");
+        let e = refused("holds a secret ([openflow] private_key) but is readable by");
+        assert!(
+            e.contains(&format!("(mode {mode:04o})")) && e.contains("chmod 600"),
+            "{e}"
+        );
         assert!(e.starts_with(&path.display().to_string()), "{e}");
     }
     // The private key readable by others: refused at its line.

@@ -165,12 +165,17 @@ pub fn with_fast_path(config: &str) -> String {
     }
 }
 
-/// Writes a config file with mode 0600, as vxtund demands of one that holds a secret (the TLS
-/// tests' `private_key`).
+/// Writes `text` to `path` (a new file or one replaced) with mode 0600.
 pub fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = fs::remove_file(path);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    file.write_all(text.as_bytes()).unwrap();
 }
 
 /// A vxtund process in a namespace, killed (by PID) on drop.
@@ -202,6 +207,7 @@ impl Daemon {
                 mgmt.display()
             )
         };
+        // Readable by its owner alone, as vxtund requires of a file holding a secret.
         write_private(&path, &with_fast_path(&config));
         let child = ns
             .vxtund(&path)
