@@ -1140,6 +1140,20 @@ fn a_file_with_a_secret_and_a_private_key_must_be_private_and_the_files_must_fit
         );
         assert!(e.starts_with(&path.display().to_string()), "{e}");
     }
+    // `vxtund --check` (and the start, which loads the file the same way) says so and exits 2.
+    chmod(&path, 0o644);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vxtund"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("holds a secret ([openflow] private_key)"),
+        "{err}"
+    );
     // The private key readable by others: refused at its line.
     chmod(&path, 0o600);
     chmod(&dir.join("a-key.pem"), 0o644);
