@@ -9,7 +9,8 @@
 # package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper (build it), lintian
 # (checks it) and man-db (man -w finds its manual pages); frr (zebra, bgpd, vtysh) and gobgpd
 # (gobgpd, gobgp), the EVPN peers of tests/evpn.rs; wireguard-go and wireguard-tools (wg), the
-# encrypted underlay of tests/encrypted_underlay.rs. Does nothing for tools already there.
+# encrypted underlay of tests/encrypted_underlay.rs; openssl for the TLS tests' certificates.
+# Does nothing for tools already there.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
@@ -24,6 +25,9 @@ command -v ovs-ofctl >/dev/null || need+=(openvswitch-common)
 # The two controllers of tests/controller.rs: Open vSwitch's and an os-ken app.
 command -v ovs-testcontroller >/dev/null || need+=(openvswitch-testcontroller)
 command -v osken-manager >/dev/null || need+=(python3-os-ken)
+# OpenFlow over TLS (tests/openflow.rs, tests/controller.rs, tests/config.rs): ovs-pki
+# (openvswitch-common, above) makes the PKI with openssl, which also signs an expired certificate.
+command -v openssl >/dev/null || need+=(openssl)
 # tests/ops.rs: scrapes, the metrics lint, the manual pages, the unit's check.
 command -v curl >/dev/null || need+=(curl)
 command -v promtool >/dev/null || need+=(prometheus)

@@ -62,6 +62,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[evpn]`: BGP EVPN, remote VTEPs and MACs learnt from the fabric; off when `None`.
     pub evpn: Option<EvpnConfig>,
+    /// Files the config names, for the checks of [`Config::load`].
+    pub(crate) files: Vec<NamedFile>,
 }
 
 /// The `[evpn]` section: vxtund as a VTEP of one VNI in a BGP EVPN fabric (RFC 7432, RFC 8365).
@@ -149,6 +151,31 @@ pub struct OpenFlowConfig {
     pub packet_in_rate: u32,
     /// See `packet_in_rate`.
     pub packet_in_burst: u32,
+    /// `private_key`, `certificate`, `ca_cert`: the PEM files of `pssl:` and `ssl:` targets
+    /// (named after Open vSwitch's `set-ssl`); re-read on every reload.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files OpenFlow's TLS uses, both as server (`pssl:`) and as client (`ssl:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Our private key (PKCS#8, PKCS#1 or SEC1): readable by its owner alone.
+    pub private_key: PathBuf,
+    /// Our certificate, and the intermediates after it, if any.
+    pub certificate: PathBuf,
+    /// The CA certificate(s) a peer's certificate must chain to.
+    pub ca_cert: PathBuf,
+}
+
+/// A file the config names, checked by [`Config::load`] (readable; for secrets, by its owner
+/// alone).
+#[derive(Debug, Clone)]
+pub(crate) struct NamedFile {
+    /// The key, as `section.key`.
+    key: &'static str,
+    path: PathBuf,
+    span: Range<usize>,
+    secret: bool,
 }
 
 /// Open vSwitch's fail modes.
@@ -165,6 +192,9 @@ pub enum FailMode {
 pub enum ControllerTarget {
     /// `tcp:IP[:PORT]` (port 6653 by default).
     Tcp(std::net::SocketAddr),
+    /// `ssl:IP[:PORT]` (port 6653 by default): TLS with the files of `[openflow]`, both sides
+    /// proving who they are.
+    Ssl(std::net::SocketAddr),
     /// `unix:PATH`.
     Unix(PathBuf),
 }
@@ -175,12 +205,14 @@ impl fmt::Display for ControllerTarget {
             ControllerTarget::Unix(p) => write!(f, "unix:{}", p.display()),
             ControllerTarget::Tcp(a) if a.is_ipv6() => write!(f, "tcp:[{}]:{}", a.ip(), a.port()),
             ControllerTarget::Tcp(a) => write!(f, "tcp:{}:{}", a.ip(), a.port()),
+            ControllerTarget::Ssl(a) if a.is_ipv6() => write!(f, "ssl:[{}]:{}", a.ip(), a.port()),
+            ControllerTarget::Ssl(a) => write!(f, "ssl:{}:{}", a.ip(), a.port()),
         }
     }
 }
 
 impl ControllerTarget {
-    /// Parses `tcp:IP[:PORT]` (an IPv6 address in brackets) or `unix:PATH`.
+    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]` (an IPv6 address in brackets) or `unix:PATH`.
     pub fn parse(text: &str) -> Result<ControllerTarget, String> {
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
@@ -188,11 +220,16 @@ impl ControllerTarget {
             }
             return Ok(ControllerTarget::Unix(PathBuf::from(path)));
         }
-        let Some(rest) = text.strip_prefix("tcp:") else {
-            return Err(format!(
-                "`{text}`: expected tcp:IP[:PORT] or unix:PATH (ssl: is not supported)"
-            ));
-        };
+        let (rest, make): (&str, fn(std::net::SocketAddr) -> ControllerTarget) =
+            match (text.strip_prefix("tcp:"), text.strip_prefix("ssl:")) {
+                (Some(rest), _) => (rest, ControllerTarget::Tcp),
+                (_, Some(rest)) => (rest, ControllerTarget::Ssl),
+                (None, None) => {
+                    return Err(format!(
+                        "`{text}`: expected tcp:IP[:PORT], ssl:IP[:PORT] or unix:PATH"
+                    ))
+                }
+            };
         let (ip, port) = match rest.strip_prefix('[') {
             Some(v6) => match v6.split_once(']') {
                 Some((ip, tail)) => (ip, tail.strip_prefix(':')),
@@ -212,7 +249,12 @@ impl ControllerTarget {
                 .parse()
                 .map_err(|_| format!("`{text}`: `{p}` is not a TCP port"))?,
         };
-        Ok(ControllerTarget::Tcp(std::net::SocketAddr::new(ip, port)))
+        Ok(make(std::net::SocketAddr::new(ip, port)))
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ControllerTarget::Ssl(_))
     }
 }
 
@@ -226,6 +268,9 @@ pub enum ListenTarget {
     Unix(PathBuf),
     /// `ptcp:PORT[:IP]`: TCP, on every address when no IP is given (as Open vSwitch).
     Tcp(std::net::SocketAddr),
+    /// `pssl:PORT[:IP]`: TLS over TCP with the files of `[openflow]`; clients must present a
+    /// certificate that chains to `ca_cert`.
+    Ssl(std::net::SocketAddr),
 }
 
 impl fmt::Display for ListenTarget {
@@ -234,12 +279,15 @@ impl fmt::Display for ListenTarget {
             ListenTarget::Unix(p) => write!(f, "punix:{}", p.display()),
             ListenTarget::Tcp(a) if a.is_ipv6() => write!(f, "ptcp:{}:[{}]", a.port(), a.ip()),
             ListenTarget::Tcp(a) => write!(f, "ptcp:{}:{}", a.port(), a.ip()),
+            ListenTarget::Ssl(a) if a.is_ipv6() => write!(f, "pssl:{}:[{}]", a.port(), a.ip()),
+            ListenTarget::Ssl(a) => write!(f, "pssl:{}:{}", a.port(), a.ip()),
         }
     }
 }
 
 impl ListenTarget {
-    /// Parses `punix:PATH` or `ptcp:PORT[:IP]` (an IPv6 address may be bracketed).
+    /// Parses `punix:PATH`, `ptcp:PORT[:IP]` or `pssl:PORT[:IP]` (an IPv6 address may be
+    /// bracketed).
     pub fn parse(text: &str) -> Result<ListenTarget, String> {
         if let Some(path) = text.strip_prefix("punix:") {
             if path.is_empty() {
@@ -247,13 +295,20 @@ impl ListenTarget {
             }
             return Ok(ListenTarget::Unix(PathBuf::from(path)));
         }
-        if let Some(rest) = text.strip_prefix("ptcp:") {
+        let tcp = text
+            .strip_prefix("ptcp:")
+            .map(|rest| (rest, ListenTarget::Tcp as fn(_) -> _, "ptcp"))
+            .or_else(|| {
+                text.strip_prefix("pssl:")
+                    .map(|rest| (rest, ListenTarget::Ssl as fn(_) -> _, "pssl"))
+            });
+        if let Some((rest, make, scheme)) = tcp {
             let (port, ip) = match rest.split_once(':') {
                 Some((port, ip)) => (port, Some(ip)),
                 None => (rest, None),
             };
             let port: u16 = port.parse().map_err(|_| {
-                format!("`{text}`: `{port}` is not a TCP port (ptcp:PORT[:IP], e.g. ptcp:6653:127.0.0.1)")
+                format!("`{text}`: `{port}` is not a TCP port ({scheme}:PORT[:IP], e.g. {scheme}:6653:127.0.0.1)")
             })?;
             let ip: IpAddr = match ip {
                 None => IpAddr::from([0, 0, 0, 0]),
@@ -263,11 +318,23 @@ impl ListenTarget {
                     .parse()
                     .map_err(|_| format!("`{text}`: `{ip}` is not an IP address"))?,
             };
-            return Ok(ListenTarget::Tcp(std::net::SocketAddr::new(ip, port)));
+            return Ok(make(std::net::SocketAddr::new(ip, port)));
         }
         Err(format!(
-            "`{text}`: expected punix:PATH or ptcp:PORT[:IP] (vxtund listens; it does not dial)"
+            "`{text}`: expected punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP] (vxtund listens; \
+             it does not dial)"
         ))
+    }
+
+    /// Whether the target is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ListenTarget::Ssl(_))
+    }
+
+    /// A plain TCP target on an address other than loopback: anyone who reaches that address
+    /// can manage the switch.
+    pub fn is_plain_beyond_loopback(&self) -> bool {
+        matches!(self, ListenTarget::Tcp(a) if !a.ip().is_loopback())
     }
 }
 
@@ -525,7 +592,10 @@ impl UnderlayConfig {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`. A file that holds a secret must be readable by its owner
+    /// alone ([`refuse_exposed_secrets`]); the files it names must be readable, a private key
+    /// by its owner alone, and the TLS files must hold what their keys say
+    /// ([`crate::tls::Material::load`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_owned(),
@@ -535,6 +605,7 @@ impl Config {
         })?;
         let config = Config::parse(path, &text)?;
         refuse_exposed_secrets(&config)?;
+        check_named_files(&config, &text)?;
         Ok(config)
     }
 
@@ -764,7 +835,7 @@ impl Config {
             });
         }
 
-        let openflow = validate_openflow(raw.openflow, path, &err)?;
+        let (openflow, files) = validate_openflow(raw.openflow, path, &err)?;
         let resolver = PortTable(&ports);
         let (flows, fdb_ageing, fdb_max_entries) = match raw.flows {
             // With controllers, the table starts empty, as Open vSwitch's does: the controller
@@ -853,6 +924,7 @@ impl Config {
             Some(e) => Some(validate_evpn(e, &underlay, &err)?),
         };
         Ok(Config {
+            files,
             evpn,
             metrics_listen,
             openflow,
@@ -895,6 +967,9 @@ pub fn secret_keys(config: &Config) -> Vec<&'static str> {
             keys.push("[evpn] password");
         }
     }
+    if config.openflow.tls.is_some() {
+        keys.push("[openflow] private_key");
+    }
     keys
 }
 
@@ -931,6 +1006,48 @@ pub fn refuse_exposed_secrets(config: &Config) -> Result<(), ConfigError> {
         },
         mode & 0o7777
     )))
+}
+
+/// The files `config` names (the TLS files): each readable, a private key by its owner alone,
+/// and the TLS files holding what their keys say. Errors point at the key's line in `text`.
+fn check_named_files(config: &Config, text: &str) -> Result<(), ConfigError> {
+    let err = |span: &Range<usize>, message: String| {
+        ConfigError::at(&config.path, text, Some(span.clone()), message)
+    };
+    for file in &config.files {
+        let shown = file.path.display();
+        if let Err(e) = std::fs::File::open(&file.path) {
+            return Err(err(
+                &file.span,
+                format!("{} `{shown}`: cannot read it: {e}", file.key),
+            ));
+        }
+        if let Some(mode) = readable_by_others(&file.path).filter(|_| file.secret) {
+            return Err(err(
+                &file.span,
+                format!(
+                    "{} `{shown}`: mode {mode:04o} lets group or others read the private key: \
+                     `chmod 600 {shown}`",
+                    file.key
+                ),
+            ));
+        }
+    }
+    if let Some(tls) = &config.openflow.tls {
+        if let Err(e) = crate::tls::Material::load(tls) {
+            let key = e.file.key();
+            return Err(match config.files.iter().find(|f| f.key == key) {
+                Some(f) => err(&f.span, e.to_string()),
+                None => ConfigError {
+                    path: config.path.clone(),
+                    line: 0,
+                    col: 0,
+                    message: e.to_string(),
+                },
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a tunnel adds to an inner IP packet: outer IP header, encapsulation header (with its
@@ -1327,7 +1444,7 @@ fn validate_openflow(
     raw: Option<RawOpenFlow>,
     path: &Path,
     err: &ErrAt<'_>,
-) -> Result<OpenFlowConfig, ConfigError> {
+) -> Result<(OpenFlowConfig, Vec<NamedFile>), ConfigError> {
     let raw = raw.unwrap_or(RawOpenFlow {
         listen: None,
         datapath_id: None,
@@ -1337,10 +1454,36 @@ fn validate_openflow(
         max_backoff: None,
         packet_in_rate: None,
         packet_in_burst: None,
+        private_key: None,
+        certificate: None,
+        ca_cert: None,
     });
+    let (tls, files) = validate_tls(
+        path,
+        [
+            ("openflow.private_key", raw.private_key),
+            ("openflow.certificate", raw.certificate),
+            ("openflow.ca_cert", raw.ca_cert),
+        ],
+        err,
+    )?;
+    let needs_tls = |target: &Spanned<String>, tls_target: bool| {
+        if tls_target && tls.is_none() {
+            return Err(err(
+                Some(target.span()),
+                format!(
+                    "`{}` needs private_key, certificate and ca_cert in [openflow] \
+                     (paths to PEM files, as ovs-vsctl set-ssl takes them)",
+                    target.get_ref()
+                ),
+            ));
+        }
+        Ok(())
+    };
     let mut controllers: Vec<ControllerTarget> = Vec::new();
     for t in raw.controllers.unwrap_or_default() {
         let target = ControllerTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+        needs_tls(&t, target.is_tls())?;
         if controllers.contains(&target) {
             return Err(err(
                 Some(t.span()),
@@ -1399,6 +1542,7 @@ fn validate_openflow(
             for t in list.into_inner() {
                 let target =
                     ListenTarget::parse(t.get_ref()).map_err(|m| err(Some(t.span()), m))?;
+                needs_tls(&t, target.is_tls())?;
                 if targets.contains(&target) {
                     return Err(err(
                         Some(t.span()),
@@ -1429,7 +1573,7 @@ fn validate_openflow(
             }
         }
     };
-    Ok(OpenFlowConfig {
+    let openflow = OpenFlowConfig {
         listen,
         datapath_id,
         controllers,
@@ -1438,7 +1582,66 @@ fn validate_openflow(
         max_backoff,
         packet_in_rate,
         packet_in_burst,
-    })
+        tls,
+    };
+    Ok((openflow, files))
+}
+
+/// `private_key`, `certificate` and `ca_cert`: all three or none. A relative path is taken
+/// from the config file's directory.
+fn validate_tls(
+    path: &Path,
+    keys: [(&'static str, Option<Spanned<String>>); 3],
+    err: &ErrAt<'_>,
+) -> Result<(Option<TlsFiles>, Vec<NamedFile>), ConfigError> {
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for (key, value) in keys {
+        let Some(value) = value else {
+            missing.push(key.trim_start_matches("openflow."));
+            continue;
+        };
+        if value.get_ref().is_empty() {
+            return Err(err(Some(value.span()), format!("{key} must not be empty")));
+        }
+        let file = Path::new(value.get_ref());
+        let file = match path.parent() {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_owned(),
+        };
+        files.push(NamedFile {
+            key,
+            path: file,
+            span: value.span(),
+            secret: key == "openflow.private_key",
+        });
+    }
+    match (&files[..], missing.len()) {
+        ([], _) => Ok((None, files)),
+        ([private_key, certificate, ca_cert], 0) => {
+            let tls = TlsFiles {
+                private_key: private_key.path.clone(),
+                certificate: certificate.path.clone(),
+                ca_cert: ca_cert.path.clone(),
+            };
+            Ok((Some(tls), files))
+        }
+        ([first, ..], _) => Err(err(
+            Some(first.span.clone()),
+            format!(
+                "private_key, certificate and ca_cert go together: {} missing",
+                missing.join(" and ")
+            ),
+        )),
+    }
+}
+
+/// The permission bits of `path` when group or others may read it; `None` when they may not
+/// or the file cannot be examined (reading it then says why).
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o044 != 0).then_some(mode)
 }
 
 fn validate_evpn(
@@ -1781,6 +1984,9 @@ struct RawOpenFlow {
     max_backoff: Option<Spanned<u64>>,
     packet_in_rate: Option<Spanned<u32>>,
     packet_in_burst: Option<Spanned<u32>>,
+    private_key: Option<Spanned<String>>,
+    certificate: Option<Spanned<String>>,
+    ca_cert: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -23,5 +23,6 @@ pub mod spread;
 pub mod switch;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod trace;
 pub mod wire;

@@ -117,13 +117,13 @@ A group also allowed to use it (mode 0660).
 .SS [openflow]
 .TP
 \fBlisten\fR
-punix:PATH and ptcp:PORT[:IP] targets. Default punix:/run/vxtund/NAME.mgmt; [] turns it off.
+punix:PATH, ptcp:PORT[:IP] and pssl:PORT[:IP] (TLS) targets. Default punix:/run/vxtund/NAME.mgmt; [] turns it off. A ptcp: target beyond loopback is warned about at start.
 .TP
 \fBdatapath_id\fR
 Up to 16 hex digits. Default: derived, stable per segment.
 .TP
 \fBcontrollers\fR
-Controllers to dial: tcp:IP[:PORT] (port 6653 by default) or unix:PATH.
+tcp:IP[:PORT], ssl:IP[:PORT] (TLS; port 6653 by default) and unix:PATH controllers to dial.
 .TP
 \fBfail_mode\fR
 While no controller is connected: "standalone" (default) forwards by actions=normal, "secure" keeps the table.
@@ -133,6 +133,9 @@ Seconds of silence before an ECHO to a controller (default 5); the longest wait 
 .TP
 \fBpacket_in_rate\fR, \fBpacket_in_burst\fR
 PACKET_INs per second at most, and the burst above it (default 1000 and 100).
+.TP
+\fBprivate_key\fR, \fBcertificate\fR, \fBca_cert\fR
+PEM files for pssl: and ssl: (as ovs\-vsctl set\-ssl takes them): our key, our certificate (and intermediates), and the CA a peer's certificate must chain to. Both sides present certificates; a peer's is checked for its chain and validity period, not its name (as Open vSwitch). Read again on every reload. The key file, and a config file that sets private_key, must not be readable by group or others: vxtund refuses them otherwise.
 .SS [metrics]
 .TP
 \fBlisten\fR

@@ -602,7 +602,7 @@ fn openflow_targets_controllers_and_fail_modes() {
         &format!("{BASE}{of}controllers = [\"ssl:192.0.2.1\"]\n"),
         14,
         16,
-        "ssl: is not supported",
+        "`ssl:192.0.2.1` needs private_key, certificate and ca_cert",
     );
     fails(
         &format!("{BASE}{of}controllers = [\"tcp:nowhere\"]\n"),
@@ -620,7 +620,7 @@ fn openflow_targets_controllers_and_fail_modes() {
         &format!("{BASE}{of}listen = [\"tcp:6653\"]\n"),
         14,
         11,
-        "expected punix:PATH or ptcp:PORT",
+        "expected punix:PATH, ptcp:PORT[:IP] or pssl:PORT[:IP]",
     );
     fails(
         &format!("{BASE}{of}inactivity_probe = 0\n"),
@@ -1205,4 +1205,205 @@ fn vxtund_check_refuses_a_password_others_can_read() {
         "{}",
         String::from_utf8_lossy(&taken.stderr)
     );
+}
+
+#[test]
+fn tls_targets_need_the_three_files_which_go_together() {
+    use vxtund::config::{ControllerTarget, ListenTarget};
+    let tls = "private_key = \"/etc/vxtund/key.pem\"\ncertificate = \"cert.pem\"\n\
+               ca_cert = \"/etc/vxtund/ca.pem\"\n";
+    let c = Config::parse(
+        Path::new("/etc/vxtund/seg.toml"),
+        &format!(
+            "{BASE}\n[openflow]\nlisten = [\"pssl:6653:192.0.2.1\", \"pssl:16653:[::1]\"]\n\
+             controllers = [\"ssl:192.0.2.10\", \"ssl:[2001:db8::1]:6633\"]\n{tls}"
+        ),
+    )
+    .unwrap();
+    let of = &c.openflow;
+    assert_eq!(
+        of.listen,
+        vec![
+            ListenTarget::Ssl("192.0.2.1:6653".parse().unwrap()),
+            ListenTarget::Ssl("[::1]:16653".parse().unwrap()),
+        ]
+    );
+    assert_eq!(of.listen[1].to_string(), "pssl:16653:[::1]");
+    assert_eq!(
+        of.controllers,
+        vec![
+            ControllerTarget::Ssl("192.0.2.10:6653".parse().unwrap()),
+            ControllerTarget::Ssl("[2001:db8::1]:6633".parse().unwrap()),
+        ]
+    );
+    assert_eq!(of.controllers[1].to_string(), "ssl:[2001:db8::1]:6633");
+    let files = of.tls.as_ref().expect("the TLS files");
+    assert_eq!(files.private_key, Path::new("/etc/vxtund/key.pem"));
+    assert_eq!(
+        files.certificate,
+        Path::new("/etc/vxtund/cert.pem"),
+        "a relative path is taken from the config file's directory"
+    );
+    assert_eq!(
+        vxtund::config::secret_keys(&c),
+        vec!["[openflow] private_key"]
+    );
+    assert!(
+        vxtund::config::secret_keys(&parse(BASE).unwrap()).is_empty(),
+        "no secret, no demand on the file's mode"
+    );
+    // Plain targets beyond loopback are the ones vxtund warns about.
+    let plain = |t: &str| ListenTarget::parse(t).unwrap().is_plain_beyond_loopback();
+    assert!(plain("ptcp:6653") && plain("ptcp:6653:192.0.2.1"));
+    assert!(!plain("ptcp:6653:127.0.0.1") && !plain("ptcp:6653:[::1]"));
+    assert!(!plain("pssl:6653") && !plain("punix:/run/x.mgmt"));
+
+    let of = "\n[openflow]\n";
+    fails(
+        &format!("{BASE}{of}listen = [\"pssl:6653:127.0.0.1\"]\n"),
+        14,
+        11,
+        "`pssl:6653:127.0.0.1` needs private_key, certificate and ca_cert",
+    );
+    fails(
+        &format!("{BASE}{of}listen = [\"pssl:x\"]\n{tls}"),
+        14,
+        11,
+        "`x` is not a TCP port (pssl:PORT[:IP]",
+    );
+    fails(
+        &format!("{BASE}{of}certificate = \"c.pem\"\nlisten = []\n"),
+        14,
+        15,
+        "private_key, certificate and ca_cert go together: private_key and ca_cert missing",
+    );
+    fails(
+        &format!("{BASE}{of}private_key = \"\"\n"),
+        14,
+        15,
+        "openflow.private_key must not be empty",
+    );
+}
+
+/// A self-signed certificate and its key (P-256) made by openssl in `dir`, as `NAME-key.pem`
+/// and `NAME-cert.pem`, the key with mode 0600; `None` (and a loud SKIPPED) without openssl.
+fn openssl_pair(dir: &Path, name: &str, test: &str) -> Option<()> {
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name} id:0"),
+        ])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}-key.pem")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}-cert.pem")))
+        .output();
+    match made {
+        Ok(out) if out.status.success() => {
+            chmod(&dir.join(format!("{name}-key.pem")), 0o600);
+            Some(())
+        }
+        _ => {
+            let message = format!(
+                "*** SKIPPED {test}: openssl is missing (scripts/setup.sh installs it) ***"
+            );
+            assert!(std::env::var_os("CI").is_none(), "{message}");
+            eprintln!("{message}");
+            None
+        }
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_file_with_a_secret_and_a_private_key_must_be_private_and_the_files_must_fit() {
+    let name = "a_file_with_a_secret_and_a_private_key_must_be_private_and_the_files_must_fit";
+    let dir = std::env::temp_dir().join(format!("vxtund-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if openssl_pair(&dir, "a", name).is_none() || openssl_pair(&dir, "b", name).is_none() {
+        return;
+    }
+    let path = dir.join("seg.toml");
+    let write = |key: &str, cert: &str, ca: &str, mode: u32| {
+        std::fs::write(
+            &path,
+            format!(
+                "{BASE}\n[openflow]\nlisten = [\"pssl:6653:127.0.0.1\"]\n\
+                 private_key = \"{key}\"\ncertificate = \"{cert}\"\nca_cert = \"{ca}\"\n"
+            ),
+        )
+        .unwrap();
+        chmod(&path, mode);
+    };
+    let refused = |needle: &str| {
+        let e = Config::load(&path).expect_err("refused").to_string();
+        assert!(e.contains(needle), "`{needle}` in: {e}");
+        e
+    };
+
+    // Private files that go together: loaded.
+    write("a-key.pem", "a-cert.pem", "b-cert.pem", 0o600);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.openflow.tls.unwrap().ca_cert, dir.join("b-cert.pem"));
+
+    // The config file readable by group or others: refused, whichever bit.
+    for mode in [0o644, 0o640, 0o604] {
+        chmod(&path, mode);
+        let e = refused("holds a secret ([openflow] private_key) but is readable by");
+        assert!(
+            e.contains(&format!("(mode {mode:04o})")) && e.contains("chmod 600"),
+            "{e}"
+        );
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+    }
+    // `vxtund --check` (and the start, which loads the file the same way) says so and exits 2.
+    chmod(&path, 0o644);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vxtund"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("holds a secret ([openflow] private_key)"),
+        "{err}"
+    );
+    // The private key readable by others: refused at its line.
+    chmod(&path, 0o600);
+    chmod(&dir.join("a-key.pem"), 0o644);
+    let e = refused("lets group or others read the private key");
+    assert!(
+        e.starts_with(&format!("{}:15:15: openflow.private_key", path.display())),
+        "{e}"
+    );
+    chmod(&dir.join("a-key.pem"), 0o600);
+
+    // Files that do not hold what their keys say.
+    write("a-key.pem", "b-cert.pem", "b-cert.pem", 0o600);
+    refused("16:15: openflow.certificate");
+    refused("does not go with private_key");
+    std::fs::copy(dir.join("a-cert.pem"), dir.join("not-a-key.pem")).unwrap();
+    chmod(&dir.join("not-a-key.pem"), 0o600);
+    write("not-a-key.pem", "a-cert.pem", "b-cert.pem", 0o600);
+    refused("no private key in it");
+    write("a-key.pem", "a-cert.pem", "a-key.pem", 0o600);
+    refused("openflow.ca_cert");
+    write("a-key.pem", "a-cert.pem", "missing.pem", 0o600);
+    refused("cannot read it");
+    let _ = std::fs::remove_dir_all(&dir);
 }

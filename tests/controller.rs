@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::pki::{Pair, Pki};
 use common::scenario::{run_in, vxtunctl, Scenario};
 use common::KillOnDrop;
 
@@ -66,15 +67,16 @@ fn ovs_testcontroller(dir: &Path) -> KillOnDrop {
 
 /// The os-ken learning switch in the hub's namespace, listening on the hub's underlay address.
 fn osken(s: &Scenario, log: &Path) -> KillOnDrop {
+    osken_with(s, log, &["--ofp-tcp-listen-port".into(), "6653".into()])
+}
+
+/// The os-ken learning switch in the hub's namespace with `options` (the listener's).
+fn osken_with(s: &Scenario, log: &Path, options: &[String]) -> KillOnDrop {
     let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/osken/learning_switch.py");
     let child = Command::new("ip")
         .args(["netns", "exec", &s.ns("seg1"), "osken-manager"])
-        .args([
-            "--ofp-listen-host",
-            "192.168.200.101",
-            "--ofp-tcp-listen-port",
-            "6653",
-        ])
+        .args(["--ofp-listen-host", "192.168.200.101"])
+        .args(options)
         .arg(&app)
         .env("LEARNING_SWITCH_LOG", log)
         .stdout(Stdio::null())
@@ -369,4 +371,113 @@ fn a_host_flooding_unknown_frames_cannot_starve_the_data_path() {
     );
     eprintln!("seg1 VmRSS after the flood: {rss_kib} KiB");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// ovs-testcontroller in the hub's namespace on `pssl:6653:192.168.200.101`, proving itself
+/// with `pair` and trusting `ca` (the switches' CA).
+fn ovs_testcontroller_tls(s: &Scenario, dir: &Path, pair: &Pair, ca: &Path) -> KillOnDrop {
+    let child = Command::new("ip")
+        .args(["netns", "exec", &s.ns("seg1"), "ovs-testcontroller"])
+        .args(["-O", "OpenFlow13", "--wildcards", "--max-idle=60"])
+        .arg(format!("--unixctl={}", dir.join("tc.ctl").display()))
+        .args(Pki::ovs_options(pair, ca))
+        .arg("pssl:6653:192.168.200.101")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("testcontroller.log")).unwrap())
+        .spawn()
+        .expect("starting ovs-testcontroller");
+    KillOnDrop(child)
+}
+
+/// The number after `tls handshakes refused` in `seg`'s `vxtunctl show`.
+fn tls_refused(s: &Scenario, seg: &str) -> u64 {
+    let show = vxtunctl(s, seg, &["show"]);
+    show.split("tls handshakes refused ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no TLS refusals in {seg}'s show:\n{show}"))
+}
+
+#[test]
+fn ovs_testcontroller_over_ssl_drives_the_star_and_a_stranger_is_refused() {
+    let name = "ovs_testcontroller_over_ssl_drives_the_star_and_a_stranger_is_refused";
+    if !common::require_root(name)
+        || !have("ovs-testcontroller", "openvswitch-testcontroller", name)
+    {
+        return;
+    }
+    let Some(pki) = Pki::new(name) else { return };
+    let (stranger, _) = pki.stranger();
+    let _serial = one_at_a_time();
+    let dir = state_dir("tctls");
+    let keys = pki.vxtund_keys();
+    let s = Scenario::up_with(
+        |t| under_controller(t, "ssl:192.168.200.101:6653", "secure", &keys),
+        false,
+    );
+    // A controller whose certificate another CA signed: the segments refuse it.
+    let impostor = ovs_testcontroller_tls(&s, &dir, &stranger, &pki.switch_ca());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for seg in ["seg1", "seg2", "seg3"] {
+        while tls_refused(&s, seg) == 0 {
+            assert!(Instant::now() < deadline, "{seg}:\n{}", s.log(seg));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let show = vxtunctl(&s, seg, &["show"]);
+        assert!(show.contains("(0 connected)"), "{seg}: {show}");
+    }
+    assert!(!s.ping("k1", "172.31.2.1"), "secure, nobody in control");
+    drop(impostor);
+    // The controller of the PKI: every segment connects over TLS and the star works.
+    let _controller = ovs_testcontroller_tls(&s, &dir, &pki.controller(), &pki.switch_ca());
+    wait_connected(&s, Duration::from_secs(15));
+    s.assert_every_pair_pings();
+    for seg in ["seg1", "seg2", "seg3"] {
+        let flows = dump(&s, seg);
+        assert!(
+            learnt_packets(&flows) > 0,
+            "{seg}: the controller's flows count the traffic:\n{flows}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn osken_over_ssl_learns_the_star() {
+    let name = "osken_over_ssl_learns_the_star";
+    if !common::require_root(name) || !have("osken-manager", "python3-os-ken", name) {
+        return;
+    }
+    let Some(pki) = Pki::new(name) else { return };
+    let _serial = one_at_a_time();
+    let keys = pki.vxtund_keys();
+    let s = Scenario::up_with(
+        |t| under_controller(t, "ssl:192.168.200.101:6653", "secure", &keys),
+        false,
+    );
+    let ctl = pki.controller();
+    let options: Vec<String> = [
+        "--ofp-ssl-listen-port".to_owned(),
+        "6653".to_owned(),
+        "--ctl-privkey".to_owned(),
+        ctl.key.display().to_string(),
+        "--ctl-cert".to_owned(),
+        ctl.cert.display().to_string(),
+        "--ca-certs".to_owned(),
+        pki.switch_ca().display().to_string(),
+    ]
+    .into();
+    let log = s.state.join("osken.log");
+    let _controller = osken_with(&s, &log, &options);
+    wait_connected(&s, Duration::from_secs(20));
+    s.assert_every_pair_pings();
+    for seg in ["seg1", "seg2", "seg3"] {
+        let flows = dump(&s, seg);
+        assert!(
+            learnt_packets(&flows) > 0,
+            "{seg}: the controller's flows count the traffic:\n{flows}"
+        );
+        assert_eq!(tls_refused(&s, seg), 0, "{seg}");
+    }
 }

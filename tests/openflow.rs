@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use common::pki::Pki;
 use common::scenario::{run_in, vxtunctl, Scenario};
 use common::{Daemon, KillOnDrop, Netns};
 
@@ -632,4 +633,244 @@ fn timeouts_expire_flows_without_a_controller() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(daemon.log().contains("flow(s) expired"), "{}", daemon.log());
+}
+
+/// A daemon in `ns` listening on `pssl:6653:127.0.0.1` (and the `extra` targets) with the
+/// PKI's switch certificate, trusting its controller CA.
+fn tls_daemon(ns: &Netns, pki: &Pki, extra: &str) -> Daemon {
+    Daemon::start(
+        ns,
+        &format!(
+            "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
+             remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n\
+             [openflow]\nlisten = [\"pssl:6653:127.0.0.1\"{extra}]\n{}",
+            pki.vxtund_keys()
+        ),
+    )
+}
+
+/// ovs-ofctl in `ns` with the TLS options `tls` against `ssl:127.0.0.1:6653`.
+fn ofctl_tls(ns: &Netns, tls: &[String], args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "ovs-ofctl", "-O", "OpenFlow13"])
+        .args(tls)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "ovs-ofctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number after `tls handshakes refused` in `vxtunctl show`.
+fn tls_refused(daemon: &Daemon) -> u64 {
+    let show = daemon.show();
+    show.split("tls handshakes refused ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no TLS refusals in show:\n{show}"))
+}
+
+const SSL: &str = "ssl:127.0.0.1:6653";
+
+#[test]
+fn ovs_ofctl_manages_the_switch_over_pssl_and_strangers_are_refused() {
+    let name = "ovs_ofctl_manages_the_switch_over_pssl_and_strangers_are_refused";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let Some(pki) = Pki::new(name) else { return };
+    let _serial = one_at_a_time();
+    let ns = Netns::new("tls");
+    let daemon = tls_daemon(&ns, &pki, ", \"ptcp:6654\"");
+    let good = Pki::ovs_options(&pki.controller(), &pki.switch_ca());
+
+    // Debian's ovs-ofctl, with ovs-pki's certificates, manages the switch over TLS.
+    let flow = "priority=40000,tcp,nw_dst=10.1.0.0/16,tp_dst=22,actions=drop";
+    stdout_of(&ofctl_tls(&ns, &good, &["add-flow", SSL, flow]));
+    let dump = stdout_of(&ofctl_tls(&ns, &good, &["dump-flows", SSL]));
+    assert!(dump.contains("tp_dst=22 actions=drop"), "{dump}");
+    assert!(
+        dump.contains("nw_dst=10.0.0.0/8 actions=output:2"),
+        "{dump}"
+    );
+    let show = stdout_of(&ofctl_tls(&ns, &good, &["show", SSL]));
+    assert!(show.contains("2(t)"), "{show}");
+
+    // A certificate from another CA, an expired one, and plain TCP: refused.
+    let (stranger, other_ca) = pki.stranger();
+    let out = ofctl_tls(
+        &ns,
+        &Pki::ovs_options(&stranger, &pki.switch_ca()),
+        &["dump-flows", SSL],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown ca"),
+        "another CA's client: {err}"
+    );
+    let old = pki.expired_controller();
+    let out = ofctl_tls(
+        &ns,
+        &Pki::ovs_options(&old, &pki.switch_ca()),
+        &["dump-flows", SSL],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("certificate expired"),
+        "an expired client certificate: {err}"
+    );
+    let out = ofctl_tls(&ns, &[], &["dump-flows", "tcp:127.0.0.1:6653"]);
+    assert!(!out.status.success(), "plain TCP on the TLS port");
+    // And ovs-ofctl, trusting another switch CA, refuses vxtund's certificate.
+    let out = ofctl_tls(
+        &ns,
+        &Pki::ovs_options(&pki.controller(), &other_ca),
+        &["dump-flows", SSL],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("certificate verify failed"),
+        "{err}"
+    );
+    assert!(tls_refused(&daemon) >= 4, "{}", daemon.show());
+    // Nothing a stranger did changed the table.
+    let after = stdout_of(&ofctl_tls(&ns, &good, &["dump-flows", SSL]));
+    assert_eq!(flows_only(&after), flows_only(&dump));
+
+    // Plain TCP beyond loopback: one warning at start, naming that target only.
+    let log = daemon.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("without TLS beyond loopback"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("on ptcp:6654:0.0.0.0:") && !warnings[0].contains("pssl:6653"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn certificates_are_read_again_on_reload_without_a_restart() {
+    let name = "certificates_are_read_again_on_reload_without_a_restart";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let (Some(old), Some(new)) = (Pki::new(name), Pki::new(name)) else {
+        return;
+    };
+    let _serial = one_at_a_time();
+    let ns = Netns::new("rot");
+    let mut daemon = tls_daemon(&ns, &old, "");
+    let pid = daemon.pid();
+    let old_client = Pki::ovs_options(&old.controller(), &old.switch_ca());
+    let new_client = Pki::ovs_options(&new.controller(), &new.switch_ca());
+    stdout_of(&ofctl_tls(&ns, &old_client, &["dump-flows", SSL]));
+
+    // The new PKI's files take the old ones' places: nothing changes until the reload.
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).unwrap();
+    };
+    copy(&new.switch().key, &old.switch().key);
+    copy(&new.switch().cert, &old.switch().cert);
+    copy(&new.controller_ca(), &old.controller_ca());
+    stdout_of(&ofctl_tls(&ns, &old_client, &["dump-flows", SSL]));
+    daemon.reload("(read again)");
+    assert!(
+        daemon.log().contains("OpenFlow TLS: certificate"),
+        "{}",
+        daemon.log()
+    );
+    stdout_of(&ofctl_tls(&ns, &new_client, &["dump-flows", SSL]));
+    let out = ofctl_tls(&ns, &old_client, &["dump-flows", SSL]);
+    assert!(!out.status.success(), "the old PKI no longer gets in");
+
+    // A broken rotation is refused as a whole: the certificates in force stay.
+    std::fs::write(old.controller_ca(), "not a certificate\n").unwrap();
+    daemon.reload("reload refused");
+    assert!(
+        daemon.log().contains("openflow.ca_cert"),
+        "the refusal names the file:\n{}",
+        daemon.log()
+    );
+    stdout_of(&ofctl_tls(&ns, &new_client, &["dump-flows", SSL]));
+    assert_eq!(daemon.pid(), pid, "no restart");
+}
+
+#[test]
+fn hostile_tls_clients_are_refused_and_bounded() {
+    let name = "hostile_tls_clients_are_refused_and_bounded";
+    if !common::require_root(name) || !have_ofctl(name) {
+        return;
+    }
+    let Some(pki) = Pki::new(name) else { return };
+    let _ = pki.stranger();
+    let _ = pki.expired_controller();
+    let _ = pki.oversized_controller();
+    let _ = pki.oversized_chain();
+    let _serial = one_at_a_time();
+    let ns = Netns::new("tlsh");
+    let daemon = tls_daemon(&ns, &pki, "");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/of_tls_hostile.py");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3"])
+        .arg(&script)
+        .args(["127.0.0.1", "6653"])
+        .arg(&pki.dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "good certificate: welcome",
+        "no certificate: refused",
+        "other CA: refused",
+        "expired: refused",
+        "oversized certificate: refused",
+        "oversized chain: refused",
+        "plain openflow: closed",
+        "garbage: closed",
+        "idle connections: held",
+    ] {
+        assert!(report.contains(needle), "`{needle}` in:\n{report}");
+    }
+    // Handshakes that never finish are closed after 10 s.
+    for probe in ["silent", "partial"] {
+        let seconds: u64 = report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{probe} handshake: closed after ")))
+            .and_then(|rest| rest.trim_end_matches(" s").parse().ok())
+            .unwrap_or_else(|| panic!("{probe} handshake closed, in:\n{report}"));
+        assert!((9..=14).contains(&seconds), "{probe}: {seconds} s");
+    }
+    assert!(tls_refused(&daemon) >= 8, "{}", daemon.show());
+    assert!(
+        Path::new(&format!("/proc/{}", daemon.pid())).exists(),
+        "the daemon is still running:\n{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.matches("TLS handshake refused").count() <= 2,
+        "refusals are logged at most once a minute:\n{log}"
+    );
+    assert!(
+        !log.contains("without TLS"),
+        "no warning for a TLS listener on loopback"
+    );
 }

@@ -87,6 +87,9 @@ pub enum DaemonError {
     /// A data-path thread stopped on an I/O error (logged when it happened).
     #[error("the data path stopped on an I/O error (see the log above)")]
     DataPath,
+    /// OpenFlow's TLS files.
+    #[error("OpenFlow TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// `fast_path = "on"` and the kernel fast path could not be set up.
     #[error("fast_path = \"on\", but the kernel fast path could not be set up: {0}")]
     FastPath(String),
@@ -171,6 +174,9 @@ struct Shared {
     device_mtu: std::sync::atomic::AtomicUsize,
     /// The BGP EVPN control plane (`[evpn]`).
     evpn: Option<Arc<evpn::Plane>>,
+    /// OpenFlow's TLS configuration (`[openflow] private_key`, ...), read at start and again
+    /// on every reload; each new connection takes the one in force.
+    tls: Mutex<Option<Arc<crate::tls::Material>>>,
 }
 
 /// How many controller events may wait for the OpenFlow thread.
@@ -239,6 +245,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             word(gso)
         );
     }
+    let tls = match &config.openflow.tls {
+        None => None,
+        Some(files) => {
+            let material = crate::tls::Material::load(files)?;
+            info!("OpenFlow {}", material.summary);
+            Some(Arc::new(material))
+        }
+    };
     let control = ControlSocket::bind(&config.control_socket, config.control_group.as_deref())?;
     let openflow = openflow::Listeners::bind(&config).map_err(DaemonError::OpenFlow)?;
     let metrics_listener = config.metrics_listen.map(metrics::bind).transpose()?;
@@ -296,6 +310,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         datapath_id: openflow::datapath_id(&config),
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
         evpn: config.evpn.as_ref().map(|e| Arc::new(evpn::Plane::new(e))),
+        tls: Mutex::new(tls),
         cores: {
             let mut switch = new_switch(&config, &mtus, config.flows.clone());
             switch.set_generation(Arc::clone(&generation));

@@ -130,6 +130,29 @@ pub fn describe(config: &Config, mtus: &Mtus) -> String {
         }
     );
     let of = &config.openflow;
+    if let Some(tls) = &of.tls {
+        let _ = writeln!(
+            s,
+            "openflow tls: private_key {}, certificate {}, ca_cert {} (peers must chain to it; \
+             names are not checked, as in Open vSwitch)",
+            tls.private_key.display(),
+            tls.certificate.display(),
+            tls.ca_cert.display()
+        );
+    }
+    let plain: Vec<String> = of
+        .listen
+        .iter()
+        .filter(|t| t.is_plain_beyond_loopback())
+        .map(|t| t.to_string())
+        .collect();
+    if !plain.is_empty() {
+        let _ = writeln!(
+            s,
+            "warning: OpenFlow listens without TLS beyond loopback on {}",
+            plain.join(", ")
+        );
+    }
     if !of.controllers.is_empty() {
         let targets: Vec<String> = of.controllers.iter().map(|t| t.to_string()).collect();
         let _ = writeln!(

@@ -123,7 +123,12 @@ impl Shared {
                 }
             ));
         }
-        line.push_str(&format!(", events dropped {dropped}\n"));
+        line.push_str(&format!(", events dropped {dropped}"));
+        if of.tls.is_some() {
+            let refused = plane.as_ref().map_or(0, |p| p.tls_refused());
+            line.push_str(&format!(", tls handshakes refused {refused}"));
+        }
+        line.push('\n');
         line
     }
 

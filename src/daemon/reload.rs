@@ -38,9 +38,20 @@ pub(super) fn reload(sh: &Shared) -> Result<String, String> {
 fn apply(sh: &Shared, in_force: &mut InForce) -> Result<String, String> {
     let mut config = Config::load(&in_force.config.path).map_err(|e| e.to_string())?;
     needs_no_restart(&in_force.config, &config)?;
+    // OpenFlow's certificates and key are read again (rotation): new connections take them,
+    // established sessions keep the ones they were made with.
+    let tls = match &config.openflow.tls {
+        None => None,
+        Some(files) => Some(crate::tls::Material::load(files).map_err(|e| e.to_string())?),
+    };
     // The VTEPs learnt over EVPN stay ports beside the file's tunnels.
     super::evpn::add_ports(sh, &mut config);
-    swap_in(sh, in_force, config)
+    let mut summary = swap_in(sh, in_force, config)?;
+    if let Some(material) = &tls {
+        summary.push_str(&format!("OpenFlow {} (read again)\n", material.summary));
+    }
+    *sh.tls.lock().unwrap_or_else(|p| p.into_inner()) = tls.map(Arc::new);
+    Ok(summary)
 }
 
 /// Builds the switch and sockets of `config` beside the running ones and swaps them in: the

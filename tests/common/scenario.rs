@@ -68,7 +68,7 @@ impl Scenario {
             let mgmt = state.join(format!("seg{n}.mgmt"));
             let text = text.replace(&format!("/run/vxtund/seg{n}.mgmt"), mgmt.to_str().unwrap());
             let text = super::with_fast_path(&text);
-            std::fs::write(configs.join(format!("seg{n}.toml")), text).unwrap();
+            super::write_private(&configs.join(format!("seg{n}.toml")), &text);
         }
         let s = Scenario { prefix, state };
         let mut cmd = Command::new("bash");

@@ -38,45 +38,65 @@ pub const MAX_SESSIONS: usize = 512;
 pub(super) struct Listeners {
     unix: Vec<ControlSocket>,
     tcp: Vec<std::net::TcpListener>,
+    /// `pssl:` targets: TCP, each connection a TLS handshake first.
+    ssl: Vec<std::net::TcpListener>,
 }
 
 impl Listeners {
     /// Binds every target of `config`: Unix sockets with mode 0600 (a stale socket is replaced,
-    /// a live one refused), TCP on the given address.
+    /// a live one refused), TCP on the given address. Warns once when a plain TCP target
+    /// listens beyond loopback.
     pub(super) fn bind(config: &Config) -> Result<Listeners, ControlError> {
         let mut listeners = Listeners {
             unix: Vec::new(),
             tcp: Vec::new(),
+            ssl: Vec::new(),
         };
         for target in &config.openflow.listen {
             match target {
                 ListenTarget::Unix(path) => listeners.unix.push(ControlSocket::bind(path, None)?),
-                ListenTarget::Tcp(addr) => {
-                    let listener = std::net::TcpListener::bind(addr).map_err(|source| {
-                        ControlError::Setup {
-                            path: target.to_string().into(),
-                            what: "binding",
-                            source,
-                        }
-                    })?;
-                    listener
-                        .set_nonblocking(true)
-                        .map_err(|source| ControlError::Setup {
-                            path: target.to_string().into(),
-                            what: "making it non-blocking",
-                            source,
-                        })?;
-                    listeners.tcp.push(listener);
-                }
+                ListenTarget::Tcp(addr) => listeners.tcp.push(bind_tcp(target, addr)?),
+                ListenTarget::Ssl(addr) => listeners.ssl.push(bind_tcp(target, addr)?),
             }
+        }
+        let plain: Vec<String> = config
+            .openflow
+            .listen
+            .iter()
+            .filter(|t| t.is_plain_beyond_loopback())
+            .map(|t| t.to_string())
+            .collect();
+        if !plain.is_empty() {
+            warn!(
+                "OpenFlow listens without TLS beyond loopback on {}: whoever reaches it can \
+                 change the flow table; use pssl: with private_key, certificate and ca_cert \
+                 (docs/threat-model.md)",
+                plain.join(", ")
+            );
         }
         Ok(listeners)
     }
 
     /// Whether there is nothing to listen on.
     pub(super) fn is_empty(&self) -> bool {
-        self.unix.is_empty() && self.tcp.is_empty()
+        self.unix.is_empty() && self.tcp.is_empty() && self.ssl.is_empty()
     }
+}
+
+fn bind_tcp(
+    target: &ListenTarget,
+    addr: &std::net::SocketAddr,
+) -> Result<std::net::TcpListener, ControlError> {
+    let setup = |what, source| ControlError::Setup {
+        path: target.to_string().into(),
+        what,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| setup("binding", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| setup("making it non-blocking", e))?;
+    Ok(listener)
 }
 
 /// The datapath id: the configured one, or one derived from what tells this daemon apart
@@ -134,6 +154,11 @@ pub(in crate::daemon) struct Plane {
     fail_mode: FailMode,
     /// Events a full session queue did not take.
     events_dropped: AtomicU64,
+    /// TLS handshakes that failed or timed out, both ways (plain TCP on a `pssl:` port, a
+    /// certificate that does not chain to `ca_cert`, an expired one, ...).
+    tls_refused: AtomicU64,
+    /// When a refused handshake was last logged at warning level (seconds since start).
+    tls_warned: AtomicU64,
 }
 
 impl Plane {
@@ -205,7 +230,46 @@ impl Plane {
     pub(in crate::daemon) fn events_dropped(&self) -> u64 {
         self.events_dropped.load(Ordering::Relaxed)
     }
+
+    /// TLS handshakes refused (see [`Plane::tls_refused`]).
+    pub(in crate::daemon) fn tls_refused(&self) -> u64 {
+        self.tls_refused.load(Ordering::Relaxed)
+    }
+
+    /// Counts a failed TLS handshake and logs it: the first at warning level and then at most
+    /// one a minute (a scan or a flood must not fill the journal), the rest at debug level.
+    fn refuse_tls(&self, peer: &str, why: &str) {
+        let n = self.tls_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.shared.started.elapsed().as_secs() + TLS_WARN_EVERY;
+        let last = self.tls_warned.load(Ordering::Relaxed);
+        if now >= last + TLS_WARN_EVERY
+            && self
+                .tls_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            warn!(peer, "OpenFlow: TLS handshake refused ({n} so far): {why}");
+        } else {
+            debug!(peer, "OpenFlow: TLS handshake refused: {why}");
+        }
+    }
+
+    /// The TLS configuration in force (re-read on every reload).
+    fn tls(&self) -> Option<Arc<crate::tls::Material>> {
+        self.shared
+            .tls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
+
+/// How often a refused TLS handshake is logged at warning level at most, in seconds.
+const TLS_WARN_EVERY: u64 = 60;
+
+/// How long a TLS handshake may take, either way, before the connection is closed: as long as
+/// a plain connection has to say HELLO.
+pub const HANDSHAKE_TIMEOUT: Duration = session::HELLO_TIMEOUT;
 
 /// Runs the listeners, the controller connections, the event fan-out and the flow expiry until
 /// the daemon stops.
@@ -233,6 +297,8 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
         connected: AtomicUsize::new(0),
         fail_mode,
         events_dropped: AtomicU64::new(0),
+        tls_refused: AtomicU64::new(0),
+        tls_warned: AtomicU64::new(0),
     });
     *shared.plane.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(&plane));
     let events = shared
@@ -262,6 +328,21 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
                         Ok((stream, peer)) => {
                             let _ = stream.set_nodelay(true);
                             start(stream, peer.to_string(), &plane)
+                        }
+                        Err(e) => accept_failed(e).await,
+                    }
+                }
+            });
+        }
+        for listener in &listeners.ssl {
+            let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
+            let plane = Arc::clone(&plane);
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            start_tls(stream, peer.to_string(), &plane)
                         }
                         Err(e) => accept_failed(e).await,
                     }
@@ -319,6 +400,42 @@ where
         match session::run(stream, &peer, Arc::clone(&plane), session::Kind::Service).await {
             Ok(()) => debug!(peer, "OpenFlow session closed"),
             Err(e) => debug!(peer, "OpenFlow session ended: {e}"),
+        }
+        plane.sessions.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// Starts a TLS session on `stream` (a `pssl:` connection): the handshake within
+/// [`HANDSHAKE_TIMEOUT`], then the OpenFlow session. The connection counts towards
+/// [`MAX_SESSIONS`] from the start, handshake included, as a plain one does.
+fn start_tls(stream: tokio::net::TcpStream, peer: String, plane: &Arc<Plane>) {
+    if plane.sessions.fetch_add(1, Ordering::AcqRel) >= MAX_SESSIONS {
+        plane.sessions.fetch_sub(1, Ordering::AcqRel);
+        debug!(
+            peer,
+            "OpenFlow: {MAX_SESSIONS} sessions already; connection closed"
+        );
+        return;
+    }
+    let plane = Arc::clone(plane);
+    tokio::spawn(async move {
+        match plane.tls() {
+            None => plane.refuse_tls(&peer, "no TLS configuration in force"),
+            Some(material) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&material.server));
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Err(_) => plane.refuse_tls(&peer, "the handshake did not finish in time"),
+                    Ok(Err(e)) => plane.refuse_tls(&peer, &e.to_string()),
+                    Ok(Ok(stream)) => {
+                        debug!(peer, "OpenFlow: TLS session established");
+                        let kind = session::Kind::Service;
+                        match session::run(stream, &peer, Arc::clone(&plane), kind).await {
+                            Ok(()) => debug!(peer, "OpenFlow session closed"),
+                            Err(e) => debug!(peer, "OpenFlow session ended: {e}"),
+                        }
+                    }
+                }
+            }
         }
         plane.sessions.fetch_sub(1, Ordering::AcqRel);
     });
