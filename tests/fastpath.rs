@@ -399,12 +399,10 @@ fn two_daemons_share_one_underlay_device() {
     if !common::require_root("fastpath::two_daemons_share_one_underlay_device") {
         return;
     }
-    use common::{veth, Daemon, Netns};
-    let a = Netns::new("fa");
-    let b = Netns::new("fb");
-    veth(&a, "ul0", "192.168.95.1/24", &b, "ul0", "192.168.95.2/24");
-    a.ip(&["addr", "add", "192.168.95.3/24", "dev", "ul0", "nodad"]);
-    b.ip(&["addr", "add", "192.168.95.4/24", "dev", "ul0", "nodad"]);
+    use common::Daemon;
+    let (a, b) = common::two_hosts("fa", "192.168.95.1/24", "192.168.95.2/24");
+    a.ip(&["addr", "add", "192.168.95.3/24", "dev", "ul0"]);
+    b.ip(&["addr", "add", "192.168.95.4/24", "dev", "ul0"]);
     let mut daemons = Vec::new();
     for (n, local, remote) in [
         (1, "192.168.95.1", "192.168.95.2"),
@@ -471,4 +469,87 @@ fn two_daemons_share_one_underlay_device() {
             "{show}"
         );
     }
+}
+
+/// The encapsulation program sends through the neighbour layer, past IPsec's policies: with
+/// any xfrm policy in force, `auto` keeps the userspace path (whose sockets the policies
+/// cover) and says why, and `on` refuses to start.
+#[test]
+fn ipsec_policies_keep_the_tunnels_on_the_userspace_path() {
+    if !common::require_root("fastpath::ipsec_policies_keep_the_tunnels_on_the_userspace_path") {
+        return;
+    }
+    use common::Daemon;
+    let (a, b) = common::two_hosts("xa", "192.168.96.1/24", "192.168.96.2/24");
+    let policy = [
+        "xfrm",
+        "policy",
+        "add",
+        "src",
+        "192.168.96.1",
+        "dst",
+        "192.168.96.2",
+        "proto",
+        "udp",
+        "dport",
+        "8472",
+        "dir",
+        "out",
+        "tmpl",
+        "src",
+        "192.168.96.1",
+        "dst",
+        "192.168.96.2",
+        "proto",
+        "esp",
+        "mode",
+        "transport",
+    ];
+    let added = a.ip(&policy);
+    assert!(added.status.success(), "{added:?}");
+    let config = |mode: &str| {
+        format!(
+            "[device]\nname = \"vxt0\"\nfast_path = \"{mode}\"\n[underlay]\nlocal = \"192.168.96.1\"\n\
+             [[tunnel]]\nname = \"peer\"\ntype = \"vxlan\"\nremote = \"192.168.96.2\"\n"
+        )
+    };
+    let d = Daemon::start(&a, &config("auto"));
+    let show = d.show();
+    assert!(
+        show.contains(
+            "fast path: userspace (fast_path = \"auto\": 1 IPsec (xfrm) policy is in force"
+        ),
+        "{show}"
+    );
+    drop(d);
+
+    let dir = std::env::temp_dir().join(common::unique("xfrm"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("on.toml");
+    common::write_private(&path, &config("on"));
+    let mut child = a
+        .vxtund(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fast_path = \"on\" started despite the IPsec policy");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !status.success() && stderr.contains("IPsec (xfrm) polic"),
+        "{status}: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

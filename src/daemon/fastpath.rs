@@ -175,6 +175,21 @@ pub(super) fn setup(
 }
 
 fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result<FastPath, String> {
+    // The encapsulation program hands its packets to the neighbour layer, past the IP output
+    // path where IPsec's policies apply: over IPsec they could leave in clear. With any xfrm
+    // policy in this namespace, the tunnels take the userspace path, whose sockets the
+    // policies cover.
+    match netdev::xfrm_policies() {
+        Ok(0) => {}
+        Ok(n) => {
+            return Err(format!(
+                "{n} IPsec (xfrm) polic{} in force here, which the fast path's packets \
+                 would bypass",
+                if n == 1 { "y is" } else { "ies are" }
+            ))
+        }
+        Err(e) => return Err(format!("cannot read the IPsec (xfrm) policies: {e}")),
+    }
     let mut devices = Vec::new();
     let mut names = Vec::new();
     // Devices without Ethernet headers (WireGuard's, kernel or wireguard-go's TUN): the

@@ -266,3 +266,98 @@ impl RouteMonitor {
         }
     }
 }
+
+/// `XFRM_MSG_GETPOLICY` and `XFRM_MSG_NEWPOLICY` from linux/xfrm.h.
+const XFRM_MSG_NEWPOLICY: u16 = 0x13;
+const XFRM_MSG_GETPOLICY: u16 = 0x15;
+
+/// How many IPsec (xfrm) policies the kernel holds in this network namespace (not counting
+/// per-socket ones): a dump of `XFRM_MSG_GETPOLICY` over `NETLINK_XFRM` (needs
+/// `CAP_NET_ADMIN`), as `ip xfrm policy` lists them.
+pub fn xfrm_policies() -> io::Result<usize> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_XFRM,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // A dump request is the header alone: the kernel starts the dump before it parses a body.
+    let header = libc::nlmsghdr {
+        nlmsg_len: std::mem::size_of::<libc::nlmsghdr>() as u32,
+        nlmsg_type: XFRM_MSG_GETPOLICY,
+        nlmsg_flags: (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        nlmsg_seq: 1,
+        nlmsg_pid: 0,
+    };
+    // SAFETY: send reads `nlmsg_len` bytes of the header, which is that long.
+    let sent = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            (&header as *const libc::nlmsghdr).cast(),
+            header.nlmsg_len as usize,
+            0,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let timeout = libc::timeval {
+        tv_sec: 2,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt reads a timeval of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut policies = 0;
+    loop {
+        // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut rest = &buf[..n as usize];
+        while rest.len() >= 16 {
+            let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let kind = u16::from_ne_bytes([rest[4], rest[5]]);
+            if len < 16 || len > rest.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a truncated netlink message",
+                ));
+            }
+            match kind {
+                k if k == libc::NLMSG_DONE as u16 => return Ok(policies),
+                k if k == libc::NLMSG_ERROR as u16 => {
+                    let code = rest
+                        .get(16..20)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    if code == 0 {
+                        return Ok(policies);
+                    }
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                XFRM_MSG_NEWPOLICY => policies += 1,
+                _ => {}
+            }
+            // Messages are 4-byte aligned.
+            let step = (len + 3) & !3;
+            rest = rest.get(step..).unwrap_or(&[]);
+        }
+    }
+}
