@@ -24,18 +24,7 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 fn have(tool: &str, package: &str, test: &str) -> bool {
-    if Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return true;
-    }
-    let message =
-        format!("*** SKIPPED {test}: {tool} is missing (scripts/setup.sh installs {package}) ***");
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("{message}");
-    false
+    common::require_tools(test, &[(tool, package)])
 }
 
 /// The shipped config with its `[flows]` removed and `controllers`/`fail_mode` added.

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{require_root, unique, veth, write_private, Daemon, KillOnDrop, Netns};
+use common::{require_root, unique, write_private, Daemon, KillOnDrop, Netns};
 
 /// WireGuard's MTU (wg-quick's default over a 1500-byte IPv4 or IPv6 path).
 const WG_MTU: u16 = 1420;
@@ -36,32 +36,11 @@ const TRANSFER_BYTES: usize = 20_000_000;
 
 /// True when root and wireguard-go and wg are installed; otherwise says so loudly.
 fn require_tools(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    let missing: Vec<&str> = ["wireguard-go", "wg"]
-        .into_iter()
-        .filter(|tool| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} needs {missing:?}; scripts/setup.sh installs them"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {} missing (scripts/setup.sh installs wireguard-go and \
-         wireguard-tools) ***\n",
-        missing.join(", ")
-    );
-    false
+    require_root(test)
+        && common::require_tools(
+            test,
+            &[("wireguard-go", "wireguard-go"), ("wg", "wireguard-tools")],
+        )
 }
 
 /// Runs `program` with `args` and `input` on standard input; its standard output, trimmed.
@@ -120,14 +99,7 @@ struct Pair {
 impl Pair {
     /// The pair with one tunnel of `kind` ("vxlan" or "gre") each way.
     fn up(kind: &str) -> Pair {
-        let a = Netns::new("wa");
-        let b = Netns::new("wb");
-        veth(&a, "ul0", "192.168.94.1/24", &b, "ul0", "192.168.94.2/24");
-        for ns in [&a, &b] {
-            // The TAP's IPv6 address is usable at once: no duplicate address detection to wait.
-            let out = ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.accept_dad=0"]);
-            assert!(out.status.success(), "{out:?}");
-        }
+        let (a, b) = common::two_hosts("wa", "192.168.94.1/24", "192.168.94.2/24");
         let dir = std::env::temp_dir().join(unique("wg"));
         std::fs::create_dir_all(&dir).unwrap();
         let (wg_a, wg_b) = (unique("wa"), unique("wb"));

@@ -10,7 +10,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,28 +24,13 @@ fn require_tools(test: &str, gobgp: bool) -> bool {
     if !require_root(test) {
         return false;
     }
-    let mut missing = Vec::new();
-    for tool in [ZEBRA, BGPD, "/usr/bin/vtysh"] {
-        if !Path::new(tool).exists() {
-            missing.push(tool);
-        }
-    }
-    if gobgp && Command::new("gobgpd").arg("--version").output().is_err() {
-        missing.push("gobgpd");
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} needs {missing:?}; scripts/setup.sh installs them"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: {} missing (scripts/setup.sh installs frr and gobgpd) ***\n",
-        missing.join(", ")
-    );
-    false
+    let frr = [(ZEBRA, "frr"), (BGPD, "frr"), ("/usr/bin/vtysh", "frr")];
+    let gobgpd = [("gobgpd", "gobgpd")];
+    let tools: Vec<(&str, &str)> = match gobgp {
+        true => frr.iter().chain(&gobgpd).copied().collect(),
+        false => frr.to_vec(),
+    };
+    common::require_tools(test, &tools)
 }
 
 /// zebra and bgpd of one namespace, killed by PID on drop (with their directory).
@@ -182,14 +166,7 @@ impl Underlay {
         );
         self.hub.ip(&["link", "set", &port, "master", "br0", "up"]);
         ns.ip(&["addr", "add", &format!("192.168.77.{n}/24"), "dev", "eth0"]);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("fd77::{n}/64"),
-            "dev",
-            "eth0",
-            "nodad",
-        ]);
+        ns.ip(&["addr", "add", &format!("fd77::{n}/64"), "dev", "eth0"]);
         ns.ip(&["link", "set", "eth0", "up"]);
         ns
     }
@@ -215,14 +192,7 @@ fn plug(ns: &Netns, mac: &str, n: u8, on: &Netns, bridge: &str, port: &str) {
     on.ip(&["link", "set", port, "master", bridge, "up"]);
     ns.ip(&["link", "set", "eth0", "address", mac]);
     ns.ip(&["addr", "add", &format!("172.31.0.{n}/24"), "dev", "eth0"]);
-    ns.ip(&[
-        "addr",
-        "add",
-        &format!("fc00::{n}/64"),
-        "dev",
-        "eth0",
-        "nodad",
-    ]);
+    ns.ip(&["addr", "add", &format!("fc00::{n}/64"), "dev", "eth0"]);
     ns.ip(&["link", "set", "eth0", "up"]);
 }
 
@@ -411,7 +381,7 @@ fn frr_fabric_pings_learns_moves_and_forgets() {
     v1.ip(&["link", "add", "brv", "type", "bridge"]);
     v1.ip(&["link", "set", "brv", "address", "02:00:00:00:00:12"]);
     v1.ip(&["addr", "add", "172.31.0.12/24", "dev", "brv"]);
-    v1.ip(&["addr", "add", "fc00::12/64", "dev", "brv", "nodad"]);
+    v1.ip(&["addr", "add", "fc00::12/64", "dev", "brv"]);
     v1.ip(&["link", "set", "brv", "up"]);
     let d1 = Daemon::start(
         &v1,

@@ -480,7 +480,7 @@ fn ipsec_policies_keep_the_tunnels_on_the_userspace_path() {
         return;
     }
     use common::Daemon;
-    let (a, b) = common::two_hosts("xa", "192.168.96.1/24", "192.168.96.2/24");
+    let (a, _b) = common::two_hosts("xa", "192.168.96.1/24", "192.168.96.2/24");
     let policy = [
         "xfrm",
         "policy",

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{veth, Daemon, Netns};
+use common::{Daemon, Netns};
 
 /// How soon after the underlay's return pings must get through again.
 const RECOVERY: Duration = Duration::from_secs(3);
@@ -80,13 +80,11 @@ fn config(kind: &str, local: &str, remote: &str, tap: &str) -> String {
 
 impl Pair {
     fn up(kind: &'static str, underlay: Underlay) -> Pair {
-        let a = Netns::new("fa");
-        let b = Netns::new("fb");
         let (ua, ub) = (
             underlay.a_cidr(),
             format!("{}/{}", underlay.b, underlay.len),
         );
-        veth(&a, "ul0", &ua, &b, "ul0", &ub);
+        let (a, b) = common::two_hosts("fa", &ua, &ub);
         let da = Daemon::start(&a, &config(kind, underlay.a, underlay.b, "10.78.0.1"));
         let mut p = Pair {
             a,
@@ -253,7 +251,7 @@ fn address_removed_and_added_back(test: &str, underlay: Underlay, reason: &str) 
         test,
         underlay,
         &[&["addr", "del", &cidr, "dev", "ul0"]],
-        &[&["addr", "add", &cidr, "dev", "ul0", "nodad"]],
+        &[&["addr", "add", &cidr, "dev", "ul0"]],
         reason,
     );
 }
@@ -379,9 +377,7 @@ fn tap_mac_configured_derived_or_kept() {
     if !common::require_root("tap_mac_configured_derived_or_kept") {
         return;
     }
-    let a = Netns::new("fm");
-    let b = Netns::new("fn");
-    veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
+    let (a, _b) = common::two_hosts("fm", "192.168.202.1/24", "192.168.202.2/24");
     let mac_of = |name: &str| {
         let out = a.ip(&["-brief", "link", "show", name]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -427,9 +423,7 @@ fn txqueuelen_on_a_persistent_tap() {
     if !common::require_root("txqueuelen_on_a_persistent_tap") {
         return;
     }
-    let a = Netns::new("fq");
-    let b = Netns::new("fr");
-    veth(&a, "ul0", "192.168.206.1/24", &b, "ul0", "192.168.206.2/24");
+    let (a, _b) = common::two_hosts("fq", "192.168.206.1/24", "192.168.206.2/24");
     let config = |len: u32| {
         format!(
             "[device]\nname = \"vxt9\"\ntxqueuelen = {len}\n[underlay]\n\

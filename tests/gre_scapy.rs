@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{veth, Daemon, Netns};
+use common::{Daemon, Netns};
 use serde_json::Value;
 
 const PEER_MAC: &str = "02:00:00:00:00:02";
@@ -47,9 +47,7 @@ fn scapy_gre_packets_are_decapsulated_and_vxtund_output_dissects_cleanly() {
         return;
     }
     assert!(scapy_available(), "scapy is needed for this test");
-    let a = Netns::new("g");
-    let b = Netns::new("h");
-    veth(&a, "ul0", "192.168.203.1/24", &b, "ul0", "192.168.203.2/24");
+    let (a, b) = common::two_hosts("g", "192.168.203.1/24", "192.168.203.2/24");
     let mut daemon = Daemon::start(
         &a,
         r#"
@@ -205,9 +203,7 @@ fn without_cap_net_raw_gre_fails_with_a_clear_message() {
     if !common::require_root("without_cap_net_raw_gre_fails_with_a_clear_message") {
         return;
     }
-    let a = Netns::new("c");
-    let b = Netns::new("d");
-    veth(&a, "ul0", "192.168.204.1/24", &b, "ul0", "192.168.204.2/24");
+    let (a, _b) = common::two_hosts("c", "192.168.204.1/24", "192.168.204.2/24");
     let dir = std::env::temp_dir().join(common::unique("cap"));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("gre.toml");
@@ -244,9 +240,7 @@ fn gre_with_df_is_routed_by_its_protocol() {
     if !common::require_root("gre_with_df_is_routed_by_its_protocol") {
         return;
     }
-    let a = Netns::new("p");
-    let b = Netns::new("q");
-    veth(&a, "ul0", "192.168.205.1/24", &b, "ul0", "192.168.205.2/24");
+    let (a, _b) = common::two_hosts("p", "192.168.205.1/24", "192.168.205.2/24");
     let mut daemon = Daemon::start(
         &a,
         r#"

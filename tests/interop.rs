@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{veth, Daemon, Netns};
+use common::{Daemon, Netns};
 
 /// vxtund in `a` (TAP 10.77.0.1, fd77::1) and the kernel's vxlan in `b` (10.77.0.2, fd77::2),
 /// VNI 5000, over the underlay 192.168.201.0/24 or, with `v6`, 2001:db8:201::/64.
@@ -24,8 +24,6 @@ impl Pair {
 
     /// With `device` lines added to the `[device]` section.
     fn up_with(v6: bool, device: &str) -> Pair {
-        let a = Netns::new("a");
-        let b = Netns::new("b");
         let (ul_a, ul_b, ul_b2, local, remote) = if v6 {
             (
                 "2001:db8:201::1/64",
@@ -43,14 +41,14 @@ impl Pair {
                 "192.168.201.2",
             )
         };
-        veth(&a, "ul0", ul_a, &b, "ul0", ul_b);
-        b.ip(&["addr", "add", ul_b2, "dev", "ul0", "nodad"]);
+        let (a, b) = common::two_hosts("a", ul_a, ul_b);
+        b.ip(&["addr", "add", ul_b2, "dev", "ul0"]);
         b.ip(&[
             "link", "add", "vx0", "type", "vxlan", "id", "5000", "dstport", "8472", "local",
             remote, "remote", local, "dev", "ul0",
         ]);
         b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vx0"]);
-        b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0", "nodad"]);
+        b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0"]);
         b.ip(&["link", "set", "vx0", "up"]);
         let daemon = Daemon::start(
             &a,
@@ -70,14 +68,6 @@ impl Pair {
             "#
             ),
         );
-        // The TAP's IPv6 address goes through DAD; wait until it is usable.
-        for _ in 0..50 {
-            let out = a.exec("ip", &["-6", "addr", "show", "dev", "vxt0", "tentative"]);
-            if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
         Pair { a, b, daemon }
     }
 }
@@ -277,9 +267,7 @@ fn an_existing_persistent_tap_is_opened_left_in_place_and_reused() {
     if !common::require_root("an_existing_persistent_tap_is_opened_left_in_place_and_reused") {
         return;
     }
-    let a = Netns::new("p");
-    let b = Netns::new("q");
-    veth(&a, "ul0", "192.168.202.1/24", &b, "ul0", "192.168.202.2/24");
+    let (a, _b) = common::two_hosts("p", "192.168.202.1/24", "192.168.202.2/24");
     a.ip(&["tuntap", "add", "dev", "vxt9", "mode", "tap"]);
     a.ip(&["link", "add", "br0", "type", "bridge"]);
     let config = r#"

@@ -82,15 +82,7 @@ fn n_packets(dump: &str, needle: &str) -> u64 {
 }
 
 fn have_ofctl(test: &str) -> bool {
-    if Command::new("ovs-ofctl").arg("--version").output().is_ok() {
-        return true;
-    }
-    let message = format!(
-        "*** SKIPPED {test}: ovs-ofctl is missing (scripts/setup.sh installs openvswitch-common) ***"
-    );
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("{message}");
-    false
+    common::require_tools(test, &[("ovs-ofctl", "openvswitch-common")])
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::process::{ChildStdout, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{veth, Daemon, KillOnDrop, Netns};
+use common::{Daemon, KillOnDrop, Netns};
 
 /// A configuration of the matrix: lines added to both daemons' `[device]` and `[underlay]`.
 struct Case {
@@ -614,14 +614,7 @@ struct Pair {
 
 impl Pair {
     fn up(case: &Case) -> Pair {
-        let a = Netns::new("ta");
-        let b = Netns::new("tb");
-        veth(&a, "ul0", "192.168.93.1/24", &b, "ul0", "192.168.93.2/24");
-        for ns in [&a, &b] {
-            // The TAP's IPv6 address is usable at once: no duplicate address detection to wait.
-            let out = ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.accept_dad=0"]);
-            assert!(out.status.success(), "{out:?}");
-        }
+        let (a, b) = common::two_hosts("ta", "192.168.93.1/24", "192.168.93.2/24");
         let config = |me: u8, peer: u8| {
             let lines = |l: &[&str]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
             let userspace = ["fast_path = \"off\""];

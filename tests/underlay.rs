@@ -207,14 +207,6 @@ fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Waits until no IPv6 address of `ns` is tentative (DAD done).
-fn wait_dad(ns: &Netns) {
-    eventually(10, || {
-        let out = ns.exec("ip", &["-6", "addr", "show", "tentative"]);
-        String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    });
-}
-
 /// Sends `bytes` over TCP from `from` to `addr` (on `to`), each side bounded in time; Err with
 /// what happened unless the receiver got exactly what was sent (count and SHA-256).
 fn tcp_transfer(from: &Netns, to: &Netns, addr: &str, bytes: usize) -> Result<(), String> {
@@ -383,8 +375,6 @@ impl RoutedPath {
         };
         let da = Daemon::start(&a, &config(1, &addr(1, "1"), &addr(3, "1")));
         let db = Daemon::start(&b, &config(2, &addr(3, "1"), &addr(1, "1")));
-        wait_dad(&a);
-        wait_dad(&b);
         RoutedPath {
             a,
             b,
@@ -518,9 +508,7 @@ fn kernel_pair_with(
     vxtund_extra: &str,
     tunnel_extra: &str,
 ) -> (Netns, Netns, Daemon) {
-    let a = Netns::new("ea");
-    let b = Netns::new("eb");
-    veth(&a, "ul0", "192.168.205.1/24", &b, "ul0", "192.168.205.2/24");
+    let (a, b) = common::two_hosts("ea", "192.168.205.1/24", "192.168.205.2/24");
     b.ip(&[
         "link",
         "add",
@@ -544,7 +532,7 @@ fn kernel_pair_with(
         "inherit",
     ]);
     b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vx0"]);
-    b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0", "nodad"]);
+    b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0"]);
     b.ip(&["link", "set", "vx0", "up"]);
     let daemon = Daemon::start(
         &a,
@@ -554,7 +542,6 @@ fn kernel_pair_with(
              type = \"vxlan\"\nremote = \"192.168.205.2\"\nvni = 5000\n{tunnel_extra}\n"
         ),
     );
-    wait_dad(&a);
     (a, b, daemon)
 }
 
@@ -745,7 +732,6 @@ fn ecn_both_ways(v6: bool) {
         "#
         ),
     );
-    wait_dad(&a);
     for ip in ["10.79.0.2", "fd79::2"] {
         a.ip(&[
             "neigh",
@@ -1005,9 +991,7 @@ fn ipv6_gre_with_its_own_header_is_routed_by_its_protocol() {
     if !common::require_root("ipv6_gre_with_its_own_header_is_routed_by_its_protocol") {
         return;
     }
-    let a = Netns::new("p6");
-    let b = Netns::new("q6");
-    veth(&a, "ul0", "fd87::1/64", &b, "ul0", "fd87::2/64");
+    let (a, b) = common::two_hosts("p6", "fd87::1/64", "fd87::2/64");
     let mut daemon = Daemon::start(
         &a,
         "[device]\nname = \"vxt0\"\naddresses = [\"10.79.0.1/24\"]\n[underlay]\n\

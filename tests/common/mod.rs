@@ -34,6 +34,36 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Whether every tool of `tools` (a command on the PATH or an absolute path, with the Debian
+/// package that has it) is installed. Otherwise says loudly, past the test harness's output
+/// capture, that `test` was skipped and what `scripts/setup.sh` would install; under CI
+/// (`CI` set), where a skip would prove nothing, it fails instead.
+pub fn require_tools(test: &str, tools: &[(&str, &str)]) -> bool {
+    let missing: Vec<&(&str, &str)> = tools
+        .iter()
+        .filter(|(tool, _)| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let names: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    packages.dedup();
+    let message = format!(
+        "*** SKIPPED {test}: {} missing (scripts/setup.sh installs {}) ***",
+        names.join(", "),
+        packages.join(", ")
+    );
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    let _ = writeln!(std::io::stderr(), "\n{message}\n");
+    false
+}
+
 /// A name no other test or run uses at the same time: `vx<tag><pid><n>`.
 pub fn unique(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -66,11 +96,19 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// A new namespace, its loopback up and IPv6 duplicate address detection off (for every
+    /// device, those made later included): an IPv6 address a test adds is usable at once, with
+    /// no `nodad` to remember and no waiting for tentative addresses.
     pub fn new(tag: &str) -> Netns {
         let name = unique(tag);
         run("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
+        for key in ["all", "default"] {
+            let set = format!("net.ipv6.conf.{key}.accept_dad=0");
+            let out = ns.exec("sysctl", &["-qw", &set]);
+            assert!(out.status.success(), "{set}: {out:?}");
+        }
         ns
     }
 
@@ -129,6 +167,16 @@ impl Drop for Netns {
     }
 }
 
+/// Two hosts for a test: namespaces `a` and `b` (tagged after `tag`) joined by a veth pair,
+/// each end named `ul0` and up, with the addresses `a_addr` and `b_addr` (with their prefix
+/// lengths): the underlay every two-host test starts from.
+pub fn two_hosts(tag: &str, a_addr: &str, b_addr: &str) -> (Netns, Netns) {
+    let a = Netns::new(tag);
+    let b = Netns::new(tag);
+    veth(&a, "ul0", a_addr, &b, "ul0", b_addr);
+    (a, b)
+}
+
 /// Joins two namespaces with a veth pair, names and addresses given per side.
 pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
     run(
@@ -139,7 +187,7 @@ pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: 
         ],
     );
     for (ns, ifname, addr) in [(a, a_if, a_addr), (b, b_if, b_addr)] {
-        ns.ip(&["addr", "add", addr, "dev", ifname, "nodad"]);
+        ns.ip(&["addr", "add", addr, "dev", ifname]);
         ns.ip(&["link", "set", ifname, "up"]);
     }
 }

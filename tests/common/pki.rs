@@ -22,19 +22,9 @@ impl Pki {
     /// `ovs-pki init` and a switch and a controller certificate; `None`, with a loud SKIPPED,
     /// without ovs-pki or openssl.
     pub fn new(test: &str) -> Option<Pki> {
-        for (tool, package) in [("ovs-pki", "openvswitch-common"), ("openssl", "openssl")] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !found {
-                let message = format!(
-                    "*** SKIPPED {test}: {tool} is missing (scripts/setup.sh installs {package}) ***"
-                );
-                assert!(std::env::var_os("CI").is_none(), "{message}");
-                eprintln!("{message}");
-                return None;
-            }
+        let tools = [("ovs-pki", "openvswitch-common"), ("openssl", "openssl")];
+        if !super::require_tools(test, &tools) {
+            return None;
         }
         let dir = std::env::temp_dir().join(super::unique("pki"));
         std::fs::create_dir_all(&dir).unwrap();
