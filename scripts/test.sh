@@ -9,12 +9,17 @@ if [ "$(id -u)" != 0 ]; then
     echo "*** not root: the network-namespace tests will be SKIPPED (run as root to run them) ***" >&2
 fi
 cd "$here"
-cargo test --all-targets "$@"
+# Every test runs even when one fails (--no-fail-fast, and the second pass after a failed
+# first), so that one run shows every failure; the exit status says whether any failed.
+status=0
+cargo test --no-fail-fast --all-targets "$@" || status=$?
 # The namespace suites ran with the kernel fast path wherever it loads (fast_path = "auto");
-# they run again with the userspace path alone, so both paths are proven.
+# they run again with the userspace path alone, so both paths are proven. Not gre_scapy: GRE
+# takes the userspace path either way.
 if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
     echo "*** the namespace suites again with fast_path = \"off\" (the userspace path alone) ***"
-    VXTUND_TEST_FAST_PATH=off cargo test --test scenario --test paths --test underlay \
+    VXTUND_TEST_FAST_PATH=off cargo test --no-fail-fast --test scenario --test paths --test underlay \
         --test transfer --test faults --test openflow --test controller --test interop \
-        --test gre_scapy --test ops --test encrypted_underlay
+        --test ops --test encrypted_underlay || status=$?
 fi
+exit "$status"

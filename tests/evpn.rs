@@ -702,21 +702,43 @@ fn gobgp_injected_routes_are_used() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let lines = [
-        "vxtund_bgp_session_up{neighbor=\"192.168.77.1\"} 1",
-        "vxtund_evpn_remote_vteps 2",
-        "vxtund_evpn_remote_macs 2",
-        "vxtund_evpn_local_macs 1",
-        "vxtund_evpn_routes_refused_total{reason=\"own_route\"} 2",
-        "vxtund_evpn_routes_refused_total{reason=\"route_limit\"} 0",
-    ];
-    let all_there = |m: &str| lines.iter().all(|line| m.lines().any(|l| l == *line));
+    // What the metrics must say, from the table `show` lists: the MACs are GoBGP's and the
+    // FRR VTEP's hosts, and whatever else each side's namespaces send from (a bridge's own
+    // address, say); vxtund's own routes (its MACs and its type-3) come back reflected.
+    let expected = || {
+        let show = d1.show();
+        let remote = show.lines().filter(|l| l.contains(" remote VTEP ")).count();
+        let local = show.lines().filter(|l| l.ends_with(" local seq 0")).count();
+        [
+            "vxtund_bgp_session_up{neighbor=\"192.168.77.1\"} 1".to_owned(),
+            "vxtund_evpn_remote_vteps 2".to_owned(),
+            format!("vxtund_evpn_remote_macs {remote}"),
+            format!("vxtund_evpn_local_macs {local}"),
+            format!(
+                "vxtund_evpn_routes_refused_total{{reason=\"own_route\"}} {}",
+                local + 1
+            ),
+            "vxtund_evpn_routes_refused_total{reason=\"route_limit\"} 0".to_owned(),
+        ]
+    };
+    let all_there = |m: &str| expected().iter().all(|line| m.lines().any(|l| l == line));
     holds_within(Duration::from_secs(5), || all_there(&scrape()));
     let metrics = scrape();
-    for line in lines {
+    let show = d1.show();
+    assert!(
+        show.contains("02:00:00:00:99:99 remote VTEP 192.168.77.20")
+            && show
+                .lines()
+                .filter(|l| l.contains(" remote VTEP 192.168.77.13 "))
+                .count()
+                >= 1
+            && show.lines().any(|l| l.ends_with(" local seq 0")),
+        "GoBGP's MAC, the FRR VTEP's and one of our own: {show}"
+    );
+    for line in expected() {
         assert!(
             metrics.lines().any(|l| l == line),
-            "no `{line}` in:\n{metrics}"
+            "no `{line}` in:\n{metrics}\nSHOW:\n{show}"
         );
     }
     assert!(
