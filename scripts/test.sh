@@ -11,15 +11,20 @@ fi
 cd "$here"
 # Every test runs even when one fails (--no-fail-fast, and the second pass after a failed
 # first), so that one run shows every failure; the exit status says whether any failed.
+# Four tests at a time: the namespace tests mostly wait (pings, timers, daemons starting);
+# those that measure or bring up whole scenarios take their binary's lock
+# (common::one_at_a_time) and run alone.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 status=0
 cargo test --no-fail-fast --all-targets "$@" || status=$?
 # The namespace suites ran with the kernel fast path wherever it loads (fast_path = "auto");
-# they run again with the userspace path alone, so both paths are proven. Not gre_scapy: GRE
-# takes the userspace path either way.
+# they run again with the userspace path alone, so both paths are proven. Not gre_scapy (GRE
+# takes the userspace path either way), transfer (its matrix pins fast_path = "off" in both
+# passes; its fast-path case ran above) or ops (systemd, logs, manuals: no data path).
 if [ "$(id -u)" = 0 ] && [ $# -eq 0 ]; then
     echo "*** the namespace suites again with fast_path = \"off\" (the userspace path alone) ***"
-    VXTUND_TEST_FAST_PATH=off cargo test --no-fail-fast --test scenario --test paths --test underlay \
-        --test transfer --test faults --test openflow --test controller --test interop \
-        --test ops --test encrypted_underlay || status=$?
+    VXTUND_TEST_FAST_PATH=off cargo test --no-fail-fast --test scenario \
+        --test paths --test underlay --test faults --test openflow --test controller \
+        --test interop --test encrypted_underlay || status=$?
 fi
 exit "$status"

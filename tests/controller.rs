@@ -10,18 +10,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::pki::{Pair, Pki};
 use common::scenario::{run_in, vxtunctl, Scenario};
 use common::KillOnDrop;
-
-/// One at a time: three daemons and a controller fill this machine's two cores.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn have(tool: &str, package: &str, test: &str) -> bool {
     common::require_tools(test, &[(tool, package)])
@@ -129,7 +122,7 @@ fn ovs_testcontroller_drives_the_star_and_secure_mode_keeps_its_flows() {
     {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let dir = state_dir("tc");
     let target = format!("unix:{}", dir.join("ctl.sock").display());
     let s = Scenario::up_with(|t| under_controller(t, &target, "secure", ""), false);
@@ -210,7 +203,7 @@ fn osken_learns_the_star_expires_its_flows_and_standalone_falls_back_to_normal()
     if !common::require_root(name) || !have("osken-manager", "python3-os-ken", name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(
         |t| under_controller(t, "tcp:192.168.200.101:6653", "standalone", ""),
         false,
@@ -275,7 +268,7 @@ fn a_host_flooding_unknown_frames_cannot_starve_the_data_path() {
     {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let dir = state_dir("flood");
     let target = format!("unix:{}", dir.join("ctl.sock").display());
     let s = Scenario::up_with(
@@ -398,7 +391,7 @@ fn ovs_testcontroller_over_ssl_drives_the_star_and_a_stranger_is_refused() {
     }
     let Some(pki) = Pki::new(name) else { return };
     let (stranger, _) = pki.stranger();
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let dir = state_dir("tctls");
     let keys = pki.vxtund_keys();
     let s = Scenario::up_with(
@@ -439,7 +432,7 @@ fn osken_over_ssl_learns_the_star() {
         return;
     }
     let Some(pki) = Pki::new(name) else { return };
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let keys = pki.vxtund_keys();
     let s = Scenario::up_with(
         |t| under_controller(t, "ssl:192.168.200.101:6653", "secure", &keys),

@@ -43,6 +43,8 @@ fn the_scenario_runs_in_the_kernel_and_is_counted_as_on_the_userspace_path() {
     if !common::require_root("fastpath::the_scenario_runs_in_the_kernel") {
         return;
     }
+    // It counts frames in the kernel or compares timings: alone.
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(on, false);
     let show = vxtunctl(&s, "seg1", &["show"]);
     assert!(show.contains("fast path: kernel"), "{show}");
@@ -120,6 +122,8 @@ fn a_flow_edit_stops_the_cached_path_before_it_returns() {
     if !common::require_root("fastpath::a_flow_edit_stops_the_cached_path") {
         return;
     }
+    // It counts frames in the kernel or compares timings: alone.
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(on, false);
     assert!(s.ping("k1", "172.31.2.1"));
     // Every VXLAN datagram seg1 sends to seg2, with its time.
@@ -187,6 +191,8 @@ fn both_paths_put_the_same_outer_headers_on_a_flow() {
     if !common::require_root("fastpath::both_paths_put_the_same_outer_headers") {
         return;
     }
+    // It counts frames in the kernel or compares timings: alone.
+    let _serial = common::one_at_a_time();
     // The inner DSCP copied out, so that the outer TOS depends on the frame.
     let s = Scenario::up_with(
         |t| on(t).replace("name = \"tun_kl\"", "name = \"tun_kl\"\ntos = \"inherit\""),
@@ -399,6 +405,8 @@ fn two_daemons_share_one_underlay_device() {
     if !common::require_root("fastpath::two_daemons_share_one_underlay_device") {
         return;
     }
+    // It counts frames in the kernel or compares timings: alone.
+    let _serial = common::one_at_a_time();
     use common::Daemon;
     let (a, b) = common::two_hosts("fa", "192.168.95.1/24", "192.168.95.2/24");
     a.ip(&["addr", "add", "192.168.95.3/24", "dev", "ul0"]);

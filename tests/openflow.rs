@@ -7,18 +7,11 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::pki::Pki;
 use common::scenario::{run_in, vxtunctl, Scenario};
 use common::{Daemon, KillOnDrop, Netns};
-
-/// One at a time: each brings up three daemons (or a big table) on a two-core machine.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn ofctl(args: &[&str]) -> Output {
     Command::new("ovs-ofctl")
@@ -91,7 +84,7 @@ fn ovs_ofctl_reads_and_edits_the_hub_while_traffic_flows() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let hub = s.mgmt("seg1");
 
@@ -187,7 +180,7 @@ fn an_l4_flow_drops_one_tcp_port_and_not_another() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let listener = Command::new("ip")
         .args(["netns", "exec", &s.ns("m1"), "python3", "-c"])
@@ -241,7 +234,7 @@ fn replace_flows_then_diff_flows_finds_nothing_and_refused_mods_change_nothing()
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let hub = s.mgmt("seg1");
     let file = s.state.join("hub.flows");
@@ -337,7 +330,7 @@ fn hostile_bytes_on_the_openflow_socket_change_nothing() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("of");
     ns.ip(&["link", "set", "lo", "up"]);
     let daemon = Daemon::start(
@@ -406,7 +399,7 @@ fn dump_flows_of_100000_flows_arrives_whole() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("big");
     let rules: Vec<String> = (0..100_000u32)
         .map(|i| {
@@ -443,7 +436,7 @@ fn the_management_socket_is_private_takes_over_a_stale_one_and_refuses_a_live_on
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("mg");
     let dir = std::env::temp_dir().join(common::unique("mgmt"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -532,7 +525,7 @@ fn a_reload_that_adds_and_removes_a_tunnel_sends_port_status() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let log = s.state.join("monitor.log");
     // `monitor` with a miss length asks for asynchronous messages, as a service connection must.
@@ -582,7 +575,7 @@ fn timeouts_expire_flows_without_a_controller() {
     if !common::require_root(name) || !have_ofctl(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("to");
     let daemon = Daemon::start(
         &ns,
@@ -680,7 +673,7 @@ fn ovs_ofctl_manages_the_switch_over_pssl_and_strangers_are_refused() {
         return;
     }
     let Some(pki) = Pki::new(name) else { return };
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("tls");
     let daemon = tls_daemon(&ns, &pki, ", \"ptcp:6654\"");
     let good = Pki::ovs_options(&pki.controller(), &pki.switch_ca());
@@ -761,7 +754,7 @@ fn certificates_are_read_again_on_reload_without_a_restart() {
     let (Some(old), Some(new)) = (Pki::new(name), Pki::new(name)) else {
         return;
     };
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("rot");
     let mut daemon = tls_daemon(&ns, &old, "");
     let pid = daemon.pid();
@@ -810,7 +803,7 @@ fn hostile_tls_clients_are_refused_and_bounded() {
     let _ = pki.expired_controller();
     let _ = pki.oversized_controller();
     let _ = pki.oversized_chain();
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let ns = Netns::new("tlsh");
     let daemon = tls_daemon(&ns, &pki, "");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/of_tls_hostile.py");

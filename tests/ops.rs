@@ -12,17 +12,10 @@ use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::scenario::{flow_packets, vxtunctl, vxtunctl_may_fail, Scenario};
 use common::Netns;
-
-/// One at a time: scenarios of three daemons on a two-core machine.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 const METRICS: &str = "127.0.0.1:9477";
 
@@ -65,7 +58,7 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     if !common::require_root(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(with_metrics, false);
     let hub = s.ns("seg1");
     let before = scrape(&hub);
@@ -187,7 +180,7 @@ fn trace_on_the_hub_for_ipv4_and_ipv6() {
     if !common::require_root(name) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let flow = "ip,nw_dst=172.31.3.0/24,actions=output:3";
     let before = flow_packets(&s, "seg1", flow);

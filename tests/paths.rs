@@ -8,26 +8,18 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::scenario::{
     flow_packets, vxtunctl, vxtunctl_may_fail, with_direct_spoke_tunnel, Scenario,
 };
 
-/// These tests run one at a time: each measures loss or counts frames, and three daemons plus
-/// traffic already fill this machine's two cores.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[test]
 fn path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss() {
     if !common::require_root("path_moves_from_the_hub_to_a_direct_tunnel_and_back_without_loss") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(with_direct_spoke_tunnel, false);
     assert!(
         s.ready("seg2").contains("3 tun_lm (vxlan 192.168.200.103"),
@@ -156,7 +148,7 @@ fn asymmetric_path_direct_one_way_through_the_hub_the_other() {
     if !common::require_root("asymmetric_path_direct_one_way_through_the_hub_the_other") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_with(with_direct_spoke_tunnel, false);
     assert!(s.ping("l1", "172.31.3.1"));
     vxtunctl(
@@ -251,7 +243,7 @@ fn reload_adds_a_tunnel_and_moves_the_path_and_a_broken_file_changes_nothing() {
     ) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     assert!(s.ping("l1", "172.31.3.1"), "via the hub first");
     let ifindex = tap_ifindex(&s, "seg2");
@@ -392,7 +384,7 @@ fn full_mesh_with_split_horizon_delivers_a_broadcast_once_to_each_host() {
     {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up_from("config/mesh", str::to_owned, false, None);
     s.assert_every_pair_pings();
 
@@ -438,7 +430,7 @@ fn traffic_that_a_flow_change_does_not_touch_loses_nothing() {
     if !common::require_root("traffic_that_a_flow_change_does_not_touch_loses_nothing") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     assert!(s.ping("k1", "172.31.2.1"));
     let table = |s: &Scenario| {
@@ -562,7 +554,7 @@ fn reload_changes_every_tunnel_to_gre_and_back() {
     if !common::require_root("reload_changes_every_tunnel_to_gre_and_back") {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let s = Scenario::up();
     let segs = ["seg1", "seg2", "seg3"];
     let shipped: Vec<String> = segs

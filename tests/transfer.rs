@@ -12,7 +12,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{ChildStdout, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, KillOnDrop, Netns};
@@ -208,7 +207,7 @@ fn busy_polling_spins_while_frames_come_and_sleeps_when_they_stop() {
     if !common::require_root(test) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let p = Pair::up(&Case {
         device: &["queues = 1", "busy_poll_us = 10000"],
         underlay: &[],
@@ -335,7 +334,7 @@ fn txqueuelen_is_set_changed_by_reload_and_keeps_order() {
     if !common::require_root(test) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let mut p = Pair::up(&Case {
         device: &["txqueuelen = 10000"],
         underlay: &[],
@@ -392,7 +391,7 @@ fn one_thread_workers_follow_a_reload_to_another_port() {
     if !common::require_root(test) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let mut p = Pair::up(&Case {
         device: &["queues = 2", "worker_threads = 1"],
         underlay: &[],
@@ -442,18 +441,11 @@ fn one_thread_workers_follow_a_reload_to_another_port() {
 // ---------------------------------------------------------------------------------------------
 // What each case does.
 
-/// One at a time: two daemons, four TCP connections and four Python processes per direction
-/// fill this machine's two cores, and the UDP check counts losses.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn transfer(test: &str, case: &Case) {
     if !common::require_root(test) {
         return;
     }
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let start = Instant::now();
     let p = Pair::up(case);
     if let Some(queues) = case.queues {

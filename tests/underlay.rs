@@ -732,6 +732,11 @@ fn ecn_both_ways(v6: bool) {
         "#
         ),
     );
+    // The underlay answers before anything is measured on it: on a fresh IPv6 veth the first
+    // neighbour resolution takes about a second here (the first pings' round trips were 0.4 to
+    // 1 s), longer than the capture waits. (The wait for duplicate address detection hid it
+    // before; the namespaces now start without DAD.)
+    assert!(a.pings(ul_b), "the underlay to {ul_b}");
     for ip in ["10.79.0.2", "fd79::2"] {
         a.ip(&[
             "neigh",

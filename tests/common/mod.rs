@@ -64,6 +64,14 @@ pub fn require_tools(test: &str, tools: &[(&str, &str)]) -> bool {
     false
 }
 
+/// The lock of a test binary's tests that must run alone: those that measure (throughput,
+/// loss, frames counted in the kernel) or bring up whole scenarios, on a two-core machine
+/// where the test command runs several tests at a time. Held for the test's length.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A name no other test or run uses at the same time: `vx<tag><pid><n>`.
 pub fn unique(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
