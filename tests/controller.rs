@@ -389,9 +389,10 @@ fn ovs_testcontroller_over_ssl_drives_the_star_and_a_stranger_is_refused() {
     {
         return;
     }
+    // Alone, the PKI's key generation included: it takes a core for seconds.
+    let _serial = common::one_at_a_time();
     let Some(pki) = Pki::new(name) else { return };
     let (stranger, _) = pki.stranger();
-    let _serial = common::one_at_a_time();
     let dir = state_dir("tctls");
     let keys = pki.vxtund_keys();
     let s = Scenario::up_with(
@@ -431,8 +432,9 @@ fn osken_over_ssl_learns_the_star() {
     if !common::require_root(name) || !have("osken-manager", "python3-os-ken", name) {
         return;
     }
-    let Some(pki) = Pki::new(name) else { return };
+    // Alone, the PKI's key generation included: it takes a core for seconds.
     let _serial = common::one_at_a_time();
+    let Some(pki) = Pki::new(name) else { return };
     let keys = pki.vxtund_keys();
     let s = Scenario::up_with(
         |t| under_controller(t, "ssl:192.168.200.101:6653", "secure", &keys),
