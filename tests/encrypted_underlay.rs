@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::capture::Capture;
 use common::{require_root, unique, write_private, Daemon, KillOnDrop, Netns};
 
 /// WireGuard's MTU (wg-quick's default over a 1500-byte IPv4 or IPv6 path).
@@ -295,8 +296,8 @@ impl Pair {
     /// tunnel in clear (no VXLAN, no GRE, not the pattern), while the WireGuard device does
     /// carry the tunnel with the pattern in it.
     fn assert_wire_is_encrypted(&self, kind: &str) {
-        let wire = Capture::start(&self.a, "ul0", &self.dir);
-        let inside = Capture::start(&self.a, &self.wg_a, &self.dir);
+        let wire = Capture::start(&self.a, "ul0", "");
+        let inside = Capture::start(&self.a, &self.wg_a, "");
         for target in ["10.94.0.2", "fd94::2"] {
             let out = self.a.exec(
                 "ping",
@@ -440,86 +441,6 @@ fn udp_ports(p: &[u8], at: usize) -> Option<(u16, u16)> {
     }
     let port = |o: usize| Some(u16::from_be_bytes([*p.get(l4 + o)?, *p.get(l4 + o + 1)?]));
     Some((port(0)?, port(2)?))
-}
-
-/// tcpdump on one device of a namespace, into a pcap file, for 30 s at most; killed by PID.
-struct Capture {
-    child: Option<KillOnDrop>,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(ns: &Netns, dev: &str, dir: &Path) -> Capture {
-        let file = dir.join(format!("{}.pcap", unique("cap")));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "tcpdump"])
-            .args(["-i", dev, "-nn", "-U", "-Z", "root", "--immediate-mode"])
-            // One file of 30 s at most: tcpdump ends by itself then.
-            .args(["-G", "30", "-W", "1", "-s", "0", "-w"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting tcpdump");
-        // tcpdump says "listening on" once it captures.
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("listening on") {
-            line.clear();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                panic!("tcpdump on {dev} did not start");
-            }
-        }
-        Capture {
-            child: Some(KillOnDrop(child)),
-            file,
-        }
-    }
-
-    /// Stops the capture (SIGTERM, so that it flushes) and returns the packets it saw, each
-    /// from its link-layer header (none on the WireGuard device).
-    fn packets(mut self) -> Vec<Vec<u8>> {
-        std::thread::sleep(Duration::from_millis(300));
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill with the PID of our own, not yet reaped child (`ip netns exec`
-            // became tcpdump).
-            unsafe { libc::kill(c.0.id() as i32, libc::SIGTERM) };
-            let _ = c.0.wait();
-        }
-        read_pcap(&self.file)
-    }
-}
-
-/// The packets of a classic pcap file (either byte order).
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).unwrap_or_default();
-    if data.len() < 24 {
-        return Vec::new();
-    }
-    let le = matches!(
-        &data[..4],
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]
-    );
-    let u32_at = |b: &[u8]| {
-        let a = [b[0], b[1], b[2], b[3]];
-        if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    };
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= data.len() {
-        let incl = u32_at(&data[off + 8..]) as usize;
-        off += 16;
-        if off + incl > data.len() {
-            break;
-        }
-        out.push(data[off..off + incl].to_vec());
-        off += incl;
-    }
-    out
 }
 
 fn over_wireguard(test: &str, kind: &str, mtu: u16) {

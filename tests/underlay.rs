@@ -7,103 +7,17 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::capture::Capture;
 use common::{veth, Daemon, KillOnDrop, Netns};
 
 const PEER_MAC: &str = "02:00:00:00:00:02";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: captures, pcap reading, control socket, TCP transfers.
-
-/// tcpdump in `ns` on `dev` writing to a file, stopped (SIGTERM, so it flushes) by `packets`.
-struct Capture {
-    child: Option<KillOnDrop>,
-    file: PathBuf,
-}
-
-impl Capture {
-    fn start(ns: &Netns, dev: &str, filter: &str) -> Capture {
-        let file = std::env::temp_dir().join(format!("{}.pcap", common::unique("cap")));
-        let mut child = Command::new("ip")
-            .args([
-                "netns", "exec", &ns.name, "tcpdump", "-i", dev, "-nn", "-U", "-Z",
-            ])
-            .args(["root", "--immediate-mode", "-s", "0", "-w"])
-            .arg(&file)
-            .arg(filter)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting tcpdump");
-        // tcpdump says "listening on" once its filter is in place.
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("listening on") {
-            line.clear();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                panic!("tcpdump did not start");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        Capture {
-            child: Some(KillOnDrop(child)),
-            file,
-        }
-    }
-
-    /// Stops the capture and returns the frames it saw.
-    fn packets(mut self) -> Vec<Vec<u8>> {
-        std::thread::sleep(Duration::from_millis(300));
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill with the PID of our own, not yet reaped child.
-            unsafe { libc::kill(c.0.id() as i32, libc::SIGTERM) };
-            let _ = c.0.wait();
-        }
-        read_pcap(&self.file)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        drop(self.child.take());
-        let _ = std::fs::remove_file(&self.file);
-    }
-}
-
-/// The frames of a classic pcap file (either byte order).
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let data = std::fs::read(path).unwrap_or_default();
-    if data.len() < 24 {
-        return Vec::new();
-    }
-    let le = matches!(
-        &data[..4],
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1]
-    );
-    let u32_at = |b: &[u8]| {
-        let a = [b[0], b[1], b[2], b[3]];
-        if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    };
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= data.len() {
-        let incl = u32_at(&data[off + 8..]) as usize;
-        off += 16;
-        if off + incl > data.len() {
-            break;
-        }
-        out.push(data[off..off + incl].to_vec());
-        off += incl;
-    }
-    out
-}
 
 /// An IP packet inside an Ethernet frame at `at`: (TOS or traffic class, protocol, source
 /// address bytes, where the transport header starts).

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod pki;
 pub mod scenario;
 
