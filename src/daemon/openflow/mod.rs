@@ -319,7 +319,9 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
                 }
             });
         }
-        for listener in &listeners.tcp {
+        // ptcp: and pssl: accept alike; a pssl: session starts with the TLS handshake.
+        let tcp = listeners.tcp.iter().map(|l| (l, false));
+        for (listener, tls) in tcp.chain(listeners.ssl.iter().map(|l| (l, true))) {
             let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
             let plane = Arc::clone(&plane);
             tokio::spawn(async move {
@@ -327,22 +329,10 @@ pub(super) fn serve(shared: Arc<Shared>, listeners: Listeners) -> io::Result<()>
                     match listener.accept().await {
                         Ok((stream, peer)) => {
                             let _ = stream.set_nodelay(true);
-                            start(stream, peer.to_string(), &plane)
-                        }
-                        Err(e) => accept_failed(e).await,
-                    }
-                }
-            });
-        }
-        for listener in &listeners.ssl {
-            let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
-            let plane = Arc::clone(&plane);
-            tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            start_tls(stream, peer.to_string(), &plane)
+                            match tls {
+                                true => start_tls(stream, peer.to_string(), &plane),
+                                false => start(stream, peer.to_string(), &plane),
+                            }
                         }
                         Err(e) => accept_failed(e).await,
                     }
