@@ -5,21 +5,23 @@
 // them closes, SIGKILL included).
 //
 // - vxt_encap, on the TAP's egress: a frame the host sends into the TAP whose flow has an entry
-//   is encapsulated in VXLAN over IPv4 here and redirected out of the underlay device, instead
-//   of being queued for vxtund to read.
-// - vxt_decap, on the underlay device's ingress: a VXLAN datagram from a configured remote
-//   whose inner flow has an entry is decapsulated here and redirected into the TAP as if
-//   vxtund had written it.
+//   is encapsulated here (VXLAN or Ethernet over GRE, over IPv4 or IPv6) and redirected out of
+//   the underlay device, instead of being queued for vxtund to read.
+// - vxt_decap, on the underlay device's ingress: a VXLAN datagram or GRE packet from a
+//   configured remote whose inner flow has an entry is decapsulated here and redirected into
+//   the TAP as if vxtund had written it.
 //
 // Everything else takes the userspace path unchanged (TCX_NEXT): a miss, a stale entry, a
 // frame the cache never holds (non-IP, ARP and ND ride on that, VLAN tags, IPv4 fragments,
 // IPv6 extension headers, TCP SYNs whose MSS vxtund clamps), and a frame too big for the
-// tunnel (vxtund answers it). vxtund decides, installs entries, and bumps the generation
+// tunnel (vxtund answers it), GRE with a checksum or sequence numbers, and superframes to
+// VXLAN over IPv6 (the outer UDP checksum IPv6 requires cannot be asked of the kernel's
+// segmentation from here). vxtund decides, installs entries, and bumps the generation
 // whenever a decision may change; an entry of an older generation is a miss. An entry is
 // installed pending and made active once vxtund has sent the frames of the flow it still held,
 // so that a flow's frames do not overtake each other when the kernel takes it over.
 //
-// The layouts of fp_key, fp_val and the stats indices are mirrored in src/fastpath/layout.rs.
+// The layouts of fp_key, fp_val and the stats indices are mirrored in src/fastpath.rs.
 
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -42,9 +44,13 @@
 
 #define DIR_TAP 0
 #define DIR_VXLAN 1
+#define DIR_GRE 2
 
 #define ACT_ENCAP 1
 #define ACT_DECAP 2
+
+#define TUN_VXLAN 0
+#define TUN_GRE 1
 
 #define DF_UNSET 0
 #define DF_SET 1
@@ -55,20 +61,35 @@
 #define ECN_ECT1 1
 #define ECN_CE 3
 
+#ifndef IPPROTO_GRE
+#define IPPROTO_GRE 47
+#endif
+#define ETH_P_TEB_ 0x6558 // Transparent Ethernet Bridging: Ethernet over GRE
+#define GRE_KEYED 0x2000 // the K bit of GRE's flags and version word (RFC 2890)
+
 #define ETH_LEN 14
+#define IP4_LEN 20
+#define IP6_LEN 40
+#define UDP_LEN 8
 #define VXLAN_LEN 8
-// Outer IPv4 + UDP + VXLAN + inner Ethernet: what encapsulation adds in front of the inner IP.
-#define VXLAN4_ROOM (20 + 8 + VXLAN_LEN + ETH_LEN)
+#define GRE_LEN 4
+#define GRE_KEY_LEN 4
+// What encapsulation adds in front of the inner IP packet: outer IP, UDP and VXLAN (or GRE and
+// its key), and the inner Ethernet header.
+#define VXLAN4_ROOM (IP4_LEN + UDP_LEN + VXLAN_LEN + ETH_LEN)
+#define VXLAN6_ROOM (IP6_LEN + UDP_LEN + VXLAN_LEN + ETH_LEN)
+#define GRE4_ROOM (IP4_LEN + GRE_LEN + ETH_LEN)
+#define GRE6_ROOM (IP6_LEN + GRE_LEN + ETH_LEN)
 
 struct fp_key {
-	__u8 dir;
+	__u8 dir; // DIR_*
 	__u8 l3; // 4 or 6
 	__u8 proto;
-	__u8 pad0;
-	__u32 vni; // DIR_VXLAN: the datagram's VNI
-	__u32 outer_src; // DIR_VXLAN: the remote's address (network order)
-	__u32 outer_dst; // DIR_VXLAN: the local address (network order)
-	__u16 outer_port; // DIR_VXLAN: the local UDP port (host order)
+	__u8 outer_l3; // from a tunnel: 4 or 6
+	__u32 vni; // DIR_VXLAN: the datagram's VNI; DIR_GRE: its key (0 without)
+	__u8 outer_src[16]; // from a tunnel: the remote's address (IPv4: the first four bytes)
+	__u8 outer_dst[16]; // from a tunnel: the local address
+	__u16 outer_port; // DIR_VXLAN: the local UDP port; DIR_GRE: the flags word (0 or GRE_KEYED)
 	__u16 dl_type; // host order
 	__u8 dl_dst[6];
 	__u8 dl_src[6];
@@ -86,18 +107,20 @@ struct fp_val {
 	__u32 action;
 	__u32 ifindex; // ENCAP: the underlay device; DECAP: the TAP
 	__u32 mtu; // ENCAP: the largest inner IP packet the tunnel carries; 0: no limit
-	__u32 vni; // ENCAP
-	__u32 saddr; // ENCAP: outer IPv4 source (network order)
-	__u32 daddr; // ENCAP: outer IPv4 destination (network order)
-	__u16 sport; // ENCAP: outer UDP source port (host order)
-	__u16 dport; // ENCAP: outer UDP destination port (host order)
+	__u32 vni; // ENCAP: the VNI, or the GRE key
+	__u8 saddr[16]; // ENCAP: outer source (IPv4: the first four bytes)
+	__u8 daddr[16]; // ENCAP: outer destination
+	__u32 flow_label; // ENCAP over IPv6: the outer flow label (RFC 6438: the inner flow's hash)
+	__u16 sport; // ENCAP, VXLAN: outer UDP source port (host order)
+	__u16 dport; // ENCAP: VXLAN: outer UDP destination port; GRE: the flags word
 	__u8 tos_inherit; // ENCAP: 1: the inner DSCP; 0: tos
 	__u8 tos; // ENCAP: the fixed DSCP (ECN always follows the inner packet, RFC 6040)
 	__u8 ttl_inherit; // ENCAP: 1: the inner TTL / hop limit; 0: ttl
 	__u8 ttl;
-	__u8 df; // ENCAP: DF_*
+	__u8 df; // ENCAP over IPv4: DF_*
 	__u8 pending; // 1 until vxtund has sent what it still held of the flow (order)
-	__u8 pad[6];
+	__u8 tunnel; // ENCAP: TUN_*
+	__u8 outer_l3; // ENCAP: 4 or 6
 };
 
 enum {
@@ -155,6 +178,8 @@ struct frame_info {
 	__u32 l3_off; // where the IP header starts
 	__u32 hdr_len; // Ethernet + IP + TCP/UDP header: what every segment of a superframe repeats
 	__u32 ip_len; // the IP packet's length (total length, or 40 + payload length)
+	__u32 ip_hlen; // the IP header's length
+	__u16 l4_check; // the TCP or UDP checksum field as it is in the frame
 	__u8 tos; // TOS / traffic class
 	__u8 ttl;
 	__u8 df;
@@ -190,6 +215,7 @@ static __always_inline int parse_frame(void *data, void *end, __u32 off, struct 
 		__builtin_memcpy(k->nw_src, &ip->saddr, 4);
 		__builtin_memcpy(k->nw_dst, &ip->daddr, 4);
 		fi->ip_len = bpf_ntohs(ip->tot_len);
+		fi->ip_hlen = ip->ihl * 4;
 		fi->tos = ip->tos;
 		fi->ttl = ip->ttl;
 		fi->df = (ip->frag_off & bpf_htons(0x4000)) != 0;
@@ -209,12 +235,13 @@ static __always_inline int parse_frame(void *data, void *end, __u32 off, struct 
 		k->proto = ip6->nexthdr;
 		__builtin_memcpy(k->nw_src, &ip6->saddr, 16);
 		__builtin_memcpy(k->nw_dst, &ip6->daddr, 16);
-		fi->ip_len = 40 + bpf_ntohs(ip6->payload_len);
+		fi->ip_len = IP6_LEN + bpf_ntohs(ip6->payload_len);
+		fi->ip_hlen = IP6_LEN;
 		fi->tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 		fi->ttl = ip6->hop_limit;
 		fi->df = 1;
 		l4 = (void *)(ip6 + 1);
-		fi->hdr_len = ETH_LEN + 40;
+		fi->hdr_len = ETH_LEN + IP6_LEN;
 	} else {
 		return -1;
 	}
@@ -227,6 +254,7 @@ static __always_inline int parse_frame(void *data, void *end, __u32 off, struct 
 			return -1;
 		k->tp_src = bpf_ntohs(t->source);
 		k->tp_dst = bpf_ntohs(t->dest);
+		fi->l4_check = t->check;
 		fi->hdr_len += t->doff * 4;
 	} else if (k->proto == IPPROTO_UDP) {
 		struct udphdr *u = l4;
@@ -234,7 +262,8 @@ static __always_inline int parse_frame(void *data, void *end, __u32 off, struct 
 			return -1;
 		k->tp_src = bpf_ntohs(u->source);
 		k->tp_dst = bpf_ntohs(u->dest);
-		fi->hdr_len += 8;
+		fi->l4_check = u->check;
+		fi->hdr_len += UDP_LEN;
 	}
 	return 0;
 }
@@ -282,11 +311,111 @@ static __always_inline void hit(struct __sk_buff *skb, struct fp_val *v, struct 
 	__sync_fetch_and_add(&v->bytes, bytes);
 }
 
-static __always_inline __u16 csum_fold(__u32 sum)
+static __always_inline __u16 csum_fold(__u64 sum)
 {
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return ~sum;
+}
+
+// Makes `room` bytes of room in front of the inner frame for the outer headers (the kernel
+// inserts it after the Ethernet header, which then moves behind the room to be the inner one).
+static __always_inline int grow(struct __sk_buff *skb, __u32 room, __u64 encap_flags)
+{
+	struct ethhdr inner_eth;
+	if (bpf_skb_load_bytes(skb, 0, &inner_eth, ETH_LEN))
+		return -1;
+	__u64 flags = encap_flags | BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
+		      BPF_F_ADJ_ROOM_FIXED_GSO;
+	if (bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, flags))
+		return -1;
+	if (bpf_skb_store_bytes(skb, room, &inner_eth, ETH_LEN, 0))
+		return -1;
+	return 0;
+}
+
+// The outer Ethernet header: its MACs come from the neighbour table at the redirect.
+static __always_inline void outer_eth(struct ethhdr *eth, __u16 proto)
+{
+	__builtin_memset(eth->h_dest, 0, 6);
+	__builtin_memset(eth->h_source, 0, 6);
+	eth->h_proto = bpf_htons(proto);
+}
+
+static __always_inline void outer_ip4(struct iphdr *ip, struct fp_val *v, __u32 len, __u8 tos,
+				      __u8 ttl, int df, __u8 proto)
+{
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = tos;
+	ip->tot_len = bpf_htons(len);
+	ip->id = df ? 0 : (__u16)bpf_get_prandom_u32();
+	ip->frag_off = df ? bpf_htons(0x4000) : 0;
+	ip->ttl = ttl;
+	ip->protocol = proto;
+	ip->check = 0;
+	__builtin_memcpy(&ip->saddr, v->saddr, 4);
+	__builtin_memcpy(&ip->daddr, v->daddr, 4);
+	ip->check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+}
+
+static __always_inline void outer_ip6(struct ipv6hdr *ip6, struct fp_val *v, __u32 payload,
+				      __u8 tos, __u8 ttl, __u8 proto)
+{
+	*(__be32 *)ip6 = bpf_htonl((6 << 28) | ((__u32)tos << 20) | (v->flow_label & 0xfffff));
+	ip6->payload_len = bpf_htons(payload);
+	ip6->nexthdr = proto;
+	ip6->hop_limit = ttl;
+	__builtin_memcpy(&ip6->saddr, v->saddr, 16);
+	__builtin_memcpy(&ip6->daddr, v->daddr, 16);
+}
+
+static __always_inline void vxlan_header(__u32 *vx, struct fp_val *v)
+{
+	vx[0] = bpf_htonl(0x08000000);
+	vx[1] = bpf_htonl(v->vni << 8);
+}
+
+// The GRE header: no checksum, no sequence number, the key if the tunnel has one. Returns its
+// length.
+static __always_inline void gre_header(__be16 *gre, struct fp_val *v)
+{
+	gre[0] = bpf_htons(v->dport);
+	gre[1] = bpf_htons(ETH_P_TEB_);
+}
+
+// The one's complement sum of what follows the inner IP header (TCP, UDP or ICMP with its
+// checksum filled in), which is the complement of the pseudo-header's sum: the part of the
+// outer UDP checksum the inner frame's payload adds, without reading it. -1 for a frame
+// whose checksum does not cover it so (UDP over IPv4 without a checksum, other protocols).
+static __always_inline __s64 inner_l4_sum(struct fp_key *k, struct frame_info *fi)
+{
+	if (k->proto == IPPROTO_ICMP && k->l3 == 4)
+		return 0; // ICMP's checksum has no pseudo-header: the message sums to zero
+	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP &&
+	    !(k->proto == IPPROTO_ICMPV6 && k->l3 == 6))
+		return -1;
+	if (k->proto == IPPROTO_UDP && k->l3 == 4 && fi->l4_check == 0)
+		return -1;
+	__u32 l4_len = fi->ip_len - fi->ip_hlen;
+	__u64 sum;
+	if (k->l3 == 4) {
+		__be32 pseudo[3] = {0, 0, bpf_htonl(((__u32)k->proto << 16) | (l4_len & 0xffff))};
+		__builtin_memcpy(&pseudo[0], k->nw_src, 4);
+		__builtin_memcpy(&pseudo[1], k->nw_dst, 4);
+		sum = (__u32)bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+	} else {
+		__be32 pseudo[10];
+		__builtin_memcpy(&pseudo[0], k->nw_src, 16);
+		__builtin_memcpy(&pseudo[4], k->nw_dst, 16);
+		pseudo[8] = bpf_htonl(l4_len);
+		pseudo[9] = bpf_htonl(k->proto);
+		sum = (__u32)bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+	}
+	// csum_fold complements: the complement of the folded sum, as a 16-bit addend.
+	return csum_fold(sum);
 }
 
 SEC("classifier")
@@ -318,55 +447,200 @@ int vxt_encap(struct __sk_buff *skb)
 	__u8 tos = ((v->tos_inherit ? fi.tos : v->tos) & ~ECN_MASK) | (ecn == ECN_CE ? ECN_ECT0 : ecn);
 	__u8 ttl = v->ttl_inherit ? fi.ttl : v->ttl;
 	int df = v->df == DF_SET || (v->df == DF_INHERIT && fi.df);
+	int keyed = v->dport == GRE_KEYED;
 
-	struct ethhdr inner_eth;
-	if (bpf_skb_load_bytes(skb, 0, &inner_eth, ETH_LEN))
-		goto error;
-	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
-		      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
-		      BPF_F_ADJ_ROOM_FIXED_GSO;
-	if (bpf_skb_adjust_room(skb, VXLAN4_ROOM, BPF_ADJ_ROOM_MAC, flags))
-		goto error;
-	// The room went in after the Ethernet header: that header becomes the inner one, behind
-	// the new outer headers.
-	if (bpf_skb_store_bytes(skb, VXLAN4_ROOM, &inner_eth, ETH_LEN, 0))
-		goto error;
-	data = (void *)(long)skb->data;
-	end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	struct udphdr *udp = (void *)(ip + 1);
-	__u32 *vx = (void *)(udp + 1);
-	if ((void *)(vx + 2) > end)
-		goto error;
-	// The outer MACs come from the neighbour table at the redirect.
-	__builtin_memset(eth->h_dest, 0, 6);
-	__builtin_memset(eth->h_source, 0, 6);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = tos;
-	ip->tot_len = bpf_htons(inner_len + VXLAN4_ROOM - ETH_LEN);
-	ip->id = df ? 0 : (__u16)bpf_get_prandom_u32();
-	ip->frag_off = df ? bpf_htons(0x4000) : 0;
-	ip->ttl = ttl;
-	ip->protocol = IPPROTO_UDP;
-	ip->check = 0;
-	ip->saddr = v->saddr;
-	ip->daddr = v->daddr;
-	ip->check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
-	udp->source = bpf_htons(v->sport);
-	udp->dest = bpf_htons(v->dport);
-	udp->len = bpf_htons(inner_len + VXLAN4_ROOM - ETH_LEN - 20);
-	udp->check = 0; // allowed over IPv4 (RFC 7348), as the kernel's vxlan sends by default
-	vx[0] = bpf_htonl(0x08000000);
-	vx[1] = bpf_htonl(v->vni << 8);
+	if (v->tunnel == TUN_VXLAN && v->outer_l3 == 4) {
+		if (grow(skb, VXLAN4_ROOM, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP))
+			goto error;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct iphdr *ip = (void *)(eth + 1);
+		struct udphdr *udp = (void *)(ip + 1);
+		__u32 *vx = (void *)(udp + 1);
+		if ((void *)(vx + 2) > end)
+			goto error;
+		outer_eth(eth, ETH_P_IP);
+		outer_ip4(ip, v, inner_len + VXLAN4_ROOM - ETH_LEN, tos, ttl, df, IPPROTO_UDP);
+		udp->source = bpf_htons(v->sport);
+		udp->dest = bpf_htons(v->dport);
+		udp->len = bpf_htons(inner_len + VXLAN4_ROOM - ETH_LEN - IP4_LEN);
+		udp->check = 0; // allowed over IPv4 (RFC 7348), as the kernel's vxlan sends by default
+		vxlan_header(vx, v);
+	} else if (v->tunnel == TUN_VXLAN) {
+		// IPv6 requires the UDP checksum: it is computed here, over the headers and, for
+		// what follows the inner IP header, from its pseudo-header (a TCP, UDP or ICMP
+		// checksum makes the rest sum to a known value). Superframes would need it per
+		// segment, which the kernel's segmentation cannot be asked for from here.
+		__s64 rest = inner_l4_sum(&k, &fi);
+		if (skb->gso_size || rest < 0 || (k.l3 == 4 && fi.ip_hlen != IP4_LEN)) {
+			count(ST_UNCACHEABLE);
+			return PASS;
+		}
+		if (grow(skb, VXLAN6_ROOM, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP))
+			goto error;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		struct udphdr *udp = (void *)(ip6 + 1);
+		__u32 *vx = (void *)(udp + 1);
+		// The UDP header through the inner IP header and the first two bytes after it.
+		__u32 udp_off = ETH_LEN + IP6_LEN;
+		__u32 l4_off = udp_off + UDP_LEN + VXLAN_LEN + ETH_LEN + (k.l3 == 4 ? IP4_LEN : IP6_LEN);
+		if (data + l4_off + 2 > end || (void *)(vx + 2) > end)
+			goto error;
+		__u32 udp_len = inner_len + VXLAN6_ROOM - ETH_LEN - IP6_LEN;
+		outer_eth(eth, ETH_P_IPV6);
+		outer_ip6(ip6, v, udp_len, tos, ttl, IPPROTO_UDP);
+		udp->source = bpf_htons(v->sport);
+		udp->dest = bpf_htons(v->dport);
+		udp->len = bpf_htons(udp_len);
+		udp->check = 0;
+		vxlan_header(vx, v);
+		__be32 pseudo[10];
+		__builtin_memcpy(&pseudo[0], v->saddr, 16);
+		__builtin_memcpy(&pseudo[4], v->daddr, 16);
+		pseudo[8] = bpf_htonl(udp_len);
+		pseudo[9] = bpf_htonl(IPPROTO_UDP);
+		__u64 sum = (__u32)bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+		__u16 first = *(__u16 *)(data + l4_off);
+		if (k.l3 == 4) {
+			if (data + udp_off + 52 > end)
+				goto error;
+			sum += (__u32)bpf_csum_diff(0, 0, data + udp_off, 52, 0);
+		} else {
+			if (data + udp_off + 72 > end)
+				goto error;
+			sum += (__u32)bpf_csum_diff(0, 0, data + udp_off, 72, 0);
+		}
+		sum += (__u16)~first; // the two bytes after the inner IP header, taken out again
+		sum += (__u64)rest;
+		__u16 check = csum_fold(sum);
+		udp->check = check ? check : 0xffff;
+	} else if (v->outer_l3 == 4) {
+		__u32 room = GRE4_ROOM + (keyed ? GRE_KEY_LEN : 0);
+		if (keyed) {
+			if (grow(skb, GRE4_ROOM + GRE_KEY_LEN,
+				 BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
+				goto error;
+		} else if (grow(skb, GRE4_ROOM,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)) {
+			goto error;
+		}
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct iphdr *ip = (void *)(eth + 1);
+		__be16 *gre = (void *)(ip + 1);
+		if ((void *)(gre + 4) > end)
+			goto error;
+		outer_eth(eth, ETH_P_IP);
+		outer_ip4(ip, v, inner_len + room - ETH_LEN, tos, ttl, df, IPPROTO_GRE);
+		gre_header(gre, v);
+		if (keyed)
+			*(__be32 *)(gre + 2) = bpf_htonl(v->vni);
+	} else {
+		__u32 room = GRE6_ROOM + (keyed ? GRE_KEY_LEN : 0);
+		if (keyed) {
+			if (grow(skb, GRE6_ROOM + GRE_KEY_LEN,
+				 BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
+				goto error;
+		} else if (grow(skb, GRE6_ROOM,
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)) {
+			goto error;
+		}
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		__be16 *gre = (void *)(ip6 + 1);
+		if ((void *)(gre + 4) > end)
+			goto error;
+		outer_eth(eth, ETH_P_IPV6);
+		outer_ip6(ip6, v, inner_len + room - ETH_LEN - IP6_LEN, tos, ttl, IPPROTO_GRE);
+		gre_header(gre, v);
+		if (keyed)
+			*(__be32 *)(gre + 2) = bpf_htonl(v->vni);
+	}
 	hit(skb, v, &fi, inner_len);
 	count(ST_ENCAP_HIT);
 	return bpf_redirect_neigh(v->ifindex, 0, 0, 0);
 error:
 	count(ST_ERROR);
 	return PASS;
+}
+
+// Reads the outer headers of a VXLAN datagram or GRE packet into `k`. Returns the offset of
+// the inner Ethernet frame, or 0 for anything else (the stack and vxtund have it).
+static __always_inline __u32 parse_outer(void *data, void *end, struct fp_key *k, __u8 *ecn)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	__u32 l4;
+	__u8 proto;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return 0;
+		if (ip->version != 4 || ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+			return 0;
+		k->outer_l3 = 4;
+		__builtin_memcpy(k->outer_src, &ip->saddr, 4);
+		__builtin_memcpy(k->outer_dst, &ip->daddr, 4);
+		*ecn = ip->tos & ECN_MASK;
+		proto = ip->protocol;
+		l4 = ETH_LEN + IP4_LEN;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		if (ip6->version != 6)
+			return 0;
+		k->outer_l3 = 6;
+		__builtin_memcpy(k->outer_src, &ip6->saddr, 16);
+		__builtin_memcpy(k->outer_dst, &ip6->daddr, 16);
+		*ecn = (ip6->flow_lbl[0] >> 4) & ECN_MASK;
+		proto = ip6->nexthdr;
+		l4 = ETH_LEN + IP6_LEN;
+	} else {
+		return 0;
+	}
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *udp = data + l4;
+		__u32 *vx = (void *)(udp + 1);
+		if ((void *)(vx + 2) > end)
+			return 0;
+		__u16 dport = bpf_ntohs(udp->dest);
+		if (!bpf_map_lookup_elem(&vxlan_ports, &dport))
+			return 0;
+		// The I flag and nothing else, as vxtund checks.
+		if (vx[0] != bpf_htonl(0x08000000) || (vx[1] & bpf_htonl(0xff)))
+			return 0;
+		k->dir = DIR_VXLAN;
+		k->vni = bpf_ntohl(vx[1]) >> 8;
+		k->outer_port = dport;
+		return l4 + UDP_LEN + VXLAN_LEN;
+	}
+	if (proto == IPPROTO_GRE) {
+		__be16 *gre = data + l4;
+		if ((void *)(gre + 4) > end)
+			return 0;
+		// Ethernet, without checksum or sequence numbers (vxtund verifies and accepts
+		// those), keyed or not.
+		__u16 flags = bpf_ntohs(gre[0]);
+		if (gre[1] != bpf_htons(ETH_P_TEB_) || (flags != 0 && flags != GRE_KEYED))
+			return 0;
+		k->dir = DIR_GRE;
+		k->outer_port = flags;
+		if (flags == GRE_KEYED) {
+			k->vni = bpf_ntohl(*(__be32 *)(gre + 2));
+			return l4 + GRE_LEN + GRE_KEY_LEN;
+		}
+		return l4 + GRE_LEN;
+	}
+	return 0;
 }
 
 SEC("classifier")
@@ -376,30 +650,13 @@ int vxt_decap(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < 192 ? skb->len : 192);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	struct udphdr *udp = (void *)(ip + 1);
-	__u32 *vx = (void *)(udp + 1);
-	if ((void *)(vx + 2) > end)
-		return PASS;
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
-	    ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)))
-		return PASS;
-	__u16 dport = bpf_ntohs(udp->dest);
-	if (!bpf_map_lookup_elem(&vxlan_ports, &dport))
-		return PASS;
-	// The I flag and nothing else, as vxtund checks.
-	if (vx[0] != bpf_htonl(0x08000000) || (vx[1] & bpf_htonl(0xff)))
-		return PASS;
-	__u32 outer = ETH_LEN + 20 + 8 + VXLAN_LEN;
 	struct fp_key k = {};
 	struct frame_info fi = {};
-	k.dir = DIR_VXLAN;
-	k.vni = bpf_ntohl(vx[1]) >> 8;
-	k.outer_src = ip->saddr;
-	k.outer_dst = ip->daddr;
-	k.outer_port = dport;
-	__u8 outer_ecn = ip->tos & ECN_MASK;
+	__u8 outer_ecn = 0;
+	__u32 outer = parse_outer(data, end, &k, &outer_ecn);
+	// The outer headers' length, one of a few: bounded for the verifier.
+	if (outer == 0 || outer > ETH_LEN + IP6_LEN + UDP_LEN + VXLAN_LEN)
+		return PASS;
 	if (parse_frame(data, end, outer, &k, &fi) < 0) {
 		count(ST_UNCACHEABLE);
 		return PASS;
@@ -451,8 +708,8 @@ int vxt_decap(struct __sk_buff *skb)
 		}
 	}
 	hit(skb, v, &fi, inner_len);
-	// The inner Ethernet header over the outer one, then the outer IP, UDP and VXLAN headers
-	// (and the inner Ethernet header's first copy) removed after it.
+	// The inner Ethernet header over the outer one, then the outer IP and tunnel headers (and
+	// the inner Ethernet header's first copy) removed after it.
 	struct ethhdr inner_eth;
 	if (bpf_skb_load_bytes(skb, outer, &inner_eth, ETH_LEN))
 		goto error;
@@ -460,7 +717,7 @@ int vxt_decap(struct __sk_buff *skb)
 		goto error;
 	__u64 flags = (k.l3 == 4 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV4 : BPF_F_ADJ_ROOM_DECAP_L3_IPV6) |
 		      BPF_F_ADJ_ROOM_FIXED_GSO;
-	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN4_ROOM, BPF_ADJ_ROOM_MAC, flags))
+	if (bpf_skb_adjust_room(skb, -(__s32)outer, BPF_ADJ_ROOM_MAC, flags))
 		goto error;
 	count(ST_DECAP_HIT);
 	return bpf_redirect(v->ifindex, BPF_F_INGRESS);

@@ -4,8 +4,8 @@
 //! installing and sweeping in `daemon/fastpath.rs`.
 //!
 //! The cache is keyed exactly (a microflow cache, not a megaflow one): every field a flow can
-//! match (MACs, EtherType, addresses, protocol, ports) plus, for frames from VXLAN, the outer
-//! source and destination, the UDP port and the VNI. Every TCP connection's SYN goes to vxtund
+//! match (MACs, EtherType, addresses, protocol, ports) plus, for frames from a tunnel, the
+//! outer source and destination and the UDP port and VNI (VXLAN) or the key (GRE). Every TCP connection's SYN goes to vxtund
 //! anyway (it clamps the MSS), and the RFC 7348 source port is a per-flow hash, so a
 //! wildcarded entry would save no upcall for TCP and would need the hash recomputed in the
 //! kernel; an exact key is one hash lookup, and strangers' packets (another source, VNI or
@@ -19,7 +19,15 @@ use crate::wire::ethernet::{FrameKey, L4Ports, Mac, L3};
 pub const DIR_TAP: u8 = 0;
 /// `dir`: a frame decapsulated from VXLAN.
 pub const DIR_VXLAN: u8 = 1;
-/// Entry action: encapsulate in VXLAN over IPv4 and send out of the underlay device.
+/// `dir`: a frame decapsulated from Ethernet over GRE.
+pub const DIR_GRE: u8 = 2;
+/// Entry `tunnel`: VXLAN.
+pub const TUN_VXLAN: u8 = 0;
+/// Entry `tunnel`: Ethernet over GRE (without checksum or sequence numbers).
+pub const TUN_GRE: u8 = 1;
+/// GRE's flags and version word with the key bit (RFC 2890), and nothing else.
+pub const GRE_KEYED: u16 = 0x2000;
+/// Entry action: encapsulate and send out of the underlay device.
 pub const ACT_ENCAP: u32 = 1;
 /// Entry action: decapsulate and deliver into the TAP.
 pub const ACT_DECAP: u32 = 2;
@@ -42,21 +50,21 @@ const TCP_SYN: u8 = 0x02;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Key {
-    /// [`DIR_TAP`] or [`DIR_VXLAN`].
+    /// [`DIR_TAP`], [`DIR_VXLAN`] or [`DIR_GRE`].
     pub dir: u8,
     /// 4 or 6.
     pub l3: u8,
     /// The IP protocol.
     pub proto: u8,
-    /// Zero.
-    pub pad0: u8,
-    /// From VXLAN: the VNI.
+    /// From a tunnel: 4 or 6, the underlay's IP version.
+    pub outer_l3: u8,
+    /// From VXLAN: the VNI; from GRE: the key (0 without one).
     pub vni: u32,
-    /// From VXLAN: the remote's IPv4 address.
-    pub outer_src: [u8; 4],
-    /// From VXLAN: the local IPv4 address.
-    pub outer_dst: [u8; 4],
-    /// From VXLAN: the local UDP port.
+    /// From a tunnel: the remote's address (IPv4 in the first four bytes).
+    pub outer_src: [u8; 16],
+    /// From a tunnel: the local address.
+    pub outer_dst: [u8; 16],
+    /// From VXLAN: the local UDP port; from GRE: the flags word ([`GRE_KEYED`] or 0).
     pub outer_port: u16,
     /// The EtherType.
     pub dl_type: u16,
@@ -94,15 +102,17 @@ pub struct Value {
     pub ifindex: u32,
     /// Encap: the largest inner IP packet the tunnel carries (0: no limit).
     pub mtu: u32,
-    /// Encap: the VNI.
+    /// Encap: the VNI, or the GRE key.
     pub vni: u32,
-    /// Encap: the outer IPv4 source.
-    pub saddr: [u8; 4],
-    /// Encap: the outer IPv4 destination.
-    pub daddr: [u8; 4],
-    /// Encap: the outer UDP source port.
+    /// Encap: the outer source address (IPv4 in the first four bytes).
+    pub saddr: [u8; 16],
+    /// Encap: the outer destination address.
+    pub daddr: [u8; 16],
+    /// Encap over IPv6: the outer flow label.
+    pub flow_label: u32,
+    /// Encap, VXLAN: the outer UDP source port.
     pub sport: u16,
-    /// Encap: the outer UDP destination port.
+    /// Encap: VXLAN's outer UDP destination port; GRE's flags word ([`GRE_KEYED`] or 0).
     pub dport: u16,
     /// Encap: 1 to copy the inner DSCP.
     pub tos_inherit: u8,
@@ -112,16 +122,18 @@ pub struct Value {
     pub ttl_inherit: u8,
     /// Encap: the fixed TTL.
     pub ttl: u8,
-    /// Encap: `DF_*`.
+    /// Encap over IPv4: `DF_*`.
     pub df: u8,
     /// 1 while vxtund may still hold frames of the flow: the programs treat it as a miss.
     pub pending: u8,
-    /// Zero.
-    pub pad: [u8; 6],
+    /// Encap: [`TUN_VXLAN`] or [`TUN_GRE`].
+    pub tunnel: u8,
+    /// Encap: 4 or 6, the underlay's IP version.
+    pub outer_l3: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<Key>() == 68);
-const _: () = assert!(std::mem::size_of::<Value>() == 72);
+const _: () = assert!(std::mem::size_of::<Key>() == 92);
+const _: () = assert!(std::mem::size_of::<Value>() == 96);
 
 /// The programs' counters (the `stats` per-CPU array), in index order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,25 +184,63 @@ pub fn tap_key(frame: &[u8]) -> Option<Key> {
     Some(key)
 }
 
-/// The key of a frame decapsulated from a VXLAN datagram from `remote` to `local`:`port` with
-/// `vni`, as `vxt_decap` builds it.
-pub fn vxlan_key(
-    remote: Ipv4Addr,
-    local: Ipv4Addr,
-    port: u16,
-    vni: u32,
-    inner: &[u8],
-) -> Option<Key> {
+/// How a frame reached vxtund from the underlay: what its cache key holds beyond the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A VXLAN datagram to local UDP `port` with `vni`.
+    Vxlan {
+        /// The local UDP port.
+        port: u16,
+        /// The VNI.
+        vni: u32,
+    },
+    /// An Ethernet-over-GRE packet without checksum or sequence number, with `key` if any.
+    Gre {
+        /// The GRE key.
+        key: Option<u32>,
+    },
+}
+
+/// The key of a frame decapsulated from a packet from `remote` to `local` that came `via` a
+/// tunnel, as `vxt_decap` builds it; `None` for a frame the cache never holds, and for
+/// addresses of two IP versions.
+pub fn tunnel_key(remote: IpAddr, local: IpAddr, via: Via, inner: &[u8]) -> Option<Key> {
+    let (outer_l3, outer_src, outer_dst) = match (remote, local) {
+        (IpAddr::V4(r), IpAddr::V4(l)) => (4, padded(r), padded(l)),
+        (IpAddr::V6(r), IpAddr::V6(l)) => (6, r.octets(), l.octets()),
+        _ => return None,
+    };
+    let (dir, vni, outer_port) = match via {
+        Via::Vxlan { port, vni } => (DIR_VXLAN, vni, port),
+        Via::Gre { key: Some(k) } => (DIR_GRE, k, GRE_KEYED),
+        Via::Gre { key: None } => (DIR_GRE, 0, 0),
+    };
     let mut key = Key {
-        dir: DIR_VXLAN,
+        dir,
+        outer_l3,
         vni,
-        outer_src: remote.octets(),
-        outer_dst: local.octets(),
-        outer_port: port,
+        outer_src,
+        outer_dst,
+        outer_port,
         ..Key::default()
     };
     parse(inner, &mut key)?;
     Some(key)
+}
+
+/// An IPv4 address in the programs' 16-byte address fields: its four bytes first.
+pub fn padded(a: Ipv4Addr) -> [u8; 16] {
+    let mut out = [0; 16];
+    out[..4].copy_from_slice(&a.octets());
+    out
+}
+
+/// The address in a 16-byte field of the programs, IPv4 when `l3` is 4.
+pub fn address(l3: u8, bytes: [u8; 16]) -> IpAddr {
+    match l3 {
+        4 => IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        _ => IpAddr::from(bytes),
+    }
 }
 
 /// The programs' `parse_frame`: untagged IPv4 (not a fragment) or IPv6 whose next header is
@@ -282,9 +332,23 @@ impl Key {
         }
     }
 
-    /// From VXLAN: the remote that sent the frames.
+    /// From a tunnel: the remote that sent the frames.
     pub fn remote(&self) -> Option<IpAddr> {
-        (self.dir == DIR_VXLAN).then(|| IpAddr::from(self.outer_src))
+        (self.dir != DIR_TAP).then(|| address(self.outer_l3, self.outer_src))
+    }
+
+    /// From a tunnel: how the frames came.
+    pub fn via(&self) -> Option<Via> {
+        match self.dir {
+            DIR_VXLAN => Some(Via::Vxlan {
+                port: self.outer_port,
+                vni: self.vni,
+            }),
+            DIR_GRE => Some(Via::Gre {
+                key: (self.outer_port == GRE_KEYED).then_some(self.vni),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -353,17 +417,34 @@ mod tests {
     #[test]
     fn a_vxlan_key_names_its_sender_and_vni() {
         let f = tcp4(false);
-        let key = vxlan_key(
-            Ipv4Addr::new(192, 168, 200, 102),
-            Ipv4Addr::new(192, 168, 200, 101),
-            8472,
-            7,
+        let via = Via::Vxlan { port: 8472, vni: 7 };
+        let key = tunnel_key(
+            IpAddr::from([192, 168, 200, 102]),
+            IpAddr::from([192, 168, 200, 101]),
+            via,
             &f,
         )
         .unwrap();
         assert_eq!(key.remote(), Some(IpAddr::from([192, 168, 200, 102])));
+        assert_eq!(key.via(), Some(via));
         assert_ne!(key, tap_key(&f).unwrap());
         assert_eq!(key.frame_key(), FrameKey::parse(&f).unwrap());
+    }
+
+    #[test]
+    fn gre_keys_tell_keyed_from_unkeyed_and_ipv6_remotes_are_whole() {
+        let f = tcp4(false);
+        let remote: IpAddr = "fd00::2".parse().unwrap();
+        let local: IpAddr = "fd00::1".parse().unwrap();
+        let keyed = tunnel_key(remote, local, Via::Gre { key: Some(0) }, &f).unwrap();
+        let unkeyed = tunnel_key(remote, local, Via::Gre { key: None }, &f).unwrap();
+        assert_ne!(keyed, unkeyed, "key 0 is not no key");
+        assert_eq!(keyed.via(), Some(Via::Gre { key: Some(0) }));
+        assert_eq!(unkeyed.via(), Some(Via::Gre { key: None }));
+        assert_eq!(keyed.remote(), Some(remote));
+        assert_eq!((keyed.dir, keyed.outer_l3), (DIR_GRE, 6));
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(tunnel_key(remote, v4, Via::Gre { key: None }, &f), None);
     }
 
     proptest::proptest! {

@@ -561,3 +561,186 @@ fn ipsec_policies_keep_the_tunnels_on_the_userspace_path() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tunnel for [`every_tunnel_and_underlay_is_carried_in_the_kernel`]: its lines in both
+/// configs (with `REMOTE` for the peer's underlay address), the underlay's addresses, and
+/// whether the receiving daemon keeps the userspace path.
+struct TunnelCase {
+    what: &'static str,
+    tunnel: &'static str,
+    underlay: [&'static str; 2],
+    /// TCP to VXLAN over IPv6 stays with vxtund (see `FastPath::encap_entry`).
+    tcp_encap_in_kernel: bool,
+    receiver_userspace: bool,
+}
+
+/// `bytes` over TCP from `from` to `addr` in `to`, checked end to end by
+/// `tests/scripts/tcp_check.py`; Err with what each side said unless both saw the same bytes.
+fn checked_transfer(
+    from: &common::Netns,
+    to: &common::Netns,
+    addr: &str,
+    bytes: u64,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
+    let mut rx = common::KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &to.name,
+                "timeout",
+                "60",
+                "/usr/bin/python3",
+            ])
+            .arg(&script)
+            .args(["recv", addr, "7400"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(rx.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "tcp_check.py recv in {}", to.name);
+    let sent = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &from.name,
+            "timeout",
+            "60",
+            "/usr/bin/python3",
+        ])
+        .arg(&script)
+        .args(["send", addr, "7400", &bytes.to_string()])
+        .output()
+        .unwrap();
+    let sent = String::from_utf8_lossy(&sent.stdout).trim().to_owned();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    if sent.starts_with(&format!("{bytes} ")) && line.trim() == sent {
+        return Ok(());
+    }
+    Err(format!("sent {sent:?}, received {:?}", line.trim()))
+}
+
+/// VXLAN over IPv6 and Ethernet over GRE over IPv4 and IPv6 (keyed and not) stay in the
+/// kernel once decided: both directions of a ping and of a TCP transfer are forwarded by the
+/// programs, the bytes arrive intact, and the tunnel ports count what the kernel forwarded. A
+/// GRE peer that keeps the userspace path still receives every byte of the superframes the
+/// kernel sends it.
+#[test]
+fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
+    if !common::require_root("fastpath::every_tunnel_and_underlay_is_carried_in_the_kernel") {
+        return;
+    }
+    // It counts frames in the kernel: alone.
+    let _serial = common::one_at_a_time();
+    use common::Daemon;
+    let cases = [
+        TunnelCase {
+            what: "VXLAN over IPv6",
+            tunnel: "type = \"vxlan\"\nvni = 96\n",
+            underlay: ["fd96::1", "fd96::2"],
+            tcp_encap_in_kernel: false,
+            receiver_userspace: false,
+        },
+        TunnelCase {
+            what: "GRE over IPv4",
+            tunnel: "type = \"gre\"\n",
+            underlay: ["192.168.96.1", "192.168.96.2"],
+            tcp_encap_in_kernel: true,
+            receiver_userspace: false,
+        },
+        TunnelCase {
+            what: "GRE over IPv6 with a key",
+            tunnel: "type = \"gre\"\nkey = 7\n",
+            underlay: ["fd96::1", "fd96::2"],
+            tcp_encap_in_kernel: true,
+            receiver_userspace: false,
+        },
+        TunnelCase {
+            what: "GRE over IPv4 to a peer on the userspace path",
+            tunnel: "type = \"gre\"\nkey = 8\n",
+            underlay: ["192.168.96.1", "192.168.96.2"],
+            tcp_encap_in_kernel: true,
+            receiver_userspace: true,
+        },
+    ];
+    for case in &cases {
+        let prefix = if case.underlay[0].contains(':') {
+            64
+        } else {
+            24
+        };
+        let (a, b) = common::two_hosts(
+            "fg",
+            &format!("{}/{prefix}", case.underlay[0]),
+            &format!("{}/{prefix}", case.underlay[1]),
+        );
+        let config = |me: usize, userspace: bool| {
+            format!(
+                "[device]\nname = \"vxt0\"\nfast_path = \"{}\"\n\
+                 addresses = [\"10.96.0.{}/24\", \"fd97::{}/64\"]\n\
+                 [underlay]\nlocal = \"{}\"\n\
+                 [[tunnel]]\nname = \"peer\"\nremote = \"{}\"\n{}",
+                if userspace { "off" } else { "on" },
+                me + 1,
+                me + 1,
+                case.underlay[me],
+                case.underlay[1 - me],
+                case.tunnel
+            )
+        };
+        let da = Daemon::start(&a, &config(0, false));
+        let db = Daemon::start(&b, &config(1, case.receiver_userspace));
+        // The underlay's neighbours first (an IPv6 one takes about a second).
+        let out = a.exec("ping", &["-q", "-c", "2", "-w", "5", case.underlay[1]]);
+        assert!(
+            out.status.success(),
+            "{}: underlay ping: {out:?}",
+            case.what
+        );
+        let out = a.exec(
+            "ping",
+            &["-q", "-c", "50", "-i", "0.01", "-w", "10", "10.96.0.2"],
+        );
+        assert!(out.status.success(), "{}: ping: {out:?}", case.what);
+        for (from, to, addr) in [(&a, &b, "10.96.0.2"), (&b, &a, "fd97::1")] {
+            if let Err(e) = checked_transfer(from, to, addr, 20_000_000) {
+                panic!(
+                    "{}: to {addr}: {e}\nA:\n{}\nB:\n{}",
+                    case.what,
+                    da.show(),
+                    db.show()
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        let show_a = da.show();
+        let show_b = db.show();
+        let what = case.what;
+        // Hits count what the programs forwarded, superframes once: 20 MB of TCP is some 300
+        // superframes, and the other transfer's ACKs; of 50 pings each way, the first of each
+        // direction go up and most stay in the kernel.
+        let minimum = if case.tcp_encap_in_kernel { 200 } else { 25 };
+        let encap = number_after(&show_a, "(encap ");
+        assert!(
+            encap >= minimum,
+            "{what}: A encapsulated {encap}:\n{show_a}"
+        );
+        let decap = number_after(&show_a, ", decap ");
+        assert!(decap >= 200, "{what}: A decapsulated {decap}:\n{show_a}");
+        if case.receiver_userspace {
+            assert!(show_b.contains("fast path: userspace"), "{what}: {show_b}");
+        } else {
+            let decap = number_after(&show_b, ", decap ");
+            assert!(decap >= 200, "{what}: B decapsulated {decap}:\n{show_b}");
+        }
+        drop((da, db));
+    }
+}

@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use super::fastpath::{Installer, Outer};
 use super::plumbing::{Egress, Encap, Plumbing};
 use super::{lock, net_core, tap_core, wait_turning, Shared};
+use crate::fastpath::Via;
 use crate::flow::{self, PortNo};
 use crate::incident::{ErrorReason, Incidents, Report};
 use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, MAX_DATAGRAM};
@@ -24,7 +25,7 @@ use crate::switch::{Action, CacheHint, DfMode, DropReason, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::wire::tunnel;
-use crate::wire::{vxlan, IPV4_HEADER_LEN};
+use crate::wire::{gre, vxlan, IPV4_HEADER_LEN};
 
 /// A TAP read: the virtio-net header, then a superframe of up to 64 KiB of IP behind an
 /// Ethernet header and one VLAN tag.
@@ -56,7 +57,7 @@ pub(super) struct Route {
     own_header: bool,
     seq: bool,
     /// The inner flow's hash: picks the VXLAN source port, makes the IPv6 flow label.
-    hash: u32,
+    pub(super) hash: u32,
 }
 
 /// Where a frame to send lies: frame `i` of the batch just read, or a range of the thread's
@@ -530,7 +531,7 @@ fn receive(
             };
             let len = packet.len();
             let sw = &mut core.switch;
-            let mut outer = None;
+            let outer;
             let (action, start) = match socket.kind() {
                 SocketKind::Udp(port) => {
                     if let Some(inner) = packet.get_mut(vxlan::HEADER_LEN..) {
@@ -539,8 +540,7 @@ fn receive(
                     outer = vxlan::Header::decode(packet).ok().map(|h| Outer {
                         remote: src,
                         local: socket.local(),
-                        port,
-                        vni: h.vni,
+                        via: Via::Vxlan { port, vni: h.vni },
                     });
                     (
                         sw.handle_vxlan_ecn(port, src, ecn, packet, now),
@@ -555,6 +555,22 @@ fn receive(
                     } else {
                         (0, ecn)
                     };
+                    // Without a GRE checksum (which vxtund verifies, over the whole packet,
+                    // in the switch), the inner checksum may be a sender's partial one, as
+                    // over VXLAN. Only GRE without checksum and sequence numbers is cached
+                    // (the kernel path neither verifies nor numbers).
+                    let plain = packet.get(skip).is_some_and(|flags| flags & 0x80 == 0);
+                    let header = plain
+                        .then(|| gre::Header::decode(&packet[skip.min(len)..]).ok())
+                        .flatten();
+                    if let Some(inner) = header.and_then(|(_, at)| packet.get_mut(skip + at..)) {
+                        offload::finish_partial_checksum(inner);
+                    }
+                    outer = header.filter(|(h, _)| h.seq.is_none()).map(|(h, _)| Outer {
+                        remote: src,
+                        local: socket.local(),
+                        via: Via::Gre { key: h.key },
+                    });
                     let (action, offset) =
                         sw.handle_gre_ecn(src, ecn, &mut packet[skip.min(len)..], now);
                     (action, skip.saturating_add(offset))

@@ -8,7 +8,7 @@
 //! before a bump carries the older number and never takes effect.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use super::datapath::route_of;
 use super::plumbing::{Egress, Plumbing};
 use super::{lock, DaemonError, Shared};
 use crate::config::{Config, FastPathMode};
-use crate::fastpath::{self, Key, Stat, Value};
+use crate::fastpath::{self, Key, Stat, Value, Via};
 use crate::flow::PortNo;
 use crate::io::bpf::Programs;
 use crate::io::netdev;
@@ -52,11 +52,8 @@ pub(super) struct FastPath {
     /// The switch's generation, which the programs' map mirrors.
     generation: Arc<Generation>,
     tap_ifindex: u32,
-    /// Local IPv4 address -> the underlay device that holds it, and whether the decapsulation
-    /// program is attached there (Ethernet devices only: see [`try_setup`]).
-    devices: Vec<(Ipv4Addr, u32, bool)>,
-    /// `net.ipv4.ip_default_ttl`: the TTL of `ttl = "default"` tunnels.
-    default_ttl: u8,
+    /// The underlay devices that hold the local addresses.
+    devices: Vec<Device>,
     /// CLOCK_MONOTONIC at `base`, to turn an `Instant` into the programs' clock.
     base: Instant,
     base_ns: u64,
@@ -66,6 +63,19 @@ pub(super) struct FastPath {
     /// What `show` and the metrics say about it.
     pub(super) description: String,
     pub(super) counters: Counters,
+}
+
+/// An underlay device, as the fast path sees it.
+struct Device {
+    /// The local address it holds.
+    local: IpAddr,
+    ifindex: u32,
+    /// Whether the decapsulation program is attached there (Ethernet devices only: see
+    /// [`try_setup`]).
+    ethernet: bool,
+    /// The TTL or hop limit of `ttl = "default"` tunnels from `local`: `net.ipv4.ip_default_ttl`,
+    /// or the device's `net.ipv6.conf.DEV.hop_limit`.
+    default_ttl: u8,
 }
 
 /// The fast path's own counters (the programs' are read from their map).
@@ -198,30 +208,31 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
     // Encapsulation to them works (the redirect strips the Ethernet header it is given).
     let mut l3 = Vec::new();
     for local in &config.underlay.local {
-        let IpAddr::V4(v4) = *local else { continue };
         let name = netdev::device_with_address(*local)
             .map_err(|e| format!("finding the device of {local}: {e}"))?
             .ok_or_else(|| format!("no device holds the underlay address {local}"))?;
         let index = netdev::ifindex(&name).map_err(|e| format!("device `{name}`: {e}"))?;
         let ethernet = netdev::is_ethernet(&name).map_err(|e| format!("device `{name}`: {e}"))?;
-        devices.push((v4, index, ethernet));
+        let default_ttl = match local {
+            IpAddr::V4(_) => sysctl_u8("/proc/sys/net/ipv4/ip_default_ttl"),
+            IpAddr::V6(_) => sysctl_u8(&format!("/proc/sys/net/ipv6/conf/{name}/hop_limit")),
+        };
+        devices.push(Device {
+            local: *local,
+            ifindex: index,
+            ethernet,
+            default_ttl,
+        });
         let list = if ethernet { &mut names } else { &mut l3 };
         if !list.contains(&name) {
             list.push(name);
         }
     }
-    if devices.is_empty() {
-        return Err(
-            "the kernel fast path carries VXLAN over IPv4 and no IPv4 underlay address \
-                    is configured"
-                .into(),
-        );
-    }
     let mut ports: Vec<u16> = config
         .ports
         .iter()
         .filter_map(|p| match &p.kind {
-            PortKind::Vxlan(t) if t.remote.is_ipv4() => Some(t.dst_port),
+            PortKind::Vxlan(t) => Some(t.dst_port),
             _ => None,
         })
         .collect();
@@ -236,10 +247,6 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
         .map_err(|e| format!("the generation map: {e}"))?;
     generation.set_publisher(publish);
     let tap_ifindex = netdev::ifindex(tap).map_err(|e| format!("device `{tap}`: {e}"))?;
-    let default_ttl = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(64);
     let decap = match (names.is_empty(), l3.is_empty()) {
         (false, true) => format!("decapsulation on {} ingress", names.join(", ")),
         (false, false) => format!(
@@ -261,13 +268,21 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
         generation: Arc::clone(generation),
         tap_ifindex,
         devices,
-        default_ttl,
         base: Instant::now(),
         base_ns: crate::io::bpf::monotonic_ns(),
         description,
         counters: Counters::default(),
         sweeper: Default::default(),
     })
+}
+
+/// A small number from a sysctl file (a TTL or hop limit); 64, the kernel's default for both,
+/// when it cannot be read.
+fn sysctl_u8(path: &str) -> u8 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(64)
 }
 
 /// A data-path thread's install budget and what it installed last.
@@ -370,15 +385,16 @@ impl Installer {
 pub(super) struct Outer {
     pub(super) remote: IpAddr,
     pub(super) local: IpAddr,
-    pub(super) port: u16,
-    pub(super) vni: u32,
+    pub(super) via: Via,
 }
 
 impl FastPath {
     /// Installs the decision `hint` for `frame`, which came from the TAP (`outer: None`) or
-    /// from VXLAN, when the kernel can carry it: TAP to a VXLAN tunnel over IPv4, or VXLAN over
-    /// IPv4 to the TAP. Anything else stays with the userspace path, and so does a flow whose
-    /// send just failed (the caller does not ask): its failures are counted there.
+    /// from a tunnel, when the kernel can carry it: TAP to a VXLAN tunnel or to a GRE tunnel
+    /// without checksums and sequence numbers, or the reverse, over IPv4 or IPv6 (TCP to VXLAN
+    /// over IPv6 excepted, see [`FastPath::encap_entry`]). Anything else stays with the
+    /// userspace path, and so does a flow whose send just failed (the caller does not ask):
+    /// its failures are counted there.
     pub(super) fn install(
         &self,
         sh: &Shared,
@@ -451,11 +467,30 @@ impl FastPath {
         hint: &CacheHint,
         now: Instant,
     ) -> Option<(Key, Value)> {
-        let tunnel = hint.vxlan?;
-        let IpAddr::V4(daddr) = tunnel.remote else {
-            return None;
+        let (tunnel, remote, vni, dport) = match (hint.vxlan, hint.gre) {
+            (Some(t), _) => (fastpath::TUN_VXLAN, t.remote, t.vni, t.dst_port),
+            // With a checksum or sequence numbers the header changes with every packet
+            // (`per_packet` below): vxtund builds those.
+            (None, Some(t)) if !t.csum && !t.seq => (
+                fastpath::TUN_GRE,
+                t.remote,
+                t.key.unwrap_or(0),
+                if t.key.is_some() {
+                    fastpath::GRE_KEYED
+                } else {
+                    0
+                },
+            ),
+            _ => return None,
         };
         let key = fastpath::tap_key(frame)?;
+        // Over IPv6 the outer UDP checksum is required, and the kernel's segmentation cannot
+        // be asked for it from a BPF program: the program computes it for single frames and
+        // leaves superframes to vxtund. A TCP flow would take both paths and be reordered, so
+        // TCP to VXLAN over IPv6 is left to vxtund whole.
+        if tunnel == fastpath::TUN_VXLAN && remote.is_ipv6() && key.proto == 6 {
+            return None;
+        }
         let egress @ Egress::Tunnel {
             df,
             tos,
@@ -468,10 +503,13 @@ impl FastPath {
         };
         let route = route_of(sh, egress, frame, &mut None);
         let socket = plumbing.sockets.get(route.socket)?;
-        let IpAddr::V4(saddr) = socket.local() else {
-            return None;
+        let local = socket.local();
+        let device = self.device(local)?;
+        let (outer_l3, saddr, daddr) = match (local, remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => (4, fastpath::padded(l), fastpath::padded(r)),
+            (IpAddr::V6(l), IpAddr::V6(r)) => (6, l.octets(), r.octets()),
+            _ => return None,
         };
-        let ifindex = self.device(saddr)?;
         let (tos_inherit, tos) = match *tos {
             TosMode::Inherit => (1, 0),
             TosMode::Fixed(v) => (0, v),
@@ -479,19 +517,24 @@ impl FastPath {
         let (ttl_inherit, ttl) = match *ttl {
             TtlMode::Inherit => (1, 0),
             TtlMode::Fixed(t) => (0, t),
-            TtlMode::Default => (0, self.default_ttl),
+            TtlMode::Default => (0, device.default_ttl),
         };
         let value = Value {
             gen: hint.generation,
             deadline_ns: self.deadline(hint, now),
             action: fastpath::ACT_ENCAP,
-            ifindex,
+            ifindex: device.ifindex,
             mtu: hint.mtu.map_or(0, u32::from),
-            vni: tunnel.vni,
-            saddr: saddr.octets(),
-            daddr: daddr.octets(),
-            sport: socket.local_port(),
-            dport: tunnel.dst_port,
+            vni,
+            saddr,
+            daddr,
+            flow_label: super::plumbing::flow_label(route.hash),
+            sport: if tunnel == fastpath::TUN_VXLAN {
+                socket.local_port()
+            } else {
+                0
+            },
+            dport,
             tos_inherit,
             tos,
             ttl_inherit,
@@ -501,6 +544,8 @@ impl FastPath {
                 DfMode::Unset => fastpath::DF_UNSET,
                 DfMode::Inherit => fastpath::DF_INHERIT,
             },
+            tunnel,
+            outer_l3,
             ..Value::default()
         };
         Some((key, value))
@@ -516,13 +561,10 @@ impl FastPath {
         if hint.egress != PortNo::LOCAL {
             return None;
         }
-        let (IpAddr::V4(remote), IpAddr::V4(local)) = (outer.remote, outer.local) else {
-            return None;
-        };
-        if !self.decapsulates(local) {
+        if !self.device(outer.local).is_some_and(|d| d.ethernet) {
             return None;
         }
-        let key = fastpath::vxlan_key(remote, local, outer.port, outer.vni, inner)?;
+        let key = fastpath::tunnel_key(outer.remote, outer.local, outer.via, inner)?;
         let value = Value {
             gen: hint.generation,
             deadline_ns: self.deadline(hint, now),
@@ -534,16 +576,8 @@ impl FastPath {
     }
 
     /// The underlay device holding `local`.
-    fn device(&self, local: Ipv4Addr) -> Option<u32> {
-        self.devices
-            .iter()
-            .find(|(a, _, _)| *a == local)
-            .map(|&(_, i, _)| i)
-    }
-
-    /// Whether the decapsulation program sees what arrives for `local`.
-    fn decapsulates(&self, local: Ipv4Addr) -> bool {
-        self.devices.iter().any(|&(a, _, e)| a == local && e)
+    fn device(&self, local: IpAddr) -> Option<&Device> {
+        self.devices.iter().find(|d| d.local == local)
     }
 
     /// The programs' clock at the hint's expiry, or 0 for none.
@@ -703,15 +737,25 @@ fn sweep(
         let sw = &mut core.switch;
         for (key, value, packets, bytes) in used {
             let (ingress, egress) = match value.action {
-                fastpath::ACT_ENCAP => (
-                    Some(PortNo::LOCAL),
-                    sw.vxlan_port(IpAddr::from(value.daddr), value.dport, value.vni),
-                ),
-                _ => (
-                    key.remote()
-                        .and_then(|r| sw.vxlan_port(r, key.outer_port, key.vni)),
-                    Some(PortNo::LOCAL),
-                ),
+                fastpath::ACT_ENCAP => {
+                    let remote = fastpath::address(value.outer_l3, value.daddr);
+                    let port = match value.tunnel {
+                        fastpath::TUN_GRE => sw.gre_port(
+                            remote,
+                            (value.dport == fastpath::GRE_KEYED).then_some(value.vni),
+                        ),
+                        _ => sw.vxlan_port(remote, value.dport, value.vni),
+                    };
+                    (Some(PortNo::LOCAL), port)
+                }
+                _ => {
+                    let port = match (key.remote(), key.via()) {
+                        (Some(r), Some(Via::Vxlan { port, vni })) => sw.vxlan_port(r, port, vni),
+                        (Some(r), Some(Via::Gre { key })) => sw.gre_port(r, key),
+                        _ => None,
+                    };
+                    (port, Some(PortNo::LOCAL))
+                }
             };
             if let (Some(i), Some(e)) = (ingress, egress) {
                 sw.record_cached(i, e, &key.frame_key(), packets, bytes, now);

@@ -106,7 +106,7 @@ impl Encap {
             }
             return;
         }
-        let flow = hash & FLOW_LABEL;
+        let flow = flow_label(hash);
         let first = (6 << 28) | (u32::from(tos) << 20) | flow;
         self.bytes[..4].copy_from_slice(&first.to_be_bytes());
         let len = u16::try_from(self.len + payload).unwrap_or(0);
@@ -115,6 +115,11 @@ impl Encap {
             self.bytes[V6_HOP_LIMIT] = ttl;
         }
     }
+}
+
+/// The outer IPv6 flow label of an inner flow with `hash` (RFC 6438).
+pub(super) fn flow_label(hash: u32) -> u32 {
+    hash & FLOW_LABEL
 }
 
 /// A GRE header that changes with every packet.

@@ -207,18 +207,20 @@ impl RecvBatch {
     }
 }
 
-/// A VXLAN datagram whose inner frame is one TCP superframe (its IP length spans the whole
-/// datagram and exceeds `batch.split_mtu`): what a sender on the same host (the kernel's vxlan,
-/// vxtund's fast path) hands over a veth as one UDP tunnel GSO packet, which a UDP socket
-/// receives whole, with no segment size. Splits it into segments that fit `split_mtu` (as the
-/// sender's TSO would have for a path of that MTU: TCP may be resegmented), headers and
-/// checksums as the kernel's GSO makes them, each behind the same VXLAN header, into
-/// `batch.split`; returns false (nothing pushed) for anything else.
-fn split_superframe(batch: &mut RecvBatch, buf: usize, len: usize) -> bool {
+/// A VXLAN datagram or GRE packet whose inner frame is one TCP superframe (its IP length spans
+/// the whole packet and exceeds `batch.split_mtu`): what a sender on the same host (the
+/// kernel's vxlan, vxtund's fast path) hands over a veth as one tunnel GSO packet, and what
+/// GRO may merge GRE packets into, which a UDP or raw socket receives whole, with no segment
+/// size. Splits it into segments that fit `split_mtu` (as the sender's TSO would have for a
+/// path of that MTU: TCP may be resegmented), headers and checksums as the kernel's GSO makes
+/// them, each behind the same tunnel header (`header` bytes: VXLAN's, or GRE's after the outer
+/// IPv4 header a raw IPv4 socket hands over), into `batch.split`; returns false (nothing
+/// pushed) for anything else.
+fn split_superframe(batch: &mut RecvBatch, buf: usize, len: usize, header: usize) -> bool {
     use crate::wire::ip::IpView;
     use crate::wire::offload::{self, VnetHdr};
     let data = &mut batch.bufs[buf][..len];
-    let Some(inner) = data.get_mut(crate::wire::vxlan::HEADER_LEN..) else {
+    let Some(inner) = data.get_mut(header..) else {
         return false;
     };
     let Some(ip) = IpView::parse(inner) else {
@@ -248,7 +250,7 @@ fn split_superframe(batch: &mut RecvBatch, buf: usize, len: usize) -> bool {
     if offload::segment(&hdr, inner, &mut batch.segs, &mut batch.seg_ranges).is_err() {
         return false;
     }
-    let header = &batch.bufs[buf][..crate::wire::vxlan::HEADER_LEN];
+    let header = &batch.bufs[buf][..header];
     for r in &batch.seg_ranges {
         let start = batch.split.len();
         batch.split.extend_from_slice(header);
@@ -724,7 +726,12 @@ impl UnderlaySocket {
                     true => gro.unwrap_or(len),
                     false => len,
                 };
-                if gro.is_none() && batch.split_mtu > 0 && split_superframe(batch, buf, len) {
+                if gro.is_none()
+                    && batch.split_mtu > 0
+                    && self
+                        .tunnel_header_len(&batch.bufs[buf][..len])
+                        .is_some_and(|h| split_superframe(batch, buf, len, h))
+                {
                     continue;
                 }
                 let mut start = 0;
@@ -738,6 +745,28 @@ impl UnderlaySocket {
                 }
             }
             return Ok(batch.packets.len());
+        }
+    }
+
+    /// What comes before the inner frame in `packet` as this socket receives it: the VXLAN
+    /// header, or a GRE header without checksum (after the outer IPv4 header, which raw IPv4
+    /// sockets hand over); `None` for anything else (a superframe behind a GRE checksum is not
+    /// split: its segments would not match it).
+    fn tunnel_header_len(&self, packet: &[u8]) -> Option<usize> {
+        match self.kind {
+            SocketKind::Udp(_) => Some(crate::wire::vxlan::HEADER_LEN),
+            SocketKind::Gre => {
+                let ip = match self.local {
+                    IpAddr::V4(_) => usize::from(packet.first()? & 0x0f) * 4,
+                    IpAddr::V6(_) => 0,
+                };
+                let gre = packet.get(ip..)?;
+                if gre.first()? & 0x80 != 0 {
+                    return None; // a checksum (decoding would verify it over everything)
+                }
+                let (_, len) = crate::wire::gre::Header::decode(gre).ok()?;
+                Some(ip + len)
+            }
         }
     }
 

@@ -502,6 +502,8 @@ pub struct CacheHint {
     pub expires: Option<Instant>,
     /// The egress tunnel, if VXLAN: remote, VNI, UDP destination port.
     pub vxlan: Option<VxlanTunnel>,
+    /// The egress tunnel, if GRE: remote, key, checksum and sequence numbers.
+    pub gre: Option<GreTunnel>,
     /// The egress tunnel's MTU (largest inner IP packet), if it has one.
     pub mtu: Option<u16>,
 }
@@ -825,6 +827,10 @@ impl Switch {
             expires,
             vxlan: slot.and_then(|s| match &self.ports[s].kind {
                 PortKind::Vxlan(t) => Some(*t),
+                _ => None,
+            }),
+            gre: slot.and_then(|s| match &self.ports[s].kind {
+                PortKind::Gre(t) => Some(*t),
                 _ => None,
             }),
             mtu: slot.and_then(|s| self.mtu[s]),
@@ -1280,6 +1286,15 @@ impl Switch {
             .get(&(remote, udp_port))?
             .iter()
             .find(|(v, _)| *v == vni)
+            .map(|&(_, p)| p)
+    }
+
+    /// The GRE tunnel port to `remote` with `key`.
+    pub fn gre_port(&self, remote: IpAddr, key: Option<u32>) -> Option<PortNo> {
+        self.gre_rx
+            .get(&remote)?
+            .iter()
+            .find(|(k, _)| *k == key)
             .map(|&(_, p)| p)
     }
 
