@@ -744,3 +744,167 @@ fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
         drop((da, db));
     }
 }
+
+/// The outer header fields that must not change within a flow, from one line of `tcpdump -vv
+/// -t -n` (IPv4: TOS, TTL, DF; IPv6: traffic class, flow label, hop limit; and a VXLAN
+/// datagram's source port), or `None` for a line that is not an outer header.
+fn outer_fields(line: &str) -> Option<String> {
+    let (kind, rest) = if let Some(r) = line.strip_prefix("IP6 (") {
+        ("IP6", r)
+    } else {
+        ("IP", line.strip_prefix("IP (")?)
+    };
+    // "... payload length: 238) fd96::1.40000 > fd96::2.8472: ..." for VXLAN;
+    // "...) fd96::1 > fd96::2: GREv0, ..." for GRE.
+    let (head, tail) = rest.split_once(" > ")?;
+    let (inside, source) = head.rsplit_once(' ')?;
+    let keep = ["tos", "ttl", "flags", "class", "flowlabel", "hlim"];
+    let fields: Vec<&str> = inside
+        .split(", ")
+        .filter(|f| keep.iter().any(|k| f.starts_with(k)))
+        .collect();
+    let sport = match tail.split_whitespace().next()?.ends_with(".8472:") {
+        true => source.rsplit('.').next().unwrap_or(""),
+        false => "-",
+    };
+    Some(format!("{kind} {} sport {sport}", fields.join(", ")))
+}
+
+/// VXLAN over IPv6 and GRE over IPv4 and IPv6: a flow's outer headers are the same whether
+/// vxtund sent them (its first packets) or the kernel path (the rest): TOS or traffic class
+/// (the inner DSCP copied, CE carried out as ECT(0)), TTL or hop limit, DF, the IPv6 flow label
+/// (0 for VXLAN, the inner flow's hash for GRE) and VXLAN's source port; and the UDP checksum the program
+/// computes over IPv6 is right.
+#[test]
+fn ipv6_and_gre_outer_headers_are_the_same_from_both_paths() {
+    if !common::require_root("fastpath::ipv6_and_gre_outer_headers_are_the_same_from_both_paths") {
+        return;
+    }
+    // It counts frames in the kernel: alone.
+    let _serial = common::one_at_a_time();
+    use common::Daemon;
+    // The echo requests alone: 180 bytes of data make a 222-byte inner frame.
+    let cases = [
+        (
+            "VXLAN over IPv6",
+            "type = \"vxlan\"\nvni = 96\n",
+            ["fd96::1", "fd96::2"],
+            "ip6[4:2] = 238",
+        ),
+        (
+            "GRE over IPv6 with a key",
+            "type = \"gre\"\nkey = 7\n",
+            ["fd96::1", "fd96::2"],
+            "ip6[4:2] = 230",
+        ),
+        (
+            "GRE over IPv4",
+            "type = \"gre\"\n",
+            ["192.168.96.1", "192.168.96.2"],
+            "ip[2:2] = 246",
+        ),
+    ];
+    for (what, tunnel, underlay, filter) in cases {
+        let prefix = if underlay[0].contains(':') { 64 } else { 24 };
+        let (a, b) = common::two_hosts(
+            "fh",
+            &format!("{}/{prefix}", underlay[0]),
+            &format!("{}/{prefix}", underlay[1]),
+        );
+        let config = |me: usize| {
+            format!(
+                "[device]\nname = \"vxt0\"\nfast_path = \"on\"\naddresses = [\"10.96.0.{}/24\"]\n\
+                 [underlay]\nlocal = \"{}\"\n\
+                 [[tunnel]]\nname = \"peer\"\nremote = \"{}\"\ntos = \"inherit\"\n{tunnel}",
+                me + 1,
+                underlay[me],
+                underlay[1 - me],
+            )
+        };
+        let da = Daemon::start(&a, &config(0));
+        let _db = Daemon::start(&b, &config(1));
+        let out = a.exec("ping", &["-q", "-c", "2", "-w", "5", underlay[1]]);
+        assert!(out.status.success(), "{what}: underlay ping: {out:?}");
+        assert!(a.pings("10.96.0.2"), "{what}: no ping through the tunnel");
+        // A new flow (another ICMP identifier): its first requests go up.
+        let dump = Command::new("ip")
+            .args([
+                "netns", "exec", &a.name, "tcpdump", "-i", "ul0", "-n", "-l", "-t",
+            ])
+            .args(["-vv", &format!("dst host {} and {filter}", underlay[1])])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let encap_before = number_after(&da.show(), "(encap ");
+        let out = a.exec(
+            "ping",
+            &[
+                "-q",
+                "-c",
+                "30",
+                "-i",
+                "0.02",
+                "-s",
+                "180",
+                "-Q",
+                "0xbb",
+                "10.96.0.2",
+            ],
+        );
+        assert!(out.status.success(), "{what}: ping: {out:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: SIGTERM to the tcpdump this test started, by its PID.
+        unsafe { libc::kill(dump.id() as i32, libc::SIGTERM) };
+        let text = String::from_utf8_lossy(&dump.wait_with_output().unwrap().stdout).into_owned();
+        settle();
+        let encap = number_after(&da.show(), "(encap ") - encap_before;
+        assert!(
+            encap >= 20,
+            "{what}: the kernel sent {encap} of 30:\n{}",
+            da.show()
+        );
+        // tcpdump -v puts an IPv4 header's addresses on the next line: one line per packet.
+        let mut joined: Vec<String> = Vec::new();
+        let mut raw = text.lines().peekable();
+        while let Some(line) = raw.next() {
+            match line.starts_with("IP (") && !line.contains(" > ") {
+                true => joined.push(format!("{line} {}", raw.next().unwrap_or("").trim())),
+                false => joined.push(line.to_owned()),
+            }
+        }
+        let lines: Vec<&str> = joined
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.contains(&format!("> {}", underlay[1])) && outer_fields(l).is_some())
+            .collect();
+        let headers: Vec<String> = lines.iter().filter_map(|l| outer_fields(l)).collect();
+        assert!(
+            headers.len() >= 30,
+            "{what}: captured {}:\n{text}",
+            headers.len()
+        );
+        assert!(
+            headers.iter().all(|h| h == &headers[0]),
+            "{what}: outer headers differ within the flow:\n{}",
+            headers.join("\n")
+        );
+        let first = &headers[0];
+        assert!(first.contains("0xba"), "{what}: {first}");
+        if first.starts_with("IP6") {
+            // VXLAN: label 0, as the kernel's vxlan sends (tcpdump leaves it out); GRE: the
+            // inner flow's hash.
+            let labelled = first.contains("flowlabel 0x");
+            assert_eq!(labelled, what.starts_with("GRE"), "{what}: {first}");
+        } else {
+            assert!(first.contains("[DF]"), "{what}: {first}");
+        }
+        if what.starts_with("VXLAN") {
+            // The kernel path's datagrams (the last ones) carry a UDP checksum that is right.
+            for line in &lines[lines.len() - 20..] {
+                assert!(line.contains("[udp sum ok]"), "{what}: {line}\n{text}");
+            }
+        }
+    }
+}

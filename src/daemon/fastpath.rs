@@ -528,7 +528,12 @@ impl FastPath {
             vni,
             saddr,
             daddr,
-            flow_label: super::plumbing::flow_label(route.hash),
+            // VXLAN's sockets send label 0 (see `io::socket`); GRE's own IPv6 headers carry
+            // the inner flow's hash (RFC 6438).
+            flow_label: match tunnel {
+                fastpath::TUN_VXLAN => 0,
+                _ => super::plumbing::flow_label(route.hash),
+            },
             sport: if tunnel == fastpath::TUN_VXLAN {
                 socket.local_port()
             } else {

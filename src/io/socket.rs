@@ -348,6 +348,7 @@ impl UnderlaySocket {
             }
             grow_buffers(&sock)?;
             set_df(&sock, local, df)?;
+            no_flow_label(&sock, local)?;
             receive_tos(&sock, local)?;
             sock.set_reuse_port(true)?;
             if let Some(program) = program {
@@ -409,6 +410,7 @@ impl UnderlaySocket {
             drop_all_received(&sock)?;
             grow_buffers(&sock)?;
             set_df(&sock, local, df)?;
+            no_flow_label(&sock, local)?;
             sock.bind(&SocketAddr::new(local, source).into())?;
             Ok(sock)
         };
@@ -1098,6 +1100,20 @@ fn read_cmsgs(msg: &libc::msghdr) -> (Option<usize>, u8) {
 
 /// DF on outer IPv4 packets (`IP_PMTUDISC_DO`: set, and never fragment locally) or not
 /// (`IP_PMTUDISC_DONT`); over IPv6, never fragment locally.
+/// `IPV6_AUTOFLOWLABEL` (linux/in6.h).
+const IPV6_AUTOFLOWLABEL: libc::c_int = 70;
+
+/// Over IPv6, VXLAN datagrams leave with flow label 0, as the kernel's vxlan sends them unless
+/// told otherwise (its `flowlabel`), rather than one the kernel derives from a hash with a
+/// secret seed: the fast path must put the same label on a flow's datagrams, and the UDP
+/// source port already carries the inner flow's entropy (RFC 7348).
+fn no_flow_label(sock: &Socket, local: IpAddr) -> io::Result<()> {
+    match local {
+        IpAddr::V4(_) => Ok(()),
+        IpAddr::V6(_) => set_option(sock, libc::IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, 0),
+    }
+}
+
 fn set_df(sock: &Socket, local: IpAddr, df: bool) -> io::Result<()> {
     let (level, name, value) = match (local, df) {
         (IpAddr::V4(_), true) => (
