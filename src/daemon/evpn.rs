@@ -86,6 +86,9 @@ pub(super) struct Plane {
     /// Bumped when our advertisements changed: every session syncs its peer.
     adverts: watch::Sender<u64>,
     updates_received: AtomicU64,
+    /// Remote entries in the MAC table after the last apply (the table's MACs lead them by a
+    /// batch).
+    installed_macs: AtomicU64,
 }
 
 impl Plane {
@@ -120,6 +123,7 @@ impl Plane {
             dirty: Notify::new(),
             adverts: watch::channel(0).0,
             updates_received: AtomicU64::new(0),
+            installed_macs: AtomicU64::new(0),
             config: config.clone(),
         }
     }
@@ -557,7 +561,14 @@ fn apply_once(sh: &Shared, plane: &Plane) {
         .filter_map(|(mac, vtep)| ports.get(&vtep).map(|&p| (mac, p)))
         .collect();
     let core = lock(sh, sh.control_core());
-    let (set, removed) = core.switch.fdb_mut().sync_remote(&wanted);
+    let (set, removed) = {
+        let mut fdb = core.switch.fdb_mut();
+        let changed = fdb.sync_remote(&wanted);
+        plane
+            .installed_macs
+            .store(fdb.remote_len() as u64, Ordering::Relaxed);
+        changed
+    };
     if set + removed > 0 {
         // Decisions the fast path cached for MACs that moved or went are stale.
         core.switch.generation().bump();
@@ -730,7 +741,7 @@ impl Shared {
             "vxtund_evpn_remote_macs",
             "gauge",
             "Remote MACs (type-2 routes) in the MAC table.",
-            vec![(String::new(), table.remote_macs().count() as u64)],
+            vec![(String::new(), plane.installed_macs.load(Ordering::Relaxed))],
         );
         metric(
             "vxtund_evpn_local_macs",
