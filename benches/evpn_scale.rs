@@ -179,7 +179,10 @@ fn main() {
     );
     println!("swaps: {}", net.swap_lines());
 
+    thread::sleep(Duration::from_secs(1));
+    println!("memory 1 s later: {}", memory(pid));
     flood(&net, pid);
+    println!("memory after the flood: {}", memory(pid));
 
     // The host's MAC is known; its ARP entry is made by a first ping.
     let ping = net.exec_d("ping", &["-c", "3", "-i", "0.2", "-W", "2", "10.99.0.2"]);
@@ -208,9 +211,10 @@ fn main() {
         let gbit = iperf(&net, iperf_secs);
         let c1 = cpu_seconds(pid);
         println!(
-            "run {}: TCP without churn {gbit:.2} Gbit/s (vxtund CPU {:.0} %)",
+            "run {}: TCP without churn {gbit:.2} Gbit/s (vxtund CPU {:.0} %); {}",
             run + 1,
-            (c1 - c0) * 100.0 / f64::from(iperf_secs)
+            (c1 - c0) * 100.0 / f64::from(iperf_secs),
+            memory(pid)
         );
         calm.push(gbit);
         cmd_tx
@@ -225,9 +229,10 @@ fn main() {
             other => panic!("the speaker did not churn: {other:?}"),
         };
         println!(
-            "run {}: TCP with churn {gbit:.2} Gbit/s (vxtund CPU {:.0} %), {changes:.0} route changes/s",
+            "run {}: TCP with churn {gbit:.2} Gbit/s (vxtund CPU {:.0} %), {changes:.0} route changes/s; {}",
             run + 1,
-            (c1 - c0) * 100.0 / f64::from(iperf_secs)
+            (c1 - c0) * 100.0 / f64::from(iperf_secs),
+            memory(pid)
         );
         churned.push(gbit);
         let m = metrics.read();
@@ -242,11 +247,9 @@ fn main() {
         "churn: TCP median {c:.2} Gbit/s without, {w:.2} with {CHURN_RATE} changes/s: {:.0} % kept (target 90 %)",
         w / c * 100.0
     );
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     println!(
-        "memory at the end: VmRSS {:.1} MiB, VmHWM {:.1} MiB; sockets held: {}",
-        status_field(&status, "VmRSS:") as f64 / 1024.0,
-        status_field(&status, "VmHWM:") as f64 / 1024.0,
+        "memory at the end: {}; sockets held: {}",
+        memory(pid),
         socket_fds(pid)
     );
     drop(server);
@@ -613,10 +616,14 @@ fn flood(net: &Net, pid: u32) {
     .expect("flood thread");
     thread::sleep(Duration::from_millis(500));
     let cpu = cpu_seconds(pid) - c0;
-    let copies = (net.tx_packets("sink0") - sink_before) + (net.tx_packets("ul0") - ul_before);
+    let (sink, ul) = (
+        net.tx_packets("sink0") - sink_before,
+        net.tx_packets("ul0") - ul_before,
+    );
+    let copies = sink + ul;
     println!(
         "flood: {sent} broadcast frames at {FLOOD_RATE}/s into the TAP: {:.2} copies per frame reached the underlay \
-         ({copies} datagrams); vxtund CPU {:.0} us per frame, {:.2} us per copy \
+         ({sink} to the 999 made-up VTEPs, {ul} packets on the real VTEP's veth); vxtund CPU {:.0} us per frame, {:.2} us per copy \
          (so one core floods about {:.0} such frames a second)",
         copies as f64 / f64::from(sent),
         cpu * 1e6 / f64::from(sent),
@@ -971,6 +978,16 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / hz
+}
+
+/// VmRSS and VmHWM of `pid`, in words.
+fn memory(pid: u32) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    format!(
+        "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        status_field(&status, "VmRSS:") as f64 / 1024.0,
+        status_field(&status, "VmHWM:") as f64 / 1024.0
+    )
 }
 
 fn socket_fds(pid: u32) -> usize {
