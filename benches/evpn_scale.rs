@@ -63,6 +63,7 @@ const FLOOD_FRAMES: u32 = 1000;
 const FLOOD_RATE: u32 = 250;
 
 fn main() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("evpn_scale: *** SKIPPED: needs root (namespaces) ***");
         return;

@@ -743,7 +743,7 @@ mod tests {
             let mut t = Table::new(TableConfig { max_routes: 30, max_vteps: 3, ..config() });
             let mut copy: HashMap<Mac, RemoteMac> = HashMap::new();
             let mut local: HashSet<Mac> = HashSet::new();
-            let mut apply = |t: &mut Table, copy: &mut HashMap<Mac, RemoteMac>| {
+            let apply = |t: &mut Table, copy: &mut HashMap<Mac, RemoteMac>| {
                 match t.take_remote_changes() {
                     RemoteChanges::All => *copy = t.remote_macs().collect(),
                     RemoteChanges::Macs(changes) => {
