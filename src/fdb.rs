@@ -5,8 +5,14 @@
 //! A learnt entry wins over a remote one (a host that shows up locally is local at once; the
 //! EVPN side then claims it with a higher MAC mobility sequence number); installing a remote
 //! entry forgets the learnt entry of that MAC (the control plane says it moved).
+//!
+//! A remote entry remembers the generation ([`crate::switch::Generation`]) of the last
+//! decision that used it ([`MacTable::lookup_deciding`]), so that the control plane can change
+//! a remote entry no cached decision depends on without staling every cached decision
+//! ([`MacTable::apply_remote`] says whether one may depend on it).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::flow::PortNo;
@@ -45,7 +51,37 @@ pub struct MacTable {
     last_sweep: Option<Instant>,
     /// Entries installed by a control plane (EVPN): MAC -> tunnel port. Not aged, not bounded
     /// here (the control plane bounds them).
-    remote: HashMap<Mac, PortNo, ahash::RandomState>,
+    remote: HashMap<Mac, Remote, ahash::RandomState>,
+}
+
+/// A remote entry.
+#[derive(Debug)]
+struct Remote {
+    port: PortNo,
+    /// The highest generation of a decision that used it (0: none). Written under the read
+    /// lock by the deciding threads, read under the write lock by the control plane.
+    decided: AtomicU64,
+}
+
+impl Remote {
+    fn new(port: PortNo) -> Remote {
+        Remote {
+            port,
+            decided: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What [`MacTable::apply_remote`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteApplied {
+    /// Entries installed or changed.
+    pub set: usize,
+    /// Entries removed.
+    pub removed: usize,
+    /// A decision of the current generation may have used an entry that changed (or a learnt
+    /// entry it forgot): the caller must bump the generation.
+    pub stale: bool,
 }
 
 impl MacTable {
@@ -114,7 +150,25 @@ impl MacTable {
             .get(&mac)
             .filter(|e| now.saturating_duration_since(e.seen) < self.ageing)
             .map(|e| e.port)
-            .or_else(|| self.remote.get(&mac).copied())
+            .or_else(|| self.remote.get(&mac).map(|r| r.port))
+    }
+
+    /// As [`MacTable::lookup`], for a decision made in `generation` (read after the one its
+    /// cached copy will carry): a remote entry it uses remembers that generation.
+    pub fn lookup_deciding(&self, mac: Mac, now: Instant, generation: u64) -> Option<PortNo> {
+        if let Some(e) = self
+            .entries
+            .get(&mac)
+            .filter(|e| now.saturating_duration_since(e.seen) < self.ageing)
+        {
+            return Some(e.port);
+        }
+        let r = self.remote.get(&mac)?;
+        // Most frames find their generation there already: a load, no write.
+        if r.decided.load(Ordering::Relaxed) < generation {
+            r.decided.fetch_max(generation, Ordering::Relaxed);
+        }
+        Some(r.port)
     }
 
     /// Makes the remote entries exactly `wanted`; a MAC whose remote port is new or changed
@@ -126,12 +180,44 @@ impl MacTable {
         let removed = before - self.remote.len();
         let mut changed = 0;
         for (&mac, &port) in wanted {
-            if self.remote.insert(mac, port) != Some(port) {
+            if self.remote.get(&mac).map(|r| r.port) != Some(port) {
+                self.remote.insert(mac, Remote::new(port));
                 changed += 1;
                 self.entries.remove(&mac);
             }
         }
         (changed, removed)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the remote entries of these MACs, as
+    /// [`MacTable::sync_remote`] would for them, in O(changes). `generation` is the one in
+    /// force, read under this table's write lock: whether a decision of it used what changed.
+    pub fn apply_remote(
+        &mut self,
+        changes: impl IntoIterator<Item = (Mac, Option<PortNo>)>,
+        generation: u64,
+    ) -> RemoteApplied {
+        let mut done = RemoteApplied::default();
+        for (mac, port) in changes {
+            let old = self.remote.get(&mac);
+            if old.map(|r| r.port) == port {
+                continue;
+            }
+            done.stale |= old.is_some_and(|r| r.decided.load(Ordering::Relaxed) >= generation);
+            match port {
+                Some(port) => {
+                    self.remote.insert(mac, Remote::new(port));
+                    done.set += 1;
+                    // A learnt entry some decision may have used goes: the MAC moved.
+                    done.stale |= self.entries.remove(&mac).is_some();
+                }
+                None => {
+                    self.remote.remove(&mac);
+                    done.removed += 1;
+                }
+            }
+        }
+        done
     }
 
     /// Forgets the learnt entry of `mac` if it is on `port` (the control plane says the MAC
@@ -144,7 +230,7 @@ impl MacTable {
 
     /// The remote entries.
     pub fn remote_entries(&self) -> impl Iterator<Item = (Mac, PortNo)> + '_ {
-        self.remote.iter().map(|(m, p)| (*m, *p))
+        self.remote.iter().map(|(m, r)| (*m, r.port))
     }
 
     /// Number of remote entries.
@@ -154,11 +240,12 @@ impl MacTable {
 
     /// Copies `old`'s remote entries whose port `keep` says is still the same.
     pub fn take_remote(&mut self, old: &MacTable, keep: impl Fn(PortNo) -> bool) {
+        // A new switch starts a new generation: no decision used these entries yet.
         self.remote = old
             .remote
             .iter()
-            .filter(|(_, p)| keep(**p))
-            .map(|(m, p)| (*m, *p))
+            .filter(|(_, r)| keep(r.port))
+            .map(|(m, r)| (*m, Remote::new(r.port)))
             .collect();
     }
 
@@ -304,6 +391,46 @@ mod tests {
         assert_eq!(next.remote_len(), 0);
         next.take_remote(&t, |_| true);
         assert_eq!(next.lookup(mac(2), later), Some(PortNo(9)));
+    }
+
+    #[test]
+    fn a_remote_change_is_stale_only_when_a_decision_of_this_generation_used_it() {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(16, Duration::from_secs(300));
+        let r = t.apply_remote([(mac(1), Some(PortNo(7))), (mac(2), Some(PortNo(8)))], 5);
+        assert_eq!(
+            r,
+            RemoteApplied {
+                set: 2,
+                removed: 0,
+                stale: false
+            },
+            "new entries: what went there before flooded, and floods are not cached"
+        );
+        assert_eq!(t.lookup_deciding(mac(1), t0, 5), Some(PortNo(7)));
+        assert_eq!(t.lookup(mac(2), t0), Some(PortNo(8)), "not a decision");
+        let r = t.apply_remote([(mac(2), Some(PortNo(9)))], 5);
+        assert!(!r.stale && r.set == 1, "mac(2) was used by no decision");
+        let r = t.apply_remote([(mac(1), Some(PortNo(7)))], 5);
+        assert_eq!(r, RemoteApplied::default(), "unchanged");
+        assert!(
+            t.apply_remote([(mac(1), None)], 5).stale,
+            "used in generation 5"
+        );
+        t.apply_remote([(mac(1), Some(PortNo(7)))], 5);
+        t.lookup_deciding(mac(1), t0, 5);
+        assert!(
+            !t.apply_remote([(mac(1), Some(PortNo(8)))], 6).stale,
+            "used in an older generation: its cached copies are stale already"
+        );
+        t.learn(mac(3), PortNo::LOCAL, t0);
+        assert!(
+            t.apply_remote([(mac(3), Some(PortNo(7)))], 6).stale,
+            "a learnt entry forgotten"
+        );
+        assert_eq!(t.lookup(mac(3), t0), Some(PortNo(7)));
+        let full = HashMap::from([(mac(2), PortNo(9)), (mac(3), PortNo(7))]);
+        assert_eq!(t.sync_remote(&full), (0, 1), "the two ways agree");
     }
 
     #[test]

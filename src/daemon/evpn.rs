@@ -36,7 +36,7 @@ use super::notify::{self, Role};
 use super::{lock, Shared};
 use crate::bgp::{CloseReason, Event, Session, SessionConfig, State};
 use crate::config::{Config, EvpnConfig, Password};
-use crate::evpn::{route, Effects, Outbox, Refusal, Table, TableConfig};
+use crate::evpn::{route, Effects, Outbox, Refusal, RemoteChanges, Table, TableConfig};
 use crate::flow::PortNo;
 use crate::io::tcp_md5;
 use crate::switch::{Port, PortKind, PortOptions, VxlanTunnel};
@@ -86,6 +86,9 @@ pub(super) struct Plane {
     /// Bumped when our advertisements changed: every session syncs its peer.
     adverts: watch::Sender<u64>,
     updates_received: AtomicU64,
+    /// Remote entries in the MAC table after the last apply (the table's MACs lead them by a
+    /// batch).
+    installed_macs: AtomicU64,
 }
 
 impl Plane {
@@ -120,6 +123,7 @@ impl Plane {
             dirty: Notify::new(),
             adverts: watch::channel(0).0,
             updates_received: AtomicU64::new(0),
+            installed_macs: AtomicU64::new(0),
             config: config.clone(),
         }
     }
@@ -488,12 +492,15 @@ async fn apply_loop(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A MAC moving between known VTEPs costs O(1) here: only the MACs the table says changed
+/// are written, and cached decisions are staled only when one used them. A VTEP that comes or
+/// goes swaps the ports in (as a reload) and writes the MAC table whole.
 fn apply_once(sh: &Shared, plane: &Plane) {
-    let (vteps, macs): (Vec<IpAddr>, Vec<(Mac, IpAddr)>) = {
-        let table = plane.table();
+    let (vteps, changes) = {
+        let mut table = plane.table();
         (
-            table.remote_vteps().collect(),
-            table.remote_macs().map(|(m, r)| (m, r.vtep)).collect(),
+            table.remote_vteps().collect::<Vec<IpAddr>>(),
+            table.take_remote_changes(),
         )
     };
     let changed = {
@@ -552,16 +559,51 @@ fn apply_once(sh: &Shared, plane: &Plane) {
         }
     }
     let ports = plane.ports().clone();
-    let wanted: HashMap<Mac, PortNo> = macs
-        .into_iter()
-        .filter_map(|(mac, vtep)| ports.get(&vtep).map(|&p| (mac, p)))
-        .collect();
+    // Everything, when the ports changed (or could not), read before the core's lock (the
+    // sessions take the table's lock, then the core's).
+    let wanted: Option<HashMap<Mac, PortNo>> = match &changes {
+        RemoteChanges::Macs(_) if !changed => None,
+        _ => Some(
+            plane
+                .table()
+                .remote_macs()
+                .filter_map(|(mac, r)| ports.get(&r.vtep).map(|&p| (mac, p)))
+                .collect(),
+        ),
+    };
     let core = lock(sh, sh.control_core());
-    let (set, removed) = core.switch.fdb_mut().sync_remote(&wanted);
-    if set + removed > 0 {
+    let (set, removed, stale) = match (changes, wanted) {
+        (RemoteChanges::Macs(changes), None) => {
+            let mut fdb = core.switch.fdb_mut();
+            // Read under the MAC table's write lock: see `MacTable::apply_remote`.
+            let generation = core.switch.generation().current();
+            let done = fdb.apply_remote(
+                changes
+                    .into_iter()
+                    .map(|(mac, r)| (mac, r.and_then(|r| ports.get(&r.vtep).copied()))),
+                generation,
+            );
+            plane
+                .installed_macs
+                .store(fdb.remote_len() as u64, Ordering::Relaxed);
+            (done.set, done.removed, done.stale)
+        }
+        (_, wanted) => {
+            let wanted = wanted.unwrap_or_default();
+            let mut fdb = core.switch.fdb_mut();
+            let (set, removed) = fdb.sync_remote(&wanted);
+            plane
+                .installed_macs
+                .store(fdb.remote_len() as u64, Ordering::Relaxed);
+            (set, removed, set + removed > 0)
+        }
+    };
+    if stale {
         // Decisions the fast path cached for MACs that moved or went are stale.
         core.switch.generation().bump();
-        tracing::debug!(set, removed, "EVPN: remote MAC entries");
+    }
+    if set + removed > 0 {
+        tracing::debug!(set, removed, stale, "EVPN: remote MAC entries");
     }
 }
 
@@ -730,7 +772,7 @@ impl Shared {
             "vxtund_evpn_remote_macs",
             "gauge",
             "Remote MACs (type-2 routes) in the MAC table.",
-            vec![(String::new(), table.remote_macs().count() as u64)],
+            vec![(String::new(), plane.installed_macs.load(Ordering::Relaxed))],
         );
         metric(
             "vxtund_evpn_local_macs",

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 
 pub use route::{Advert, Change, RouteKey, RouteTarget};
-pub use table::{Effects, PeerId, Refusal, RemoteMac, Table, TableConfig};
+pub use table::{Effects, PeerId, Refusal, RemoteChanges, RemoteMac, Table, TableConfig};
 
 /// Routes packed in one UPDATE: 100 type-2 NLRIs of 37 bytes and the attributes stay well
 /// under the 4096-byte message limit.

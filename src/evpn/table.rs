@@ -118,6 +118,16 @@ impl Effects {
     }
 }
 
+/// What changed in the remote MACs the data plane uses since it last asked
+/// ([`Table::take_remote_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteChanges {
+    /// The set of VTEPs changed (or nothing was asked yet): take [`Table::remote_macs`] whole.
+    All,
+    /// These MACs changed; each with its remote entry now (`None`: it has none).
+    Macs(Vec<(Mac, Option<RemoteMac>)>),
+}
+
 /// The table.
 #[derive(Debug)]
 pub struct Table {
@@ -132,6 +142,10 @@ pub struct Table {
     /// MACs learnt on the local side, with our sequence number.
     local: BTreeMap<Mac, u32>,
     refused: BTreeMap<Refusal, u64>,
+    /// MACs whose remote entry may have changed since the data plane last asked.
+    changed: HashSet<Mac>,
+    /// The VTEPs changed since the data plane last asked: it must take everything again.
+    changed_all: bool,
 }
 
 impl Table {
@@ -145,6 +159,8 @@ impl Table {
             best: HashMap::new(),
             local: BTreeMap::new(),
             refused: BTreeMap::new(),
+            changed: HashSet::new(),
+            changed_all: true,
         }
     }
 
@@ -199,7 +215,10 @@ impl Table {
         for mac in gone {
             self.local.remove(&mac);
             effects.local = true;
-            effects.macs |= self.best.contains_key(&mac);
+            if self.best.contains_key(&mac) {
+                effects.macs = true;
+                self.touch(mac);
+            }
         }
         for &mac in macs {
             if self.local.contains_key(&mac) {
@@ -208,9 +227,35 @@ impl Table {
             let seq = self.best.get(&mac).map_or(0, |r| r.seq.saturating_add(1));
             self.local.insert(mac, seq);
             effects.local = true;
-            effects.macs |= self.best.contains_key(&mac);
+            if self.best.contains_key(&mac) {
+                effects.macs = true;
+                self.touch(mac);
+            }
         }
         effects
+    }
+
+    /// What changed in [`Table::remote_macs`] since the last call, so that the data plane
+    /// applies a MAC move in O(changes), not O(table); and forgets it.
+    pub fn take_remote_changes(&mut self) -> RemoteChanges {
+        let changed = std::mem::take(&mut self.changed);
+        if std::mem::take(&mut self.changed_all) {
+            return RemoteChanges::All;
+        }
+        RemoteChanges::Macs(
+            changed
+                .into_iter()
+                .map(|mac| (mac, self.remote_mac(mac)))
+                .collect(),
+        )
+    }
+
+    /// The remote entry the data plane uses for `mac`, as [`Table::remote_macs`] says it.
+    pub fn remote_mac(&self, mac: Mac) -> Option<RemoteMac> {
+        self.best
+            .get(&mac)
+            .filter(|r| !self.local.contains_key(&mac) && self.vteps.contains_key(&r.vtep))
+            .copied()
     }
 
     /// The remote VTEPs (with a type-3 route), in address order.
@@ -268,6 +313,13 @@ impl Table {
             routes.push((RouteKey::MacIp { rd, mac, ip: None }, advert(seq)));
         }
         routes
+    }
+
+    /// Notes that `mac`'s remote entry may have changed (unless everything will be taken).
+    fn touch(&mut self, mac: Mac) {
+        if !self.changed_all {
+            self.changed.insert(mac);
+        }
     }
 
     fn refuse(&mut self, reason: Refusal, effects: &mut Effects) {
@@ -336,6 +388,7 @@ impl Table {
                 if *count == 1 {
                     effects.vteps = true;
                     effects.macs = true;
+                    self.changed_all = true;
                 }
             }
             RouteKey::MacIp { mac, .. } => {
@@ -355,6 +408,7 @@ impl Table {
                         self.vteps.remove(&vtep);
                         effects.vteps = true;
                         effects.macs = true;
+                        self.changed_all = true;
                     }
                 }
             }
@@ -391,6 +445,7 @@ impl Table {
         };
         if before != best {
             effects.macs = true;
+            self.touch(mac);
         }
         if let (Some(b), Some(&ours)) = (best, self.local.get(&mac)) {
             if b.seq > ours {
@@ -398,6 +453,7 @@ impl Table {
                 self.local.remove(&mac);
                 effects.local = true;
                 effects.macs = true;
+                self.touch(mac);
                 effects.moved_away.push(mac);
             }
         }
@@ -678,5 +734,91 @@ mod tests {
             expect.retain(|_, r| vteps.contains(&r.vtep));
             prop_assert_eq!(t.remote_macs().collect::<HashMap<_, _>>(), expect);
         }
+
+        /// A data plane that applies only what `take_remote_changes` reports, after any mix of
+        /// routes, withdrawals, local MACs and a dropped peer, holds exactly `remote_macs`.
+        #[test]
+        fn the_changes_keep_a_copy_equal_to_the_table(ops in proptest::collection::vec(
+            (0usize..2, 0u8..4, 0u8..6, 0u32..4, 0u8..8, any::<bool>()), 0..80)) {
+            let mut t = Table::new(TableConfig { max_routes: 30, max_vteps: 3, ..config() });
+            let mut copy: HashMap<Mac, RemoteMac> = HashMap::new();
+            let mut local: HashSet<Mac> = HashSet::new();
+            let apply = |t: &mut Table, copy: &mut HashMap<Mac, RemoteMac>| {
+                match t.take_remote_changes() {
+                    RemoteChanges::All => *copy = t.remote_macs().collect(),
+                    RemoteChanges::Macs(changes) => {
+                        for (mac, r) in changes {
+                            match r {
+                                Some(r) => copy.insert(mac, r),
+                                None => copy.remove(&mac),
+                            };
+                        }
+                    }
+                }
+            };
+            for (peer, vtep, m, seq, what, check) in ops {
+                let vtep = vtep + 20;
+                match what {
+                    0 => { t.apply(peer, vec![imet(vtep)], false); }
+                    1 => {
+                        let Change::Announce(key, _) = imet(vtep) else { unreachable!() };
+                        t.apply(peer, vec![Change::Withdraw(key)], false);
+                    }
+                    2 => {
+                        let Change::Announce(key, _) = type2(vtep, m, seq) else { unreachable!() };
+                        t.apply(peer, vec![Change::Withdraw(key)], false);
+                    }
+                    3 => {
+                        if !local.remove(&mac(m)) { local.insert(mac(m)); }
+                        t.set_local_macs(&local);
+                    }
+                    4 => { t.drop_peer(peer); }
+                    _ => { t.apply(peer, vec![type2(vtep, m, seq)], false); }
+                }
+                local = t.local_macs().map(|(m, _)| m).collect();
+                if check {
+                    apply(&mut t, &mut copy);
+                    prop_assert_eq!(&copy, &t.remote_macs().collect::<HashMap<_, _>>());
+                }
+            }
+            apply(&mut t, &mut copy);
+            prop_assert_eq!(&copy, &t.remote_macs().collect::<HashMap<_, _>>());
+        }
+    }
+
+    #[test]
+    fn a_mac_move_is_one_change_and_a_new_vtep_means_all() {
+        let mut t = Table::new(config());
+        assert_eq!(
+            t.take_remote_changes(),
+            RemoteChanges::All,
+            "nothing taken yet"
+        );
+        t.apply(
+            0,
+            vec![imet(11), imet(13), type2(11, 1, 0), type2(11, 2, 0)],
+            false,
+        );
+        assert_eq!(t.take_remote_changes(), RemoteChanges::All);
+        assert_eq!(t.take_remote_changes(), RemoteChanges::Macs(vec![]));
+        t.apply(0, vec![type2(13, 1, 1)], false);
+        let moved = RemoteMac {
+            vtep: ip(13),
+            seq: 1,
+        };
+        assert_eq!(
+            t.take_remote_changes(),
+            RemoteChanges::Macs(vec![(mac(1), Some(moved))])
+        );
+        let Change::Announce(key, _) = type2(11, 2, 0) else {
+            unreachable!()
+        };
+        t.apply(0, vec![Change::Withdraw(key)], false);
+        assert_eq!(
+            t.take_remote_changes(),
+            RemoteChanges::Macs(vec![(mac(2), None)])
+        );
+        t.apply(0, vec![imet(14)], false);
+        assert_eq!(t.take_remote_changes(), RemoteChanges::All);
     }
 }

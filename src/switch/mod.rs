@@ -538,24 +538,26 @@ impl Common {
 
     /// Learns that `src` is behind `ingress` and says where `dst` is (MAC learning for
     /// `normal`), taking the write lock only when the entry for `src` must change; and whether
-    /// `src` moved (was known behind another port).
+    /// `src` moved (was known behind another port). `generation`: the decision's (see
+    /// [`MacTable::lookup_deciding`]).
     fn learn_and_lookup(
         &self,
         src: Mac,
         ingress: PortNo,
         dst: Mac,
         now: Instant,
+        generation: u64,
     ) -> (Option<PortNo>, bool) {
         {
             let fdb = self.fdb_read();
             if fdb.is_fresh(src, ingress, now, FDB_REFRESH) {
-                return (fdb.lookup(dst, now), false);
+                return (fdb.lookup_deciding(dst, now, generation), false);
             }
         }
         let mut fdb = self.fdb_mut();
         let moved = fdb.lookup(src, now).is_some_and(|p| p != ingress);
         fdb.learn(src, ingress, now);
-        (fdb.lookup(dst, now), moved)
+        (fdb.lookup_deciding(dst, now, generation), moved)
     }
 }
 

@@ -229,8 +229,12 @@ impl Switch {
         now: Instant,
         learn: bool,
     ) -> Option<PortNo> {
+        // Read after the generation the decision's cached copy carries, so never older.
+        let generation = self.generation.current();
         if learn {
-            let (found, moved) = self.common.learn_and_lookup(src, ingress, dst, now);
+            let (found, moved) = self
+                .common
+                .learn_and_lookup(src, ingress, dst, now, generation);
             if moved {
                 // Decisions that sent frames to `src` where it was are stale now.
                 self.generation.bump();
@@ -240,7 +244,7 @@ impl Switch {
             // Learning would have put it there first.
             Some(ingress)
         } else {
-            self.common.fdb_read().lookup(dst, now)
+            self.common.fdb_read().lookup_deciding(dst, now, generation)
         }
     }
 
