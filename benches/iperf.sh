@@ -42,6 +42,8 @@
 # softirq work on every path (and anything else running: measure on a quiet machine); and the
 # tunnel processes' wake-ups (voluntary context switches of all their threads: vxtund's data
 # path sleeps in poll(), so each is one wake-up) per second and per Gbit.
+# Then, per path: ping every 1 ms while one TCP stream runs (latency under load, LATENCY=0
+# skips), and the rate of new TCP connections (benches/conn_rate.py, CONNS=0 skips).
 # A second table says where the udp test's datagrams were lost, for every path, in the run of
 # median loss, as % of the datagrams sent: counters read inside each namespace (ip netns exec:
 # /proc/net/snmp, /proc/net/udp and raw, ip -s link, tc -s qdisc, and vxtunctl show beside
@@ -661,6 +663,30 @@ except Exception:
 pick = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")
 print(f"| {sys.argv[3]} | {pick(0.5):.3f} | {pick(0.99):.3f} | {rtts[-1] if rtts else float('nan'):.3f} | {len(rtts)} | {bps:.2f} |")
 PY
+    done
+fi
+if [ "${CONNS:-1}" = 1 ]; then
+    # New connections: each is a new flow whose SYN vxtund decides (an upcall on the fast
+    # path), one after another from two client processes (benches/conn_rate.py).
+    echo
+    echo "New TCP connections per second through the tunnel, two clients one after another (CONNS=0 skips)"
+    echo
+    echo "| path | connections/s | ratio to the kernel's vxlan |"
+    echo "|---|---|---|"
+    kernel_conns=""
+    for path in $PATHS; do
+        ip netns exec "$p-$path-b" python3 "$here/benches/conn_rate.py" server \
+            "$(server_addr "$path")" 5302 >/dev/null 2>&1 &
+        server=$!
+        sleep 0.5
+        rate=$(ip netns exec "$p-$path-a" timeout $((DURATION + 20)) python3 \
+            "$here/benches/conn_rate.py" client "$(server_addr "$path")" 5302 "$DURATION" 2 \
+            2>>"$tmp/iperf.err" || echo 0)
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+        [ "$path" = kernel ] && kernel_conns=$rate
+        ratio=$(python3 -c "import sys; k=float(sys.argv[1] or 0); print(f'{float(sys.argv[2])/k:.2f}' if k else '-')" "$kernel_conns" "$rate")
+        echo "| $path | $rate | $ratio |"
     done
 fi
 if [[ " $PATHS " == *" gre "* ]]; then
