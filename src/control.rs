@@ -693,7 +693,9 @@ mod tests {
         let mut sw = hub();
         let show = run(&mut sw, "show").text;
         assert!(
-            show.contains(" 2 tun_kl (vxlan 192.168.200.102:8472 vni 0 mtu 1450): rx_packets=0"),
+            show.contains(
+                " 2 tun_kl (vxlan 192.168.200.102:8472 vni 1193046 mtu 1450): rx_packets=0"
+            ),
             "{show}"
         );
         assert!(show.contains(" drops: truncated_frame=0"), "{show}");

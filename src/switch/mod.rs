@@ -1492,9 +1492,10 @@ impl LastForward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::{DEFAULT_AGEING, DEFAULT_CAPACITY};
+    use crate::fdb::DEFAULT_AGEING;
     use crate::flow::parse_flow;
     use crate::flow::syntax::tests::HubPorts;
+    use crate::testing::{bare_hub, local, switch_with, tunnel};
     use crate::wire::ethernet::Mac;
     use crate::wire::vectors::{KERNEL_ARP, KERNEL_NS};
     use std::net::Ipv4Addr;
@@ -1502,45 +1503,9 @@ mod tests {
 
     const INNER: usize = vxlan::HEADER_LEN;
 
-    fn tunnel(no: u32, last: u8) -> Port {
-        Port {
-            no: PortNo(no),
-            name: format!("tun{no}"),
-            kind: PortKind::Vxlan(VxlanTunnel {
-                remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, last)),
-                vni: 0x123456,
-                dst_port: 8472,
-            }),
-            options: Default::default(),
-        }
-    }
-
-    /// Port 1, the TAP.
-    fn local() -> Port {
-        Port {
-            no: PortNo(1),
-            name: "vxt0".into(),
-            kind: PortKind::Local,
-            options: Default::default(),
-        }
-    }
-
+    /// The hub of [`crate::testing`] without tunnel MTUs.
     fn hub(rules: &[&str]) -> Switch {
-        let ports = vec![local(), tunnel(2, 102), tunnel(3, 103)];
-        switch_with(ports, rules)
-    }
-
-    /// A switch with `ports` and the flows `rules` (port numbers only).
-    fn switch_with(ports: Vec<Port>, rules: &[&str]) -> Switch {
-        let flows = rules
-            .iter()
-            .map(|r| parse_flow(r, &HubPorts).unwrap())
-            .collect();
-        Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        )
+        bare_hub(rules)
     }
 
     fn ipv4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], dst: [u8; 4]) -> Vec<u8> {
@@ -1767,14 +1732,19 @@ mod tests {
 
     /// Local port 1; tunnels 2 and 3 in split-horizon group `mesh`, tunnel 4 in none.
     fn mesh(rules: &[&str]) -> Switch {
-        let grouped = |no, last| Port {
+        let grouped = |no, name, last| Port {
             options: PortOptions {
                 split_horizon: Some("mesh".into()),
                 ..Default::default()
             },
-            ..tunnel(no, last)
+            ..tunnel(no, name, last)
         };
-        let ports = vec![local(), grouped(2, 102), grouped(3, 103), tunnel(4, 104)];
+        let ports = vec![
+            local(),
+            grouped(2, "tun_kl", 102),
+            grouped(3, "tun_km", 103),
+            tunnel(4, "tun4", 104),
+        ];
         switch_with(ports, rules)
     }
 
@@ -1970,19 +1940,11 @@ mod tests {
         // Tunnel 2 stays, tunnel 3 moves to another remote, tunnel 5 is new; one flow stays.
         let ports = vec![
             old.ports()[0].clone(),
-            tunnel(2, 102),
-            tunnel(3, 33),
-            tunnel(5, 105),
+            tunnel(2, "tun_kl", 102),
+            tunnel(3, "tun_km", 33),
+            tunnel(5, "tun5", 105),
         ];
-        let flows = ["actions=normal", "ip,actions=output:5"]
-            .iter()
-            .map(|r| parse_flow(r, &PortTable(&ports)).unwrap())
-            .collect();
-        let mut new = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
+        let mut new = switch_with(ports, &["actions=normal", "ip,actions=output:5"]);
         let t1 = t0 + Duration::from_secs(1);
         new.take_over(&mut old, t1);
 
@@ -2450,12 +2412,7 @@ mod tests {
 
     #[test]
     fn gre_accepts_only_known_remotes_with_their_key() {
-        let mut ports = vec![Port {
-            no: PortNo(1),
-            name: "vxt0".into(),
-            kind: PortKind::Local,
-            options: Default::default(),
-        }];
+        let mut ports = vec![local()];
         for (no, key) in [(2, None), (3, Some(7))] {
             ports.push(Port {
                 no: PortNo(no),
@@ -2469,12 +2426,7 @@ mod tests {
                 options: Default::default(),
             });
         }
-        let flows = vec![parse_flow("actions=output:1", &HubPorts).unwrap()];
-        let mut sw = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
+        let mut sw = switch_with(ports, &["actions=output:1"]);
         let now = Instant::now();
         let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
         let packet = |header: gre::Header| {
@@ -2859,26 +2811,13 @@ mod tests {
     #[test]
     fn mss_clamp_off_and_fixed() {
         let ports = |clamp| {
-            let mut t = tunnel(2, 102);
+            let mut t = tunnel(2, "tun_kl", 102);
             t.options.mss_clamp = clamp;
-            vec![
-                Port {
-                    no: PortNo(1),
-                    name: "vxt0".into(),
-                    kind: PortKind::Local,
-                    options: Default::default(),
-                },
-                t,
-            ]
+            vec![local(), t]
         };
         let now = Instant::now();
         for (clamp, expected) in [(MssClamp::Off, 1460), (MssClamp::Fixed(1300), 1300)] {
-            let flows = vec![parse_flow("ip,actions=output:2", &HubPorts).unwrap()];
-            let mut sw = Switch::new(
-                ports(clamp),
-                FlowTable::new(flows),
-                MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-            );
+            let mut sw = switch_with(ports(clamp), &["ip,actions=output:2"]);
             sw.set_mtu(PortNo(2), 1450);
             let mut f = syn(1460);
             forward(sw.handle_frame(PortNo(1), &mut f, now));
@@ -3036,7 +2975,7 @@ mod tests {
         );
         assert!(
             report.contains(
-                "port 2 tun2: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
+                "port 2 tun_kl: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
             ),
             "{report}"
         );
