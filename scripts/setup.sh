@@ -3,8 +3,8 @@
 # iproute2 (ip), ping, iperf3, tcpdump, python3 (the garbage-datagram test sends with it) and
 # python3-scapy (the GRE peer of tests/gre_scapy.rs) and openvswitch-common (ovs-ofctl, the
 # OpenFlow client of tests/openflow.rs), openvswitch-testcontroller and python3-os-ken (the
-# controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), prometheus (promtool
-# check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
+# controllers of tests/controller.rs); for tests/ops.rs curl (scrapes), gdb (stops a thread),
+# prometheus (promtool check metrics), groff (reads the manual pages) and systemd (systemd-analyze verify of the
 # unit); clang, libbpf-dev and bpftool for the fast path's BPF programs; for the Debian
 # package (scripts/package.sh, tests/package.rs) dpkg-dev and debhelper (build it), lintian
 # (checks it) and man-db (man -w finds its manual pages); frr (zebra, bgpd, vtysh) and gobgpd
@@ -28,8 +28,10 @@ command -v osken-manager >/dev/null || need+=(python3-os-ken)
 # OpenFlow over TLS (tests/openflow.rs, tests/controller.rs, tests/config.rs): ovs-pki
 # (openvswitch-common, above) makes the PKI with openssl, which also signs an expired certificate.
 command -v openssl >/dev/null || need+=(openssl)
-# tests/ops.rs: scrapes, the metrics lint, the manual pages, the unit's check.
+# tests/ops.rs: scrapes, the metrics lint, the manual pages, the unit's check, and gdb, which
+# holds a data-path thread mid-batch while the counters are read.
 command -v curl >/dev/null || need+=(curl)
+command -v gdb >/dev/null || need+=(gdb)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v groff >/dev/null || need+=(groff-base)
 command -v systemd-analyze >/dev/null || need+=(systemd)

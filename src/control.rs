@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::flow::edit::{self, parse_pattern, CookieFilter, Edited, FlowEdit, Selector};
 use crate::flow::{parse_flow, Flow, FlowTable, PortNo};
-use crate::switch::{DropReason, ErrorsByReason, Port, PortKind, PortTable, Switch};
+use crate::switch::{Port, PortKind, PortTable, Switch};
 
 /// What a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,18 +451,7 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
             ),
         };
         let s = sw.port_stats(port.no).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            " {} {} ({desc}): rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
-            port.no,
-            port.name,
-            s.rx_packets,
-            s.rx_bytes,
-            s.tx_packets,
-            s.tx_bytes,
-            s.tx_errors,
-            ErrorsByReason("tx_errors", &s.tx_error_reasons)
-        );
+        let _ = writeln!(out, " {} {} ({desc}): {s}", port.no, port.name);
     }
     for port in sw.ports().iter().filter(|p| only.is_none_or(|o| o == p.no)) {
         if let (Some(u), Some(mtu)) = (sw.underlay_mtu(port.no), sw.mtu(port.no)) {
@@ -474,34 +463,7 @@ fn show(sw: &Switch, only: Option<PortNo>) -> String {
         }
     }
     if only.is_none() {
-        let m = sw.mtu_stats();
-        let _ = writeln!(
-            out,
-            " mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
-            m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
-            m.too_big_skipped, m.ecn_marked
-        );
-        let _ = writeln!(out, " {}", sw.offload_stats());
-        let p = sw.packet_in_stats();
-        let _ = writeln!(
-            out,
-            " controller: packet_in={} packet_in_rate_limited={}{}",
-            p.sent,
-            p.rate_limited,
-            if sw.fail_open() { " fail_open" } else { "" }
-        );
-        let rx = sw.rx_errors();
-        let _ = writeln!(
-            out,
-            " underlay: rx_errors={}{}",
-            rx.total(),
-            ErrorsByReason("rx_errors", &rx)
-        );
-        out.push_str(" drops:");
-        for reason in DropReason::ALL {
-            let _ = write!(out, " {}={}", reason.name(), sw.drops(reason));
-        }
-        out.push('\n');
+        let _ = write!(out, "{}", sw.totals(" "));
     }
     out
 }
@@ -731,7 +693,9 @@ mod tests {
         let mut sw = hub();
         let show = run(&mut sw, "show").text;
         assert!(
-            show.contains(" 2 tun_kl (vxlan 192.168.200.102:8472 vni 0 mtu 1450): rx_packets=0"),
+            show.contains(
+                " 2 tun_kl (vxlan 192.168.200.102:8472 vni 1193046 mtu 1450): rx_packets=0"
+            ),
             "{show}"
         );
         assert!(show.contains(" drops: truncated_frame=0"), "{show}");

@@ -84,7 +84,7 @@ impl ErrorReason {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -96,14 +96,12 @@ pub struct ReasonCounts([u64; ErrorReason::ALL.len()]);
 impl ReasonCounts {
     /// Counts one error.
     pub fn add(&mut self, reason: ErrorReason) {
-        self.0[reason.index()] += 1;
+        self.add_n(reason, 1);
     }
 
-    /// Adds every count of `other`.
-    pub fn add_all(&mut self, other: &ReasonCounts) {
-        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
-            *mine += theirs;
-        }
+    /// Counts `n` errors.
+    pub fn add_n(&mut self, reason: ErrorReason, n: u64) {
+        self.0[reason.index()] += n;
     }
 
     /// How many errors of `reason`.

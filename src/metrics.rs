@@ -1,7 +1,8 @@
 //! The Prometheus exposition of vxtund's counters, as a pure function: a [`Snapshot`] of the
-//! numbers (and a few small structs, nothing formatted) taken from a switch, in the daemon the
-//! sum of the shards' copies made one shard lock at a time, then [`render`]ed into the classic
-//! text format (version 0.0.4) that Debian's `promtool check metrics` accepts.
+//! numbers (the switch's [`Counters`], in the daemon the sum of the shards' read without their
+//! locks, and a few small structs, nothing formatted) taken from a switch, then [`render`]ed
+//! into the classic text format (version 0.0.4) that Debian's `promtool check metrics`
+//! accepts.
 //!
 //! Names follow Prometheus' conventions: one `vxtund_` prefix, base units (bytes, seconds),
 //! `_total` on counters, `_info` for metadata. Label values are bounded: ports are the
@@ -13,8 +14,7 @@
 use std::fmt::Write;
 
 use crate::flow::{Flow, Match};
-use crate::packet_in::PacketInStats;
-use crate::switch::{DropReason, MtuStats, OffloadStats, PortStats, Switch};
+use crate::switch::{Counters, DropReason, PortStats, Switch};
 
 /// Most flows exported as series of their own; the rest are summed into one.
 pub const MAX_FLOW_SERIES: usize = 100;
@@ -22,25 +22,19 @@ pub const MAX_FLOW_SERIES: usize = 100;
 /// The label value of the series that sums the flows past [`MAX_FLOW_SERIES`].
 pub const OTHER_FLOWS: &str = "(other flows)";
 
-/// Counters copied from the switch (under its lock) and from the daemon.
+/// The switch's counters and what they are counters of, and the daemon's own.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Per port: name, counters, tunnel MTU (`None` for the TAP).
-    pub ports: Vec<(String, PortStats, Option<u16>)>,
-    /// Every drop reason with its count, zeros included.
-    pub drops: Vec<(&'static str, u64)>,
-    /// The first flows: priority, match, packets, bytes.
-    pub flows: Vec<(u16, Match, u64, u64)>,
-    /// Packets and bytes of the flows past [`MAX_FLOW_SERIES`], and how many there are.
-    pub other_flows: (u64, u64, usize),
+    /// The switch's counters (in port slot and table order).
+    pub counters: Counters,
+    /// Per port slot: name and tunnel MTU (`None` for the TAP).
+    pub ports: Vec<(String, Option<u16>)>,
+    /// The first flows' priority and match.
+    pub flows: Vec<(u16, Match)>,
+    /// Flows in the table.
+    pub flow_count: usize,
     /// Learnt MACs.
     pub mac_entries: usize,
-    /// MTU counters.
-    pub mtu: MtuStats,
-    /// Offload counters.
-    pub offload: OffloadStats,
-    /// Packet-ins handed to the controllers and those the rate limit dropped.
-    pub packet_ins: PacketInStats,
     /// Whether every frame takes `normal` (standalone with no controller connected).
     pub fail_open: bool,
     /// Frames received per data-path thread (`tap-rx-0`, `net-rx-0`, ...): how the workers
@@ -81,48 +75,25 @@ pub struct FastPathStats {
 }
 
 impl Snapshot {
-    /// Copies the switch's counters: numbers and the first flows' matches, nothing formatted.
-    /// The daemon calls it on the summed copy of its shards (see `Shared::query`), outside
-    /// their locks.
+    /// Takes the switch's counters, port names and MTUs and the first flows' matches, nothing
+    /// formatted. The daemon calls it on the sum of its shards (see `Shared::query`), read
+    /// without their locks.
     pub fn take(sw: &Switch) -> Snapshot {
-        let ports = sw
-            .ports()
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    sw.port_stats(p.no).unwrap_or_default(),
-                    sw.mtu(p.no),
-                )
-            })
-            .collect();
-        let drops = DropReason::ALL
-            .iter()
-            .map(|&r| (r.name(), sw.drops(r)))
-            .collect();
         let table = sw.table().flows();
-        let stats = |i: usize| sw.flow_stats(i).unwrap_or_default();
-        let flows = table
-            .iter()
-            .take(MAX_FLOW_SERIES)
-            .enumerate()
-            .map(|(i, f)| (f.priority, f.matches, stats(i).n_packets, stats(i).n_bytes))
-            .collect();
-        let mut other = (0, 0, table.len().saturating_sub(MAX_FLOW_SERIES));
-        for i in MAX_FLOW_SERIES..table.len() {
-            let s = stats(i);
-            other.0 += s.n_packets;
-            other.1 += s.n_bytes;
-        }
         Snapshot {
-            ports,
-            drops,
-            flows,
-            other_flows: other,
+            counters: Counters::clone(sw.counters()),
+            ports: sw
+                .ports()
+                .iter()
+                .map(|p| (p.name.clone(), sw.mtu(p.no)))
+                .collect(),
+            flows: table
+                .iter()
+                .take(MAX_FLOW_SERIES)
+                .map(|f| (f.priority, f.matches))
+                .collect(),
+            flow_count: table.len(),
             mac_entries: sw.fdb().len(),
-            mtu: sw.mtu_stats(),
-            offload: sw.offload_stats(),
-            packet_ins: sw.packet_in_stats(),
             fail_open: sw.fail_open(),
             ..Snapshot::default()
         }
@@ -139,11 +110,13 @@ pub fn render(s: &Snapshot) -> String {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
+    let c = &s.counters;
     let port = |name: &str| labels(&[("port", name)]);
     let per_port = |f: &dyn Fn(&PortStats) -> u64| -> Vec<(String, String)> {
         s.ports
             .iter()
-            .map(|(name, stats, _)| (port(name), f(stats).to_string()))
+            .enumerate()
+            .map(|(slot, (name, _))| (port(name), f(&c.port(slot).unwrap_or_default()).to_string()))
             .collect()
     };
     family(
@@ -179,7 +152,7 @@ pub fn render(s: &Snapshot) -> String {
     let mtus: Vec<(String, String)> = s
         .ports
         .iter()
-        .filter_map(|(name, _, mtu)| mtu.map(|m| (port(name), m.to_string())))
+        .filter_map(|(name, mtu)| mtu.map(|m| (port(name), m.to_string())))
         .collect();
     family(
         "vxtund_tunnel_mtu",
@@ -187,10 +160,9 @@ pub fn render(s: &Snapshot) -> String {
         "The largest inner IP packet the tunnel carries (its MTU).",
         &mtus,
     );
-    let drops: Vec<(String, String)> = s
-        .drops
+    let drops: Vec<(String, String)> = DropReason::ALL
         .iter()
-        .map(|(reason, n)| (labels(&[("reason", reason)]), n.to_string()))
+        .map(|&r| (labels(&[("reason", r.name())]), c.drops(r).to_string()))
         .collect();
     family(
         "vxtund_drops_total",
@@ -200,18 +172,24 @@ pub fn render(s: &Snapshot) -> String {
     );
     let mut flow_packets = Vec::with_capacity(s.flows.len() + 1);
     let mut flow_bytes = Vec::with_capacity(s.flows.len() + 1);
-    for (priority, matches, packets, bytes) in &s.flows {
+    let stats = |i: usize| c.flow(i).unwrap_or_default();
+    for (i, (priority, matches)) in s.flows.iter().enumerate() {
         let l = labels(&[
             ("priority", &priority.to_string()),
             ("match", &match_text(matches)),
         ]);
+        flow_packets.push((l.clone(), stats(i).n_packets.to_string()));
+        flow_bytes.push((l, stats(i).n_bytes.to_string()));
+    }
+    if s.flow_count > s.flows.len() {
+        let (mut packets, mut bytes) = (0, 0);
+        for i in s.flows.len()..s.flow_count {
+            packets += stats(i).n_packets;
+            bytes += stats(i).n_bytes;
+        }
+        let l = labels(&[("priority", "any"), ("match", OTHER_FLOWS)]);
         flow_packets.push((l.clone(), packets.to_string()));
         flow_bytes.push((l, bytes.to_string()));
-    }
-    if s.other_flows.2 > 0 {
-        let l = labels(&[("priority", "any"), ("match", OTHER_FLOWS)]);
-        flow_packets.push((l.clone(), s.other_flows.0.to_string()));
-        flow_bytes.push((l, s.other_flows.1.to_string()));
     }
     family(
         "vxtund_flow_packets_total",
@@ -243,7 +221,7 @@ pub fn render(s: &Snapshot) -> String {
         "vxtund_flows",
         "gauge",
         "Flows in the table.",
-        &plain((s.flows.len() + s.other_flows.2) as u64),
+        &plain(s.flow_count as u64),
     );
     family(
         "vxtund_mac_table_entries",
@@ -251,7 +229,7 @@ pub fn render(s: &Snapshot) -> String {
         "MAC addresses learnt by actions=normal.",
         &plain(s.mac_entries as u64),
     );
-    let m = &s.mtu;
+    let m = &c.mtu();
     for (name, help, v) in [
         (
             "vxtund_mss_clamped_total",
@@ -281,7 +259,7 @@ pub fn render(s: &Snapshot) -> String {
     ] {
         family(name, "counter", help, &plain(v));
     }
-    let o = &s.offload;
+    let o = &c.offload();
     for (name, help, v) in [
         (
             "vxtund_offload_split_total",
@@ -315,12 +293,12 @@ pub fn render(s: &Snapshot) -> String {
         (
             "vxtund_packet_ins_total",
             "Frames handed to the OpenFlow controllers (PACKET_IN).",
-            s.packet_ins.sent,
+            c.packet_in().sent,
         ),
         (
             "vxtund_packet_ins_rate_limited_total",
             "Frames a controller action asked for beyond the packet-in rate limit.",
-            s.packet_ins.rate_limited,
+            c.packet_in().rate_limited,
         ),
     ] {
         family(name, "counter", help, &plain(v));

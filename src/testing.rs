@@ -21,37 +21,66 @@ pub fn hub(flows: &[&str]) -> Switch {
 
 /// [`hub`] with `options` on both tunnels (a split-horizon group, MSS clamping...).
 pub fn hub_with(flows: &[&str], options: &PortOptions) -> Switch {
-    let tunnel = |no: u32, name: &str, last: u8| Port {
+    let mut sw = switch_with(hub_ports(options), flows);
+    sw.set_mtu(PortNo(2), 1450);
+    sw.set_mtu(PortNo(3), 1450);
+    sw
+}
+
+/// [`hub`] without tunnel MTUs: nothing is too big for a tunnel and no SYN is clamped.
+pub fn bare_hub(flows: &[&str]) -> Switch {
+    switch_with(hub_ports(&PortOptions::default()), flows)
+}
+
+/// The hub's ports: [`local`], `tun_kl` (2, to .102) and `tun_km` (3, to .103) with
+/// `options`.
+pub fn hub_ports(options: &PortOptions) -> Vec<Port> {
+    let with = |port: Port| Port {
+        options: options.clone(),
+        ..port
+    };
+    vec![
+        local(),
+        with(tunnel(2, "tun_kl", 102)),
+        with(tunnel(3, "tun_km", 103)),
+    ]
+}
+
+/// Port 1, the TAP `vxt0`.
+pub fn local() -> Port {
+    Port {
+        no: PortNo(1),
+        name: "vxt0".into(),
+        kind: PortKind::Local,
+        options: PortOptions::default(),
+    }
+}
+
+/// A VXLAN tunnel port of the hub's underlay: port `no` named `name`, to 192.168.200.`last`,
+/// UDP port 8472, VNI 0x123456 (the VNI of the datagrams in [`crate::wire::vectors`]).
+pub fn tunnel(no: u32, name: &str, last: u8) -> Port {
+    Port {
         no: PortNo(no),
         name: name.into(),
         kind: PortKind::Vxlan(VxlanTunnel {
             remote: format!("192.168.200.{last}").parse().unwrap(),
-            vni: 0,
+            vni: 0x123456,
             dst_port: 8472,
         }),
-        options: options.clone(),
-    };
-    let ports = vec![
-        Port {
-            no: PortNo(1),
-            name: "vxt0".into(),
-            kind: PortKind::Local,
-            options: PortOptions::default(),
-        },
-        tunnel(2, "tun_kl", 102),
-        tunnel(3, "tun_km", 103),
-    ];
+        options: PortOptions::default(),
+    }
+}
+
+/// A switch with `ports` and `flows` (their port names allowed), MTUs unset.
+pub fn switch_with(ports: Vec<Port>, flows: &[&str]) -> Switch {
     let names = PortTable(&ports);
     let flows = flows
         .iter()
         .map(|r| parse_flow(r, &names).unwrap())
         .collect();
-    let mut sw = Switch::new(
+    Switch::new(
         ports,
         FlowTable::new(flows),
         MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-    );
-    sw.set_mtu(PortNo(2), 1450);
-    sw.set_mtu(PortNo(3), 1450);
-    sw
+    )
 }

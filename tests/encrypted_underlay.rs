@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::capture::Capture;
-use common::{require_root, unique, write_private, Daemon, KillOnDrop, Netns};
+use common::{require_root, unique, write_private, Daemon, KillOnDrop, Netns, Pair};
 
 /// WireGuard's MTU (wg-quick's default over a 1500-byte IPv4 or IPv6 path).
 const WG_MTU: u16 = 1420;
@@ -83,23 +83,19 @@ fn holds_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// Two namespaces, a veth between them, WireGuard over it, vxtund over WireGuard. Field order
-/// is drop order: the daemons, then wireguard-go, then the namespaces.
-struct Pair {
-    da: Daemon,
-    db: Daemon,
-    _wg: Vec<WireGuardGo>,
-    a: Netns,
-    b: Netns,
-    /// The WireGuard interfaces of A and B (names unique to the run).
-    wg_a: String,
-    wg_b: String,
+/// The WireGuard under a pair's tunnels: its wireguard-go processes, their interfaces on A and
+/// B (names unique to the run) and the directory of their keys and logs.
+struct WireGuard {
+    _go: Vec<WireGuardGo>,
+    a: String,
+    b: String,
     dir: PathBuf,
 }
 
-impl Pair {
+/// Two namespaces, a veth between them, WireGuard over it, vxtund over WireGuard.
+impl Pair<WireGuard> {
     /// The pair with one tunnel of `kind` ("vxlan" or "gre") each way.
-    fn up(kind: &str) -> Pair {
+    fn over_wireguard(kind: &str) -> Pair<WireGuard> {
         let (a, b) = common::two_hosts("wa", "192.168.94.1/24", "192.168.94.2/24");
         let dir = std::env::temp_dir().join(unique("wg"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -147,6 +143,12 @@ impl Pair {
             a.pings("10.99.0.2"),
             "WireGuard itself does not carry pings"
         );
+        let wireguard = WireGuard {
+            _go: wg,
+            a: wg_a,
+            b: wg_b,
+            dir,
+        };
         let config = |me: u8, peer: u8| {
             let vni = if kind == "vxlan" { "vni = 94\n" } else { "" };
             format!(
@@ -156,18 +158,7 @@ impl Pair {
                  [[tunnel]]\nname = \"t\"\ntype = \"{kind}\"\nremote = \"10.99.0.{peer}\"\n{vni}"
             )
         };
-        let da = Daemon::start(&a, &config(1, 2));
-        let db = Daemon::start(&b, &config(2, 1));
-        Pair {
-            da,
-            db,
-            _wg: wg,
-            a,
-            b,
-            wg_a,
-            wg_b,
-            dir,
-        }
+        Pair::up((a, b), config).with(wireguard)
     }
 
     /// What `show` says of the fast path (its two lines), for the log.
@@ -200,7 +191,7 @@ impl Pair {
     /// `show`; the largest DF pings of that size pass, one byte more brings vxtund's too-big
     /// answer (IPv4 "Frag needed", IPv6 "Packet too big").
     fn assert_mtu(&self, mtu: u16) {
-        for d in [&self.da, &self.db] {
+        for d in [&self.da, self.db()] {
             let ready = d.ready_line();
             assert!(ready.contains(&format!(" mtu {mtu},")), "{ready}");
             let show = d.show();
@@ -297,7 +288,7 @@ impl Pair {
     /// carry the tunnel with the pattern in it.
     fn assert_wire_is_encrypted(&self, kind: &str) {
         let wire = Capture::start(&self.a, "ul0", "");
-        let inside = Capture::start(&self.a, &self.wg_a, "");
+        let inside = Capture::start(&self.a, &self.extra.a, "");
         for target in ["10.94.0.2", "fd94::2"] {
             let out = self.a.exec(
                 "ping",
@@ -327,7 +318,7 @@ impl Pair {
         assert!(
             tunnel_inside >= 20 && inside.iter().any(|p| has_pattern(p)),
             "the capture on {} saw {tunnel_inside} {kind} packets of {}",
-            self.wg_a,
+            self.extra.a,
             inside.len()
         );
         // On the veth (Ethernet): WireGuard's UDP, and no packet of the tunnel or with the
@@ -354,13 +345,13 @@ impl Pair {
         eprintln!(
             "{kind}: {tunnel_inside} tunnel packets on {}, {wireguard} WireGuard packets and no \
              tunnel packet on the veth ({} frames)",
-            self.wg_a,
+            self.extra.a,
             wire.len()
         );
     }
 }
 
-impl Drop for Pair {
+impl Drop for WireGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -447,7 +438,7 @@ fn over_wireguard(test: &str, kind: &str, mtu: u16) {
     if !require_tools(test) {
         return;
     }
-    let pair = Pair::up(kind);
+    let pair = Pair::over_wireguard(kind);
     pair.assert_pings();
     pair.assert_mtu(mtu);
     pair.assert_transfer();
@@ -456,7 +447,7 @@ fn over_wireguard(test: &str, kind: &str, mtu: u16) {
     // device, but does not decapsulate from it: the device has no Ethernet header, so the
     // program is not attached there and no decapsulation entry is made. What arrives takes
     // the userspace path.
-    for (d, wg) in [(&pair.da, &pair.wg_a), (&pair.db, &pair.wg_b)] {
+    for (d, wg) in [(&pair.da, &pair.extra.a), (pair.db(), &pair.extra.b)] {
         let fast_path = pair.fast_path(d);
         eprintln!("{test}: {fast_path}");
         if fast_path.starts_with("fast path: kernel") {

@@ -915,6 +915,27 @@ fn vxtund_vteps_over_an_ipv6_underlay() {
 /// `auth-password`, vxtund's `password`).
 const MD5_PASSWORD: &str = "vxt-md5-s3cret";
 
+/// The config of an MD5 test's vxtund VTEP on the underlay's node `n`: host address
+/// 172.31.0.`n`, underlay address 192.168.77.`n` (`fd77::n` with `v6`, and then a router id,
+/// which no IPv4 address gives), the reflector at `.1` its one neighbor, and `password` if any.
+fn md5_vtep_config(n: u8, v6: bool, password: Option<&str>) -> String {
+    let (local, neighbor, router_id) = match v6 {
+        false => (format!("192.168.77.{n}"), "192.168.77.1", String::new()),
+        true => (
+            format!("fd77::{n}"),
+            "fd77::1",
+            format!("router_id = \"192.168.77.{n}\"\n"),
+        ),
+    };
+    let password = password.map_or(String::new(), |p| format!("password = \"{p}\"\n"));
+    vxtund_config(
+        &format!("addresses = [\"172.31.0.{n}/24\", \"fc00::{n}/64\"]"),
+        &format!("local = \"{local}\""),
+        neighbor,
+        &format!("{router_id}{password}"),
+    )
+}
+
 /// How long a session with a password mismatch is watched staying down.
 const MISMATCH_WATCH: Duration = Duration::from_secs(12);
 
@@ -1011,31 +1032,16 @@ fn md5_with_frr_the_right_password_peers_and_a_wrong_or_missing_one_never_does()
     let rr = Frr::start(&rr_ns, &conf);
     let _frr = frr_vtep(&f1);
     let _h1 = host("evh", "02:00:00:00:00:11", 11, &f1, "br100", "h1");
-    let config = |n: u8, neighbor: &str, extra: &str| {
-        vxtund_config(
-            &format!("addresses = [\"172.31.0.{n}/24\", \"fc00::{n}/64\"]"),
-            &format!("local = \"192.168.77.{n}\""),
-            neighbor,
-            extra,
-        )
-    };
-    let right = Daemon::start(
-        &v1,
-        &config(
-            12,
-            "192.168.77.1",
-            &format!("password = \"{MD5_PASSWORD}\"\n"),
-        ),
-    );
+    let right = Daemon::start(&v1, &md5_vtep_config(12, false, Some(MD5_PASSWORD)));
     // A neighbor's own password, in the table form, differing from FRR's.
     let wrong = Daemon::start(
         &v2,
-        &config(13, "192.168.77.1", "").replace(
+        &md5_vtep_config(13, false, None).replace(
             "neighbors = [\"192.168.77.1\"]",
             "neighbors = [{ address = \"192.168.77.1\", password = \"not-the-one\" }]",
         ),
     );
-    let none = Daemon::start(&v3, &config(14, "192.168.77.1", ""));
+    let none = Daemon::start(&v3, &md5_vtep_config(14, false, None));
     let (drops_before, _) = md5_drops(&rr_ns);
 
     // The right password: Established, FRR's VTEP learnt (a route from FRR), vxtund's route
@@ -1130,16 +1136,8 @@ fn md5_over_ipv6_with_gobgp() {
         ));
     }
     let rr = GoBgp::start(&rr_ns, &conf);
-    let config = |n: u8, password: &str| {
-        vxtund_config(
-            &format!("addresses = [\"172.31.0.{n}/24\", \"fc00::{n}/64\"]"),
-            &format!("local = \"fd77::{n}\""),
-            "fd77::1",
-            &format!("router_id = \"192.168.77.{n}\"\npassword = \"{password}\"\n"),
-        )
-    };
-    let right = Daemon::start(&v1, &config(12, MD5_PASSWORD));
-    let wrong = Daemon::start(&v2, &config(13, "not-the-one"));
+    let right = Daemon::start(&v1, &md5_vtep_config(12, true, Some(MD5_PASSWORD)));
+    let wrong = Daemon::start(&v2, &md5_vtep_config(13, true, Some("not-the-one")));
     let up = holds_within(Duration::from_secs(20), || {
         right.show().contains("neighbor fd77::1 Established")
     });

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Netns};
+use common::{Daemon, Netns, Pair};
 
 /// How soon after the underlay's return pings must get through again.
 const RECOVERY: Duration = Duration::from_secs(3);
@@ -49,13 +49,9 @@ impl Underlay {
     }
 }
 
-/// Two segments, `a` (TAP 10.78.0.1) and `b` (TAP 10.78.0.2), each a vxtund whose TAP holds
-/// the host address (no bridge), joined by one tunnel of `kind` over `underlay`.
-struct Pair {
-    a: Netns,
-    b: Netns,
-    da: Daemon,
-    db: Option<Daemon>,
+/// What a pair of this suite is made of: one tunnel of `kind` over `underlay`.
+#[derive(Clone, Copy)]
+struct Link {
     kind: &'static str,
     underlay: Underlay,
 }
@@ -78,22 +74,17 @@ fn config(kind: &str, local: &str, remote: &str, tap: &str) -> String {
     )
 }
 
-impl Pair {
-    fn up(kind: &'static str, underlay: Underlay) -> Pair {
+/// Two segments, `a` (TAP 10.78.0.1) and `b` (TAP 10.78.0.2), each a vxtund whose TAP holds
+/// the host address (no bridge), joined by one tunnel of `kind` over `underlay`.
+impl Pair<Link> {
+    fn of_link(kind: &'static str, underlay: Underlay) -> Pair<Link> {
         let (ua, ub) = (
             underlay.a_cidr(),
             format!("{}/{}", underlay.b, underlay.len),
         );
-        let (a, b) = common::two_hosts("fa", &ua, &ub);
-        let da = Daemon::start(&a, &config(kind, underlay.a, underlay.b, "10.78.0.1"));
-        let mut p = Pair {
-            a,
-            b,
-            da,
-            db: None,
-            kind,
-            underlay,
-        };
+        let hosts = common::two_hosts("fa", &ua, &ub);
+        let a = config(kind, underlay.a, underlay.b, "10.78.0.1");
+        let mut p = Pair::one_sided(hosts, &a).with(Link { kind, underlay });
         p.start_b();
         assert!(
             p.a.pings("10.78.0.2"),
@@ -104,9 +95,10 @@ impl Pair {
     }
 
     fn start_b(&mut self) {
+        let Link { kind, underlay } = self.extra;
         self.db = Some(Daemon::start(
             &self.b,
-            &config(self.kind, self.underlay.b, self.underlay.a, "10.78.0.2"),
+            &config(kind, underlay.b, underlay.a, "10.78.0.2"),
         ));
     }
 
@@ -179,7 +171,7 @@ fn survives(
     if !common::require_root(test) {
         return;
     }
-    let mut p = Pair::up("vxlan", underlay);
+    let mut p = Pair::of_link("vxlan", underlay);
     if underlay.len != 24 {
         let keep = "net.ipv6.conf.ul0.keep_addr_on_down=1";
         assert!(p.a.exec("sysctl", &["-qw", keep]).status.success());
@@ -319,7 +311,7 @@ fn peer_killed_and_restarted(test: &str, kind: &'static str, underlay: Underlay)
     if !common::require_root(test) {
         return;
     }
-    let mut p = Pair::up(kind, underlay);
+    let mut p = Pair::of_link(kind, underlay);
     let mac = tap_mac(&p.b);
     // Dropping the daemon kills it with SIGKILL (and reaps it).
     drop(p.db.take());

@@ -3,27 +3,21 @@
 
 mod common;
 
-use common::{Daemon, Netns};
+use common::{Daemon, Netns, Pair};
 
 /// vxtund in `a` (TAP 10.77.0.1, fd77::1) and the kernel's vxlan in `b` (10.77.0.2, fd77::2),
 /// VNI 5000, over the underlay 192.168.201.0/24 or, with `v6`, 2001:db8:201::/64.
-struct Pair {
-    a: Netns,
-    b: Netns,
-    daemon: Daemon,
-}
-
 impl Pair {
-    fn up() -> Pair {
-        Pair::up_over(false)
+    fn kernel_peer() -> Pair {
+        Pair::kernel_peer_over(false)
     }
 
-    fn up_over(v6: bool) -> Pair {
-        Pair::up_with(v6, "")
+    fn kernel_peer_over(v6: bool) -> Pair {
+        Pair::kernel_peer_with(v6, "")
     }
 
     /// With `device` lines added to the `[device]` section.
-    fn up_with(v6: bool, device: &str) -> Pair {
+    fn kernel_peer_with(v6: bool, device: &str) -> Pair {
         let (ul_a, ul_b, ul_b2, local, remote) = if v6 {
             (
                 "2001:db8:201::1/64",
@@ -50,8 +44,8 @@ impl Pair {
         b.ip(&["addr", "add", "10.77.0.2/24", "dev", "vx0"]);
         b.ip(&["addr", "add", "fd77::2/64", "dev", "vx0"]);
         b.ip(&["link", "set", "vx0", "up"]);
-        let daemon = Daemon::start(
-            &a,
+        Pair::one_sided(
+            (a, b),
             &format!(
                 r#"
             [device]
@@ -67,8 +61,7 @@ impl Pair {
             vni = 5000
             "#
             ),
-        );
-        Pair { a, b, daemon }
+        )
     }
 }
 
@@ -77,23 +70,22 @@ fn kernel_vxlan_peer_over_an_ipv6_underlay() {
     if !common::require_root("kernel_vxlan_peer_over_an_ipv6_underlay") {
         return;
     }
-    let mut p = Pair::up_over(true);
+    let mut p = Pair::kernel_peer_over(true);
     assert!(
-        p.daemon
-            .ready_line()
+        p.da.ready_line()
             .contains("kernel (vxlan [2001:db8:201::2]:8472 vni 5000 mtu 1430,"),
         "{}",
-        p.daemon.ready_line()
+        p.da.ready_line()
     );
     assert!(
         p.a.pings("10.77.0.2"),
         "vxtund -> kernel, IPv4 over IPv6\n{}",
-        p.daemon.log()
+        p.da.log()
     );
     assert!(p.b.pings("10.77.0.1"), "kernel -> vxtund, IPv4 over IPv6");
     assert!(p.a.pings("fd77::2"), "vxtund -> kernel, IPv6 over IPv6");
     assert!(p.b.pings("fd77::1"), "kernel -> vxtund, IPv6 over IPv6");
-    assert!(p.daemon.stats()["port 2 kernel"]["rx_packets"] >= 12);
+    assert!(p.da.stats()["port 2 kernel"]["rx_packets"] >= 12);
 }
 
 #[test]
@@ -101,26 +93,25 @@ fn kernel_vxlan_peer_ping_and_ping6_both_ways() {
     if !common::require_root("kernel_vxlan_peer_ping_and_ping6_both_ways") {
         return;
     }
-    let mut p = Pair::up();
+    let mut p = Pair::kernel_peer();
     assert!(
-        p.daemon
-            .ready_line()
+        p.da.ready_line()
             .contains("kernel (vxlan 192.168.201.2:8472 vni 5000 mtu 1450,"),
         "{}",
-        p.daemon.ready_line()
+        p.da.ready_line()
     );
     assert!(
         p.a.pings("10.77.0.2"),
         "vxtund -> kernel, IPv4\n{}",
-        p.daemon.log()
+        p.da.log()
     );
     assert!(p.b.pings("10.77.0.1"), "kernel -> vxtund, IPv4");
     assert!(p.a.pings("fd77::2"), "vxtund -> kernel, IPv6");
     assert!(p.b.pings("fd77::1"), "kernel -> vxtund, IPv6");
-    let stats = p.daemon.stats();
+    let stats = p.da.stats();
     assert!(stats["port 2 kernel"]["rx_packets"] >= 12, "{stats:?}");
     assert_eq!(stats["drops"]["wrong_vni"], 0);
-    let daemon = p.daemon;
+    let daemon = p.da;
     assert!(daemon.stop().success(), "vxtund should exit 0 on SIGTERM");
     drop(p.a);
     drop(p.b);
@@ -147,7 +138,7 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
     ) {
         return;
     }
-    let mut p = Pair::up();
+    let mut p = Pair::kernel_peer();
     assert!(p.a.pings("10.77.0.2"));
 
     // A valid inner frame (broadcast ARP) behind different VXLAN headers.
@@ -168,7 +159,7 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
         8,
     ); // right VNI, unknown sender
 
-    let stats = p.daemon.stats();
+    let stats = p.da.stats();
     let drops = &stats["drops"];
     assert_eq!(drops["vxlan_truncated"], 5, "{drops:?}");
     assert_eq!(drops["vxlan_bad_flags"], 6, "{drops:?}");
@@ -177,14 +168,14 @@ fn garbage_and_foreign_datagrams_are_counted_and_the_tunnel_keeps_working() {
 
     assert!(p.a.pings("10.77.0.2"), "the tunnel must keep working");
     assert!(p.b.pings("fd77::1"), "the tunnel must keep working");
-    assert!(p.daemon.log().contains("TAP device ready"));
+    assert!(p.da.log().contains("TAP device ready"));
 }
 
 /// Sends bursts of consecutive TCP segments to vxtund (`tests/scripts/vxlan_segments.py`) and
 /// returns how many of them vxtund coalesced into superframes for its TAP.
 fn coalesced(p: &mut Pair, outer: &str, inner: &str) -> u64 {
-    let count = |p: &mut Pair| p.daemon.stats()["offload"]["coalesced_segments"];
-    let received = |p: &mut Pair| p.daemon.stats()["port 2 kernel"]["rx_packets"];
+    let count = |p: &mut Pair| p.da.stats()["offload"]["coalesced_segments"];
+    let received = |p: &mut Pair| p.da.stats()["port 2 kernel"]["rx_packets"];
     let (before, arrived) = (count(p), received(p));
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -238,7 +229,7 @@ fn inner_checksums_are_verified_only_where_no_outer_checksum_vouches_for_them() 
     // What vxtund's userspace path does with the segments it receives and writes to its TAP;
     // with the kernel fast path, segments of a cached flow never reach it (and are not
     // verified, as the kernel's vxlan verifies none): so this test runs without it.
-    let mut p = Pair::up_with(false, "fast_path = \"off\"");
+    let mut p = Pair::kernel_peer_with(false, "fast_path = \"off\"");
     assert!(p.a.pings("10.77.0.2"));
     // 6 bursts of 32: most segments of a burst arrive in one read and are merged.
     let trusted = coalesced(&mut p, "checksum", "bad");
@@ -258,7 +249,7 @@ fn inner_checksums_are_verified_only_where_no_outer_checksum_vouches_for_them() 
     );
     // The kernel's vxlan sends no outer checksum: its traffic is verified and still flows.
     assert!(p.b.pings("10.77.0.1"));
-    let log = p.daemon.log();
+    let log = p.da.log();
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -308,10 +299,10 @@ fn losing_the_tap_stops_the_daemon_with_an_error() {
     if !common::require_root("losing_the_tap_stops_the_daemon_with_an_error") {
         return;
     }
-    let p = Pair::up();
+    let p = Pair::kernel_peer();
     assert!(p.a.pings("10.77.0.2"));
     p.a.ip(&["link", "del", "vxt0"]);
-    let (status, log) = p.daemon.wait_exit();
+    let (status, log) = p.da.wait_exit();
     assert!(
         !status.success(),
         "the exit status must tell systemd to restart it"
@@ -326,9 +317,9 @@ fn sigterm_and_sigint_exit_cleanly_and_the_tap_goes() {
         return;
     }
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let p = Pair::up();
+        let p = Pair::kernel_peer();
         assert!(p.a.pings("10.77.0.2"));
-        let (status, log) = p.daemon.signal_and_wait(signal);
+        let (status, log) = p.da.signal_and_wait(signal);
         assert!(
             status.success(),
             "signal {signal}: exit status {status}\n{log}"
@@ -356,14 +347,14 @@ fn reload_puts_new_addresses_on_the_device_and_takes_old_ones_off() {
     if !common::require_root("reload_puts_new_addresses_on_the_device_and_takes_old_ones_off") {
         return;
     }
-    let mut p = Pair::up();
+    let mut p = Pair::kernel_peer();
     assert!(p.b.pings("10.77.0.1"));
-    let path = p.daemon.config_path();
+    let path = p.da.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let changed = text.replace("\"10.77.0.1/24\"", "\"10.77.0.11/24\"");
     assert_ne!(changed, text);
     std::fs::write(&path, changed).unwrap();
-    p.daemon.reload("reloaded");
+    p.da.reload("reloaded");
     let shown = p.a.exec("ip", &["-o", "addr", "show", "dev", "vxt0"]);
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("10.77.0.11/24"), "{shown}");
@@ -417,7 +408,7 @@ fn a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applie
     ) {
         return;
     }
-    let mut p = Pair::up();
+    let mut p = Pair::kernel_peer();
     let device = |p: &Pair| {
         let out = p.a.exec("ip", &["-o", "addr", "show", "dev", "vxt0"]);
         let link = p.a.exec("ip", &["-o", "link", "show", "dev", "vxt0"]);
@@ -435,7 +426,7 @@ fn a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applie
         before.contains("mtu 1450") && before.contains("10.77.0.1/24"),
         "{before}"
     );
-    let path = p.daemon.config_path();
+    let path = p.da.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let failing = text
         .replace("name = \"vxt0\"", "name = \"vxt0\"\n            mtu = 1400")
@@ -444,11 +435,11 @@ fn a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applie
             "[\"10.77.0.11/24\", \"fd77::11/64\"]",
         );
     std::fs::write(&path, &failing).unwrap();
-    p.daemon.reload("reload refused");
+    p.da.reload("reload refused");
     assert!(
-        p.daemon.log().contains("adding address fd77::11/64"),
+        p.da.log().contains("adding address fd77::11/64"),
         "{}",
-        p.daemon.log()
+        p.da.log()
     );
     let after = device(&p);
     assert!(after.contains("mtu 1450"), "MTU restored: {after}");
@@ -460,7 +451,7 @@ fn a_reload_that_fails_on_the_device_undoes_what_it_did_and_an_mtu_change_applie
     p.a.exec("sysctl", &["-qw", "net.ipv6.conf.vxt0.disable_ipv6=0"]);
     let mtu_only = text.replace("name = \"vxt0\"", "name = \"vxt0\"\n            mtu = 1400");
     std::fs::write(&path, mtu_only).unwrap();
-    p.daemon.reload("reloaded");
+    p.da.reload("reloaded");
     let after = device(&p);
     assert!(after.contains("mtu 1400"), "{after}");
     assert!(

@@ -332,12 +332,9 @@ fn hostile_bytes_on_the_openflow_socket_change_nothing() {
     }
     let _serial = common::one_at_a_time();
     let ns = Netns::new("of");
-    ns.ip(&["link", "set", "lo", "up"]);
     let daemon = Daemon::start(
         &ns,
-        "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
-         remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n\
-         [openflow]\nlisten = [\"ptcp:6653:127.0.0.1\"]\n",
+        &loopback_config(TO_T, "[openflow]\nlisten = [\"ptcp:6653:127.0.0.1\"]\n"),
     );
     let ofctl_in_ns = |args: &[&str]| {
         let out = Command::new("ip")
@@ -355,19 +352,7 @@ fn hostile_bytes_on_the_openflow_socket_change_nothing() {
     let target = "tcp:127.0.0.1:6653";
     let before = flows_only(&ofctl_in_ns(&["dump-flows", target]));
     assert_eq!(before.len(), 1, "{before:?}");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/of_hostile.py");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3"])
-        .arg(&script)
-        .args(["127.0.0.1", "6653"])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = script_report(&ns, "of_hostile.py", &["127.0.0.1", "6653"]);
     // Every probe got an error or a close, never a hang.
     for needle in [
         "random: closed or error",
@@ -411,14 +396,7 @@ fn dump_flows_of_100000_flows_arrives_whole() {
             .replace("10.", &format!("{}.", 10 + (i >> 16)))
         })
         .collect();
-    let daemon = Daemon::start(
-        &ns,
-        &format!(
-            "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
-             remote = \"127.0.0.2\"\n[flows]\nrules = [{}]\n",
-            rules.join(",\n")
-        ),
-    );
+    let daemon = Daemon::start(&ns, &loopback_config(&rules.join(",\n"), ""));
     let socket = format!("unix:{}", daemon.mgmt_socket().display());
     let dump = ofctl_ok(&["dump-flows", &socket]);
     let flows = dump
@@ -577,11 +555,7 @@ fn timeouts_expire_flows_without_a_controller() {
     }
     let _serial = common::one_at_a_time();
     let ns = Netns::new("to");
-    let daemon = Daemon::start(
-        &ns,
-        "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
-         remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n",
-    );
+    let daemon = Daemon::start(&ns, &loopback_config(TO_T, ""));
     let target = format!("unix:{}", daemon.mgmt_socket().display());
     ofctl_ok(&[
         "add-flow",
@@ -620,18 +594,43 @@ fn timeouts_expire_flows_without_a_controller() {
     assert!(daemon.log().contains("flow(s) expired"), "{}", daemon.log());
 }
 
+/// The one flow of most loopback daemons: 10.0.0.0/8 to their tunnel.
+const TO_T: &str = "\"ip,nw_dst=10.0.0.0/8,actions=output:t\"";
+
+/// The config of a daemon alone on loopback: one VXLAN tunnel `t` to 127.0.0.2, the flows
+/// `rules` (TOML strings, comma-separated), then `more`.
+fn loopback_config(rules: &str, more: &str) -> String {
+    format!(
+        "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
+         remote = \"127.0.0.2\"\n[flows]\nrules = [{rules}]\n{more}"
+    )
+}
+
+/// What `tests/scripts/SCRIPT ARGS` printed, run in `ns`; fails the test if it failed.
+fn script_report(ns: &Netns, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(script);
+    let mut all = vec![path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = ns.exec("python3", &all);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
 /// A daemon in `ns` listening on `pssl:6653:127.0.0.1` (and the `extra` targets) with the
 /// PKI's switch certificate, trusting its controller CA.
 fn tls_daemon(ns: &Netns, pki: &Pki, extra: &str) -> Daemon {
-    Daemon::start(
-        ns,
-        &format!(
-            "[underlay]\nlocal = \"127.0.0.1\"\n[[tunnel]]\nname = \"t\"\ntype = \"vxlan\"\n\
-             remote = \"127.0.0.2\"\n[flows]\nrules = [\"ip,nw_dst=10.0.0.0/8,actions=output:t\"]\n\
-             [openflow]\nlisten = [\"pssl:6653:127.0.0.1\"{extra}]\n{}",
-            pki.vxtund_keys()
-        ),
-    )
+    let listen = format!(
+        "[openflow]\nlisten = [\"pssl:6653:127.0.0.1\"{extra}]\n{}",
+        pki.vxtund_keys()
+    );
+    Daemon::start(ns, &loopback_config(TO_T, &listen))
 }
 
 /// ovs-ofctl in `ns` with the TLS options `tls` against `ssl:127.0.0.1:6653`.
@@ -810,20 +809,8 @@ fn hostile_tls_clients_are_refused_and_bounded() {
     let _ = pki.oversized_chain();
     let ns = Netns::new("tlsh");
     let daemon = tls_daemon(&ns, &pki, "");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/of_tls_hostile.py");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3"])
-        .arg(&script)
-        .args(["127.0.0.1", "6653"])
-        .arg(&pki.dir)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = pki.dir.to_str().unwrap();
+    let report = script_report(&ns, "of_tls_hostile.py", &["127.0.0.1", "6653", dir]);
     for needle in [
         "good certificate: welcome",
         "no certificate: refused",

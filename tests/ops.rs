@@ -1,5 +1,6 @@
 //! Operating vxtund as people run services: Prometheus metrics (counters following real
-//! traffic, a wrong-VNI datagram under its reason, `promtool check metrics`, hostile clients),
+//! traffic, a wrong-VNI datagram under its reason, `promtool check metrics`, hostile clients;
+//! counters read while gdb holds a data-path thread with its shard locked),
 //! systemd's notification protocol read from a stand-in `NOTIFY_SOCKET` (ready, watchdog, a
 //! stuck data-path thread stopping the pings, reloads, stop), default sockets named after the
 //! config (two same-named daemons in two namespaces), `vxtunctl trace` on the hub, JSON logs
@@ -172,6 +173,234 @@ fn metrics_follow_traffic_pass_promtool_and_survive_junk() {
     assert!(refused("timeout") >= 1, "{text}");
     assert!(s.ping("k1", "172.31.2.1"), "the data path still runs");
     assert!(!s.log("seg1").contains("panicked"), "{}", s.log("seg1"));
+}
+
+/// Counter reads never wait for the data path: with the TAP thread stopped by gdb inside
+/// `Switch::handle_frame`, its shard locked mid-batch, a scrape, `vxtunctl show` and
+/// OpenFlow's port and flow stats still answer at once, with every frame counted before; the
+/// frame the thread holds is counted once it goes on.
+#[test]
+fn counters_are_read_while_a_data_path_thread_holds_its_shard() {
+    let name = "counters_are_read_while_a_data_path_thread_holds_its_shard";
+    let tools = [
+        ("gdb", "gdb"),
+        ("curl", "curl"),
+        ("ovs-ofctl", "openvswitch-common"),
+    ];
+    if !common::require_root(name) || !common::require_tools(name, &tools) {
+        return;
+    }
+    let ns = lone_namespace("hd");
+    // The pings are the TAP's only frames: no IPv6 on it (router solicitations, MLD), the
+    // peer's MAC known (no ARP); one TAP thread, and no kernel fast path to take them over.
+    for key in ["all", "default"] {
+        let set = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+        assert!(ns.exec("sysctl", &["-qw", &set]).status.success());
+    }
+    let config = LONE.replace(
+        "name = \"vxt0\"\n",
+        "name = \"vxt0\"\nqueues = 1\nfast_path = \"off\"\n",
+    );
+    let daemon = common::Daemon::start(
+        &ns,
+        &format!(
+            "{config}[flows]\nrules = [\"actions=output:tun_kl\"]\n[metrics]\nlisten = \"{METRICS}\"\n"
+        ),
+    );
+    ns.ip(&[
+        "neigh",
+        "add",
+        "172.31.1.1",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "vxt0",
+        "nud",
+        "permanent",
+    ]);
+    ns.exec("ping", &["-c", "5", "-i", "0.2", "-W", "1", "172.31.1.1"]);
+    let vxt0 = "vxtund_port_rx_packets_total{port=\"vxt0\"}";
+    let tap_thread = "vxtund_thread_rx_frames_total{thread=\"tap-rx-0\"}";
+    let before = sample(&scrape(&ns.name), vxt0);
+    assert!(before >= 5, "{before} frames from the TAP");
+
+    let mut gdb = Gdb::attach(daemon.pid());
+    gdb.run(
+        "break vxtund::switch::Switch::handle_frame",
+        "Breakpoint 1 at",
+    );
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "172.31.1.1",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ping = common::KillOnDrop(ping);
+    let hit = gdb.wait_for("hit Breakpoint 1");
+    assert!(hit.contains("\"tap-rx-0\""), "{hit}");
+
+    // tap-rx-0 holds its shard's lock, stopped: every read answers, and sees what it counted.
+    let start = Instant::now();
+    let text = scrape(&ns.name);
+    let scraped = start.elapsed();
+    assert_eq!(sample(&text, vxt0), before, "{text}");
+    assert_eq!(sample(&text, tap_thread), before, "{text}");
+    let within = |program: &str, args: &[&str]| {
+        let out = Command::new("timeout")
+            .arg("5")
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+        text
+    };
+    let socket = daemon.control_socket();
+    let show = within(
+        env!("CARGO_BIN_EXE_vxtunctl"),
+        &["-s", socket.to_str().unwrap(), "show"],
+    );
+    assert!(
+        show.contains(&format!(" 1 vxt0 (local): rx_packets={before} ")),
+        "{show}"
+    );
+    let mgmt = format!("unix:{}", daemon.mgmt_socket().display());
+    let ofctl = |what: &str| within("ovs-ofctl", &["-O", "OpenFlow13", what, &mgmt]);
+    let ports = ofctl("dump-ports");
+    assert!(ports.contains(&format!("rx pkts={before},")), "{ports}");
+    let flows = ofctl("dump-flows");
+    assert!(flows.contains(&format!("n_packets={before},")), "{flows}");
+    eprintln!("with tap-rx-0 stopped in handle_frame: a scrape took {scraped:?}");
+    assert!(scraped < Duration::from_secs(2), "{scraped:?}");
+
+    gdb.release();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sample(&scrape(&ns.name), vxt0) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the held frame was never counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// gdb attached to a running process in non-stop mode: a breakpoint stops only the thread
+/// that reaches it, every other thread runs on. Killed (by PID) on drop, which also detaches.
+struct Gdb {
+    child: Child,
+    input: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Gdb {
+    fn attach(pid: i32) -> Gdb {
+        // Its messages and its errors in one stream, in order.
+        let mut child = Command::new("sh")
+            .args(["-c", "exec gdb -nx -q 2>&1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut gdb = Gdb {
+            child,
+            input,
+            lines,
+        };
+        gdb.send("set non-stop on\nset pagination off\nset confirm off");
+        gdb.run(&format!("attach {pid}"), "Attaching to process");
+        // Attaching stops the threads one by one, reported as they stop: resume them until
+        // every one runs.
+        for round in 0.. {
+            std::thread::sleep(Duration::from_millis(500));
+            gdb.send("continue -a &");
+            let threads = gdb.run("info threads", "");
+            if threads.lines().filter(|l| l.contains("Thread 0x")).count() > 1
+                && threads
+                    .lines()
+                    .filter(|l| l.contains("Thread 0x"))
+                    .all(|l| l.contains("(running)"))
+            {
+                break;
+            }
+            assert!(round < 20, "threads stay stopped:\n{threads}");
+        }
+        gdb
+    }
+
+    fn send(&mut self, commands: &str) {
+        use std::io::Write;
+        writeln!(self.input, "{commands}").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Runs `command` and returns what it printed, which must contain `expect`.
+    fn run(&mut self, command: &str, expect: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mark = format!(
+            "done-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.send(&format!("{command}\necho {mark}\\n"));
+        let out = self.wait_for(&mark);
+        assert!(out.contains(expect), "gdb `{command}`:\n{out}");
+        out
+    }
+
+    /// What gdb printed up to the first line containing `needle` (10 s at most).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    out.push_str(&line);
+                    out.push('\n');
+                    if line.contains(needle) {
+                        return out;
+                    }
+                }
+                Err(_) => panic!("gdb never printed `{needle}`:\n{out}"),
+            }
+        }
+    }
+
+    /// Removes the breakpoints, lets every thread go on and detaches.
+    fn release(mut self) {
+        self.send("delete\ncontinue -a &\ndetach\nquit");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gdb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]

@@ -1,11 +1,9 @@
 //! The Prometheus endpoint of `[metrics] listen`: `GET /metrics` over HTTP/1.1 (hyper) on a
 //! single-threaded tokio runtime of its own thread.
 //!
-//! A scrape reads the counters as every control plane does (`Shared::query`: each shard
-//! copied under its own lock in turn, the copies added up outside them), takes the numbers
-//! ([`Snapshot::take`]) and renders the text outside every lock, so a scrape holds up a
-//! data-path thread only while its shard is copied (and, briefly, while the per-thread frame
-//! counts are read with every shard locked).
+//! A scrape reads the counters as every control plane does (`Shared::query`: every shard's
+//! counters added up without the shards' locks), takes the numbers ([`Snapshot::take`]) and
+//! renders the text outside every lock, so a scrape never holds up a data-path thread.
 //! Hygiene against junk, slow clients and floods: at most [`MAX_CONNECTIONS`] at once (more are
 //! closed on accept), [`HEADER_TIMEOUT`] to send a request's head, a request head of at most
 //! [`MAX_REQUEST`] bytes, [`CONNECTION_TIMEOUT`] for a whole connection; 404 for other paths,

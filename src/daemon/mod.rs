@@ -13,8 +13,8 @@
 //! Every data-path thread decides with a shard of the switch of its own ([`Core`]: the switch's
 //! counters are per shard; the flow table, the MAC table and the rate limiters are shared, see
 //! [`Switch::shard`]), together with the underlay sockets and each port's egress
-//! ([`plumbing`]), under a lock that only the control planes take too: no data-path thread ever
-//! waits for another. A read sums the shards; a reload builds the new switch and sockets beside
+//! ([`plumbing`]), under a lock that only the control planes' changes take too: no data-path
+//! thread ever waits for another. A read sums the shards' counters without their locks; a reload builds the new switch and sockets beside
 //! the running ones (binding only the sockets it lacks) and swaps them into every shard; a flow
 //! edit builds the new table outside the locks and only swaps it in. So every frame is decided
 //! and sent under one whole configuration, old or new, and the data path waits only for the
@@ -117,6 +117,9 @@ struct Shared {
     /// One core per data-path thread (worker `w`'s TAP thread at [`tap_core`], its underlay
     /// thread at [`net_core`]), and a last one for the frames controllers send (PACKET_OUT).
     cores: Vec<Mutex<Core>>,
+    /// The counters each core counts into, in core order: what reads add up, without the
+    /// cores' locks. Replaced (see [`Shared::publish_counters`]) only with every core locked.
+    counters_of: Mutex<Vec<Arc<crate::switch::Counters>>>,
     /// Data-path workers: one per TAP queue.
     workers: usize,
     /// See [`crate::config::DeviceConfig::batch_wait_us`].
@@ -299,6 +302,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         Ok(fp) => (Some(fp), String::new()),
         Err(why) => (None, why),
     };
+    let cores: Vec<Core> = {
+        let mut switch = new_switch(&config, &mtus, config.flows.clone());
+        switch.set_generation(Arc::clone(&generation));
+        let plumbing = Arc::new(plumbing);
+        (0..2 * workers + 1)
+            .map(|_| Core {
+                switch: switch.shard(),
+                plumbing: Arc::clone(&plumbing),
+                generation: 0,
+            })
+            .collect()
+    };
     let ready = ready_line(&config, &mtus);
     let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(Shared {
@@ -311,20 +326,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tap_mac: crate::io::netdev::mac_address(tap.name()).unwrap_or_default(),
         evpn: config.evpn.as_ref().map(|e| Arc::new(evpn::Plane::new(e))),
         tls: Mutex::new(tls),
-        cores: {
-            let mut switch = new_switch(&config, &mtus, config.flows.clone());
-            switch.set_generation(Arc::clone(&generation));
-            let plumbing = Arc::new(plumbing);
-            (0..2 * workers + 1)
-                .map(|_| {
-                    Mutex::new(Core {
-                        switch: switch.shard(),
-                        plumbing: Arc::clone(&plumbing),
-                        generation: 0,
-                    })
-                })
-                .collect()
-        },
+        counters_of: Mutex::new(
+            cores
+                .iter()
+                .map(|c| Arc::clone(c.switch.counters()))
+                .collect(),
+        ),
+        cores: cores.into_iter().map(Mutex::new).collect(),
         workers,
         worker_threads: config.device.worker_threads,
         batch_wait: (config.device.batch_wait_us > 0)

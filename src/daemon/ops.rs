@@ -1,26 +1,28 @@
 //! What can be asked of a running switch: the one set of operations behind every control
 //! plane (vxtunctl's socket, OpenFlow sessions), so that a flow edit, a reload or a counter
-//! read is the same whichever plane asks. Each operation holds the data path's lock only to
-//! copy or to swap; anything slow (building a table, formatting) happens outside it.
+//! read is the same whichever plane asks. Reads take no data-path thread's lock (each core's
+//! counters are published where readers find them, see [`Shared::query`]); changes hold the
+//! data path's locks only to swap; anything slow (building a table, formatting) happens
+//! outside them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::{lock, lock_all, notify, reload, InForce, Shared};
+use super::{lock, lock_all, notify, reload, Core, InForce, Shared};
 use crate::control::{self, Request, Response};
 use crate::flow::edit::{self, EditError, Edited, FlowEdit};
 use crate::flow::{self, Flow, FlowTable, Match, PortNo};
 use crate::openflow::agent::{AsyncEvent, Datapath, FlowEntry, PortInfo};
 use crate::openflow::convert::OfError;
 use crate::openflow::{OFPRR_DELETE, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT};
-use crate::switch::{DropReason, FlowStats, PortKind, Switch};
+use crate::switch::{Counters, DropReason, FlowStats, PortKind, Switch};
 
 impl Shared {
-    /// Reads from the running switch: `f` sees the sum of every shard (see
-    /// [`Switch::merged`]), copied under the shards' locks and read after they are released.
+    /// Reads from the running switch: `f` sees the sum of every core's counters (see
+    /// [`Counters::sum`]), read without any data-path thread's lock.
     pub(super) fn query<R>(&self, f: impl FnOnce(&Switch) -> R) -> R {
         self.query_mut(|sw| f(sw))
     }
@@ -33,37 +35,42 @@ impl Shared {
         if let Some(fp) = &self.fast_path {
             fp.sync(self);
         }
-        // One shard locked at a time, each only while its counters are copied (a flat copy);
-        // they are added up after it is released. Copies of different tables (a swap went by
-        // meanwhile) do not add up: then again.
-        let mut merged = loop {
-            let copies = (0..self.cores.len()).map(|i| lock(self, i).switch.snapshot());
-            if let Some(sum) = Switch::merged(copies) {
-                break sum;
-            }
+        let mut reading = {
+            // The control core (PACKET_OUTs, the fast path's counts), never a data-path
+            // thread's, gives ports, table and MTUs; while it is held no swap can publish
+            // other counters, so the counters summed are of that table and those ports.
+            let core = lock(self, self.control_core());
+            let shards = self.published_counters();
+            let sum = Counters::sum(shards.iter().map(|c| &**c)).unwrap_or_default();
+            core.switch.reading(sum)
         };
-        f(&mut merged)
+        f(&mut reading)
+    }
+
+    /// The counters each core counts into now (see [`Shared::publish_counters`]).
+    fn published_counters(&self) -> Vec<Arc<Counters>> {
+        let published = self.counters_of.lock().unwrap_or_else(|p| p.into_inner());
+        published.clone()
+    }
+
+    /// Puts where readers find them the counters each core counts into: after every change
+    /// that gave the cores new ones (a table change, a reload), with every core still locked.
+    pub(super) fn publish_counters(&self, cores: &[MutexGuard<'_, Core>]) {
+        let now = cores
+            .iter()
+            .map(|c| Arc::clone(c.switch.counters()))
+            .collect();
+        *self.counters_of.lock().unwrap_or_else(|p| p.into_inner()) = now;
     }
 
     /// Frames received by each side of each worker, named as the threads of a worker with a
-    /// thread per direction are (`tap-rx-0`, `net-rx-0`, ...; `control` for PACKET_OUTs).
+    /// thread per direction are (`tap-rx-0`, `net-rx-0`, ...; `control` for PACKET_OUTs),
+    /// read without their locks.
     pub(super) fn thread_frames(&self) -> Vec<(String, u64)> {
-        // One shard locked at a time, only while its port counters are added.
-        let counts: Vec<u64> = (0..self.cores.len())
-            .map(|i| {
-                let core = lock(self, i);
-                let sw = &core.switch;
-                sw.ports()
-                    .iter()
-                    .filter_map(|p| sw.port_stats(p.no))
-                    .map(|s| s.rx_packets)
-                    .sum()
-            })
-            .collect();
-        counts
-            .into_iter()
+        self.published_counters()
+            .iter()
             .enumerate()
-            .map(|(i, n)| (self.thread_name(i), n))
+            .map(|(i, c)| (self.thread_name(i), c.rx_frames()))
             .collect()
     }
 
@@ -245,6 +252,7 @@ impl Shared {
                         .replace_table_with(Arc::clone(&table), &carry, reset, now)
                 })
                 .collect();
+            self.publish_counters(&cores);
             (old, sum)
         };
         let last: Vec<FlowStats> = last.into_iter().map(Option::unwrap_or_default).collect();

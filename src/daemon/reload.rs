@@ -13,7 +13,7 @@ use crate::flow::{Flow, PortNo};
 use crate::io::tap::{Tap, TapError};
 use crate::openflow::agent::{AsyncEvent, Datapath, PortInfo};
 use crate::openflow::{OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY};
-use crate::switch::Port;
+use crate::switch::{Port, Switch};
 
 /// Re-reads the config file and applies it: tunnels added, removed or changed, MTU and
 /// addresses of the device, and flows. When the file's `[flows]` changed since it was last
@@ -95,13 +95,13 @@ pub(super) fn swap_in(
     }
     let old_table = Arc::clone(lock(sh, 0).switch.table_arc());
     let carry = crate::flow::counters::carry_map(&old_table, switch.table());
-    let retired: Vec<_> = {
+    let retired: Vec<(Switch, Arc<Plumbing>)> = {
         let mut cores = lock_all(sh);
         let now = Instant::now();
         if let (Some(new), Some(old)) = (shards.first_mut(), cores.first()) {
             new.take_over_common(&old.switch, now);
         }
-        cores
+        let retired = cores
             .iter_mut()
             .zip(shards)
             .map(|(core, mut shard)| {
@@ -114,7 +114,9 @@ pub(super) fn swap_in(
                     std::mem::replace(&mut core.plumbing, Arc::clone(&plumbing)),
                 )
             })
-            .collect()
+            .collect();
+        sh.publish_counters(&cores);
+        retired
     };
     for changed in &sh.sockets_changed {
         changed.raise();

@@ -25,7 +25,9 @@ use crate::wire::ip::{self, IpView};
 use crate::wire::tcp::{self, clamp_mss};
 use crate::wire::tunnel::{self, EcnDecap, TosMode, TtlMode};
 use crate::wire::{ethernet, gre, icmp, vxlan};
+pub use counters::{Count, Counters};
 
+mod counters;
 mod generation;
 mod xlate;
 pub use generation::{Generation, Publisher};
@@ -314,19 +316,6 @@ pub struct MtuStats {
     pub ecn_marked: u64,
 }
 
-impl MtuStats {
-    /// Adds `other`'s counts.
-    pub fn add(&mut self, other: &MtuStats) {
-        self.mss_clamped += other.mss_clamped;
-        self.too_big_sent += other.too_big_sent;
-        self.too_big_rate_limited += other.too_big_rate_limited;
-        self.fragmented += other.fragmented;
-        self.fragments += other.fragments;
-        self.too_big_skipped += other.too_big_skipped;
-        self.ecn_marked += other.ecn_marked;
-    }
-}
-
 /// Counters of the TAP offloads (kept by the I/O shell, shown with the others).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OffloadStats {
@@ -341,17 +330,6 @@ pub struct OffloadStats {
     /// Frames sent where the frame before them went, without a flow lookup: the next segments
     /// of a split superframe, and frames whose headers equal the last forwarded frame's.
     pub repeated: u64,
-}
-
-impl OffloadStats {
-    /// Adds `other`'s counts.
-    pub fn add(&mut self, other: &OffloadStats) {
-        self.split += other.split;
-        self.split_segments += other.split_segments;
-        self.coalesced += other.coalesced;
-        self.coalesced_segments += other.coalesced_segments;
-        self.repeated += other.repeated;
-    }
 }
 
 impl fmt::Display for OffloadStats {
@@ -390,73 +368,12 @@ pub struct PortStats {
     pub tx_error_reasons: ReasonCounts,
 }
 
-impl PortStats {
-    /// Adds `other`'s counts.
-    pub fn add(&mut self, other: &PortStats) {
-        self.rx_packets += other.rx_packets;
-        self.rx_bytes += other.rx_bytes;
-        self.tx_packets += other.tx_packets;
-        self.tx_bytes += other.tx_bytes;
-        self.tx_errors += other.tx_errors;
-        self.tx_error_reasons.add_all(&other.tx_error_reasons);
-    }
-}
-
-/// Every counter of a switch, or of one shard of it: each data-path thread counts in its own
-/// shard, and a read adds them up ([`Counters::add`]). Copied, carried across a reload and
-/// summed as one value.
-#[derive(Clone)]
-pub struct Counters {
-    /// Per port slot.
-    pub ports: Vec<PortStats>,
-    /// Per flow of the table.
-    pub flows: FlowCounters,
-    /// Per [`DropReason`].
-    pub drops: [u64; DropReason::ALL.len()],
-    pub mtu: MtuStats,
-    pub offload: OffloadStats,
-    /// Receive errors of the underlay sockets (ICMP errors reported on them), by reason.
-    pub rx_errors: ReasonCounts,
-    pub packet_in: PacketInStats,
-}
-
-impl Counters {
-    /// All zero, for `ports` ports and the flows of `flows`.
-    fn zero(ports: usize, flows: FlowCounters) -> Counters {
-        Counters {
-            ports: vec![PortStats::default(); ports],
-            flows,
-            drops: [0; DropReason::ALL.len()],
-            mtu: MtuStats::default(),
-            offload: OffloadStats::default(),
-            rx_errors: ReasonCounts::default(),
-            packet_in: PacketInStats::default(),
-        }
-    }
-
-    /// Adds `other`'s, counters of another shard of the same switch (same ports and table):
-    /// packets and bytes summed, a flow's last use the latest of the two.
-    pub fn add(&mut self, other: &Counters) {
-        for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
-            mine.add(theirs);
-        }
-        self.flows.absorb(&other.flows);
-        for (mine, theirs) in self.drops.iter_mut().zip(&other.drops) {
-            *mine += theirs;
-        }
-        self.mtu.add(&other.mtu);
-        self.offload.add(&other.offload);
-        self.rx_errors.add_all(&other.rx_errors);
-        self.packet_in.sent += other.packet_in.sent;
-        self.packet_in.rate_limited += other.packet_in.rate_limited;
-    }
-}
-
 /// The switch: ports, flows, the MAC table and every counter.
 pub struct Switch {
     ports: Vec<Port>,
     table: Arc<FlowTable>,
-    counters: Counters,
+    /// This shard's counters, which readers reach without its lock (see [`Counters`]).
+    counters: Arc<Counters>,
     /// What this switch shares with its shards: the MAC table and the rate limiters.
     common: Arc<Common>,
     /// (remote, local UDP port) -> the (VNI, port) pairs of the tunnels to that remote.
@@ -600,7 +517,10 @@ impl Switch {
             .collect();
         Switch {
             groups,
-            counters: Counters::zero(ports.len(), FlowCounters::new(flow_count, Instant::now())),
+            counters: Arc::new(Counters::new(
+                ports.len(),
+                FlowCounters::new(flow_count, Instant::now()),
+            )),
             out: Vec::with_capacity(ports.len()),
             ports,
             table: Arc::new(table),
@@ -679,24 +599,25 @@ impl Switch {
 
     /// The MTU counters.
     pub fn mtu_stats(&self) -> MtuStats {
-        self.counters.mtu
+        self.counters.mtu()
     }
 
     /// The offload counters.
     pub fn offload_stats(&self) -> OffloadStats {
-        self.counters.offload
+        self.counters.offload()
     }
 
     /// Counts a superframe from the TAP split into `segments` frames.
     pub fn record_split(&mut self, segments: usize) {
-        self.counters.offload.split += 1;
-        self.counters.offload.split_segments += segments as u64;
+        self.counters.count(Count::Split, 1);
+        self.counters.count(Count::SplitSegments, segments as u64);
     }
 
     /// Counts a superframe of `segments` frames written to the TAP.
     pub fn record_coalesced(&mut self, segments: usize) {
-        self.counters.offload.coalesced += 1;
-        self.counters.offload.coalesced_segments += segments as u64;
+        self.counters.count(Count::Coalesced, 1);
+        self.counters
+            .count(Count::CoalescedSegments, segments as u64);
     }
 
     /// Whether a frame of `len` bytes from `ingress` can take the last frame's decision through
@@ -717,13 +638,11 @@ impl Switch {
         };
         let len = len as u64;
         if let Some(slot) = self.slot(ingress) {
-            let s = &mut self.counters.ports[slot];
-            s.rx_packets += 1;
-            s.rx_bytes += len;
+            self.counters.rx(slot, 1, len);
         }
-        self.counters.flows.hit(id, len, None);
+        self.counters.flows().hit(id, len, None);
         self.count_tx(len);
-        self.counters.offload.repeated += 1;
+        self.counters.count(Count::Repeated, 1);
         Action::Forward(&self.out)
     }
 
@@ -744,9 +663,7 @@ impl Switch {
         self.last_forward = None;
         let len = frame.len() as u64;
         if let (None, Some(slot)) = (&packet_out, self.slot(ingress)) {
-            let s = &mut self.counters.ports[slot];
-            s.rx_packets += 1;
-            s.rx_bytes += len;
+            self.counters.rx(slot, 1, len);
         }
         let key = match FrameKey::parse(frame) {
             Ok(key) => key,
@@ -761,7 +678,7 @@ impl Switch {
         self.out = out;
         let id = decision.flow();
         if let Some(id) = id {
-            self.counters.flows.hit(id, len, Some(now));
+            self.counters.flows().hit(id, len, Some(now));
         }
         if let Some(max_len) = decision.packet_in {
             self.queue_packet_in(ingress, id, max_len, now);
@@ -777,7 +694,7 @@ impl Switch {
             let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
             if let Some(mss) = self.mss_limit(ingress, &self.out, ip.version, tag) {
                 if clamp_mss(frame, ip, mss).is_some() {
-                    self.counters.mtu.mss_clamped += 1;
+                    self.counters.count(Count::MssClamped, 1);
                 }
             }
         }
@@ -787,7 +704,7 @@ impl Switch {
         match fit {
             Fit::TooBig { limit } => return self.too_big(ingress, frame, ip, limit, now),
             Fit::Trimmed(skipped) => {
-                self.counters.mtu.too_big_skipped += skipped as u64;
+                self.counters.count(Count::TooBigSkipped, skipped as u64);
                 // A shorter frame with these headers may fit every port: decide it afresh.
                 self.count_tx(len);
                 return Action::Forward(&self.out);
@@ -842,13 +759,13 @@ impl Switch {
     /// Queues the frame just decided for the controllers, within the rate limit.
     fn queue_packet_in(&mut self, ingress: PortNo, id: Option<usize>, max_len: u16, now: Instant) {
         if !self.common.packet_in_limiter().allow(now) {
-            self.counters.packet_in.rate_limited += 1;
+            self.counters.count(Count::PacketInsRateLimited, 1);
             return;
         }
         let flow = id.and_then(|id| self.table.flows().get(id));
         let table_miss =
             flow.is_some_and(|f| f.priority == 0 && f.matches == flow::Match::default());
-        self.counters.packet_in.sent += 1;
+        self.counters.count(Count::PacketIns, 1);
         self.packet_in = Some(PacketInMeta {
             in_port: ingress,
             reason: if table_miss {
@@ -903,7 +820,7 @@ impl Switch {
 
     /// The packet-in counters.
     pub fn packet_in_stats(&self) -> PacketInStats {
-        self.counters.packet_in
+        self.counters.packet_in()
     }
 
     /// A frame larger than `limit` (the IP MTU towards `self.out`): answer, fragment or drop.
@@ -923,8 +840,9 @@ impl Switch {
             if !ip::fragment_ipv4(frame, &ip, mtu, &mut self.scratch, &mut self.scratch_ranges) {
                 return self.drop(DropReason::Oversize);
             }
-            self.counters.mtu.fragmented += 1;
-            self.counters.mtu.fragments += self.scratch_ranges.len() as u64;
+            self.counters.count(Count::Fragmented, 1);
+            self.counters
+                .count(Count::Fragments, self.scratch_ranges.len() as u64);
             for r in 0..self.scratch_ranges.len() {
                 let len = self.scratch_ranges[r].len() as u64;
                 self.count_tx(len);
@@ -952,16 +870,14 @@ impl Switch {
         if !built {
             return self.drop(DropReason::Oversize);
         }
-        self.counters.drops[DropReason::TooBig.index()] += 1;
+        self.counters.count_drop(DropReason::TooBig);
         if !lock(&self.common.limiter).allow(source, now) {
-            self.counters.mtu.too_big_rate_limited += 1;
+            self.counters.count(Count::TooBigRateLimited, 1);
             return Action::Drop(DropReason::TooBig);
         }
-        self.counters.mtu.too_big_sent += 1;
+        self.counters.count(Count::TooBigSent, 1);
         if let Some(slot) = self.slot(ingress) {
-            let s = &mut self.counters.ports[slot];
-            s.tx_packets += 1;
-            s.tx_bytes += self.scratch.len() as u64;
+            self.counters.tx(slot, 1, self.scratch.len() as u64);
         }
         Action::Reply {
             port: ingress,
@@ -972,9 +888,7 @@ impl Switch {
     fn count_tx(&mut self, len: u64) {
         for i in 0..self.out.len() {
             if let Some(slot) = self.slot(self.out[i]) {
-                let s = &mut self.counters.ports[slot];
-                s.tx_packets += 1;
-                s.tx_bytes += len;
+                self.counters.tx(slot, 1, len);
             }
         }
     }
@@ -1070,12 +984,10 @@ impl Switch {
     ) -> Action<'_> {
         match tunnel::decapsulate_ecn(outer_ecn, frame) {
             EcnDecap::Unchanged => {}
-            EcnDecap::Marked => self.counters.mtu.ecn_marked += 1,
+            EcnDecap::Marked => self.counters.count(Count::EcnMarked, 1),
             EcnDecap::Drop => {
                 if let Some(slot) = self.slot(port) {
-                    let s = &mut self.counters.ports[slot];
-                    s.rx_packets += 1;
-                    s.rx_bytes += frame.len() as u64;
+                    self.counters.rx(slot, 1, frame.len() as u64);
                 }
                 return self.drop(DropReason::EcnCeNotEct);
             }
@@ -1109,7 +1021,8 @@ impl Switch {
         reset: &[usize],
         now: Instant,
     ) -> Arc<FlowTable> {
-        self.counters.flows = self.counters.flows.carried(carry, reset, now);
+        let ports: Vec<Option<usize>> = (0..self.ports.len()).map(Some).collect();
+        self.counters = Arc::new(self.counters.carried(&ports, carry, reset, now));
         self.last_forward = None;
         let old = std::mem::replace(&mut self.table, table);
         self.generation.bump();
@@ -1161,22 +1074,16 @@ impl Switch {
     /// The part of [`Switch::take_over`] that each shard keeps on its own: the counters, the
     /// flows' along `carry` (the [`carry_map`] from `old`'s table to this one's).
     pub fn take_over_counters(&mut self, old: &Switch, carry: &[Option<usize>], now: Instant) {
-        let mut ports = vec![PortStats::default(); self.ports.len()];
-        for (slot, port) in self.ports.iter().enumerate() {
-            if let Some(o) = old
-                .slot(port.no)
-                .filter(|&o| old.ports[o].name == port.name)
-            {
-                ports[slot] = old.counters.ports[o];
-            }
-        }
-        self.counters = Counters {
-            ports,
-            flows: old.counters.flows.carried(carry, &[], now),
-            ..old.counters.clone()
-        };
+        let ports: Vec<Option<usize>> = self
+            .ports
+            .iter()
+            .map(|port| {
+                old.slot(port.no)
+                    .filter(|&o| old.ports[o].name == port.name)
+            })
+            .collect();
+        self.counters = Arc::new(old.counters.carried(&ports, carry, &[], now));
         self.fail_open = old.fail_open;
-        self.counters.packet_in = old.counters.packet_in;
         self.last_forward = None;
         self.generation = Arc::clone(&old.generation);
         self.generation.bump();
@@ -1185,23 +1092,27 @@ impl Switch {
     /// A shard of this switch, for another data-path thread: the same ports, flow table, MTUs
     /// and fail mode, sharing the MAC table and the rate limiters, with counters of its own
     /// (all zero). Threads that each decide with their own shard never wait for each other;
-    /// [`Switch::absorb`] sums the shards' counters when they are read.
+    /// a read adds up the shards' counters ([`Counters::sum`]).
     pub fn shard(&self) -> Switch {
-        self.sibling(Counters::zero(
-            self.ports.len(),
-            self.counters.flows.cleared(),
-        ))
+        self.sibling(Arc::new(self.counters.cleared()))
     }
 
-    /// A copy of this shard with its counters (a flat copy, nothing summed): to read them
-    /// without holding the shard's lock while they are added up.
-    pub fn snapshot(&self) -> Switch {
-        self.sibling(self.counters.clone())
+    /// A copy of this switch (ports, table, MTUs, fail mode, what the shards share) that reads
+    /// as `counters`: what a control plane reads and renders, the sum of the shards' counters,
+    /// made without any shard's lock.
+    pub fn reading(&self, counters: Counters) -> Switch {
+        self.sibling(Arc::new(counters))
+    }
+
+    /// This shard's counters, for readers that do not hold its lock (see [`Counters`]). A
+    /// table change or a reload gives the shard new ones.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
     /// A switch with this one's ports, table, MTUs and fail mode, sharing what the shards
     /// share, with `counters`.
-    fn sibling(&self, counters: Counters) -> Switch {
+    fn sibling(&self, counters: Arc<Counters>) -> Switch {
         Switch {
             ports: self.ports.clone(),
             table: Arc::clone(&self.table),
@@ -1224,27 +1135,6 @@ impl Switch {
         }
     }
 
-    /// Adds the counters of `other`, a shard of the same switch (same ports and table), to
-    /// this one's (see [`Counters::add`]).
-    pub fn absorb(&mut self, other: &Switch) {
-        self.counters.add(&other.counters);
-    }
-
-    /// One switch that reads as the sum of `shards`, copies of the shards of one switch
-    /// ([`Switch::snapshot`]; counters added with [`Switch::absorb`]). `None` for no shards, or
-    /// when one has another table than the first (a swap went by while they were copied).
-    pub fn merged(shards: impl IntoIterator<Item = Switch>) -> Option<Switch> {
-        let mut shards = shards.into_iter();
-        let mut sum = shards.next()?;
-        for shard in shards {
-            if !Arc::ptr_eq(&sum.table, &shard.table) {
-                return None;
-            }
-            sum.absorb(&shard);
-        }
-        Some(sum)
-    }
-
     /// Counts what the kernel fast path forwarded for a cached decision since the last count:
     /// `packets` frames of `bytes` with `key` from `ingress` to `egress`, on the ports, on the
     /// flow that matches them now (not while failed open), and as use of the flow at `now`
@@ -1260,16 +1150,14 @@ impl Switch {
         now: Instant,
     ) {
         if let Some(slot) = self.slot(ingress) {
-            self.counters.ports[slot].rx_packets += packets;
-            self.counters.ports[slot].rx_bytes += bytes;
+            self.counters.rx(slot, packets, bytes);
         }
         if let Some(slot) = self.slot(egress) {
-            self.counters.ports[slot].tx_packets += packets;
-            self.counters.ports[slot].tx_bytes += bytes;
+            self.counters.tx(slot, packets, bytes);
         }
         if !self.fail_open {
             if let Some(id) = self.table.lookup(ingress, key) {
-                self.counters.flows.hit_many(id, packets, bytes, now);
+                self.counters.flows().hit_many(id, packets, bytes, now);
             }
         }
         let known = {
@@ -1302,32 +1190,31 @@ impl Switch {
 
     /// Counts a frame dropped before it reached the switch (by the I/O shell).
     pub fn record_drop(&mut self, reason: DropReason) {
-        self.counters.drops[reason.index()] += 1;
+        self.counters.count_drop(reason);
     }
 
     /// Counts a send that failed on `port`.
     pub fn record_tx_error(&mut self, port: PortNo) {
         if let Some(slot) = self.slot(port) {
-            self.counters.ports[slot].tx_errors += 1;
+            self.counters.tx_error(slot, None);
         }
     }
 
     /// Counts a send that failed on `port` for `reason` (in `tx_errors` and by reason).
     pub fn record_send_error(&mut self, port: PortNo, reason: ErrorReason) {
         if let Some(slot) = self.slot(port) {
-            self.counters.ports[slot].tx_errors += 1;
-            self.counters.ports[slot].tx_error_reasons.add(reason);
+            self.counters.tx_error(slot, Some(reason));
         }
     }
 
     /// Counts a receive error of an underlay socket.
     pub fn record_rx_error(&mut self, reason: ErrorReason) {
-        self.counters.rx_errors.add(reason);
+        self.counters.rx_error(reason);
     }
 
     /// Receive errors of the underlay sockets, by reason.
     pub fn rx_errors(&self) -> ReasonCounts {
-        self.counters.rx_errors
+        self.counters.rx_errors()
     }
 
     /// The ports, by number.
@@ -1337,12 +1224,12 @@ impl Switch {
 
     /// The counters of `port`.
     pub fn port_stats(&self, port: PortNo) -> Option<PortStats> {
-        self.slot(port).map(|s| self.counters.ports[s])
+        self.slot(port).and_then(|s| self.counters.port(s))
     }
 
     /// How many frames were dropped for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.counters.drops[reason.index()]
+        self.counters.drops(reason)
     }
 
     /// The flow table.
@@ -1352,7 +1239,7 @@ impl Switch {
 
     /// The counters of flow `id` (its index in the table).
     pub fn flow_stats(&self, id: usize) -> Option<FlowStats> {
-        self.counters.flows.get(id)
+        self.counters.flow(id)
     }
 
     /// The MAC learning table, to change (EVPN's remote entries).
@@ -1387,7 +1274,7 @@ impl Switch {
     }
 
     fn drop(&mut self, reason: DropReason) -> Action<'static> {
-        self.counters.drops[reason.index()] += 1;
+        self.counters.count_drop(reason);
         Action::Drop(reason)
     }
 }
@@ -1426,55 +1313,88 @@ pub struct StatsReport<'a>(&'a Switch);
 impl fmt::Display for StatsReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sw = self.0;
-        for (port, s) in sw.ports.iter().zip(&sw.counters.ports) {
-            writeln!(
-                f,
-                "port {} {}: rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
-                port.no,
-                port.name,
-                s.rx_packets,
-                s.rx_bytes,
-                s.tx_packets,
-                s.tx_bytes,
-                s.tx_errors,
-                ErrorsByReason("tx_errors", &s.tx_error_reasons)
-            )?;
+        for (slot, port) in sw.ports.iter().enumerate() {
+            let s = sw.counters.port(slot).unwrap_or_default();
+            writeln!(f, "port {} {}: {s}", port.no, port.name)?;
         }
         for (id, flow) in sw.table.flows().iter().enumerate() {
-            let s = sw.counters.flows.get(id).unwrap_or_default();
+            let s = sw.counters.flow(id).unwrap_or_default();
             writeln!(
                 f,
                 "flow {id}: n_packets={} n_bytes={} {flow}",
                 s.n_packets, s.n_bytes
             )?;
         }
-        let m = sw.counters.mtu;
+        write!(f, "{}", sw.totals(""))
+    }
+}
+
+/// The switch-wide lines of the counters (MTU handling, offloads, the controller side,
+/// underlay receive errors, drops), each after an indent: shared by [`StatsReport`] and
+/// `vxtunctl show`.
+pub struct Totals<'a> {
+    counters: &'a Counters,
+    fail_open: bool,
+    indent: &'a str,
+}
+
+impl Switch {
+    /// The switch-wide lines of the counters, each after `indent`.
+    pub fn totals<'a>(&'a self, indent: &'a str) -> Totals<'a> {
+        Totals {
+            counters: &self.counters,
+            fail_open: self.fail_open,
+            indent,
+        }
+    }
+}
+
+impl fmt::Display for Totals<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, i) = (self.counters, self.indent);
+        let m = c.mtu();
         writeln!(
             f,
-            "mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
+            "{i}mtu: mss_clamped={} too_big_sent={} too_big_rate_limited={} fragmented={} fragments={} too_big_skipped={} ecn_marked={}",
             m.mss_clamped, m.too_big_sent, m.too_big_rate_limited, m.fragmented, m.fragments,
             m.too_big_skipped, m.ecn_marked
         )?;
-        writeln!(f, "{}", sw.counters.offload)?;
-        let p = sw.counters.packet_in;
+        writeln!(f, "{i}{}", c.offload())?;
+        let p = c.packet_in();
         writeln!(
             f,
-            "controller: packet_in={} packet_in_rate_limited={}{}",
+            "{i}controller: packet_in={} packet_in_rate_limited={}{}",
             p.sent,
             p.rate_limited,
-            if sw.fail_open { " fail_open" } else { "" }
+            if self.fail_open { " fail_open" } else { "" }
         )?;
+        let rx = c.rx_errors();
         writeln!(
             f,
-            "underlay: rx_errors={}{}",
-            sw.counters.rx_errors.total(),
-            ErrorsByReason("rx_errors", &sw.counters.rx_errors)
+            "{i}underlay: rx_errors={}{}",
+            rx.total(),
+            ErrorsByReason("rx_errors", &rx)
         )?;
-        write!(f, "drops:")?;
+        write!(f, "{i}drops:")?;
         for reason in DropReason::ALL {
-            write!(f, " {}={}", reason.name(), sw.drops(reason))?;
+            write!(f, " {}={}", reason.name(), c.drops(reason))?;
         }
-        Ok(())
+        writeln!(f)
+    }
+}
+
+impl fmt::Display for PortStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rx_packets={} rx_bytes={} tx_packets={} tx_bytes={} tx_errors={}{}",
+            self.rx_packets,
+            self.rx_bytes,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_errors,
+            ErrorsByReason("tx_errors", &self.tx_error_reasons)
+        )
     }
 }
 
@@ -1589,9 +1509,10 @@ impl LastForward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdb::{DEFAULT_AGEING, DEFAULT_CAPACITY};
+    use crate::fdb::DEFAULT_AGEING;
     use crate::flow::parse_flow;
     use crate::flow::syntax::tests::HubPorts;
+    use crate::testing::{bare_hub, local, switch_with, tunnel};
     use crate::wire::ethernet::Mac;
     use crate::wire::vectors::{KERNEL_ARP, KERNEL_NS};
     use std::net::Ipv4Addr;
@@ -1599,45 +1520,9 @@ mod tests {
 
     const INNER: usize = vxlan::HEADER_LEN;
 
-    fn tunnel(no: u32, last: u8) -> Port {
-        Port {
-            no: PortNo(no),
-            name: format!("tun{no}"),
-            kind: PortKind::Vxlan(VxlanTunnel {
-                remote: IpAddr::V4(Ipv4Addr::new(192, 168, 200, last)),
-                vni: 0x123456,
-                dst_port: 8472,
-            }),
-            options: Default::default(),
-        }
-    }
-
-    /// Port 1, the TAP.
-    fn local() -> Port {
-        Port {
-            no: PortNo(1),
-            name: "vxt0".into(),
-            kind: PortKind::Local,
-            options: Default::default(),
-        }
-    }
-
+    /// The hub of [`crate::testing`] without tunnel MTUs.
     fn hub(rules: &[&str]) -> Switch {
-        let ports = vec![local(), tunnel(2, 102), tunnel(3, 103)];
-        switch_with(ports, rules)
-    }
-
-    /// A switch with `ports` and the flows `rules` (port numbers only).
-    fn switch_with(ports: Vec<Port>, rules: &[&str]) -> Switch {
-        let flows = rules
-            .iter()
-            .map(|r| parse_flow(r, &HubPorts).unwrap())
-            .collect();
-        Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        )
+        bare_hub(rules)
     }
 
     fn ipv4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], dst: [u8; 4]) -> Vec<u8> {
@@ -1864,14 +1749,19 @@ mod tests {
 
     /// Local port 1; tunnels 2 and 3 in split-horizon group `mesh`, tunnel 4 in none.
     fn mesh(rules: &[&str]) -> Switch {
-        let grouped = |no, last| Port {
+        let grouped = |no, name, last| Port {
             options: PortOptions {
                 split_horizon: Some("mesh".into()),
                 ..Default::default()
             },
-            ..tunnel(no, last)
+            ..tunnel(no, name, last)
         };
-        let ports = vec![local(), grouped(2, 102), grouped(3, 103), tunnel(4, 104)];
+        let ports = vec![
+            local(),
+            grouped(2, "tun_kl", 102),
+            grouped(3, "tun_km", 103),
+            tunnel(4, "tun4", 104),
+        ];
         switch_with(ports, rules)
     }
 
@@ -1944,7 +1834,7 @@ mod tests {
         b.handle_frame(PortNo(1), &mut [0u8; 3], t0);
         assert_eq!(a.fdb().len(), 2, "one table: B learnt by b shows in a");
 
-        let sum = Switch::merged([sw.snapshot(), a.snapshot(), b.snapshot()]).unwrap();
+        let sum = summed(&sw, &[&sw, &a, &b]);
         assert_eq!(sum.port_stats(PortNo(2)).unwrap().rx_packets, 1);
         assert_eq!(sum.port_stats(PortNo(3)).unwrap().rx_packets, 1);
         assert_eq!(sum.port_stats(PortNo(2)).unwrap().tx_packets, 1);
@@ -1968,9 +1858,60 @@ mod tests {
         for shard in [&mut a, &mut b] {
             shard.replace_table(Arc::clone(&table), &[], t0);
         }
-        let sum = Switch::merged([a.snapshot(), b.snapshot()]).unwrap();
+        let sum = summed(&a, &[&a, &b]);
         assert_eq!(sum.table().flows().len(), 1);
         assert_eq!(sum.flow_stats(0).unwrap().n_packets, 2);
+    }
+
+    /// `template` reading as the sum of `shards`' counters, as a control plane reads.
+    fn summed(template: &Switch, shards: &[&Switch]) -> Switch {
+        template.reading(Counters::sum(shards.iter().map(|s| &**s.counters())).unwrap())
+    }
+
+    #[test]
+    fn counters_are_read_while_a_shard_is_locked_mid_batch() {
+        // Shards behind their locks, as the daemon's data-path threads keep them, and each
+        // one's counters where readers find them without that lock.
+        let sw = hub(&["ip,actions=output:3"]);
+        let shards: Vec<Mutex<Switch>> = (0..2).map(|_| Mutex::new(sw.shard())).collect();
+        let published: Vec<Arc<Counters>> = shards
+            .iter()
+            .map(|s| Arc::clone(lock(s).counters()))
+            .collect();
+        let now = Instant::now();
+        let frame = || ipv4_frame(A, B, [172, 31, 3, 1]);
+        for _ in 0..7 {
+            forward(lock(&shards[1]).handle_frame(PortNo(1), &mut frame(), now));
+        }
+        let (counted, counted_rx) = std::sync::mpsc::channel();
+        let (read, read_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // Shard 0's thread takes its lock for a batch and, mid-batch, stops.
+            let (held, frame) = (&shards[0], &frame);
+            scope.spawn(move || {
+                let mut shard = lock(held);
+                for _ in 0..1000 {
+                    forward(shard.handle_frame(PortNo(1), &mut frame(), now));
+                }
+                counted.send(()).unwrap();
+                read_rx.recv().unwrap();
+            });
+            counted_rx.recv().unwrap();
+            assert!(shards[0].try_lock().is_err(), "shard 0 is held");
+            let sum = Counters::sum(published.iter().map(|c| &**c)).unwrap();
+            read.send(()).unwrap();
+            let tunnel = sum.port(2).unwrap();
+            assert_eq!(
+                (tunnel.tx_packets, sum.port(0).unwrap().rx_packets),
+                (1007, 1007)
+            );
+            assert_eq!(sum.flow(0).unwrap().n_packets, 1007);
+            assert_eq!(
+                sum.offload().repeated,
+                1005,
+                "all but each shard's first frame"
+            );
+        });
     }
 
     #[test]
@@ -2016,19 +1957,11 @@ mod tests {
         // Tunnel 2 stays, tunnel 3 moves to another remote, tunnel 5 is new; one flow stays.
         let ports = vec![
             old.ports()[0].clone(),
-            tunnel(2, 102),
-            tunnel(3, 33),
-            tunnel(5, 105),
+            tunnel(2, "tun_kl", 102),
+            tunnel(3, "tun_km", 33),
+            tunnel(5, "tun5", 105),
         ];
-        let flows = ["actions=normal", "ip,actions=output:5"]
-            .iter()
-            .map(|r| parse_flow(r, &PortTable(&ports)).unwrap())
-            .collect();
-        let mut new = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
+        let mut new = switch_with(ports, &["actions=normal", "ip,actions=output:5"]);
         let t1 = t0 + Duration::from_secs(1);
         new.take_over(&mut old, t1);
 
@@ -2496,12 +2429,7 @@ mod tests {
 
     #[test]
     fn gre_accepts_only_known_remotes_with_their_key() {
-        let mut ports = vec![Port {
-            no: PortNo(1),
-            name: "vxt0".into(),
-            kind: PortKind::Local,
-            options: Default::default(),
-        }];
+        let mut ports = vec![local()];
         for (no, key) in [(2, None), (3, Some(7))] {
             ports.push(Port {
                 no: PortNo(no),
@@ -2515,12 +2443,7 @@ mod tests {
                 options: Default::default(),
             });
         }
-        let flows = vec![parse_flow("actions=output:1", &HubPorts).unwrap()];
-        let mut sw = Switch::new(
-            ports,
-            FlowTable::new(flows),
-            MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-        );
+        let mut sw = switch_with(ports, &["actions=output:1"]);
         let now = Instant::now();
         let from = |last| IpAddr::V4(Ipv4Addr::new(192, 168, 200, last));
         let packet = |header: gre::Header| {
@@ -2905,26 +2828,13 @@ mod tests {
     #[test]
     fn mss_clamp_off_and_fixed() {
         let ports = |clamp| {
-            let mut t = tunnel(2, 102);
+            let mut t = tunnel(2, "tun_kl", 102);
             t.options.mss_clamp = clamp;
-            vec![
-                Port {
-                    no: PortNo(1),
-                    name: "vxt0".into(),
-                    kind: PortKind::Local,
-                    options: Default::default(),
-                },
-                t,
-            ]
+            vec![local(), t]
         };
         let now = Instant::now();
         for (clamp, expected) in [(MssClamp::Off, 1460), (MssClamp::Fixed(1300), 1300)] {
-            let flows = vec![parse_flow("ip,actions=output:2", &HubPorts).unwrap()];
-            let mut sw = Switch::new(
-                ports(clamp),
-                FlowTable::new(flows),
-                MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
-            );
+            let mut sw = switch_with(ports(clamp), &["ip,actions=output:2"]);
             sw.set_mtu(PortNo(2), 1450);
             let mut f = syn(1460);
             forward(sw.handle_frame(PortNo(1), &mut f, now));
@@ -3082,7 +2992,7 @@ mod tests {
         );
         assert!(
             report.contains(
-                "port 2 tun2: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
+                "port 2 tun_kl: rx_packets=0 rx_bytes=0 tx_packets=1 tx_bytes=42 tx_errors=1"
             ),
             "{report}"
         );

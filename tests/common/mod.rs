@@ -186,6 +186,72 @@ pub fn two_hosts(tag: &str, a_addr: &str, b_addr: &str) -> (Netns, Netns) {
     (a, b)
 }
 
+/// Two hosts joined by an underlay (from [`two_hosts`], made ready further as the test needs)
+/// and the vxtund of each: the fixture of the tests between two segments. `extra` is what the
+/// test keeps beside them (the processes its underlay runs on, its own parameters). Field order
+/// is drop order: the daemons stop first, then `extra` goes, then the namespaces.
+pub struct Pair<X = ()> {
+    /// Host a's vxtund.
+    pub da: Daemon,
+    /// Host b's, while one runs there (a test may stop it, or put another VTEP there).
+    pub db: Option<Daemon>,
+    pub extra: X,
+    pub a: Netns,
+    pub b: Netns,
+}
+
+impl Pair {
+    /// vxtund on both `hosts`, each started from `config(me, peer)`: a is 1, b is 2.
+    pub fn up(hosts: (Netns, Netns), config: impl Fn(u8, u8) -> String) -> Pair {
+        let (a, b) = hosts;
+        let da = Daemon::start(&a, &config(1, 2));
+        let db = Some(Daemon::start(&b, &config(2, 1)));
+        Pair {
+            da,
+            db,
+            extra: (),
+            a,
+            b,
+        }
+    }
+
+    /// vxtund on host a alone, started from `config`: b is what the test makes of it.
+    pub fn one_sided(hosts: (Netns, Netns), config: &str) -> Pair {
+        let (a, b) = hosts;
+        let da = Daemon::start(&a, config);
+        Pair {
+            da,
+            db: None,
+            extra: (),
+            a,
+            b,
+        }
+    }
+
+    /// The pair, with `extra` kept beside it.
+    pub fn with<X>(self, extra: X) -> Pair<X> {
+        Pair {
+            da: self.da,
+            db: self.db,
+            extra,
+            a: self.a,
+            b: self.b,
+        }
+    }
+}
+
+impl<X> Pair<X> {
+    /// Host b's vxtund; panics when none runs.
+    pub fn db(&self) -> &Daemon {
+        self.db.as_ref().expect("a vxtund runs on host b")
+    }
+
+    /// Host b's vxtund, to read its counters; panics when none runs.
+    pub fn db_mut(&mut self) -> &mut Daemon {
+        self.db.as_mut().expect("a vxtund runs on host b")
+    }
+}
+
 /// Joins two namespaces with a veth pair, names and addresses given per side.
 pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
     run(

@@ -13,9 +13,9 @@ import struct
 import sys
 import time
 
+from of_wire import HELLO13, OFPT_ERROR, read_msg
+
 HOST, PORT = sys.argv[1], int(sys.argv[2])
-HELLO13 = struct.pack("!BBHI", 4, 0, 16, 1) + struct.pack("!HHI", 1, 8, 1 << 4)
-OFPT_ERROR = 1
 
 
 def connect(hello=True):
@@ -25,25 +25,6 @@ def connect(hello=True):
         s.sendall(HELLO13)
         read_msg(s)  # the switch's HELLO
     return s
-
-
-def read_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def read_msg(s):
-    head = read_exact(s, 8)
-    if head is None:
-        return None
-    version, typ, length, xid = struct.unpack("!BBHI", head)
-    body = read_exact(s, length - 8) if length > 8 else b""
-    return typ, xid, body
 
 
 def answer(s):

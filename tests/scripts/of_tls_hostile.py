@@ -17,8 +17,9 @@ import struct
 import sys
 import time
 
+from of_wire import HELLO13, read_msg
+
 HOST, PORT, DIR = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-HELLO13 = struct.pack("!BBHI", 4, 0, 16, 1) + struct.pack("!HHI", 1, 8, 1 << 4)
 SWITCH_CA = os.path.join(DIR, "pki/switchca/cacert.pem")
 stalled = False
 
@@ -36,27 +37,15 @@ def context(cert=None, key=None):
     return ctx
 
 
-def read_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
 def openflow_answers(s):
     """Sends HELLO and an ECHO request; True when the switch answers both."""
     s.sendall(HELLO13 + struct.pack("!BBHI", 4, 2, 8, 77))
     types = []
     while len(types) < 2:
-        head = read_exact(s, 8)
-        if head is None:
+        msg = read_msg(s)
+        if msg is None:
             return False
-        _, typ, length, _ = struct.unpack("!BBHI", head)
-        read_exact(s, length - 8)
-        types.append(typ)
+        types.append(msg[0])
     return types == [0, 3]
 
 
