@@ -25,7 +25,7 @@
 //! Run (root; iperf3 installed, `scripts/setup.sh`):
 //! `cargo bench --bench evpn_scale`; `FAST_PATH=off cargo bench --bench evpn_scale` for the
 //! userspace path; `IPERF_SECS` (10) and `RUNS` (2, interleaved without and with churn) change
-//! the TCP runs.
+//! the TCP runs. Under `cargo test` it runs once with 2 s TCP runs, as a check.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
@@ -69,8 +69,10 @@ fn main() {
         return;
     }
     let fast_path = std::env::var("FAST_PATH").unwrap_or_else(|_| "auto".into());
-    let iperf_secs: u32 = env_or("IPERF_SECS", 10);
-    let runs: u32 = env_or("RUNS", 2);
+    // Under `cargo test` (no `--bench`), one short round: the same checks, quickly.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let iperf_secs: u32 = env_or("IPERF_SECS", if bench { 10 } else { 2 });
+    let runs: u32 = env_or("RUNS", if bench { 2 } else { 1 });
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

@@ -7,9 +7,10 @@
 //! owned. Needs root (it installs a package); the package is purged on drop, so also when an
 //! assertion fails.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
@@ -205,29 +206,24 @@ fn the_debian_package_builds_installs_upgrades_and_purges_cleanly() {
 /// Root, the packaging tools, and no vxtund package of the user's to replace. Otherwise says
 /// so loudly (and fails under CI, which must run it).
 fn can_run(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        "needs root to install a package (run the test command as root)".to_owned()
-    } else if let Some(tool) = [
-        "dpkg-buildpackage",
-        "dh",
-        "lintian",
-        "man",
-        "apt-get",
-        "systemd-analyze",
-    ]
-    .into_iter()
-    .find(|t| !on_path(t))
-    {
-        format!("no {tool} (scripts/setup.sh installs it)")
-    } else if is_installed() {
-        format!("a {PACKAGE} package is installed here, and this test would replace and purge it")
-    } else {
-        return true;
-    };
-    assert!(std::env::var_os("CI").is_none(), "{test} {why}");
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
-    false
+    let tools = [
+        ("dpkg-buildpackage", "dpkg-dev"),
+        ("dh", "debhelper"),
+        ("lintian", "lintian"),
+        ("man", "man-db"),
+        ("apt-get", "apt"),
+        ("systemd-analyze", "systemd"),
+    ];
+    if !common::require_root(test) || !common::require_tools(test, &tools) {
+        return false;
+    }
+    if is_installed() {
+        let why = format!(
+            "a {PACKAGE} package is installed here, and this test would replace and purge it"
+        );
+        return common::skip(test, &why);
+    }
+    true
 }
 
 /// What the package installed, removed again on drop (also when the test fails).
@@ -368,11 +364,6 @@ fn is_installed() -> bool {
         .args(["--show", "--showformat=${db:Status-Status}", PACKAGE])
         .output()
         .is_ok_and(|o| o.status.success() && text_ref(&o.stdout) != "not-installed")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Runs a command; panics with its output if it fails.

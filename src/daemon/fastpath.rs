@@ -76,6 +76,9 @@ struct Device {
     /// The TTL or hop limit of `ttl = "default"` tunnels from `local`: `net.ipv4.ip_default_ttl`,
     /// or the device's `net.ipv6.conf.DEV.hop_limit`.
     default_ttl: u8,
+    /// A virtual device (a veth, say): it may hand a superframe whole to a receiver on the same
+    /// host (see [`FastPath::encap_entry`]).
+    virtual_device: bool,
 }
 
 /// The fast path's own counters (the programs' are read from their map).
@@ -217,11 +220,14 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
             IpAddr::V4(_) => sysctl_u8("/proc/sys/net/ipv4/ip_default_ttl"),
             IpAddr::V6(_) => sysctl_u8(&format!("/proc/sys/net/ipv6/conf/{name}/hop_limit")),
         };
+        let virtual_device = std::fs::read_link(format!("/sys/class/net/{name}"))
+            .is_ok_and(|target| target.to_string_lossy().contains("/virtual/"));
         devices.push(Device {
             local: *local,
             ifindex: index,
             ethernet,
             default_ttl,
+            virtual_device,
         });
         let list = if ethernet { &mut names } else { &mut l3 };
         if !list.contains(&name) {
@@ -505,6 +511,17 @@ impl FastPath {
         let socket = plumbing.sockets.get(route.socket)?;
         let local = socket.local();
         let device = self.device(local)?;
+        // A GRE superframe the program sends out of a virtual device (a veth) reaches a peer on
+        // the same host whole, and a raw socket there cannot tell the size of the segments it
+        // was made of: a userspace receiver (vxtund with `fast_path = "off"`, or relaying
+        // between tunnels) has to guess, and a larger guess than the sender's is dropped by a
+        // host with a smaller MTU. Real NICs cut superframes into packets before the wire. So
+        // over a virtual device GRE leaves superframes (and TCP, which makes them) to vxtund,
+        // whose packets are whole.
+        let no_superframes = tunnel == fastpath::TUN_GRE && device.virtual_device;
+        if no_superframes && key.proto == 6 {
+            return None;
+        }
         let (outer_l3, saddr, daddr) = match (local, remote) {
             (IpAddr::V4(l), IpAddr::V4(r)) => (4, fastpath::padded(l), fastpath::padded(r)),
             (IpAddr::V6(l), IpAddr::V6(r)) => (6, l.octets(), r.octets()),
@@ -549,7 +566,12 @@ impl FastPath {
                 DfMode::Unset => fastpath::DF_UNSET,
                 DfMode::Inherit => fastpath::DF_INHERIT,
             },
-            tunnel,
+            tunnel: tunnel
+                | if no_superframes {
+                    fastpath::TUN_NO_SUPERFRAMES
+                } else {
+                    0
+                },
             outer_l3,
             ..Value::default()
         };
@@ -744,7 +766,7 @@ fn sweep(
             let (ingress, egress) = match value.action {
                 fastpath::ACT_ENCAP => {
                     let remote = fastpath::address(value.outer_l3, value.daddr);
-                    let port = match value.tunnel {
+                    let port = match value.tunnel & !fastpath::TUN_NO_SUPERFRAMES {
                         fastpath::TUN_GRE => sw.gre_port(
                             remote,
                             (value.dport == fastpath::GRE_KEYED).then_some(value.vni),

@@ -23,15 +23,19 @@ pub fn require_root(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    // CI runs as root; a CI run that would skip these proves nothing, so it fails instead.
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} needs root, and CI must run the tests as root"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED {test}: needs root for network namespaces (run the test command as root) ***\n"
-    );
+    skip(
+        test,
+        "needs root for network namespaces (run the test command as root)",
+    )
+}
+
+/// Says loudly, past the test harness's output capture, that `test` was skipped and why, and
+/// returns false; under CI (`CI` set), where a skip would prove nothing, fails instead. The
+/// one way every test here says it did not run.
+pub fn skip(test: &str, why: &str) -> bool {
+    let message = format!("*** SKIPPED {test}: {why} ***");
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    let _ = writeln!(std::io::stderr(), "\n{message}\n");
     false
 }
 
@@ -55,14 +59,12 @@ pub fn require_tools(test: &str, tools: &[(&str, &str)]) -> bool {
     let names: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
     let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
     packages.dedup();
-    let message = format!(
-        "*** SKIPPED {test}: {} missing (scripts/setup.sh installs {}) ***",
+    let why = format!(
+        "{} missing (scripts/setup.sh installs {})",
         names.join(", "),
         packages.join(", ")
     );
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    let _ = writeln!(std::io::stderr(), "\n{message}\n");
-    false
+    skip(test, &why)
 }
 
 /// The lock of a test binary's tests that must run alone: those that measure (throughput,
