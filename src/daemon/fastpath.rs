@@ -42,9 +42,13 @@ const INSTALL_WINDOW: Duration = Duration::from_millis(10);
 /// reach its host (what vxtund wrote or sent goes through another CPU's backlog, perhaps
 /// deferred to ksoftirqd, than what the kernel path forwards: without the wait, a frame it
 /// forwards can overtake one vxtund sent just before); a flow that never pauses that long is
-/// handed over after [`MAX_PENDING`] (TCP, for one, takes the rare reordering then).
+/// handed over after [`MAX_PENDING`] (TCP, for one, takes the rare reordering then), a UDP
+/// flow after [`MAX_PENDING_UDP`].
 const MIN_PENDING: Duration = Duration::from_millis(5);
 const MAX_PENDING: Duration = Duration::from_millis(50);
+/// For UDP, which promises no order, a shorter wait: a flow at full speed never pauses, and
+/// while it is pending its datagrams take the userspace path, which cannot keep up with it.
+const MAX_PENDING_UDP: Duration = Duration::from_millis(5);
 
 /// The fast path in force.
 pub(super) struct FastPath {
@@ -324,9 +328,14 @@ impl Installer {
             return;
         }
         let now = Instant::now();
-        let due = |(_, _, last, installed): &(Key, Value, Instant, Instant)| {
+        let due = |(key, _, last, installed): &(Key, Value, Instant, Instant)| {
             let quiet = now.saturating_duration_since(*last) >= MIN_PENDING;
-            (queue_empty && quiet) || now.saturating_duration_since(*installed) >= MAX_PENDING
+            let max = if key.proto == 17 {
+                MAX_PENDING_UDP
+            } else {
+                MAX_PENDING
+            };
+            (queue_empty && quiet) || now.saturating_duration_since(*installed) >= max
         };
         if !self.pending.iter().any(due) {
             return;
