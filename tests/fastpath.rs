@@ -572,60 +572,6 @@ struct TunnelCase {
     receiver_userspace: bool,
 }
 
-/// `bytes` over TCP from `from` to `addr` in `to`, checked end to end by
-/// `tests/scripts/tcp_check.py`; Err with what each side said unless both saw the same bytes.
-fn checked_transfer(
-    from: &common::Netns,
-    to: &common::Netns,
-    addr: &str,
-    bytes: u64,
-) -> Result<(), String> {
-    use std::io::BufRead;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
-    let mut rx = common::KillOnDrop(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &to.name,
-                "timeout",
-                "60",
-                "/usr/bin/python3",
-            ])
-            .arg(&script)
-            .args(["recv", addr, "7400"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = std::io::BufReader::new(rx.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "tcp_check.py recv in {}", to.name);
-    let sent = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &from.name,
-            "timeout",
-            "60",
-            "/usr/bin/python3",
-        ])
-        .arg(&script)
-        .args(["send", addr, "7400", &bytes.to_string()])
-        .output()
-        .unwrap();
-    let sent = String::from_utf8_lossy(&sent.stdout).trim().to_owned();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    if sent.starts_with(&format!("{bytes} ")) && line.trim() == sent {
-        return Ok(());
-    }
-    Err(format!("sent {sent:?}, received {:?}", line.trim()))
-}
-
 /// VXLAN over IPv6 and Ethernet over GRE over IPv4 and IPv6 (keyed and not) stay in the
 /// kernel once decided: pings both ways and the TCP transfers' decapsulation are forwarded by
 /// the programs and the bytes arrive intact. TCP's encapsulation stays with vxtund for VXLAN
@@ -706,7 +652,7 @@ fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
         );
         assert!(out.status.success(), "{}: ping: {out:?}", case.what);
         for (from, to, addr) in [(&a, &b, "10.96.0.2"), (&b, &a, "fd97::1")] {
-            if let Err(e) = checked_transfer(from, to, addr, 20_000_000) {
+            if let Err(e) = common::tcp_transfer(from, to, addr, 20_000_000) {
                 panic!(
                     "{}: to {addr}: {e}\nA:\n{}\nB:\n{}",
                     case.what,

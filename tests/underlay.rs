@@ -6,9 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::capture::Capture;
@@ -119,61 +117,6 @@ fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Sends `bytes` over TCP from `from` to `addr` (on `to`), each side bounded in time; Err with
-/// what happened unless the receiver got exactly what was sent (count and SHA-256).
-fn tcp_transfer(from: &Netns, to: &Netns, addr: &str, bytes: usize) -> Result<(), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
-    let mut rx = KillOnDrop(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &to.name,
-                "timeout",
-                "90",
-                "/usr/bin/python3",
-            ])
-            .arg(&script)
-            .args(["recv", addr, "7000"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(rx.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    if line.trim() != "ready" {
-        return Err(format!("receiver: {line}"));
-    }
-    let tx = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &from.name,
-            "timeout",
-            "60",
-            "/usr/bin/python3",
-        ])
-        .arg(&script)
-        .args(["send", addr, "7000", &bytes.to_string()])
-        .output()
-        .unwrap();
-    if !tx.status.success() {
-        return Err(format!(
-            "sender to {addr} failed or stalled ({}): {}",
-            tx.status,
-            String::from_utf8_lossy(&tx.stderr)
-        ));
-    }
-    let mut received = String::new();
-    out.read_line(&mut received).unwrap();
-    let sent = String::from_utf8_lossy(&tx.stdout);
-    if received.trim() != sent.trim() || !sent.starts_with(&format!("{bytes} ")) {
-        return Err(format!("sent {sent}, received {received}"));
-    }
-    Ok(())
 }
 
 /// Whether `ping -M do` of `size` bytes from `ns` to `target` gets an answer within `secs`
@@ -326,7 +269,7 @@ fn path_mtu_is_learnt(kind: &str, v6: bool) {
         (&p.a, &p.b, "fd80::2"),
         (&p.b, &p.a, "fd80::1"),
     ] {
-        if let Err(e) = tcp_transfer(from, to, addr, 4 << 20) {
+        if let Err(e) = common::tcp_transfer(from, to, addr, 4 << 20) {
             panic!(
                 "{kind} v6 {v6}: TCP to {addr}: {e}\nA: {}\nB: {}\n{}",
                 p.da.show(),

@@ -523,3 +523,60 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Sends `bytes` over TCP from `from` to `addr` (on `to`), each side bounded in time; Err with
+/// what happened unless the receiver got exactly what was sent (count and SHA-256).
+pub fn tcp_transfer(from: &Netns, to: &Netns, addr: &str, bytes: usize) -> Result<(), String> {
+    use std::io::BufRead;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tcp_check.py");
+    let mut rx = KillOnDrop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &to.name,
+                "timeout",
+                "90",
+                "/usr/bin/python3",
+            ])
+            .arg(&script)
+            .args(["recv", addr, "7000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(rx.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    if line.trim() != "ready" {
+        return Err(format!("receiver: {line}"));
+    }
+    let tx = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &from.name,
+            "timeout",
+            "60",
+            "/usr/bin/python3",
+        ])
+        .arg(&script)
+        .args(["send", addr, "7000", &bytes.to_string()])
+        .output()
+        .unwrap();
+    if !tx.status.success() {
+        return Err(format!(
+            "sender to {addr} failed or stalled ({}): {}",
+            tx.status,
+            String::from_utf8_lossy(&tx.stderr)
+        ));
+    }
+    let mut received = String::new();
+    out.read_line(&mut received).unwrap();
+    let sent = String::from_utf8_lossy(&tx.stdout);
+    if received.trim() != sent.trim() || !sent.starts_with(&format!("{bytes} ")) {
+        return Err(format!("sent {sent}, received {received}"));
+    }
+    Ok(())
+}
