@@ -349,9 +349,8 @@ fn encapsulations(
     out: &mut String,
 ) {
     let ip = IpView::parse(&sent.frame);
-    let mut lines = egress
-        .iter()
-        .filter_map(|&p| Some((p, sw.encapsulation(p, &sent.frame, ip.as_ref())?)))
+    let mut lines = sw
+        .encapsulations(egress, &sent.frame, ip.as_ref())
         .peekable();
     if lines.peek().is_none() {
         return;
@@ -666,6 +665,9 @@ mod tests {
             "Actions: output:3",
             "Egress: 3 tun_km (mtu 1450)",
             "MTU: 84-byte IP packet fits (1450)",
+            // As docs/operations.md shows it (there, the VNI is seg1.toml's).
+            "  -> 3 tun_km: vxlan vni 1193046 to 192.168.200.103:8472, tos 0x00, ttl auto, df, \
+             flow hash 0x87785ad3",
             "Depends on: the headers and in_port, the flow table (cacheable until one of them",
         ] {
             assert!(out.contains(needle), "`{needle}` in:\n{out}");

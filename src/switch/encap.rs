@@ -131,6 +131,20 @@ impl Switch {
     ) -> Option<Encapsulation> {
         self.ports[self.slot(port)?].encapsulation(frame, ip)
     }
+
+    /// The encapsulation of `frame` by each tunnel among `egress` (a decision's egress ports,
+    /// as [`Switch::xlate`] and [`Switch::fit`] left them), in their order; the local port is
+    /// left out.
+    pub fn encapsulations<'a>(
+        &'a self,
+        egress: &'a [PortNo],
+        frame: &'a [u8],
+        ip: Option<&'a IpView>,
+    ) -> impl Iterator<Item = (PortNo, Encapsulation)> + 'a {
+        egress
+            .iter()
+            .filter_map(move |&p| Some((p, self.encapsulation(p, frame, ip)?)))
+    }
 }
 
 /// Whether a frame goes out with DF under `df`: `inherit` copies an inner IPv4 packet's DF and
