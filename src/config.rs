@@ -804,7 +804,9 @@ impl Config {
                     None => TtlMode::default(),
                     Some(v) => parse_ttl(v.get_ref()).map_err(|m| err(Some(v.span()), m))?,
                 },
+                // A VXLAN tunnel's own range, or the underlay's: the switch knows its ports.
                 src_port_range: match &t.src_port_range {
+                    None if matches!(kind, PortKind::Vxlan(_)) => underlay.src_port_range,
                     None => None,
                     Some(r) => Some(parse_port_range(r.get_ref()).map_err(|m| err(Some(r.span()), m))?),
                 },

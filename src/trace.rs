@@ -312,7 +312,9 @@ pub fn trace(sw: &Switch, in_port: PortNo, frame: &[u8], now: Instant) -> String
         })
         .collect();
     let _ = writeln!(out, "Egress: {}", names.join(", "));
-    mtu_and_mss(sw, in_port, &mut egress, frame, &mut out);
+    if let Some(sent) = mtu_and_mss(sw, in_port, &mut egress, frame, &mut out) {
+        encapsulations(sw, &egress, &sent, &name, &mut out);
+    }
     let _ = writeln!(out, "{}", depends(&decision));
     out.push_str("(traced only: nothing was sent or counted)\n");
     out
@@ -336,20 +338,55 @@ fn depends(decision: &crate::switch::Decision) -> String {
     format!("Depends on: {} ({cache})", read.join(", "))
 }
 
+/// How the frame leaves by each tunnel it is sent to: [`Switch::encapsulation`] of `sent` (the
+/// frame as it leaves, or its first fragment; the others' are the same), as the data path
+/// sends it.
+fn encapsulations(
+    sw: &Switch,
+    egress: &[PortNo],
+    sent: &Sent,
+    name: &impl Fn(PortNo) -> String,
+    out: &mut String,
+) {
+    let ip = IpView::parse(&sent.frame);
+    let mut lines = sw
+        .encapsulations(egress, &sent.frame, ip.as_ref())
+        .peekable();
+    if lines.peek().is_none() {
+        return;
+    }
+    out.push_str(match sent.fragments {
+        true => "Encapsulation (of each fragment):\n",
+        false => "Encapsulation:\n",
+    });
+    for (p, encap) in lines {
+        let _ = writeln!(out, "  -> {}: {encap}", name(p));
+    }
+}
+
+/// The frame as the data path sends it, after MSS clamping and MTU handling.
+struct Sent {
+    /// The frame, or its first fragment.
+    frame: Vec<u8>,
+    /// Whether it goes as fragments.
+    fragments: bool,
+}
+
 /// What MSS clamping and the tunnel MTU would do, decided by the switch's own functions and
-/// run on a copy of the frame.
+/// run on a copy of the frame; what is sent to the egress ports (which lose those the frame
+/// does not fit), or `None` when nothing is.
 fn mtu_and_mss(
     sw: &Switch,
     in_port: PortNo,
     egress: &mut Vec<PortNo>,
     frame: &[u8],
     out: &mut String,
-) {
+) -> Option<Sent> {
     let ip = IpView::parse(frame);
+    let mut copy = frame.to_vec();
     if let Some(ip) = &ip {
         let tag = (ip.l3 - ethernet::HEADER_LEN) as u16;
         let mss_limit = sw.mss_limit(in_port, egress, ip.version, tag);
-        let mut copy = frame.to_vec();
         match mss_limit
             .and_then(|limit| tcp::clamp_mss(&mut copy, ip, limit).map(|old| (old, limit)))
         {
@@ -371,6 +408,10 @@ fn mtu_and_mss(
         "IP packet"
     } else {
         "frame payload (not IP)"
+    };
+    let sent = Sent {
+        frame: copy,
+        fragments: false,
     };
     match sw.fit(frame, ip.as_ref(), egress) {
         Fit::Fits { .. } if ip.is_none() => out.push_str("MTU: fits\n"),
@@ -394,56 +435,77 @@ fn mtu_and_mss(
                     .join(", ")
             );
         }
-        Fit::TooBig { limit } => {
-            match &ip {
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "MTU: not IP and larger than {limit}: dropped (oversize)"
-                    );
-                }
-                Some(ip) if !ip.dont_fragment() => {
-                    let (mut frags, mut ranges) = (Vec::new(), Vec::new());
-                    if fragment_ipv4(frame, ip, limit, &mut frags, &mut ranges) {
-                        let _ = writeln!(
-                            out,
-                            "MTU: {size}-byte IP packet larger than {limit}, no DF: sent as {} \
+        Fit::TooBig { limit } => return too_big(frame, ip.as_ref(), limit, size, in_port, out),
+    }
+    Some(sent)
+}
+
+/// What happens to a frame of `size` bytes (IP packet or, without `ip`, frame payload) too
+/// big for its egress ports' `limit`: fragments (the first of which is returned), an answer,
+/// or a drop.
+fn too_big(
+    frame: &[u8],
+    ip: Option<&IpView>,
+    limit: usize,
+    size: usize,
+    in_port: PortNo,
+    out: &mut String,
+) -> Option<Sent> {
+    match ip {
+        None => {
+            let _ = writeln!(
+                out,
+                "MTU: not IP and larger than {limit}: dropped (oversize)"
+            );
+        }
+        Some(ip) if !ip.dont_fragment() => {
+            let (mut frags, mut ranges) = (Vec::new(), Vec::new());
+            if fragment_ipv4(frame, ip, limit, &mut frags, &mut ranges) {
+                let _ = writeln!(
+                    out,
+                    "MTU: {size}-byte IP packet larger than {limit}, no DF: sent as {} \
                          fragments",
-                            ranges.len()
-                        );
-                    } else {
-                        let _ = writeln!(
-                            out,
-                            "MTU: larger than {limit}, cannot fragment: dropped (oversize)"
-                        );
-                    }
-                }
-                Some(ip) => {
-                    let answer = if ip.version == 4 {
-                        "ICMP fragmentation needed"
-                    } else {
-                        "ICMPv6 packet too big"
-                    };
-                    if too_big_answer(frame, ip, limit, &mut Vec::new()) {
-                        let _ =
-                            writeln!(
-                        out,
-                        "MTU: {size}-byte IP packet larger than {limit}: dropped (too_big), \
+                    ranges.len()
+                );
+                return Some(Sent {
+                    frame: frags[ranges[0].clone()].to_vec(),
+                    fragments: true,
+                });
+            } else {
+                let _ = writeln!(
+                    out,
+                    "MTU: larger than {limit}, cannot fragment: dropped (oversize)"
+                );
+            }
+        }
+        Some(ip) => {
+            let answer = if ip.version == 4 {
+                "ICMP fragmentation needed"
+            } else {
+                "ICMPv6 packet too big"
+            };
+            if too_big_answer(frame, ip, limit, &mut Vec::new()) {
+                let _ = writeln!(
+                    out,
+                    "MTU: {size}-byte IP packet larger than {limit}: dropped (too_big), \
                          answered with {answer} (mtu {}) out of in_port {in_port} \
                          (rate-limited per source)",
-                        if ip.version == 6 { limit.max(1280) } else { limit }
-                    );
+                    if ip.version == 6 {
+                        limit.max(1280)
                     } else {
-                        let _ = writeln!(
-                            out,
-                            "MTU: {size}-byte IP packet larger than {limit}, and no {answer} may \
-                         answer it: dropped (oversize)"
-                        );
+                        limit
                     }
-                }
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "MTU: {size}-byte IP packet larger than {limit}, and no {answer} may \
+                         answer it: dropped (oversize)"
+                );
             }
         }
     }
+    None
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -603,6 +665,9 @@ mod tests {
             "Actions: output:3",
             "Egress: 3 tun_km (mtu 1450)",
             "MTU: 84-byte IP packet fits (1450)",
+            // As docs/operations.md shows it (there, the VNI is seg1.toml's).
+            "  -> 3 tun_km: vxlan vni 1193046 to 192.168.200.103:8472, tos 0x00, ttl auto, df, \
+             flow hash 0x87785ad3",
             "Depends on: the headers and in_port, the flow table (cacheable until one of them",
         ] {
             assert!(out.contains(needle), "`{needle}` in:\n{out}");
@@ -787,27 +852,105 @@ mod tests {
         "dl_type=0x88b5",
     ];
 
+    /// The frame's inner TOS byte / traffic class and TTL / hop limit set to `tos` and `ttl`
+    /// (the IPv4 header checksum kept right).
+    fn set_tos_and_ttl(frame: &mut [u8], tos: u8, ttl: u8) {
+        match u16::from_be_bytes([frame[12], frame[13]]) {
+            ETHERTYPE_IPV4 => {
+                frame[15] = tos;
+                frame[22] = ttl;
+                frame[24..26].fill(0);
+                let sum = checksum::of(&[&frame[14..34]]);
+                frame[24..26].copy_from_slice(&sum.to_be_bytes());
+            }
+            ETHERTYPE_IPV6 => {
+                frame[14] = (frame[14] & 0xf0) | (tos >> 4);
+                frame[15] = (frame[15] & 0x0f) | (tos << 4);
+                frame[21] = ttl;
+            }
+            _ => {}
+        }
+    }
+
+    /// What the data path sends to each tunnel, in the words of a trace's encapsulation lines:
+    /// for every frame it sends (the frame, or each fragment) and every egress port, that
+    /// port's [`Switch::encapsulation`] of the frame, as `deliver` works it out.
+    fn datapath_encapsulations(
+        sw: &Switch,
+        ports: &[PortNo],
+        frames: &[Vec<u8>],
+    ) -> Vec<Vec<String>> {
+        frames
+            .iter()
+            .map(|frame| {
+                let ip = IpView::parse(frame);
+                ports
+                    .iter()
+                    .filter_map(|&p| {
+                        let encap = sw.encapsulation(p, frame, ip.as_ref())?;
+                        let name = &sw.ports().iter().find(|q| q.no == p)?.name;
+                        Some(format!("  -> {p} {name}: {encap}"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The encapsulation lines of a trace.
+    fn traced_encapsulations(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("  -> "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     proptest::proptest! {
-        /// Whatever the table, fail mode, split horizon, MAC table, MTU and frame, a trace says
-        /// what the data path then does with the same frame: the same drop reason, the same
-        /// egress ports, the same MTU outcome.
+        /// Whatever the table, fail mode, split horizon, MAC table, MTU, tunnel options and
+        /// frame, a trace says what the data path then does with the same frame: the same drop
+        /// reason, the same egress ports, the same MTU outcome, and for every tunnel egress the
+        /// same encapsulation (tunnel, remote, outer TOS, TTL, DF, flow hash).
         #[test]
         fn a_trace_says_what_the_data_path_does(
             flows in proptest::sample::subsequence(FLOW_POOL.to_vec(), 0..=FLOW_POOL.len()),
-            frames in proptest::collection::vec((0..FRAME_POOL.len(), 1u32..4, 0u8..4, proptest::option::of(60u16..1600), proptest::bool::ANY), 1..12),
+            frames in proptest::collection::vec((0..FRAME_POOL.len(), 1u32..4, 0u8..4, proptest::option::of(60u16..1600), proptest::bool::ANY, proptest::prelude::any::<u8>(), 1u8..=255), 1..12),
             fail_open: bool,
             horizon: bool,
             mtu in 1200u16..1500,
+            tos in proptest::option::of(proptest::prelude::any::<u8>()),
+            ttl in (0u8..3, 1u8..=255),
+            df in 0u8..3,
+            gre in proptest::option::of(proptest::option::of(proptest::prelude::any::<u32>())),
         ) {
+            use crate::switch::{DfMode, GreTunnel, PortKind};
+            use crate::wire::tunnel::{TosMode, TtlMode};
             let options = crate::switch::PortOptions {
                 split_horizon: horizon.then(|| "spokes".to_owned()),
+                tos: tos.map_or(TosMode::Inherit, TosMode::Fixed),
+                ttl: match ttl {
+                    (0, _) => TtlMode::Default,
+                    (1, t) => TtlMode::Fixed(t),
+                    _ => TtlMode::Inherit,
+                },
+                df: [DfMode::Set, DfMode::Unset, DfMode::Inherit][usize::from(df)],
+                src_port_range: Some((50000, 50999)),
                 ..Default::default()
             };
-            let mut sw = crate::testing::hub_with(&flows, &options);
+            let mut ports = crate::testing::hub_ports(&options);
+            if let Some(key) = gre {
+                ports[2].kind = PortKind::Gre(GreTunnel {
+                    remote: "192.168.200.103".parse().unwrap(),
+                    key,
+                    csum: key.is_some_and(|k| k & 1 == 1),
+                    seq: key.is_some_and(|k| k & 2 == 2),
+                });
+                ports[2].options.src_port_range = None;
+            }
+            let mut sw = crate::testing::switch_with(ports, &flows);
+            sw.set_mtu(PortNo(2), 1450);
             sw.set_mtu(PortNo(3), mtu);
             sw.set_fail_open(fail_open);
             let now = Instant::now();
-            for (which, port, mac, ip_len, df) in frames {
+            for (which, port, mac, ip_len, df, inner_tos, inner_ttl) in frames {
                 let mut text = format!("in_port={port},dl_src=02:00:00:00:00:0{mac},{}", FRAME_POOL[which]);
                 let is_ip = FRAME_POOL[which].starts_with("ip")
                     || FRAME_POOL[which].starts_with("tcp")
@@ -824,14 +967,66 @@ mod tests {
                     text.push_str(&format!(",dl_dst=02:00:00:00:00:0{}", mac ^ 1));
                 }
                 let (in_port, mut frame) = frame_for(&text, None, sw.ports()).unwrap();
+                set_tos_and_ttl(&mut frame, inner_tos, inner_ttl);
                 let traced = trace(&sw, in_port, &frame, now);
-                let done = datapath_words(&sw.handle_frame(in_port, &mut frame, now));
+                let action = sw.handle_frame(in_port, &mut frame, now);
+                let done = datapath_words(&action);
+                // What was sent where, copied out of the switch's buffers.
+                let (egress, sent): (Vec<PortNo>, Vec<Vec<u8>>) = match action {
+                    crate::switch::Action::Forward(ports) => (ports.to_vec(), vec![frame.clone()]),
+                    crate::switch::Action::Fragments { ports, frames, ranges } => (
+                        ports.to_vec(),
+                        ranges.iter().map(|r| frames[r.clone()].to_vec()).collect(),
+                    ),
+                    _ => (Vec::new(), Vec::new()),
+                };
                 proptest::prop_assert_eq!(trace_words(&traced), done, "{}\n{}", text, traced);
+                // Every frame sent (each fragment) leaves each tunnel as the trace says.
+                let lines = traced_encapsulations(&traced);
+                for expected in datapath_encapsulations(&sw, &egress, &sent) {
+                    proptest::prop_assert_eq!(&lines, &expected, "{}\n{}", text, traced);
+                }
+                if sent.is_empty() {
+                    proptest::prop_assert!(lines.is_empty(), "nothing sent: {}\n{}", text, traced);
+                }
                 // What the fast path was offered to cache, the trace says may be cached.
                 if sw.take_cache_hint().is_some() {
                     proptest::prop_assert!(traced.contains("(cacheable"), "{}\n{}", text, traced);
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_tunnel_egress_shows_its_encapsulation() {
+        let sw = hub();
+        let out = run(
+            &sw,
+            "in_port=LOCAL,udp,nw_src=172.31.1.1,nw_dst=172.31.3.1,tp_src=5000,tp_dst=53",
+        );
+        let (_, frame) = frame_for(
+            "in_port=LOCAL,udp,nw_src=172.31.1.1,nw_dst=172.31.3.1,tp_src=5000,tp_dst=53",
+            None,
+            sw.ports(),
+        )
+        .unwrap();
+        let hash = crate::wire::tunnel::flow_hash(&frame, IpView::parse(&frame).as_ref());
+        let line = format!(
+            "Encapsulation:\n  -> 3 tun_km: vxlan vni 1193046 to 192.168.200.103:8472, tos 0x00, \
+             ttl auto, df, flow hash 0x{hash:08x}\n"
+        );
+        assert!(out.contains(&line), "{line} in:\n{out}");
+        let flood = run(&sw, "in_port=LOCAL,arp,nw_src=172.31.1.1,nw_dst=172.31.2.1");
+        assert_eq!(traced_encapsulations(&flood).len(), 2, "{flood}");
+        let frag = run(&sw, "ip,nw_dst=172.31.2.1,ip_len=1500,df=no");
+        assert!(
+            frag.contains("Encapsulation (of each fragment):\n  -> 2 tun_kl"),
+            "{frag}"
+        );
+        let big = run(&sw, "ip,nw_src=172.31.1.1,nw_dst=172.31.2.1,ip_len=1500");
+        assert!(
+            traced_encapsulations(&big).is_empty(),
+            "nothing sent: {big}"
+        );
     }
 }

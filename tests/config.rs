@@ -773,7 +773,7 @@ fn tos_ttl_and_source_ports() {
          src_port_range = [50000, 50999]\n[[tunnel]]\nname = \"a\"\ntype = \"vxlan\"\n\
          remote = \"192.168.200.102\"\ntos = \"inherit\"\nttl = 9\nsrc_port_range = [4000, 4001]\n\
          [[tunnel]]\nname = \"g\"\ntype = \"gre\"\nremote = \"192.168.200.103\"\nttl = \"inherit\"\n\
-         tos = 32\n{}",
+         tos = 32\n[[tunnel]]\nname = \"b\"\ntype = \"vxlan\"\nremote = \"192.168.200.104\"\n{}",
         ""
     ))
     .unwrap();
@@ -783,6 +783,13 @@ fn tos_ttl_and_source_ports() {
     assert_eq!(a.src_port_range, Some((4000, 4001)));
     let g = &c.ports[2].options;
     assert_eq!((g.tos, g.ttl), (TosMode::Fixed(32), TtlMode::Inherit));
+    assert_eq!(g.src_port_range, None, "GRE has no source ports");
+    let b = &c.ports[3].options;
+    assert_eq!(
+        b.src_port_range,
+        Some((50000, 50999)),
+        "the underlay's range"
+    );
     let defaults = parse(BASE).unwrap();
     let d = &defaults.ports[1].options;
     assert_eq!((d.tos, d.ttl), (TosMode::Fixed(0), TtlMode::Default));

@@ -429,6 +429,10 @@ fn trace_on_the_hub_for_ipv4_and_ipv6() {
         "Actions: output:3",
         "Egress: 3 tun_km (mtu 1450)",
         "MTU: 84-byte IP packet fits (1450)",
+        "Encapsulation:\n  -> 3 tun_km: vxlan vni ",
+        " to 192.168.200.103:",
+        // The inner flow's hash, as the unit tests and docs/operations.md have it.
+        ", tos 0x00, ttl auto, df, flow hash 0x87785ad3",
     ] {
         assert!(v4.contains(needle), "`{needle}` in:\n{v4}");
     }

@@ -21,7 +21,7 @@ use crate::io::socket::{RecvBatch, SendItem, SocketKind, UnderlaySocket, BATCH, 
 use crate::io::Poller;
 use crate::openflow::agent::AsyncEvent;
 use crate::spread;
-use crate::switch::{Action, CacheHint, DfMode, DropReason, Switch};
+use crate::switch::{Action, CacheHint, DropReason, Encapsulation, Switch};
 use crate::wire::ip::IpView;
 use crate::wire::offload::{self, VnetHdr, VNET_HDR_LEN};
 use crate::wire::tunnel;
@@ -767,23 +767,30 @@ fn ipv4_header_len(packet: &[u8]) -> usize {
     }
 }
 
-/// Whether a frame goes out with DF under `df`: `inherit` copies an inner IPv4 packet's DF and
-/// sets it for everything else.
-fn outer_df(df: DfMode, frame: &[u8]) -> bool {
-    match df {
-        DfMode::Set => true,
-        DfMode::Unset => false,
-        DfMode::Inherit => IpView::parse(frame).is_none_or(|ip| ip.dont_fragment()),
+/// How `payload` (`ip`, its IP header, if it is IP) leaves by tunnel `egress`: the port's
+/// [`Port::encapsulation`](crate::switch::Port::encapsulation) (outer TOS, TTL, DF and the
+/// inner flow's hash). `None` for an egress that is no tunnel.
+pub(super) fn encapsulation_of(
+    egress: &Egress,
+    payload: &[u8],
+    ip: Option<&IpView>,
+) -> Option<Encapsulation> {
+    match egress {
+        Egress::Tunnel { port, .. } => port.encapsulation(payload, ip),
+        Egress::Local => None,
     }
 }
 
-/// Works out how `payload` leaves by tunnel `egress`: the inner flow's hash, the sending
-/// socket (by the DF it needs, then the flow's `flow_spread` turn or its hash) and the outer
-/// TOS and TTL. `secs`: the coarse clock, read once per batch if at all.
+/// The route of a send of `payload` (`ip`, its IP header) to tunnel `egress` with `encap`
+/// (see [`encapsulation_of`]): the sending socket, by the DF it needs, then the flow's
+/// `flow_spread = "balance"` turn or its hash; the outer TOS and TTL. `secs`: the coarse
+/// clock, read once per batch if at all.
 pub(super) fn route_of(
     sh: &Shared,
     egress: &Egress,
+    encap: &Encapsulation,
     payload: &[u8],
+    ip: Option<&IpView>,
     secs: &mut Option<u32>,
 ) -> Route {
     let Egress::Tunnel {
@@ -791,19 +798,15 @@ pub(super) fn route_of(
         spread,
         turns,
         next_turn,
-        df,
-        tos,
-        ttl,
         ..
     } = egress
     else {
         return Route::default();
     };
-    let ip = IpView::parse(payload);
-    let which = usize::from(sockets[0] != sockets[1] && !outer_df(*df, payload));
-    let hash = tunnel::flow_hash(payload, ip.as_ref());
+    let which = usize::from(sockets[0] != sockets[1] && !encap.df);
+    let hash = encap.flow_hash;
     // `flow_spread = "balance"`: a TCP segment to a pool takes its flow's turn.
-    let turn = match (&sh.balancer, &ip) {
+    let turn = match (&sh.balancer, ip) {
         (Some(b), Some(ip)) if spread[which] > 1 => spread::tcp_syn(payload, ip).and_then(|syn| {
             let now = *secs.get_or_insert_with(|| sh.uptime_secs());
             b.turn(hash, syn, now, &next_turn[which])
@@ -816,8 +819,8 @@ pub(super) fn route_of(
                 Some(t) => usize::from(turns[which][usize::from(t)]),
                 None => tunnel::pick(hash, spread[which].max(1)),
             },
-        tos: tunnel::outer_tos(*tos, payload, ip.as_ref()),
-        ttl: tunnel::outer_ttl(*ttl, payload, ip.as_ref()),
+        tos: encap.tos,
+        ttl: encap.ttl.unwrap_or(0),
         hash,
         ..Route::default()
     }
@@ -891,7 +894,13 @@ fn deliver<'a>(
                 last_tunnel = Some((port, j));
                 routes[j] = match shared {
                     Some(k) => routes[k],
-                    None => route_of(sh, egress, payload, &mut secs),
+                    None => {
+                        let ip = IpView::parse(payload);
+                        encapsulation_of(egress, payload, ip.as_ref())
+                            .map_or_else(Route::default, |encap| {
+                                route_of(sh, egress, &encap, payload, ip.as_ref(), &mut secs)
+                            })
+                    }
                 };
                 let route = &mut routes[j];
                 let hash = route.hash;
@@ -1061,43 +1070,4 @@ fn tunnel_item<'b>(
         tos: route.tos,
         ttl: route.ttl,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn udp(df: bool) -> Vec<u8> {
-        let mut ip = etherparse::Ipv4Header::new(
-            0,
-            64,
-            etherparse::IpNumber::UDP,
-            [1, 1, 1, 1],
-            [2, 2, 2, 2],
-        )
-        .unwrap();
-        ip.dont_fragment = df;
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-            .udp(1, 2)
-            .write(&mut f, b"x")
-            .unwrap();
-        f
-    }
-
-    #[test]
-    fn outer_df_follows_the_tunnel_mode() {
-        let arp = crate::wire::vectors::KERNEL_ARP[8..].to_vec();
-        for frame in [udp(true), udp(false), arp.clone()] {
-            assert!(outer_df(DfMode::Set, &frame));
-            assert!(!outer_df(DfMode::Unset, &frame));
-        }
-        assert!(outer_df(DfMode::Inherit, &udp(true)), "inner DF copied");
-        assert!(
-            !outer_df(DfMode::Inherit, &udp(false)),
-            "inner DF clear copied"
-        );
-        assert!(outer_df(DfMode::Inherit, &arp), "non-IP: set");
-    }
 }

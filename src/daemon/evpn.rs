@@ -157,12 +157,16 @@ pub(super) fn add_ports(sh: &Shared, config: &mut Config) {
         return;
     };
     let ports = plane.ports().clone();
-    config
-        .ports
-        .extend(ports.iter().map(|(&vtep, &no)| vtep_port(plane, vtep, no)));
+    let range = config.underlay.src_port_range;
+    config.ports.extend(
+        ports
+            .iter()
+            .map(|(&vtep, &no)| vtep_port(plane, vtep, no, range)),
+    );
 }
 
-fn vtep_port(plane: &Plane, vtep: IpAddr, no: PortNo) -> Port {
+/// The port of a remote VTEP; it sends from `src_port_range`, the underlay's.
+fn vtep_port(plane: &Plane, vtep: IpAddr, no: PortNo, src_port_range: Option<(u16, u16)>) -> Port {
     Port {
         no,
         name: format!("evpn-{}", no.0),
@@ -173,6 +177,7 @@ fn vtep_port(plane: &Plane, vtep: IpAddr, no: PortNo) -> Port {
         }),
         options: PortOptions {
             split_horizon: Some(GROUP.to_owned()),
+            src_port_range,
             ..Default::default()
         },
     }
@@ -532,9 +537,10 @@ fn apply_once(sh: &Shared, plane: &Plane) {
             used.insert(next);
             ports.insert(vtep, PortNo(next));
         }
+        let range = config.underlay.src_port_range;
         config
             .ports
-            .extend(ports.iter().map(|(&v, &no)| vtep_port(plane, v, no)));
+            .extend(ports.iter().map(|(&v, &no)| vtep_port(plane, v, no, range)));
         match super::reload::swap_in(sh, &mut in_force, config) {
             Ok(_) => {
                 let added: Vec<String> = ports

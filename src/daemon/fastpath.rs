@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::datapath::route_of;
+use super::datapath::{encapsulation_of, route_of};
 use super::plumbing::{Egress, Plumbing};
 use super::{lock, DaemonError, Shared};
 use crate::config::{Config, FastPathMode};
@@ -23,8 +23,9 @@ use crate::fastpath::{self, Key, Stat, Value, Via};
 use crate::flow::PortNo;
 use crate::io::bpf::Programs;
 use crate::io::netdev;
-use crate::switch::{CacheHint, DfMode, Generation, PortKind};
-use crate::wire::tunnel::{TosMode, TtlMode};
+use crate::switch::{CacheHint, Generation, PortKind, Tunnel};
+use crate::wire::ip::IpView;
+use crate::wire::tunnel;
 
 /// How often the sweeper reads the kernel's counters.
 const SWEEP: Duration = Duration::from_millis(100);
@@ -487,23 +488,37 @@ impl FastPath {
         hint: &CacheHint,
         now: Instant,
     ) -> Option<(Key, Value)> {
-        let (tunnel, remote, vni, dport) = match (hint.vxlan, hint.gre) {
-            (Some(t), _) => (fastpath::TUN_VXLAN, t.remote, t.vni, t.dst_port),
+        let key = fastpath::tap_key(frame)?;
+        let egress @ Egress::Tunnel {
+            per_packet: None, ..
+        } = plumbing.egress(hint.egress)?
+        else {
+            return None;
+        };
+        // The entry holds what the data path sends this frame with: its encapsulation, and
+        // (below) the socket, so the source port, its route takes.
+        let ip = IpView::parse(frame);
+        let encap = encapsulation_of(egress, frame, ip.as_ref())?;
+        let remote = encap.remote;
+        let (tunnel, vni, dport) = match encap.tunnel {
+            Tunnel::Vxlan { vni, dst_port } => (fastpath::TUN_VXLAN, vni, dst_port),
             // With a checksum or sequence numbers the header changes with every packet
-            // (`per_packet` below): vxtund builds those.
-            (None, Some(t)) if !t.csum && !t.seq => (
+            // (`per_packet` above): vxtund builds those.
+            Tunnel::Gre {
+                key,
+                csum: false,
+                seq: false,
+            } => (
                 fastpath::TUN_GRE,
-                t.remote,
-                t.key.unwrap_or(0),
-                if t.key.is_some() {
+                key.unwrap_or(0),
+                if key.is_some() {
                     fastpath::GRE_KEYED
                 } else {
                     0
                 },
             ),
-            _ => return None,
+            Tunnel::Gre { .. } => return None,
         };
-        let key = fastpath::tap_key(frame)?;
         // Over IPv6 the outer UDP checksum is required, and the kernel's segmentation cannot
         // be asked for it from a BPF program: the program computes it for single frames and
         // leaves superframes to vxtund. A TCP flow would take both paths and be reordered, so
@@ -511,17 +526,7 @@ impl FastPath {
         if tunnel == fastpath::TUN_VXLAN && remote.is_ipv6() && key.proto == 6 {
             return None;
         }
-        let egress @ Egress::Tunnel {
-            df,
-            tos,
-            ttl,
-            per_packet: None,
-            ..
-        } = plumbing.egress(hint.egress)?
-        else {
-            return None;
-        };
-        let route = route_of(sh, egress, frame, &mut None);
+        let route = route_of(sh, egress, &encap, frame, ip.as_ref(), &mut None);
         let socket = plumbing.sockets.get(route.socket)?;
         let local = socket.local();
         let device = self.device(local)?;
@@ -541,14 +546,22 @@ impl FastPath {
             (IpAddr::V6(l), IpAddr::V6(r)) => (6, l.octets(), r.octets()),
             _ => return None,
         };
-        let (tos_inherit, tos) = match *tos {
-            TosMode::Inherit => (1, 0),
-            TosMode::Fixed(v) => (0, v),
+        // The program works out per packet what follows the inner packet (ECN always, the
+        // DSCP, TTL and DF where they are inherited) as the encapsulation does; the rest is
+        // this frame's, the same for every packet of the flow.
+        let (tos_inherit, tos) = match encap.inherit.dscp {
+            true => (1, 0),
+            false => (0, encap.tos & !tunnel::ECN_MASK),
         };
-        let (ttl_inherit, ttl) = match *ttl {
-            TtlMode::Inherit => (1, 0),
-            TtlMode::Fixed(t) => (0, t),
-            TtlMode::Default => (0, device.default_ttl),
+        let (ttl_inherit, ttl) = match (encap.inherit.ttl, encap.ttl) {
+            (true, _) => (1, 0),
+            (false, Some(t)) => (0, t),
+            (false, None) => (0, device.default_ttl),
+        };
+        let df = match (encap.inherit.df, encap.df) {
+            (true, _) => fastpath::DF_INHERIT,
+            (false, true) => fastpath::DF_SET,
+            (false, false) => fastpath::DF_UNSET,
         };
         let value = Value {
             gen: hint.generation,
@@ -563,7 +576,7 @@ impl FastPath {
             // the inner flow's hash (RFC 6438).
             flow_label: match tunnel {
                 fastpath::TUN_VXLAN => 0,
-                _ => super::plumbing::flow_label(route.hash),
+                _ => super::plumbing::flow_label(encap.flow_hash),
             },
             sport: if tunnel == fastpath::TUN_VXLAN {
                 socket.local_port()
@@ -575,11 +588,7 @@ impl FastPath {
             tos,
             ttl_inherit,
             ttl,
-            df: match *df {
-                DfMode::Set => fastpath::DF_SET,
-                DfMode::Unset => fastpath::DF_UNSET,
-                DfMode::Inherit => fastpath::DF_INHERIT,
-            },
+            df,
             tunnel: tunnel
                 | if no_superframes {
                     fastpath::TUN_NO_SUPERFRAMES

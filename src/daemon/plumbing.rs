@@ -10,8 +10,7 @@ use crate::config::Config;
 use crate::flow::PortNo;
 use crate::io::socket::{SocketError, SocketKind, SourcePorts, UnderlaySocket};
 use crate::spread;
-use crate::switch::{DfMode, PortKind};
-use crate::wire::tunnel::{TosMode, TtlMode};
+use crate::switch::{DfMode, Port, PortKind};
 use crate::wire::{gre, vxlan, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 
 /// Sending VXLAN sockets per (local address, DF setting, source-port range), each bound to its
@@ -49,9 +48,9 @@ pub(super) enum Egress {
         /// the pool's next turn.
         turns: [[u8; spread::TURNS]; 2],
         next_turn: [spread::Turns; 2],
-        df: DfMode,
-        tos: TosMode,
-        ttl: TtlMode,
+        /// The switch's port this egress sends for (the same config's, swapped in with it):
+        /// every send's encapsulation is its [`Port::encapsulation`].
+        port: Port,
         dst: SockAddr,
         /// The encapsulation header, when it is the same for every packet, with the outer
         /// IPv4 header in front for sockets that take it.
@@ -225,11 +224,7 @@ impl Plumbing {
                     }
                 }
             }
-            let source_ports = match port
-                .options
-                .src_port_range
-                .or(config.underlay.src_port_range)
-            {
+            let source_ports = match port.options.src_port_range {
                 Some((min, max)) => SourcePorts::Range(min, max),
                 None => SourcePorts::Kernel,
             };
@@ -341,9 +336,7 @@ impl Plumbing {
                     spread,
                     turns,
                     next_turn: Default::default(),
-                    df,
-                    tos: port.options.tos,
-                    ttl: port.options.ttl,
+                    port: port.clone(),
                     dst,
                     header,
                     per_packet,

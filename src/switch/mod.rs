@@ -28,8 +28,10 @@ use crate::wire::{ethernet, gre, icmp, vxlan};
 pub use counters::{Count, Counters};
 
 mod counters;
+mod encap;
 mod generation;
 mod xlate;
+pub use encap::{Encapsulation, Inherit, Tunnel};
 pub use generation::{Generation, Publisher};
 
 pub use xlate::{Decision, Depends, Fit, NormalLookup, Rules, Source, Verdict};
@@ -61,7 +63,8 @@ pub struct PortOptions {
     pub tos: TosMode,
     /// The outer TTL / hop limit (the kernel's vxlan `ttl`).
     pub ttl: TtlMode,
-    /// The outer UDP source ports of a VXLAN tunnel, if not `[underlay] src_port_range`.
+    /// The outer UDP source ports of a VXLAN tunnel: its own `src_port_range`, or else
+    /// `[underlay] src_port_range`; `None`: ports the kernel picks.
     pub src_port_range: Option<(u16, u16)>,
 }
 
@@ -408,7 +411,8 @@ pub struct Switch {
 }
 
 /// A decision the fast path may cache: the frame just decided went to exactly one port,
-/// whole, with nothing else to do (no controller, no answer, no fragments).
+/// whole, with nothing else to do (no controller, no answer, no fragments). Its encapsulation
+/// is that port's [`Port::encapsulation`] of the frame, as for every send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheHint {
     /// The one egress port.
@@ -417,10 +421,6 @@ pub struct CacheHint {
     pub generation: u64,
     /// When the MAC table entry the decision read expires, if it read one.
     pub expires: Option<Instant>,
-    /// The egress tunnel, if VXLAN: remote, VNI, UDP destination port.
-    pub vxlan: Option<VxlanTunnel>,
-    /// The egress tunnel, if GRE: remote, key, checksum and sequence numbers.
-    pub gre: Option<GreTunnel>,
     /// The egress tunnel's MTU (largest inner IP packet), if it has one.
     pub mtu: Option<u16>,
 }
@@ -744,14 +744,6 @@ impl Switch {
             egress,
             generation,
             expires,
-            vxlan: slot.and_then(|s| match &self.ports[s].kind {
-                PortKind::Vxlan(t) => Some(*t),
-                _ => None,
-            }),
-            gre: slot.and_then(|s| match &self.ports[s].kind {
-                PortKind::Gre(t) => Some(*t),
-                _ => None,
-            }),
             mtu: slot.and_then(|s| self.mtu[s]),
         })
     }

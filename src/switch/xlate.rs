@@ -4,7 +4,8 @@
 //!
 //! [`Switch::handle_frame`] (the data path), `vxtunctl trace` and the fast path's cache all
 //! decide through [`Switch::xlate`] and, for MTU handling, [`Switch::mss_limit`] and
-//! [`Switch::fit`], so they cannot disagree. Nothing here counts anything; the data path counts
+//! [`Switch::fit`], and encapsulate by each egress tunnel as [`Switch::encapsulation`] says
+//! (`encap.rs`), so they cannot disagree. Nothing here counts anything; the data path counts
 //! after deciding, a trace does not.
 
 use std::time::Instant;
@@ -139,7 +140,8 @@ pub enum Fit {
 
 impl Switch {
     /// Decides where a frame with `key` that came in on `ingress` goes, writing the egress
-    /// ports to `out` (cleared first). With `learn`, `normal` learns the source MAC as the data
+    /// ports to `out` (cleared first); how the frame leaves by each tunnel among them is
+    /// [`Switch::encapsulations`], worked out per frame sent. With `learn`, `normal` learns the source MAC as the data
     /// path does; without, the MAC table is only read (a trace).
     pub fn xlate(
         &self,
