@@ -51,7 +51,6 @@
 
 #define TUN_VXLAN 0
 #define TUN_GRE 1
-#define TUN_NO_SUPERFRAMES 0x80 // flag: pass superframes up (GRE out of a virtual device)
 
 #define DF_UNSET 0
 #define DF_SET 1
@@ -120,7 +119,7 @@ struct fp_val {
 	__u8 ttl;
 	__u8 df; // ENCAP over IPv4: DF_*
 	__u8 pending; // 1 until vxtund has sent what it still held of the flow (order)
-	__u8 tunnel; // ENCAP: TUN_*, with TUN_NO_SUPERFRAMES perhaps
+	__u8 tunnel; // ENCAP: TUN_*
 	__u8 outer_l3; // ENCAP: 4 or 6
 };
 
@@ -449,11 +448,7 @@ int vxt_encap(struct __sk_buff *skb)
 	__u8 ttl = v->ttl_inherit ? fi.ttl : v->ttl;
 	int df = v->df == DF_SET || (v->df == DF_INHERIT && fi.df);
 	int keyed = v->dport == GRE_KEYED;
-	__u8 tunnel = v->tunnel & ~TUN_NO_SUPERFRAMES;
-	if ((v->tunnel & TUN_NO_SUPERFRAMES) && skb->gso_size) {
-		count(ST_UNCACHEABLE);
-		return PASS;
-	}
+	__u8 tunnel = v->tunnel;
 
 	if (tunnel == TUN_VXLAN && v->outer_l3 == 4) {
 		if (grow(skb, VXLAN4_ROOM, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP))

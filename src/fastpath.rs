@@ -25,9 +25,6 @@ pub const DIR_GRE: u8 = 2;
 pub const TUN_VXLAN: u8 = 0;
 /// Entry `tunnel`: Ethernet over GRE (without checksum or sequence numbers).
 pub const TUN_GRE: u8 = 1;
-/// Entry `tunnel` flag: superframes are passed up to vxtund, not encapsulated (GRE out of a
-/// virtual device, see `daemon/fastpath.rs`).
-pub const TUN_NO_SUPERFRAMES: u8 = 0x80;
 /// GRE's flags and version word with the key bit (RFC 2890), and nothing else.
 pub const GRE_KEYED: u16 = 0x2000;
 /// Entry action: encapsulate and send out of the underlay device.
@@ -129,7 +126,7 @@ pub struct Value {
     pub df: u8,
     /// 1 while vxtund may still hold frames of the flow: the programs treat it as a miss.
     pub pending: u8,
-    /// Encap: [`TUN_VXLAN`] or [`TUN_GRE`], with [`TUN_NO_SUPERFRAMES`] perhaps.
+    /// Encap: [`TUN_VXLAN`] or [`TUN_GRE`].
     pub tunnel: u8,
     /// Encap: 4 or 6, the underlay's IP version.
     pub outer_l3: u8,

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openflow;
 pub mod packet_in;
 pub mod ratelimit;
+pub mod segments;
 pub mod spread;
 pub mod switch;
 #[cfg(test)]

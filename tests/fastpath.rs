@@ -211,19 +211,7 @@ fn both_paths_put_the_same_outer_headers_on_a_flow() {
     let (ok, out) = run_in(
         &s,
         "k1",
-        &[
-            "ping",
-            "-q",
-            "-c",
-            "30",
-            "-i",
-            "0.02",
-            "-s",
-            "180",
-            "-Q",
-            "0xbb",
-            "172.31.2.1",
-        ],
+        &[&["ping"][..], &marked_pings("172.31.2.1")].concat(),
     );
     assert!(ok, "{out}");
     std::thread::sleep(Duration::from_millis(300));
@@ -575,9 +563,9 @@ struct TunnelCase {
 /// VXLAN over IPv6 and Ethernet over GRE over IPv4 and IPv6 (keyed and not) stay in the
 /// kernel once decided: pings both ways and the TCP transfers' decapsulation are forwarded by
 /// the programs and the bytes arrive intact. TCP's encapsulation stays with vxtund for VXLAN
-/// over IPv6 (the outer UDP checksum) and for GRE out of a veth (superframes would reach the
-/// peer whole), so only its pings count there; a GRE peer on the userspace path gets every
-/// byte.
+/// over IPv6 (the outer UDP checksum); GRE's leaves from the kernel as superframes, which a
+/// GRE peer on the userspace path receives whole and cuts (see
+/// `a_superframe_received_whole_is_cut_no_larger_than_its_sender_cut_it`): every byte arrives.
 #[test]
 fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
     if !common::require_root("fastpath::every_tunnel_and_underlay_is_carried_in_the_kernel") {
@@ -666,9 +654,8 @@ fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
         let show_b = db.show();
         let what = case.what;
         // Hits count what the programs forwarded, superframes once: of 50 pings each way, the
-        // first of each direction go up and most stay in the kernel (TCP's encapsulation stays
-        // with vxtund in every case here); decapsulations add the transfer from B (some 300
-        // superframes, or its segments).
+        // first of each direction go up and most stay in the kernel (and GRE's TCP);
+        // decapsulations add the transfer from B (some 300 superframes, or its segments).
         let minimum = 25;
         let encap = number_after(&show_a, "(encap ");
         assert!(
@@ -685,6 +672,88 @@ fn every_tunnel_and_underlay_is_carried_in_the_kernel() {
         }
         drop((da, db));
     }
+}
+
+/// A GRE superframe the kernel path sends out of a veth reaches a peer on the same host whole,
+/// and a raw socket does not say what segments it was made of. The receiving vxtund cuts it
+/// no larger than the connection's handshake allows (`vxtund::segments`), not at its own,
+/// larger, MTU: A's TAP has an MTU of 1400 (its host's segments are 1400-byte packets), B's
+/// tunnel MTU is 1462. Before, B re-cut A's segments to 1462 bytes, which a host beyond it
+/// with A's MTU would drop. B writes every segment to its TAP as a frame of its own (offloads
+/// off), where a capture sees each one's size.
+#[test]
+fn a_superframe_received_whole_is_cut_no_larger_than_its_sender_cut_it() {
+    let test = "fastpath::a_superframe_received_whole_is_cut_no_larger_than_its_sender_cut_it";
+    if !common::require_root(test) || !common::require_tools(test, &[("tcpdump", "tcpdump")]) {
+        return;
+    }
+    let _serial = common::one_at_a_time();
+    use common::Daemon;
+    let (a, b) = common::two_hosts("fh", "192.168.97.1/24", "192.168.97.2/24");
+    let config = |me: usize, device: &str| {
+        format!(
+            "[device]\nname = \"vxt0\"\naddresses = [\"10.97.0.{}/24\"]\n{device}\n\
+             [underlay]\nlocal = \"192.168.97.{}\"\n\
+             [[tunnel]]\nname = \"peer\"\ntype = \"gre\"\nremote = \"192.168.97.{}\"\n",
+            me + 1,
+            me + 1,
+            2 - me
+        )
+    };
+    let da = Daemon::start(&a, &config(0, "fast_path = \"on\"\nmtu = 1400"));
+    let db = Daemon::start(&b, &config(1, "fast_path = \"off\"\noffload = false"));
+    assert!(a.pings("10.97.0.2"), "no ping through the tunnel");
+    // Every TCP frame from A that B writes to its TAP, written to a file as it comes (a
+    // capture printed line by line falls behind and loses frames), read afterwards.
+    let pcap = std::env::temp_dir().join(format!("vxtund-{}-fh.pcap", std::process::id()));
+    let dump = Command::new("ip")
+        .args([
+            "netns", "exec", &b.name, "tcpdump", "-i", "vxt0", "-B", "32768", "-w",
+        ])
+        .arg(&pcap)
+        .args(["tcp and src host 10.97.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    if let Err(e) = common::tcp_transfer(&a, &b, "10.97.0.2", 20_000_000) {
+        panic!("to B: {e}\nA:\n{}\nB:\n{}", da.show(), db.show());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: SIGTERM to the tcpdump this test started, by its PID.
+    unsafe { libc::kill(dump.id() as i32, libc::SIGTERM) };
+    let _ = dump.wait_with_output();
+    let read = Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-n", "-e"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    let text = String::from_utf8_lossy(&read.stdout).into_owned();
+    // "... ethertype IPv4 (0x0800), length 1414: 10.97.0.1.40000 > ..."
+    let lengths: Vec<usize> = text
+        .lines()
+        .filter_map(|l| l.split(", length ").nth(1)?.split(':').next()?.parse().ok())
+        .collect();
+    let largest = lengths.iter().copied().max().unwrap_or(0);
+    let show_a = da.show();
+    // The transfer's segments left A from the kernel, as superframes.
+    let encap = number_after(&show_a, "(encap ");
+    assert!(encap >= 100, "A encapsulated {encap}:\n{show_a}");
+    assert!(
+        lengths.len() > 10_000,
+        "B wrote {} TCP frames:\n{text}",
+        lengths.len()
+    );
+    assert_eq!(
+        largest,
+        14 + 1400,
+        "the largest TCP frame B wrote, in bytes (A's are 1,414)"
+    );
+    drop((da, db));
 }
 
 /// The outer header fields that must not change within a flow, from one line of `tcpdump -vv
@@ -780,21 +849,7 @@ fn ipv6_and_gre_outer_headers_are_the_same_from_both_paths() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(500));
         let encap_before = number_after(&da.show(), "(encap ");
-        let out = a.exec(
-            "ping",
-            &[
-                "-q",
-                "-c",
-                "30",
-                "-i",
-                "0.02",
-                "-s",
-                "180",
-                "-Q",
-                "0xbb",
-                "10.96.0.2",
-            ],
-        );
+        let out = a.exec("ping", &marked_pings("10.96.0.2"));
         assert!(out.status.success(), "{what}: ping: {out:?}");
         std::thread::sleep(Duration::from_millis(300));
         // SAFETY: SIGTERM to the tcpdump this test started, by its PID.
@@ -849,4 +904,13 @@ fn ipv6_and_gre_outer_headers_are_the_same_from_both_paths() {
             }
         }
     }
+}
+
+/// `ping`'s arguments for the captures that compare both paths' outer headers: 30 requests
+/// of a new flow (the first go up, the later stay in the kernel) with DSCP 0x2e and CE inside
+/// (TOS 0xbb), which the outer header must carry as the DSCP and ECT(0) (RFC 6040).
+fn marked_pings(target: &str) -> [&str; 10] {
+    [
+        "-q", "-c", "30", "-i", "0.02", "-s", "180", "-Q", "0xbb", target,
+    ]
 }

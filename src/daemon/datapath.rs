@@ -487,6 +487,9 @@ fn receive(
     let incidents = &sh.faults;
     let key = Fault::Receive(socket.kind(), socket.local());
     batch.split_mtu = sh.device_mtu.load(Ordering::Relaxed);
+    if batch.segments.is_none() {
+        batch.segments = Some(Arc::clone(&sh.segments));
+    }
     let n = match socket.recv_batch(batch) {
         Ok(n) => {
             if n > 0 && incidents.any_open() {
@@ -559,20 +562,19 @@ fn receive(
                     // in the switch), the inner checksum may be a sender's partial one, as
                     // over VXLAN. Only GRE without checksum and sequence numbers is cached
                     // (the kernel path neither verifies nor numbers).
-                    let plain = packet.get(skip).is_some_and(|flags| flags & 0x80 == 0);
-                    let header = plain
-                        .then(|| gre::Header::decode(&packet[skip.min(len)..]).ok())
-                        .flatten();
-                    if let Some(inner) = header.and_then(|(_, at)| packet.get_mut(skip + at..)) {
+                    // Decoded once, here: the switch is handed the result.
+                    let decoded = gre::Header::decode(&packet[skip.min(len)..]);
+                    let plain = decoded.as_ref().ok().filter(|(h, _)| !h.csum);
+                    if let Some(inner) = plain.and_then(|&(_, at)| packet.get_mut(skip + at..)) {
                         offload::finish_partial_checksum(inner);
                     }
-                    outer = header.filter(|(h, _)| h.seq.is_none()).map(|(h, _)| Outer {
+                    outer = plain.filter(|(h, _)| h.seq.is_none()).map(|(h, _)| Outer {
                         remote: src,
                         local: socket.local(),
                         via: Via::Gre { key: h.key },
                     });
                     let (action, offset) =
-                        sw.handle_gre_ecn(src, ecn, &mut packet[skip.min(len)..], now);
+                        sw.handle_gre_decoded(src, ecn, decoded, &mut packet[skip.min(len)..], now);
                     (action, skip.saturating_add(offset))
                 }
             };

@@ -88,9 +88,6 @@ struct Device {
     /// The TTL or hop limit of `ttl = "default"` tunnels from `local`: `net.ipv4.ip_default_ttl`,
     /// or the device's `net.ipv6.conf.DEV.hop_limit`.
     default_ttl: u8,
-    /// A virtual device (a veth, say): it may hand a superframe whole to a receiver on the same
-    /// host (see [`FastPath::encap_entry`]).
-    virtual_device: bool,
 }
 
 /// The fast path's own counters (the programs' are read from their map).
@@ -232,14 +229,11 @@ fn try_setup(config: &Config, tap: &str, generation: &Arc<Generation>) -> Result
             IpAddr::V4(_) => sysctl_u8("/proc/sys/net/ipv4/ip_default_ttl"),
             IpAddr::V6(_) => sysctl_u8(&format!("/proc/sys/net/ipv6/conf/{name}/hop_limit")),
         };
-        let virtual_device = std::fs::read_link(format!("/sys/class/net/{name}"))
-            .is_ok_and(|target| target.to_string_lossy().contains("/virtual/"));
         devices.push(Device {
             local: *local,
             ifindex: index,
             ethernet,
             default_ttl,
-            virtual_device,
         });
         let list = if ethernet { &mut names } else { &mut l3 };
         if !list.contains(&name) {
@@ -530,17 +524,9 @@ impl FastPath {
         let socket = plumbing.sockets.get(route.socket)?;
         let local = socket.local();
         let device = self.device(local)?;
-        // A GRE superframe the program sends out of a virtual device (a veth) reaches a peer on
-        // the same host whole, and a raw socket there cannot tell the size of the segments it
-        // was made of: a userspace receiver (vxtund with `fast_path = "off"`, or relaying
-        // between tunnels) has to guess, and a larger guess than the sender's is dropped by a
-        // host with a smaller MTU. Real NICs cut superframes into packets before the wire. So
-        // over a virtual device GRE leaves superframes (and TCP, which makes them) to vxtund,
-        // whose packets are whole.
-        let no_superframes = tunnel == fastpath::TUN_GRE && device.virtual_device;
-        if no_superframes && key.proto == 6 {
-            return None;
-        }
+        // A superframe the program sends out of a virtual device (a veth) may reach a peer on
+        // the same host whole, as the kernel's own vxlan's and gretap's do; vxtund's receiving
+        // side cuts it as its sender did (see `crate::segments`).
         let (outer_l3, saddr, daddr) = match (local, remote) {
             (IpAddr::V4(l), IpAddr::V4(r)) => (4, fastpath::padded(l), fastpath::padded(r)),
             (IpAddr::V6(l), IpAddr::V6(r)) => (6, l.octets(), r.octets()),
@@ -589,12 +575,7 @@ impl FastPath {
             ttl_inherit,
             ttl,
             df,
-            tunnel: tunnel
-                | if no_superframes {
-                    fastpath::TUN_NO_SUPERFRAMES
-                } else {
-                    0
-                },
+            tunnel,
             outer_l3,
             ..Value::default()
         };
@@ -789,7 +770,7 @@ fn sweep(
             let (ingress, egress) = match value.action {
                 fastpath::ACT_ENCAP => {
                     let remote = fastpath::address(value.outer_l3, value.daddr);
-                    let port = match value.tunnel & !fastpath::TUN_NO_SUPERFRAMES {
+                    let port = match value.tunnel {
                         fastpath::TUN_GRE => sw.gre_port(
                             remote,
                             (value.dport == fastpath::GRE_KEYED).then_some(value.vni),

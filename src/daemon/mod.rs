@@ -175,6 +175,9 @@ struct Shared {
     /// The smallest MTU of the TAP and the tunnels: a TCP superframe received whole from a
     /// same-host sender is split to it.
     device_mtu: std::sync::atomic::AtomicUsize,
+    /// The MSS of the SYNs the switch forwarded: a superframe received whole is cut no larger
+    /// than its sender's segments (see [`crate::segments`]).
+    segments: Arc<crate::segments::SegmentSizes>,
     /// The BGP EVPN control plane (`[evpn]`).
     evpn: Option<Arc<evpn::Plane>>,
     /// OpenFlow's TLS configuration (`[openflow] private_key`, ...), read at start and again
@@ -302,8 +305,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         Ok(fp) => (Some(fp), String::new()),
         Err(why) => (None, why),
     };
+    let segments = Arc::new(crate::segments::SegmentSizes::new());
     let cores: Vec<Core> = {
-        let mut switch = new_switch(&config, &mtus, config.flows.clone());
+        let mut switch = new_switch(&config, &mtus, config.flows.clone(), &segments);
         switch.set_generation(Arc::clone(&generation));
         let plumbing = Arc::new(plumbing);
         (0..2 * workers + 1)
@@ -363,6 +367,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         fast_path_off,
         lives: Default::default(),
         device_mtu: std::sync::atomic::AtomicUsize::new(split_mtu),
+        segments,
     });
 
     println!("{ready}");
@@ -537,13 +542,20 @@ fn tap_mac(config: &Config) -> MacChoice {
     }
 }
 
-/// The switch for `config` with `flows`, and the tunnel MTUs of `mtus`.
-fn new_switch(config: &Config, mtus: &Mtus, flows: Vec<Flow>) -> Switch {
+/// The switch for `config` with `flows`, and the tunnel MTUs of `mtus`, recording SYNs' MSS
+/// into `segments`.
+fn new_switch(
+    config: &Config,
+    mtus: &Mtus,
+    flows: Vec<Flow>,
+    segments: &Arc<crate::segments::SegmentSizes>,
+) -> Switch {
     let mut switch = Switch::new(
         config.ports.clone(),
         FlowTable::new(flows),
         MacTable::new(config.fdb_max_entries, config.fdb_ageing),
     );
+    switch.set_segment_sizes(Arc::clone(segments));
     for &(port, underlay, source, mtu) in &mtus.tunnels {
         switch.set_mtu(port, mtu);
         let source = source.word();

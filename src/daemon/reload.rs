@@ -83,7 +83,7 @@ pub(super) fn swap_in(
         "{}; {flows_summary}\n",
         reload_summary(&in_force.config, &config).trim_end()
     );
-    let switch = new_switch(&config, &mtus, flows.clone());
+    let switch = new_switch(&config, &mtus, flows.clone(), &sh.segments);
     let plumbing = Arc::new(plumbing);
     // Every shard is built (it copies the tables), and where each flow's counters come from
     // worked out, before the locks are taken (reloads and edits are serialised by

@@ -153,6 +153,9 @@ pub struct RecvBatch {
     /// The largest inner IP packet the receiver passes on: a received TCP superframe is split
     /// to it (0: never split).
     pub split_mtu: usize,
+    /// The segment sizes of the flows whose handshakes the switch saw: a superframe of such a
+    /// flow is split no larger than its sender's segments.
+    pub segments: Option<std::sync::Arc<crate::segments::SegmentSizes>>,
     /// Scratch for the split.
     segs: Vec<u8>,
     seg_ranges: Vec<std::ops::Range<usize>>,
@@ -172,6 +175,7 @@ impl Default for RecvBatch {
             packets: Vec::with_capacity(BATCH * GSO_MAX_SEGMENTS),
             split: Vec::new(),
             split_mtu: 0,
+            segments: None,
             segs: Vec::new(),
             seg_ranges: Vec::new(),
             tos: [0; BATCH],
@@ -211,8 +215,9 @@ impl RecvBatch {
 /// the whole packet and exceeds `batch.split_mtu`): what a sender on the same host (the
 /// kernel's vxlan, vxtund's fast path) hands over a veth as one tunnel GSO packet, and what
 /// GRO may merge GRE packets into, which a UDP or raw socket receives whole, with no segment
-/// size. Splits it into segments that fit `split_mtu` (as the sender's TSO would have for a
-/// path of that MTU: TCP may be resegmented), headers and checksums as the kernel's GSO makes
+/// size. Splits it into segments that fit `split_mtu` and are no larger than the flow's
+/// handshake allows (`batch.segments`: as its sender's were, where the switch saw the
+/// handshake; TCP may be resegmented), headers and checksums as the kernel's GSO makes
 /// them, each behind the same tunnel header (`header` bytes: VXLAN's, or GRE's after the outer
 /// IPv4 header a raw IPv4 socket hands over), into `batch.split`; returns false (nothing
 /// pushed) for anything else.
@@ -232,7 +237,15 @@ fn split_superframe(batch: &mut RecvBatch, buf: usize, len: usize, header: usize
     let tcp_header = inner
         .get(ip.l3 + ip.header_len + 12)
         .map_or(20, |&b| usize::from(b >> 4) * 4);
-    let mss = batch.split_mtu.saturating_sub(ip.header_len + tcp_header);
+    let mut mss = batch.split_mtu.saturating_sub(ip.header_len + tcp_header);
+    // Cut larger than its sender did, a segment may not fit a host further on.
+    if let Some(limit) = batch
+        .segments
+        .as_ref()
+        .and_then(|t| t.payload_limit(inner, &ip))
+    {
+        mss = mss.min(limit);
+    }
     if mss == 0 {
         return false;
     }

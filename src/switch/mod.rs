@@ -20,6 +20,7 @@ use crate::flow::{self, FlowTable, PortNo};
 use crate::incident::{ErrorReason, ReasonCounts};
 use crate::packet_in::{PacketInLimiter, PacketInMeta, PacketInReason, PacketInStats};
 use crate::ratelimit::RateLimiter;
+use crate::segments::SegmentSizes;
 use crate::wire::ethernet::{FrameKey, Mac};
 use crate::wire::ip::{self, IpView};
 use crate::wire::tcp::{self, clamp_mss};
@@ -406,6 +407,8 @@ pub struct Switch {
     scratch_ranges: Vec<Range<usize>>,
     /// Bumped by every change that may alter a decision; shared by the shards.
     generation: Arc<Generation>,
+    /// Where the MSS of every SYN forwarded is recorded (see [`crate::segments`]).
+    segments: Arc<SegmentSizes>,
     /// What the fast path may cache of the frame just decided (see [`Switch::take_cache_hint`]).
     cache_hint: Option<CacheHint>,
 }
@@ -540,6 +543,7 @@ impl Switch {
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
             generation: Arc::new(Generation::new()),
+            segments: Arc::default(),
             cache_hint: None,
         }
     }
@@ -548,6 +552,12 @@ impl Switch {
     /// call it before making shards.
     pub fn set_generation(&mut self, generation: Arc<Generation>) {
         self.generation = generation;
+    }
+
+    /// Records the MSS of the SYNs this switch forwards into `segments` (which the receive
+    /// path reads to cut superframes), instead of a table of its own.
+    pub fn set_segment_sizes(&mut self, segments: Arc<SegmentSizes>) {
+        self.segments = segments;
     }
 
     /// The generation this switch bumps.
@@ -697,6 +707,7 @@ impl Switch {
                     self.counters.count(Count::MssClamped, 1);
                 }
             }
+            self.segments.learn(frame, ip);
         }
         let mut out = std::mem::take(&mut self.out);
         let fit = self.fit(frame, ip.as_ref(), &mut out);
@@ -942,7 +953,22 @@ impl Switch {
         packet: &mut [u8],
         now: Instant,
     ) -> (Action<'_>, usize) {
-        let (header, offset) = match gre::Header::decode(packet) {
+        let decoded = gre::Header::decode(packet);
+        self.handle_gre_decoded(src, outer_ecn, decoded, packet, now)
+    }
+
+    /// [`Switch::handle_gre_ecn`] for a packet whose header the caller decoded already
+    /// (`decoded`: [`gre::Header::decode`] of `packet`), so that the data path, which reads
+    /// the header for its cache key, decodes it once.
+    pub fn handle_gre_decoded(
+        &mut self,
+        src: IpAddr,
+        outer_ecn: u8,
+        decoded: Result<(gre::Header, usize), gre::DecodeError>,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> (Action<'_>, usize) {
+        let (header, offset) = match decoded {
             Ok(h) => h,
             Err(e) => {
                 let reason = match e {
@@ -1123,6 +1149,7 @@ impl Switch {
             scratch: Vec::new(),
             scratch_ranges: Vec::new(),
             generation: Arc::clone(&self.generation),
+            segments: Arc::clone(&self.segments),
             cache_hint: None,
         }
     }

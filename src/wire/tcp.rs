@@ -14,6 +14,36 @@ const OPTION_MSS: u8 = 2;
 /// Lowers the MSS option of a TCP SYN (or SYN-ACK) in `frame` to `max_mss`. Returns the old
 /// MSS when it changed it; never raises an MSS, never adds an option.
 pub fn clamp_mss(frame: &mut [u8], ip: &IpView, max_mss: u16) -> Option<u16> {
+    let (tcp, i) = mss_option(frame, ip)?;
+    let at = tcp + i + 2;
+    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if old <= max_mss {
+        return None;
+    }
+    frame[at..at + 2].copy_from_slice(&max_mss.to_be_bytes());
+    let sum_at = tcp + 16;
+    let sum = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
+    // The checksum sums 16-bit words from the header's start: a value at an odd offset (after
+    // a single NOP) straddles two words, byte-swapped.
+    let patched = if (i + 2) % 2 == 0 {
+        checksum_update(sum, old, max_mss)
+    } else {
+        checksum_update(sum, old.swap_bytes(), max_mss.swap_bytes())
+    };
+    frame[sum_at..sum_at + 2].copy_from_slice(&patched.to_be_bytes());
+    Some(old)
+}
+
+/// The MSS a TCP SYN (or SYN-ACK) in `frame` advertises, if it has the option.
+pub fn syn_mss(frame: &[u8], ip: &IpView) -> Option<u16> {
+    let (tcp, i) = mss_option(frame, ip)?;
+    let at = tcp + i + 2;
+    Some(u16::from_be_bytes([frame[at], frame[at + 1]]))
+}
+
+/// Where the MSS option of a TCP SYN in `frame` is: the TCP header's offset in the frame and
+/// the option's within the header (its 4 bytes are there, inside the header).
+fn mss_option(frame: &[u8], ip: &IpView) -> Option<(usize, usize)> {
     if ip.proto != PROTO_TCP || !ip.has_transport_header() {
         return None;
     }
@@ -38,23 +68,7 @@ pub fn clamp_mss(frame: &mut [u8], ip: &IpView, max_mss: u16) -> Option<u16> {
                     return None;
                 }
                 if kind == OPTION_MSS && len == 4 {
-                    let at = tcp + i + 2;
-                    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
-                    if old <= max_mss {
-                        return None;
-                    }
-                    frame[at..at + 2].copy_from_slice(&max_mss.to_be_bytes());
-                    let sum_at = tcp + 16;
-                    let sum = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
-                    // The checksum sums 16-bit words from the header's start: a value at an odd
-                    // offset (after a single NOP) straddles two words, byte-swapped.
-                    let patched = if (i + 2) % 2 == 0 {
-                        checksum_update(sum, old, max_mss)
-                    } else {
-                        checksum_update(sum, old.swap_bytes(), max_mss.swap_bytes())
-                    };
-                    frame[sum_at..sum_at + 2].copy_from_slice(&patched.to_be_bytes());
-                    return Some(old);
+                    return Some((tcp, i));
                 }
                 i += len;
             }
