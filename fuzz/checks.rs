@@ -35,6 +35,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("control_protocol", control_protocol),
     ("openflow_agent", openflow_agent),
     ("evpn_update", evpn_update),
+    ("segment_sizes", segment_sizes),
 ];
 
 /// VXLAN: a header that decodes re-encodes to the same VNI.
@@ -91,6 +92,20 @@ pub fn ip_view(data: &[u8]) {
         if vxtund::wire::offload::finish_partial_checksum(&mut finished) {
             assert_eq!(IpView::parse(&finished), Some(ip));
             assert_eq!(finished.len(), data.len());
+        }
+    }
+}
+
+/// The handshake MSS table (`vxtund::segments`): learning from any frame never panics, and
+/// what a SYN teaches bounds its own connection's segments by its MSS.
+pub fn segment_sizes(data: &[u8]) {
+    let table = vxtund::segments::SegmentSizes::new();
+    if let Some(ip) = IpView::parse(data) {
+        table.learn(data, &ip);
+        if let Some(limit) = table.payload_limit(data, &ip) {
+            let mss = vxtund::wire::tcp::syn_mss(data, &ip)
+                .unwrap_or_else(|| panic!("a limit learnt from no SYN: {limit}"));
+            assert!(limit <= usize::from(mss), "{limit} over the MSS {mss}");
         }
     }
 }
