@@ -336,6 +336,19 @@ static __always_inline int grow(struct __sk_buff *skb, __u32 room, __u64 encap_f
 	return 0;
 }
 
+// grow() for GRE over IPv`l3` (4 or 6), with a key or not. Each call passes constants (the
+// function is inlined where `l3` and the branch taken are known), as grow() is given
+// everywhere.
+static __always_inline int grow_gre(struct __sk_buff *skb, int l3, int keyed)
+{
+	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L4_GRE |
+		      (l3 == 4 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV6);
+	__u32 base = l3 == 4 ? GRE4_ROOM : GRE6_ROOM;
+	if (keyed)
+		return grow(skb, base + GRE_KEY_LEN, flags);
+	return grow(skb, base, flags);
+}
+
 // The outer Ethernet header: its MACs come from the neighbour table at the redirect.
 static __always_inline void outer_eth(struct ethhdr *eth, __u16 proto)
 {
@@ -521,14 +534,8 @@ int vxt_encap(struct __sk_buff *skb)
 		udp->check = check ? check : 0xffff;
 	} else if (v->outer_l3 == 4) {
 		__u32 room = GRE4_ROOM + (keyed ? GRE_KEY_LEN : 0);
-		if (keyed) {
-			if (grow(skb, GRE4_ROOM + GRE_KEY_LEN,
-				 BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
-				goto error;
-		} else if (grow(skb, GRE4_ROOM,
-				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)) {
+		if (grow_gre(skb, 4, keyed))
 			goto error;
-		}
 		data = (void *)(long)skb->data;
 		end = (void *)(long)skb->data_end;
 		struct ethhdr *eth = data;
@@ -543,14 +550,8 @@ int vxt_encap(struct __sk_buff *skb)
 			*(__be32 *)(gre + 2) = bpf_htonl(v->vni);
 	} else {
 		__u32 room = GRE6_ROOM + (keyed ? GRE_KEY_LEN : 0);
-		if (keyed) {
-			if (grow(skb, GRE6_ROOM + GRE_KEY_LEN,
-				 BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
-				goto error;
-		} else if (grow(skb, GRE6_ROOM,
-				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)) {
+		if (grow_gre(skb, 6, keyed))
 			goto error;
-		}
 		data = (void *)(long)skb->data;
 		end = (void *)(long)skb->data_end;
 		struct ethhdr *eth = data;
