@@ -100,13 +100,11 @@ impl SegmentSizes {
         if ip.proto != tcp::PROTO_TCP || !ip.has_transport_header() {
             return None;
         }
-        let (src, dst) = match ip.version {
-            4 => (ip.l3 + 12..ip.l3 + 16, ip.l3 + 16..ip.l3 + 20),
-            _ => (ip.l3 + 8..ip.l3 + 24, ip.l3 + 24..ip.l3 + 40),
-        };
+        let addresses = ip.addresses(frame)?;
+        let (src, dst) = addresses.split_at(addresses.len() / 2);
         let ports = ip.l3 + ip.header_len;
-        let one = (frame.get(src)?, frame.get(ports..ports + 2)?);
-        let other = (frame.get(dst)?, frame.get(ports + 2..ports + 4)?);
+        let one = (src, frame.get(ports..ports + 2)?);
+        let other = (dst, frame.get(ports + 2..ports + 4)?);
         let hash = self.hasher.hash_one((one.min(other), one.max(other)));
         Some((hash >> 16).max(1))
     }

@@ -84,3 +84,40 @@ pub fn switch_with(ports: Vec<Port>, flows: &[&str]) -> Switch {
         MacTable::new(DEFAULT_CAPACITY, DEFAULT_AGEING),
     )
 }
+
+/// An Ethernet frame with an IPv4 UDP datagram (10.0.0.1:`sport` to 10.0.0.2:53, 7 bytes of
+/// payload) with TOS byte `tos`, TTL `ttl` and DF as `df`.
+pub fn udp4(tos: u8, ttl: u8, df: bool, sport: u16) -> Vec<u8> {
+    let mut ip = etherparse::Ipv4Header::new(
+        0,
+        ttl,
+        etherparse::IpNumber::UDP,
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+    )
+    .unwrap();
+    ip.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
+    ip.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
+    ip.dont_fragment = df;
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .udp(sport, 53)
+        .write(&mut f, b"payload")
+        .unwrap();
+    f
+}
+
+/// An Ethernet frame with an IPv6 TCP segment (fcfc::...:`sport` to fdfd::...:80, 4 bytes of
+/// payload) with traffic class `tclass` and hop limit `hop_limit`.
+pub fn tcp6(tclass: u8, hop_limit: u8, sport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv6([0xfc; 16], [0xfd; 16], hop_limit)
+        .tcp(sport, 80, 1, 1000)
+        .write(&mut f, b"data")
+        .unwrap();
+    f[14] = (f[14] & 0xf0) | (tclass >> 4);
+    f[15] = (f[15] & 0x0f) | (tclass << 4);
+    f
+}

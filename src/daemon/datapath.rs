@@ -404,6 +404,7 @@ fn underlay_loop(sh: &Shared, worker: usize, mut tap: Option<TapSide>) -> Result
         verify: true,
     };
     let mut batch = RecvBatch::default();
+    batch.segments = Some(Arc::clone(&sh.segments));
     let mut inner: Vec<Range<usize>> = Vec::new();
     let mut plan = Plan::new();
     let mut retired: Option<Arc<Plumbing>> = None;
@@ -487,9 +488,6 @@ fn receive(
     let incidents = &sh.faults;
     let key = Fault::Receive(socket.kind(), socket.local());
     batch.split_mtu = sh.device_mtu.load(Ordering::Relaxed);
-    if batch.segments.is_none() {
-        batch.segments = Some(Arc::clone(&sh.segments));
-    }
     let n = match socket.recv_batch(batch) {
         Ok(n) => {
             if n > 0 && incidents.any_open() {

@@ -524,9 +524,6 @@ impl FastPath {
         let socket = plumbing.sockets.get(route.socket)?;
         let local = socket.local();
         let device = self.device(local)?;
-        // A superframe the program sends out of a virtual device (a veth) may reach a peer on
-        // the same host whole, as the kernel's own vxlan's and gretap's do; vxtund's receiving
-        // side cuts it as its sender did (see `crate::segments`).
         let (outer_l3, saddr, daddr) = match (local, remote) {
             (IpAddr::V4(l), IpAddr::V4(r)) => (4, fastpath::padded(l), fastpath::padded(r)),
             (IpAddr::V6(l), IpAddr::V6(r)) => (6, l.octets(), r.octets()),

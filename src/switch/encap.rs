@@ -213,36 +213,11 @@ mod tests {
     use crate::wire::tunnel::{CE, ECT_0, ECT_1, NOT_ECT};
 
     fn udp4(tos: u8, ttl: u8, df: bool) -> Vec<u8> {
-        let mut ip = etherparse::Ipv4Header::new(
-            0,
-            ttl,
-            etherparse::IpNumber::UDP,
-            [10, 0, 0, 1],
-            [10, 0, 0, 2],
-        )
-        .unwrap();
-        ip.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
-        ip.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
-        ip.dont_fragment = df;
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-            .udp(4000, 53)
-            .write(&mut f, b"payload")
-            .unwrap();
-        f
+        crate::testing::udp4(tos, ttl, df, 4000)
     }
 
     fn tcp6(tclass: u8, hop_limit: u8) -> Vec<u8> {
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ipv6([0xfc; 16], [0xfd; 16], hop_limit)
-            .tcp(4000, 80, 1, 1000)
-            .write(&mut f, b"data")
-            .unwrap();
-        f[14] = (f[14] & 0xf0) | (tclass >> 4);
-        f[15] = (f[15] & 0x0f) | (tclass << 4);
-        f
+        crate::testing::tcp6(tclass, hop_limit, 4000)
     }
 
     fn arp() -> Vec<u8> {

@@ -86,6 +86,15 @@ impl IpView {
     pub fn has_transport_header(&self) -> bool {
         self.frag & IPV4_OFFSET_MASK == 0
     }
+
+    /// The packet's source address then its destination, as they lie in `frame` (8 bytes for
+    /// IPv4, 32 for IPv6); `None` if `frame` is not the one this view was read from.
+    pub fn addresses<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        match self.version {
+            4 => frame.get(self.l3 + 12..self.l3 + 20),
+            _ => frame.get(self.l3 + 8..self.l3 + 40),
+        }
+    }
 }
 
 /// The upper-layer protocol of an IPv6 packet and the offset of its header, walking hop-by-hop,

@@ -154,10 +154,8 @@ pub fn finish_partial_checksum(frame: &mut [u8]) -> bool {
     if !ip.has_transport_header() || field + 2 > end || end > frame.len() {
         return false;
     }
-    let addrs = if ip.version == 4 {
-        &frame[ip.l3 + 12..ip.l3 + 20]
-    } else {
-        &frame[ip.l3 + 8..ip.l3 + 40]
+    let Some(addrs) = ip.addresses(frame) else {
+        return false;
     };
     let pseudo = checksum::add(
         checksum::add(checksum::add(0, addrs), &((end - l4) as u32).to_be_bytes()),

@@ -23,12 +23,8 @@ const V4_TOS: usize = 1;
 const V4_TTL: usize = 8;
 /// Offset of the header checksum in an IPv4 header.
 const V4_CHECKSUM: usize = 10;
-/// Offset of the source address in an IPv4 header (the destination follows).
-const V4_ADDRS: usize = 12;
 /// Offset of the hop limit in an IPv6 header.
 const V6_HOP_LIMIT: usize = 7;
-/// Offset of the source address in an IPv6 header (the destination follows).
-const V6_ADDRS: usize = 8;
 /// Bytes of the two Ethernet addresses at the start of a frame.
 const MACS: usize = 12;
 /// IP protocol numbers whose first four transport bytes are the two ports.
@@ -170,11 +166,7 @@ pub fn flow_hash(frame: &[u8], ip: Option<&IpView>) -> u32 {
     let mut h = Fnv::default();
     match ip {
         Some(ip) => {
-            let addrs = match ip.version {
-                4 => frame.get(ip.l3 + V4_ADDRS..ip.l3 + V4_ADDRS + 8),
-                _ => frame.get(ip.l3 + V6_ADDRS..ip.l3 + V6_ADDRS + 32),
-            };
-            h.write(addrs.unwrap_or(&[]));
+            h.write(ip.addresses(frame).unwrap_or(&[]));
             h.write(&[ip.proto]);
             let fragment = ip.version == 4 && ip.frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0;
             if PORTED.contains(&ip.proto) && !fragment {
@@ -216,36 +208,11 @@ mod tests {
     use super::*;
 
     fn udp4(tos: u8, sport: u16, df: bool) -> Vec<u8> {
-        let mut ip = etherparse::Ipv4Header::new(
-            0,
-            61,
-            etherparse::IpNumber::UDP,
-            [10, 0, 0, 1],
-            [10, 0, 0, 2],
-        )
-        .unwrap();
-        ip.dscp = etherparse::IpDscp::try_new(tos >> 2).unwrap();
-        ip.ecn = etherparse::IpEcn::try_new(tos & 3).unwrap();
-        ip.dont_fragment = df;
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-            .udp(sport, 4789)
-            .write(&mut f, b"payload")
-            .unwrap();
-        f
+        crate::testing::udp4(tos, 61, df, sport)
     }
 
     fn tcp6(tclass: u8, sport: u16) -> Vec<u8> {
-        let mut f = Vec::new();
-        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
-            .ipv6([0xfc; 16], [0xfd; 16], 33)
-            .tcp(sport, 80, 1, 1000)
-            .write(&mut f, b"data")
-            .unwrap();
-        f[14] = (f[14] & 0xf0) | (tclass >> 4);
-        f[15] = (f[15] & 0x0f) | (tclass << 4);
-        f
+        crate::testing::tcp6(tclass, 33, sport)
     }
 
     fn view(f: &[u8]) -> IpView {
